@@ -1,0 +1,46 @@
+//! callmood: live emotion and prosody analysis of phone calls.
+//!
+//! # Layout
+//!
+//! The core is sans-I/O: it is told the time (sample counts) and returns values.
+//! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
+//! - [`dsp`]: FFT frame analysis on 10 ms hops: energy, F0 and voicing, spectral shape.
+//! - [`segment`]: endpointing: voice activity with hangover, utterances.
+//! - [`prosody`]: per-utterance prosodic features and the speaker's running baseline.
+//! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
+//!
+//! The shell owns threads, sockets and time:
+//! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
+//!   worker pool that transcribes utterances off the async reactor.
+//! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
+//! - [`report`]: JSON lines output of events.
+//! - [`cli`]: the `callmood` command line.
+#![forbid(unsafe_code)]
+
+pub mod asr;
+pub mod call;
+pub mod cli;
+pub mod codec;
+pub mod dsp;
+pub mod prosody;
+pub mod report;
+pub mod resample;
+pub mod segment;
+pub mod server;
+
+/// Generated protobuf/gRPC types of `callmood.v1`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("callmood.v1");
+    include!(concat!(env!("OUT_DIR"), "/callmood.v1.serde.rs"));
+
+    /// Encoded `FileDescriptorSet` for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/callmood_descriptor.bin"));
+}
+
+/// Sample rate of all analysis, Hz.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// Analysis hop: 10 ms at [`SAMPLE_RATE`], in samples.
+pub const HOP: usize = 160;
