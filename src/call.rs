@@ -1,1 +1,560 @@
-//! TODO
+//! One call: its channels, their utterances, turn-taking between them, and the
+//! events that describe them.
+//!
+//! Sans-I/O: [`CallCore`] takes audio bytes or samples per channel and hands
+//! back every utterance that ended, with its prosody and the 16 kHz audio the
+//! recogniser needs. Time is the sample count of each channel. It never reads
+//! a clock, spawns a thread or touches a socket; the shell ([`crate::session`])
+//! does that.
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::codec::{Decoder, Encoding};
+use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::prosody::{self, Baseline};
+use crate::proto::{self, Role};
+use crate::resample::Resampler;
+use crate::segment::{Endpointer, Segment, SegmentConfig};
+use crate::{HOP, SAMPLE_RATE};
+
+/// Most channels one call may have.
+pub const MAX_CHANNELS: usize = 8;
+/// Default longest call, ms (4 h): longer streams are refused, not buffered.
+pub const DEFAULT_MAX_CALL_MS: u64 = 4 * 3600 * 1000;
+/// Lowest and highest LINEAR16 sample rates accepted, Hz.
+pub const MIN_RATE_HZ: u32 = 8_000;
+pub const MAX_RATE_HZ: u32 = 48_000;
+/// G.711 sample rate, Hz.
+pub const G711_RATE_HZ: u32 = 8_000;
+
+/// Errors of a call. All are the caller's fault and fatal for the call
+/// (`INVALID_ARGUMENT` or `RESOURCE_EXHAUSTED`), except where noted.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CallError {
+    #[error("config.channels: at least one channel is required")]
+    NoChannels,
+    #[error("config.channels: at most {max} channels per call, got {got}")]
+    TooManyChannels { max: usize, got: usize },
+    #[error("config.channels: channel_id {0} appears twice")]
+    DuplicateChannel(u32),
+    #[error("config.channels[{channel_id}].encoding: must be LINEAR16, MULAW or ALAW")]
+    UnspecifiedEncoding { channel_id: u32 },
+    #[error(
+        "config.channels[{channel_id}].sample_rate_hz: {rate} Hz is not supported for {encoding} (expected {expected})"
+    )]
+    BadSampleRate {
+        channel_id: u32,
+        rate: u32,
+        encoding: &'static str,
+        expected: &'static str,
+    },
+    #[error("config.language: {0:?} is not supported (the model is English-only: use \"en\")")]
+    UnsupportedLanguage(String),
+    #[error("audio for channel_id {0}, which the config does not declare")]
+    UnknownChannel(u32),
+    #[error("the call is longer than the limit of {max_ms} ms")]
+    CallTooLong { max_ms: u64 },
+    #[error("the first message must be a config")]
+    ConfigFirst,
+    #[error("a second config arrived in the middle of the call")]
+    ConfigTwice,
+    #[error("RTP packets are not accepted yet: send AudioChunk messages")]
+    RtpUnsupported,
+    #[error("empty request message")]
+    EmptyMessage,
+    #[error("audio: {0}")]
+    BadAudio(String),
+}
+
+/// One channel (call leg) as configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelSpec {
+    pub id: u32,
+    pub role: Role,
+    pub encoding: Encoding,
+    /// Hz of the bytes or samples pushed for this channel.
+    pub sample_rate_hz: u32,
+}
+
+impl ChannelSpec {
+    /// Validates one `ChannelConfig` from the wire.
+    pub fn from_proto(c: &proto::ChannelConfig) -> Result<Self, CallError> {
+        let encoding = match proto::Encoding::try_from(c.encoding) {
+            Ok(proto::Encoding::Linear16) => Encoding::Linear16,
+            Ok(proto::Encoding::Mulaw) => Encoding::Mulaw,
+            Ok(proto::Encoding::Alaw) => Encoding::Alaw,
+            _ => {
+                return Err(CallError::UnspecifiedEncoding {
+                    channel_id: c.channel_id,
+                })
+            }
+        };
+        let role = Role::try_from(c.role).unwrap_or(Role::Unspecified);
+        let rate = c.sample_rate_hz;
+        let sample_rate_hz = match encoding {
+            Encoding::Linear16 if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate) => rate,
+            Encoding::Linear16 => {
+                return Err(CallError::BadSampleRate {
+                    channel_id: c.channel_id,
+                    rate,
+                    encoding: "LINEAR16",
+                    expected: "8000..=48000",
+                })
+            }
+            Encoding::Mulaw | Encoding::Alaw if rate == 0 || rate == G711_RATE_HZ => G711_RATE_HZ,
+            Encoding::Mulaw | Encoding::Alaw => {
+                return Err(CallError::BadSampleRate {
+                    channel_id: c.channel_id,
+                    rate,
+                    encoding: if encoding == Encoding::Mulaw {
+                        "MULAW"
+                    } else {
+                        "ALAW"
+                    },
+                    expected: "8000 (or 0)",
+                })
+            }
+        };
+        Ok(Self {
+            id: c.channel_id,
+            role,
+            encoding,
+            sample_rate_hz,
+        })
+    }
+}
+
+/// Validates a call's language: English or unspecified.
+pub fn check_language(lang: &str) -> Result<(), CallError> {
+    let l = lang.to_ascii_lowercase();
+    if l.is_empty() || l == "en" || l.starts_with("en-") {
+        Ok(())
+    } else {
+        Err(CallError::UnsupportedLanguage(lang.to_string()))
+    }
+}
+
+/// Per-call settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSettings {
+    pub segment: SegmentConfig,
+    /// Longest call accepted, ms.
+    pub max_call_ms: u64,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            segment: SegmentConfig::default(),
+            max_call_ms: DEFAULT_MAX_CALL_MS,
+        }
+    }
+}
+
+/// An utterance that just ended.
+#[derive(Clone, Debug)]
+pub struct Ended {
+    /// The fast-path event (prosody only), ready to send.
+    pub prosody: proto::UtteranceProsody,
+    /// The full result without words: the recogniser fills those in.
+    pub utterance: proto::Utterance,
+    /// 16 kHz audio of the utterance with pre- and post-roll, for the recogniser.
+    pub audio: Vec<f32>,
+    /// Call time of `audio[0]`, ms: add it to word times relative to the audio.
+    pub audio_start_ms: u32,
+}
+
+/// Frames kept before an open utterance, for the onset window.
+const FRAME_MARGIN: u64 = 16;
+
+struct Channel {
+    spec: ChannelSpec,
+    decoder: Decoder,
+    resampler: Resampler,
+    analyzer: FrameAnalyzer,
+    endpointer: Endpointer,
+    baseline: Baseline,
+    // scratch, reused for every chunk
+    native: Vec<f32>,
+    resampled: Vec<f32>,
+    new_frames: Vec<Frame>,
+    // 16 kHz audio from absolute sample index `audio_base`
+    audio: VecDeque<f32>,
+    audio_base: u64,
+    samples_16k: u64,
+    // frames (with activity) from absolute frame index `frame_base`
+    frames: VecDeque<(Frame, bool)>,
+    frame_base: u64,
+    // finished utterances, ms; and the running talk/overlap tallies
+    intervals: Vec<(u64, u64)>,
+    talk_ms: u64,
+    overlap_ms: u64,
+    latencies: Vec<i32>,
+    utterances: u32,
+}
+
+/// The sans-I/O analysis of one call.
+pub struct CallCore {
+    call_id: String,
+    settings: CallSettings,
+    channels: Vec<Channel>,
+    next_utterance: u32,
+    segments: Vec<(usize, Segment)>,
+}
+
+impl CallCore {
+    /// A new call. Fails when the channel list is empty, too long, or has
+    /// duplicate ids.
+    pub fn new(
+        call_id: impl Into<String>,
+        specs: &[ChannelSpec],
+        settings: CallSettings,
+        plan: Arc<DspPlan>,
+    ) -> Result<Self, CallError> {
+        if specs.is_empty() {
+            return Err(CallError::NoChannels);
+        }
+        if specs.len() > MAX_CHANNELS {
+            return Err(CallError::TooManyChannels {
+                max: MAX_CHANNELS,
+                got: specs.len(),
+            });
+        }
+        let mut channels = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|o| o.id == s.id) {
+                return Err(CallError::DuplicateChannel(s.id));
+            }
+            let resampler =
+                Resampler::new(s.sample_rate_hz).map_err(|e| CallError::BadAudio(e.to_string()))?;
+            channels.push(Channel {
+                spec: *s,
+                decoder: Decoder::new(s.encoding),
+                resampler,
+                analyzer: FrameAnalyzer::new(plan.clone()),
+                endpointer: Endpointer::new(settings.segment.clone()),
+                baseline: Baseline::default(),
+                native: Vec::new(),
+                resampled: Vec::new(),
+                new_frames: Vec::new(),
+                audio: VecDeque::new(),
+                audio_base: 0,
+                samples_16k: 0,
+                frames: VecDeque::new(),
+                frame_base: 0,
+                intervals: Vec::new(),
+                talk_ms: 0,
+                overlap_ms: 0,
+                latencies: Vec::new(),
+                utterances: 0,
+            });
+        }
+        Ok(Self {
+            call_id: call_id.into(),
+            settings,
+            channels,
+            next_utterance: 0,
+            segments: Vec::new(),
+        })
+    }
+
+    /// The call id.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The configured channels.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelSpec> {
+        self.channels.iter().map(|c| &c.spec)
+    }
+
+    /// Feeds encoded bytes for a channel; appends every utterance that ended.
+    pub fn push_audio(
+        &mut self,
+        channel_id: u32,
+        bytes: &[u8],
+        out: &mut Vec<Ended>,
+    ) -> Result<(), CallError> {
+        let ci = self.index(channel_id)?;
+        let ch = &mut self.channels[ci];
+        let mut native = std::mem::take(&mut ch.native);
+        native.clear();
+        ch.decoder.decode_into(bytes, &mut native);
+        let r = self.push_native(ci, &native, out);
+        self.channels[ci].native = native;
+        r
+    }
+
+    /// Feeds decoded samples (-1..1, at the channel's rate) for a channel.
+    pub fn push_samples(
+        &mut self,
+        channel_id: u32,
+        samples: &[f32],
+        out: &mut Vec<Ended>,
+    ) -> Result<(), CallError> {
+        let ci = self.index(channel_id)?;
+        self.push_native(ci, samples, out)
+    }
+
+    /// End of the call: flushes every channel and closes open utterances.
+    pub fn finish(&mut self, out: &mut Vec<Ended>) {
+        for ci in 0..self.channels.len() {
+            let ch = &mut self.channels[ci];
+            ch.resampled.clear();
+            ch.resampler.flush_into(&mut ch.resampled);
+            // Pad half a window of silence so the last frames are analysed.
+            ch.resampled.extend(std::iter::repeat_n(0.0, 2 * HOP * 4));
+            let resampled = std::mem::take(&mut ch.resampled);
+            self.analyse(ci, &resampled);
+            self.channels[ci].resampled = resampled;
+            if let Some(seg) = self.channels[ci].endpointer.finish() {
+                self.segments.push((ci, seg));
+            }
+        }
+        self.emit(out);
+    }
+
+    fn index(&self, channel_id: u32) -> Result<usize, CallError> {
+        self.channels
+            .iter()
+            .position(|c| c.spec.id == channel_id)
+            .ok_or(CallError::UnknownChannel(channel_id))
+    }
+
+    fn push_native(
+        &mut self,
+        ci: usize,
+        native: &[f32],
+        out: &mut Vec<Ended>,
+    ) -> Result<(), CallError> {
+        let ch = &mut self.channels[ci];
+        let max_samples = self.settings.max_call_ms * SAMPLE_RATE as u64 / 1000;
+        if ch.samples_16k > max_samples {
+            return Err(CallError::CallTooLong {
+                max_ms: self.settings.max_call_ms,
+            });
+        }
+        let mut resampled = std::mem::take(&mut ch.resampled);
+        resampled.clear();
+        ch.resampler.process_into(native, &mut resampled);
+        self.analyse(ci, &resampled);
+        self.channels[ci].resampled = resampled;
+        self.emit(out);
+        Ok(())
+    }
+
+    /// Runs 16 kHz samples through the channel's analyzer and endpointer;
+    /// finished segments are queued in `self.segments`.
+    fn analyse(&mut self, ci: usize, samples: &[f32]) {
+        let ch = &mut self.channels[ci];
+        ch.audio.extend(samples.iter().copied());
+        ch.samples_16k += samples.len() as u64;
+        ch.new_frames.clear();
+        ch.analyzer.push_into(samples, &mut ch.new_frames);
+        for f in ch.new_frames.iter() {
+            let (decision, seg) = ch.endpointer.push(f);
+            ch.frames.push_back((*f, decision.active));
+            if let Some(seg) = seg {
+                self.segments.push((ci, seg));
+            }
+        }
+        // Keep frames from the open utterance (or a short margin), and audio
+        // from its pre-roll on; both are bounded by the maximum utterance.
+        let now = ch.endpointer.frames_seen();
+        let keep_from = ch
+            .endpointer
+            .open_start()
+            .unwrap_or(now)
+            .saturating_sub(FRAME_MARGIN);
+        let keep_from = self
+            .segments
+            .iter()
+            .filter(|(c, _)| *c == ci)
+            .map(|(_, s)| s.start_frame)
+            .fold(keep_from, u64::min);
+        while ch.frame_base < keep_from && !ch.frames.is_empty() {
+            ch.frames.pop_front();
+            ch.frame_base += 1;
+        }
+        let pre_roll = self.settings.segment.pre_roll_ms as u64 * SAMPLE_RATE as u64 / 1000;
+        let keep_audio = (keep_from * HOP as u64).saturating_sub(pre_roll);
+        let drop = keep_audio
+            .saturating_sub(ch.audio_base)
+            .min(ch.audio.len() as u64);
+        ch.audio.drain(..drop as usize);
+        ch.audio_base += drop;
+    }
+
+    fn emit(&mut self, out: &mut Vec<Ended>) {
+        let segments = std::mem::take(&mut self.segments);
+        for (ci, seg) in segments {
+            out.push(self.utterance(ci, &seg));
+        }
+    }
+
+    fn utterance(&mut self, ci: usize, seg: &Segment) -> Ended {
+        let id = format!("u{:04}", self.next_utterance);
+        self.next_utterance += 1;
+        let (start_ms, end_ms) = (seg.start_ms(), seg.end_ms());
+
+        // Cross-channel timing against what the other channels said so far.
+        let mut overlap = 0u64;
+        let mut latency: Option<i64> = None;
+        let own_last_end = self.channels[ci].intervals.last().map(|i| i.1);
+        for (oi, other) in self.channels.iter().enumerate() {
+            if oi == ci {
+                continue;
+            }
+            let open = other.endpointer.open_start().map(|s| {
+                let now = other.endpointer.frames_seen() * 10;
+                (s * 10, now)
+            });
+            for &(os, oe) in other.intervals.iter().rev().take(64).chain(open.iter()) {
+                overlap += oe.min(end_ms).saturating_sub(os.max(start_ms));
+                // A response: the other party's speech began before ours and
+                // came after our own previous utterance.
+                if os < start_ms && own_last_end.is_none_or(|own| oe > own) {
+                    let l = start_ms as i64 - oe as i64;
+                    if latency.is_none_or(|cur| l < cur) {
+                        latency = Some(l);
+                    }
+                }
+            }
+        }
+
+        let ch = &mut self.channels[ci];
+        let lo = (seg.start_frame.saturating_sub(ch.frame_base)) as usize;
+        let hi = ((seg.end_frame.saturating_sub(ch.frame_base)) as usize).min(ch.frames.len());
+        let (frames, active): (Vec<Frame>, Vec<bool>) =
+            ch.frames.range(lo.min(hi)..hi).copied().unzip();
+        let feats = prosody::features(&frames, &active);
+        let rel = ch.baseline.compare_and_update(&feats);
+        let mut prosody = feats.to_proto(rel);
+        prosody.overlap_ms = overlap as u32;
+        prosody.response_latency_ms =
+            latency.map(|l| l.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+
+        ch.intervals.push((start_ms, end_ms));
+        ch.talk_ms += end_ms - start_ms;
+        ch.overlap_ms += overlap;
+        ch.utterances += 1;
+        if let Some(l) = prosody.response_latency_ms {
+            ch.latencies.push(l);
+        }
+
+        // Audio with pre- and post-roll, clipped to what is buffered.
+        let seg_cfg = &self.settings.segment;
+        let rate = SAMPLE_RATE as u64;
+        let a0 =
+            (start_ms.saturating_sub(seg_cfg.pre_roll_ms as u64) * rate / 1000).max(ch.audio_base);
+        let a1 = ((end_ms + seg_cfg.post_roll_ms as u64) * rate / 1000)
+            .min(ch.audio_base + ch.audio.len() as u64)
+            .max(a0);
+        let audio: Vec<f32> = ch
+            .audio
+            .range((a0 - ch.audio_base) as usize..(a1 - ch.audio_base) as usize)
+            .copied()
+            .collect();
+
+        let role = ch.spec.role as i32;
+        let channel_id = ch.spec.id;
+        Ended {
+            prosody: proto::UtteranceProsody {
+                utterance_id: id.clone(),
+                channel_id,
+                role,
+                start_ms: start_ms as u32,
+                end_ms: end_ms as u32,
+                prosody: Some(prosody),
+                emotion: None,
+            },
+            utterance: proto::Utterance {
+                utterance_id: id,
+                channel_id,
+                role,
+                start_ms: start_ms as u32,
+                end_ms: end_ms as u32,
+                transcript: String::new(),
+                words: Vec::new(),
+                prosody: Some(prosody),
+                emotion: None,
+                cues: Vec::new(),
+            },
+            audio,
+            audio_start_ms: (a0 * 1000 / rate) as u32,
+        }
+    }
+
+    /// The call summary so far (normally sent once, after [`Self::finish`]).
+    pub fn summary(&self) -> proto::CallSummary {
+        let duration_ms = self
+            .channels
+            .iter()
+            .map(|c| c.samples_16k * 1000 / SAMPLE_RATE as u64)
+            .max()
+            .unwrap_or(0);
+        let mut all: Vec<(u64, u64)> = self
+            .channels
+            .iter()
+            .flat_map(|c| c.intervals.iter().copied())
+            .collect();
+        all.sort_unstable();
+        let mut union = 0u64;
+        let mut cur: Option<(u64, u64)> = None;
+        for (s, e) in all.iter().copied() {
+            match cur {
+                Some((cs, ce)) if s <= ce => cur = Some((cs, ce.max(e))),
+                Some((cs, ce)) => {
+                    union += ce - cs;
+                    cur = Some((s, e));
+                }
+                None => cur = Some((s, e)),
+            }
+        }
+        if let Some((cs, ce)) = cur {
+            union += ce - cs;
+        }
+        let total_talk: u64 = all.iter().map(|(s, e)| e - s).sum();
+        // Talk time by role (several channels may share a role).
+        let mut roles: Vec<proto::RoleSummary> = Vec::new();
+        for c in &self.channels {
+            let role = c.spec.role as i32;
+            let idx = match roles.iter().position(|r| r.role == role) {
+                Some(i) => i,
+                None => {
+                    roles.push(proto::RoleSummary {
+                        role,
+                        ..Default::default()
+                    });
+                    roles.len() - 1
+                }
+            };
+            let r = &mut roles[idx];
+            r.utterances += c.utterances;
+            r.talk_ms += c.talk_ms as u32;
+            r.overlap_ms += c.overlap_ms as u32;
+        }
+        for r in roles.iter_mut() {
+            let lat: Vec<i32> = self
+                .channels
+                .iter()
+                .filter(|c| c.spec.role as i32 == r.role)
+                .flat_map(|c| c.latencies.iter().copied())
+                .collect();
+            if !lat.is_empty() {
+                r.mean_response_latency_ms =
+                    Some((lat.iter().map(|l| *l as i64).sum::<i64>() / lat.len() as i64) as i32);
+                r.worst_response_latency_ms = lat.iter().copied().max();
+            }
+        }
+        proto::CallSummary {
+            duration_ms: duration_ms as u32,
+            roles,
+            silence_ms: duration_ms.saturating_sub(union) as u32,
+            overlap_ms: total_talk.saturating_sub(union) as u32,
+            utterances: self.next_utterance,
+            alerts: Vec::new(),
+            transcripts_dropped: 0,
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod report;
 pub mod resample;
 pub mod segment;
 pub mod server;
+pub mod session;
 
 /// Generated protobuf/gRPC types of `callmood.v1`.
 pub mod proto {

@@ -1,1 +1,326 @@
-//! TODO
+//! The gRPC service `callmood.v1.CallAnalyzer`, with the standard health
+//! service and server reflection.
+//!
+//! Every error a client can cause is mapped to a `tonic::Status` in exactly one
+//! place, [`status`]. Calls in flight are capped by a semaphore; a call over
+//! the cap gets `RESOURCE_EXHAUSTED` at once rather than a slow service for all.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::asr::{AsrConfig, AsrPool};
+use crate::call::{check_language, CallError, CallSettings, ChannelSpec};
+use crate::codec;
+use crate::dsp::DspPlan;
+use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
+use crate::proto::{self, stream_call_request, CallEvent};
+use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions};
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
+/// Default path of the Whisper model.
+pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
+/// Default cap on calls in flight.
+pub const DEFAULT_MAX_CALLS: usize = 64;
+/// Largest request message accepted, bytes (a recording for `AnalyzeRecording`
+/// must fit: 64 MiB holds ~35 min of 16 kHz 16-bit stereo).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Service configuration; CLI flags map onto it.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// GGML Whisper model file.
+    pub model: PathBuf,
+    /// Recogniser settings (workers, threads, queue).
+    pub asr: AsrConfig,
+    /// Calls in flight at most; more get `RESOURCE_EXHAUSTED`.
+    pub max_calls: usize,
+    /// Largest request message, bytes.
+    pub max_message_bytes: usize,
+    /// Per-call analysis settings.
+    pub call: CallSettings,
+}
+
+/// Maps every call error to its gRPC status: the one place that does.
+pub fn status(e: CallError) -> Status {
+    let msg = e.to_string();
+    match e {
+        CallError::CallTooLong { .. } => Status::resource_exhausted(msg),
+        CallError::RtpUnsupported => Status::unimplemented(msg),
+        CallError::ConfigFirst
+        | CallError::ConfigTwice
+        | CallError::EmptyMessage
+        | CallError::NoChannels
+        | CallError::TooManyChannels { .. }
+        | CallError::DuplicateChannel(_)
+        | CallError::UnspecifiedEncoding { .. }
+        | CallError::BadSampleRate { .. }
+        | CallError::UnsupportedLanguage(_)
+        | CallError::UnknownChannel(_)
+        | CallError::BadAudio(_) => Status::invalid_argument(msg),
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<CallEvent, Status>> + Send>>;
+
+/// The `CallAnalyzer` implementation.
+pub struct Service {
+    analyzer: Analyzer,
+    calls: Arc<Semaphore>,
+    max_calls: usize,
+    settings: CallSettings,
+}
+
+impl Service {
+    /// A service over shared analysis resources.
+    pub fn new(analyzer: Analyzer, max_calls: usize, settings: CallSettings) -> Self {
+        Self {
+            analyzer,
+            calls: Arc::new(Semaphore::new(max_calls)),
+            max_calls,
+            settings,
+        }
+    }
+
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.calls.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} calls are in flight, the limit: retry later",
+                self.max_calls
+            ))
+        })
+    }
+
+    fn options(
+        &self,
+        o: Option<&proto::CallOptions>,
+        backpressure: AsrBackpressure,
+    ) -> SessionOptions {
+        let o = o.cloned().unwrap_or_default();
+        SessionOptions {
+            settings: self.settings.clone(),
+            backpressure,
+            disable_transcript: o.disable_transcript,
+            disable_prosody_events: o.disable_prosody_events,
+        }
+    }
+}
+
+fn call_id_or_new(id: &str) -> String {
+    if id.is_empty() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("call-{t:x}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// Wraps a call's events as a gRPC stream that holds the call's permit.
+fn into_stream(
+    events: tokio::sync::mpsc::Receiver<Result<CallEvent, CallError>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> EventStream {
+    Box::pin(ReceiverStream::new(events).map(move |r| {
+        let _held = &permit;
+        r.map_err(status)
+    }))
+}
+
+#[tonic::async_trait]
+impl CallAnalyzer for Service {
+    type StreamCallStream = EventStream;
+    type AnalyzeRecordingStream = EventStream;
+
+    async fn stream_call(
+        &self,
+        request: Request<Streaming<proto::StreamCallRequest>>,
+    ) -> Result<Response<Self::StreamCallStream>, Status> {
+        let permit = self.permit()?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before its config"))?;
+        let cfg = match first.request {
+            Some(stream_call_request::Request::Config(c)) => c,
+            _ => return Err(status(CallError::ConfigFirst)),
+        };
+        check_language(&cfg.language).map_err(status)?;
+        let specs = cfg
+            .channels
+            .iter()
+            .map(ChannelSpec::from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
+        let opts = self.options(cfg.options.as_ref(), AsrBackpressure::Drop);
+        let (handle, events) = self
+            .analyzer
+            .start_call(call_id_or_new(&cfg.call_id), &specs, opts)
+            .map_err(status)?;
+        tokio::spawn(async move {
+            loop {
+                let input = match inbound.message().await {
+                    Ok(Some(m)) => match m.request {
+                        Some(stream_call_request::Request::Audio(a)) => Input::Audio {
+                            channel_id: a.channel_id,
+                            data: a.data,
+                        },
+                        Some(stream_call_request::Request::Config(_)) => {
+                            Input::Fail(CallError::ConfigTwice)
+                        }
+                        Some(stream_call_request::Request::Rtp(_)) => {
+                            Input::Fail(CallError::RtpUnsupported)
+                        }
+                        None => Input::Fail(CallError::EmptyMessage),
+                    },
+                    // Half-close: the call ended normally.
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::info!(error = %e, "client stream broke off: call aborted");
+                        handle.abort();
+                        return;
+                    }
+                };
+                let fail = matches!(input, Input::Fail(_));
+                if handle.input.send(input).await.is_err() || fail {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(into_stream(events, permit)))
+    }
+
+    async fn analyze_recording(
+        &self,
+        request: Request<proto::AnalyzeRecordingRequest>,
+    ) -> Result<Response<Self::AnalyzeRecordingStream>, Status> {
+        let permit = self.permit()?;
+        let req = request.into_inner();
+        check_language(&req.language).map_err(status)?;
+        let (rate, channels) = match req.audio {
+            Some(proto::analyze_recording_request::Audio::Wav(bytes)) => {
+                let wav = codec::wav::parse(&bytes)
+                    .map_err(|e| status(CallError::BadAudio(e.to_string())))?;
+                (wav.sample_rate, wav.samples)
+            }
+            Some(proto::analyze_recording_request::Audio::Raw(raw)) => {
+                decode_raw(&raw).map_err(status)?
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "audio: a wav or raw recording is required",
+                ))
+            }
+        };
+        let left = proto::Role::try_from(req.left_role).unwrap_or(proto::Role::Unspecified);
+        let specs = session::recording_channels(channels.len(), rate, left);
+        let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
+        let (handle, events) = self
+            .analyzer
+            .start_call(call_id_or_new(&req.call_id), &specs, opts)
+            .map_err(status)?;
+        tokio::spawn(session::feed_recording(handle, channels, rate));
+        Ok(Response::new(into_stream(events, permit)))
+    }
+}
+
+/// Decodes a raw recording into per-channel samples.
+fn decode_raw(raw: &proto::RawAudio) -> Result<(u32, Vec<Vec<f32>>), CallError> {
+    let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
+        channel_id: 0,
+        role: 0,
+        encoding: raw.encoding,
+        sample_rate_hz: raw.sample_rate_hz,
+    })?;
+    let n = raw.channels.max(1) as usize;
+    if n > crate::call::MAX_CHANNELS {
+        return Err(CallError::TooManyChannels {
+            max: crate::call::MAX_CHANNELS,
+            got: n,
+        });
+    }
+    let mut interleaved = Vec::new();
+    codec::Decoder::new(spec.encoding).decode_into(&raw.data, &mut interleaved);
+    let mut channels = vec![Vec::with_capacity(interleaved.len() / n); n];
+    for (i, s) in interleaved.into_iter().enumerate() {
+        channels[i % n].push(s);
+    }
+    Ok((spec.sample_rate_hz, channels))
+}
+
+/// Loads the model and serves until Ctrl-C / SIGTERM.
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let plan = DspPlan::new();
+    let asr = AsrPool::new(&cfg.model, cfg.asr.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load the Whisper model {}: {e} (run models/fetch.sh to fetch and convert it)",
+            cfg.model.display()
+        )
+    })?;
+    let analyzer = Analyzer {
+        plan,
+        asr: Some(Arc::new(asr)),
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, model = %cfg.model.display(), "callmood serving");
+    eprintln!("callmood: serving callmood.v1.CallAnalyzer on {local}");
+    serve_on(listener, analyzer, &cfg, shutdown_signal()).await
+}
+
+/// Serves on a bound listener until `shutdown` completes (tests use this).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    analyzer: Analyzer,
+    cfg: &ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CallAnalyzerServer<Service>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let svc = CallAnalyzerServer::new(Service::new(analyzer, cfg.max_calls, cfg.call.clone()))
+        .max_decoding_message_size(cfg.max_message_bytes);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    eprintln!("callmood: shutting down");
+}

@@ -1,0 +1,366 @@
+//! The shell around one [`CallCore`]: a dedicated thread runs the DSP, the
+//! recogniser pool transcribes, and an async pump sends events in order to
+//! whoever listens (a gRPC stream or the CLI).
+//!
+//! ```text
+//!   Input (bounded) ──► call thread: CallCore ──► prosody event ─┐
+//!                              │ utterance audio                  ▼
+//!                              └──► AsrPool (bounded) ──► words ──► pump ──► events (bounded)
+//! ```
+//! A closed event receiver means the listener is gone: the call thread stops
+//! at its next input and the call's memory is freed.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::asr::{AsrError, AsrJob, AsrPool, Word};
+use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended};
+use crate::dsp::DspPlan;
+use crate::proto::{self, call_event::Event, CallEvent};
+
+/// Inputs queued per call before the sender waits (backpressure), messages.
+pub const INPUT_QUEUE: usize = 64;
+/// Events queued per call before the pump waits for the listener, messages.
+pub const EVENT_QUEUE: usize = 256;
+
+/// One input to a call.
+#[derive(Debug)]
+pub enum Input {
+    /// Encoded bytes in the channel's configured encoding.
+    Audio { channel_id: u32, data: Vec<u8> },
+    /// Decoded samples at the channel's configured rate.
+    Samples { channel_id: u32, samples: Vec<f32> },
+    /// The input side found the call broken (e.g. a second config): end it
+    /// with this error.
+    Fail(CallError),
+}
+
+/// What to do when the recogniser queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsrBackpressure {
+    /// Live calls: send the utterance without words and count it in the
+    /// summary (`transcripts_dropped`), so latency stays bounded.
+    Drop,
+    /// Recordings: wait for room; nothing is dropped.
+    Wait,
+}
+
+/// Options of one call as the shell sees them.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub settings: CallSettings,
+    pub backpressure: AsrBackpressure,
+    /// Send no transcript or words.
+    pub disable_transcript: bool,
+    /// Send no `UtteranceProsody` events.
+    pub disable_prosody_events: bool,
+}
+
+/// Shared, process-wide analysis resources.
+#[derive(Clone)]
+pub struct Analyzer {
+    pub plan: Arc<DspPlan>,
+    /// None when running without a recogniser (prosody only).
+    pub asr: Option<Arc<AsrPool>>,
+}
+
+/// The sending side of a running call. Dropping it ends the call normally:
+/// open utterances are closed, pending transcriptions finish, a summary is sent.
+pub struct CallHandle {
+    pub input: mpsc::Sender<Input>,
+    abort: Arc<AtomicBool>,
+}
+
+impl CallHandle {
+    /// Ends the call at once without a summary (the client vanished).
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Relaxed);
+    }
+}
+
+enum PumpMsg {
+    Prosody(proto::UtteranceProsody),
+    Pending(Box<Ended>),
+    Words(String, Result<Vec<Word>, AsrError>),
+    Dropped(String),
+    Error(CallError),
+    Done(proto::CallSummary),
+}
+
+impl Analyzer {
+    /// Starts a call: validates it, spawns its thread and pump, and returns
+    /// the input handle and the event stream. Events are `Err` once, on a
+    /// fatal error of the call, and then the stream ends.
+    pub fn start_call(
+        &self,
+        call_id: String,
+        channels: &[ChannelSpec],
+        opts: SessionOptions,
+    ) -> Result<(CallHandle, mpsc::Receiver<Result<CallEvent, CallError>>), CallError> {
+        let core = CallCore::new(
+            call_id.clone(),
+            channels,
+            opts.settings.clone(),
+            self.plan.clone(),
+        )?;
+        let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        // Unbounded, but bounded in practice: one message per utterance, and
+        // the recogniser queue in front of `Words` is bounded.
+        let (pump_tx, pump_rx) = mpsc::unbounded_channel();
+        let abort = Arc::new(AtomicBool::new(false));
+        let asr = self.asr.clone();
+        let abort2 = abort.clone();
+        let opts2 = opts.clone();
+        tokio::task::spawn_blocking(move || call_thread(core, in_rx, pump_tx, asr, opts2, abort2));
+        tokio::spawn(pump(call_id, pump_rx, ev_tx, opts, abort.clone()));
+        Ok((
+            CallHandle {
+                input: in_tx,
+                abort,
+            },
+            ev_rx,
+        ))
+    }
+}
+
+fn call_thread(
+    mut core: CallCore,
+    mut in_rx: mpsc::Receiver<Input>,
+    pump: mpsc::UnboundedSender<PumpMsg>,
+    asr: Option<Arc<AsrPool>>,
+    opts: SessionOptions,
+    abort: Arc<AtomicBool>,
+) {
+    let mut ended = Vec::new();
+    let mut dropped = 0u32;
+    while let Some(input) = in_rx.blocking_recv() {
+        if abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let r = match input {
+            Input::Audio { channel_id, data } => core.push_audio(channel_id, &data, &mut ended),
+            Input::Samples {
+                channel_id,
+                samples,
+            } => core.push_samples(channel_id, &samples, &mut ended),
+            Input::Fail(e) => Err(e),
+        };
+        dispatch(&mut ended, &pump, asr.as_deref(), &opts, &mut dropped);
+        if let Err(e) = r {
+            let _ = pump.send(PumpMsg::Error(e));
+            return;
+        }
+    }
+    if abort.load(Ordering::Relaxed) {
+        return;
+    }
+    core.finish(&mut ended);
+    dispatch(&mut ended, &pump, asr.as_deref(), &opts, &mut dropped);
+    let mut summary = core.summary();
+    summary.transcripts_dropped = dropped;
+    let _ = pump.send(PumpMsg::Done(summary));
+}
+
+/// Sends the fast-path event of each ended utterance and hands its audio to
+/// the recogniser.
+fn dispatch(
+    ended: &mut Vec<Ended>,
+    pump: &mpsc::UnboundedSender<PumpMsg>,
+    asr: Option<&AsrPool>,
+    opts: &SessionOptions,
+    dropped: &mut u32,
+) {
+    for mut e in ended.drain(..) {
+        let _ = pump.send(PumpMsg::Prosody(e.prosody.clone()));
+        let id = e.utterance.utterance_id.clone();
+        let audio = std::mem::take(&mut e.audio);
+        let _ = pump.send(PumpMsg::Pending(Box::new(e)));
+        let Some(pool) = asr.filter(|_| !opts.disable_transcript) else {
+            let _ = pump.send(PumpMsg::Words(id, Ok(Vec::new())));
+            continue;
+        };
+        let tx = pump.clone();
+        let id2 = id.clone();
+        let job = AsrJob {
+            audio,
+            reply: Box::new(move |r| {
+                let _ = tx.send(PumpMsg::Words(id2, r));
+            }),
+        };
+        match opts.backpressure {
+            AsrBackpressure::Drop => {
+                if pool.try_submit(job).is_err() {
+                    *dropped += 1;
+                    let _ = pump.send(PumpMsg::Dropped(id));
+                }
+            }
+            AsrBackpressure::Wait => {
+                if let Err(e) = pool.submit_blocking(job) {
+                    let _ = pump.send(PumpMsg::Words(id, Err(e)));
+                }
+            }
+        }
+    }
+}
+
+async fn pump(
+    call_id: String,
+    mut rx: mpsc::UnboundedReceiver<PumpMsg>,
+    tx: mpsc::Sender<Result<CallEvent, CallError>>,
+    opts: SessionOptions,
+    abort: Arc<AtomicBool>,
+) {
+    let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
+    let mut summary: Option<proto::CallSummary> = None;
+    let event = |e: Event| {
+        Ok(CallEvent {
+            call_id: call_id.clone(),
+            event: Some(e),
+        })
+    };
+    while let Some(msg) = rx.recv().await {
+        let out = match msg {
+            PumpMsg::Prosody(p) if !opts.disable_prosody_events => {
+                Some(event(Event::UtteranceProsody(p)))
+            }
+            PumpMsg::Prosody(_) => None,
+            PumpMsg::Pending(e) => {
+                pending.insert(e.utterance.utterance_id.clone(), e);
+                None
+            }
+            PumpMsg::Words(id, r) => pending.remove(&id).map(|e| {
+                let words = match r {
+                    Ok(w) => w,
+                    Err(err) => {
+                        tracing::warn!(utterance = %id, error = %err, "transcription failed");
+                        Vec::new()
+                    }
+                };
+                event(Event::Utterance(with_words(
+                    *e,
+                    words,
+                    opts.disable_transcript,
+                )))
+            }),
+            PumpMsg::Dropped(id) => pending
+                .remove(&id)
+                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true)))),
+            PumpMsg::Error(e) => Some(Err(e)),
+            PumpMsg::Done(s) => {
+                summary = Some(s);
+                None
+            }
+        };
+        if let Some(ev) = out {
+            let fatal = ev.is_err();
+            if tx.send(ev).await.is_err() {
+                // The listener is gone: stop the call's work.
+                abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            if fatal {
+                abort.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        if pending.is_empty() {
+            if let Some(s) = summary.take() {
+                let _ = tx.send(event(Event::Summary(s))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The full utterance: words moved from audio time to call time.
+fn with_words(e: Ended, words: Vec<Word>, no_transcript: bool) -> proto::Utterance {
+    let mut u = e.utterance;
+    if no_transcript {
+        return u;
+    }
+    u.words = words
+        .into_iter()
+        .map(|w| proto::Word {
+            text: w.text.trim().to_string(),
+            start_ms: e.audio_start_ms + w.start_ms,
+            end_ms: e.audio_start_ms + w.end_ms,
+            confidence: w.confidence,
+        })
+        .filter(|w| !w.text.is_empty())
+        .collect();
+    u.transcript = join_words(&u.words);
+    u
+}
+
+/// Joins words into a transcript: a space between words, none before
+/// punctuation-only tokens.
+fn join_words(words: &[proto::Word]) -> String {
+    let mut s = String::new();
+    for w in words {
+        let punct = w.text.chars().all(|c| c.is_ascii_punctuation());
+        if !s.is_empty() && !punct {
+            s.push(' ');
+        }
+        s.push_str(&w.text);
+    }
+    s
+}
+
+/// Channels of a recording: the first is `left_role` (CALLER by default), the
+/// second the other role, any further ones unspecified.
+pub fn recording_channels(
+    n_channels: usize,
+    sample_rate_hz: u32,
+    left_role: proto::Role,
+) -> Vec<ChannelSpec> {
+    let left = if left_role == proto::Role::Unspecified {
+        proto::Role::Caller
+    } else {
+        left_role
+    };
+    let right = if left == proto::Role::Agent {
+        proto::Role::Caller
+    } else {
+        proto::Role::Agent
+    };
+    (0..n_channels)
+        .map(|i| ChannelSpec {
+            id: i as u32,
+            role: match i {
+                0 => left,
+                1 => right,
+                _ => proto::Role::Unspecified,
+            },
+            encoding: crate::codec::Encoding::Linear16,
+            sample_rate_hz,
+        })
+        .collect()
+}
+
+/// Feeds a whole decoded recording into a call, one second per channel at a
+/// time, interleaved as a live stereo stream would be; then ends the call.
+pub async fn feed_recording(handle: CallHandle, channels: Vec<Vec<f32>>, sample_rate_hz: u32) {
+    let step = sample_rate_hz.max(1) as usize;
+    let len = channels.iter().map(Vec::len).max().unwrap_or(0);
+    let mut pos = 0;
+    while pos < len {
+        for (i, ch) in channels.iter().enumerate() {
+            let lo = pos.min(ch.len());
+            let hi = (pos + step).min(ch.len());
+            if lo == hi {
+                continue;
+            }
+            let input = Input::Samples {
+                channel_id: i as u32,
+                samples: ch[lo..hi].to_vec(),
+            };
+            if handle.input.send(input).await.is_err() {
+                return;
+            }
+        }
+        pos += step;
+    }
+}

@@ -1,0 +1,139 @@
+//! The `callmood` binary as a user runs it.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn callmood() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_callmood"))
+}
+
+/// Runs and returns (success, stdout, stderr).
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn analyze_prints_one_call_event_per_line_with_proto_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clip, reference) = librivox("0890");
+    // The same clip as 8 kHz μ-law telephone audio.
+    let ulaw = dir.path().join("call.wav");
+    to_mulaw_8k(&clip, &ulaw);
+    let (ok, stdout, stderr) = run(callmood()
+        .arg("analyze")
+        .arg(&ulaw)
+        .env("CALLMOOD_MODEL", model_path()));
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().all(|v| v["call_id"] == "call"));
+    let utts: Vec<&serde_json::Value> = lines.iter().filter_map(|v| v.get("utterance")).collect();
+    assert!(!utts.is_empty());
+    for u in &utts {
+        assert!(u["start_ms"].as_u64().unwrap() < u["end_ms"].as_u64().unwrap());
+        assert_eq!(u["role"], "CALLER");
+        assert!(u["prosody"]["f0_mean_hz"].as_f64().unwrap() > 50.0);
+    }
+    let text: Vec<&str> = utts
+        .iter()
+        .map(|u| u["transcript"].as_str().unwrap())
+        .collect();
+    let w = wer(&reference, &text.join(" "));
+    assert!(w < 0.2, "WER {w}: {text:?}");
+    assert!(lines.last().unwrap().get("summary").is_some());
+    assert!(lines.iter().any(|v| v.get("utterance_prosody").is_some()));
+}
+
+#[test]
+fn features_prints_a_frame_track_csv() {
+    let (clip, _) = librivox("0880");
+    let (ok, stdout, stderr) = run(callmood().arg("features").arg(&clip).arg("--frames"));
+    assert!(ok, "{stderr}");
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], &["time_s", "f0_hz", "energy_db"]);
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    // One row per 10 ms of the 2.99 s clip.
+    assert!((rows.len() as i64 - 299).abs() <= 3, "{} rows", rows.len());
+    assert!((rows[1][0] - rows[0][0] - 0.01).abs() < 1e-6);
+    let voiced = rows.iter().filter(|r| r[1] > 0.0).count();
+    assert!(voiced > 50, "only {voiced} voiced frames");
+    assert!(rows
+        .iter()
+        .all(|r| r[1] == 0.0 || (50.0..=500.0).contains(&r[1])));
+}
+
+#[test]
+fn bad_arguments_and_files_give_one_clear_line_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.wav");
+    std::fs::write(&text, "this is not audio").unwrap();
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec!["analyze".into(), dir.path().join("missing.wav").into()],
+            "no such file",
+        ),
+        (
+            vec!["features".into(), text.clone().into(), "--frames".into()],
+            "notes.wav",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                "--no-transcript".into(),
+                text.clone().into(),
+            ],
+            "notes.wav",
+        ),
+        (
+            vec![
+                "stream".into(),
+                text.clone().into(),
+                "--speed".into(),
+                "0".into(),
+            ],
+            "--speed",
+        ),
+        (
+            vec![
+                "serve".into(),
+                "--model".into(),
+                dir.path().join("none.bin").into(),
+            ],
+            "models/fetch.sh",
+        ),
+        (
+            vec!["serve".into(), "--addr".into(), "not-an-address".into()],
+            "addr",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, stderr) = run(callmood().args(&args));
+        assert!(!ok, "{args:?} should fail");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn stream_to_a_server_that_is_not_there_fails_cleanly() {
+    let (clip, _) = librivox("0880");
+    let (ok, _, stderr) = run(callmood()
+        .arg("stream")
+        .arg(&clip)
+        .args(["--server", "http://127.0.0.1:9"]));
+    assert!(!ok);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
