@@ -2,7 +2,7 @@
 //! by default because it needs files outside the repository).
 //!
 //! `CALLMOOD_F0_WAVS=a.wav:b.wav CALLMOOD_F0_OUT=/tmp/dir \
-//!  cargo test --release --test dsp_f0_export -- --ignored`
+//!  cargo test --test dsp_f0_export -- --ignored`
 //! writes `/tmp/dir/a.csv`, `/tmp/dir/b.csv` (channel 0, resampled to 16 kHz), the same
 //! format as `callmood features FILE --frames`.
 

@@ -179,6 +179,25 @@ fn silence_is_unvoiced_and_quiet() {
 }
 
 #[test]
+fn quiet_passage_after_loud_one_is_gated_for_a_while() {
+    let plan = DspPlan::new();
+    let mut x = sine(200.0, 0.5, 0.5, FS);
+    let quiet = sine(200.0, 1.0, 0.5 * 10f32.powf(-30.0 / 20.0), FS);
+    x.extend(&quiet);
+    let frames = FrameAnalyzer::analyze(plan.clone(), &x);
+    // 30 dB down, the gate (20 dB below a peak falling 3 dB/s) stays shut for over 3 s.
+    assert!(frames[60..140].iter().all(|f| f.f0_hz == 0.0));
+    // The same quiet tone on its own is voiced.
+    let frames = FrameAnalyzer::analyze(plan, &quiet);
+    assert_f0(
+        interior(&frames, quiet.len()),
+        200.0,
+        0.01,
+        "quiet tone alone",
+    );
+}
+
+#[test]
 fn full_scale_sine_is_minus_3_dbfs() {
     let x = sine(1000.0, 0.5, 1.0, FS);
     let frames = FrameAnalyzer::analyze(DspPlan::new(), &x);
@@ -323,6 +342,11 @@ fn config_is_validated() {
     };
     let e = DspPlan::with_config(bad).unwrap_err();
     assert!(e.to_string().contains("voicing_threshold"));
+    let bad = DspConfig {
+        relative_silence_db: 0.0,
+        ..DspConfig::default()
+    };
+    assert!(DspPlan::with_config(bad).is_err());
     let bad = DspConfig {
         spectral_band_hz: (3000.0, 9000.0),
         ..DspConfig::default()

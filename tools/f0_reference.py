@@ -53,7 +53,7 @@ def ours_via_test(wavs):
     tmp = tempfile.mkdtemp(prefix="callmood_f0_")
     env = dict(os.environ, CALLMOOD_F0_WAVS=":".join(os.path.abspath(w) for w in wavs),
                CALLMOOD_F0_OUT=tmp)
-    subprocess.run(["cargo", "test", "--release", "--quiet", "--test", "dsp_f0_export", "--",
+    subprocess.run(["cargo", "test", "--quiet", "--test", "dsp_f0_export", "--",
                     "--ignored"], cwd=REPO, env=env, check=True, capture_output=True)
     return tmp
 

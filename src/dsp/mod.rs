@@ -56,6 +56,12 @@ pub const DEFAULT_OCTAVE_MARGIN: f32 = 0.05;
 pub const DEFAULT_VOICING_THRESHOLD: f32 = 0.5;
 /// Default level below which a frame is never voiced, dBFS.
 pub const DEFAULT_SILENCE_DB: f32 = -55.0;
+/// Default gate relative to the stream's recent peak level: frames more than this far below
+/// it are never voiced, dB. Tuned against Praat on real speech (see `tools/f0_reference.py`):
+/// it removes weak, breathy frames at the edges of voicing that Praat calls unvoiced.
+pub const DEFAULT_RELATIVE_SILENCE_DB: f32 = 20.0;
+/// Default release of the recent-peak level tracker, dB per second.
+pub const DEFAULT_LEVEL_DECAY_DB_PER_S: f32 = 3.0;
 /// Default band of the spectral shape features, Hz: the telephone band, so features of
 /// wideband recordings (training corpora) and of 8 kHz calls are comparable.
 pub const DEFAULT_SPECTRAL_BAND_HZ: (f32, f32) = (300.0, 3400.0);
@@ -75,6 +81,11 @@ pub struct DspConfig {
     pub voicing_threshold: f32,
     /// Frames below this level (dBFS, over the central 25 ms) are never voiced.
     pub silence_db: f32,
+    /// Frames more than this many dB below the stream's recent peak level are never voiced
+    /// (> 0; a large value such as 200 disables the gate).
+    pub relative_silence_db: f32,
+    /// How fast the recent peak level falls back after a loud passage, dB per second (≥ 0).
+    pub level_decay_db_per_s: f32,
     /// Band (low, high) of centroid, flatness, roll-off and slope, Hz, within 0..8000.
     pub spectral_band_hz: (f32, f32),
 }
@@ -88,6 +99,8 @@ impl Default for DspConfig {
             octave_margin: DEFAULT_OCTAVE_MARGIN,
             voicing_threshold: DEFAULT_VOICING_THRESHOLD,
             silence_db: DEFAULT_SILENCE_DB,
+            relative_silence_db: DEFAULT_RELATIVE_SILENCE_DB,
+            level_decay_db_per_s: DEFAULT_LEVEL_DECAY_DB_PER_S,
             spectral_band_hz: DEFAULT_SPECTRAL_BAND_HZ,
         }
     }
@@ -107,6 +120,14 @@ pub enum DspError {
     /// A threshold outside 0..=1.
     #[error("{name} = {value} is outside 0..=1")]
     InvalidThreshold {
+        /// Field name.
+        name: &'static str,
+        /// Value given.
+        value: f32,
+    },
+    /// A level setting out of range.
+    #[error("{name} = {value} dB is out of range (need > 0, or >= 0 for the decay)")]
+    InvalidLevel {
         /// Field name.
         name: &'static str,
         /// Value given.
@@ -182,6 +203,24 @@ impl DspPlan {
             if !(0.0..=1.0).contains(&value) {
                 return Err(DspError::InvalidThreshold { name, value });
             }
+        }
+        if !(config.relative_silence_db > 0.0) {
+            return Err(DspError::InvalidLevel {
+                name: "relative_silence_db",
+                value: config.relative_silence_db,
+            });
+        }
+        if !(config.level_decay_db_per_s >= 0.0 && config.level_decay_db_per_s.is_finite()) {
+            return Err(DspError::InvalidLevel {
+                name: "level_decay_db_per_s",
+                value: config.level_decay_db_per_s,
+            });
+        }
+        if !config.silence_db.is_finite() {
+            return Err(DspError::InvalidLevel {
+                name: "silence_db",
+                value: config.silence_db,
+            });
         }
         let (lo_hz, hi_hz) = config.spectral_band_hz;
         if !(lo_hz >= 0.0 && lo_hz < hi_hz && hi_hz <= SAMPLE_RATE as f32 / 2.0) {
@@ -281,6 +320,8 @@ pub struct FrameAnalyzer {
     written: u64,
     /// Index of the next frame to emit.
     next_frame: u64,
+    /// Recent peak of `energy_db` (instant attack, linear release), dBFS.
+    level_ref_db: f32,
     /// Linearised window of the current frame.
     window: Vec<f32>,
     /// Same, DC removed, for the pitch search.
@@ -309,6 +350,7 @@ impl FrameAnalyzer {
             write_pos: n / 2,
             written: (n / 2) as u64,
             next_frame: 0,
+            level_ref_db: ENERGY_FLOOR_DB,
             window: vec![0.0; n],
             centred: vec![0.0; n],
             plan,
@@ -374,6 +416,7 @@ impl FrameAnalyzer {
         self.write_pos = n / 2;
         self.written = (n / 2) as u64;
         self.next_frame = 0;
+        self.level_ref_db = ENERGY_FLOOR_DB;
     }
 
     /// Convenience for whole clips: all frames of `samples` (16 kHz), `ceil(len / HOP)`.
@@ -418,7 +461,10 @@ impl FrameAnalyzer {
             pitch::PitchEstimate::default()
         };
         let cfg = &plan.config;
+        let decay = cfg.level_decay_db_per_s * HOP as f32 / plan.sample_rate_hz;
+        self.level_ref_db = energy_db.max(self.level_ref_db - decay);
         let voiced = energy_db > cfg.silence_db
+            && energy_db > self.level_ref_db - cfg.relative_silence_db
             && est.periodicity >= cfg.voicing_threshold
             && est.f0_hz >= cfg.f0_min_hz * 0.99
             && est.f0_hz <= cfg.f0_max_hz * 1.01;
