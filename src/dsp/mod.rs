@@ -204,7 +204,7 @@ impl DspPlan {
                 return Err(DspError::InvalidThreshold { name, value });
             }
         }
-        if !(config.relative_silence_db > 0.0) {
+        if config.relative_silence_db.is_nan() || config.relative_silence_db <= 0.0 {
             return Err(DspError::InvalidLevel {
                 name: "relative_silence_db",
                 value: config.relative_silence_db,
