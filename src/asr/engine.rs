@@ -1,0 +1,178 @@
+//! One Whisper model in memory, one decoder state per worker thread.
+//!
+//! whisper.cpp splits a model into a read-only context (the weights, ~78 MB for tiny.en f16)
+//! and a mutable state (mel, KV caches, ~tens of MB). [`WhisperModel`] holds the context and is
+//! shared by `Arc`; each worker owns a [`Transcriber`] with its own state, so workers run in
+//! parallel without locks or model copies.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::words::{tokens_to_words, TokenPiece};
+use super::{AsrError, Word};
+
+/// Threads one transcriber gives whisper.cpp unless told otherwise.
+pub const DEFAULT_THREADS_PER_TRANSCRIBER: usize = 2;
+/// whisper.cpp returns nothing for less than 1 s of audio; shorter input is padded with
+/// silence up to this many samples (1.1 s at 16 kHz).
+const MIN_SAMPLES: usize = 17_600;
+/// Samples per ms at [`crate::SAMPLE_RATE`].
+const SAMPLES_PER_MS: usize = crate::SAMPLE_RATE as usize / 1000;
+
+/// A loaded GGML Whisper model (the read-only part), shared by all transcribers.
+pub struct WhisperModel {
+    ctx: WhisperContext,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for WhisperModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperModel")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhisperModel {
+    /// Loads a whisper.cpp GGML model (as written by [`super::convert`]). CPU only.
+    pub fn load(path: &Path) -> Result<Arc<Self>, AsrError> {
+        static QUIET: Once = Once::new();
+        // whisper.cpp logs every load and decode to stderr; route it into the void
+        // (whisper-rs is built without a log backend).
+        QUIET.call_once(whisper_rs::install_logging_hooks);
+
+        if !path.is_file() {
+            return Err(AsrError::Model {
+                path: path.to_path_buf(),
+                reason: "file not found (run models/fetch.sh to build it)".into(),
+            });
+        }
+        let mut params = WhisperContextParameters::default();
+        params.use_gpu(false);
+        let ctx = WhisperContext::new_with_params(path, params).map_err(|e| AsrError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if ctx.is_multilingual() {
+            // Prompts and special-token handling below assume an English-only model.
+            return Err(AsrError::Model {
+                path: path.to_path_buf(),
+                reason: "multilingual models are not supported yet; use an `.en` model".into(),
+            });
+        }
+        Ok(Arc::new(WhisperModel {
+            ctx,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// The file the model was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Transcribes audio with a model; owns the mutable decoder state. One per worker thread.
+pub struct Transcriber {
+    model: Arc<WhisperModel>,
+    state: WhisperState,
+    threads: usize,
+}
+
+impl Transcriber {
+    /// A transcriber that runs whisper.cpp on `threads` threads (at least 1).
+    pub fn new(model: Arc<WhisperModel>, threads: usize) -> Result<Self, AsrError> {
+        if threads == 0 {
+            return Err(AsrError::InvalidConfig(
+                "threads per transcriber must be ≥ 1".into(),
+            ));
+        }
+        let state = model.ctx.create_state().map_err(|e| AsrError::Model {
+            path: model.path.clone(),
+            reason: format!("cannot create decoder state: {e}"),
+        })?;
+        Ok(Transcriber {
+            model,
+            state,
+            threads,
+        })
+    }
+
+    /// The model this transcriber uses.
+    pub fn model(&self) -> &Arc<WhisperModel> {
+        &self.model
+    }
+
+    /// Transcribes 16 kHz mono audio (any length; whisper.cpp walks 30 s windows) with greedy
+    /// English decoding. Word times are ms from the start of `audio_16k`; non-speech
+    /// annotations and special tokens are removed.
+    pub fn transcribe(&mut self, audio_16k: &[f32]) -> Result<Vec<Word>, AsrError> {
+        if audio_16k.is_empty() {
+            return Ok(Vec::new());
+        }
+        let audio_ms = (audio_16k.len() / SAMPLES_PER_MS) as u32;
+        let padded;
+        let input = if audio_16k.len() < MIN_SAMPLES {
+            let mut p = audio_16k.to_vec();
+            p.resize(MIN_SAMPLES, 0.0);
+            padded = p;
+            &padded[..]
+        } else {
+            audio_16k
+        };
+
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(i32::try_from(self.threads).unwrap_or(i32::MAX));
+        params.set_language(Some("en"));
+        params.set_translate(false);
+        // Each call is independent: no prompt carried over from earlier audio.
+        params.set_no_context(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_token_timestamps(true);
+        params.set_suppress_blank(true);
+        // Suppress non-speech tokens (♪, brackets and the like) at decode time; what slips
+        // through is filtered in `words`.
+        params.set_suppress_nst(true);
+
+        self.state
+            .full(params, input)
+            .map_err(|e| AsrError::Whisper(e.to_string()))?;
+
+        let eot = self.model.ctx.token_eot();
+        let mut pieces = Vec::new();
+        for seg in self.state.as_iter() {
+            let mut segment_start = true;
+            for i in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(i) else {
+                    continue;
+                };
+                // Ids from end-of-text up are special: [_EOT_], [_SOT_], [_BEG_], [_TT_n]...
+                if tok.token_id() >= eot {
+                    continue;
+                }
+                let Ok(bytes) = tok.to_bytes() else {
+                    continue;
+                };
+                let data = tok.token_data();
+                // t0/t1 are in centiseconds from the start of the input.
+                let to_ms = |cs: i64| (cs.max(0) as u64 * 10).min(audio_ms as u64) as u32;
+                pieces.push(TokenPiece {
+                    bytes: bytes.to_vec(),
+                    start_ms: to_ms(data.t0),
+                    end_ms: to_ms(data.t1),
+                    p: data.p,
+                    segment_start,
+                });
+                segment_start = false;
+            }
+        }
+        Ok(tokens_to_words(&pieces))
+    }
+}

@@ -1,0 +1,179 @@
+//! The Whisper worker pool: packing, splitting, queue limits, shutdown
+//! (needs models/ggml-tiny.en.bin).
+
+#[path = "fixtures/asr/common.rs"]
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use callmood::asr::pool::{pack, transcribe_packed, AsrStats};
+use callmood::asr::wer::word_error_rate;
+use callmood::asr::{AsrConfig, AsrError, AsrJob, AsrPool, Transcriber, WhisperModel};
+
+/// Per-clip WER bound, as for single-clip transcription (tests/asr_transcribe.rs).
+const MAX_CLIP_WER: f32 = 0.25;
+/// Whisper's timestamps are 10 ms steps and may run slightly past a clip; words are clamped
+/// to the clip, so no slack is needed.
+const SLACK_MS: u32 = 0;
+const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[test]
+fn one_window_is_split_back_per_clip() {
+    let clips = common::clips();
+    let model = WhisperModel::load(&common::model_path()).expect("model loads");
+    let mut tr = Transcriber::new(model, 2).expect("transcriber");
+    let audio: Vec<&[f32]> = clips.iter().map(|c| c.audio.as_slice()).collect();
+    let (packed, _) = pack(&audio, 16000);
+    assert!(packed.len() <= 28 * 16000, "fixtures fit one window");
+
+    let t = Instant::now();
+    let per_clip = transcribe_packed(&mut tr, &audio, 16000).expect("transcription");
+    eprintln!(
+        "{} clips, {:.1} s packed, in {:.2} s",
+        clips.len(),
+        packed.len() as f32 / 16000.0,
+        t.elapsed().as_secs_f32()
+    );
+    assert_eq!(per_clip.len(), clips.len());
+    for (clip, words) in clips.iter().zip(&per_clip) {
+        let hyp = common::text(words);
+        let wer = word_error_rate(&clip.reference, &hyp);
+        eprintln!("{}: WER {wer:.3}: {hyp:?}", clip.name);
+        assert!(wer <= MAX_CLIP_WER, "{}: WER {wer} for {hyp:?}", clip.name);
+        common::assert_sane_words(words, clip.duration_ms(), SLACK_MS, &clip.name);
+    }
+}
+
+#[test]
+fn pool_answers_each_job_with_its_own_words() {
+    let clips = common::clips();
+    let cfg = AsrConfig {
+        workers: 2,
+        threads_per_worker: 1,
+        queue_capacity: 16,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
+    let mut replies = Vec::new();
+    for clip in &clips {
+        let (job, rx) = AsrJob::with_channel(clip.audio.clone());
+        pool.try_submit(job).expect("queue has room");
+        replies.push(rx);
+    }
+    let (silence, rx_silence) = AsrJob::with_channel(vec![0.0; 5 * 16000]);
+    pool.try_submit(silence).expect("queue has room");
+    let (noise, rx_noise) = AsrJob::with_channel(common::white_noise(5 * 16000, 0.003, 11));
+    pool.try_submit(noise).expect("queue has room");
+
+    for (clip, rx) in clips.iter().zip(replies) {
+        let words = rx
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("reply")
+            .expect("words");
+        let hyp = common::text(&words);
+        let wer = word_error_rate(&clip.reference, &hyp);
+        eprintln!("{}: WER {wer:.3}: {hyp:?}", clip.name);
+        assert!(wer <= MAX_CLIP_WER, "{}: WER {wer} for {hyp:?}", clip.name);
+        common::assert_sane_words(&words, clip.duration_ms(), SLACK_MS, &clip.name);
+    }
+    let words = rx_silence.recv_timeout(REPLY_TIMEOUT).expect("reply");
+    assert_eq!(words, Ok(vec![]), "silence");
+    let words = rx_noise.recv_timeout(REPLY_TIMEOUT).expect("reply");
+    assert_eq!(words, Ok(vec![]), "low white noise");
+
+    let stats: AsrStats = pool.stats();
+    eprintln!("{stats:?}");
+    assert_eq!(stats.jobs, clips.len() as u64 + 2);
+    assert!(
+        stats.windows < stats.jobs,
+        "queued jobs share windows: {stats:?}"
+    );
+}
+
+#[test]
+fn full_queue_hands_the_job_back() {
+    let clip = &common::clips()[0];
+    let cfg = AsrConfig {
+        workers: 1,
+        threads_per_worker: 1,
+        queue_capacity: 1,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    // One job may be running and one queued; the rest must come back.
+    for _ in 0..4 {
+        let (job, rx) = AsrJob::with_channel(clip.audio.clone());
+        match pool.try_submit(job) {
+            Ok(()) => accepted.push(rx),
+            Err(job) => {
+                assert_eq!(job.audio.len(), clip.audio.len());
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 2, "refused {refused} of 4");
+    for rx in accepted {
+        assert!(rx.recv_timeout(REPLY_TIMEOUT).expect("reply").is_ok());
+    }
+    // Blocking submission waits for room instead.
+    let words = pool.transcribe(clip.audio.clone()).expect("words");
+    assert!(!words.is_empty());
+}
+
+#[test]
+fn too_long_job_is_refused() {
+    let cfg = AsrConfig {
+        max_job_s: 2.0,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
+    let err = pool
+        .transcribe(common::white_noise(3 * 16000, 0.1, 3))
+        .expect_err("too long");
+    assert!(matches!(err, AsrError::JobTooLong { .. }), "{err}");
+}
+
+#[test]
+fn drop_answers_every_job_and_joins_workers() {
+    let clip = &common::clips()[0];
+    let cfg = AsrConfig {
+        workers: 1,
+        threads_per_worker: 1,
+        queue_capacity: 8,
+        // One job per window so several stay queued.
+        max_window_s: 1.0,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
+    let (tx, rx) = mpsc::channel();
+    for i in 0..6 {
+        let tx = tx.clone();
+        let job = AsrJob::new(clip.audio.clone(), move |r| {
+            let _ = tx.send((i, r));
+        });
+        pool.submit_blocking(job).expect("room");
+    }
+    drop(tx);
+    let t = Instant::now();
+    drop(pool);
+    eprintln!("drop took {:.2} s", t.elapsed().as_secs_f32());
+    let results: Vec<_> = rx.iter().collect();
+    assert_eq!(results.len(), 6, "every job answered exactly once");
+    assert!(
+        results.iter().any(|(_, r)| r == &Err(AsrError::PoolClosed)),
+        "queued jobs fail fast on shutdown"
+    );
+}
+
+#[test]
+fn bad_config_is_refused() {
+    let cfg = AsrConfig {
+        workers: 0,
+        ..AsrConfig::default()
+    };
+    let err = AsrPool::new(&common::model_path(), cfg).expect_err("invalid");
+    assert!(matches!(err, AsrError::InvalidConfig(_)), "{err}");
+}

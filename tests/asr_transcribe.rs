@@ -1,0 +1,65 @@
+//! Whisper on real speech through one Transcriber (needs models/ggml-tiny.en.bin).
+
+#[path = "fixtures/asr/common.rs"]
+mod common;
+
+use std::time::Instant;
+
+use callmood::asr::wer::word_error_rate;
+use callmood::asr::{Transcriber, WhisperModel};
+
+/// Per-clip WER bound. tiny.en gets these clean read-speech clips nearly right; 0.25 leaves
+/// room for one odd word in a short clip ("ill-disposed", "cold-hearted").
+const MAX_CLIP_WER: f32 = 0.25;
+/// Bound on the WER over all clips together (errors / reference words).
+const MAX_TOTAL_WER: f32 = 0.10;
+
+#[test]
+fn transcribes_real_speech() {
+    let model = WhisperModel::load(&common::model_path()).expect("model loads");
+    let mut tr = Transcriber::new(model, 2).expect("transcriber");
+    let mut errors = 0.0;
+    let mut ref_words = 0usize;
+    for clip in common::clips() {
+        let t = Instant::now();
+        let words = tr.transcribe(&clip.audio).expect("transcription");
+        let hyp = common::text(&words);
+        let wer = word_error_rate(&clip.reference, &hyp);
+        eprintln!(
+            "{}: {:.2} s audio in {:.2} s, WER {:.3}: {hyp:?}",
+            clip.name,
+            clip.audio.len() as f32 / 16000.0,
+            t.elapsed().as_secs_f32(),
+            wer
+        );
+        assert!(wer <= MAX_CLIP_WER, "{}: WER {wer} for {hyp:?}", clip.name);
+        common::assert_sane_words(&words, clip.duration_ms(), 0, &clip.name);
+        let n = clip.reference.split_whitespace().count();
+        errors += wer * n as f32;
+        ref_words += n;
+    }
+    let total = errors / ref_words as f32;
+    eprintln!("total WER {total:.3} over {ref_words} words");
+    assert!(total <= MAX_TOTAL_WER, "total WER {total}");
+}
+
+#[test]
+fn silence_and_noise_give_no_words() {
+    let model = WhisperModel::load(&common::model_path()).expect("model loads");
+    let mut tr = Transcriber::new(model, 2).expect("transcriber");
+    let zeros = vec![0.0f32; 5 * 16000];
+    let words = tr.transcribe(&zeros).expect("transcription");
+    assert!(words.is_empty(), "silence gave {words:?}");
+    // −50 dBFS white noise.
+    let noise = common::white_noise(5 * 16000, 0.003, 7);
+    let words = tr.transcribe(&noise).expect("transcription");
+    assert!(words.is_empty(), "noise gave {words:?}");
+    assert!(tr.transcribe(&[]).expect("empty input").is_empty());
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let err =
+        WhisperModel::load(std::path::Path::new("/nonexistent/ggml.bin")).expect_err("must fail");
+    assert!(err.to_string().contains("models/fetch.sh"), "{err}");
+}
