@@ -382,12 +382,22 @@ mod tests {
     #[test]
     fn band_edges() {
         // Pass band: the telephone band at 8 kHz, up to 7.5 kHz from wideband rates.
-        for (rate, f) in [(8000, 3400.0), (48000, 7000.0), (44100, 7500.0), (22050, 7500.0)] {
+        for (rate, f) in [
+            (8000, 3400.0),
+            (48000, 7000.0),
+            (44100, 7500.0),
+            (22050, 7500.0),
+        ] {
             let g = gain_db(rate, f);
             assert!(g.abs() < 0.2, "{f} Hz from {rate} Hz: {g:.1} dB");
         }
         // Stop band: just below and above the 8 kHz output Nyquist (would alias otherwise).
-        for (rate, f) in [(48000, 7900.0), (48000, 8500.0), (44100, 9000.0), (22050, 8100.0)] {
+        for (rate, f) in [
+            (48000, 7900.0),
+            (48000, 8500.0),
+            (44100, 9000.0),
+            (22050, 8100.0),
+        ] {
             let g = gain_db(rate, f);
             assert!(g < -50.0, "{f} Hz from {rate} Hz: {g:.1} dB");
         }

@@ -8,7 +8,11 @@
 //! overlap's own energy removes the bias of plain YIN towards long lags (octave-down errors)
 //! and makes the result independent of level. YIN's CMNDF `c(τ) = dn(τ)·τ / Σ_{k≤τ} dn(k)`
 //! then lets an absolute threshold pick the *first* clear dip, the shortest period, rather
-//! than the global minimum, which is YIN's protection against octave errors. Because this
+//! than the global minimum, which is YIN's protection against octave-down errors. Against
+//! octave-up errors (a strong harmonic making the first dip fall at T/2 or T/3), a multiple
+//! of the lag that is much more periodic replaces it, and a causal continuity rule keeps to
+//! the previous frame's F0 across an octave jump that the evidence does not clearly support.
+//! Parabolic interpolation of `dn` refines the lag to a fraction of a sample. Because this
 //! works on periodicity rather than on spectral peaks, a missing fundamental (telephone
 //! audio band-limited to 300–3400 Hz) does not matter.
 
