@@ -372,6 +372,37 @@ mod tests {
         assert!(rms < 0.5 * 0.707 * 0.01, "9 kHz leaks: rms {rms}");
     }
 
+    /// Gain in dB of a 0.5-amplitude tone at `f` Hz through the resampler from `rate`.
+    fn gain_db(rate: u32, f: f32) -> f32 {
+        let y = resample_all(rate, &tone(f, rate, 1.0, 0.5), 1000);
+        let rms = (y[2000..14000].iter().map(|v| v * v).sum::<f32>() / 12000.0).sqrt();
+        20.0 * (rms / (0.5 / 2f32.sqrt())).log10()
+    }
+
+    #[test]
+    fn band_edges() {
+        // Pass band: the telephone band at 8 kHz, up to 7.5 kHz from wideband rates.
+        for (rate, f) in [
+            (8000, 3400.0),
+            (48000, 7000.0),
+            (44100, 7500.0),
+            (22050, 7500.0),
+        ] {
+            let g = gain_db(rate, f);
+            assert!(g.abs() < 0.2, "{f} Hz from {rate} Hz: {g:.1} dB");
+        }
+        // Stop band: just below and above the 8 kHz output Nyquist (would alias otherwise).
+        for (rate, f) in [
+            (48000, 7900.0),
+            (48000, 8500.0),
+            (44100, 9000.0),
+            (22050, 8100.0),
+        ] {
+            let g = gain_db(rate, f);
+            assert!(g < -50.0, "{f} Hz from {rate} Hz: {g:.1} dB");
+        }
+    }
+
     #[test]
     fn reusable_after_flush() {
         let x = tone(500.0, 8000, 0.2, 0.5);

@@ -4,12 +4,13 @@
 //! `CALLMOOD_F0_WAVS=a.wav:b.wav CALLMOOD_F0_OUT=/tmp/dir \
 //!  cargo test --test dsp_f0_export -- --ignored`
 //! writes `/tmp/dir/a.csv`, `/tmp/dir/b.csv` (channel 0, resampled to 16 kHz), the same
-//! format as `callmood features FILE --frames`.
+//! format as `callmood features FILE --frames`. For tuning, `CALLMOOD_F0_CONFIG` may override
+//! [`DspConfig`] fields, e.g. `dip_threshold=0.15,voicing_threshold=0.45`.
 
 use std::path::Path;
 
 use callmood::codec::read_wav_file;
-use callmood::dsp::{frames_to_csv, DspPlan, FrameAnalyzer};
+use callmood::dsp::{frames_to_csv, DspConfig, DspPlan, FrameAnalyzer};
 use callmood::resample::Resampler;
 
 #[test]
@@ -22,7 +23,30 @@ fn export_frames_csv() {
         eprintln!("set CALLMOOD_F0_WAVS (':'-separated) and CALLMOOD_F0_OUT");
         return;
     };
-    let plan = DspPlan::new();
+    let mut cfg = DspConfig::default();
+    for kv in std::env::var("CALLMOOD_F0_CONFIG")
+        .unwrap_or_default()
+        .split(',')
+    {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        let v: f32 = v.trim().parse().unwrap_or_else(|e| panic!("{kv}: {e}"));
+        match k.trim() {
+            "f0_min_hz" => cfg.f0_min_hz = v,
+            "f0_max_hz" => cfg.f0_max_hz = v,
+            "dip_threshold" => cfg.dip_threshold = v,
+            "octave_margin" => cfg.octave_margin = v,
+            "octave_ratio" => cfg.octave_ratio = v,
+            "continuity_slack" => cfg.continuity_slack = v,
+            "voicing_threshold" => cfg.voicing_threshold = v,
+            "silence_db" => cfg.silence_db = v,
+            "relative_silence_db" => cfg.relative_silence_db = v,
+            "level_decay_db_per_s" => cfg.level_decay_db_per_s = v,
+            other => panic!("unknown DspConfig field {other}"),
+        }
+    }
+    let plan = DspPlan::with_config(cfg).unwrap_or_else(|e| panic!("{e}"));
     for path in list.split(':').filter(|p| !p.is_empty()) {
         let wav = read_wav_file(path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let mut rs = Resampler::new(wav.sample_rate).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -67,11 +67,20 @@ def praat_track(wav, floor, ceiling):
 
 
 def compare(ours_t, ours_f, ref_t, ref_f):
-    """Pairs each Praat frame with our frame nearest in time."""
-    idx = np.rint(ref_t / 0.01).astype(int)
-    ok = (idx >= 0) & (idx < len(ours_f))
-    o, r = ours_f[idx[ok]], ref_f[ok]
-    return o, r
+    """Samples Praat's track at our frame times (Praat's frames sit half a hop off ours):
+    linear interpolation between two voiced Praat frames, else the nearest frame."""
+    if len(ref_t) < 2:
+        return np.zeros(0), np.zeros(0)
+    dt = ref_t[1] - ref_t[0]
+    pos = (ours_t - ref_t[0]) / dt
+    ok = (pos >= 0) & (pos <= len(ref_t) - 1)
+    pos = pos[ok]
+    j0 = np.minimum(np.floor(pos).astype(int), len(ref_t) - 2)
+    w = pos - j0
+    a, b = ref_f[j0], ref_f[j0 + 1]
+    nearest = np.where(w < 0.5, a, b)
+    r = np.where((a > 0) & (b > 0), a + w * (b - a), nearest)
+    return ours_f[ok], r
 
 
 def metrics(o, r):

@@ -48,10 +48,16 @@ pub const DEFAULT_F0_MIN_HZ: f32 = 60.0;
 /// Default highest F0 searched, Hz.
 pub const DEFAULT_F0_MAX_HZ: f32 = 500.0;
 /// Default CMNDF threshold under which the first dip is taken as the period.
-pub const DEFAULT_DIP_THRESHOLD: f32 = 0.2;
+pub const DEFAULT_DIP_THRESHOLD: f32 = 0.15;
 /// Default slack by which a shorter period may be worse than the global CMNDF minimum and
 /// still be preferred when no dip passes the threshold.
 pub const DEFAULT_OCTAVE_MARGIN: f32 = 0.05;
+/// Default ratio under which a multiple (2×, 3×) of the first-dip lag replaces it: the
+/// multiple's aperiodicity `1 − ρ` must be below this fraction of the first dip's.
+pub const DEFAULT_OCTAVE_RATIO: f32 = 0.5;
+/// Default slack of the continuity rule: a lag matching the previous frame's F0 wins over
+/// an octave drop when its aperiodicity `1 − ρ` is at most this much worse.
+pub const DEFAULT_CONTINUITY_SLACK: f32 = 0.1;
 /// Default minimum periodicity (normalised autocorrelation at the period) of a voiced frame.
 pub const DEFAULT_VOICING_THRESHOLD: f32 = 0.5;
 /// Default level below which a frame is never voiced, dBFS.
@@ -77,6 +83,13 @@ pub struct DspConfig {
     pub dip_threshold: f32,
     /// CMNDF slack (0..1) for preferring half or a third of the period when no dip passes.
     pub octave_margin: f32,
+    /// Fraction (0..1) of the first dip's aperiodicity under which twice or three times
+    /// its lag is taken instead (0 disables the check).
+    pub octave_ratio: f32,
+    /// Slack (0..1) by which a lag that continues the previous frame's F0 may be less
+    /// periodic than an octave drop and still win. (Octave rises are only undone when the
+    /// continuing lag is clearly more periodic.)
+    pub continuity_slack: f32,
     /// Minimum periodicity (0..1) of a voiced frame.
     pub voicing_threshold: f32,
     /// Frames below this level (dBFS, over the central 25 ms) are never voiced.
@@ -97,6 +110,8 @@ impl Default for DspConfig {
             f0_max_hz: DEFAULT_F0_MAX_HZ,
             dip_threshold: DEFAULT_DIP_THRESHOLD,
             octave_margin: DEFAULT_OCTAVE_MARGIN,
+            octave_ratio: DEFAULT_OCTAVE_RATIO,
+            continuity_slack: DEFAULT_CONTINUITY_SLACK,
             voicing_threshold: DEFAULT_VOICING_THRESHOLD,
             silence_db: DEFAULT_SILENCE_DB,
             relative_silence_db: DEFAULT_RELATIVE_SILENCE_DB,
@@ -152,7 +167,7 @@ pub struct DspPlan {
     /// Shortest / longest lag searched, samples.
     pub(crate) tau_min: usize,
     pub(crate) tau_max: usize,
-    /// Autocorrelation FFT length (power of two ≥ window + tau_max).
+    /// Autocorrelation FFT length (2,3,5-smooth, ≥ window + tau_max + 2).
     pub(crate) fft_len: usize,
     pub(crate) ac_fwd: Arc<dyn RealToComplex<f32>>,
     pub(crate) ac_inv: Arc<dyn ComplexToReal<f32>>,
@@ -198,6 +213,8 @@ impl DspPlan {
         for (name, value) in [
             ("dip_threshold", config.dip_threshold),
             ("octave_margin", config.octave_margin),
+            ("octave_ratio", config.octave_ratio),
+            ("continuity_slack", config.continuity_slack),
             ("voicing_threshold", config.voicing_threshold),
         ] {
             if !(0.0..=1.0).contains(&value) {
@@ -234,7 +251,7 @@ impl DspPlan {
         let tau_min = ((fs / f0_max).floor() as usize).max(2);
         let window_len = ((3.0 * fs / f0_min).ceil() as usize).next_multiple_of(2);
         let window_len = window_len.max(SPECTRAL_WINDOW);
-        let fft_len = (window_len + tau_max + 2).next_power_of_two();
+        let fft_len = smooth_fft_len(window_len + tau_max + 2);
         let mut planner = RealFftPlanner::<f32>::new();
         let ac_fwd = planner.plan_fft_forward(fft_len);
         let ac_inv = planner.plan_fft_inverse(fft_len);
@@ -276,6 +293,23 @@ impl DspPlan {
     pub fn window_len(&self) -> usize {
         self.window_len
     }
+}
+
+/// Smallest even length ≥ `min` whose only prime factors are 2, 3 and 5: RustFFT is fast on
+/// these, and it is much shorter than the next power of two (1080 vs 2048 by default).
+fn smooth_fft_len(min: usize) -> usize {
+    (min.next_multiple_of(2)..)
+        .step_by(2)
+        .find(|&m| {
+            let mut r = m;
+            for p in [2, 3, 5] {
+                while r % p == 0 {
+                    r /= p;
+                }
+            }
+            r == 1
+        })
+        .unwrap_or(min.next_power_of_two())
 }
 
 /// Features of one 10 ms frame. Frame `i` is centred at time `i * 10 ms` from the stream
@@ -322,6 +356,8 @@ pub struct FrameAnalyzer {
     next_frame: u64,
     /// Recent peak of `energy_db` (instant attack, linear release), dBFS.
     level_ref_db: f32,
+    /// F0 of the previous frame when it was voiced (continuity hint).
+    prev_f0_hz: Option<f32>,
     /// Linearised window of the current frame.
     window: Vec<f32>,
     /// Same, DC removed, for the pitch search.
@@ -351,6 +387,7 @@ impl FrameAnalyzer {
             written: (n / 2) as u64,
             next_frame: 0,
             level_ref_db: ENERGY_FLOOR_DB,
+            prev_f0_hz: None,
             window: vec![0.0; n],
             centred: vec![0.0; n],
             plan,
@@ -417,6 +454,7 @@ impl FrameAnalyzer {
         self.written = (n / 2) as u64;
         self.next_frame = 0;
         self.level_ref_db = ENERGY_FLOOR_DB;
+        self.prev_f0_hz = None;
     }
 
     /// Convenience for whole clips: all frames of `samples` (16 kHz), `ceil(len / HOP)`.
@@ -456,7 +494,7 @@ impl FrameAnalyzer {
         // Skip the search on (near) digital silence: nothing to find, and it keeps silence
         // exactly reproducible.
         let est = if window_energy > 1e-10 * n as f32 {
-            pitch::estimate(plan, &self.centred, &mut self.pitch)
+            pitch::estimate(plan, &self.centred, self.prev_f0_hz, &mut self.pitch)
         } else {
             pitch::PitchEstimate::default()
         };
@@ -469,6 +507,7 @@ impl FrameAnalyzer {
             && est.f0_hz >= cfg.f0_min_hz * 0.99
             && est.f0_hz <= cfg.f0_max_hz * 1.01;
         let f0_hz = if voiced { est.f0_hz } else { 0.0 };
+        self.prev_f0_hz = voiced.then_some(f0_hz);
 
         let r = est.periodicity;
         let hnr_db = if r <= 0.0 {

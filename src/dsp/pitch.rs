@@ -8,13 +8,21 @@
 //! overlap's own energy removes the bias of plain YIN towards long lags (octave-down errors)
 //! and makes the result independent of level. YIN's CMNDF `c(τ) = dn(τ)·τ / Σ_{k≤τ} dn(k)`
 //! then lets an absolute threshold pick the *first* clear dip, the shortest period, rather
-//! than the global minimum, which is YIN's protection against octave errors. Because this
+//! than the global minimum, which is YIN's protection against octave-down errors. Against
+//! octave-up errors (a strong harmonic making the first dip fall at T/2 or T/3), a multiple
+//! of the lag that is much more periodic replaces it, and a causal continuity rule keeps to
+//! the previous frame's F0 across an octave jump that the evidence does not clearly support.
+//! Parabolic interpolation of `dn` refines the lag to a fraction of a sample. Because this
 //! works on periodicity rather than on spectral peaks, a missing fundamental (telephone
 //! audio band-limited to 300–3400 Hz) does not matter.
 
 use realfft::num_complex::Complex;
 
 use super::DspPlan;
+
+/// Margin of aperiodicity (`dn = 1 − ρ`) by which a longer lag must beat a shorter one to
+/// replace it; below it the two are the same period up to noise.
+const CLEARLY_BETTER: f32 = 0.02;
 
 /// Per-stream scratch for [`estimate`]; sized once from the plan.
 pub(crate) struct PitchScratch {
@@ -82,8 +90,34 @@ pub(crate) fn autocorrelation(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -
         .is_ok()
 }
 
-/// Estimates the period of `x` (one analysis window, DC already removed).
-pub(crate) fn estimate(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -> PitchEstimate {
+/// Lowest value of `v` within `radius` of `centre`, restricted to `lo..=hi`: (index, value).
+fn local_min(
+    v: &[f32],
+    centre: usize,
+    radius: usize,
+    lo: usize,
+    hi: usize,
+) -> Option<(usize, f32)> {
+    let a = centre.saturating_sub(radius).max(lo);
+    let b = (centre + radius).min(hi).min(v.len().saturating_sub(1));
+    if a > b {
+        return None;
+    }
+    v[a..=b]
+        .iter()
+        .enumerate()
+        .min_by(|x, y| x.1.total_cmp(y.1))
+        .map(|(i, &val)| (a + i, val))
+}
+
+/// Estimates the period of `x` (one analysis window, DC already removed). `prev_f0_hz` is
+/// the previous frame's F0 when it was voiced: a continuity hint against octave jumps.
+pub(crate) fn estimate(
+    plan: &DspPlan,
+    x: &[f32],
+    prev_f0_hz: Option<f32>,
+    s: &mut PitchScratch,
+) -> PitchEstimate {
     let n = x.len();
     let tau_max = plan.tau_max.min(n.saturating_sub(2));
     let tau_min = plan.tau_min.max(2);
@@ -132,7 +166,7 @@ pub(crate) fn estimate(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -> Pitch
         }
         tau += 1;
     }
-    let tau = match best {
+    let first = match best {
         Some(t) => t,
         None => {
             // No clear dip: take the global minimum, but prefer a shorter period (τ/2, τ/3)
@@ -148,18 +182,9 @@ pub(crate) fn estimate(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -> Pitch
             let mut chosen = g;
             for k in [3usize, 2] {
                 let centre = (g as f32 / k as f32).round() as usize;
-                let lo = centre.saturating_sub(1).max(tau_min);
-                let hi = (centre + 1).min(tau_max);
-                if lo > hi {
-                    continue;
-                }
-                if let Some((t, &v)) = c[lo..=hi]
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.total_cmp(b.1))
-                {
+                if let Some((t, v)) = local_min(c, centre, 1, tau_min, tau_max) {
                     if v < gv + plan.config.octave_margin {
-                        chosen = lo + t;
+                        chosen = t;
                         break;
                     }
                 }
@@ -167,6 +192,44 @@ pub(crate) fn estimate(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -> Pitch
             chosen
         }
     };
+
+    // The first dip can fall on a fraction of the period when a strong harmonic makes the
+    // signal nearly repeat after T/2 or T/3 (tense or angry voices). A multiple of the lag
+    // that is much more periodic (dn below `octave_ratio` of this lag's, and clearly lower
+    // in absolute terms, as a pure tone is equally periodic at every multiple) is the period.
+    let mut tau = first;
+    let base = s.dn[tau];
+    for k in [2usize, 3] {
+        if let Some((t, v)) = local_min(&s.dn, tau * k, k, tau_min, tau_max) {
+            if v < base * plan.config.octave_ratio && base - v > CLEARLY_BETTER {
+                tau = t;
+                break;
+            }
+        }
+    }
+
+    // Continuity: when this lag is an octave (or a twelfth) away from the previous frame's
+    // F0, prefer the lag that continues the track if it is nearly as periodic (jump down:
+    // within `continuity_slack`) or clearly more periodic (jump up: every multiple of a
+    // period is also a period, so a real upward jump leaves the old lag just as periodic).
+    if let Some(prev) = prev_f0_hz.filter(|p| *p > 0.0) {
+        let ratio = plan.sample_rate_hz / tau as f32 / prev;
+        let base = s.dn[tau];
+        let near = |r: f32, k: f32| (r / k - 1.0).abs() < 0.2;
+        let alternative = if near(ratio, 2.0) || near(ratio, 3.0) {
+            let k = ratio.round() as usize;
+            local_min(&s.dn, tau * k, k, tau_min, tau_max)
+                .filter(|&(_, v)| v < base - CLEARLY_BETTER)
+        } else if near(ratio, 0.5) {
+            local_min(&s.dn, tau / 2, 1, tau_min, tau_max)
+                .filter(|&(_, v)| v < base + plan.config.continuity_slack)
+        } else {
+            None
+        };
+        if let Some((t, _)) = alternative {
+            tau = t;
+        }
+    }
 
     // Parabolic refinement on dn (less biased than on the CMNDF).
     let (y0, y1, y2) = (s.dn[tau - 1], s.dn[tau], s.dn[tau + 1]);
@@ -181,7 +244,7 @@ pub(crate) fn estimate(plan: &DspPlan, x: &[f32], s: &mut PitchScratch) -> Pitch
     PitchEstimate {
         f0_hz: plan.sample_rate_hz / period,
         periodicity: (1.0 - dn_at).clamp(0.0, 1.0),
-        cmndf: c[tau],
+        cmndf: s.cmndf[tau],
     }
 }
 
