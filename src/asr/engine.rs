@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
+    WhisperContextParameters, WhisperState,
 };
 
 use super::words::{tokens_to_words, TokenPiece};
@@ -22,6 +23,19 @@ pub const DEFAULT_THREADS_PER_TRANSCRIBER: usize = 2;
 const MIN_SAMPLES: usize = 17_600;
 /// Samples per ms at [`crate::SAMPLE_RATE`].
 const SAMPLES_PER_MS: usize = crate::SAMPLE_RATE as usize / 1000;
+/// Working memory for DTW token alignment, bytes (whisper-rs' default).
+const DTW_MEM_BYTES: usize = 128 << 20;
+
+/// One Whisper segment: words Whisper decoded between two of its timestamp tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Start, ms from the start of the audio (Whisper's own timestamp token).
+    pub start_ms: u32,
+    /// End, ms (the next segment's start, often the onset of the next speech).
+    pub end_ms: u32,
+    /// The words, special tokens and annotations removed.
+    pub words: Vec<Word>,
+}
 
 /// A loaded GGML Whisper model (the read-only part), shared by all transcribers.
 pub struct WhisperModel {
@@ -53,6 +67,15 @@ impl WhisperModel {
         }
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
+        // Word start times come from DTW over tiny.en's alignment heads (the heads listed in
+        // the CTranslate2 config.json): whisper.cpp's default token times are interpolated
+        // inside a segment and drift by up to a second, too much to split packed windows.
+        params.dtw_parameters(DtwParameters {
+            mode: DtwMode::ModelPreset {
+                model_preset: DtwModelPreset::TinyEn,
+            },
+            dtw_mem_size: DTW_MEM_BYTES,
+        });
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| AsrError::Model {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -111,6 +134,12 @@ impl Transcriber {
     /// English decoding. Word times are ms from the start of `audio_16k`; non-speech
     /// annotations and special tokens are removed.
     pub fn transcribe(&mut self, audio_16k: &[f32]) -> Result<Vec<Word>, AsrError> {
+        let segments = self.transcribe_segments(audio_16k)?;
+        Ok(segments.into_iter().flat_map(|s| s.words).collect())
+    }
+
+    /// Like [`Transcriber::transcribe`], keeping Whisper's segments.
+    pub fn transcribe_segments(&mut self, audio_16k: &[f32]) -> Result<Vec<Segment>, AsrError> {
         if audio_16k.is_empty() {
             return Ok(Vec::new());
         }
@@ -146,9 +175,11 @@ impl Transcriber {
             .map_err(|e| AsrError::Whisper(e.to_string()))?;
 
         let eot = self.model.ctx.token_eot();
-        let mut pieces = Vec::new();
+        // Whisper times are in centiseconds from the start of the input.
+        let to_ms = |cs: i64| (cs.max(0) as u64 * 10).min(audio_ms as u64) as u32;
+        let mut segments = Vec::new();
         for seg in self.state.as_iter() {
-            let mut segment_start = true;
+            let mut pieces = Vec::new();
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else {
                     continue;
@@ -161,18 +192,26 @@ impl Transcriber {
                     continue;
                 };
                 let data = tok.token_data();
-                // t0/t1 are in centiseconds from the start of the input.
-                let to_ms = |cs: i64| (cs.max(0) as u64 * 10).min(audio_ms as u64) as u32;
+                // Start from DTW where it succeeded (t_dtw < 0 otherwise); the interpolated
+                // t0..t1 still gives a duration estimate.
+                let start = if data.t_dtw >= 0 { data.t_dtw } else { data.t0 };
+                let duration = (data.t1 - data.t0).max(0);
                 pieces.push(TokenPiece {
                     bytes: bytes.to_vec(),
-                    start_ms: to_ms(data.t0),
-                    end_ms: to_ms(data.t1),
+                    start_ms: to_ms(start),
+                    end_ms: to_ms(start + duration),
                     p: data.p,
-                    segment_start,
                 });
-                segment_start = false;
+            }
+            let words = tokens_to_words(&pieces);
+            if !words.is_empty() {
+                segments.push(Segment {
+                    start_ms: to_ms(seg.start_timestamp()),
+                    end_ms: to_ms(seg.end_timestamp()),
+                    words,
+                });
             }
         }
-        Ok(tokens_to_words(&pieces))
+        Ok(segments)
     }
 }

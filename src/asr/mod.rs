@@ -17,7 +17,7 @@ pub mod pool;
 pub mod wer;
 pub mod words;
 
-pub use engine::{Transcriber, WhisperModel};
+pub use engine::{Segment, Transcriber, WhisperModel};
 pub use pool::{AsrConfig, AsrJob, AsrPool};
 
 /// One recognised word.

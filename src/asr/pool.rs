@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::engine::{Transcriber, WhisperModel, DEFAULT_THREADS_PER_TRANSCRIBER};
+use super::engine::{Segment, Transcriber, WhisperModel, DEFAULT_THREADS_PER_TRANSCRIBER};
 use super::{AsrError, Word};
 
 /// Worker threads (each with its own decoder state) by default.
@@ -401,8 +401,9 @@ fn is_digital_silence(audio: &[f32]) -> bool {
 }
 
 /// Transcribes several clips in one Whisper run: concatenated with `gap_samples` of silence
-/// between them, words split back by timestamp and re-timed to each clip's start. One clip is
-/// transcribed as is. The caller keeps the total within one window for the saving to hold.
+/// between them, words split back by timestamp ([`split_segments`]) and re-timed to each
+/// clip's start. One clip is transcribed as is. The caller keeps the total within one window
+/// for the saving to hold.
 pub fn transcribe_packed(
     tr: &mut Transcriber,
     clips: &[&[f32]],
@@ -413,8 +414,8 @@ pub fn transcribe_packed(
         [one] => Ok(vec![tr.transcribe(one)?]),
         _ => {
             let (audio, spans) = pack(clips, gap_samples);
-            let words = tr.transcribe(&audio)?;
-            Ok(split_words(words, &spans))
+            let segments = tr.transcribe_segments(&audio)?;
+            Ok(split_segments(segments, &spans))
         }
     }
 }
@@ -437,38 +438,52 @@ pub fn pack(clips: &[&[f32]], gap_samples: usize) -> (Vec<f32>, Vec<Range<usize>
     (audio, spans)
 }
 
-/// Assigns each word to the clip whose span (sample ranges from [`pack`]) is nearest to the
-/// word's midpoint, and re-times it relative to that clip's start (clamped to the clip).
-pub fn split_words(words: Vec<Word>, spans: &[Range<usize>]) -> Vec<Vec<Word>> {
+/// Gives each clip (sample ranges from [`pack`]) its words, re-timed to the clip's start and
+/// clamped to it.
+///
+/// Whisper's times run late, not early: a segment's start (its own timestamp token) lands on
+/// or a little after the speech onset, and word starts (DTW) lag by up to ~0.5 s near the
+/// end of a segment. So a segment goes to the clip nearest its start, and a word moves on to
+/// a later clip only when its start lies inside that clip, never because it fell into the
+/// gap after its own clip. Assignment is monotone: words keep their order.
+pub fn split_segments(segments: Vec<Segment>, spans: &[Range<usize>]) -> Vec<Vec<Word>> {
     let per_ms = crate::SAMPLE_RATE as f64 / 1000.0;
     let spans_ms: Vec<(f64, f64)> = spans
         .iter()
         .map(|s| (s.start as f64 / per_ms, s.end as f64 / per_ms))
         .collect();
     let mut out: Vec<Vec<Word>> = vec![Vec::new(); spans.len()];
-    for mut w in words {
-        let mid = (w.start_ms as f64 + w.end_ms as f64) / 2.0;
-        let distance = |&(a, b): &(f64, f64)| {
-            if mid < a {
-                a - mid
-            } else if mid > b {
-                mid - b
-            } else {
-                0.0
+    if spans.is_empty() {
+        return out;
+    }
+    let distance = |t: f64, (a, b): (f64, f64)| {
+        if t < a {
+            a - t
+        } else if t > b {
+            t - b
+        } else {
+            0.0
+        }
+    };
+    let mut current = 0;
+    for seg in segments {
+        let t = seg.start_ms as f64;
+        current = (current..spans_ms.len())
+            .min_by(|&x, &y| distance(t, spans_ms[x]).total_cmp(&distance(t, spans_ms[y])))
+            .unwrap_or(current);
+        for mut w in seg.words {
+            let t = w.start_ms as f64;
+            if let Some(later) =
+                (current + 1..spans_ms.len()).find(|&c| distance(t, spans_ms[c]) == 0.0)
+            {
+                current = later;
             }
-        };
-        let Some((i, &(a, b))) = spans_ms
-            .iter()
-            .enumerate()
-            .min_by(|x, y| distance(x.1).total_cmp(&distance(y.1)))
-        else {
-            continue;
-        };
-        let len = b - a;
-        let rel = |t: u32| (t as f64 - a).clamp(0.0, len).round() as u32;
-        w.start_ms = rel(w.start_ms);
-        w.end_ms = rel(w.end_ms);
-        out[i].push(w);
+            let (a, b) = spans_ms[current];
+            let rel = |t: u32| (t as f64 - a).clamp(0.0, b - a).round() as u32;
+            w.start_ms = rel(w.start_ms);
+            w.end_ms = rel(w.end_ms);
+            out[current].push(w);
+        }
     }
     out
 }
@@ -495,19 +510,51 @@ mod tests {
         assert_eq!(spans, [0..3, 7..9]);
     }
 
+    fn segment(start_ms: u32, end_ms: u32, words: Vec<Word>) -> Segment {
+        Segment {
+            start_ms,
+            end_ms,
+            words,
+        }
+    }
+
     #[test]
-    fn words_go_to_the_nearest_clip_and_are_retimed() {
-        // clip 0: 0..2000 ms, gap, clip 1: 3000..4000 ms (16 samples per ms)
-        let spans = [0..32_000, 48_000..64_000];
-        let words = vec![
-            word("one", 100, 400),
-            word("two", 1800, 2300),   // ends in the gap, midpoint in clip 0
-            word("three", 2700, 3400), // starts in the gap, midpoint in clip 1
-            word("four", 3500, 4100),  // runs past the end of clip 1
+    fn late_times_stay_with_their_clip() {
+        // clip 0: 0..2000 ms, gap, clip 1: 3000..4000 ms, gap, clip 2: 5000..6000 ms
+        // (16 samples per ms)
+        let spans = [0..32_000, 48_000..64_000, 80_000..96_000];
+        let segments = vec![
+            segment(
+                0,
+                3200,
+                vec![
+                    word("one", 100, 400),
+                    word("two", 2500, 2900), // late estimate, in the gap: stays in clip 0
+                ],
+            ),
+            segment(
+                3200,
+                6000,
+                vec![
+                    word("three", 3300, 3600),
+                    word("four", 3900, 4200), // runs past the end of clip 1
+                    word("five", 5100, 5400), // inside clip 2: moves on
+                ],
+            ),
         ];
-        let split = split_words(words, &spans);
-        assert_eq!(split[0], [word("one", 100, 400), word("two", 1800, 2000)]);
-        assert_eq!(split[1], [word("three", 0, 400), word("four", 500, 1000)]);
+        let split = split_segments(segments, &spans);
+        assert_eq!(split[0], [word("one", 100, 400), word("two", 2000, 2000)]);
+        assert_eq!(split[1], [word("three", 300, 600), word("four", 900, 1000)]);
+        assert_eq!(split[2], [word("five", 100, 400)]);
+    }
+
+    #[test]
+    fn segment_starting_in_a_gap_goes_to_the_nearest_clip() {
+        let spans = [0..32_000, 48_000..64_000];
+        let segments = vec![segment(2800, 4000, vec![word("x", 2900, 3100)])];
+        let split = split_segments(segments, &spans);
+        assert!(split[0].is_empty());
+        assert_eq!(split[1], [word("x", 0, 100)]);
     }
 
     #[test]

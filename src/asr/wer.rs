@@ -72,7 +72,7 @@ fn spell(n: u32) -> Vec<String> {
     let n = n as usize;
     match n {
         0..=19 => vec![ONES[n].to_string()],
-        _ if n % 10 == 0 => vec![TENS[n / 10].to_string()],
+        _ if n.is_multiple_of(10) => vec![TENS[n / 10].to_string()],
         _ => vec![TENS[n / 10].to_string(), ONES[n % 10].to_string()],
     }
 }

@@ -1,9 +1,9 @@
 //! Whisper's BPE tokens → words, without special tokens or non-speech annotations.
 //!
 //! Whisper's byte-level BPE marks a word start with a leading space (`" hello"`, `","`,
-//! `"ing"`), so a token that starts with a space, or the first token of a segment, begins a
-//! new word and any other token continues the current one. Punctuation stays attached to the
-//! word it follows.
+//! `"ing"`), so a token that starts with a space (or the first token given) begins a new word
+//! and any other token continues the current one. Punctuation stays attached to the word it
+//! follows. Callers pass one Whisper segment at a time.
 //!
 //! On noise, music or silence Whisper writes annotations instead of words: `[BLANK_AUDIO]`,
 //! `(upbeat music)`, `[MUSIC PLAYING]`, `*music*`, `♪`. They are removed here, so they never
@@ -27,13 +27,27 @@ pub struct TokenPiece {
     pub end_ms: u32,
     /// Token probability, 0..=1.
     pub p: f32,
-    /// First token of a Whisper segment: always begins a word.
-    pub segment_start: bool,
 }
 
-/// Merges tokens into words and removes non-speech annotations.
+/// Merges tokens into words, removes non-speech annotations and keeps each word's end at or
+/// before the next word's start.
 pub fn tokens_to_words(tokens: &[TokenPiece]) -> Vec<Word> {
-    drop_annotations(merge_tokens(tokens))
+    let mut words = drop_annotations(merge_tokens(tokens));
+    clamp_ends(&mut words);
+    words
+}
+
+/// Words do not overlap: each ends no later than the next one starts (and not before it
+/// starts itself). Token end times are estimates; starts are the better-aligned half.
+pub fn clamp_ends(words: &mut [Word]) {
+    for i in 0..words.len() {
+        let next_start = words.get(i + 1).map(|n| n.start_ms);
+        let w = &mut words[i];
+        if let Some(n) = next_start {
+            w.end_ms = w.end_ms.min(n);
+        }
+        w.end_ms = w.end_ms.max(w.start_ms);
+    }
 }
 
 /// Merges tokens into words (see the module docs). Tokens that look like whisper.cpp's
@@ -66,7 +80,7 @@ pub fn merge_tokens(tokens: &[TokenPiece]) -> Vec<Word> {
         if is_special_name(&t.bytes) {
             continue;
         }
-        let begins = t.segment_start || t.bytes.first() == Some(&b' ');
+        let begins = t.bytes.first() == Some(&b' ');
         match acc.as_mut() {
             Some(a) if !begins => {
                 a.bytes.extend_from_slice(&t.bytes);
@@ -170,7 +184,6 @@ mod tests {
             start_ms: t,
             end_ms: t + 100,
             p: 0.5,
-            segment_start: false,
         }
     }
 
@@ -196,16 +209,22 @@ mod tests {
     }
 
     #[test]
-    fn segment_start_breaks_words_and_specials_are_skipped() {
-        let mut second = tok("again", 900);
-        second.segment_start = true;
+    fn first_token_starts_a_word_and_specials_are_skipped() {
         let toks = vec![
             tok("[_BEG_]", 0),
-            tok(" once", 0),
+            tok("once", 0),
             tok("[_TT_42]", 800),
-            second,
+            tok(" more", 900),
         ];
-        assert_eq!(texts(&merge_tokens(&toks)), ["once", "again"]);
+        assert_eq!(texts(&merge_tokens(&toks)), ["once", "more"]);
+    }
+
+    #[test]
+    fn ends_are_clamped_to_the_next_start() {
+        let toks = vec![tok(" a", 0), tok(" b", 50), tok(" c", 300)];
+        let words = tokens_to_words(&toks);
+        let times: Vec<_> = words.iter().map(|w| (w.start_ms, w.end_ms)).collect();
+        assert_eq!(times, [(0, 50), (50, 150), (300, 400)]);
     }
 
     #[test]
