@@ -302,10 +302,8 @@ impl CallCore {
             let ch = &mut self.channels[ci];
             ch.resampled.clear();
             ch.resampler.flush_into(&mut ch.resampled);
-            // Pad half a window of silence so the last frames are analysed.
-            ch.resampled.extend(std::iter::repeat_n(0.0, 2 * HOP * 4));
             let resampled = std::mem::take(&mut ch.resampled);
-            self.analyse(ci, &resampled);
+            self.analyse(ci, &resampled, true);
             self.channels[ci].resampled = resampled;
             if let Some(seg) = self.channels[ci].endpointer.finish() {
                 self.segments.push((ci, seg));
@@ -337,7 +335,7 @@ impl CallCore {
         let mut resampled = std::mem::take(&mut ch.resampled);
         resampled.clear();
         ch.resampler.process_into(native, &mut resampled);
-        self.analyse(ci, &resampled);
+        self.analyse(ci, &resampled, false);
         self.channels[ci].resampled = resampled;
         self.emit(out);
         Ok(())
@@ -345,12 +343,17 @@ impl CallCore {
 
     /// Runs 16 kHz samples through the channel's analyzer and endpointer;
     /// finished segments are queued in `self.segments`.
-    fn analyse(&mut self, ci: usize, samples: &[f32]) {
+    /// With `last`, the analyzer is flushed: the frames whose centres lie in
+    /// the last lookahead are emitted too.
+    fn analyse(&mut self, ci: usize, samples: &[f32], last: bool) {
         let ch = &mut self.channels[ci];
         ch.audio.extend(samples.iter().copied());
         ch.samples_16k += samples.len() as u64;
         ch.new_frames.clear();
         ch.analyzer.push_into(samples, &mut ch.new_frames);
+        if last {
+            ch.analyzer.flush_into(&mut ch.new_frames);
+        }
         for f in ch.new_frames.iter() {
             let (decision, seg) = ch.endpointer.push(f);
             ch.frames.push_back((*f, decision.active));

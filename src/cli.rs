@@ -241,7 +241,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 fn read_wav(path: &Path) -> anyhow::Result<WavAudio> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    codec::wav::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    codec::wav::parse_wav(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn call_id_for(path: &Path) -> String {
@@ -365,8 +365,8 @@ fn encode(samples: &[f32], encoding: proto::Encoding, out: &mut Vec<u8>) {
     for s in samples {
         let v = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
         match encoding {
-            proto::Encoding::Mulaw => out.push(codec::g711::linear_to_mulaw(v)),
-            proto::Encoding::Alaw => out.push(codec::g711::linear_to_alaw(v)),
+            proto::Encoding::Mulaw => out.push(codec::g711::ulaw_encode(v)),
+            proto::Encoding::Alaw => out.push(codec::g711::alaw_encode(v)),
             _ => out.extend_from_slice(&v.to_le_bytes()),
         }
     }

@@ -210,7 +210,7 @@ impl CallAnalyzer for Service {
         check_language(&req.language).map_err(status)?;
         let (rate, channels) = match req.audio {
             Some(proto::analyze_recording_request::Audio::Wav(bytes)) => {
-                let wav = codec::wav::parse(&bytes)
+                let wav = codec::wav::parse_wav(&bytes)
                     .map_err(|e| status(CallError::BadAudio(e.to_string())))?;
                 (wav.sample_rate, wav.samples)
             }

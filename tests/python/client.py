@@ -60,7 +60,7 @@ def main():
         with grpc.insecure_channel(args.server) as channel:
             stub = pb_grpc.CallAnalyzerStub(channel)
             for ev in stub.StreamCall(requests()):
-                print(json_format.MessageToJson(ev, preserving_proto_field_names=True, indent=None,
+                print(json_format.MessageToJson(ev, preserving_proto_field_name=True, indent=None,
                                             always_print_fields_with_no_presence=True),
                       flush=True)
 
