@@ -38,6 +38,9 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Play a WAV file into a server's StreamCall and print the events.
     Stream(StreamArgs),
+    /// Transcribe a WAV file with the bare recogniser (no endpointing, no
+    /// packing): the yardstick `analyze` is compared with.
+    Transcribe(TranscribeArgs),
     /// Model management.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -156,6 +159,14 @@ pub struct StreamArgs {
     pub left_role: RoleArg,
 }
 
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// A WAV file (first channel).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
     /// Convert a CTranslate2 Whisper model (float16) to a GGML file for whisper.cpp.
@@ -191,6 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(a) => analyze(a),
         Command::Features(a) => features(a),
         Command::Stream(a) => stream(a),
+        Command::Transcribe(a) => transcribe(a),
         Command::Model(ModelCommand::Convert {
             ct2,
             mel_filters,
@@ -244,6 +256,14 @@ fn read_wav(path: &Path) -> anyhow::Result<WavAudio> {
     codec::wav::parse_wav(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// True when the error is a write to a closed stdout.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn call_id_for(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -280,6 +300,10 @@ fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
             ))
         });
         if let Err(e) = result {
+            if is_broken_pipe(&e) {
+                // The reader (e.g. `head`) has had enough: stop quietly.
+                return Ok(());
+            }
             eprintln!("callmood: {}: {e:#}", path.display());
             failed += 1;
         }
@@ -322,21 +346,43 @@ pub async fn analyze_one(
     Ok(())
 }
 
-fn features(a: FeaturesArgs) -> anyhow::Result<()> {
-    let wav = read_wav(&a.file)?;
-    let Some(samples) = wav.samples.get(a.channel) else {
+/// One channel of a WAV file, resampled to 16 kHz.
+fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
+    let wav = read_wav(path)?;
+    let Some(samples) = wav.samples.get(channel) else {
         bail!(
-            "--channel {} but {} has {} channel(s)",
-            a.channel,
-            a.file.display(),
+            "--channel {channel} but {} has {} channel(s)",
+            path.display(),
             wav.samples.len()
         );
     };
-    let mut resampler =
-        crate::resample::Resampler::new(wav.sample_rate).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut resampler = crate::resample::Resampler::new(wav.sample_rate)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut audio = Vec::new();
     resampler.process_into(samples, &mut audio);
     resampler.flush_into(&mut audio);
+    Ok(audio)
+}
+
+fn transcribe(a: TranscribeArgs) -> anyhow::Result<()> {
+    let audio = read_channel_16k(&a.file, 0)?;
+    if !a.asr.model.is_file() {
+        bail!(
+            "model file {} not found: run models/fetch.sh to fetch and convert it, or pass --model",
+            a.asr.model.display()
+        );
+    }
+    let model = crate::asr::WhisperModel::load(&a.asr.model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let words = crate::asr::Transcriber::new(model, a.asr.threads)
+        .and_then(|mut t| t.transcribe(&audio))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text: Vec<&str> = words.iter().map(|w| w.text.trim()).collect();
+    println!("{}", text.join(" "));
+    Ok(())
+}
+
+fn features(a: FeaturesArgs) -> anyhow::Result<()> {
+    let audio = read_channel_16k(&a.file, a.channel)?;
     let frames = FrameAnalyzer::analyze(DspPlan::new(), &audio);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

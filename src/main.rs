@@ -11,6 +11,7 @@ fn main() -> std::process::ExitCode {
     let cli = callmood::cli::Cli::parse();
     match callmood::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if callmood::cli::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callmood: error: {e:#}");
             std::process::ExitCode::FAILURE
