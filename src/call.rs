@@ -561,3 +561,230 @@ impl CallCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: usize = 16_000;
+
+    /// A voiced "talk spurt": a 150 Hz harmonic complex with 4 Hz syllabic
+    /// amplitude modulation, written into `buf` from `t0` to `t1` seconds.
+    fn talk(buf: &mut [f32], t0: f32, t1: f32) {
+        let (a, b) = ((t0 * RATE as f32) as usize, (t1 * RATE as f32) as usize);
+        for (i, s) in buf[a..b].iter_mut().enumerate() {
+            let t = i as f32 / RATE as f32;
+            let env = 0.55 - 0.45 * (2.0 * std::f32::consts::PI * 4.0 * t).cos();
+            let x: f32 = (1..=6)
+                .map(|h| (2.0 * std::f32::consts::PI * 150.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            *s = 0.2 * env * x;
+        }
+    }
+
+    fn spec(id: u32, role: Role) -> ChannelSpec {
+        ChannelSpec {
+            id,
+            role,
+            encoding: Encoding::Linear16,
+            sample_rate_hz: RATE as u32,
+        }
+    }
+
+    /// Runs two legs through a call in 20 ms steps, as a live stream would.
+    fn run(caller: &[f32], agent: &[f32]) -> (Vec<Ended>, proto::CallSummary) {
+        let mut core = CallCore::new(
+            "t",
+            &[spec(1, Role::Caller), spec(2, Role::Agent)],
+            CallSettings::default(),
+            DspPlan::new(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for (c, a) in caller.chunks(320).zip(agent.chunks(320)) {
+            core.push_samples(1, c, &mut out).unwrap();
+            core.push_samples(2, a, &mut out).unwrap();
+        }
+        core.finish(&mut out);
+        let s = core.summary();
+        (out, s)
+    }
+
+    #[test]
+    fn turn_taking_latency_overlap_and_summary() {
+        let mut caller = vec![0.0; 7 * RATE];
+        let mut agent = vec![0.0; 7 * RATE];
+        talk(&mut caller, 0.5, 2.5);
+        talk(&mut agent, 3.1, 4.6); // answers 600 ms after the caller stops
+        talk(&mut caller, 4.2, 5.5); // the caller cuts in 400 ms before the agent stops
+        let (ended, s) = run(&caller, &agent);
+        let by = |ch: u32| -> Vec<&Ended> {
+            ended
+                .iter()
+                .filter(|e| e.utterance.channel_id == ch)
+                .collect()
+        };
+        let (c, a) = (by(1), by(2));
+        assert_eq!(
+            (c.len(), a.len()),
+            (2, 1),
+            "{:?}",
+            ended
+                .iter()
+                .map(|e| (
+                    e.utterance.channel_id,
+                    e.utterance.start_ms,
+                    e.utterance.end_ms
+                ))
+                .collect::<Vec<_>>()
+        );
+        let near = |v: i64, want: i64| (v - want).abs() <= 80;
+        for (e, (s0, e0)) in [
+            (c[0], (500, 2500)),
+            (a[0], (3100, 4600)),
+            (c[1], (4200, 5500)),
+        ] {
+            assert!(
+                near(e.utterance.start_ms as i64, s0) && near(e.utterance.end_ms as i64, e0),
+                "{:?}",
+                e.utterance
+            );
+        }
+        let lat = |e: &Ended| e.utterance.prosody.as_ref().unwrap().response_latency_ms;
+        assert_eq!(lat(c[0]), None, "nobody spoke before the caller");
+        assert!(near(lat(a[0]).unwrap() as i64, 600), "{:?}", lat(a[0]));
+        assert!(near(lat(c[1]).unwrap() as i64, -400), "{:?}", lat(c[1]));
+        let overlap = |e: &Ended| e.utterance.prosody.as_ref().unwrap().overlap_ms as i64;
+        assert!(near(overlap(c[1]), 400), "{}", overlap(c[1]));
+        assert_eq!(overlap(c[0]), 0);
+
+        // The recogniser gets the utterance with its pre- and post-roll.
+        let want = (2000
+            + crate::segment::DEFAULT_PRE_ROLL_MS
+            + crate::segment::DEFAULT_POST_ROLL_MS) as f32
+            / 1000.0
+            * RATE as f32;
+        assert!(
+            (c[0].audio.len() as f32 - want).abs() < 0.1 * RATE as f32,
+            "{}",
+            c[0].audio.len()
+        );
+        assert_eq!(c[0].audio_start_ms, c[0].utterance.start_ms - 200);
+
+        assert_eq!(s.duration_ms, 7000);
+        assert_eq!(s.utterances, 3);
+        assert!(near(s.overlap_ms as i64, 400), "{s:?}");
+        // Speech covers 0.5-2.5, 3.1-5.5 s: 4.4 s of 7 s.
+        assert!(near(s.silence_ms as i64, 2600), "{s:?}");
+        let agent_sum = s
+            .roles
+            .iter()
+            .find(|r| r.role == Role::Agent as i32)
+            .unwrap();
+        assert!(near(
+            agent_sum.mean_response_latency_ms.unwrap() as i64,
+            600
+        ));
+        let caller_sum = s
+            .roles
+            .iter()
+            .find(|r| r.role == Role::Caller as i32)
+            .unwrap();
+        assert_eq!(caller_sum.utterances, 2);
+        assert!(near(
+            caller_sum.worst_response_latency_ms.unwrap() as i64,
+            -400
+        ));
+    }
+
+    #[test]
+    fn g711_bytes_decode_to_the_same_utterances() {
+        let mut pcm = vec![0.0; 3 * RATE];
+        talk(&mut pcm, 0.8, 2.0);
+        // Telephone version: 8 kHz μ-law, every other sample (the signal is below 1 kHz).
+        let bytes: Vec<u8> = pcm
+            .iter()
+            .step_by(2)
+            .map(|s| crate::codec::g711::ulaw_encode((s * 32767.0) as i16))
+            .collect();
+        let mulaw = ChannelSpec {
+            id: 5,
+            role: Role::Caller,
+            encoding: Encoding::Mulaw,
+            sample_rate_hz: 8000,
+        };
+        let mut core =
+            CallCore::new("g711", &[mulaw], CallSettings::default(), DspPlan::new()).unwrap();
+        let mut out = Vec::new();
+        for chunk in bytes.chunks(160) {
+            core.push_audio(5, chunk, &mut out).unwrap();
+        }
+        core.finish(&mut out);
+        assert_eq!(out.len(), 1);
+        let u = &out[0].utterance;
+        assert!(
+            (u.start_ms as i64 - 800).abs() <= 80 && (u.end_ms as i64 - 2000).abs() <= 80,
+            "{u:?}"
+        );
+        let f0 = u.prosody.as_ref().unwrap().f0_mean_hz;
+        assert!((f0 - 150.0).abs() < 3.0, "{f0}");
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let cfg = |enc: proto::Encoding, rate| proto::ChannelConfig {
+            channel_id: 3,
+            role: Role::Agent as i32,
+            encoding: enc as i32,
+            sample_rate_hz: rate,
+        };
+        assert!(ChannelSpec::from_proto(&cfg(proto::Encoding::Linear16, 44_100)).is_ok());
+        assert_eq!(
+            ChannelSpec::from_proto(&cfg(proto::Encoding::Mulaw, 0))
+                .unwrap()
+                .sample_rate_hz,
+            8000
+        );
+        let e = ChannelSpec::from_proto(&cfg(proto::Encoding::Linear16, 4000)).unwrap_err();
+        assert!(
+            e.to_string().contains("config.channels[3].sample_rate_hz"),
+            "{e}"
+        );
+        let e = ChannelSpec::from_proto(&cfg(proto::Encoding::Alaw, 16_000)).unwrap_err();
+        assert!(e.to_string().contains("ALAW"), "{e}");
+        let e = ChannelSpec::from_proto(&cfg(proto::Encoding::Unspecified, 8000)).unwrap_err();
+        assert!(e.to_string().contains("encoding"), "{e}");
+        assert!(check_language("en-GB").is_ok() && check_language("").is_ok());
+        assert!(check_language("de").is_err());
+        let s = spec(1, Role::Caller);
+        assert_eq!(
+            CallCore::new("x", &[s, s], CallSettings::default(), DspPlan::new()).err(),
+            Some(CallError::DuplicateChannel(1))
+        );
+        let mut core = CallCore::new("x", &[s], CallSettings::default(), DspPlan::new()).unwrap();
+        assert_eq!(
+            core.push_audio(2, &[0, 0], &mut Vec::new()),
+            Err(CallError::UnknownChannel(2))
+        );
+    }
+
+    #[test]
+    fn calls_over_the_length_limit_are_refused_not_buffered() {
+        let settings = CallSettings {
+            max_call_ms: 1000,
+            ..CallSettings::default()
+        };
+        let mut core =
+            CallCore::new("x", &[spec(1, Role::Caller)], settings, DspPlan::new()).unwrap();
+        let chunk = vec![0.0; RATE / 10];
+        let mut out = Vec::new();
+        let mut err = None;
+        for _ in 0..30 {
+            if let Err(e) = core.push_samples(1, &chunk, &mut out) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(CallError::CallTooLong { max_ms: 1000 }));
+    }
+}
