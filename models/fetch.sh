@@ -110,23 +110,14 @@ if [[ -f "$OUT" && -f "$OUT.sha256" && "${FORCE_CONVERT:-0}" != 1 ]] &&
 fi
 
 cd "$ROOT"
-if cargo run --release --quiet -- model convert --help 2>/dev/null | grep -q -- '--ct2'; then
-    say "converting with \`callmood model convert\`"
-    cargo run --release --quiet -- model convert \
-        --ct2 "$CT2_DIR" \
-        --mel-filters "$ASSETS/mel_filters.npz" \
-        --tiktoken "$ASSETS/gpt2.tiktoken" \
-        --out "$OUT"
-else
-    # Until the CLI exposes `model convert`, run the same library function through the
-    # integration test that exercises it.
-    say "\`callmood model convert\` not available; converting through tests/asr_convert.rs"
-    CALLMOOD_CONVERT_CT2="$CT2_DIR" \
-        CALLMOOD_CONVERT_MEL="$ASSETS/mel_filters.npz" \
-        CALLMOOD_CONVERT_TIKTOKEN="$ASSETS/gpt2.tiktoken" \
-        CALLMOOD_CONVERT_OUT="$OUT" \
-        cargo test --release --quiet --test asr_convert -- --ignored --exact convert_from_env
-fi
+# The dev profile builds dependencies optimised (Cargo.toml), and shares its
+# build with `cargo test`, so set-up and tests compile whisper.cpp once.
+say "converting with \`callmood model convert\`"
+cargo run --quiet -- model convert \
+    --ct2 "$CT2_DIR" \
+    --mel-filters "$ASSETS/mel_filters.npz" \
+    --tiktoken "$ASSETS/gpt2.tiktoken" \
+    --out "$OUT"
 [[ -f "$OUT" ]] || die "conversion did not produce $OUT"
 (cd "$HERE" && sha256sum "$(basename "$OUT")" >"$(basename "$OUT").sha256")
 say "wrote $OUT ($(stat -c %s "$OUT") bytes), sha256 $(cut -d' ' -f1 "$OUT.sha256")"
