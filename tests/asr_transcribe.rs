@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Instant;
 
+use callmood::asr::engine::DEFAULT_THREADS_PER_TRANSCRIBER;
 use callmood::asr::wer::word_error_rate;
 use callmood::asr::{Transcriber, WhisperModel};
 
@@ -18,7 +19,7 @@ const MAX_TOTAL_WER: f32 = 0.15;
 #[test]
 fn transcribes_real_speech() {
     let model = WhisperModel::load(&common::model_path()).expect("model loads");
-    let mut tr = Transcriber::new(model, 2).expect("transcriber");
+    let mut tr = Transcriber::new(model, DEFAULT_THREADS_PER_TRANSCRIBER).expect("transcriber");
     let mut errors = 0.0;
     let mut ref_words = 0usize;
     for clip in common::clips() {
@@ -47,7 +48,7 @@ fn transcribes_real_speech() {
 #[test]
 fn silence_and_noise_give_no_words() {
     let model = WhisperModel::load(&common::model_path()).expect("model loads");
-    let mut tr = Transcriber::new(model, 2).expect("transcriber");
+    let mut tr = Transcriber::new(model, DEFAULT_THREADS_PER_TRANSCRIBER).expect("transcriber");
     let zeros = vec![0.0f32; 5 * 16000];
     let words = tr.transcribe(&zeros).expect("transcription");
     assert!(words.is_empty(), "silence gave {words:?}");
