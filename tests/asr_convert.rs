@@ -174,19 +174,3 @@ fn truncated_model_is_an_error_not_a_panic() {
         assert!(err.to_string().contains("model.bin"), "{err}");
     }
 }
-
-/// Used by models/fetch.sh while the CLI has no `model convert`: converts the files named by
-/// `CALLMOOD_CONVERT_{CT2,MEL,TIKTOKEN,OUT}`.
-#[test]
-#[ignore = "run by models/fetch.sh"]
-fn convert_from_env() {
-    let var = |k: &str| PathBuf::from(std::env::var_os(k).unwrap_or_else(|| panic!("{k} unset")));
-    let paths = ConvertPaths {
-        ct2_dir: var("CALLMOOD_CONVERT_CT2"),
-        mel_filters: var("CALLMOOD_CONVERT_MEL"),
-        tiktoken: var("CALLMOOD_CONVERT_TIKTOKEN"),
-        out: var("CALLMOOD_CONVERT_OUT"),
-    };
-    let report = convert_ct2_to_ggml(&paths).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("{report:?}");
-}

@@ -8,13 +8,23 @@
 //! prompts this took 3.1× less compute than one window per utterance, at no WER cost
 //! (DESIGN.md, "Throughput"). Jobs longer than a window are transcribed alone.
 //!
-//! The queue is bounded: [`AsrPool::try_submit`] hands the job back when it is full (the
-//! caller chooses backpressure or drop-and-count), [`AsrPool::submit_blocking`] waits.
+//! Packing has a cost between jobs that share a window: the decoder reads the earlier pieces'
+//! words as context (a name from one piece can prime the next), and a word whose timestamp
+//! drifts more than the gap can land in the neighbouring piece. Jobs of different calls must
+//! not share a window, so jobs carry a packing group ([`PackGroup`], e.g. the call id):
+//! [`AsrPool::try_submit_in`] / [`AsrPool::submit_blocking_in`] pack a job only with queued
+//! jobs of the same group. [`AsrPool::try_submit`] / [`AsrPool::submit_blocking`] put the job
+//! in the one shared ungrouped group: right for a batch of one recording, not for a server
+//! handling several calls.
+//!
+//! The queue is bounded: `try_submit*` hands the job back when it is full (the caller chooses
+//! backpressure or drop-and-count), `submit_blocking*` waits.
 //! Dropping the pool fails queued jobs with [`AsrError::PoolClosed`], lets running windows
 //! finish and joins the threads.
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
@@ -167,8 +177,17 @@ struct Counters {
     audio_ms: AtomicU64,
 }
 
+/// Which jobs may share a Whisper window: only jobs with equal groups are packed together.
+/// Use one group per call (or per call leg); `None` is the shared ungrouped group.
+pub type PackGroup = Option<u64>;
+
+struct Queued {
+    group: PackGroup,
+    job: AsrJob,
+}
+
 struct QueueState {
-    jobs: VecDeque<AsrJob>,
+    jobs: VecDeque<Queued>,
     closed: bool,
 }
 
@@ -247,21 +266,34 @@ impl AsrPool {
         Ok(pool)
     }
 
-    /// Queues a job if there is room; otherwise hands it back untouched.
+    /// Queues a job in the ungrouped group if there is room; otherwise hands it back
+    /// untouched. See the module docs before mixing calls.
     pub fn try_submit(&self, job: AsrJob) -> Result<(), AsrJob> {
+        self.try_submit_in(None, job)
+    }
+
+    /// Queues a job that may share a window only with jobs of `group`, if there is room;
+    /// otherwise hands it back untouched.
+    pub fn try_submit_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrJob> {
         let mut st = self.queue.lock();
         if st.closed || st.jobs.len() >= self.queue.capacity {
             return Err(job);
         }
-        st.jobs.push_back(job);
+        st.jobs.push_back(Queued { group, job });
         drop(st);
         self.queue.not_empty.notify_one();
         Ok(())
     }
 
-    /// Queues a job, waiting for room. Fails (without calling the job's reply) only if the
-    /// pool is shutting down.
+    /// Queues a job in the ungrouped group, waiting for room. Fails (without calling the
+    /// job's reply) only if the pool is shutting down.
     pub fn submit_blocking(&self, job: AsrJob) -> Result<(), AsrError> {
+        self.submit_blocking_in(None, job)
+    }
+
+    /// Queues a job that may share a window only with jobs of `group`, waiting for room.
+    /// Fails (without calling the job's reply) only if the pool is shutting down.
+    pub fn submit_blocking_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrError> {
         let mut st = self.queue.lock();
         while !st.closed && st.jobs.len() >= self.queue.capacity {
             st = self
@@ -273,16 +305,17 @@ impl AsrPool {
         if st.closed {
             return Err(AsrError::PoolClosed);
         }
-        st.jobs.push_back(job);
+        st.jobs.push_back(Queued { group, job });
         drop(st);
         self.queue.not_empty.notify_one();
         Ok(())
     }
 
-    /// Transcribes `audio` through the pool and waits for the result (batch use).
-    pub fn transcribe(&self, audio: Vec<f32>) -> Result<Vec<Word>, AsrError> {
+    /// Transcribes `audio` through the pool and waits for the result (batch use). Packed
+    /// only with other jobs of `group`.
+    pub fn transcribe(&self, group: PackGroup, audio: Vec<f32>) -> Result<Vec<Word>, AsrError> {
         let (job, rx) = AsrJob::with_channel(audio);
-        self.submit_blocking(job)?;
+        self.submit_blocking_in(group, job)?;
         rx.recv().unwrap_or(Err(AsrError::PoolClosed))
     }
 
@@ -311,12 +344,12 @@ impl Drop for AsrPool {
         let pending: Vec<AsrJob> = {
             let mut st = self.queue.lock();
             st.closed = true;
-            st.jobs.drain(..).collect()
+            st.jobs.drain(..).map(|q| q.job).collect()
         };
         self.queue.not_empty.notify_all();
         self.queue.not_full.notify_all();
         for job in pending {
-            (job.reply)(Err(AsrError::PoolClosed));
+            answer(job, Err(AsrError::PoolClosed));
         }
         for handle in self.workers.drain(..) {
             // A worker that panicked has already lost its jobs; nothing more to do here.
@@ -325,27 +358,30 @@ impl Drop for AsrPool {
     }
 }
 
-/// Takes the next batch: the first queued job, then following jobs while they fit in one
-/// window. `None` once the pool is closed.
+/// Takes the next batch: the oldest queued job, then the following jobs of its group, in
+/// order, while they fit in one window. `None` once the pool is closed.
 fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Vec<AsrJob>> {
     let mut st = queue.lock();
     while st.jobs.is_empty() && !st.closed {
         st = queue.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
     }
-    let first = st.jobs.pop_front()?;
+    let Queued { group, job: first } = st.jobs.pop_front()?;
     let window = cfg.window_samples();
     let gap = cfg.gap_samples();
     let mut total = first.audio.len();
     let mut batch = vec![first];
-    if total <= window {
-        while let Some(next) = st.jobs.front() {
-            let n = next.audio.len();
-            if total + gap + n > window {
-                break;
-            }
-            total += gap + n;
-            batch.extend(st.jobs.pop_front());
+    let mut i = 0;
+    while total <= window && i < st.jobs.len() {
+        let q = &st.jobs[i];
+        if q.group != group {
+            i += 1;
+            continue;
         }
+        if total + gap + q.job.audio.len() > window {
+            break; // keep the group's order: do not skip ahead of a job that does not fit
+        }
+        total += gap + q.job.audio.len();
+        batch.extend(st.jobs.remove(i).map(|q| q.job));
     }
     drop(st);
     queue.not_full.notify_all();
@@ -359,12 +395,15 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
         for job in batch {
             if job.audio.len() > max_job {
                 let seconds = job.audio.len() as f32 / crate::SAMPLE_RATE as f32;
-                (job.reply)(Err(AsrError::JobTooLong {
-                    seconds,
-                    max_seconds: cfg.max_job_s,
-                }));
+                answer(
+                    job,
+                    Err(AsrError::JobTooLong {
+                        seconds,
+                        max_seconds: cfg.max_job_s,
+                    }),
+                );
             } else if is_digital_silence(&job.audio) {
-                (job.reply)(Ok(Vec::new()));
+                answer(job, Ok(Vec::new()));
             } else {
                 to_run.push(job);
             }
@@ -378,22 +417,31 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
             .iter()
             .map(|c| (c.len() * 1000 / crate::SAMPLE_RATE as usize) as u64)
             .sum();
-        let results = transcribe_packed(&mut tr, &clips, cfg.gap_samples());
+        // A panic must not take the worker (and every later job's reply) down with it.
+        let results = catch_unwind(AssertUnwindSafe(|| {
+            transcribe_packed(&mut tr, &clips, cfg.gap_samples())
+        }))
+        .unwrap_or_else(|_| Err(AsrError::Whisper("transcription panicked".into())));
         counters.windows.fetch_add(1, Ordering::Relaxed);
         counters.audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
         match results {
             Ok(per_job) => {
                 for (job, words) in to_run.into_iter().zip(per_job) {
-                    (job.reply)(Ok(words));
+                    answer(job, Ok(words));
                 }
             }
             Err(e) => {
                 for job in to_run {
-                    (job.reply)(Err(e.clone()));
+                    answer(job, Err(e.clone()));
                 }
             }
         }
     }
+}
+
+/// Calls the job's reply; a panicking reply (a caller bug) is contained to that job.
+fn answer(job: AsrJob, result: Result<Vec<Word>, AsrError>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || (job.reply)(result)));
 }
 
 fn is_digital_silence(audio: &[f32]) -> bool {
@@ -555,6 +603,53 @@ mod tests {
         let split = split_segments(segments, &spans);
         assert!(split[0].is_empty());
         assert_eq!(split[1], [word("x", 0, 100)]);
+    }
+
+    fn queue_of(jobs: &[(PackGroup, f32)]) -> Queue {
+        let q = Queue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            capacity: 16,
+        };
+        for &(group, seconds) in jobs {
+            let audio = vec![0.1; seconds_to_samples(seconds)];
+            q.lock().jobs.push_back(Queued {
+                group,
+                job: AsrJob::new(audio, |_| {}),
+            });
+        }
+        q.lock().closed = true;
+        q
+    }
+
+    #[test]
+    fn batches_pack_one_group_in_order_within_the_window() {
+        let (a, b) = (Some(1), Some(2));
+        let q = queue_of(&[
+            (a, 2.0),
+            (b, 2.0),
+            (a, 3.0),
+            (a, 25.0),
+            (a, 1.0),
+            (None, 1.0),
+        ]);
+        let cfg = AsrConfig::default();
+        let lens = |batch: Vec<AsrJob>| -> Vec<f32> {
+            batch
+                .iter()
+                .map(|j| j.audio.len() as f32 / crate::SAMPLE_RATE as f32)
+                .collect()
+        };
+        // a(2) + 1 + a(3) = 6 s; a(25) would make 32 s: the batch stops there, in order.
+        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![2.0, 3.0]));
+        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![2.0]));
+        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![25.0, 1.0]));
+        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![1.0]));
+        assert!(take_batch(&q, &cfg).is_none());
     }
 
     #[test]
