@@ -10,7 +10,7 @@
 //! A closed event receiver means the listener is gone: the call thread stops
 //! at its next input and the call's memory is freed.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -114,7 +114,13 @@ impl Analyzer {
         let asr = self.asr.clone();
         let abort2 = abort.clone();
         let opts2 = opts.clone();
-        tokio::task::spawn_blocking(move || call_thread(core, in_rx, pump_tx, asr, opts2, abort2));
+        // The recogniser packs only utterances of the same call into a window,
+        // so no call's words become another call's decoding context.
+        static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
+        let group = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            call_thread(core, in_rx, pump_tx, asr, opts2, abort2, group)
+        });
         tokio::spawn(pump(call_id, pump_rx, ev_tx, opts, abort.clone()));
         Ok((
             CallHandle {
@@ -133,6 +139,7 @@ fn call_thread(
     asr: Option<Arc<AsrPool>>,
     opts: SessionOptions,
     abort: Arc<AtomicBool>,
+    group: u64,
 ) {
     let mut ended = Vec::new();
     let mut dropped = 0u32;
@@ -148,7 +155,14 @@ fn call_thread(
             } => core.push_samples(channel_id, &samples, &mut ended),
             Input::Fail(e) => Err(e),
         };
-        dispatch(&mut ended, &pump, asr.as_deref(), &opts, &mut dropped);
+        dispatch(
+            &mut ended,
+            &pump,
+            asr.as_deref(),
+            &opts,
+            group,
+            &mut dropped,
+        );
         if let Err(e) = r {
             let _ = pump.send(PumpMsg::Error(e));
             return;
@@ -158,7 +172,14 @@ fn call_thread(
         return;
     }
     core.finish(&mut ended);
-    dispatch(&mut ended, &pump, asr.as_deref(), &opts, &mut dropped);
+    dispatch(
+        &mut ended,
+        &pump,
+        asr.as_deref(),
+        &opts,
+        group,
+        &mut dropped,
+    );
     let mut summary = core.summary();
     summary.transcripts_dropped = dropped;
     let _ = pump.send(PumpMsg::Done(summary));
@@ -171,6 +192,7 @@ fn dispatch(
     pump: &mpsc::UnboundedSender<PumpMsg>,
     asr: Option<&AsrPool>,
     opts: &SessionOptions,
+    group: u64,
     dropped: &mut u32,
 ) {
     for mut e in ended.drain(..) {
@@ -192,13 +214,13 @@ fn dispatch(
         };
         match opts.backpressure {
             AsrBackpressure::Drop => {
-                if pool.try_submit(job).is_err() {
+                if pool.try_submit_in(Some(group), job).is_err() {
                     *dropped += 1;
                     let _ = pump.send(PumpMsg::Dropped(id));
                 }
             }
             AsrBackpressure::Wait => {
-                if let Err(e) = pool.submit_blocking(job) {
+                if let Err(e) = pool.submit_blocking_in(Some(group), job) {
                     let _ = pump.send(PumpMsg::Words(id, Err(e)));
                 }
             }

@@ -1,6 +1,5 @@
 //! The CTranslate2 → GGML converter on the real tiny.en weights (fetched by models/fetch.sh).
 
-#[path = "fixtures/asr/common.rs"]
 mod common;
 
 use std::path::PathBuf;

@@ -4,7 +4,6 @@
 //!
 //! CALLMOOD_ASR_THREADS=2 cargo test --release --test asr_eval -- --ignored --nocapture
 
-#[path = "fixtures/asr/common.rs"]
 mod common;
 
 use std::time::Instant;

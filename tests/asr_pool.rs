@@ -1,7 +1,6 @@
 //! The Whisper worker pool: packing, splitting, queue limits, shutdown
 //! (needs models/ggml-tiny.en.bin).
 
-#[path = "fixtures/asr/common.rs"]
 mod common;
 
 use std::sync::mpsc;

@@ -1,6 +1,5 @@
 //! Whisper on real speech through one Transcriber (needs models/ggml-tiny.en.bin).
 
-#[path = "fixtures/asr/common.rs"]
 mod common;
 
 use std::time::Instant;

@@ -1,19 +1,17 @@
-//! Helpers shared by the integration tests: the real model, real speech clips,
-//! a server on a loopback port.
+//! Helpers shared by the integration tests: the real model, real speech clips
+//! (tests/fixtures/asr), a server on a loopback port.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use callmood::asr::Word;
 use callmood::asr::{AsrConfig, AsrPool};
 use callmood::call::CallSettings;
 use callmood::dsp::DspPlan;
 use callmood::server::{serve_on, ServeConfig};
 use callmood::session::Analyzer;
-
-/// Directory of the pocketsphinx-testdata clips (Debian package).
-pub const PS_DATA: &str = "/usr/share/pocketsphinx/test/data";
 
 /// The converted Whisper model; fails the test with what to do when absent.
 pub fn model_path() -> PathBuf {
@@ -42,36 +40,16 @@ pub fn pool() -> Arc<AsrPool> {
     .clone()
 }
 
-/// A real speech clip from pocketsphinx-testdata and its transcript.
+/// A real speech clip (tests/fixtures/asr/librivox-ID.wav, 16 kHz) and its transcript.
 pub fn librivox(id: &str) -> (PathBuf, String) {
-    let path = Path::new(PS_DATA).join(format!(
-        "librivox/sense_and_sensibility_01_austen_64kb-{id}.wav"
-    ));
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup (installs pocketsphinx-testdata)",
-        path.display()
-    );
-    let trans = std::fs::read_to_string(Path::new(PS_DATA).join("librivox/transcription")).unwrap();
-    let line = trans
+    let name = format!("librivox-{id}.wav");
+    let list = std::fs::read_to_string(fixture("transcripts.txt")).expect("transcripts.txt");
+    let text = list
         .lines()
-        .find(|l| l.contains(&format!("-{id})")))
-        .expect("transcript line");
-    let text = line
-        .replace("<s>", "")
-        .replace("</s>", "")
-        .split('(')
-        .next()
-        .unwrap()
-        .trim()
+        .find_map(|l| l.strip_prefix(&format!("{name}\t")))
+        .expect("transcript line")
         .to_string();
-    (path, text)
-}
-
-/// 16 kHz mono samples of a 16-bit WAV.
-pub fn read_samples(path: &Path) -> (u32, Vec<f32>) {
-    let wav = callmood::codec::wav::read_wav_file(path).expect("wav reads");
-    (wav.sample_rate, wav.samples.into_iter().next().unwrap())
+    (fixture(&name), text)
 }
 
 /// Writes samples to a 16-bit mono WAV.
@@ -134,4 +112,114 @@ pub async fn start_server(
 /// Normalised word error rate.
 pub fn wer(reference: &str, hypothesis: &str) -> f32 {
     callmood::asr::wer::word_error_rate(reference, hypothesis)
+}
+
+/// A file fetched by `models/fetch.sh` under `models/cache/`; panics when missing.
+pub fn cache_file(rel: &str) -> PathBuf {
+    let path = repo().join("models/cache").join(rel);
+    assert!(
+        path.exists(),
+        "{} not found: run models/fetch.sh",
+        path.display()
+    );
+    path
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `tests/fixtures/asr/`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/asr").join(name)
+}
+
+/// A 16 kHz mono 16-bit WAV as f32 samples in [-1, 1).
+pub fn load_wav(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).expect("readable WAV fixture");
+    let spec = r.spec();
+    assert_eq!(
+        spec.sample_rate,
+        callmood::SAMPLE_RATE,
+        "{}",
+        path.display()
+    );
+    assert_eq!(spec.channels, 1, "{}", path.display());
+    assert_eq!(spec.bits_per_sample, 16, "{}", path.display());
+    r.samples::<i16>()
+        .map(|s| s.expect("valid sample") as f32 / 32768.0)
+        .collect()
+}
+
+/// A fixture clip with its reference transcript.
+pub struct Clip {
+    pub name: String,
+    pub audio: Vec<f32>,
+    pub reference: String,
+}
+
+impl Clip {
+    pub fn duration_ms(&self) -> u32 {
+        (self.audio.len() as u64 * 1000 / callmood::SAMPLE_RATE as u64) as u32
+    }
+}
+
+/// All clips listed in `tests/fixtures/asr/transcripts.txt`.
+pub fn clips() -> Vec<Clip> {
+    let list = std::fs::read_to_string(fixture("transcripts.txt")).expect("transcripts.txt");
+    list.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (name, reference) = l.split_once('\t').expect("file<TAB>transcript");
+            Clip {
+                name: name.to_string(),
+                audio: load_wav(&fixture(name)),
+                reference: reference.to_string(),
+            }
+        })
+        .collect()
+}
+
+pub fn text(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Word times are ordered, inside the clip (with `slack_ms` for Whisper's rounding) and
+/// confidences are probabilities.
+pub fn assert_sane_words(words: &[Word], duration_ms: u32, slack_ms: u32, what: &str) {
+    let mut last_start = 0;
+    for w in words {
+        assert!(
+            w.start_ms <= w.end_ms,
+            "{what}: {w:?} ends before it starts"
+        );
+        assert!(
+            w.end_ms <= duration_ms + slack_ms,
+            "{what}: {w:?} ends after the clip ({duration_ms} ms)"
+        );
+        assert!(w.start_ms >= last_start, "{what}: {w:?} out of order");
+        last_start = w.start_ms;
+        assert!(
+            w.confidence > 0.0 && w.confidence <= 1.0,
+            "{what}: {w:?} confidence"
+        );
+    }
+}
+
+/// Deterministic white noise (xorshift32), amplitude `amp`.
+pub fn white_noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
+    let mut x = seed.max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as f32 / u32::MAX as f32 * 2.0 - 1.0) * amp
+        })
+        .collect()
 }
