@@ -14,7 +14,6 @@ and ref.wav with Praat (e.g. an 8 kHz mu-law copy against the wideband original)
 
 Our frames come from (--via):
   cli   `cargo run --release --quiet -- features FILE --frames` (CSV on stdout)
-  test  the ignored exporter test `tests/dsp_f0_export.rs` (no CLI needed)
   csv   existing CSVs named <stem>.csv in --csv-dir
 Setup: python3 -m venv /tmp/f0venv && /tmp/f0venv/bin/pip install praat-parselmouth numpy
 """
@@ -26,7 +25,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import parselmouth
@@ -47,15 +45,6 @@ def ours_via_cli(wav):
         ["cargo", "run", "--release", "--quiet", "--", "features", wav, "--frames"],
         cwd=REPO, capture_output=True, text=True, check=True)
     return out.stdout
-
-
-def ours_via_test(wavs):
-    tmp = tempfile.mkdtemp(prefix="callmood_f0_")
-    env = dict(os.environ, CALLMOOD_F0_WAVS=":".join(os.path.abspath(w) for w in wavs),
-               CALLMOOD_F0_OUT=tmp)
-    subprocess.run(["cargo", "test", "--quiet", "--test", "dsp_f0_export", "--",
-                    "--ignored"], cwd=REPO, env=env, check=True, capture_output=True)
-    return tmp
 
 
 def praat_track(wav, floor, ceiling):
@@ -119,7 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", help="WAV, or ours.wav=reference.wav")
-    ap.add_argument("--via", choices=["cli", "test", "csv"], default="cli")
+    ap.add_argument("--via", choices=["cli", "csv"], default="cli")
     ap.add_argument("--csv-dir", help="directory of <stem>.csv files (--via csv)")
     ap.add_argument("--floor", type=float, default=60.0, help="Praat pitch floor, Hz")
     ap.add_argument("--ceiling", type=float, default=500.0, help="Praat pitch ceiling, Hz")
@@ -127,8 +116,6 @@ def main():
 
     pairs = [f.split("=", 1) if "=" in f else [f, f] for f in args.files]
     csv_dir = args.csv_dir
-    if args.via == "test":
-        csv_dir = ours_via_test([p[0] for p in pairs])
 
     pooled_o, pooled_r = [], []
     for ours_wav, ref_wav in pairs:
