@@ -137,3 +137,92 @@ fn stream_to_a_server_that_is_not_there_fails_cleanly() {
     assert!(stderr.contains("cannot connect"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn stereo_is_caller_left_agent_right_and_alaw_reads_like_pcm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = librivox("0880");
+    let (b, _) = librivox("0930");
+    let (a, b) = (load_wav(&a), load_wav(&b));
+    // Left speaks first; right answers 800 ms after left's clip ends.
+    let right_start = a.len() + 12_800;
+    let len = right_start + b.len() + 8000;
+    let stereo = dir.path().join("stereo.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&stereo, spec).unwrap();
+    for i in 0..len {
+        let l = a.get(i).copied().unwrap_or(0.0);
+        let r = i
+            .checked_sub(right_start)
+            .and_then(|j| b.get(j))
+            .copied()
+            .unwrap_or(0.0);
+        w.write_sample((l * 32767.0) as i16).unwrap();
+        w.write_sample((r * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let (ok, stdout, stderr) = run(callmood().args(["analyze", "--no-transcript"]).arg(&stereo));
+    assert!(ok, "{stderr}");
+    let utts: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .get("utterance")
+                .cloned()
+        })
+        .collect();
+    let left: Vec<_> = utts.iter().filter(|u| u["channel_id"] == 0).collect();
+    let right: Vec<_> = utts.iter().filter(|u| u["channel_id"] == 1).collect();
+    assert!(!left.is_empty() && !right.is_empty(), "{utts:?}");
+    assert!(left.iter().all(|u| u["role"] == "CALLER"));
+    assert!(right.iter().all(|u| u["role"] == "AGENT"));
+    let lat = right[0]["prosody"]["response_latency_ms"]
+        .as_i64()
+        .expect("the agent's answer has a latency");
+    assert!((500..=1500).contains(&lat), "{lat}");
+    assert!(utts.iter().all(|u| u["transcript"] == ""));
+
+    // The same speech as A-law: the same utterances, within a frame or two.
+    let pcm = dir.path().join("pcm.wav");
+    let alaw = dir.path().join("alaw.wav");
+    write_wav(&pcm, 16_000, &a);
+    let st = Command::new("sox")
+        .arg(&pcm)
+        .args(["-r", "8000", "-e", "a-law", "-b", "8"])
+        .arg(&alaw)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bounds = |path: &std::path::Path| -> Vec<(i64, i64)> {
+        let (ok, out, err) = run(callmood().args(["analyze", "--no-transcript"]).arg(path));
+        assert!(ok, "{err}");
+        out.lines()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap()
+                    .get("utterance")
+                    .cloned()
+            })
+            .map(|u| {
+                (
+                    u["start_ms"].as_i64().unwrap(),
+                    u["end_ms"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (p, q) = (bounds(&pcm), bounds(&alaw));
+    assert_eq!(p.len(), q.len(), "{p:?} vs {q:?}");
+    for ((s0, e0), (s1, e1)) in p.iter().zip(&q) {
+        assert!(
+            (s0 - s1).abs() <= 50 && (e0 - e1).abs() <= 50,
+            "{p:?} vs {q:?}"
+        );
+    }
+}
