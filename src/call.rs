@@ -62,6 +62,8 @@ pub enum CallError {
     RtpUnsupported,
     #[error("empty request message")]
     EmptyMessage,
+    #[error("no message for {secs} s: the call was ended")]
+    IdleTimeout { secs: u64 },
     #[error("audio: {0}")]
     BadAudio(String),
 }

@@ -240,6 +240,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         asr: a.asr.config()?,
         max_calls: a.max_calls,
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
         call: CallSettings::default(),
     };
     if !cfg.model.is_file() {

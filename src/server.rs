@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,6 +29,11 @@ pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
 pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
 /// Default cap on calls in flight.
 pub const DEFAULT_MAX_CALLS: usize = 64;
+/// How long a new stream may take to send its config.
+pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default: a live call with no message for this long is ended (a stalled
+/// client must not hold a call slot forever).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest request message accepted, bytes (a recording for `AnalyzeRecording`
 /// must fit: 64 MiB holds ~35 min of 16 kHz 16-bit stereo).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -45,6 +51,8 @@ pub struct ServeConfig {
     pub max_calls: usize,
     /// Largest request message, bytes.
     pub max_message_bytes: usize,
+    /// A live call with no message for this long is ended.
+    pub idle_timeout: Duration,
     /// Per-call analysis settings.
     pub call: CallSettings,
 }
@@ -54,6 +62,7 @@ pub fn status(e: CallError) -> Status {
     let msg = e.to_string();
     match e {
         CallError::CallTooLong { .. } => Status::resource_exhausted(msg),
+        CallError::IdleTimeout { .. } => Status::deadline_exceeded(msg),
         CallError::RtpUnsupported => Status::unimplemented(msg),
         CallError::ConfigFirst
         | CallError::ConfigTwice
@@ -77,16 +86,23 @@ pub struct Service {
     calls: Arc<Semaphore>,
     max_calls: usize,
     settings: CallSettings,
+    idle_timeout: Duration,
 }
 
 impl Service {
     /// A service over shared analysis resources.
-    pub fn new(analyzer: Analyzer, max_calls: usize, settings: CallSettings) -> Self {
+    pub fn new(
+        analyzer: Analyzer,
+        max_calls: usize,
+        settings: CallSettings,
+        idle_timeout: Duration,
+    ) -> Self {
         Self {
             analyzer,
             calls: Arc::new(Semaphore::new(max_calls)),
             max_calls,
             settings,
+            idle_timeout,
         }
     }
 
@@ -148,9 +164,14 @@ impl CallAnalyzer for Service {
     ) -> Result<Response<Self::StreamCallStream>, Status> {
         let permit = self.permit()?;
         let mut inbound = request.into_inner();
-        let first = inbound
-            .message()
-            .await?
+        let first = tokio::time::timeout(CONFIG_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no config within {} s of opening the stream",
+                    CONFIG_TIMEOUT.as_secs()
+                ))
+            })??
             .ok_or_else(|| Status::invalid_argument("the stream ended before its config"))?;
         let cfg = match first.request {
             Some(stream_call_request::Request::Config(c)) => c,
@@ -168,9 +189,18 @@ impl CallAnalyzer for Service {
             .analyzer
             .start_call(call_id_or_new(&cfg.call_id), &specs, opts)
             .map_err(status)?;
+        let idle = self.idle_timeout;
         tokio::spawn(async move {
             loop {
-                let input = match inbound.message().await {
+                let Ok(next) = tokio::time::timeout(idle, inbound.message()).await else {
+                    let secs = idle.as_secs();
+                    let _ = handle
+                        .input
+                        .send(Input::Fail(CallError::IdleTimeout { secs }))
+                        .await;
+                    return;
+                };
+                let input = match next {
                     Ok(Some(m)) => match m.request {
                         Some(stream_call_request::Request::Audio(a)) => Input::Audio {
                             channel_id: a.channel_id,
@@ -294,8 +324,13 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let svc = CallAnalyzerServer::new(Service::new(analyzer, cfg.max_calls, cfg.call.clone()))
-        .max_decoding_message_size(cfg.max_message_bytes);
+    let svc = CallAnalyzerServer::new(Service::new(
+        analyzer,
+        cfg.max_calls,
+        cfg.call.clone(),
+        cfg.idle_timeout,
+    ))
+    .max_decoding_message_size(cfg.max_message_bytes);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)

@@ -532,3 +532,46 @@ async fn health_and_reflection_are_served() {
     assert!(names.contains(&"callmood.v1.CallAnalyzer"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_timed_out_and_frees_its_slot() {
+    // The test server's idle timeout is 2 s; the cap is one call.
+    let (addr, _stop) = start_server(1, false).await;
+    let mut c = client(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(config(
+        "stalled",
+        &[(1, proto::Role::Caller, proto::Encoding::Mulaw, 8000)],
+    ))
+    .await
+    .unwrap();
+    tx.send(audio(1, vec![0xff; 160])).await.unwrap();
+    let stream = c
+        .stream_call(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    // The sender stays open and silent.
+    let st = collect(stream).await.unwrap_err();
+    assert_eq!(st.code(), Code::DeadlineExceeded, "{st:?}");
+    drop(tx);
+    let msgs = vec![
+        config(
+            "next",
+            &[(1, proto::Role::Caller, proto::Encoding::Mulaw, 8000)],
+        ),
+        audio(1, vec![0xff; 8000]),
+    ];
+    let events = collect(
+        c.stream_call(tokio_stream::iter(msgs))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        events.last().unwrap().event,
+        Some(Event::Summary(_))
+    ));
+}

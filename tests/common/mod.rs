@@ -96,6 +96,7 @@ pub async fn start_server(
         asr: AsrConfig::default(),
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: std::time::Duration::from_secs(2),
         call: CallSettings::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
