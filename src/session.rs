@@ -143,17 +143,26 @@ fn call_thread(
 ) {
     let mut ended = Vec::new();
     let mut dropped = 0u32;
-    while let Some(input) = in_rx.blocking_recv() {
+    loop {
+        let input = in_rx.blocking_recv();
         if abort.load(Ordering::Relaxed) {
             return;
         }
+        let last = input.is_none();
         let r = match input {
-            Input::Audio { channel_id, data } => core.push_audio(channel_id, &data, &mut ended),
-            Input::Samples {
+            Some(Input::Audio { channel_id, data }) => {
+                core.push_audio(channel_id, &data, &mut ended)
+            }
+            Some(Input::Samples {
                 channel_id,
                 samples,
-            } => core.push_samples(channel_id, &samples, &mut ended),
-            Input::Fail(e) => Err(e),
+            }) => core.push_samples(channel_id, &samples, &mut ended),
+            Some(Input::Fail(e)) => Err(e),
+            // All senders gone: the call ended normally.
+            None => {
+                core.finish(&mut ended);
+                Ok(())
+            }
         };
         dispatch(
             &mut ended,
@@ -167,19 +176,10 @@ fn call_thread(
             let _ = pump.send(PumpMsg::Error(e));
             return;
         }
+        if last {
+            break;
+        }
     }
-    if abort.load(Ordering::Relaxed) {
-        return;
-    }
-    core.finish(&mut ended);
-    dispatch(
-        &mut ended,
-        &pump,
-        asr.as_deref(),
-        &opts,
-        group,
-        &mut dropped,
-    );
     let mut summary = core.summary();
     summary.transcripts_dropped = dropped;
     let _ = pump.send(PumpMsg::Done(summary));
