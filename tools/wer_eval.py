@@ -250,7 +250,8 @@ def run_timed(cmd):
     """Runs cmd; returns (stdout, wall s, user+sys CPU s of the child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    # cwd = repo root: the default --model path (models/ggml-tiny.en.bin) is relative.
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -295,6 +296,7 @@ def wer_eval(args):
     corpora = discover()
     if not corpora:
         sys.exit("no clips found")
+    load0 = os.getloadavg()
     rows = []  # one per clip x format
     for name, clips in corpora:
         for clip in clips:
@@ -303,14 +305,25 @@ def wer_eval(args):
                 row = {"corpus": name, "clip": clip["id"], "format": fmt, "ref": clip["ref"]}
                 for mode in MODES:
                     fn = run_analyze if mode == "analyze" else run_transcribe
-                    hyp, wall, cpu = fn(args.callmood, inputs[fmt])
-                    e, n = errors(clip["ref"], hyp)
-                    row[mode] = {"hyp": hyp, "errors": e, "words": n, "wall_s": wall,
-                                 "cpu_s": cpu}
+                    # analyze packs utterances into windows as they reach an idle worker,
+                    # so its transcript can change run to run: --runs N repeats it and
+                    # pools the errors (WER over N x the reference words).
+                    runs = args.runs if mode == "analyze" else 1
+                    hyps, e, n, wall, cpu = [], 0, 0, 0.0, 0.0
+                    for _ in range(runs):
+                        hyp, w, c = fn(args.callmood, inputs[fmt])
+                        ee, nn = errors(clip["ref"], hyp)
+                        hyps.append(hyp)
+                        e, n, wall, cpu = e + ee, n + nn, wall + w, cpu + c
+                    row[mode] = {"hyp": hyps[0], "errors": e, "words": n, "wall_s": wall,
+                                 "cpu_s": cpu, "runs": runs,
+                                 "errors_per_run": [errors(clip["ref"], h)[0] for h in hyps],
+                                 "distinct_hyps": sorted(set(hyps))}
                 rows.append(row)
                 if not args.json:
-                    print(f"  {clip['id']:<50} {fmt}: analyze {row['analyze']['errors']}/{n}"
-                          f"  transcribe {row['transcribe']['errors']}/{n}", file=sys.stderr)
+                    print(f"  {clip['id']:<50} {fmt}: analyze "
+                          f"{row['analyze']['errors_per_run']}/{n // args.runs}"
+                          f"  transcribe {row['transcribe']['errors']}", file=sys.stderr)
 
     def aggregate(sel):
         agg = {}
@@ -331,9 +344,10 @@ def wer_eval(args):
     summary.append({"corpus": "overall", "clips": sum(len(c) for _, c in corpora),
                     **aggregate(rows)})
 
+    load = {"before": load0, "after": os.getloadavg(), "cpus": os.cpu_count()}
     if args.json:
-        json.dump({"callmood": args.callmood, "summary": summary, "clips": rows}, sys.stdout,
-                  indent=1)
+        json.dump({"callmood": args.callmood, "runs": args.runs, "loadavg": load,
+                   "summary": summary, "clips": rows}, sys.stdout, indent=1)
         print()
         return
 
@@ -343,27 +357,35 @@ def wer_eval(args):
     print(hdr)
     print("|" + "|".join("-" * (len(x)) for x in hdr.split("|")[1:-1]) + "|")
     for s in summary:
-        n = s[cols[0]]["words"]
-        cells = " | ".join(f"{100 * s[c]['wer']:6.2f}% ({s[c]['errors']:>3}/{n:<4})"
+        n = s[cols[1]]["words"]  # transcribe: one run
+        cells = " | ".join(f"{100 * s[c]['wer']:6.2f}% ({s[c]['errors']:>3}/{s[c]['words']:<4})"
                            for c in cols)
         print(f"| {s['corpus']:<22} | {s['clips']:>5} | {n:>5} | {cells} |")
     tot = summary[-1]
-    print("\nWall time totals (one process per clip, model load included)")
+    print(f"\nWall time totals (one process per clip, model load included; analyze x{args.runs})"
+          f"; load average before {load['before'][0]:.2f}, after {load['after'][0]:.2f}"
+          f" on {load['cpus']} CPUs")
     for c in cols:
         print(f"  {c:<20} wall {tot[c]['wall_s']:7.2f} s   cpu {tot[c]['cpu_s']:7.2f} s")
 
-    worst = sorted(rows, key=lambda r: r["analyze"]["errors"] - r["transcribe"]["errors"],
-                   reverse=True)
-    worst = [r for r in worst if r["analyze"]["errors"] > r["transcribe"]["errors"]][:args.diffs]
+    def extra(r):  # analyze errors per run minus transcribe errors
+        return r["analyze"]["errors"] / r["analyze"]["runs"] - r["transcribe"]["errors"]
+    worst = sorted(rows, key=extra, reverse=True)
+    worst = [r for r in worst if extra(r) > 0][:args.diffs]
     if worst:
         print("\nClips where analyze is worse than transcribe (most extra errors first)")
         for r in worst:
-            print(f"\n  {r['clip']} [{r['format']}]  analyze {r['analyze']['errors']}"
-                  f"/{r['analyze']['words']}  transcribe {r['transcribe']['errors']}"
-                  f"/{r['transcribe']['words']}")
+            print(f"\n  {r['clip']} [{r['format']}]  analyze errors per run "
+                  f"{r['analyze']['errors_per_run']}  transcribe {r['transcribe']['errors']}"
+                  f"  (of {r['transcribe']['words']} words)")
             print(f"    ref:        {r['ref']}")
-            print(f"    analyze:    {r['analyze']['hyp']}")
+            for h in r["analyze"]["distinct_hyps"]:
+                print(f"    analyze:    {h}")
             print(f"    transcribe: {r['transcribe']['hyp']}")
+    unstable = [r for r in rows if len(r["analyze"]["distinct_hyps"]) > 1]
+    if args.runs > 1:
+        print(f"\nanalyze gave different transcripts across {args.runs} runs on "
+              f"{len(unstable)} of {len(rows)} clip inputs")
 
 
 # ---------------------------------------------------------------- speed
@@ -387,27 +409,32 @@ def speed_eval(args):
         for label, extra in (("with transcript", []), ("--no-transcript", ["--no-transcript"])):
             cmd = [args.callmood, "analyze"] + extra + inputs[fmt]
             runs = []
+            loads = []
             for _ in range(args.repeat):
+                loads.append(os.getloadavg()[0])
                 _, wall, cpu = run_timed(cmd)
                 runs.append((wall, cpu))
             wall, cpu = sorted(runs)[len(runs) // 2]  # median by wall time
             results.append({"format": fmt, "mode": label, "clips": n_clips,
                             "audio_s": audio_s, "wall_s": wall, "cpu_s": cpu,
                             "rtf": audio_s / wall, "rtf_per_core": audio_s / cpu,
-                            "runs": runs})
+                            "runs": runs, "loadavg_1m_before_each": loads})
     if args.json:
         json.dump({"callmood": args.callmood, "speed": results}, sys.stdout, indent=1)
         print()
         return
     print(f"\nReal-time factor of one `callmood analyze` over {n_clips} clips, "
           f"{audio_s:.2f} s of audio (median of {args.repeat} runs; model load included)")
+    print(f"{os.cpu_count()} CPUs")
     print("| input  | mode            | wall s | user+sys s | RTF (audio/wall) | "
-          "per core (audio/cpu) |")
+          "per core (audio/cpu) | all runs wall s | load avg before runs |")
     print("|--------|-----------------|--------|------------|------------------|"
-          "----------------------|")
+          "----------------------|-----------------|----------------------|")
     for r in results:
+        walls = ", ".join(f"{w:.2f}" for w, _ in r["runs"])
+        loads = ", ".join(f"{x:.1f}" for x in r["loadavg_1m_before_each"])
         print(f"| {r['format']} | {r['mode']:<15} | {r['wall_s']:6.2f} | {r['cpu_s']:10.2f} |"
-              f" {r['rtf']:15.1f}x | {r['rtf_per_core']:19.1f}x |")
+              f" {r['rtf']:15.2f}x | {r['rtf_per_core']:19.2f}x | {walls} | {loads} |")
 
 
 def main():
@@ -418,16 +445,22 @@ def main():
     p.add_argument("--speed", action="store_true",
                    help="measure real-time factors instead of WER")
     p.add_argument("--repeat", type=int, default=3, help="runs per speed measurement")
+    p.add_argument("--runs", type=int, default=1,
+                   help="analyze runs per clip input for WER (its packing is timing-dependent)")
     p.add_argument("--diffs", type=int, default=5,
                    help="worst analyze-vs-transcribe clips to print")
     p.add_argument("--workdir", default=os.path.join(CACHE, "clips"),
                    help="where converted WAVs are cached")
     args = p.parse_args()
+    args.callmood = os.path.abspath(args.callmood)
+    args.workdir = os.path.abspath(args.workdir)
     if not os.access(args.callmood, os.X_OK):
         sys.exit(f"{args.callmood}: not an executable; build with `cargo build --release`")
     for tool in ("sox", "soxi"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found on PATH")
+    if args.runs < 1 or args.repeat < 1:
+        sys.exit("--runs and --repeat must be at least 1")
     if args.speed:
         speed_eval(args)
     else:
