@@ -671,7 +671,10 @@ mod tests {
             "{}",
             c[0].audio.len()
         );
-        assert_eq!(c[0].audio_start_ms, c[0].utterance.start_ms - 200);
+        assert_eq!(
+            c[0].audio_start_ms,
+            c[0].utterance.start_ms - crate::segment::DEFAULT_PRE_ROLL_MS
+        );
 
         assert_eq!(s.duration_ms, 7000);
         assert_eq!(s.utterances, 3);

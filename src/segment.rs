@@ -18,9 +18,9 @@ pub const DEFAULT_MIN_SPEECH_MS: u32 = 250;
 /// Default longest utterance: it is cut there and a new one starts, ms.
 pub const DEFAULT_MAX_UTTERANCE_MS: u32 = 15_000;
 /// Default audio kept before the first speech frame (for the recogniser), ms.
-pub const DEFAULT_PRE_ROLL_MS: u32 = 200;
+pub const DEFAULT_PRE_ROLL_MS: u32 = 400;
 /// Default audio kept after the last speech frame, ms.
-pub const DEFAULT_POST_ROLL_MS: u32 = 150;
+pub const DEFAULT_POST_ROLL_MS: u32 = 300;
 /// Default margin above the noise floor for a frame to be active, dB.
 pub const DEFAULT_MARGIN_DB: f32 = 9.0;
 /// Default absolute level below which nothing is speech, dBFS.

@@ -143,6 +143,7 @@ fn call_thread(
 ) {
     let mut ended = Vec::new();
     let mut dropped = 0u32;
+    let mut pack = Pack::default();
     loop {
         let input = in_rx.blocking_recv();
         if abort.load(Ordering::Relaxed) {
@@ -171,7 +172,13 @@ fn call_thread(
             &opts,
             group,
             &mut dropped,
+            &mut pack,
         );
+        if last {
+            if let Some(pool) = asr.as_deref() {
+                pack.flush(pool, group, &pump);
+            }
+        }
         if let Err(e) = r {
             let _ = pump.send(PumpMsg::Error(e));
             return;
@@ -185,8 +192,62 @@ fn call_thread(
     let _ = pump.send(PumpMsg::Done(summary));
 }
 
+/// Utterances of a recording waiting to go to the recogniser together.
+///
+/// Recordings ([`AsrBackpressure::Wait`]) hand their utterances over in packs
+/// that fill one Whisper window, so each is transcribed with its neighbours
+/// as context and the result does not depend on how busy the workers were.
+#[derive(Default)]
+struct Pack {
+    jobs: Vec<(String, AsrJob)>,
+    samples: usize,
+}
+
+impl Pack {
+    fn add(
+        &mut self,
+        pool: &AsrPool,
+        group: u64,
+        pump: &mpsc::UnboundedSender<PumpMsg>,
+        id: String,
+        job: AsrJob,
+    ) {
+        let cfg = pool.config();
+        let gap = if self.jobs.is_empty() {
+            0
+        } else {
+            cfg.gap_samples()
+        };
+        if !self.jobs.is_empty() && self.samples + gap + job.audio.len() > cfg.window_samples() {
+            self.flush(pool, group, pump);
+        }
+        let gap = if self.jobs.is_empty() {
+            0
+        } else {
+            cfg.gap_samples()
+        };
+        self.samples += gap + job.audio.len();
+        self.jobs.push((id, job));
+        if self.jobs.len() >= cfg.queue_capacity {
+            self.flush(pool, group, pump);
+        }
+    }
+
+    fn flush(&mut self, pool: &AsrPool, group: u64, pump: &mpsc::UnboundedSender<PumpMsg>) {
+        let (ids, jobs): (Vec<String>, Vec<AsrJob>) =
+            std::mem::take(&mut self.jobs).into_iter().unzip();
+        self.samples = 0;
+        if let Err(e) = pool.submit_all_blocking_in(Some(group), jobs) {
+            for id in ids {
+                let _ = pump.send(PumpMsg::Words(id, Err(e.clone())));
+            }
+        }
+    }
+}
+
 /// Sends the fast-path event of each ended utterance and hands its audio to
-/// the recogniser.
+/// the recogniser: at once for live calls, in window-sized packs for
+/// recordings.
 fn dispatch(
     ended: &mut Vec<Ended>,
     pump: &mpsc::UnboundedSender<PumpMsg>,
@@ -194,6 +255,7 @@ fn dispatch(
     opts: &SessionOptions,
     group: u64,
     dropped: &mut u32,
+    pack: &mut Pack,
 ) {
     for mut e in ended.drain(..) {
         let _ = pump.send(PumpMsg::Prosody(e.prosody.clone()));
@@ -219,11 +281,7 @@ fn dispatch(
                     let _ = pump.send(PumpMsg::Dropped(id));
                 }
             }
-            AsrBackpressure::Wait => {
-                if let Err(e) = pool.submit_blocking_in(Some(group), job) {
-                    let _ = pump.send(PumpMsg::Words(id, Err(e)));
-                }
-            }
+            AsrBackpressure::Wait => pack.add(pool, group, pump, id, job),
         }
     }
 }

@@ -226,3 +226,28 @@ fn stereo_is_caller_left_agent_right_and_alaw_reads_like_pcm() {
         );
     }
 }
+
+#[test]
+fn analyze_is_reproducible() {
+    // QA replays must give the same result twice: recordings are handed to the
+    // recogniser in window-sized packs, independent of worker timing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut call = Vec::new();
+    for id in ["0880", "0930", "0890"] {
+        call.extend(load_wav(&librivox(id).0));
+        call.extend(std::iter::repeat_n(0.0, 12_000));
+    }
+    let wav = dir.path().join("replay.wav");
+    write_wav(&wav, 16_000, &call);
+    let once = || {
+        let (ok, out, err) = run(callmood()
+            .arg("analyze")
+            .arg(&wav)
+            .env("CALLMOOD_MODEL", model_path()));
+        assert!(ok, "{err}");
+        out
+    };
+    let (a, b) = (once(), once());
+    assert!(a.lines().filter(|l| l.contains("\"utterance\"")).count() >= 3);
+    assert_eq!(a, b);
+}

@@ -103,11 +103,13 @@ impl AsrConfig {
         Ok(())
     }
 
-    fn window_samples(&self) -> usize {
+    /// Most samples one Whisper window holds, pieces and gaps included.
+    pub fn window_samples(&self) -> usize {
         seconds_to_samples(self.max_window_s)
     }
 
-    fn gap_samples(&self) -> usize {
+    /// Silence between packed pieces, samples.
+    pub fn gap_samples(&self) -> usize {
         seconds_to_samples(self.gap_s)
     }
 }
@@ -308,6 +310,39 @@ impl AsrPool {
         st.jobs.push_back(Queued { group, job });
         drop(st);
         self.queue.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// Queues several jobs of one group at once, waiting for room, so that a
+    /// worker finds them together: jobs that fit one window
+    /// ([`AsrConfig::window_samples`]) are transcribed in one window, in
+    /// order, whatever else is queued. Batch callers use this for results
+    /// that do not depend on timing. More jobs than the queue holds wait for
+    /// an empty queue and then go in together.
+    pub fn submit_all_blocking_in(
+        &self,
+        group: PackGroup,
+        jobs: Vec<AsrJob>,
+    ) -> Result<(), AsrError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let need = jobs.len().min(self.queue.capacity);
+        let mut st = self.queue.lock();
+        while !st.closed && st.jobs.len() + need > self.queue.capacity {
+            st = self
+                .queue
+                .not_full
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if st.closed {
+            return Err(AsrError::PoolClosed);
+        }
+        st.jobs
+            .extend(jobs.into_iter().map(|job| Queued { group, job }));
+        drop(st);
+        self.queue.not_empty.notify_all();
         Ok(())
     }
 
