@@ -16,10 +16,12 @@ use whisper_rs::{
 use super::words::{tokens_to_words, TokenPiece};
 use super::{AsrError, Word};
 
-/// Threads one transcriber gives whisper.cpp unless told otherwise. One, because ggml's
-/// threads spin while waiting for each other: on the 2-core build machine, with other work
-/// running, 2 threads took 2.5× the time of 1 (tests/asr_eval.rs). Raise it on idle cores.
-pub const DEFAULT_THREADS_PER_TRANSCRIBER: usize = 1;
+/// Threads one transcriber gives whisper.cpp unless told otherwise: the 2 cores
+/// of the reference machine. On that machine, idle, `analyze` over 15 clips took
+/// 28.6 s with 2 threads against 45.2 s with 1; but ggml's threads spin while
+/// waiting for each other, so on cores busy with other work 2 threads were 2.5×
+/// slower than 1 (tests/asr_eval.rs): pass `--threads 1` on a crowded machine.
+pub const DEFAULT_THREADS_PER_TRANSCRIBER: usize = 2;
 /// whisper.cpp returns nothing for less than 1 s of audio; shorter input is padded with
 /// silence up to this many samples (1.1 s at 16 kHz).
 const MIN_SAMPLES: usize = 17_600;
