@@ -213,20 +213,14 @@ impl Pack {
         job: AsrJob,
     ) {
         let cfg = pool.config();
-        let gap = if self.jobs.is_empty() {
-            0
-        } else {
-            cfg.gap_samples()
-        };
-        if !self.jobs.is_empty() && self.samples + gap + job.audio.len() > cfg.window_samples() {
-            self.flush(pool, group, pump);
+        if !self.jobs.is_empty() {
+            if self.samples + cfg.gap_samples() + job.audio.len() > cfg.window_samples() {
+                self.flush(pool, group, pump);
+            } else {
+                self.samples += cfg.gap_samples();
+            }
         }
-        let gap = if self.jobs.is_empty() {
-            0
-        } else {
-            cfg.gap_samples()
-        };
-        self.samples += gap + job.audio.len();
+        self.samples += job.audio.len();
         self.jobs.push((id, job));
         if self.jobs.len() >= cfg.queue_capacity {
             self.flush(pool, group, pump);

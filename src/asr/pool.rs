@@ -296,21 +296,7 @@ impl AsrPool {
     /// Queues a job that may share a window only with jobs of `group`, waiting for room.
     /// Fails (without calling the job's reply) only if the pool is shutting down.
     pub fn submit_blocking_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrError> {
-        let mut st = self.queue.lock();
-        while !st.closed && st.jobs.len() >= self.queue.capacity {
-            st = self
-                .queue
-                .not_full
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        if st.closed {
-            return Err(AsrError::PoolClosed);
-        }
-        st.jobs.push_back(Queued { group, job });
-        drop(st);
-        self.queue.not_empty.notify_one();
-        Ok(())
+        self.submit_all_blocking_in(group, vec![job])
     }
 
     /// Queues several jobs of one group at once, waiting for room, so that a
