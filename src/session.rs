@@ -213,14 +213,12 @@ impl Pack {
         job: AsrJob,
     ) {
         let cfg = pool.config();
-        if !self.jobs.is_empty() {
-            if self.samples + cfg.gap_samples() + job.audio.len() > cfg.window_samples() {
-                self.flush(pool, group, pump);
-            } else {
-                self.samples += cfg.gap_samples();
-            }
+        // The recogniser puts a gap of silence before every piece.
+        let need = cfg.gap_samples() + job.audio.len();
+        if !self.jobs.is_empty() && self.samples + need > cfg.window_samples() {
+            self.flush(pool, group, pump);
         }
-        self.samples += job.audio.len();
+        self.samples += need;
         self.jobs.push((id, job));
         if self.jobs.len() >= cfg.queue_capacity {
             self.flush(pool, group, pump);

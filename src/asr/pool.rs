@@ -389,7 +389,8 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Vec<AsrJob>> {
     let Queued { group, job: first } = st.jobs.pop_front()?;
     let window = cfg.window_samples();
     let gap = cfg.gap_samples();
-    let mut total = first.audio.len();
+    // Every piece is preceded by a gap of silence (see `pack`).
+    let mut total = gap + first.audio.len();
     let mut batch = vec![first];
     let mut i = 0;
     while total <= window && i < st.jobs.len() {
@@ -469,37 +470,35 @@ fn is_digital_silence(audio: &[f32]) -> bool {
     audio.iter().all(|s| s.abs() < SILENCE_PEAK)
 }
 
-/// Transcribes several clips in one Whisper run: concatenated with `gap_samples` of silence
-/// between them, words split back by timestamp ([`split_segments`]) and re-timed to each
-/// clip's start. One clip is transcribed as is. The caller keeps the total within one window
-/// for the saving to hold.
+/// Transcribes several clips in one Whisper run: each preceded by `gap_samples` of silence
+/// ([`pack`]), words split back by timestamp ([`split_segments`]) and re-timed to each clip's
+/// start. The caller keeps the total within one window for the saving to hold.
 pub fn transcribe_packed(
     tr: &mut Transcriber,
     clips: &[&[f32]],
     gap_samples: usize,
 ) -> Result<Vec<Vec<Word>>, AsrError> {
-    match clips {
-        [] => Ok(Vec::new()),
-        [one] => Ok(vec![tr.transcribe(one)?]),
-        _ => {
-            let (audio, spans) = pack(clips, gap_samples);
-            let segments = tr.transcribe_segments(&audio)?;
-            Ok(split_segments(segments, &spans))
-        }
+    if clips.is_empty() {
+        return Ok(Vec::new());
     }
+    let (audio, spans) = pack(clips, gap_samples);
+    let segments = tr.transcribe_segments(&audio)?;
+    Ok(split_segments(segments, &spans))
 }
 
-/// Concatenates clips with `gap_samples` of silence between them; returns the audio and each
-/// clip's sample range in it.
+/// Concatenates clips, each preceded by `gap_samples` of silence; returns the audio and each
+/// clip's sample range in it. The leading silence is measured, not cosmetic: on the WER set
+/// (tools/wer_eval.py) it took `analyze` from 27 to 24 errors over 344 words (16 kHz and
+/// 8 kHz μ-law), where the bare engine makes 26; tiny.en is steadier when a window does not
+/// open on speech.
 pub fn pack(clips: &[&[f32]], gap_samples: usize) -> (Vec<f32>, Vec<Range<usize>>) {
-    let total =
-        clips.iter().map(|c| c.len()).sum::<usize>() + gap_samples * clips.len().saturating_sub(1);
+    let total = clips.iter().map(|c| c.len()).sum::<usize>() + gap_samples * clips.len();
     let mut audio = Vec::with_capacity(total);
     let mut spans = Vec::with_capacity(clips.len());
-    for (i, clip) in clips.iter().enumerate() {
-        if i > 0 {
-            audio.resize(audio.len() + gap_samples, 0.0);
-        }
+    for clip in clips {
+        // Silence before every piece, the first too: tiny.en decodes an
+        // utterance more steadily when the window does not open on speech.
+        audio.resize(audio.len() + gap_samples, 0.0);
         let start = audio.len();
         audio.extend_from_slice(clip);
         spans.push(start..audio.len());
@@ -571,12 +570,15 @@ mod tests {
     }
 
     #[test]
-    fn pack_puts_gaps_between_clips() {
+    fn pack_puts_a_gap_before_every_clip() {
         let a = vec![1.0; 3];
         let b = vec![2.0; 2];
         let (audio, spans) = pack(&[&a, &b], 4);
-        assert_eq!(audio, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 2.0]);
-        assert_eq!(spans, [0..3, 7..9]);
+        assert_eq!(
+            audio,
+            [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 2.0]
+        );
+        assert_eq!(spans, [4..7, 11..13]);
     }
 
     fn segment(start_ms: u32, end_ms: u32, words: Vec<Word>) -> Segment {
