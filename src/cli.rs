@@ -81,14 +81,19 @@ impl AsrArgs {
         })
     }
 
-    fn load(&self) -> anyhow::Result<AsrPool> {
+    /// The model path, or the one-line error that says how to get the model.
+    fn require_model(&self) -> anyhow::Result<&Path> {
         if !self.model.is_file() {
             bail!(
                 "model file {} not found: run models/fetch.sh to fetch and convert it, or pass --model",
                 self.model.display()
             );
         }
-        AsrPool::new(&self.model, self.config()?)
+        Ok(&self.model)
+    }
+
+    fn load(&self) -> anyhow::Result<AsrPool> {
+        AsrPool::new(self.require_model()?, self.config()?)
             .map_err(|e| anyhow::anyhow!("cannot load the model {}: {e}", self.model.display()))
     }
 }
@@ -236,19 +241,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let cfg = ServeConfig {
         addr: a.addr,
-        model: a.asr.model.clone(),
+        model: a.asr.require_model()?.to_path_buf(),
         asr: a.asr.config()?,
         max_calls: a.max_calls,
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
         call: CallSettings::default(),
     };
-    if !cfg.model.is_file() {
-        bail!(
-            "model file {} not found: run models/fetch.sh to fetch and convert it, or pass --model",
-            cfg.model.display()
-        );
-    }
     runtime()?.block_on(server::serve(cfg))
 }
 
@@ -367,13 +366,8 @@ fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
 
 fn transcribe(a: TranscribeArgs) -> anyhow::Result<()> {
     let audio = read_channel_16k(&a.file, 0)?;
-    if !a.asr.model.is_file() {
-        bail!(
-            "model file {} not found: run models/fetch.sh to fetch and convert it, or pass --model",
-            a.asr.model.display()
-        );
-    }
-    let model = crate::asr::WhisperModel::load(&a.asr.model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = crate::asr::WhisperModel::load(a.asr.require_model()?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let words = crate::asr::Transcriber::new(model, a.asr.threads)
         .and_then(|mut t| t.transcribe(&audio))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
