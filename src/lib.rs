@@ -8,6 +8,8 @@
 //! - [`dsp`]: FFT frame analysis on 10 ms hops: energy, F0 and voicing, spectral shape.
 //! - [`segment`]: endpointing: voice activity with hangover, utterances.
 //! - [`prosody`]: per-utterance prosodic features and the speaker's running baseline.
+//! - [`emotion`]: the trained voice and words models, their fusion, and the cues that
+//!   explain a score.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
 //!
 //! The shell owns threads, sockets and time:
@@ -23,6 +25,7 @@ pub mod call;
 pub mod cli;
 pub mod codec;
 pub mod dsp;
+pub mod emotion;
 pub mod prosody;
 pub mod report;
 pub mod resample;

@@ -1,0 +1,85 @@
+//! Emotion: the voice model, the words model, their fusion and the cues that explain a score.
+//!
+//! Sans-I/O like the rest of the core: models are plain values loaded from readable JSON
+//! files, scoring takes feature vectors and returns probabilities.
+//!
+//! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
+//!   trainer.
+//! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
+
+pub mod linear;
+pub mod metrics;
+
+/// The five classes, in the order of every probability vector in this module.
+pub const CLASSES: [&str; 5] = ["neutral", "happy", "angry", "sad", "fearful"];
+/// Number of classes.
+pub const N_CLASSES: usize = CLASSES.len();
+
+/// Maps a corpus label to a class index: calm→neutral, disgust→angry, the contact-centre
+/// words frustration→angry and anxiety→fearful; `None` for surprise and unknown labels
+/// (callers tell those two apart with [`is_excluded_label`]).
+pub fn class_of_label(label: &str) -> Option<usize> {
+    let l = label.trim().to_ascii_lowercase();
+    let c = match l.as_str() {
+        "neutral" | "calm" => "neutral",
+        "happy" | "joy" | "happiness" => "happy",
+        "angry" | "anger" | "disgust" | "frustrated" | "frustration" => "angry",
+        "sad" | "sadness" => "sad",
+        "fearful" | "fear" | "anxious" | "anxiety" => "fearful",
+        _ => return None,
+    };
+    CLASSES.iter().position(|x| *x == c)
+}
+
+/// Labels that are known but deliberately left out of the five classes.
+pub fn is_excluded_label(label: &str) -> bool {
+    matches!(
+        label.trim().to_ascii_lowercase().as_str(),
+        "surprise" | "surprised"
+    )
+}
+
+/// Softmax in place (numerically stable); an all-`-inf` or empty input is left uniform.
+pub fn softmax_in_place(v: &mut [f32]) {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        let u = 1.0 / v.len().max(1) as f32;
+        v.iter_mut().for_each(|x| *x = u);
+        return;
+    }
+    let mut sum = 0.0;
+    for x in v.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in v.iter_mut() {
+        *x /= sum;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_map_to_five_classes() {
+        assert_eq!(class_of_label("calm"), Some(0));
+        assert_eq!(class_of_label("Disgust"), Some(2));
+        assert_eq!(class_of_label("fearful"), Some(4));
+        assert_eq!(class_of_label("surprised"), None);
+        assert!(is_excluded_label("surprised"));
+        assert_eq!(class_of_label("bored"), None);
+        assert!(!is_excluded_label("bored"));
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut v = [1.0, 3.0, -2.0, 1000.0, 0.0];
+        softmax_in_place(&mut v);
+        assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(v[3] > 0.99);
+        let mut w = [f32::NEG_INFINITY; 3];
+        softmax_in_place(&mut w);
+        assert_eq!(w, [1.0 / 3.0; 3]);
+    }
+}
