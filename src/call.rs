@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::codec::{Decoder, Encoding};
 use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::emotion::features::{voice_features, VoiceVector};
 use crate::prosody::{self, Baseline};
 use crate::proto::{self, Role};
 use crate::resample::Resampler;
@@ -164,6 +165,8 @@ pub struct Ended {
     pub audio: Vec<f32>,
     /// Call time of `audio[0]`, ms: add it to word times relative to the audio.
     pub audio_start_ms: u32,
+    /// Raw voice features of the utterance (the emotion model's input).
+    pub voice: VoiceVector,
 }
 
 /// Frames kept before an open utterance, for the onset window.
@@ -433,6 +436,7 @@ impl CallCore {
         let (frames, active): (Vec<Frame>, Vec<bool>) =
             ch.frames.range(lo.min(hi)..hi).copied().unzip();
         let feats = prosody::features(&frames, &active);
+        let voice = voice_features(&frames, &active, &feats);
         let rel = ch.baseline.compare_and_update(&feats);
         let mut prosody = feats.to_proto(rel);
         prosody.overlap_ms = overlap as u32;
@@ -487,6 +491,7 @@ impl CallCore {
             },
             audio,
             audio_start_ms: (a0 * 1000 / rate) as u32,
+            voice,
         }
     }
 

@@ -3,10 +3,12 @@
 //! Sans-I/O like the rest of the core: models are plain values loaded from readable JSON
 //! files, scoring takes feature vectors and returns probabilities.
 //!
+//! - [`features`]: the voice features of one utterance (functionals of its frames).
 //! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
 //!   trainer.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
 
+pub mod features;
 pub mod linear;
 pub mod metrics;
 
