@@ -5,8 +5,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::codec::wav::read_wav_file;
+use std::sync::Arc;
+
+use crate::call::{CallCore, CallSettings, ChannelSpec, Ended};
+use crate::codec::{wav::read_wav_file, Encoding};
+use crate::degrade::{telephony, LineConfig};
+use crate::dsp::DspPlan;
 use crate::emotion::{class_of_label, is_excluded_label};
+use crate::proto::Role;
+use crate::resample::Resampler;
+use crate::SAMPLE_RATE;
+
+/// Silence between clips fed as one call, ms: longer than the endpointer's end-of-utterance
+/// wait, so that clips never merge.
+pub const CLIP_GAP_MS: u32 = 1500;
 
 /// Columns the manifest must have.
 pub const REQUIRED_COLUMNS: [&str; 4] = ["file", "speaker", "gender", "emotion"];
@@ -162,6 +174,87 @@ pub fn load_audio(path: &Path) -> Result<Audio, CorpusError> {
         rate_hz: info.sample_rate,
         samples,
     })
+}
+
+/// Resamples a clip to the 16 kHz the analysis runs at.
+pub fn to_16k(audio: &Audio) -> Result<Vec<f32>, String> {
+    if audio.rate_hz == SAMPLE_RATE {
+        return Ok(audio.samples.clone());
+    }
+    let mut r = Resampler::new(audio.rate_hz).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(audio.samples.len() * SAMPLE_RATE as usize / 8000);
+    r.process_into(&audio.samples, &mut out);
+    r.flush_into(&mut out);
+    Ok(out)
+}
+
+/// An utterance of a clip fed through the call core.
+#[derive(Clone, Debug)]
+pub struct ClipUtterance {
+    /// Index of the clip (in the slice given to [`run_as_call`]) it lies in.
+    pub clip: usize,
+    /// What the call core produced.
+    pub ended: Ended,
+}
+
+/// Feeds 16 kHz clips, in order and [`CLIP_GAP_MS`] apart, as one single-channel call
+/// through [`CallCore`]: the service's own decode, resample, frame, endpoint, feature and
+/// scoring path. With `line`, the whole call first goes through the simulated phone line
+/// and in as 8 kHz μ-law. Each utterance is given to the clip that holds its midpoint;
+/// utterances in the gaps are dropped.
+pub fn run_as_call(
+    plan: Arc<DspPlan>,
+    clips: &[&[f32]],
+    line: Option<LineConfig>,
+    settings: CallSettings,
+    configure: impl FnOnce(&mut CallCore),
+) -> Vec<ClipUtterance> {
+    let gap = (CLIP_GAP_MS * SAMPLE_RATE / 1000) as usize;
+    let mut signal = vec![0.0f32; gap / 2];
+    let mut spans = Vec::with_capacity(clips.len());
+    for c in clips {
+        let start = signal.len();
+        signal.extend_from_slice(c);
+        spans.push((start, signal.len()));
+        signal.extend(std::iter::repeat_n(0.0, gap));
+    }
+    let spec = |encoding, sample_rate_hz| ChannelSpec {
+        id: 0,
+        role: Role::Caller,
+        encoding,
+        sample_rate_hz,
+    };
+    let mut ended = Vec::new();
+    let fed = match line {
+        Some(cfg) => CallCore::new("corpus", &[spec(Encoding::Mulaw, 8000)], settings, plan)
+            .map(|mut core| {
+                configure(&mut core);
+                let bytes = telephony(&signal, cfg);
+                for chunk in bytes.chunks(160) {
+                    // A single known channel under the length cap: cannot fail.
+                    let _ = core.push_audio(0, chunk, &mut ended);
+                }
+                core.finish(&mut ended);
+            }),
+        None => CallCore::new("corpus", &[spec(Encoding::Linear16, SAMPLE_RATE)], settings, plan)
+            .map(|mut core| {
+                configure(&mut core);
+                for chunk in signal.chunks(320) {
+                    let _ = core.push_samples(0, chunk, &mut ended);
+                }
+                core.finish(&mut ended);
+            }),
+    };
+    debug_assert!(fed.is_ok());
+    let per_ms = SAMPLE_RATE as usize / 1000;
+    ended
+        .into_iter()
+        .filter_map(|e| {
+            let mid = (e.utterance.start_ms + e.utterance.end_ms) as usize / 2 * per_ms;
+            let clip = spans.iter().position(|&(a, b)| (a..b).contains(&mid))?;
+            Some(ClipUtterance { clip, ended: e })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -397,6 +397,10 @@ pub struct Frame {
     /// Mel-frequency cepstral coefficients c1..c12 over the spectral band (natural-log mel
     /// energies, unnormalised DCT-II); zeros when the band is empty.
     pub mfcc: [f32; N_MFCC],
+    /// Level of each mel filter over the spectral band, dB re the frame's own level
+    /// (`energy_db`): the shape of the spectral envelope, independent of gain; zeros when
+    /// the band is empty.
+    pub mel_rel_db: [f32; N_MEL_FILTERS],
 }
 
 /// Streaming frame analysis of one mono 16 kHz stream.
@@ -597,6 +601,7 @@ impl FrameAnalyzer {
             zcr,
             band_energy_db: spec.band_energy_db,
             mfcc: spec.mfcc,
+            mel_rel_db: spec.mel_db.map(|m| m - energy_db),
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Spectral {
     pub slope_db_per_khz: f32,
     pub band_energy_db: [f32; 4],
     pub mfcc: [f32; N_MFCC],
+    /// Mel filter levels, dB, on the same scale as the frame level (`power_db`).
+    pub mel_db: [f32; N_MEL_FILTERS],
 }
 
 /// Power below which a band is treated as empty (about -150 dB re full scale per bin).
@@ -92,6 +94,11 @@ pub(crate) fn analyze(
     for (lm, (first, w)) in log_mel.iter_mut().zip(&plan.mel_filters) {
         let e: f32 = s.power[*first..].iter().zip(w).map(|(p, w)| p * w).sum();
         *lm = e.max(mel_floor).ln();
+    }
+    // On the frame level's scale: the window's power sums to `mean_square` over all bins.
+    let to_level = mean_square / total.max(EMPTY_POWER);
+    for (db, lm) in out.mel_db.iter_mut().zip(&log_mel) {
+        *db = power_db(lm.exp() * to_level);
     }
     for (c, row) in out.mfcc.iter_mut().zip(&plan.dct) {
         *c = row.iter().zip(&log_mel).map(|(a, b)| a * b).sum();

@@ -3,14 +3,21 @@
 //! Sans-I/O like the rest of the core: models are plain values loaded from readable JSON
 //! files, scoring takes feature vectors and returns probabilities.
 //!
+//! - [`dataset`]: a labelled corpus run clip by clip through the call core (shell side).
 //! - [`features`]: the voice features of one utterance (functionals of its frames).
 //! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
 //!   trainer.
+//! - [`voice`]: the voice model: speaker-normalised features, scores, contributions.
+//! - [`train`]: training with the running baseline simulated, speaker-grouped
+//!   cross-validation, the cold and running protocols.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
 
+pub mod dataset;
 pub mod features;
 pub mod linear;
 pub mod metrics;
+pub mod train;
+pub mod voice;
 
 /// The five classes, in the order of every probability vector in this module.
 pub const CLASSES: [&str; 5] = ["neutral", "happy", "angry", "sad", "fearful"];
