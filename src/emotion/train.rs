@@ -56,7 +56,7 @@ impl Default for TrainConfig {
             permutations: 3,
             prior_weight: 2.0,
             fit: FitConfig {
-                l2: 3e-3,
+                l2: 0.1,
                 ..FitConfig::default()
             },
             seed: 2024,
