@@ -13,11 +13,11 @@ use crate::asr::{AsrConfig, AsrPool};
 use crate::call::CallSettings;
 use crate::codec::{self, wav::WavAudio};
 use crate::dsp::{self, DspPlan, FrameAnalyzer};
+use crate::emotion::train::TrainConfig;
+use crate::emotion::voice::DEFAULT_VOICE_MODEL;
 use crate::proto::{
     self, call_analyzer_client::CallAnalyzerClient, stream_call_request, StreamCallRequest,
 };
-use crate::emotion::train::TrainConfig;
-use crate::emotion::voice::DEFAULT_VOICE_MODEL;
 use crate::report;
 use crate::server::{self, ServeConfig};
 use crate::session::{self, Analyzer, AsrBackpressure, SessionOptions};
@@ -111,6 +111,35 @@ pub enum ReportFormat {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct EmotionArgs {
+    /// Voice emotion model (trained by `callmood train`).
+    #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
+    pub emotion_model: PathBuf,
+    /// Run without the emotion model: no `emotion` scores and no cues.
+    #[arg(long)]
+    pub no_emotion: bool,
+}
+
+impl EmotionArgs {
+    /// The model path, unless emotion is switched off.
+    fn path(&self) -> Option<PathBuf> {
+        (!self.no_emotion).then(|| self.emotion_model.clone())
+    }
+
+    /// Loads the model, unless emotion is switched off.
+    fn load(&self) -> anyhow::Result<Option<Arc<crate::emotion::voice::VoiceModel>>> {
+        match self.path() {
+            None => Ok(None),
+            Some(p) => Ok(Some(Arc::new(
+                crate::emotion::voice::VoiceModel::load(&p).map_err(|e| {
+                    anyhow::anyhow!("{e} (train one with `callmood train`, or use --no-emotion)")
+                })?,
+            ))),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct AsrArgs {
     /// GGML Whisper model file.
     #[arg(long, env = "CALLMOOD_MODEL", default_value = server::DEFAULT_MODEL)]
@@ -169,6 +198,8 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub asr: AsrArgs,
+    #[command(flatten)]
+    pub emotion: EmotionArgs,
     /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS)]
     pub max_calls: usize,
@@ -187,6 +218,8 @@ pub struct AnalyzeArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub asr: AsrArgs,
+    #[command(flatten)]
+    pub emotion: EmotionArgs,
     /// Skip transcription: prosody only, no model needed.
     #[arg(long)]
     pub no_transcript: bool,
@@ -308,6 +341,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServeConfig {
         addr: a.addr,
         model: a.asr.require_model()?.to_path_buf(),
+        emotion_model: a.emotion.path(),
         asr: a.asr.config()?,
         max_calls: a.max_calls,
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
@@ -348,10 +382,12 @@ fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
     } else {
         Some(Arc::new(a.asr.load()?))
     };
+    let voice = a.emotion.load()?;
     let rt = runtime()?;
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr,
+        voice,
     };
     let stdout = std::io::stdout();
     let mut failed = 0;
@@ -670,7 +706,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         conditions: names.iter().map(|s| s.to_string()).collect(),
     };
     model.evaluation = serde_json::to_value(&cv)?;
-    model.validate().map_err(|e| anyhow::anyhow!("trained model invalid: {e}"))?;
+    model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("trained model invalid: {e}"))?;
     std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
     eprintln!("callmood: wrote {}", a.out.display());
     Ok(())
@@ -696,7 +734,10 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
                 "{}: {} clips scored, {} skipped {:?}",
                 r.condition, r.n_scored, r.n_skipped, r.skipped
             )?;
-            writeln!(out, "running baseline (each speaker as one call, shuffled):")?;
+            writeln!(
+                out,
+                "running baseline (each speaker as one call, shuffled):"
+            )?;
             dataset::write_scored(&mut out, &r.running)?;
             writeln!(out, "cold start (each clip alone):")?;
             dataset::write_scored(&mut out, &r.cold)?;

@@ -226,8 +226,8 @@ pub fn run_as_call(
     };
     let mut ended = Vec::new();
     let fed = match line {
-        Some(cfg) => CallCore::new("corpus", &[spec(Encoding::Mulaw, 8000)], settings, plan)
-            .map(|mut core| {
+        Some(cfg) => CallCore::new("corpus", &[spec(Encoding::Mulaw, 8000)], settings, plan).map(
+            |mut core| {
                 configure(&mut core);
                 let bytes = telephony(&signal, cfg);
                 for chunk in bytes.chunks(160) {
@@ -235,15 +235,21 @@ pub fn run_as_call(
                     let _ = core.push_audio(0, chunk, &mut ended);
                 }
                 core.finish(&mut ended);
-            }),
-        None => CallCore::new("corpus", &[spec(Encoding::Linear16, SAMPLE_RATE)], settings, plan)
-            .map(|mut core| {
-                configure(&mut core);
-                for chunk in signal.chunks(320) {
-                    let _ = core.push_samples(0, chunk, &mut ended);
-                }
-                core.finish(&mut ended);
-            }),
+            },
+        ),
+        None => CallCore::new(
+            "corpus",
+            &[spec(Encoding::Linear16, SAMPLE_RATE)],
+            settings,
+            plan,
+        )
+        .map(|mut core| {
+            configure(&mut core);
+            for chunk in signal.chunks(320) {
+                let _ = core.push_samples(0, chunk, &mut ended);
+            }
+            core.finish(&mut ended);
+        }),
     };
     debug_assert!(fed.is_ok());
     let per_ms = SAMPLE_RATE as usize / 1000;
@@ -285,10 +291,16 @@ mod tests {
     #[test]
     fn missing_column_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("manifest.csv"), "file,speaker,emotion\na,b,c\n").unwrap();
+        std::fs::write(
+            dir.path().join("manifest.csv"),
+            "file,speaker,emotion\na,b,c\n",
+        )
+        .unwrap();
         let e = read_manifest(dir.path()).unwrap_err().to_string();
         assert!(e.contains("`gender`"), "{e}");
-        let e = read_manifest(&dir.path().join("nope")).unwrap_err().to_string();
+        let e = read_manifest(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("manifest.csv"), "{e}");
     }
 
@@ -314,6 +326,9 @@ mod tests {
         assert!((a.samples[0] - 0.25).abs() < 1e-3);
         let bad = dir.path().join("bad.flac");
         std::fs::write(&bad, b"fLaCnot really").unwrap();
-        assert!(load_audio(&bad).unwrap_err().to_string().contains("bad.flac"));
+        assert!(load_audio(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("bad.flac"));
     }
 }

@@ -109,7 +109,10 @@ mod tests {
     /// are cut hard; the output is 8 kHz (half the samples).
     #[test]
     fn passes_the_telephone_band_only() {
-        assert_eq!(telephony(&tone(1000.0, 16_000), LineConfig { seed: 1 }).len(), 8000);
+        assert_eq!(
+            telephony(&tone(1000.0, 16_000), LineConfig { seed: 1 }).len(),
+            8000
+        );
         let pass = rms_after(1000.0);
         assert!((pass - 0.212).abs() < 0.02, "1 kHz rms {pass}");
         assert!(rms_after(100.0) < 0.05, "100 Hz rms {}", rms_after(100.0));

@@ -19,6 +19,7 @@ use crate::asr::{AsrConfig, AsrPool};
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec};
 use crate::codec;
 use crate::dsp::DspPlan;
+use crate::emotion::voice::VoiceModel;
 use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
 use crate::proto::{self, stream_call_request, CallEvent};
 use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions};
@@ -45,6 +46,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// GGML Whisper model file.
     pub model: PathBuf,
+    /// Voice emotion model file; `None` serves without emotion scores.
+    pub emotion_model: Option<PathBuf>,
     /// Recogniser settings (workers, threads, queue).
     pub asr: AsrConfig,
     /// Calls in flight at most; more get `RESOURCE_EXHAUSTED`.
@@ -298,9 +301,16 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             cfg.model.display()
         )
     })?;
+    let voice = match &cfg.emotion_model {
+        Some(path) => Some(Arc::new(VoiceModel::load(path).map_err(|e| {
+            anyhow::anyhow!("{e} (train one with `callmood train`, or run with --no-emotion)")
+        })?)),
+        None => None,
+    };
     let analyzer = Analyzer {
         plan,
         asr: Some(Arc::new(asr)),
+        voice,
     };
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
 use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended};
 use crate::dsp::DspPlan;
+use crate::emotion::fusion::fuse;
+use crate::emotion::voice::VoiceModel;
 use crate::proto::{self, call_event::Event, CallEvent};
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
@@ -64,6 +66,8 @@ pub struct Analyzer {
     pub plan: Arc<DspPlan>,
     /// None when running without a recogniser (prosody only).
     pub asr: Option<Arc<AsrPool>>,
+    /// None when running without the emotion model (no `emotion`, no cues).
+    pub voice: Option<Arc<VoiceModel>>,
 }
 
 /// The sending side of a running call. Dropping it ends the call normally:
@@ -99,12 +103,13 @@ impl Analyzer {
         channels: &[ChannelSpec],
         opts: SessionOptions,
     ) -> Result<(CallHandle, mpsc::Receiver<Result<CallEvent, CallError>>), CallError> {
-        let core = CallCore::new(
+        let mut core = CallCore::new(
             call_id.clone(),
             channels,
             opts.settings.clone(),
             self.plan.clone(),
         )?;
+        core.set_voice_model(self.voice.clone());
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         // Unbounded, but bounded in practice: one message per utterance, and
@@ -121,7 +126,14 @@ impl Analyzer {
         tokio::task::spawn_blocking(move || {
             call_thread(core, in_rx, pump_tx, asr, opts2, abort2, group)
         });
-        tokio::spawn(pump(call_id, pump_rx, ev_tx, opts, abort.clone()));
+        tokio::spawn(pump(
+            call_id,
+            pump_rx,
+            ev_tx,
+            opts,
+            abort.clone(),
+            self.voice.clone(),
+        ));
         Ok((
             CallHandle {
                 input: in_tx,
@@ -284,7 +296,9 @@ async fn pump(
     tx: mpsc::Sender<Result<CallEvent, CallError>>,
     opts: SessionOptions,
     abort: Arc<AtomicBool>,
+    voice: Option<Arc<VoiceModel>>,
 ) {
+    let voice = voice.as_deref();
     let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let event = |e: Event| {
@@ -315,11 +329,12 @@ async fn pump(
                     *e,
                     words,
                     opts.disable_transcript,
+                    voice,
                 )))
             }),
             PumpMsg::Dropped(id) => pending
                 .remove(&id)
-                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true)))),
+                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true, voice)))),
             PumpMsg::Error(e) => Some(Err(e)),
             PumpMsg::Done(s) => {
                 summary = Some(s);
@@ -347,9 +362,24 @@ async fn pump(
     }
 }
 
-/// The full utterance: words moved from audio time to call time.
-fn with_words(e: Ended, words: Vec<Word>, no_transcript: bool) -> proto::Utterance {
+/// The full utterance: words moved from audio time to call time, and the emotion of
+/// voice and words fused, with its cues.
+fn with_words(
+    e: Ended,
+    words: Vec<Word>,
+    no_transcript: bool,
+    voice: Option<&VoiceModel>,
+) -> proto::Utterance {
     let mut u = e.utterance;
+    if let (Some(model), Some(score)) = (voice, &e.voice_score) {
+        let who = match proto::Role::try_from(u.role) {
+            Ok(proto::Role::Agent) => "agent",
+            _ => "caller",
+        };
+        let (emotion, cues) = fuse(model, score, None, who);
+        u.emotion = Some(emotion);
+        u.cues = cues;
+    }
     if no_transcript {
         return u;
     }

@@ -258,7 +258,12 @@ fn mel_cepstra_ignore_gain_and_follow_the_spectrum_tilt() {
     );
     for (fa, fb) in interior(&a, x.len()).iter().zip(interior(&b, x.len())) {
         for (ca, cb) in fa.mfcc.iter().zip(&fb.mfcc) {
-            assert!((ca - cb).abs() < 1e-2 * ca.abs().max(1.0), "{:?} vs {:?}", fa.mfcc, fb.mfcc);
+            assert!(
+                (ca - cb).abs() < 1e-2 * ca.abs().max(1.0),
+                "{:?} vs {:?}",
+                fa.mfcc,
+                fb.mfcc
+            );
         }
     }
     let c1 = |freq: f32| {

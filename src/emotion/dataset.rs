@@ -89,7 +89,9 @@ pub fn load(corpus: &Corpus) -> LoadedAudio {
     let results = par_map(corpus.clips.len(), |i| {
         load_audio(&corpus.clips[i].path)
             .map_err(|e| e.to_string())
-            .and_then(|a| to_16k(&a).map_err(|e| format!("{}: {e}", corpus.clips[i].path.display())))
+            .and_then(|a| {
+                to_16k(&a).map_err(|e| format!("{}: {e}", corpus.clips[i].path.display()))
+            })
     });
     let mut failed = Vec::new();
     let audio = results
@@ -233,7 +235,13 @@ pub fn evaluate(
             .filter_map(|&i| loaded.audio[i].as_deref())
             .collect();
         let line = condition.line(seed ^ g as u64);
-        let utts = run_as_call(plan.clone(), &audio, line, CallSettings::default(), with_model);
+        let utts = run_as_call(
+            plan.clone(),
+            &audio,
+            line,
+            CallSettings::default(),
+            with_model,
+        );
         clips
             .into_iter()
             .zip(mean_by_clip(&utts, audio.len()))
@@ -296,7 +304,11 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
         .map(|(g, r)| format!("{g} {r:.3}"))
         .collect();
     writeln!(out, "  UAR by gender: {}", genders.join(", "))?;
-    write!(out, "  confusion (rows true, columns predicted):\n  {:>8}", "")?;
+    write!(
+        out,
+        "  confusion (rows true, columns predicted):\n  {:>8}",
+        ""
+    )?;
     for c in CLASSES {
         write!(out, " {c:>8}")?;
     }

@@ -175,7 +175,9 @@ pub fn voice_features(frames: &[Frame], active: &[bool], p: &prosody::Features) 
         b.push(p90 - p10);
         b.push(slope(voiced.iter().map(|&(i, st)| (t(i), st))));
         let st = |f: &Frame| is_voiced(f).then(|| hz_to_st(f.f0_hz));
-        b.push(mean_over_steps(frames, |a, c| Some((st(c)? - st(a)?).abs())));
+        b.push(mean_over_steps(frames, |a, c| {
+            Some((st(c)? - st(a)?).abs())
+        }));
         b.push(mean_over_steps(frames, |a, c| {
             Some(f32::from(u8::from(st(c)? > st(a)?)))
         }));
@@ -194,7 +196,9 @@ pub fn voice_features(frames: &[Frame], active: &[bool], p: &prosody::Features) 
         b.push(p10);
         b.push(p90);
         b.push(p90 - p10);
-        b.push(mean_over_steps(frames, |a, c| Some((c.energy_db - a.energy_db).abs())));
+        b.push(mean_over_steps(frames, |a, c| {
+            Some((c.energy_db - a.energy_db).abs())
+        }));
         b.push(slope(act.iter().map(|&(i, f)| (t(i), f.energy_db))));
         b.push(mean_sd_of(frames, is_voiced, |f| f.energy_db).0);
     }
@@ -320,8 +324,7 @@ fn runs(it: impl Iterator<Item = bool>) -> Vec<usize> {
 /// Lengths of the runs of `true` that have a `false` on both sides.
 fn inner_runs(it: impl Iterator<Item = bool>) -> Vec<usize> {
     let v: Vec<bool> = it.collect();
-    let (Some(first), Some(last)) = (v.iter().position(|x| !x), v.iter().rposition(|x| !x))
-    else {
+    let (Some(first), Some(last)) = (v.iter().position(|x| !x), v.iter().rposition(|x| !x)) else {
         return Vec::new();
     };
     runs(v[first..=last].iter().copied())

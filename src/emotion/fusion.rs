@@ -102,10 +102,9 @@ fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
     };
     let dir = |up: &'static str, down: &'static str| if d >= 0.0 { up } else { down };
     match name {
-        "f0_mean_st" | "f0_p50_st" | "f0_p10_st" | "f0_p90_st" => format!(
-            "pitch {d:+.1} semitones {} {base}",
-            dir("above", "below")
-        ),
+        "f0_mean_st" | "f0_p50_st" | "f0_p10_st" | "f0_p90_st" => {
+            format!("pitch {d:+.1} semitones {} {base}", dir("above", "below"))
+        }
         "f0_sd_st" | "f0_range_st" => format!(
             "pitch range {x:.1} semitones, {} than {base}",
             dir("wider", "narrower")
@@ -121,10 +120,9 @@ fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
             "speech rate {x:.1} syll/s, {} than {base}",
             dir("faster", "slower")
         ),
-        "pause_ratio" | "pause_run_ms" => format!(
-            "{} pauses than {base}",
-            dir("longer", "shorter")
-        ),
+        "pause_ratio" | "pause_run_ms" => {
+            format!("{} pauses than {base}", dir("longer", "shorter"))
+        }
         "hnr_db" => format!(
             "voice {} than {base} (HNR {x:.1} dB)",
             dir("clearer", "breathier or rougher")
@@ -185,13 +183,19 @@ mod tests {
         assert!(e.arousal > 0.0 && e.valence < 0.0);
         assert_eq!(cues.len(), 1, "{cues:?}");
         assert_eq!(cues[0].feature, "f0_mean_st");
-        assert_eq!(cues[0].description, "pitch +4.1 semitones above a typical voice");
+        assert_eq!(
+            cues[0].description,
+            "pitch +4.1 semitones above a typical voice"
+        );
         // With a baseline, the cue names the speaker.
         let mut b = SpeakerBaseline::default();
         b.push(&[10.0; N_VOICE]);
         let s = m.score(&raised_pitch(), &b);
         let (_, cues) = fuse(&m, &s, None, "caller");
-        assert!(cues[0].description.ends_with("this caller's baseline"), "{cues:?}");
+        assert!(
+            cues[0].description.ends_with("this caller's baseline"),
+            "{cues:?}"
+        );
     }
 
     #[test]

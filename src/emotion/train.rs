@@ -248,9 +248,9 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
 
 /// The order the running protocol feeds a speaker's `n` clips in.
 pub fn running_order(n: usize, seed: u64, speaker: &str) -> Vec<usize> {
-    let h = speaker
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = speaker.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let mut o: Vec<usize> = (0..n).collect();
     SplitMix64::new(seed ^ h).shuffle(&mut o);
     o
@@ -317,12 +317,20 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
     for fold in 0..cfg.folds.max(1) {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
-            .map(|s| s.iter().copied().filter(|c| fold_of(&c.speaker) != fold).collect())
+            .map(|s| {
+                s.iter()
+                    .copied()
+                    .filter(|c| fold_of(&c.speaker) != fold)
+                    .collect()
+            })
             .collect();
         let model = fit_voice(&train, cfg);
         for (k, set) in sets.iter().enumerate() {
-            let test: Vec<Vec<&ClipData>> =
-                vec![set.iter().copied().filter(|c| fold_of(&c.speaker) == fold).collect()];
+            let test: Vec<Vec<&ClipData>> = vec![set
+                .iter()
+                .copied()
+                .filter(|c| fold_of(&c.speaker) == fold)
+                .collect()];
             for clips in by_speaker(&test) {
                 let (cold, running) = predict_speaker(&model, &clips, cfg.seed);
                 preds[k].0.extend(cold);
@@ -334,7 +342,11 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
     let (mut logits, mut y) = (Vec::new(), Vec::new());
     for (c, r) in &preds {
         for p in [c, r] {
-            logits.extend(p.probs.iter().map(|q| q.iter().map(|v| v.max(1e-9).ln()).collect()));
+            logits.extend(
+                p.probs
+                    .iter()
+                    .map(|q| q.iter().map(|v| v.max(1e-9).ln()).collect()),
+            );
             y.extend(&p.y);
         }
     }
@@ -347,7 +359,8 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
     for (k, (mut cold, mut running)) in preds.into_iter().enumerate() {
         for p in [&mut cold, &mut running] {
             for q in p.probs.iter_mut() {
-                q.iter_mut().for_each(|v| *v = v.max(1e-9).ln() / temperature);
+                q.iter_mut()
+                    .for_each(|v| *v = v.max(1e-9).ln() / temperature);
                 super::softmax_in_place(q);
             }
         }

@@ -202,10 +202,7 @@ impl VoiceModel {
         let mut z = [0.0f32; N_VOICE];
         let mut reference = [0.0f32; N_VOICE];
         for j in 0..N_VOICE {
-            let (mu, sd) = (
-                self.population_mean[j] as f64,
-                self.population_sd[j] as f64,
-            );
+            let (mu, sd) = (self.population_mean[j] as f64, self.population_sd[j] as f64);
             let n = b.n[j] as f64;
             let mean = (n * b.mean[j] + k * mu) / (n + k);
             let var = (b.ss[j] + k * sd * sd) / (n + k);
@@ -292,7 +289,12 @@ mod tests {
         }
         let (z, r) = m.normalise(&x, &b);
         // The prior keeps a little spread: z = 0.15 / sqrt(2·4 / 52) ≈ 0.39.
-        assert!(z[0] < 0.5 && (r[0] - 13.85).abs() < 0.01, "{} {}", z[0], r[0]);
+        assert!(
+            z[0] < 0.5 && (r[0] - 13.85).abs() < 0.01,
+            "{} {}",
+            z[0],
+            r[0]
+        );
         let s = m.score(&x, &b);
         assert_eq!(s.baseline_n, 50);
         assert!((s.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);

@@ -89,10 +89,12 @@ pub async fn start_server(
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr: with_asr.then(pool),
+        voice: Some(voice_model()),
     };
     let cfg = ServeConfig {
         addr,
         model: PathBuf::new(),
+        emotion_model: None,
         asr: AsrConfig::default(),
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
@@ -223,4 +225,10 @@ pub fn white_noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
             (x as f32 / u32::MAX as f32 * 2.0 - 1.0) * amp
         })
         .collect()
+}
+
+/// The shipped voice emotion model (committed in models/).
+pub fn voice_model() -> std::sync::Arc<callmood::emotion::voice::VoiceModel> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion-voice.json");
+    std::sync::Arc::new(callmood::emotion::voice::VoiceModel::load(&path).expect("shipped model"))
 }
