@@ -44,6 +44,10 @@ pub enum Command {
     /// Model management.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Train the words emotion model on GoEmotions (models/text/README.md).
+    TrainText(crate::emotion::text_cli::TrainTextArgs),
+    /// Measure the words emotion model on labelled sentences.
+    EvalText(crate::emotion::text_cli::EvalTextArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -208,6 +212,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features(a) => features(a),
         Command::Stream(a) => stream(a),
         Command::Transcribe(a) => transcribe(a),
+        Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
+        Command::EvalText(a) => crate::emotion::text_cli::eval_text(a),
         Command::Model(ModelCommand::Convert {
             ct2,
             mel_filters,

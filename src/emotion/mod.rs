@@ -6,9 +6,14 @@
 //! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
 //!   trainer.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
+//! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
+//! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
 
 pub mod linear;
 pub mod metrics;
+pub mod text;
+pub mod text_cli;
+pub mod text_train;
 
 /// The five classes, in the order of every probability vector in this module.
 pub const CLASSES: [&str; 5] = ["neutral", "happy", "angry", "sad", "fearful"];
