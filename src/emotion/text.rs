@@ -336,12 +336,10 @@ fn tokenise(text: &str) -> Tokens {
             _ if depth > 0 => continue,
             _ => {}
         }
-        if c.is_alphanumeric() {
-            word.push(c);
-        } else if c == '\''
-            && !word.is_empty()
-            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric())
-        {
+        // An apostrophe belongs to a word only between letters or digits ("can't", "90's").
+        let inner_apostrophe =
+            c == '\'' && !word.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        if c.is_alphanumeric() || inner_apostrophe {
             word.push(c);
         } else {
             flush(&mut word, &mut out, clause);
@@ -499,7 +497,9 @@ impl TextLexicon {
                     && prev(0).is_some_and(|p| p == "or" || p == "nor"));
             if no_before {
                 v = base * NEGATION_SCALAR;
-                negated_by[i] = (i.saturating_sub(SCOPE)..i).rev().find(|&j| w[j].text == "no");
+                negated_by[i] = (i.saturating_sub(SCOPE)..i)
+                    .rev()
+                    .find(|&j| w[j].text == "no");
             }
             for k in 0..SCOPE {
                 let Some(p) = prev(k) else { break };
@@ -571,8 +571,16 @@ impl TextLexicon {
             sum -= amp;
         }
         let compound = (sum / (sum * sum + COMPOUND_ALPHA).sqrt()).clamp(-1.0, 1.0);
-        let mut pos_sum: f32 = sentiments.iter().filter(|s| **s > 0.0).map(|s| s + 1.0).sum();
-        let mut neg_sum: f32 = sentiments.iter().filter(|s| **s < 0.0).map(|s| s - 1.0).sum();
+        let mut pos_sum: f32 = sentiments
+            .iter()
+            .filter(|s| **s > 0.0)
+            .map(|s| s + 1.0)
+            .sum();
+        let mut neg_sum: f32 = sentiments
+            .iter()
+            .filter(|s| **s < 0.0)
+            .map(|s| s - 1.0)
+            .sum();
         let neutral = sentiments.iter().filter(|s| **s == 0.0).count() as f32;
         let (pos_words, neg_words) = (pos_sum, neg_sum);
         if pos_sum > neg_sum.abs() {
@@ -771,7 +779,11 @@ impl TextModel {
         }
         let evidence = if f.has_hits() {
             let p0 = self.probs(&base);
-            0.5 * probs.iter().zip(&p0).map(|(a, b)| (a - b).abs()).sum::<f32>()
+            0.5 * probs
+                .iter()
+                .zip(&p0)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f32>()
         } else {
             0.0
         };
@@ -829,7 +841,8 @@ mod tests {
         worried\t-1.2\t0\t[]\nridiculous\t-1.5\t0\t[]\ncancel\t-1.0\t0\t[]\nno\t-1.2\t0\t[]\n\
         kind\t2.4\t0\t[]\nthanks\t1.9\t0\t[]\n";
     const NEG: &str = "# negations\nnot\nnever\ncan't\ncant\n";
-    const BOOST: &str = "# boosters\nvery\t0.293\nreally\t0.293\nslightly\t-0.293\nkind of\t-0.293\n";
+    const BOOST: &str =
+        "# boosters\nvery\t0.293\nreally\t0.293\nslightly\t-0.293\nkind of\t-0.293\n";
     const CUES: &str = "# cues\nworried\tfearful\ni'm worried\tfearful\ncancel\tangry\n\
         cancel my account\tangry\nthis is ridiculous\tangry\ncan't afford\tsad\n\
         thank you so much\thappy\n";
@@ -914,7 +927,11 @@ mod tests {
     #[test]
     fn apostrophes_are_normalised_for_cues_and_negations() {
         let l = lex();
-        for s in ["I can't afford it", "I can’t afford it", "I CAN`T AFFORD IT"] {
+        for s in [
+            "I can't afford it",
+            "I can’t afford it",
+            "I CAN`T AFFORD IT",
+        ] {
             assert_eq!(l.analyse(s).cue_counts[3], 1, "{s}");
         }
         // A negation inside the cue itself does not negate it.

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use super::linear::{self, FitConfig};
 use super::metrics;
-use super::text::{
-    TextError, TextEval, TextLexicon, TextModel, TextProvenance, TEXT_FEATURES,
-};
+use super::text::{TextError, TextEval, TextLexicon, TextModel, TextProvenance, TEXT_FEATURES};
 use super::{class_of_label, is_excluded_label, CLASSES, N_CLASSES};
 
 /// Bins of the calibration error, as everywhere in the project's reports.
