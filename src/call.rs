@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::codec::{Decoder, Encoding};
 use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::emotion::features::{voice_features, VoiceVector};
+use crate::emotion::voice::{SpeakerBaseline, VoiceModel, VoiceScore};
+use crate::emotion::voice_emotion;
 use crate::prosody::{self, Baseline};
 use crate::proto::{self, Role};
 use crate::resample::Resampler;
@@ -164,6 +167,10 @@ pub struct Ended {
     pub audio: Vec<f32>,
     /// Call time of `audio[0]`, ms: add it to word times relative to the audio.
     pub audio_start_ms: u32,
+    /// Raw voice features of the utterance (the emotion model's input).
+    pub voice: VoiceVector,
+    /// The voice model's score (when the call has one), for fusion with the words.
+    pub voice_score: Option<VoiceScore>,
 }
 
 /// Frames kept before an open utterance, for the onset window.
@@ -176,6 +183,7 @@ struct Channel {
     analyzer: FrameAnalyzer,
     endpointer: Endpointer,
     baseline: Baseline,
+    voice_baseline: SpeakerBaseline,
     // scratch, reused for every chunk
     native: Vec<f32>,
     resampled: Vec<f32>,
@@ -202,6 +210,7 @@ pub struct CallCore {
     channels: Vec<Channel>,
     next_utterance: u32,
     segments: Vec<(usize, Segment)>,
+    voice_model: Option<Arc<VoiceModel>>,
 }
 
 impl CallCore {
@@ -236,6 +245,7 @@ impl CallCore {
                 analyzer: FrameAnalyzer::new(plan.clone()),
                 endpointer: Endpointer::new(settings.segment.clone()),
                 baseline: Baseline::default(),
+                voice_baseline: SpeakerBaseline::default(),
                 native: Vec::new(),
                 resampled: Vec::new(),
                 new_frames: Vec::new(),
@@ -257,7 +267,14 @@ impl CallCore {
             channels,
             next_utterance: 0,
             segments: Vec::new(),
+            voice_model: None,
         })
+    }
+
+    /// Scores every utterance with `model` from now on (each channel keeps its own running
+    /// baseline); the scores go into `UtteranceProsody.emotion` and [`Ended::voice_score`].
+    pub fn set_voice_model(&mut self, model: Option<Arc<VoiceModel>>) {
+        self.voice_model = model;
     }
 
     /// The call id.
@@ -433,6 +450,12 @@ impl CallCore {
         let (frames, active): (Vec<Frame>, Vec<bool>) =
             ch.frames.range(lo.min(hi)..hi).copied().unzip();
         let feats = prosody::features(&frames, &active);
+        let voice = voice_features(&frames, &active, &feats);
+        let voice_score = self.voice_model.as_ref().map(|m| {
+            let s = m.score(&voice, &ch.voice_baseline);
+            ch.voice_baseline.push(&voice);
+            s
+        });
         let rel = ch.baseline.compare_and_update(&feats);
         let mut prosody = feats.to_proto(rel);
         prosody.overlap_ms = overlap as u32;
@@ -471,7 +494,7 @@ impl CallCore {
                 start_ms: start_ms as u32,
                 end_ms: end_ms as u32,
                 prosody: Some(prosody),
-                emotion: None,
+                emotion: voice_score.as_ref().map(|s| voice_emotion(&s.probs)),
             },
             utterance: proto::Utterance {
                 utterance_id: id,
@@ -487,6 +510,8 @@ impl CallCore {
             },
             audio,
             audio_start_ms: (a0 * 1000 / rate) as u32,
+            voice,
+            voice_score,
         }
     }
 

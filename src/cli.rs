@@ -16,6 +16,8 @@ use crate::dsp::{self, DspPlan, FrameAnalyzer};
 use crate::proto::{
     self, call_analyzer_client::CallAnalyzerClient, stream_call_request, StreamCallRequest,
 };
+use crate::emotion::train::TrainConfig;
+use crate::emotion::voice::DEFAULT_VOICE_MODEL;
 use crate::report;
 use crate::server::{self, ServeConfig};
 use crate::session::{self, Analyzer, AsrBackpressure, SessionOptions};
@@ -48,6 +50,68 @@ pub enum Command {
     TrainText(crate::emotion::text_cli::TrainTextArgs),
     /// Measure the words emotion model on labelled sentences.
     EvalText(crate::emotion::text_cli::EvalTextArgs),
+    /// Train the voice emotion model on a labelled corpus (manifest.csv + audio), with
+    /// speaker-grouped cross-validation, clean and through a simulated phone line.
+    Train(TrainArgs),
+    /// Score a labelled corpus with the voice emotion model, through the service's own
+    /// path: UAR, per-class recall, confusion, per-gender UAR, calibration.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Corpus directory with manifest.csv (file,speaker,gender,emotion; WAV or FLAC).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Model file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Cross-validation folds (speakers round robin).
+    #[arg(long, default_value_t = TrainConfig::default().folds)]
+    pub folds: usize,
+    /// Shuffled orders of each speaker's clips seen with the running baseline.
+    #[arg(long, default_value_t = TrainConfig::default().permutations)]
+    pub permutations: usize,
+    /// L2 penalty of the classifier.
+    #[arg(long, default_value_t = TrainConfig::default().fit.l2)]
+    pub l2: f32,
+    /// Weight of the population prior in the speaker baseline, utterances.
+    #[arg(long, default_value_t = TrainConfig::default().prior_weight)]
+    pub prior_weight: f32,
+    /// Seed of the shuffles and of the simulated line noise.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Also write every utterance's raw voice features as CSV (for inspection).
+    #[arg(long)]
+    pub dump_features: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Corpus directory with manifest.csv (file,speaker,gender,emotion; WAV or FLAC).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Voice emotion model.
+    #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
+    pub model: PathBuf,
+    /// Hear the clips through the simulated phone line (8 kHz μ-law, band-limited, noise).
+    #[arg(long)]
+    pub telephony: bool,
+    /// Seed of the running protocol's clip order (and of the line noise).
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// How a report is printed.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// Readable text.
+    Text,
+    /// One JSON object.
+    Json,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -214,6 +278,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transcribe(a) => transcribe(a),
         Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
         Command::EvalText(a) => crate::emotion::text_cli::eval_text(a),
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval(a),
         Command::Model(ModelCommand::Convert {
             ct2,
             mel_filters,
@@ -491,6 +557,156 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
         let mut out = stdout.lock();
         report::write_jsonl(&mut out, &ev)?;
         out.flush()?;
+    }
+    Ok(())
+}
+
+/// Reads a corpus and says on stderr what was left out and why.
+fn read_corpus(
+    dir: &Path,
+) -> anyhow::Result<(crate::corpus::Corpus, crate::emotion::dataset::LoadedAudio)> {
+    let corpus = crate::corpus::read_manifest(dir)?;
+    if corpus.excluded > 0 {
+        eprintln!(
+            "callmood: left out {} clips labelled surprise (not one of the five classes)",
+            corpus.excluded
+        );
+    }
+    for (label, n) in &corpus.unknown_labels {
+        eprintln!("callmood: skipped {n} clips with unknown label `{label}`");
+    }
+    if corpus.clips.is_empty() {
+        bail!("{}: no clip has a usable label", dir.display());
+    }
+    let loaded = crate::emotion::dataset::load(&corpus);
+    for (i, e) in &loaded.failed {
+        eprintln!("callmood: skipped {}: {e}", corpus.clips[*i].path.display());
+    }
+    Ok((corpus, loaded))
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    use crate::emotion::dataset::{self, Condition};
+    use crate::emotion::train::{cross_validate, fit_voice, ClipData};
+    use std::io::Write;
+    let cfg = TrainConfig {
+        folds: a.folds,
+        permutations: a.permutations,
+        prior_weight: a.prior_weight,
+        fit: crate::emotion::linear::FitConfig {
+            l2: a.l2,
+            ..TrainConfig::default().fit
+        },
+        seed: a.seed,
+    };
+    if cfg.folds < 2 || !(cfg.prior_weight > 0.0) || !(cfg.fit.l2 >= 0.0) {
+        bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
+    }
+    let (corpus, loaded) = read_corpus(&a.corpus)?;
+    let plan = DspPlan::new();
+    let conditions = [Condition::Clean, Condition::Telephony];
+    let data: Vec<Vec<ClipData>> = conditions
+        .iter()
+        .map(|&c| {
+            eprintln!("callmood: extracting voice features ({})", c.name());
+            dataset::clip_data(&corpus, dataset::clip_features(&plan, &loaded.audio, c))
+        })
+        .collect();
+    if let Some(path) = &a.dump_features {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+        write!(w, "condition,file,speaker,gender,class,utterance")?;
+        for n in crate::emotion::features::VOICE_FEATURES {
+            write!(w, ",{n}")?;
+        }
+        writeln!(w)?;
+        for (cond, set) in conditions.iter().zip(&data) {
+            for (clip, d) in corpus.clips.iter().zip(set) {
+                let file = clip.path.file_name().unwrap_or_default().to_string_lossy();
+                for (k, v) in d.utterances.iter().enumerate() {
+                    let row: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                    writeln!(
+                        w,
+                        "{},{file},{},{},{},{k},{}",
+                        cond.name(),
+                        d.speaker,
+                        d.gender,
+                        d.class,
+                        row.join(",")
+                    )?;
+                }
+            }
+        }
+        w.flush()?;
+    }
+    let sets: Vec<Vec<&ClipData>> = data
+        .iter()
+        .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
+        .collect();
+    for (c, s) in conditions.iter().zip(&sets) {
+        eprintln!(
+            "callmood: {}: {} clips with utterances of {} readable",
+            c.name(),
+            s.len(),
+            loaded.audio.iter().filter(|x| x.is_some()).count()
+        );
+    }
+    let names: Vec<&str> = conditions.iter().map(|c| c.name()).collect();
+    eprintln!("callmood: {}-fold cross-validation by speaker", cfg.folds);
+    let cv = cross_validate(&sets, &names, &cfg);
+    let mut out = std::io::stdout().lock();
+    for (cond, protocols) in &cv.results {
+        for (protocol, s) in protocols {
+            writeln!(out, "{cond}, {protocol} baseline:")?;
+            dataset::write_scored(&mut out, s)?;
+        }
+    }
+    writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
+    let mut model = fit_voice(&sets, &cfg);
+    model.softmax.temperature = cv.temperature;
+    let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
+    speakers.sort();
+    speakers.dedup();
+    model.provenance = crate::emotion::voice::Provenance {
+        corpus: a.corpus.display().to_string(),
+        licence: "inherits the training corpus licence (RAVDESS: CC BY-NC-SA 4.0, non-commercial)"
+            .into(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        clips: sets.first().map_or(0, Vec::len),
+        speakers: speakers.len(),
+        conditions: names.iter().map(|s| s.to_string()).collect(),
+    };
+    model.evaluation = serde_json::to_value(&cv)?;
+    model.validate().map_err(|e| anyhow::anyhow!("trained model invalid: {e}"))?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
+    eprintln!("callmood: wrote {}", a.out.display());
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    use crate::emotion::dataset::{self, Condition};
+    use std::io::Write;
+    let model = Arc::new(crate::emotion::voice::VoiceModel::load(&a.model)?);
+    let (corpus, loaded) = read_corpus(&a.corpus)?;
+    let condition = if a.telephony {
+        Condition::Telephony
+    } else {
+        Condition::Clean
+    };
+    let r = dataset::evaluate(&DspPlan::new(), &corpus, &loaded, &model, condition, a.seed);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string(&r)?)?,
+        ReportFormat::Text => {
+            writeln!(
+                out,
+                "{}: {} clips scored, {} skipped {:?}",
+                r.condition, r.n_scored, r.n_skipped, r.skipped
+            )?;
+            writeln!(out, "running baseline (each speaker as one call, shuffled):")?;
+            dataset::write_scored(&mut out, &r.running)?;
+            writeln!(out, "cold start (each clip alone):")?;
+            dataset::write_scored(&mut out, &r.cold)?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 //!
 //! The core is sans-I/O: it is told the time (sample counts) and returns values.
 //! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
+//! - [`rng`]: a seeded generator for reproducible shuffles and noise.
 //! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
 //! - [`dsp`]: FFT frame analysis on 10 ms hops: energy, F0 and voicing, spectral shape.
 //! - [`segment`]: endpointing: voice activity with hangover, utterances.
@@ -16,6 +18,7 @@
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
 //!   worker pool that transcribes utterances off the async reactor.
 //! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
+//! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
 //! - [`report`]: JSON lines output of events.
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
@@ -24,11 +27,14 @@ pub mod asr;
 pub mod call;
 pub mod cli;
 pub mod codec;
+pub mod corpus;
+pub mod degrade;
 pub mod dsp;
 pub mod emotion;
 pub mod prosody;
 pub mod report;
 pub mod resample;
+pub mod rng;
 pub mod segment;
 pub mod server;
 pub mod session;

@@ -173,7 +173,8 @@ pub fn hz_to_st(hz: f32) -> f32 {
     12.0 * (hz / SEMITONE_REF_HZ).log2()
 }
 
-fn mean_sd(it: impl Iterator<Item = f32>) -> (f32, f32) {
+/// Mean and population SD (0, 0 for an empty input).
+pub(crate) fn mean_sd(it: impl Iterator<Item = f32>) -> (f32, f32) {
     let (mut n, mut s, mut s2) = (0u32, 0.0f64, 0.0f64);
     for v in it {
         n += 1;
@@ -188,7 +189,8 @@ fn mean_sd(it: impl Iterator<Item = f32>) -> (f32, f32) {
     (m as f32, var.sqrt() as f32)
 }
 
-fn percentile(sorted: &[f32], q: f32) -> f32 {
+/// The `q` quantile (0..1, nearest rank) of a sorted, non-empty slice.
+pub(crate) fn percentile(sorted: &[f32], q: f32) -> f32 {
     let idx = ((sorted.len() - 1) as f32 * q).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }

@@ -245,6 +245,34 @@ fn spectral_features_of_a_tone_and_noise() {
     assert!((zcr - 0.5).abs() < 0.05, "noise zcr {zcr}");
 }
 
+/// Mel cepstra leave out the level (c0), so a gain change does not move them; and the
+/// first coefficient tells low-frequency from high-frequency energy by its sign.
+#[test]
+fn mel_cepstra_ignore_gain_and_follow_the_spectrum_tilt() {
+    let plan = DspPlan::new();
+    let x = harmonic_complex(150.0, 1..20, 0.5, FS);
+    let quiet: Vec<f32> = x.iter().map(|v| v * 0.05).collect();
+    let (a, b) = (
+        FrameAnalyzer::analyze(plan.clone(), &x),
+        FrameAnalyzer::analyze(plan.clone(), &quiet),
+    );
+    for (fa, fb) in interior(&a, x.len()).iter().zip(interior(&b, x.len())) {
+        for (ca, cb) in fa.mfcc.iter().zip(&fb.mfcc) {
+            assert!((ca - cb).abs() < 1e-2 * ca.abs().max(1.0), "{:?} vs {:?}", fa.mfcc, fb.mfcc);
+        }
+    }
+    let c1 = |freq: f32| {
+        let x = sine(freq, 0.5, 0.3, FS);
+        let frames = FrameAnalyzer::analyze(plan.clone(), &x);
+        let inner = interior(&frames, x.len());
+        inner.iter().map(|f| f.mfcc[0]).sum::<f32>() / inner.len() as f32
+    };
+    assert!(c1(500.0) > 5.0, "500 Hz c1 {}", c1(500.0));
+    assert!(c1(3000.0) < -5.0, "3000 Hz c1 {}", c1(3000.0));
+    let silent = FrameAnalyzer::analyze(plan, &vec![0.0; 4000]);
+    assert!(silent.iter().all(|f| f.mfcc == [0.0; 12]));
+}
+
 #[test]
 fn tone_switch_120_to_240_has_no_octave_jumps() {
     let switch = 8000; // 0.5 s

@@ -38,6 +38,11 @@ pub const ENERGY_FLOOR_DB: f32 = -100.0;
 pub const HNR_RANGE_DB: (f32, f32) = (-20.0, 40.0);
 /// Edges of [`Frame::band_energy_db`]'s bands, Hz: 0–500, 500–1000, 1000–2000, 2000–4000.
 pub const BAND_EDGES_HZ: [f32; 5] = [0.0, 500.0, 1000.0, 2000.0, 4000.0];
+/// Mel-cepstral coefficients per frame (c1..c12; c0, the level, is left out so that the
+/// cepstra do not depend on the channel gain).
+pub const N_MFCC: usize = 12;
+/// Triangular mel filters over the spectral band, whose log energies the cepstra transform.
+pub const N_MEL_FILTERS: usize = 20;
 /// Length of the level/spectrum window, samples (25 ms).
 pub const SPECTRAL_WINDOW: usize = 400;
 /// FFT length of the spectral features (31.25 Hz bins at 16 kHz).
@@ -177,6 +182,10 @@ pub struct DspPlan {
     pub(crate) spec_window: Vec<f32>,
     /// Inclusive FFT bin range of the spectral shape band.
     pub(crate) spec_band_bins: (usize, usize),
+    /// Mel filter bank over the spectral band: first bin and weights of each filter.
+    pub(crate) mel_filters: Vec<(usize, Vec<f32>)>,
+    /// DCT-II basis, `N_MFCC` rows of `N_MEL_FILTERS` (rows for c1..c12).
+    pub(crate) dct: Vec<[f32; N_MEL_FILTERS]>,
 }
 
 impl std::fmt::Debug for DspPlan {
@@ -268,7 +277,20 @@ impl DspPlan {
         let hi_bin = ((hi_hz / bin_hz).floor() as usize)
             .min(SPECTRAL_FFT / 2)
             .max(lo_bin);
+        let mel_filters = mel_filter_bank(lo_hz, hi_hz, bin_hz, SPECTRAL_FFT / 2 + 1);
+        let dct = (1..=N_MFCC)
+            .map(|k| {
+                let mut row = [0.0f32; N_MEL_FILTERS];
+                for (m, v) in row.iter_mut().enumerate() {
+                    let ph = std::f32::consts::PI * k as f32 * (m as f32 + 0.5);
+                    *v = (ph / N_MEL_FILTERS as f32).cos();
+                }
+                row
+            })
+            .collect();
         Ok(Arc::new(Self {
+            mel_filters,
+            dct,
             config,
             sample_rate_hz: fs,
             window_len,
@@ -293,6 +315,37 @@ impl DspPlan {
     pub fn window_len(&self) -> usize {
         self.window_len
     }
+}
+
+/// [`N_MEL_FILTERS`] triangular filters equally spaced on the mel scale between `lo_hz` and
+/// `hi_hz`, as (first bin, weights) over a one-sided spectrum of `bins` bins `bin_hz` apart.
+fn mel_filter_bank(lo_hz: f32, hi_hz: f32, bin_hz: f32, bins: usize) -> Vec<(usize, Vec<f32>)> {
+    let mel = |f: f32| 2595.0 * (1.0 + f / 700.0).log10();
+    let hz = |m: f32| 700.0 * (10f32.powf(m / 2595.0) - 1.0);
+    let (m_lo, m_hi) = (mel(lo_hz), mel(hi_hz));
+    let edges: Vec<f32> = (0..N_MEL_FILTERS + 2)
+        .map(|i| hz(m_lo + (m_hi - m_lo) * i as f32 / (N_MEL_FILTERS + 1) as f32))
+        .collect();
+    (0..N_MEL_FILTERS)
+        .map(|m| {
+            let (l, c, r) = (edges[m], edges[m + 1], edges[m + 2]);
+            let first = ((l / bin_hz).floor() as usize).min(bins - 1);
+            let last = ((r / bin_hz).ceil() as usize).min(bins - 1);
+            let weights = (first..=last)
+                .map(|b| {
+                    let f = b as f32 * bin_hz;
+                    if f <= l || f >= r {
+                        0.0
+                    } else if f <= c {
+                        (f - l) / (c - l)
+                    } else {
+                        (r - f) / (r - c)
+                    }
+                })
+                .collect();
+            (first, weights)
+        })
+        .collect()
 }
 
 /// Smallest even length ≥ `min` whose only prime factors are 2, 3 and 5: RustFFT is fast on
@@ -341,6 +394,13 @@ pub struct Frame {
     pub zcr: f32,
     /// Level of each band of [`BAND_EDGES_HZ`], dBFS: the band's share of `energy_db`.
     pub band_energy_db: [f32; 4],
+    /// Mel-frequency cepstral coefficients c1..c12 over the spectral band (natural-log mel
+    /// energies, unnormalised DCT-II); zeros when the band is empty.
+    pub mfcc: [f32; N_MFCC],
+    /// Level of each mel filter over the spectral band, dB re the frame's own level
+    /// (`energy_db`): the shape of the spectral envelope, independent of gain; zeros when
+    /// the band is empty.
+    pub mel_rel_db: [f32; N_MEL_FILTERS],
 }
 
 /// Streaming frame analysis of one mono 16 kHz stream.
@@ -540,6 +600,8 @@ impl FrameAnalyzer {
             spectral_slope_db_per_khz: spec.slope_db_per_khz,
             zcr,
             band_energy_db: spec.band_energy_db,
+            mfcc: spec.mfcc,
+            mel_rel_db: spec.mel_db.map(|m| m - energy_db),
         }
     }
 }

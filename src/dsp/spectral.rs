@@ -3,7 +3,7 @@
 
 use realfft::num_complex::Complex;
 
-use super::{DspPlan, BAND_EDGES_HZ};
+use super::{DspPlan, BAND_EDGES_HZ, N_MEL_FILTERS, N_MFCC};
 
 /// Per-stream scratch for [`analyze`].
 pub(crate) struct SpectralScratch {
@@ -33,6 +33,9 @@ pub(crate) struct Spectral {
     pub rolloff_hz: f32,
     pub slope_db_per_khz: f32,
     pub band_energy_db: [f32; 4],
+    pub mfcc: [f32; N_MFCC],
+    /// Mel filter levels, dB, on the same scale as the frame level (`power_db`).
+    pub mel_db: [f32; N_MEL_FILTERS],
 }
 
 /// Power below which a band is treated as empty (about -150 dB re full scale per bin).
@@ -83,6 +86,22 @@ pub(crate) fn analyze(
     let sum: f32 = band.iter().sum();
     if sum <= EMPTY_POWER * band.len() as f32 {
         return out;
+    }
+    // Mel cepstrum: log filter-bank energies (floored 100 dB under the band's mean power,
+    // so near-empty filters do not dominate), then the DCT.
+    let mut log_mel = [0.0f32; N_MEL_FILTERS];
+    let mel_floor = sum / band.len() as f32 * 1e-10;
+    for (lm, (first, w)) in log_mel.iter_mut().zip(&plan.mel_filters) {
+        let e: f32 = s.power[*first..].iter().zip(w).map(|(p, w)| p * w).sum();
+        *lm = e.max(mel_floor).ln();
+    }
+    // On the frame level's scale: the window's power sums to `mean_square` over all bins.
+    let to_level = mean_square / total.max(EMPTY_POWER);
+    for (db, lm) in out.mel_db.iter_mut().zip(&log_mel) {
+        *db = power_db(lm.exp() * to_level);
+    }
+    for (c, row) in out.mfcc.iter_mut().zip(&plan.dct) {
+        *c = row.iter().zip(&log_mel).map(|(a, b)| a * b).sum();
     }
     let mut weighted = 0.0f32;
     let mut log_sum = 0.0f32;

@@ -3,17 +3,28 @@
 //! Sans-I/O like the rest of the core: models are plain values loaded from readable JSON
 //! files, scoring takes feature vectors and returns probabilities.
 //!
+//! - [`dataset`]: a labelled corpus run clip by clip through the call core (shell side).
+//! - [`features`]: the voice features of one utterance (functionals of its frames).
+//! - [`fusion`]: voice and words into the final scores, and the cues that explain them.
 //! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
 //!   trainer.
+//! - [`voice`]: the voice model: speaker-normalised features, scores, contributions.
+//! - [`train`]: training with the running baseline simulated, speaker-grouped
+//!   cross-validation, the cold and running protocols.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
 //! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
 //! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
 
+pub mod dataset;
+pub mod features;
+pub mod fusion;
 pub mod linear;
 pub mod metrics;
 pub mod text;
 pub mod text_cli;
 pub mod text_train;
+pub mod train;
+pub mod voice;
 
 /// The five classes, in the order of every probability vector in this module.
 pub const CLASSES: [&str; 5] = ["neutral", "happy", "angry", "sad", "fearful"];
@@ -42,6 +53,41 @@ pub fn is_excluded_label(label: &str) -> bool {
         label.trim().to_ascii_lowercase().as_str(),
         "surprise" | "surprised"
     )
+}
+
+/// Position of each class on the valence–arousal circumplex, [`CLASSES`] order: `(valence,
+/// arousal)` in -1..1. These place the categories on Russell's (1980) circumplex as
+/// emotion research usually does (e.g. anger: unpleasant and aroused; sadness: unpleasant
+/// and low); they are a fixed coordinate map, not learned weights. Valence and arousal of an
+/// utterance are the probability-weighted mean of these points.
+pub const CIRCUMPLEX: [(f32, f32); N_CLASSES] = [
+    (0.0, 0.0),   // neutral
+    (0.8, 0.5),   // happy
+    (-0.6, 0.8),  // angry
+    (-0.7, -0.5), // sad
+    (-0.6, 0.7),  // fearful
+];
+
+/// The `Emotion` message of a probability vector: the five probabilities, valence and
+/// arousal from [`CIRCUMPLEX`], the top label and its probability.
+pub fn voice_emotion(probs: &[f32; N_CLASSES]) -> crate::proto::Emotion {
+    let (mut valence, mut arousal) = (0.0, 0.0);
+    for (p, (v, a)) in probs.iter().zip(CIRCUMPLEX) {
+        valence += p * v;
+        arousal += p * a;
+    }
+    let top = metrics::argmax(probs);
+    crate::proto::Emotion {
+        neutral: probs[0],
+        happy: probs[1],
+        angry: probs[2],
+        sad: probs[3],
+        fearful: probs[4],
+        valence: valence.clamp(-1.0, 1.0),
+        arousal: arousal.clamp(-1.0, 1.0),
+        top_label: CLASSES[top].to_string(),
+        top_confidence: probs[top],
+    }
 }
 
 /// Softmax in place (numerically stable); an all-`-inf` or empty input is left uniform.

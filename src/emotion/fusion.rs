@@ -1,0 +1,220 @@
+//! Fusion of the voice and the words into the final `Emotion`, and the cues that explain it.
+//!
+//! # The fusion rule
+//!
+//! Both sides output calibrated class posteriors. Treating voice and words as conditionally
+//! independent given the emotion, Bayes' rule gives
+//! `p(c | voice, words) ∝ p(c | voice) · p(c | words) / p(c)`; the words model's output for
+//! text with no evidence plays the role of `p(c)` (it is what the model says when it knows
+//! nothing). So the fused log-probabilities are the voice's plus the words' log-ratio
+//! against their no-evidence output, scaled by how much lexical evidence the text holds
+//! (0 for none: the voice alone decides). The weight of the words is therefore not a tuned
+//! constant but follows from the calibration of the two models; `TEXT_WEIGHT` is 1.
+//! How it does is measured and reported (README, "Emotion model").
+
+use crate::proto::{Cue, Emotion};
+
+use super::features::{N_VOICE, VOICE_FEATURES};
+use super::voice::{VoiceModel, VoiceScore};
+use super::{metrics::argmax, softmax_in_place, voice_emotion, N_CLASSES};
+
+/// Multiplier of the words' log-ratio (1 = plain Bayes with calibrated models).
+pub const TEXT_WEIGHT: f32 = 1.0;
+/// Voice cues reported per utterance at most.
+pub const MAX_VOICE_CUES: usize = 3;
+
+/// What the words side contributes to one utterance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TextEvidence {
+    /// `ln p(c | words) − ln p(c | no evidence)` per class.
+    pub log_ratio: [f32; N_CLASSES],
+    /// 0..1: how much lexical evidence the text holds (0 = none).
+    pub evidence: f32,
+    /// The words or phrases behind it, strongest first.
+    pub phrases: Vec<String>,
+}
+
+/// The final emotion of an utterance and the cues that explain it. `who` names the speaker
+/// in cue texts ("caller", "agent").
+pub fn fuse(
+    model: &VoiceModel,
+    voice: &VoiceScore,
+    text: Option<&TextEvidence>,
+    who: &str,
+) -> (Emotion, Vec<Cue>) {
+    let mut logp: [f32; N_CLASSES] = voice.probs.map(|p| p.max(1e-9).ln());
+    let words = text.filter(|t| t.evidence > 0.0);
+    if let Some(t) = words {
+        for (l, r) in logp.iter_mut().zip(t.log_ratio) {
+            *l += TEXT_WEIGHT * t.evidence * r;
+        }
+    }
+    softmax_in_place(&mut logp);
+    let probs = logp;
+    let emotion = voice_emotion(&probs);
+    let top = argmax(&probs);
+
+    let mut cues = voice_cues(model, voice, top, who);
+    if let Some(t) = words {
+        let push = TEXT_WEIGHT * t.evidence * t.log_ratio[top];
+        let quoted: Vec<String> = t.phrases.iter().take(4).map(|p| format!("'{p}'")).collect();
+        if !quoted.is_empty() {
+            cues.push(Cue {
+                feature: "words".into(),
+                value: t.evidence,
+                description: format!("words: {}", quoted.join(", ")),
+                weight: push,
+            });
+        }
+    }
+    cues.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    (emotion, cues)
+}
+
+/// The voice features that pushed hardest toward `class`, described in words.
+pub fn voice_cues(model: &VoiceModel, s: &VoiceScore, class: usize, who: &str) -> Vec<Cue> {
+    let contrib = model.contributions(s, class);
+    let mut order: Vec<usize> = (0..N_VOICE).filter(|&j| contrib[j] > 0.0).collect();
+    order.sort_by(|&a, &b| contrib[b].total_cmp(&contrib[a]));
+    order
+        .into_iter()
+        .filter(|&j| s.raw[j].is_finite())
+        .take(MAX_VOICE_CUES)
+        .map(|j| Cue {
+            feature: VOICE_FEATURES[j].to_string(),
+            value: s.raw[j],
+            description: describe(j, s, who),
+            weight: contrib[j],
+        })
+        .collect()
+}
+
+/// One feature's value against the baseline, in words, e.g. "pitch +4.1 semitones above
+/// this caller's baseline".
+fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
+    let name = VOICE_FEATURES[j];
+    let (x, r, z) = (s.raw[j], s.reference[j], s.z[j]);
+    let d = x - r;
+    let base = if s.baseline_n == 0 {
+        "a typical voice".to_string()
+    } else {
+        format!("this {who}'s baseline")
+    };
+    let dir = |up: &'static str, down: &'static str| if d >= 0.0 { up } else { down };
+    match name {
+        "f0_mean_st" | "f0_p50_st" | "f0_p10_st" | "f0_p90_st" => format!(
+            "pitch {d:+.1} semitones {} {base}",
+            dir("above", "below")
+        ),
+        "f0_sd_st" | "f0_range_st" => format!(
+            "pitch range {x:.1} semitones, {} than {base}",
+            dir("wider", "narrower")
+        ),
+        "energy_mean_db" | "energy_p10_db" | "energy_p90_db" | "energy_voiced_db" => {
+            format!("loudness {d:+.1} dB {} {base}", dir("above", "below"))
+        }
+        "energy_sd_db" | "energy_range_db" | "energy_delta_db" => format!(
+            "loudness varies {} than {base} ({x:.1} dB)",
+            dir("more", "less")
+        ),
+        "speaking_rate_sps" => format!(
+            "speech rate {x:.1} syll/s, {} than {base}",
+            dir("faster", "slower")
+        ),
+        "pause_ratio" | "pause_run_ms" => format!(
+            "{} pauses than {base}",
+            dir("longer", "shorter")
+        ),
+        "hnr_db" => format!(
+            "voice {} than {base} (HNR {x:.1} dB)",
+            dir("clearer", "breathier or rougher")
+        ),
+        "jitter_pct" | "shimmer_pct" => format!(
+            "voice {} than {base} ({name} {x:.2})",
+            dir("shakier", "steadier")
+        ),
+        _ => format!(
+            "voice quality: {name} {z:+.1} SD {} {base}",
+            dir("above", "below")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emotion::features::VoiceVector;
+    use crate::emotion::linear::Softmax;
+    use crate::emotion::voice::{Provenance, SpeakerBaseline, VOICE_MODEL_FORMAT};
+    use crate::emotion::CLASSES;
+
+    fn model() -> VoiceModel {
+        let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];
+        weights[2][0] = 1.5; // pitch up → angry
+        weights[3][0] = -1.5; // pitch down → sad
+        VoiceModel {
+            format: VOICE_MODEL_FORMAT.into(),
+            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+            features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
+            population_mean: vec![10.0; N_VOICE],
+            population_sd: vec![2.0; N_VOICE],
+            prior_weight: 2.0,
+            softmax: Softmax {
+                weights,
+                bias: vec![0.0; N_CLASSES],
+                temperature: 1.0,
+            },
+            provenance: Provenance::default(),
+            evaluation: serde_json::Value::Null,
+        }
+    }
+
+    fn raised_pitch() -> VoiceVector {
+        let mut x = [10.0f32; N_VOICE];
+        x[0] = 14.1;
+        x
+    }
+
+    #[test]
+    fn voice_alone_explains_itself() {
+        let m = model();
+        let s = m.score(&raised_pitch(), &SpeakerBaseline::default());
+        let (e, cues) = fuse(&m, &s, None, "caller");
+        assert_eq!(e.top_label, "angry");
+        assert!((e.neutral + e.happy + e.angry + e.sad + e.fearful - 1.0).abs() < 1e-5);
+        assert!(e.arousal > 0.0 && e.valence < 0.0);
+        assert_eq!(cues.len(), 1, "{cues:?}");
+        assert_eq!(cues[0].feature, "f0_mean_st");
+        assert_eq!(cues[0].description, "pitch +4.1 semitones above a typical voice");
+        // With a baseline, the cue names the speaker.
+        let mut b = SpeakerBaseline::default();
+        b.push(&[10.0; N_VOICE]);
+        let s = m.score(&raised_pitch(), &b);
+        let (_, cues) = fuse(&m, &s, None, "caller");
+        assert!(cues[0].description.ends_with("this caller's baseline"), "{cues:?}");
+    }
+
+    #[test]
+    fn words_move_the_score_only_with_evidence() {
+        let m = model();
+        let s = m.score(&[10.0; N_VOICE], &SpeakerBaseline::default());
+        let (plain, _) = fuse(&m, &s, None, "caller");
+        let none = TextEvidence {
+            log_ratio: [0.0, 0.0, 2.0, 0.0, 0.0],
+            evidence: 0.0,
+            phrases: vec![],
+        };
+        assert_eq!(fuse(&m, &s, Some(&none), "caller").0, plain);
+        let angry_words = TextEvidence {
+            evidence: 1.0,
+            phrases: vec!["ridiculous".into(), "cancel".into()],
+            ..none
+        };
+        let (e, cues) = fuse(&m, &s, Some(&angry_words), "caller");
+        assert_eq!(e.top_label, "angry");
+        assert!(e.angry > plain.angry);
+        let w = cues.iter().find(|c| c.feature == "words").unwrap();
+        assert_eq!(w.description, "words: 'ridiculous', 'cancel'");
+        assert!(w.weight > 0.0);
+    }
+}

@@ -1,0 +1,421 @@
+//! Training and measuring the voice model (sans-I/O: takes feature vectors, returns models
+//! and figures). The shell side (`callmood train` / `callmood eval`) feeds it.
+//!
+//! Two protocols, both speaker-independent:
+//! - **cold**: each clip alone, with no speaker baseline;
+//! - **running**: a speaker's clips in a shuffled order (fixed seed) as one call, each
+//!   scored with only the earlier ones as baseline, exactly as a live call does.
+//!
+//! Training sees both: every training clip once cold, and each training speaker's clips in
+//! several shuffled orders with the running baseline. Cross-validation holds out whole
+//! speakers (folds by sorted speaker id, round robin).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::features::{VoiceVector, N_VOICE, VOICE_FEATURES};
+use super::linear::{fit, FitConfig, Softmax};
+use super::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
+use super::voice::{Provenance, SpeakerBaseline, VoiceModel, VOICE_MODEL_FORMAT};
+use super::{CLASSES, N_CLASSES};
+use crate::rng::SplitMix64;
+
+/// One clip in one condition: its label and its utterances' raw voice features.
+#[derive(Clone, Debug)]
+pub struct ClipData {
+    /// Speaker id.
+    pub speaker: String,
+    /// Gender as written in the manifest.
+    pub gender: String,
+    /// Class index.
+    pub class: usize,
+    /// Raw voice features of each utterance the call core found in the clip.
+    pub utterances: Vec<VoiceVector>,
+}
+
+/// Training settings.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Cross-validation folds (speakers round robin).
+    pub folds: usize,
+    /// Shuffled orders of each training speaker's clips.
+    pub permutations: usize,
+    /// Weight of the population prior in the speaker baseline, utterances.
+    pub prior_weight: f32,
+    /// Classifier settings.
+    pub fit: FitConfig,
+    /// Seed of the shuffles (training) and of the running protocol's order (evaluation).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            folds: 6,
+            permutations: 3,
+            prior_weight: 2.0,
+            fit: FitConfig {
+                l2: 0.1,
+                ..FitConfig::default()
+            },
+            seed: 2024,
+        }
+    }
+}
+
+/// Figures of one protocol over a set of clips.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Scored {
+    /// Unweighted average recall over the five classes.
+    pub uar: f32,
+    /// Recall per class.
+    pub per_class: BTreeMap<String, f32>,
+    /// UAR per gender.
+    pub per_gender: BTreeMap<String, f32>,
+    /// Confusion counts, `[true][predicted]`, [`CLASSES`] order.
+    pub confusion: Vec<Vec<u32>>,
+    /// Expected calibration error of the top label (10 bins).
+    pub ece: f32,
+    /// Clips scored.
+    pub n: usize,
+}
+
+/// Per-clip predictions of one protocol.
+#[derive(Clone, Debug, Default)]
+pub struct Predictions {
+    /// True class per clip.
+    pub y: Vec<usize>,
+    /// Probabilities per clip.
+    pub probs: Vec<Vec<f32>>,
+    /// Gender per clip.
+    pub gender: Vec<String>,
+}
+
+impl Predictions {
+    /// Adds one clip.
+    pub fn push(&mut self, y: usize, probs: Vec<f32>, gender: &str) {
+        self.y.push(y);
+        self.probs.push(probs);
+        self.gender.push(gender.to_string());
+    }
+
+    /// Adds all of `other`.
+    pub fn extend(&mut self, other: Predictions) {
+        self.y.extend(other.y);
+        self.probs.extend(other.probs);
+        self.gender.extend(other.gender);
+    }
+
+    /// The figures.
+    pub fn score(&self) -> Scored {
+        let pred: Vec<usize> = self.probs.iter().map(|p| argmax(p)).collect();
+        let conf = confusion(&self.y, &pred, N_CLASSES);
+        let per_class = CLASSES
+            .iter()
+            .zip(recalls(&conf))
+            .filter_map(|(c, r)| Some((c.to_string(), r?)))
+            .collect();
+        let mut genders: Vec<&String> = self.gender.iter().collect();
+        genders.sort();
+        genders.dedup();
+        let per_gender = genders
+            .into_iter()
+            .map(|g| {
+                let (y, p): (Vec<usize>, Vec<usize>) = self
+                    .y
+                    .iter()
+                    .zip(&pred)
+                    .zip(&self.gender)
+                    .filter(|(_, gg)| *gg == g)
+                    .map(|((y, p), _)| (*y, *p))
+                    .unzip();
+                (g.clone(), uar(&confusion(&y, &p, N_CLASSES)))
+            })
+            .collect();
+        Scored {
+            uar: uar(&conf),
+            per_class,
+            per_gender,
+            confusion: conf,
+            ece: ece(&self.probs, &self.y, 10),
+            n: self.y.len(),
+        }
+    }
+}
+
+/// Population mean and SD of each feature over every utterance (NaN skipped; SD floored).
+fn population(clips: &[&ClipData]) -> (Vec<f32>, Vec<f32>) {
+    let mut b = SpeakerBaseline::default();
+    let mut stats = vec![(0u64, 0.0f64, 0.0f64); N_VOICE];
+    for u in clips.iter().flat_map(|c| &c.utterances) {
+        b.push(u);
+        for (j, &v) in u.iter().enumerate() {
+            if v.is_finite() {
+                let s = &mut stats[j];
+                s.0 += 1;
+                s.1 += v as f64;
+                s.2 += v as f64 * v as f64;
+            }
+        }
+    }
+    stats
+        .iter()
+        .map(|&(n, s, s2)| {
+            if n == 0 {
+                return (0.0, 1.0);
+            }
+            let m = s / n as f64;
+            let sd = (s2 / n as f64 - m * m).max(0.0).sqrt();
+            (m as f32, (sd as f32).max(1e-3))
+        })
+        .unzip()
+}
+
+/// The normalised inputs of a speaker's clips fed in `order`: `(clip, z)` per utterance,
+/// each against the baseline of the utterances before it (none when `cold`).
+fn sequence_inputs(
+    model: &VoiceModel,
+    clips: &[&ClipData],
+    order: &[usize],
+    cold: bool,
+) -> Vec<(usize, VoiceVector)> {
+    let mut b = SpeakerBaseline::default();
+    let mut out = Vec::new();
+    for &i in order {
+        for u in &clips[i].utterances {
+            let z = model.normalise(u, &b).0;
+            out.push((i, z));
+            if !cold {
+                b.push(u);
+            }
+        }
+    }
+    out
+}
+
+/// Groups clip indices by (speaker, condition index), in sorted speaker order.
+fn by_speaker<'a>(sets: &[Vec<&'a ClipData>]) -> Vec<Vec<&'a ClipData>> {
+    let mut groups: BTreeMap<(String, usize), Vec<&ClipData>> = BTreeMap::new();
+    for (k, set) in sets.iter().enumerate() {
+        for c in set {
+            groups.entry((c.speaker.clone(), k)).or_default().push(c);
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// Trains a model on `sets` (one set of clips per condition; the population statistics
+/// and the classifier see all of them). The temperature is left at 1.
+pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
+    let all: Vec<&ClipData> = sets.iter().flatten().copied().collect();
+    let (population_mean, population_sd) = population(&all);
+    let mut model = VoiceModel {
+        format: VOICE_MODEL_FORMAT.into(),
+        classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+        features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
+        population_mean,
+        population_sd,
+        prior_weight: cfg.prior_weight,
+        softmax: Softmax {
+            weights: vec![vec![0.0; N_VOICE]; N_CLASSES],
+            bias: vec![0.0; N_CLASSES],
+            temperature: 1.0,
+        },
+        provenance: Provenance::default(),
+        evaluation: serde_json::Value::Null,
+    };
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (g, clips) in by_speaker(sets).iter().enumerate() {
+        let ident: Vec<usize> = (0..clips.len()).collect();
+        let mut rng = SplitMix64::new(cfg.seed ^ (g as u64).wrapping_mul(0x9E37_79B9));
+        let mut orders = vec![(ident.clone(), true)];
+        for _ in 0..cfg.permutations {
+            let mut o = ident.clone();
+            rng.shuffle(&mut o);
+            orders.push((o, false));
+        }
+        for (order, cold) in orders {
+            for (i, z) in sequence_inputs(&model, clips, &order, cold) {
+                x.push(z.to_vec());
+                y.push(clips[i].class);
+            }
+        }
+    }
+    model.softmax = fit(&x, &y, N_CLASSES, &cfg.fit);
+    model
+}
+
+/// The order the running protocol feeds a speaker's `n` clips in.
+pub fn running_order(n: usize, seed: u64, speaker: &str) -> Vec<usize> {
+    let h = speaker
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let mut o: Vec<usize> = (0..n).collect();
+    SplitMix64::new(seed ^ h).shuffle(&mut o);
+    o
+}
+
+/// Scores one speaker's clips (one condition) under both protocols, with the feature
+/// path of [`sequence_inputs`]; a clip's probabilities are the mean over its utterances.
+/// Clips without utterances are left out.
+pub fn predict_speaker(
+    model: &VoiceModel,
+    clips: &[&ClipData],
+    seed: u64,
+) -> (Predictions, Predictions) {
+    let mut out = (Predictions::default(), Predictions::default());
+    let Some(first) = clips.first() else {
+        return out;
+    };
+    let ident: Vec<usize> = (0..clips.len()).collect();
+    let order = running_order(clips.len(), seed, &first.speaker);
+    for (cold, preds) in [(true, &mut out.0), (false, &mut out.1)] {
+        let order = if cold { &ident } else { &order };
+        let mut sums = vec![(vec![0.0f32; N_CLASSES], 0u32); clips.len()];
+        for (i, z) in sequence_inputs(model, clips, order, cold) {
+            let p = model.softmax.probs(&z);
+            sums[i].0.iter_mut().zip(&p).for_each(|(s, v)| *s += v);
+            sums[i].1 += 1;
+        }
+        for &i in order {
+            let (s, n) = &sums[i];
+            if *n > 0 {
+                preds.push(
+                    clips[i].class,
+                    s.iter().map(|v| v / *n as f32).collect(),
+                    &clips[i].gender,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Cross-validated figures per condition and protocol.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CvReport {
+    /// Folds.
+    pub folds: usize,
+    /// `condition → protocol (cold, running) → figures`, after temperature calibration.
+    pub results: BTreeMap<String, BTreeMap<String, Scored>>,
+    /// The temperature fitted on the out-of-fold predictions.
+    pub temperature: f32,
+}
+
+/// Speaker-grouped cross-validation. `sets[k]` holds condition `names[k]`'s clips. Each
+/// fold trains on the other speakers in every condition and scores the held-out speakers in
+/// each condition under both protocols. Returns the figures (with the temperature fitted
+/// on all out-of-fold predictions applied) and that temperature.
+pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig) -> CvReport {
+    let mut speakers: Vec<&str> = sets.iter().flatten().map(|c| c.speaker.as_str()).collect();
+    speakers.sort();
+    speakers.dedup();
+    let fold_of = |s: &str| speakers.iter().position(|x| *x == s).unwrap_or(0) % cfg.folds.max(1);
+    // preds[condition][protocol]
+    let mut preds = vec![(Predictions::default(), Predictions::default()); sets.len()];
+    for fold in 0..cfg.folds.max(1) {
+        let train: Vec<Vec<&ClipData>> = sets
+            .iter()
+            .map(|s| s.iter().copied().filter(|c| fold_of(&c.speaker) != fold).collect())
+            .collect();
+        let model = fit_voice(&train, cfg);
+        for (k, set) in sets.iter().enumerate() {
+            let test: Vec<Vec<&ClipData>> =
+                vec![set.iter().copied().filter(|c| fold_of(&c.speaker) == fold).collect()];
+            for clips in by_speaker(&test) {
+                let (cold, running) = predict_speaker(&model, &clips, cfg.seed);
+                preds[k].0.extend(cold);
+                preds[k].1.extend(running);
+            }
+        }
+    }
+    // Temperature on all out-of-fold predictions (log of the averaged probabilities).
+    let (mut logits, mut y) = (Vec::new(), Vec::new());
+    for (c, r) in &preds {
+        for p in [c, r] {
+            logits.extend(p.probs.iter().map(|q| q.iter().map(|v| v.max(1e-9).ln()).collect()));
+            y.extend(&p.y);
+        }
+    }
+    let temperature = fit_temperature(&logits, &y);
+    let mut report = CvReport {
+        folds: cfg.folds,
+        temperature,
+        ..CvReport::default()
+    };
+    for (k, (mut cold, mut running)) in preds.into_iter().enumerate() {
+        for p in [&mut cold, &mut running] {
+            for q in p.probs.iter_mut() {
+                q.iter_mut().for_each(|v| *v = v.max(1e-9).ln() / temperature);
+                super::softmax_in_place(q);
+            }
+        }
+        let entry = report.results.entry(names[k].to_string()).or_default();
+        entry.insert("cold".into(), cold.score());
+        entry.insert("running".into(), running.score());
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Synthetic speakers whose class `c` shows as a rise of feature `c` over the speaker's
+    /// own (random, larger) offset of it: only speaker normalisation reads it reliably.
+    fn synthetic(speakers: usize) -> Vec<ClipData> {
+        let mut rng = SplitMix64::new(5);
+        let mut out = Vec::new();
+        for s in 0..speakers {
+            let offsets: Vec<f32> = (0..N_CLASSES).map(|_| 4.0 * rng.normal()).collect();
+            for k in 0..30 {
+                let class = k % N_CLASSES;
+                let mut v = [0.0f32; N_VOICE];
+                v.iter_mut().for_each(|x| *x = rng.normal());
+                for (c, o) in offsets.iter().enumerate() {
+                    v[c] = o + 0.5 * rng.normal() + if c == class { 2.5 } else { 0.0 };
+                }
+                out.push(ClipData {
+                    speaker: format!("s{s:02}"),
+                    gender: if s % 2 == 0 { "M".into() } else { "F".into() },
+                    class,
+                    utterances: vec![v],
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn running_baseline_learns_what_cold_start_cannot() {
+        let data = synthetic(12);
+        let set: Vec<&ClipData> = data.iter().collect();
+        let cfg = TrainConfig {
+            folds: 4,
+            permutations: 2,
+            fit: FitConfig {
+                iterations: 300,
+                ..TrainConfig::default().fit
+            },
+            ..TrainConfig::default()
+        };
+        let r = cross_validate(&[set], &["clean"], &cfg);
+        let res = &r.results["clean"];
+        assert!(res["running"].uar > 0.45, "{res:?}");
+        assert!(res["running"].uar > res["cold"].uar + 0.15, "{res:?}");
+        assert_eq!(res["running"].n, 12 * 30);
+        assert_eq!(res["running"].per_gender.len(), 2);
+        assert!(r.temperature > 0.0);
+    }
+
+    #[test]
+    fn running_order_is_a_fixed_permutation() {
+        let a = running_order(20, 1, "actor01");
+        assert_eq!(a, running_order(20, 1, "actor01"));
+        assert_ne!(a, running_order(20, 1, "actor02"));
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..20).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,326 @@
+//! The voice model: speaker-normalised voice features into a softmax-linear classifier.
+//!
+//! # Speaker normalisation
+//!
+//! Each feature is compared with the speaker's own running baseline (the earlier utterances
+//! of that channel in the call), shrunk toward the training population so that the first
+//! utterance, with no baseline, still gets a sensible score:
+//!
+//! ```text
+//! mean = (n·m_speaker + k·m_population) / (n + k)
+//! var  = (SS_speaker + k·sd_population²) / (n + k)
+//! z    = clamp((x − mean) / sqrt(var), ±Z_CLAMP)      (NaN features → 0)
+//! ```
+//!
+//! with `n` earlier utterances, `SS` their sum of squared deviations and `k` the model's
+//! `prior_weight`. With no baseline, `z` is the population z-score; as the call goes on it
+//! becomes the speaker's own. Training simulates exactly this on shuffled sequences of each
+//! training speaker's clips (see [`super::train`]), so the model learns from the inputs
+//! it will see.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::features::{VoiceVector, N_VOICE, VOICE_FEATURES};
+use super::linear::Softmax;
+use super::{CLASSES, N_CLASSES};
+
+/// Format tag of voice model files.
+pub const VOICE_MODEL_FORMAT: &str = "callmood-voice-emotion/1";
+/// Default location of the shipped voice model.
+pub const DEFAULT_VOICE_MODEL: &str = "models/emotion-voice.json";
+/// z-scores are clamped to this magnitude: one wild feature cannot swamp the rest.
+pub const Z_CLAMP: f32 = 6.0;
+
+/// A speaker's running statistics of every voice feature (Welford, NaN skipped).
+#[derive(Clone, Debug)]
+pub struct SpeakerBaseline {
+    n: [u32; N_VOICE],
+    mean: [f64; N_VOICE],
+    ss: [f64; N_VOICE],
+    utterances: u32,
+}
+
+impl Default for SpeakerBaseline {
+    fn default() -> Self {
+        Self {
+            n: [0; N_VOICE],
+            mean: [0.0; N_VOICE],
+            ss: [0.0; N_VOICE],
+            utterances: 0,
+        }
+    }
+}
+
+impl SpeakerBaseline {
+    /// Adds an utterance (after it has been scored).
+    pub fn push(&mut self, x: &VoiceVector) {
+        self.utterances += 1;
+        for (j, &v) in x.iter().enumerate() {
+            if v.is_finite() {
+                self.n[j] += 1;
+                let d = v as f64 - self.mean[j];
+                self.mean[j] += d / self.n[j] as f64;
+                self.ss[j] += d * (v as f64 - self.mean[j]);
+            }
+        }
+    }
+
+    /// Utterances in the baseline.
+    pub fn utterances(&self) -> u32 {
+        self.utterances
+    }
+}
+
+/// Where a model came from and how it was measured (written by `callmood train`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Corpus the model was trained on.
+    pub corpus: String,
+    /// Licence the model inherits from its data.
+    pub licence: String,
+    /// The command that produced the file.
+    pub command: String,
+    /// Clips and speakers used.
+    pub clips: usize,
+    /// Number of speakers.
+    pub speakers: usize,
+    /// Conditions the training data was seen in (`clean`, `telephony`).
+    pub conditions: Vec<String>,
+}
+
+/// A trained voice model (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoiceModel {
+    /// Always [`VOICE_MODEL_FORMAT`].
+    pub format: String,
+    /// Class names, in [`CLASSES`] order.
+    pub classes: Vec<String>,
+    /// Feature names, in [`VOICE_FEATURES`] order.
+    pub features: Vec<String>,
+    /// Population mean of each raw feature (the prior of the speaker baseline).
+    pub population_mean: Vec<f32>,
+    /// Population SD of each raw feature.
+    pub population_sd: Vec<f32>,
+    /// Weight `k` of the population prior, in utterances.
+    pub prior_weight: f32,
+    /// The classifier over the z-scores.
+    pub softmax: Softmax,
+    /// Provenance.
+    pub provenance: Provenance,
+    /// Cross-validated figures measured by `callmood train` (free-form JSON).
+    #[serde(default)]
+    pub evaluation: serde_json::Value,
+}
+
+/// Why a model file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read emotion model {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON of the expected shape.
+    #[error("emotion model {path} is not a valid model file: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A voice-only score of one utterance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoiceScore {
+    /// Calibrated class probabilities, [`CLASSES`] order.
+    pub probs: [f32; N_CLASSES],
+    /// The normalised inputs the classifier saw.
+    pub z: VoiceVector,
+    /// The baseline mean each feature was compared with (raw units).
+    pub reference: VoiceVector,
+    /// The raw features.
+    pub raw: VoiceVector,
+    /// Earlier utterances in the speaker's baseline.
+    pub baseline_n: u32,
+}
+
+impl VoiceModel {
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let invalid = |reason: String| ModelError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        };
+        let model: Self = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        model.validate().map_err(invalid)?;
+        Ok(model)
+    }
+
+    /// Checks the format tag, the class and feature lists against this build, and shapes.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.format != VOICE_MODEL_FORMAT {
+            return Err(format!(
+                "format `{}`, expected `{VOICE_MODEL_FORMAT}`",
+                self.format
+            ));
+        }
+        if self.classes != CLASSES {
+            return Err(format!("classes {:?}, expected {CLASSES:?}", self.classes));
+        }
+        if self.features != VOICE_FEATURES {
+            return Err(
+                "feature list differs from this build's (retrain with `callmood train`)".into(),
+            );
+        }
+        if self.population_mean.len() != N_VOICE || self.population_sd.len() != N_VOICE {
+            return Err(format!("population statistics must have {N_VOICE} values"));
+        }
+        let ok = self.population_mean.iter().all(|v| v.is_finite())
+            && self.population_sd.iter().all(|v| v.is_finite() && *v > 0.0)
+            && self.prior_weight.is_finite()
+            && self.prior_weight > 0.0;
+        if !ok {
+            return Err("population statistics or prior weight out of range".into());
+        }
+        self.softmax.validate(N_VOICE, N_CLASSES)
+    }
+
+    /// Normalises raw features against a speaker baseline (module docs); returns the
+    /// z-scores and the reference mean of each feature.
+    pub fn normalise(&self, x: &VoiceVector, b: &SpeakerBaseline) -> (VoiceVector, VoiceVector) {
+        let k = self.prior_weight as f64;
+        let mut z = [0.0f32; N_VOICE];
+        let mut reference = [0.0f32; N_VOICE];
+        for j in 0..N_VOICE {
+            let (mu, sd) = (
+                self.population_mean[j] as f64,
+                self.population_sd[j] as f64,
+            );
+            let n = b.n[j] as f64;
+            let mean = (n * b.mean[j] + k * mu) / (n + k);
+            let var = (b.ss[j] + k * sd * sd) / (n + k);
+            reference[j] = mean as f32;
+            let v = x[j];
+            z[j] = if v.is_finite() && var > 0.0 {
+                (((v as f64 - mean) / var.sqrt()) as f32).clamp(-Z_CLAMP, Z_CLAMP)
+            } else {
+                0.0
+            };
+        }
+        (z, reference)
+    }
+
+    /// Scores one utterance against the speaker's baseline (which the caller then updates
+    /// with [`SpeakerBaseline::push`]).
+    pub fn score(&self, x: &VoiceVector, b: &SpeakerBaseline) -> VoiceScore {
+        let (z, reference) = self.normalise(x, b);
+        let p = self.softmax.probs(&z);
+        let mut probs = [0.0; N_CLASSES];
+        probs.copy_from_slice(&p[..N_CLASSES]);
+        VoiceScore {
+            probs,
+            z,
+            reference,
+            raw: *x,
+            baseline_n: b.utterances,
+        }
+    }
+
+    /// Each feature's push on the log-probability of `class`: `(w_class − Σ p_c w_c)·z`,
+    /// the exact gradient-times-input of a softmax-linear model (it sums, with the bias
+    /// terms, to the log-odds of `class` against the mix).
+    pub fn contributions(&self, s: &VoiceScore, class: usize) -> VoiceVector {
+        let w = &self.softmax.weights;
+        let t = self.softmax.temperature.max(1e-3);
+        let mut out = [0.0f32; N_VOICE];
+        for (j, o) in out.iter_mut().enumerate() {
+            let mix: f32 = (0..N_CLASSES).map(|c| s.probs[c] * w[c][j]).sum();
+            *o = (w[class][j] - mix) * s.z[j] / t;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model whose only non-zero weight reads the first feature.
+    fn toy() -> VoiceModel {
+        let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];
+        weights[2][0] = 2.0; // higher f0 → angry
+        VoiceModel {
+            format: VOICE_MODEL_FORMAT.into(),
+            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+            features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
+            population_mean: vec![10.0; N_VOICE],
+            population_sd: vec![2.0; N_VOICE],
+            prior_weight: 2.0,
+            softmax: Softmax {
+                weights,
+                bias: vec![0.0; N_CLASSES],
+                temperature: 1.0,
+            },
+            provenance: Provenance::default(),
+            evaluation: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn cold_start_uses_the_population_then_the_speaker() {
+        let m = toy();
+        m.validate().unwrap();
+        let mut x = [f32::NAN; N_VOICE];
+        x[0] = 14.0;
+        let mut b = SpeakerBaseline::default();
+        let (z, r) = m.normalise(&x, &b);
+        assert!((z[0] - 2.0).abs() < 1e-5 && r[0] == 10.0);
+        assert_eq!(z[1], 0.0, "NaN reads as at the baseline");
+        // A speaker who always sits at 14: after many utterances, 14 is their normal.
+        for _ in 0..50 {
+            b.push(&x);
+        }
+        let (z, r) = m.normalise(&x, &b);
+        // The prior keeps a little spread: z = 0.15 / sqrt(2·4 / 52) ≈ 0.39.
+        assert!(z[0] < 0.5 && (r[0] - 13.85).abs() < 0.01, "{} {}", z[0], r[0]);
+        let s = m.score(&x, &b);
+        assert_eq!(s.baseline_n, 50);
+        assert!((s.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn contributions_point_the_right_way() {
+        let m = toy();
+        let mut x = [10.0f32; N_VOICE];
+        x[0] = 16.0;
+        let s = m.score(&x, &SpeakerBaseline::default());
+        assert!(s.probs[2] > 0.5);
+        let c = m.contributions(&s, 2);
+        assert!(c[0] > 0.0 && c[1..].iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.json");
+        let mut m = toy();
+        m.features[3] = "renamed".into();
+        std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = VoiceModel::load(&p).unwrap_err().to_string();
+        assert!(e.contains("feature list"), "{e}");
+        std::fs::write(&p, "{").unwrap();
+        assert!(VoiceModel::load(&p).is_err());
+        let e = VoiceModel::load(&dir.path().join("none.json")).unwrap_err();
+        assert!(e.to_string().contains("none.json"));
+    }
+}
