@@ -46,6 +46,10 @@ pub enum Command {
     /// Model management.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Train the words emotion model on GoEmotions (models/text/README.md).
+    TrainText(crate::emotion::text_cli::TrainTextArgs),
+    /// Measure the words emotion model on labelled sentences.
+    EvalText(crate::emotion::text_cli::EvalTextArgs),
     /// Train the voice emotion model on a labelled corpus (manifest.csv + audio), with
     /// speaker-grouped cross-validation, clean and through a simulated phone line.
     Train(TrainArgs),
@@ -305,6 +309,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features(a) => features(a),
         Command::Stream(a) => stream(a),
         Command::Transcribe(a) => transcribe(a),
+        Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
+        Command::EvalText(a) => crate::emotion::text_cli::eval_text(a),
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
         Command::Model(ModelCommand::Convert {

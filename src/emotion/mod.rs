@@ -12,12 +12,17 @@
 //! - [`train`]: training with the running baseline simulated, speaker-grouped
 //!   cross-validation, the cold and running protocols.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
+//! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
+//! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
 
 pub mod dataset;
 pub mod features;
 pub mod fusion;
 pub mod linear;
 pub mod metrics;
+pub mod text;
+pub mod text_cli;
+pub mod text_train;
 pub mod train;
 pub mod voice;
 
