@@ -119,15 +119,42 @@ pub struct EmotionArgs {
     /// Voice emotion model (trained by `callmood train`).
     #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
     pub emotion_model: PathBuf,
+    /// Words model (trained by `callmood train-text`).
+    #[arg(long, env = "CALLMOOD_TEXT_MODEL", default_value = crate::emotion::text::DEFAULT_TEXT_MODEL)]
+    pub text_model: PathBuf,
+    /// Directory of the words lexicon, negations, boosters and cues.
+    #[arg(long, env = "CALLMOOD_LEXICON", default_value = crate::emotion::text::DEFAULT_LEXICON_DIR)]
+    pub lexicon: PathBuf,
     /// Run without the emotion model: no `emotion` scores and no cues.
     #[arg(long)]
     pub no_emotion: bool,
+    /// Score the voice alone, not the words.
+    #[arg(long)]
+    pub no_words: bool,
 }
 
 impl EmotionArgs {
     /// The model path, unless emotion is switched off.
     fn path(&self) -> Option<PathBuf> {
         (!self.no_emotion).then(|| self.emotion_model.clone())
+    }
+
+    /// The words model and lexicon, unless switched off.
+    fn words_paths(&self) -> Option<(PathBuf, PathBuf)> {
+        (!self.no_emotion && !self.no_words)
+            .then(|| (self.text_model.clone(), self.lexicon.clone()))
+    }
+
+    /// Loads the words side, unless switched off.
+    fn load_words(&self) -> anyhow::Result<Option<Arc<crate::emotion::Words>>> {
+        match self.words_paths() {
+            None => Ok(None),
+            Some((m, l)) => Ok(Some(Arc::new(
+                crate::emotion::Words::load(&m, &l).map_err(|e| {
+                    anyhow::anyhow!("{e} (use --no-words to score the voice alone)")
+                })?,
+            ))),
+        }
     }
 
     /// Loads the model, unless emotion is switched off.
@@ -348,6 +375,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         addr: a.addr,
         model: a.asr.require_model()?.to_path_buf(),
         emotion_model: a.emotion.path(),
+        words_model: a.emotion.words_paths(),
         asr: a.asr.config()?,
         max_calls: a.max_calls,
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
@@ -389,11 +417,13 @@ fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         Some(Arc::new(a.asr.load()?))
     };
     let voice = a.emotion.load()?;
+    let words = a.emotion.load_words()?;
     let rt = runtime()?;
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr,
         voice,
+        words,
     };
     let stdout = std::io::stdout();
     let mut failed = 0;
@@ -635,7 +665,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         },
         seed: a.seed,
     };
-    if cfg.folds < 2 || !(cfg.prior_weight > 0.0) || !(cfg.fit.l2 >= 0.0) {
+    let positive = cfg.prior_weight > 0.0 && cfg.fit.l2 >= 0.0;
+    if cfg.folds < 2 || !positive {
         bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
     }
     let (corpus, loaded) = read_corpus(&a.corpus)?;

@@ -20,6 +20,7 @@ use crate::call::{check_language, CallError, CallSettings, ChannelSpec};
 use crate::codec;
 use crate::dsp::DspPlan;
 use crate::emotion::voice::VoiceModel;
+use crate::emotion::Words;
 use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
 use crate::proto::{self, stream_call_request, CallEvent};
 use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions};
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub model: PathBuf,
     /// Voice emotion model file; `None` serves without emotion scores.
     pub emotion_model: Option<PathBuf>,
+    /// Words model file and lexicon directory; `None` scores the voice alone.
+    pub words_model: Option<(PathBuf, PathBuf)>,
     /// Recogniser settings (workers, threads, queue).
     pub asr: AsrConfig,
     /// Calls in flight at most; more get `RESOURCE_EXHAUSTED`.
@@ -307,10 +310,17 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
+    let words = match &cfg.words_model {
+        Some((model, lexicon)) => Some(Arc::new(Words::load(model, lexicon).map_err(|e| {
+            anyhow::anyhow!("{e} (run with --no-emotion to serve without emotion)")
+        })?)),
+        None => None,
+    };
     let analyzer = Analyzer {
         plan,
         asr: Some(Arc::new(asr)),
         voice,
+        words,
     };
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await

@@ -20,6 +20,7 @@ use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended};
 use crate::dsp::DspPlan;
 use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
+use crate::emotion::Words;
 use crate::proto::{self, call_event::Event, CallEvent};
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
@@ -68,6 +69,8 @@ pub struct Analyzer {
     pub asr: Option<Arc<AsrPool>>,
     /// None when running without the emotion model (no `emotion`, no cues).
     pub voice: Option<Arc<VoiceModel>>,
+    /// None when the words are not scored (the voice alone decides).
+    pub words: Option<Arc<Words>>,
 }
 
 /// The sending side of a running call. Dropping it ends the call normally:
@@ -133,6 +136,7 @@ impl Analyzer {
             opts,
             abort.clone(),
             self.voice.clone(),
+            self.words.clone(),
         ));
         Ok((
             CallHandle {
@@ -297,8 +301,12 @@ async fn pump(
     opts: SessionOptions,
     abort: Arc<AtomicBool>,
     voice: Option<Arc<VoiceModel>>,
+    words: Option<Arc<Words>>,
 ) {
-    let voice = voice.as_deref();
+    let models = Models {
+        voice: voice.as_deref(),
+        words: words.as_deref(),
+    };
     let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let event = |e: Event| {
@@ -329,12 +337,12 @@ async fn pump(
                     *e,
                     words,
                     opts.disable_transcript,
-                    voice,
+                    &models,
                 )))
             }),
             PumpMsg::Dropped(id) => pending
                 .remove(&id)
-                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true, voice)))),
+                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true, &models)))),
             PumpMsg::Error(e) => Some(Err(e)),
             PumpMsg::Done(s) => {
                 summary = Some(s);
@@ -368,33 +376,42 @@ fn with_words(
     e: Ended,
     words: Vec<Word>,
     no_transcript: bool,
-    voice: Option<&VoiceModel>,
+    models: &Models,
 ) -> proto::Utterance {
     let mut u = e.utterance;
-    if let (Some(model), Some(score)) = (voice, &e.voice_score) {
+    if !no_transcript {
+        u.words = words
+            .into_iter()
+            .map(|w| proto::Word {
+                text: w.text.trim().to_string(),
+                start_ms: e.audio_start_ms + w.start_ms,
+                end_ms: e.audio_start_ms + w.end_ms,
+                confidence: w.confidence,
+            })
+            .filter(|w| !w.text.is_empty())
+            .collect();
+        u.transcript = join_words(&u.words);
+    }
+    if let (Some(model), Some(score)) = (models.voice, &e.voice_score) {
         let who = match proto::Role::try_from(u.role) {
             Ok(proto::Role::Agent) => "agent",
             _ => "caller",
         };
-        let (emotion, cues) = fuse(model, score, None, who);
+        let text = models
+            .words
+            .filter(|_| !u.transcript.is_empty())
+            .map(|w| w.evidence(&u.transcript));
+        let (emotion, cues) = fuse(model, score, text.as_ref(), who);
         u.emotion = Some(emotion);
         u.cues = cues;
     }
-    if no_transcript {
-        return u;
-    }
-    u.words = words
-        .into_iter()
-        .map(|w| proto::Word {
-            text: w.text.trim().to_string(),
-            start_ms: e.audio_start_ms + w.start_ms,
-            end_ms: e.audio_start_ms + w.end_ms,
-            confidence: w.confidence,
-        })
-        .filter(|w| !w.text.is_empty())
-        .collect();
-    u.transcript = join_words(&u.words);
     u
+}
+
+/// The models an utterance is scored with.
+struct Models<'a> {
+    voice: Option<&'a VoiceModel>,
+    words: Option<&'a Words>,
 }
 
 /// Joins words into a transcript: a space between words, none before

@@ -42,6 +42,13 @@ fn analyze_prints_one_call_event_per_line_with_proto_names() {
         assert!(u["start_ms"].as_u64().unwrap() < u["end_ms"].as_u64().unwrap());
         assert_eq!(u["role"], "CALLER");
         assert!(u["prosody"]["f0_mean_hz"].as_f64().unwrap() > 50.0);
+        let label = u["emotion"]["top_label"].as_str().unwrap();
+        assert!(callmood::emotion::CLASSES.contains(&label), "{u}");
+        let cue = &u["cues"][0];
+        assert!(
+            cue["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{u}"
+        );
     }
     let text: Vec<&str> = utts
         .iter()
@@ -250,4 +257,94 @@ fn analyze_is_reproducible() {
     let (a, b) = (once(), once());
     assert!(a.lines().filter(|l| l.contains("\"utterance\"")).count() >= 3);
     assert_eq!(a, b);
+}
+
+/// A small labelled corpus made from the fixtures: two "speakers", labels cycling through
+/// the classes, plus a surprise row, an unknown label and a missing file.
+fn tiny_corpus(dir: &std::path::Path) {
+    let mut rows = vec!["file,speaker,gender,emotion,intensity".to_string()];
+    let ids = ["0880", "0890", "0930"];
+    let labels = ["neutral", "happy", "angry", "sad", "fearful", "calm"];
+    for k in 0..12 {
+        let (path, _) = librivox(ids[k % 3]);
+        let clip = load_wav(&path);
+        // A 1.5 s piece, a different one per row.
+        let start = (k / 3) * 4000;
+        let piece = &clip[start..start + 24_000];
+        let name = format!("clip{k:02}.wav");
+        write_wav(&dir.join(&name), 16_000, piece);
+        let speaker = if k < 6 { "s1,F" } else { "s2,M" };
+        rows.push(format!("{name},{speaker},{},normal", labels[k % 6]));
+    }
+    rows.push("clip00.wav,s1,F,surprised,strong".into());
+    rows.push("clip01.wav,s1,F,bored,normal".into());
+    rows.push("missing.flac,s2,M,angry,normal".into());
+    std::fs::write(dir.join("manifest.csv"), rows.join("\n") + "\n").unwrap();
+}
+
+/// `train` writes a model that `eval` (and the service) can load, and `eval --format json`
+/// reports every figure the contract names, with skipped clips counted by reason.
+#[test]
+fn train_then_eval_on_a_tiny_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_corpus(dir.path());
+    let model = dir.path().join("voice.json");
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&model));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("left out 1 clips labelled surprise"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown label `bored`"), "{stderr}");
+    assert!(stderr.contains("missing.flac"), "{stderr}");
+    assert!(stdout.contains("clean, running baseline") && stdout.contains("telephony, cold"));
+    callmood::emotion::voice::VoiceModel::load(&model).expect("valid model");
+
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["eval", "--format", "json", "--corpus"])
+        .arg(dir.path())
+        .arg("--model")
+        .arg(&model));
+    assert!(ok, "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "uar",
+        "uar_cold",
+        "uar_running",
+        "per_class",
+        "per_gender",
+        "confusion",
+    ] {
+        assert!(r.get(key).is_some(), "no {key} in {r}");
+    }
+    assert_eq!(r["uar"], r["uar_running"]);
+    assert_eq!(
+        r["n_scored"].as_u64().unwrap() + r["skipped"]["no_utterance"].as_u64().unwrap(),
+        12
+    );
+    assert_eq!(r["skipped"]["excluded_label"], 1);
+    assert_eq!(r["skipped"]["unknown_label"], 1);
+    assert_eq!(r["skipped"]["unreadable"], 1);
+    let conf = r["confusion"].as_array().unwrap();
+    assert_eq!(conf.len(), 5);
+    let total: u64 = conf
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, r["n_scored"].as_u64().unwrap());
+    assert_eq!(r["per_gender"].as_object().unwrap().len(), 2);
+
+    // A model file that does not fit is refused with the reason.
+    std::fs::write(&model, "{\"format\": \"other\"}").unwrap();
+    let (ok, _, stderr) = run(callmood()
+        .args(["eval", "--corpus"])
+        .arg(dir.path())
+        .arg("--model")
+        .arg(&model));
+    assert!(!ok && stderr.contains("voice.json"), "{stderr}");
 }

@@ -194,6 +194,20 @@ async fn mulaw_call_is_transcribed_with_events_in_order() {
             );
             assert!((0.0..=1.0).contains(&w.confidence));
         }
+        // Emotion: the voice estimate first, then the fused one with its cues.
+        let Some(Event::UtteranceProsody(fast)) =
+            &events[pos(&u.utterance_id, true).unwrap()].event
+        else {
+            unreachable!()
+        };
+        for e in [fast.emotion.as_ref(), u.emotion.as_ref()] {
+            let e = e.expect("emotion scored");
+            let sum = e.neutral + e.happy + e.angry + e.sad + e.fearful;
+            assert!((sum - 1.0).abs() < 1e-4, "{e:?}");
+            assert!((-1.0..=1.0).contains(&e.valence) && (-1.0..=1.0).contains(&e.arousal));
+            assert!(e.top_confidence >= 0.2 && !e.top_label.is_empty());
+        }
+        assert!(!u.cues.is_empty() && u.cues.iter().all(|c| !c.description.is_empty()));
         let p = u.prosody.as_ref().unwrap();
         assert!(p.f0_mean_hz > 60.0 && p.f0_mean_hz < 300.0, "{p:?}");
         assert!(

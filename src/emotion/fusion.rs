@@ -7,9 +7,10 @@
 //! `p(c | voice, words) ∝ p(c | voice) · p(c | words) / p(c)`; the words model's output for
 //! text with no evidence plays the role of `p(c)` (it is what the model says when it knows
 //! nothing). So the fused log-probabilities are the voice's plus the words' log-ratio
-//! against their no-evidence output, scaled by how much lexical evidence the text holds
-//! (0 for none: the voice alone decides). The weight of the words is therefore not a tuned
-//! constant but follows from the calibration of the two models; `TEXT_WEIGHT` is 1.
+//! against what the words model says for the same transcript with its lexicon and cue hits
+//! taken out; a transcript without hits adds nothing, and the voice alone decides. The
+//! weight of the words is therefore not a tuned constant but follows from the calibration
+//! of the two models; `TEXT_WEIGHT` is 1.
 //! How it does is measured and reported (README, "Emotion model").
 
 use crate::proto::{Cue, Emotion};
@@ -26,12 +27,30 @@ pub const MAX_VOICE_CUES: usize = 3;
 /// What the words side contributes to one utterance.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TextEvidence {
-    /// `ln p(c | words) − ln p(c | no evidence)` per class.
+    /// `ln p(c | words) − ln p(c | words without their hits)` per class.
     pub log_ratio: [f32; N_CLASSES],
-    /// 0..1: how much lexical evidence the text holds (0 = none).
+    /// 0..1: how far the hits moved the words model (0 = no hits: the words are ignored).
     pub evidence: f32,
     /// The words or phrases behind it, strongest first.
     pub phrases: Vec<String>,
+}
+
+impl TextEvidence {
+    /// The evidence of a words-model score (its hit phrases, strongest first).
+    pub fn from_score(s: &super::text::TextScore) -> Self {
+        let mut log_ratio = [0.0; N_CLASSES];
+        for (r, (p, p0)) in log_ratio
+            .iter_mut()
+            .zip(s.probs.iter().zip(&s.baseline_probs))
+        {
+            *r = p.max(1e-9).ln() - p0.max(1e-9).ln();
+        }
+        Self {
+            log_ratio,
+            evidence: s.evidence,
+            phrases: s.hits.iter().map(|h| h.phrase.clone()).collect(),
+        }
+    }
 }
 
 /// The final emotion of an utterance and the cues that explain it. `who` names the speaker
@@ -46,7 +65,7 @@ pub fn fuse(
     let words = text.filter(|t| t.evidence > 0.0);
     if let Some(t) = words {
         for (l, r) in logp.iter_mut().zip(t.log_ratio) {
-            *l += TEXT_WEIGHT * t.evidence * r;
+            *l += TEXT_WEIGHT * r;
         }
     }
     softmax_in_place(&mut logp);
@@ -56,7 +75,7 @@ pub fn fuse(
 
     let mut cues = voice_cues(model, voice, top, who);
     if let Some(t) = words {
-        let push = TEXT_WEIGHT * t.evidence * t.log_ratio[top];
+        let push = TEXT_WEIGHT * t.log_ratio[top];
         let quoted: Vec<String> = t.phrases.iter().take(4).map(|p| format!("'{p}'")).collect();
         if !quoted.is_empty() {
             cues.push(Cue {

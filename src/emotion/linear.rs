@@ -66,7 +66,7 @@ impl Softmax {
             .flatten()
             .chain(&self.bias)
             .all(|v| v.is_finite());
-        if !finite || !(self.temperature.is_finite() && self.temperature > 0.0) {
+        if !(finite && self.temperature.is_finite() && self.temperature > 0.0) {
             return Err("non-finite weight or non-positive temperature".into());
         }
         Ok(())

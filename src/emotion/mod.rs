@@ -26,6 +26,33 @@ pub mod text_train;
 pub mod train;
 pub mod voice;
 
+/// The words side as the service uses it: the lexicon and the model over its features.
+#[derive(Clone, Debug)]
+pub struct Words {
+    /// Lexicon, negations, boosters and contact-centre cues.
+    pub lexicon: text::TextLexicon,
+    /// The words model.
+    pub model: text::TextModel,
+}
+
+impl Words {
+    /// Loads the words model and the lexicon directory.
+    pub fn load(
+        model: &std::path::Path,
+        lexicon: &std::path::Path,
+    ) -> Result<Self, text::TextError> {
+        Ok(Self {
+            lexicon: text::TextLexicon::load(lexicon)?,
+            model: text::TextModel::load(model)?,
+        })
+    }
+
+    /// What a transcript's words add to the voice (see [`fusion`]).
+    pub fn evidence(&self, transcript: &str) -> fusion::TextEvidence {
+        fusion::TextEvidence::from_score(&self.model.score(&self.lexicon, transcript))
+    }
+}
+
 /// The five classes, in the order of every probability vector in this module.
 pub const CLASSES: [&str; 5] = ["neutral", "happy", "angry", "sad", "fearful"];
 /// Number of classes.

@@ -383,6 +383,9 @@ pub struct TextScore {
     /// `probs` and the probabilities the same transcript gets with its sentiment words and
     /// cues taken out. Exactly 0 when there are no hits; fusion should then ignore the words.
     pub evidence: f32,
+    /// The probabilities of the same transcript with its hits taken out (equal to `probs`
+    /// when there are none): the reference fusion compares `probs` with.
+    pub baseline_probs: [f32; N_CLASSES],
     /// The evidence, strongest push on the top class first.
     pub hits: Vec<TextHit>,
 }
@@ -777,8 +780,13 @@ impl TextModel {
         for j in HIT_FEATURES {
             base[j] = 0.0;
         }
+        let baseline_probs = if f.has_hits() {
+            self.probs(&base)
+        } else {
+            probs
+        };
         let evidence = if f.has_hits() {
-            let p0 = self.probs(&base);
+            let p0 = baseline_probs;
             0.5 * probs
                 .iter()
                 .zip(&p0)
@@ -828,6 +836,7 @@ impl TextModel {
             probs,
             valence: f.values[2],
             evidence,
+            baseline_probs,
             hits,
         }
     }

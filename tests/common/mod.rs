@@ -90,11 +90,19 @@ pub async fn start_server(
         plan: DspPlan::new(),
         asr: with_asr.then(pool),
         voice: Some(voice_model()),
+        words: Some(std::sync::Arc::new(
+            callmood::emotion::Words::load(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion-text.json"),
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("models/text"),
+            )
+            .expect("shipped words model"),
+        )),
     };
     let cfg = ServeConfig {
         addr,
         model: PathBuf::new(),
         emotion_model: None,
+        words_model: None,
         asr: AsrConfig::default(),
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
