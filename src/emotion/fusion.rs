@@ -150,10 +150,17 @@ fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
             "voice {} than {base} ({name} {x:.2})",
             dir("shakier", "steadier")
         ),
-        _ => format!(
-            "voice quality: {name} {z:+.1} SD {} {base}",
+        "centroid_hz" | "rolloff_hz" | "spectral_slope_db_per_khz" | "band_2000_4000_rel_db" => {
+            format!(
+                "voice {} than {base} ({name} {x:.0}, {z:+.1} SD)",
+                dir("brighter", "darker")
+            )
+        }
+        _ if name.starts_with("mfcc") || name.starts_with("mel") => format!(
+            "voice timbre: {name} {z:+.1} SD {} {base}",
             dir("above", "below")
         ),
+        _ => format!("{name} {z:+.1} SD {} {base}", dir("above", "below")),
     }
 }
 
