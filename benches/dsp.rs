@@ -1,5 +1,5 @@
 //! DSP hot paths: one 10 ms frame, a real 10 s clip, and telephone ingest (μ-law decode +
-//! 8 → 16 kHz resampling). Run with
+//! 8 → 16 kHz resampling; RTP parse + jitter buffer + decode). Run with
 //! `cargo bench --bench dsp -- --warm-up-time 1 --measurement-time 3`.
 //!
 //! Real-time factor (RTF) = audio seconds / compute seconds; printed for each path.
@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use callmood::codec::{g711, read_wav_file, Decoder, Encoding};
 use callmood::dsp::{DspPlan, Frame, FrameAnalyzer};
+use callmood::ingest::{RtpLeg, RtpSettings};
 use callmood::resample::Resampler;
+use callmood::rtp;
 use callmood::{HOP, SAMPLE_RATE};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -151,6 +153,41 @@ fn bench_ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(bytes.len() as u64));
     group.bench_function("mulaw_8k_to_16k_10s", |b| b.iter(&mut run));
+
+    // The same 10 s as RTP datagrams (every 10th pair swapped: reordering)
+    // through a leg: parse, jitter buffer, G.711 decode.
+    let mut datagrams: Vec<Vec<u8>> = bytes
+        .chunks(160)
+        .enumerate()
+        .map(|(i, p)| rtp::build(false, 0, i as u16, (i * 160) as u32, 1, p))
+        .collect();
+    for i in (1..datagrams.len()).step_by(10) {
+        datagrams.swap(i - 1, i);
+    }
+    let mut leg_out = Vec::with_capacity(64);
+    let mut run_rtp = || {
+        let mut leg = RtpLeg::new(
+            Encoding::Mulaw,
+            8000,
+            RtpSettings::for_encoding(Encoding::Mulaw),
+        );
+        let mut samples = 0usize;
+        for (i, d) in datagrams.iter().enumerate() {
+            leg_out.clear();
+            let _ = leg.push(i as u64 * 20, d, &mut leg_out);
+            samples += leg_out.len();
+        }
+        leg_out.clear();
+        leg.flush(&mut leg_out);
+        black_box((samples, &leg_out));
+    };
+    print_rtf(
+        "RTP leg (parse + jitter buffer + mu-law decode)",
+        CLIP_SECS as f64,
+        20,
+        &mut run_rtp,
+    );
+    group.bench_function("rtp_leg_10s", |b| b.iter(&mut run_rtp));
     group.finish();
 
     let x48: Vec<f32> = (0..48000 * CLIP_SECS)

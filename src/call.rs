@@ -14,6 +14,7 @@ use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
 use crate::emotion::features::{voice_features, VoiceVector};
 use crate::emotion::voice::{SpeakerBaseline, VoiceModel, VoiceScore};
 use crate::emotion::voice_emotion;
+use crate::ingest::{LegOut, RtpLeg, RtpSettings};
 use crate::prosody::{self, Baseline};
 use crate::proto::{self, Role};
 use crate::resample::Resampler;
@@ -61,8 +62,16 @@ pub enum CallError {
     ConfigFirst,
     #[error("a second config arrived in the middle of the call")]
     ConfigTwice,
-    #[error("RTP packets are not accepted yet: send AudioChunk messages")]
-    RtpUnsupported,
+    #[error("config.channels[{channel_id}]: {message}")]
+    BadRtpConfig { channel_id: u32, message: String },
+    #[error("channel_id {channel_id} takes {had}; it cannot also take {got}")]
+    MixedInput {
+        channel_id: u32,
+        had: &'static str,
+        got: &'static str,
+    },
+    #[error("channel_id {0} has ended")]
+    ChannelEnded(u32),
     #[error("empty request message")]
     EmptyMessage,
     #[error("no message for {secs} s: the call was ended")]
@@ -79,9 +88,33 @@ pub struct ChannelSpec {
     pub encoding: Encoding,
     /// Hz of the bytes or samples pushed for this channel.
     pub sample_rate_hz: u32,
+    /// How RTP packets for this channel are read, if it gets any.
+    pub rtp: RtpSettings,
+}
+
+/// How a channel's audio reaches the service (for `LegStats.transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `StreamCall` (or a recording): `AudioChunk`s or `RtpPacket`s.
+    Grpc,
+    /// RTP over UDP, a leg opened with `OpenRtpLeg`.
+    RtpUdp,
+    /// Asterisk AudioSocket over TCP.
+    AudioSocket,
 }
 
 impl ChannelSpec {
+    /// A channel with the RTP defaults of its encoding.
+    pub fn new(id: u32, role: Role, encoding: Encoding, sample_rate_hz: u32) -> Self {
+        Self {
+            id,
+            role,
+            encoding,
+            sample_rate_hz,
+            rtp: RtpSettings::for_encoding(encoding),
+        }
+    }
+
     /// Validates one `ChannelConfig` from the wire.
     pub fn from_proto(c: &proto::ChannelConfig) -> Result<Self, CallError> {
         let encoding = match proto::Encoding::try_from(c.encoding) {
@@ -120,11 +153,22 @@ impl ChannelSpec {
                 })
             }
         };
+        let rtp = RtpSettings::from_wire(
+            encoding,
+            c.rtp_payload_type,
+            c.rtp_dtmf_payload_type,
+            c.jitter_buffer_ms,
+        )
+        .map_err(|message| CallError::BadRtpConfig {
+            channel_id: c.channel_id,
+            message,
+        })?;
         Ok(Self {
             id: c.channel_id,
             role,
             encoding,
             sample_rate_hz,
+            rtp,
         })
     }
 }
@@ -176,8 +220,42 @@ pub struct Ended {
 /// Frames kept before an open utterance, for the onset window.
 const FRAME_MARGIN: u64 = 16;
 
+/// What a channel has been fed so far: one kind of input per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    None,
+    Audio,
+    Rtp,
+}
+
+impl Feed {
+    fn name(self) -> &'static str {
+        match self {
+            Feed::None => "nothing",
+            Feed::Audio => "audio chunks",
+            Feed::Rtp => "RTP packets",
+        }
+    }
+}
+
 struct Channel {
     spec: ChannelSpec,
+    transport: Transport,
+    feed: Feed,
+    rtp: Option<RtpLeg>,
+    leg_out: Vec<LegOut>,
+    /// A channel that joined mid-call: at its first audio it is padded with
+    /// silence up to the other channels' time, so times stay comparable.
+    pad_pending: bool,
+    ended: bool,
+    /// Samples taken in at the channel's own rate (padding included).
+    native_in: u64,
+    /// Chunks / messages taken in (for `LegStats` of non-RTP legs).
+    received: u64,
+    malformed: u64,
+    dtmf_events: u32,
+    /// Call time (ms) where the current telephone-event began, by its RTP timestamp.
+    dtmf_begin: Option<(u32, u64)>,
     decoder: Decoder,
     resampler: Resampler,
     analyzer: FrameAnalyzer,
@@ -203,6 +281,33 @@ struct Channel {
     utterances: u32,
 }
 
+impl Channel {
+    fn stats(&self) -> proto::LegStats {
+        let transport = match (self.transport, self.feed) {
+            (Transport::Grpc, Feed::Rtp) => "grpc-rtp",
+            (Transport::Grpc, _) => "grpc",
+            (Transport::RtpUdp, _) => "rtp-udp",
+            (Transport::AudioSocket, _) => "audiosocket",
+        };
+        let mut s = match &self.rtp {
+            Some(leg) => leg.stats(self.spec.id, self.spec.role, transport),
+            None => proto::LegStats {
+                channel_id: self.spec.id,
+                role: self.spec.role as i32,
+                transport: transport.to_string(),
+                packets_received: self.received + self.malformed,
+                ..Default::default()
+            },
+        };
+        s.packets_malformed += self.malformed;
+        if self.rtp.is_some() {
+            s.packets_received += self.malformed;
+        }
+        s.dtmf_events += self.dtmf_events;
+        s
+    }
+}
+
 /// The sans-I/O analysis of one call.
 pub struct CallCore {
     call_id: String,
@@ -211,6 +316,8 @@ pub struct CallCore {
     next_utterance: u32,
     segments: Vec<(usize, Segment)>,
     voice_model: Option<Arc<VoiceModel>>,
+    plan: Arc<DspPlan>,
+    dtmf: Vec<proto::Dtmf>,
 }
 
 impl CallCore {
@@ -231,44 +338,89 @@ impl CallCore {
                 got: specs.len(),
             });
         }
-        let mut channels = Vec::with_capacity(specs.len());
-        for (i, s) in specs.iter().enumerate() {
-            if specs[..i].iter().any(|o| o.id == s.id) {
-                return Err(CallError::DuplicateChannel(s.id));
-            }
-            let resampler =
-                Resampler::new(s.sample_rate_hz).map_err(|e| CallError::BadAudio(e.to_string()))?;
-            channels.push(Channel {
-                spec: *s,
-                decoder: Decoder::new(s.encoding),
-                resampler,
-                analyzer: FrameAnalyzer::new(plan.clone()),
-                endpointer: Endpointer::new(settings.segment.clone()),
-                baseline: Baseline::default(),
-                voice_baseline: SpeakerBaseline::default(),
-                native: Vec::new(),
-                resampled: Vec::new(),
-                new_frames: Vec::new(),
-                audio: VecDeque::new(),
-                audio_base: 0,
-                samples_16k: 0,
-                frames: VecDeque::new(),
-                frame_base: 0,
-                intervals: Vec::new(),
-                talk_ms: 0,
-                overlap_ms: 0,
-                latencies: Vec::new(),
-                utterances: 0,
-            });
-        }
-        Ok(Self {
+        let mut core = Self {
             call_id: call_id.into(),
             settings,
-            channels,
+            channels: Vec::with_capacity(specs.len()),
             next_utterance: 0,
             segments: Vec::new(),
             voice_model: None,
-        })
+            plan,
+            dtmf: Vec::new(),
+        };
+        for s in specs {
+            core.add(s, Transport::Grpc, false)?;
+        }
+        Ok(core)
+    }
+
+    /// Marks the configured channels as legs of a live call that arrive on
+    /// their own (RTP/UDP, AudioSocket): each starts, at its first audio,
+    /// where the other legs are by then.
+    pub fn set_joining(&mut self, transport: Transport) {
+        for ch in &mut self.channels {
+            ch.transport = transport;
+            ch.pad_pending = true;
+        }
+    }
+
+    /// Adds a channel in the middle of the call (a leg that joined later).
+    /// Its time starts where the other channels are when its first audio
+    /// arrives.
+    pub fn add_channel(
+        &mut self,
+        spec: &ChannelSpec,
+        transport: Transport,
+    ) -> Result<(), CallError> {
+        self.add(spec, transport, true)
+    }
+
+    fn add(&mut self, s: &ChannelSpec, transport: Transport, pad: bool) -> Result<(), CallError> {
+        if self.channels.iter().any(|o| o.spec.id == s.id) {
+            return Err(CallError::DuplicateChannel(s.id));
+        }
+        if self.channels.len() >= MAX_CHANNELS {
+            return Err(CallError::TooManyChannels {
+                max: MAX_CHANNELS,
+                got: self.channels.len() + 1,
+            });
+        }
+        let resampler =
+            Resampler::new(s.sample_rate_hz).map_err(|e| CallError::BadAudio(e.to_string()))?;
+        self.channels.push(Channel {
+            spec: *s,
+            transport,
+            feed: Feed::None,
+            rtp: None,
+            leg_out: Vec::new(),
+            pad_pending: pad,
+            ended: false,
+            native_in: 0,
+            received: 0,
+            malformed: 0,
+            dtmf_events: 0,
+            dtmf_begin: None,
+            decoder: Decoder::new(s.encoding),
+            resampler,
+            analyzer: FrameAnalyzer::new(self.plan.clone()),
+            endpointer: Endpointer::new(self.settings.segment.clone()),
+            baseline: Baseline::default(),
+            voice_baseline: SpeakerBaseline::default(),
+            native: Vec::new(),
+            resampled: Vec::new(),
+            new_frames: Vec::new(),
+            audio: VecDeque::new(),
+            audio_base: 0,
+            samples_16k: 0,
+            frames: VecDeque::new(),
+            frame_base: 0,
+            intervals: Vec::new(),
+            talk_ms: 0,
+            overlap_ms: 0,
+            latencies: Vec::new(),
+            utterances: 0,
+        });
+        Ok(())
     }
 
     /// Scores every utterance with `model` from now on (each channel keeps its own running
@@ -294,8 +446,9 @@ impl CallCore {
         bytes: &[u8],
         out: &mut Vec<Ended>,
     ) -> Result<(), CallError> {
-        let ci = self.index(channel_id)?;
+        let ci = self.feed(channel_id, Feed::Audio)?;
         let ch = &mut self.channels[ci];
+        ch.received += 1;
         let mut native = std::mem::take(&mut ch.native);
         native.clear();
         ch.decoder.decode_into(bytes, &mut native);
@@ -311,24 +464,138 @@ impl CallCore {
         samples: &[f32],
         out: &mut Vec<Ended>,
     ) -> Result<(), CallError> {
-        let ci = self.index(channel_id)?;
+        let ci = self.feed(channel_id, Feed::Audio)?;
+        self.channels[ci].received += 1;
         self.push_native(ci, samples, out)
+    }
+
+    /// Feeds one RTP datagram for a channel that arrived at `now_ms` (the
+    /// shell's monotonic clock, the same for every leg of the call). It goes
+    /// through the channel's jitter buffer; what is due is analysed. A packet
+    /// that cannot be used is dropped and counted, never an error of the call.
+    pub fn push_rtp(
+        &mut self,
+        channel_id: u32,
+        now_ms: u64,
+        datagram: &[u8],
+        out: &mut Vec<Ended>,
+    ) -> Result<(), CallError> {
+        let ci = self.feed(channel_id, Feed::Rtp)?;
+        let ch = &mut self.channels[ci];
+        let (enc, rate, settings) = (ch.spec.encoding, ch.spec.sample_rate_hz, ch.spec.rtp);
+        let leg = ch
+            .rtp
+            .get_or_insert_with(|| RtpLeg::new(enc, rate, settings));
+        let mut leg_out = std::mem::take(&mut ch.leg_out);
+        leg_out.clear();
+        // A dropped packet is counted in the leg's statistics; the call goes on.
+        let _ = leg.push(now_ms, datagram, &mut leg_out);
+        let r = self.play(ci, &leg_out, out);
+        self.channels[ci].leg_out = leg_out;
+        r
+    }
+
+    /// Plays out what the channels' jitter buffers hold that is due at
+    /// `now_ms`. The shell calls it on a timer (e.g. every 20 ms) so the last
+    /// packets before a pause are not held until the next packet.
+    pub fn tick(&mut self, now_ms: u64, out: &mut Vec<Ended>) -> Result<(), CallError> {
+        for ci in 0..self.channels.len() {
+            let ch = &mut self.channels[ci];
+            let Some(leg) = ch.rtp.as_mut() else {
+                continue;
+            };
+            if ch.ended {
+                continue;
+            }
+            let mut leg_out = std::mem::take(&mut ch.leg_out);
+            leg_out.clear();
+            leg.tick(now_ms, &mut leg_out);
+            let r = self.play(ci, &leg_out, out);
+            self.channels[ci].leg_out = leg_out;
+            r?;
+        }
+        Ok(())
+    }
+
+    /// A DTMF key press reported by the transport itself (AudioSocket), at
+    /// the channel's current time.
+    pub fn push_dtmf(&mut self, channel_id: u32, digit: char) -> Result<(), CallError> {
+        let ci = self.index(channel_id)?;
+        let start_ms = self.channel_ms(ci);
+        let ch = &mut self.channels[ci];
+        ch.dtmf_events += 1;
+        self.dtmf.push(proto::Dtmf {
+            channel_id,
+            role: ch.spec.role as i32,
+            digit: digit.to_string(),
+            start_ms: start_ms as u32,
+            duration_ms: 0,
+        });
+        Ok(())
+    }
+
+    /// Counts an input of a channel that was dropped as malformed by the
+    /// shell (e.g. an AudioSocket message of an unknown kind).
+    pub fn count_malformed(&mut self, channel_id: u32) {
+        if let Ok(ci) = self.index(channel_id) {
+            self.channels[ci].malformed += 1;
+        }
+    }
+
+    /// Counts a datagram for an RTP channel that came from another sender.
+    pub fn count_foreign(&mut self, channel_id: u32) {
+        if let Ok(ci) = self.index(channel_id) {
+            let ch = &mut self.channels[ci];
+            let (enc, rate, settings) = (ch.spec.encoding, ch.spec.sample_rate_hz, ch.spec.rtp);
+            ch.rtp
+                .get_or_insert_with(|| RtpLeg::new(enc, rate, settings))
+                .count_foreign();
+        }
+    }
+
+    /// Key presses seen since the last call, in the order they ended.
+    pub fn take_dtmf(&mut self, out: &mut Vec<proto::Dtmf>) {
+        out.append(&mut self.dtmf);
+    }
+
+    /// Ends one channel (its leg hung up or was closed): its jitter buffer is
+    /// played out and its open utterance closed. Later input for it is an error.
+    pub fn end_channel(&mut self, channel_id: u32, out: &mut Vec<Ended>) -> Result<(), CallError> {
+        let ci = self.index(channel_id)?;
+        self.end(ci, out);
+        self.emit(out);
+        Ok(())
     }
 
     /// End of the call: flushes every channel and closes open utterances.
     pub fn finish(&mut self, out: &mut Vec<Ended>) {
         for ci in 0..self.channels.len() {
-            let ch = &mut self.channels[ci];
-            ch.resampled.clear();
-            ch.resampler.flush_into(&mut ch.resampled);
-            let resampled = std::mem::take(&mut ch.resampled);
-            self.analyse(ci, &resampled, true);
-            self.channels[ci].resampled = resampled;
-            if let Some(seg) = self.channels[ci].endpointer.finish() {
-                self.segments.push((ci, seg));
-            }
+            self.end(ci, out);
         }
         self.emit(out);
+    }
+
+    fn end(&mut self, ci: usize, out: &mut Vec<Ended>) {
+        if self.channels[ci].ended {
+            return;
+        }
+        let mut leg_out = Vec::new();
+        if let Some(leg) = self.channels[ci].rtp.as_mut() {
+            leg.flush(&mut leg_out);
+        }
+        // Over the length limit the rest is dropped: the error was already
+        // reported when the limit was reached.
+        let _ = self.play(ci, &leg_out, out);
+        let ch = &mut self.channels[ci];
+        ch.ended = true;
+        ch.resampled.clear();
+        ch.resampler.flush_into(&mut ch.resampled);
+        let resampled = std::mem::take(&mut ch.resampled);
+        self.analyse(ci, &resampled, true);
+        self.channels[ci].resampled = resampled;
+        if let Some(seg) = self.channels[ci].endpointer.finish() {
+            self.segments.push((ci, seg));
+        }
     }
 
     fn index(&self, channel_id: u32) -> Result<usize, CallError> {
@@ -338,12 +605,98 @@ impl CallCore {
             .ok_or(CallError::UnknownChannel(channel_id))
     }
 
+    /// The channel for an input of kind `feed`: one kind per channel, none after its end.
+    fn feed(&mut self, channel_id: u32, feed: Feed) -> Result<usize, CallError> {
+        let ci = self.index(channel_id)?;
+        let ch = &mut self.channels[ci];
+        if ch.ended {
+            return Err(CallError::ChannelEnded(channel_id));
+        }
+        match ch.feed {
+            Feed::None => ch.feed = feed,
+            f if f == feed => {}
+            had => {
+                return Err(CallError::MixedInput {
+                    channel_id,
+                    had: had.name(),
+                    got: feed.name(),
+                })
+            }
+        }
+        Ok(ci)
+    }
+
+    /// Call time of the channel's next sample, ms.
+    fn channel_ms(&self, ci: usize) -> u64 {
+        let ch = &self.channels[ci];
+        ch.native_in * 1000 / ch.spec.sample_rate_hz.max(1) as u64
+    }
+
+    /// Runs a leg's output through the channel.
+    fn play(
+        &mut self,
+        ci: usize,
+        leg_out: &[LegOut],
+        out: &mut Vec<Ended>,
+    ) -> Result<(), CallError> {
+        for o in leg_out {
+            match o {
+                LegOut::Samples(s) => self.push_native(ci, s, out)?,
+                LegOut::DtmfBegin { timestamp } => {
+                    let ms = self.channel_ms(ci);
+                    self.channels[ci].dtmf_begin = Some((*timestamp, ms));
+                }
+                LegOut::Dtmf(d) => {
+                    let now = self.channel_ms(ci);
+                    let ch = &mut self.channels[ci];
+                    let start_ms = match ch.dtmf_begin {
+                        Some((ts, ms)) if ts == d.timestamp => ms,
+                        _ => now,
+                    };
+                    let rate = ch.spec.sample_rate_hz.max(1) as u64;
+                    self.dtmf.push(proto::Dtmf {
+                        channel_id: ch.spec.id,
+                        role: ch.spec.role as i32,
+                        digit: d.digit.to_string(),
+                        start_ms: start_ms as u32,
+                        duration_ms: (d.duration as u64 * 1000 / rate) as u32,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Silence for a channel that joined mid-call, up to where the other
+    /// channels are, pushed in 1 s pieces.
+    fn pad(&mut self, ci: usize, out: &mut Vec<Ended>) -> Result<(), CallError> {
+        let target_ms = (0..self.channels.len())
+            .filter(|&o| o != ci)
+            .map(|o| self.channel_ms(o))
+            .max()
+            .unwrap_or(0);
+        let rate = self.channels[ci].spec.sample_rate_hz as u64;
+        let mut left = target_ms * rate / 1000;
+        let zeros = vec![0.0f32; rate as usize];
+        while left > 0 {
+            let n = left.min(rate) as usize;
+            self.push_native(ci, &zeros[..n], out)?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
     fn push_native(
         &mut self,
         ci: usize,
         native: &[f32],
         out: &mut Vec<Ended>,
     ) -> Result<(), CallError> {
+        if self.channels[ci].pad_pending {
+            self.channels[ci].pad_pending = false;
+            self.pad(ci, out)?;
+        }
+        self.channels[ci].native_in += native.len() as u64;
         let ch = &mut self.channels[ci];
         let max_samples = self.settings.max_call_ms * SAMPLE_RATE as u64 / 1000;
         if ch.samples_16k > max_samples {
@@ -585,6 +938,7 @@ impl CallCore {
             utterances: self.next_utterance,
             alerts: Vec::new(),
             transcripts_dropped: 0,
+            legs: self.channels.iter().map(Channel::stats).collect(),
         }
     }
 }
@@ -610,12 +964,7 @@ mod tests {
     }
 
     fn spec(id: u32, role: Role) -> ChannelSpec {
-        ChannelSpec {
-            id,
-            role,
-            encoding: Encoding::Linear16,
-            sample_rate_hz: RATE as u32,
-        }
+        ChannelSpec::new(id, role, Encoding::Linear16, RATE as u32)
     }
 
     /// Runs two legs through a call in 20 ms steps, as a live stream would.
@@ -737,12 +1086,7 @@ mod tests {
             .step_by(2)
             .map(|s| crate::codec::g711::ulaw_encode((s * 32767.0) as i16))
             .collect();
-        let mulaw = ChannelSpec {
-            id: 5,
-            role: Role::Caller,
-            encoding: Encoding::Mulaw,
-            sample_rate_hz: 8000,
-        };
+        let mulaw = ChannelSpec::new(5, Role::Caller, Encoding::Mulaw, 8000);
         let mut core =
             CallCore::new("g711", &[mulaw], CallSettings::default(), DspPlan::new()).unwrap();
         let mut out = Vec::new();
@@ -767,6 +1111,7 @@ mod tests {
             role: Role::Agent as i32,
             encoding: enc as i32,
             sample_rate_hz: rate,
+            ..Default::default()
         };
         assert!(ChannelSpec::from_proto(&cfg(proto::Encoding::Linear16, 44_100)).is_ok());
         assert_eq!(
@@ -796,6 +1141,79 @@ mod tests {
             core.push_audio(2, &[0, 0], &mut Vec::new()),
             Err(CallError::UnknownChannel(2))
         );
+    }
+
+    #[test]
+    fn a_leg_that_joins_later_starts_at_the_call_time_and_ends_on_its_own() {
+        let mut caller = vec![0.0; 4 * RATE];
+        talk(&mut caller, 0.5, 2.0);
+        let mut agent = vec![0.0; 2 * RATE];
+        talk(&mut agent, 0.6, 1.6); // at 2.6..3.6 s of the call
+        let mut core = CallCore::new(
+            "join",
+            &[spec(1, Role::Caller)],
+            CallSettings::default(),
+            DspPlan::new(),
+        )
+        .unwrap();
+        core.set_joining(Transport::RtpUdp);
+        let mut out = Vec::new();
+        for (i, c) in caller.chunks(320).enumerate() {
+            if i == 100 {
+                core.add_channel(&spec(2, Role::Agent), Transport::AudioSocket)
+                    .unwrap();
+            }
+            core.push_samples(1, c, &mut out).unwrap();
+            if i >= 100 {
+                if let Some(a) = agent.chunks(320).nth(i - 100) {
+                    core.push_samples(2, a, &mut out).unwrap();
+                }
+            }
+        }
+        // The agent hangs up: its channel ends, the caller's goes on.
+        core.end_channel(2, &mut out).unwrap();
+        assert_eq!(
+            core.push_samples(2, &[0.0; 10], &mut out),
+            Err(CallError::ChannelEnded(2))
+        );
+        assert_eq!(
+            core.add_channel(&spec(1, Role::Agent), Transport::Grpc),
+            Err(CallError::DuplicateChannel(1))
+        );
+        core.finish(&mut out);
+        let agent_u = out
+            .iter()
+            .find(|e| e.utterance.channel_id == 2)
+            .expect("the agent's utterance");
+        let (s, e) = (agent_u.utterance.start_ms, agent_u.utterance.end_ms);
+        assert!(s.abs_diff(2600) <= 80 && e.abs_diff(3600) <= 80, "{s}..{e}");
+        let lat = agent_u
+            .prosody
+            .prosody
+            .unwrap()
+            .response_latency_ms
+            .unwrap();
+        assert!((lat - 600).abs() <= 80, "{lat}");
+        let summary = core.summary();
+        let legs: Vec<(&str, u32)> = summary
+            .legs
+            .iter()
+            .map(|l| (l.transport.as_str(), l.channel_id))
+            .collect();
+        assert_eq!(legs, vec![("rtp-udp", 1), ("audiosocket", 2)]);
+        assert_eq!(summary.legs[0].packets_received, 200);
+        let mut mixed = CallCore::new(
+            "mixed",
+            &[spec(1, Role::Caller)],
+            CallSettings::default(),
+            DspPlan::new(),
+        )
+        .unwrap();
+        mixed.push_samples(1, &[0.0; 10], &mut out).unwrap();
+        let e = mixed
+            .push_rtp(1, 0, &[0x80, 0, 0, 0], &mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot also take RTP"), "{e}");
     }
 
     #[test]

@@ -234,6 +234,35 @@ pub struct ServeArgs {
     /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS)]
     pub max_calls: usize,
+    /// Address RTP legs (OpenRtpLeg) bind.
+    #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value = "0.0.0.0")]
+    pub rtp_addr: std::net::IpAddr,
+    /// UDP ports handed out to RTP legs, FIRST-LAST.
+    #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value = "40000-40999", value_parser = parse_port_range)]
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
+    /// Seconds without a packet after which an RTP or AudioSocket leg ends.
+    #[arg(long, default_value_t = crate::legs::DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
+    pub leg_idle_timeout: u64,
+    /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
+    #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
+    pub audiosocket_addr: Option<SocketAddr>,
+}
+
+/// Parses `FIRST-LAST` (or a single port).
+fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port number 1-65535"))
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err(format!("{a}-{b}: the first port is above the last"));
+    }
+    Ok(a..=b)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -371,6 +400,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.max_calls == 0 {
         bail!("--max-calls must be at least 1");
     }
+    if a.leg_idle_timeout == 0 {
+        bail!("--leg-idle-timeout must be at least 1 s");
+    }
     let cfg = ServeConfig {
         addr: a.addr,
         model: a.asr.require_model()?.to_path_buf(),
@@ -381,6 +413,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
         call: CallSettings::default(),
+        legs: crate::legs::LegsConfig {
+            rtp_addr: a.rtp_addr,
+            rtp_ports: a.rtp_ports,
+            idle_timeout: std::time::Duration::from_secs(a.leg_idle_timeout),
+        },
+        audiosocket_addr: a.audiosocket_addr,
     };
     runtime()?.block_on(server::serve(cfg))
 }
@@ -466,6 +504,7 @@ pub async fn analyze_one(
         backpressure: AsrBackpressure::Wait,
         disable_transcript: analyzer.asr.is_none(),
         disable_prosody_events: false,
+        joining: None,
     };
     let (handle, mut events) = analyzer
         .start_call(call_id, &specs, opts)
@@ -566,6 +605,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
             role: s.role as i32,
             encoding: encoding as i32,
             sample_rate_hz: wav.sample_rate,
+            ..Default::default()
         })
         .collect();
     let mut client = CallAnalyzerClient::connect(a.server.clone())

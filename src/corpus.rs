@@ -218,12 +218,8 @@ pub fn run_as_call(
         spans.push((start, signal.len()));
         signal.extend(std::iter::repeat_n(0.0, gap));
     }
-    let spec = |encoding, sample_rate_hz| ChannelSpec {
-        id: 0,
-        role: Role::Caller,
-        encoding,
-        sample_rate_hz,
-    };
+    let spec =
+        |encoding, sample_rate_hz| ChannelSpec::new(0, Role::Caller, encoding, sample_rate_hz);
     let mut ended = Vec::new();
     let fed = match line {
         Some(cfg) => CallCore::new("corpus", &[spec(Encoding::Mulaw, 8000)], settings, plan).map(

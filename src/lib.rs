@@ -12,12 +12,14 @@
 //! - [`prosody`]: per-utterance prosodic features and the speaker's running baseline.
 //! - [`emotion`]: the trained voice and words models, their fusion, and the cues that
 //!   explain a score.
+//! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
 //!   worker pool that transcribes utterances off the async reactor.
 //! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
+//! - [`legs`]: calls whose legs come over RTP/UDP or AudioSocket/TCP, joined by call id.
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
 //! - [`report`]: JSON lines output of events.
 //! - [`cli`]: the `callmood` command line.
@@ -31,10 +33,13 @@ pub mod corpus;
 pub mod degrade;
 pub mod dsp;
 pub mod emotion;
+pub mod ingest;
+pub mod legs;
 pub mod prosody;
 pub mod report;
 pub mod resample;
 pub mod rng;
+pub mod rtp;
 pub mod segment;
 pub mod server;
 pub mod session;

@@ -16,11 +16,12 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::asr::{AsrConfig, AsrPool};
-use crate::call::{check_language, CallError, CallSettings, ChannelSpec};
+use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
 use crate::codec;
 use crate::dsp::DspPlan;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
+use crate::legs::{Calls, LegRequest, LegsConfig};
 use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
 use crate::proto::{self, stream_call_request, CallEvent};
 use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions};
@@ -61,6 +62,10 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Per-call analysis settings.
     pub call: CallSettings,
+    /// RTP/UDP legs: bind address, port range, idle timeout.
+    pub legs: LegsConfig,
+    /// Where to accept Asterisk AudioSocket connections; `None`: not at all.
+    pub audiosocket_addr: Option<SocketAddr>,
 }
 
 /// Maps every call error to its gRPC status: the one place that does.
@@ -69,7 +74,6 @@ pub fn status(e: CallError) -> Status {
     match e {
         CallError::CallTooLong { .. } => Status::resource_exhausted(msg),
         CallError::IdleTimeout { .. } => Status::deadline_exceeded(msg),
-        CallError::RtpUnsupported => Status::unimplemented(msg),
         CallError::ConfigFirst
         | CallError::ConfigTwice
         | CallError::EmptyMessage
@@ -80,6 +84,9 @@ pub fn status(e: CallError) -> Status {
         | CallError::BadSampleRate { .. }
         | CallError::UnsupportedLanguage(_)
         | CallError::UnknownChannel(_)
+        | CallError::BadRtpConfig { .. }
+        | CallError::MixedInput { .. }
+        | CallError::ChannelEnded(_)
         | CallError::BadAudio(_) => Status::invalid_argument(msg),
     }
 }
@@ -93,23 +100,40 @@ pub struct Service {
     max_calls: usize,
     settings: CallSettings,
     idle_timeout: Duration,
+    legs: Arc<Calls>,
 }
 
 impl Service {
-    /// A service over shared analysis resources.
+    /// A service over shared analysis resources; `legs` holds the calls of
+    /// joined RTP/AudioSocket legs and shares the cap on calls in flight.
     pub fn new(
         analyzer: Analyzer,
         max_calls: usize,
         settings: CallSettings,
         idle_timeout: Duration,
+        legs_cfg: LegsConfig,
     ) -> Self {
+        let calls = Arc::new(Semaphore::new(max_calls));
+        let legs = Calls::new(
+            analyzer.clone(),
+            calls.clone(),
+            max_calls,
+            legs_cfg,
+            settings.clone(),
+        );
         Self {
             analyzer,
-            calls: Arc::new(Semaphore::new(max_calls)),
+            calls,
             max_calls,
             settings,
             idle_timeout,
+            legs,
         }
+    }
+
+    /// The registry of joined legs (the AudioSocket listener joins through it).
+    pub fn legs(&self) -> Arc<Calls> {
+        self.legs.clone()
     }
 
     fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
@@ -132,6 +156,7 @@ impl Service {
             backpressure,
             disable_transcript: o.disable_transcript,
             disable_prosody_events: o.disable_prosody_events,
+            joining: None,
         }
     }
 }
@@ -145,6 +170,19 @@ fn call_id_or_new(id: &str) -> String {
         format!("call-{t:x}")
     } else {
         id.to_string()
+    }
+}
+
+/// How often jitter buffers are told the time while RTP flows.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// The next tick of a live RTP call, or else the idle deadline.
+async fn tick(ticks: &mut Option<tokio::time::Interval>, deadline: tokio::time::Instant) {
+    match ticks {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => tokio::time::sleep_until(deadline).await,
     }
 }
 
@@ -163,6 +201,68 @@ fn into_stream(
 impl CallAnalyzer for Service {
     type StreamCallStream = EventStream;
     type AnalyzeRecordingStream = EventStream;
+    type WatchCallStream = EventStream;
+
+    async fn open_rtp_leg(
+        &self,
+        request: Request<proto::OpenRtpLegRequest>,
+    ) -> Result<Response<proto::OpenRtpLegResponse>, Status> {
+        let r = request.into_inner();
+        check_language(&r.language).map_err(status)?;
+        // The same checks as a StreamCall channel, with the same field names.
+        let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
+            channel_id: 0,
+            role: r.role,
+            encoding: if r.encoding == 0 {
+                proto::Encoding::Mulaw as i32
+            } else {
+                r.encoding
+            },
+            sample_rate_hz: r.sample_rate_hz,
+            rtp_payload_type: r.payload_type,
+            rtp_dtmf_payload_type: r.dtmf_payload_type,
+            jitter_buffer_ms: r.jitter_buffer_ms,
+        })
+        .map_err(status)?;
+        let (channel_id, port) = self
+            .legs
+            .open_rtp_leg(LegRequest {
+                call_id: r.call_id.clone(),
+                role: spec.role,
+                encoding: spec.encoding,
+                sample_rate_hz: spec.sample_rate_hz,
+                rtp: spec.rtp,
+                transport: Transport::RtpUdp,
+                options: r.options.unwrap_or_default(),
+            })
+            .await?;
+        Ok(Response::new(proto::OpenRtpLegResponse {
+            call_id: r.call_id,
+            channel_id,
+            port: port as u32,
+        }))
+    }
+
+    async fn close_leg(
+        &self,
+        request: Request<proto::CloseLegRequest>,
+    ) -> Result<Response<proto::CloseLegResponse>, Status> {
+        let r = request.into_inner();
+        self.legs.close(&r.call_id, r.channel_id)?;
+        Ok(Response::new(proto::CloseLegResponse {}))
+    }
+
+    async fn watch_call(
+        &self,
+        request: Request<proto::WatchCallRequest>,
+    ) -> Result<Response<Self::WatchCallStream>, Status> {
+        let r = request.into_inner();
+        if r.call_id.is_empty() {
+            return Err(Status::invalid_argument("call_id: required"));
+        }
+        let call = self.legs.find(&r.call_id).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(call.watch()))))
+    }
 
     async fn stream_call(
         &self,
@@ -197,15 +297,29 @@ impl CallAnalyzer for Service {
             .map_err(status)?;
         let idle = self.idle_timeout;
         tokio::spawn(async move {
+            // Once RTP flows, the jitter buffers are told the time every
+            // TICK, so held packets play out while no message comes.
+            let mut ticks: Option<tokio::time::Interval> = None;
+            let mut last_message = tokio::time::Instant::now();
             loop {
-                let Ok(next) = tokio::time::timeout(idle, inbound.message()).await else {
-                    let secs = idle.as_secs();
-                    let _ = handle
-                        .input
-                        .send(Input::Fail(CallError::IdleTimeout { secs }))
-                        .await;
-                    return;
+                let next = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = tick(&mut ticks, last_message + idle) => {
+                        if last_message.elapsed() >= idle {
+                            let secs = idle.as_secs();
+                            let _ = handle
+                                .input
+                                .send(Input::Fail(CallError::IdleTimeout { secs }))
+                                .await;
+                            return;
+                        }
+                        if handle.input.send(Input::Tick { now_ms: session::now_ms() }).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                 };
+                last_message = tokio::time::Instant::now();
                 let input = match next {
                     Ok(Some(m)) => match m.request {
                         Some(stream_call_request::Request::Audio(a)) => Input::Audio {
@@ -215,8 +329,17 @@ impl CallAnalyzer for Service {
                         Some(stream_call_request::Request::Config(_)) => {
                             Input::Fail(CallError::ConfigTwice)
                         }
-                        Some(stream_call_request::Request::Rtp(_)) => {
-                            Input::Fail(CallError::RtpUnsupported)
+                        Some(stream_call_request::Request::Rtp(r)) => {
+                            ticks.get_or_insert_with(|| {
+                                let mut i = tokio::time::interval(TICK);
+                                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                                i
+                            });
+                            Input::Rtp {
+                                channel_id: r.channel_id,
+                                now_ms: session::now_ms(),
+                                packet: r.packet,
+                            }
                         }
                         None => Input::Fail(CallError::EmptyMessage),
                     },
@@ -278,6 +401,7 @@ fn decode_raw(raw: &proto::RawAudio) -> Result<(u32, Vec<Vec<f32>>), CallError> 
         role: 0,
         encoding: raw.encoding,
         sample_rate_hz: raw.sample_rate_hz,
+        ..Default::default()
     })?;
     let n = raw.channels.max(1) as usize;
     if n > crate::call::MAX_CHANNELS {
@@ -326,14 +450,33 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.addr))?;
     let local = listener.local_addr()?;
+    let audiosocket = match cfg.audiosocket_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for AudioSocket on {a}: {e}"))?,
+        ),
+        None => None,
+    };
     tracing::info!(addr = %local, model = %cfg.model.display(), "callmood serving");
     eprintln!("callmood: serving callmood.v1.CallAnalyzer on {local}");
-    serve_on(listener, analyzer, &cfg, shutdown_signal()).await
+    eprintln!(
+        "callmood: RTP legs on {} ports {}-{}",
+        cfg.legs.rtp_addr,
+        cfg.legs.rtp_ports.start(),
+        cfg.legs.rtp_ports.end()
+    );
+    if let Some(a) = &audiosocket {
+        eprintln!("callmood: AudioSocket on {}", a.local_addr()?);
+    }
+    serve_on(listener, audiosocket, analyzer, &cfg, shutdown_signal()).await
 }
 
-/// Serves on a bound listener until `shutdown` completes (tests use this).
+/// Serves on bound listeners (gRPC, and AudioSocket if given) until
+/// `shutdown` completes (tests use this).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
+    audiosocket: Option<tokio::net::TcpListener>,
     analyzer: Analyzer,
     cfg: &ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -344,13 +487,17 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let svc = CallAnalyzerServer::new(Service::new(
+    let service = Service::new(
         analyzer,
         cfg.max_calls,
         cfg.call.clone(),
         cfg.idle_timeout,
-    ))
-    .max_decoding_message_size(cfg.max_message_bytes);
+        cfg.legs.clone(),
+    );
+    // Dropped (and with it the accept loop) when serving ends.
+    let _audiosocket =
+        audiosocket.map(|l| AbortOnDrop(tokio::spawn(service.legs().serve_audiosocket(l))));
+    let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
@@ -361,6 +508,15 @@ pub async fn serve_on(
         )
         .await?;
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn shutdown_signal() {

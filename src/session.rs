@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
-use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended};
+use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended, Transport};
 use crate::dsp::DspPlan;
 use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
@@ -35,9 +35,41 @@ pub enum Input {
     Audio { channel_id: u32, data: Vec<u8> },
     /// Decoded samples at the channel's configured rate.
     Samples { channel_id: u32, samples: Vec<f32> },
+    /// One RTP datagram that arrived at `now_ms` (the process's monotonic
+    /// clock, [`now_ms`]).
+    Rtp {
+        channel_id: u32,
+        now_ms: u64,
+        packet: Vec<u8>,
+    },
+    /// The time, so jitter buffers play out what is due while no packet comes.
+    Tick { now_ms: u64 },
+    /// A leg joins the call.
+    Join {
+        spec: ChannelSpec,
+        transport: Transport,
+    },
+    /// A leg ended (hung up, closed, timed out).
+    EndChannel(u32),
+    /// A key press the transport reported itself.
+    Dtmf { channel_id: u32, digit: char },
+    /// An input of a channel was dropped as malformed.
+    Malformed { channel_id: u32 },
+    /// A datagram for an RTP channel came from another sender and was dropped.
+    Foreign { channel_id: u32 },
     /// The input side found the call broken (e.g. a second config): end it
     /// with this error.
     Fail(CallError),
+}
+
+/// Milliseconds on the process's monotonic clock: the time the shell tells
+/// jitter buffers (the same clock for every leg of every call).
+pub fn now_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// What to do when the recogniser queue is full.
@@ -59,6 +91,9 @@ pub struct SessionOptions {
     pub disable_transcript: bool,
     /// Send no `UtteranceProsody` events.
     pub disable_prosody_events: bool,
+    /// The call's channels are legs of a live call arriving on their own
+    /// transport (RTP/UDP, AudioSocket); each starts at its first audio.
+    pub joining: Option<Transport>,
 }
 
 /// Shared, process-wide analysis resources.
@@ -92,6 +127,7 @@ enum PumpMsg {
     Pending(Box<Ended>),
     Words(String, Result<Vec<Word>, AsrError>),
     Dropped(String),
+    Dtmf(proto::Dtmf),
     Error(CallError),
     Done(proto::CallSummary),
 }
@@ -113,6 +149,9 @@ impl Analyzer {
             self.plan.clone(),
         )?;
         core.set_voice_model(self.voice.clone());
+        if let Some(t) = opts.joining {
+            core.set_joining(t);
+        }
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         // Unbounded, but bounded in practice: one message per utterance, and
@@ -158,6 +197,7 @@ fn call_thread(
     group: u64,
 ) {
     let mut ended = Vec::new();
+    let mut dtmf = Vec::new();
     let mut dropped = 0u32;
     let mut pack = Pack::default();
     loop {
@@ -174,6 +214,23 @@ fn call_thread(
                 channel_id,
                 samples,
             }) => core.push_samples(channel_id, &samples, &mut ended),
+            Some(Input::Rtp {
+                channel_id,
+                now_ms,
+                packet,
+            }) => core.push_rtp(channel_id, now_ms, &packet, &mut ended),
+            Some(Input::Tick { now_ms }) => core.tick(now_ms, &mut ended),
+            Some(Input::Join { spec, transport }) => core.add_channel(&spec, transport),
+            Some(Input::EndChannel(id)) => core.end_channel(id, &mut ended),
+            Some(Input::Dtmf { channel_id, digit }) => core.push_dtmf(channel_id, digit),
+            Some(Input::Malformed { channel_id }) => {
+                core.count_malformed(channel_id);
+                Ok(())
+            }
+            Some(Input::Foreign { channel_id }) => {
+                core.count_foreign(channel_id);
+                Ok(())
+            }
             Some(Input::Fail(e)) => Err(e),
             // All senders gone: the call ended normally.
             None => {
@@ -181,6 +238,10 @@ fn call_thread(
                 Ok(())
             }
         };
+        core.take_dtmf(&mut dtmf);
+        for d in dtmf.drain(..) {
+            let _ = pump.send(PumpMsg::Dtmf(d));
+        }
         dispatch(
             &mut ended,
             &pump,
@@ -343,6 +404,7 @@ async fn pump(
             PumpMsg::Dropped(id) => pending
                 .remove(&id)
                 .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true, &models)))),
+            PumpMsg::Dtmf(d) => Some(event(Event::Dtmf(d))),
             PumpMsg::Error(e) => Some(Err(e)),
             PumpMsg::Done(s) => {
                 summary = Some(s);
@@ -446,15 +508,18 @@ pub fn recording_channels(
         proto::Role::Agent
     };
     (0..n_channels)
-        .map(|i| ChannelSpec {
-            id: i as u32,
-            role: match i {
+        .map(|i| {
+            let role = match i {
                 0 => left,
                 1 => right,
                 _ => proto::Role::Unspecified,
-            },
-            encoding: crate::codec::Encoding::Linear16,
-            sample_rate_hz,
+            };
+            ChannelSpec::new(
+                i as u32,
+                role,
+                crate::codec::Encoding::Linear16,
+                sample_rate_hz,
+            )
         })
         .collect()
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callmood::proto::call_analyzer_client::CallAnalyzerClient;
-use callmood::proto::{
-    self, call_event::Event, stream_call_request::Request, CallEvent, StreamCallRequest,
-};
+use callmood::proto::{self, call_event::Event, stream_call_request::Request, StreamCallRequest};
 use common::*;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -36,6 +34,7 @@ fn config(
                     role: *role as i32,
                     encoding: *enc as i32,
                     sample_rate_hz: *rate,
+                    ..Default::default()
                 })
                 .collect(),
             language: "en".into(),
@@ -55,34 +54,6 @@ fn pcm16(samples: &[f32]) -> Vec<u8> {
         .iter()
         .flat_map(|s| ((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
         .collect()
-}
-
-/// Collects all events of a call, or the status that ended it.
-async fn collect(mut s: tonic::Streaming<CallEvent>) -> Result<Vec<CallEvent>, tonic::Status> {
-    let mut out = Vec::new();
-    while let Some(ev) = s.message().await? {
-        out.push(ev);
-    }
-    Ok(out)
-}
-
-fn utterances(events: &[CallEvent]) -> Vec<&proto::Utterance> {
-    events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Some(Event::Utterance(u)) => Some(u),
-            _ => None,
-        })
-        .collect()
-}
-
-fn transcript(events: &[CallEvent]) -> String {
-    let mut us = utterances(events);
-    us.sort_by_key(|u| (u.start_ms, u.channel_id));
-    us.iter()
-        .map(|u| u.transcript.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

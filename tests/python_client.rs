@@ -49,6 +49,7 @@ async fn python_client_gets_the_same_events_as_a_rust_client() {
                 role: proto::Role::Caller as i32,
                 encoding: proto::Encoding::Linear16 as i32,
                 sample_rate_hz: rate,
+                ..Default::default()
             }],
             language: "en".into(),
             options: None,

@@ -84,8 +84,22 @@ pub async fn start_server(
     max_calls: usize,
     with_asr: bool,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let (addr, _, stop) = start_telephony_server(max_calls, with_asr).await;
+    (addr, stop)
+}
+
+/// Starts a server on loopback with an AudioSocket listener too (its address
+/// is the second value); RTP legs get ports from 41000-41999 on 127.0.0.1 and
+/// end after 3 s without packets.
+pub async fn start_telephony_server(
+    max_calls: usize,
+    with_asr: bool,
+) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let audiosocket_addr = audiosocket.local_addr().unwrap();
+    let audiosocket = Some(audiosocket);
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr: with_asr.then(pool),
@@ -108,16 +122,22 @@ pub async fn start_server(
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: std::time::Duration::from_secs(2),
         call: CallSettings::default(),
+        legs: callmood::legs::LegsConfig {
+            rtp_addr: [127, 0, 0, 1].into(),
+            rtp_ports: 41000..=41999,
+            idle_timeout: std::time::Duration::from_secs(3),
+        },
+        audiosocket_addr: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve_on(listener, analyzer, &cfg, async {
+        serve_on(listener, audiosocket, analyzer, &cfg, async {
             let _ = rx.await;
         })
         .await
         .unwrap();
     });
-    (addr, tx)
+    (addr, audiosocket_addr, tx)
 }
 
 /// Normalised word error rate.
@@ -239,4 +259,77 @@ pub fn white_noise(n: usize, amp: f32, seed: u32) -> Vec<f32> {
 pub fn voice_model() -> std::sync::Arc<callmood::emotion::voice::VoiceModel> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion-voice.json");
     std::sync::Arc::new(callmood::emotion::voice::VoiceModel::load(&path).expect("shipped model"))
+}
+
+/// Collects all events of a call, or the status that ended it.
+pub async fn collect(
+    mut s: tonic::Streaming<callmood::proto::CallEvent>,
+) -> Result<Vec<callmood::proto::CallEvent>, tonic::Status> {
+    let mut out = Vec::new();
+    while let Some(ev) = s.message().await? {
+        out.push(ev);
+    }
+    Ok(out)
+}
+
+pub fn utterances(events: &[callmood::proto::CallEvent]) -> Vec<&callmood::proto::Utterance> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(callmood::proto::call_event::Event::Utterance(u)) => Some(u),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn transcript(events: &[callmood::proto::CallEvent]) -> String {
+    let mut us = utterances(events);
+    us.sort_by_key(|u| (u.start_ms, u.channel_id));
+    us.iter()
+        .map(|u| u.transcript.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Real speech clips (librivox fixtures) joined into one 16 kHz "call" with
+/// `gap_ms` of silence after each: the samples, each clip's span (ms) and the
+/// reference transcript.
+pub fn speech_call(ids: &[&str], gap_ms: u32) -> (Vec<f32>, Vec<(u32, u32)>, String) {
+    let mut call = Vec::new();
+    let mut spans = Vec::new();
+    let mut reference = Vec::new();
+    for id in ids {
+        let (path, text) = librivox(id);
+        let start = call.len() as u32 / 16;
+        call.extend_from_slice(&load_wav(&path));
+        spans.push((start, call.len() as u32 / 16));
+        call.extend(std::iter::repeat_n(0.0, gap_ms as usize * 16));
+        reference.push(text);
+    }
+    (call, spans, reference.join(" "))
+}
+
+/// 16 kHz samples as 8 kHz G.711 μ-law bytes, resampled by sox as a phone
+/// line would be.
+pub fn mulaw_8k_bytes(samples: &[f32]) -> Vec<u8> {
+    pcm_8k(samples)
+        .iter()
+        .map(|&s| callmood::codec::g711::ulaw_encode(s))
+        .collect()
+}
+
+/// 16 kHz samples as 8 kHz 16-bit samples (sox).
+pub fn pcm_8k(samples: &[f32]) -> Vec<i16> {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav16, wav8) = (dir.path().join("16.wav"), dir.path().join("8.wav"));
+    write_wav(&wav16, 16_000, samples);
+    let st = std::process::Command::new("sox")
+        .arg(&wav16)
+        .args(["-r", "8000", "-e", "signed", "-b", "16", "-c", "1"])
+        .arg(&wav8)
+        .status()
+        .expect("sox runs (scripts/setup installs it)");
+    assert!(st.success(), "sox failed");
+    let mut r = hound::WavReader::open(&wav8).unwrap();
+    r.samples::<i16>().map(|s| s.unwrap()).collect()
 }

@@ -1,0 +1,481 @@
+//! One RTP leg, sans-I/O: datagrams in, samples and key presses out.
+//!
+//! ```text
+//! datagram ─► rtp::parse ─► payload type? ─► audio / telephone-event ─► JitterBuffer
+//!                 │ malformed: dropped, counted     │ unknown: dropped, counted
+//! JitterBuffer ─► Audio: G.711 / big-endian L16 decode ─► samples
+//!              ─► Gap: zeros (lost packets, sender silence), so audio time stays true
+//!              ─► Event: DtmfTracker ─► one key press per event
+//! ```
+//! The shell tells it the time (`now_ms`, a monotonic clock shared by the legs
+//! of a call) at every packet and on a timer; nothing here reads a clock.
+use crate::codec::g711::{alaw_decode, ulaw_decode};
+use crate::codec::Encoding;
+use crate::proto;
+use crate::rtp::dtmf::{parse_event, Dtmf, DtmfTracker};
+use crate::rtp::jitter::{JitterBuffer, JitterConfig, Playout, PushResult};
+use crate::rtp::{self, RtpError};
+
+/// Static RTP payload type of G.711 μ-law (RFC 3551).
+pub const PT_PCMU: u8 = 0;
+/// Static RTP payload type of G.711 A-law (RFC 3551).
+pub const PT_PCMA: u8 = 8;
+/// Default dynamic payload type of L16 audio.
+pub const DEFAULT_PT_L16: u8 = 96;
+/// Default payload type of RFC 4733 telephone-events (what Asterisk and most
+/// SIP stacks offer).
+pub const DEFAULT_PT_DTMF: u8 = 101;
+/// Default jitter buffer depth, ms.
+pub const DEFAULT_JITTER_MS: u32 = crate::rtp::jitter::DEFAULT_DEPTH_MS;
+/// Deepest jitter buffer accepted, ms.
+pub const MAX_JITTER_MS: u32 = 1000;
+
+/// How a channel's RTP is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtpSettings {
+    /// Payload type of the audio.
+    pub payload_type: u8,
+    /// Payload type of telephone-events.
+    pub dtmf_payload_type: u8,
+    /// Jitter buffer depth, ms.
+    pub jitter_ms: u32,
+}
+
+impl RtpSettings {
+    /// The defaults for an encoding: PCMU 0, PCMA 8, L16 96; DTMF 101; 80 ms.
+    pub fn for_encoding(encoding: Encoding) -> Self {
+        Self {
+            payload_type: match encoding {
+                Encoding::Mulaw => PT_PCMU,
+                Encoding::Alaw => PT_PCMA,
+                Encoding::Linear16 => DEFAULT_PT_L16,
+            },
+            dtmf_payload_type: DEFAULT_PT_DTMF,
+            jitter_ms: DEFAULT_JITTER_MS,
+        }
+    }
+
+    /// Settings from the wire (0 means the default), checked: `Err` names
+    /// the field's problem.
+    pub fn from_wire(
+        encoding: Encoding,
+        payload_type: u32,
+        dtmf_payload_type: u32,
+        jitter_ms: u32,
+    ) -> Result<Self, String> {
+        let mut s = Self::for_encoding(encoding);
+        if payload_type != 0 {
+            let ok = match encoding {
+                Encoding::Linear16 => (96..=127).contains(&payload_type),
+                Encoding::Mulaw | Encoding::Alaw => payload_type <= 127,
+            };
+            if !ok {
+                return Err(format!(
+                    "payload type {payload_type} is not usable for {encoding:?} (L16 needs a dynamic type 96..=127)"
+                ));
+            }
+            s.payload_type = payload_type as u8;
+        }
+        if dtmf_payload_type != 0 {
+            if !(96..=127).contains(&dtmf_payload_type) {
+                return Err(format!(
+                    "DTMF payload type {dtmf_payload_type} is not a dynamic type 96..=127"
+                ));
+            }
+            s.dtmf_payload_type = dtmf_payload_type as u8;
+        }
+        if s.dtmf_payload_type == s.payload_type {
+            return Err(format!(
+                "audio and DTMF share payload type {}",
+                s.payload_type
+            ));
+        }
+        if jitter_ms != 0 {
+            if jitter_ms > MAX_JITTER_MS {
+                return Err(format!(
+                    "jitter buffer of {jitter_ms} ms is over the limit of {MAX_JITTER_MS} ms"
+                ));
+            }
+            s.jitter_ms = jitter_ms;
+        }
+        Ok(s)
+    }
+}
+
+/// What a leg hands back, in the order of its audio timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LegOut {
+    /// Samples in -1..1 at the leg's rate (decoded audio or concealment).
+    Samples(Vec<f32>),
+    /// The first packet of a telephone-event was played out here.
+    DtmfBegin { timestamp: u32 },
+    /// A finished key press.
+    Dtmf(Dtmf),
+}
+
+/// Counters of one leg, beyond what the jitter buffer counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegCounters {
+    pub malformed: u64,
+    pub unknown_payload_type: u64,
+    pub foreign_source: u64,
+    pub dtmf_events: u32,
+}
+
+/// One RTP leg: parse, jitter buffer, decode, DTMF.
+pub struct RtpLeg {
+    encoding: Encoding,
+    rate_hz: u32,
+    settings: RtpSettings,
+    jitter: JitterBuffer,
+    dtmf: DtmfTracker,
+    /// Timestamp of the last telephone-event seen (one event, many packets).
+    event_ts: Option<u32>,
+    counters: LegCounters,
+    playout: Vec<Playout>,
+}
+
+impl RtpLeg {
+    /// A leg carrying `encoding` at `rate_hz` (the RTP clock rate of the audio).
+    pub fn new(encoding: Encoding, rate_hz: u32, settings: RtpSettings) -> Self {
+        let mut cfg = JitterConfig::new(rate_hz);
+        cfg.depth_ms = settings.jitter_ms;
+        Self {
+            encoding,
+            rate_hz,
+            settings,
+            jitter: JitterBuffer::new(cfg),
+            dtmf: DtmfTracker::default(),
+            event_ts: None,
+            counters: LegCounters::default(),
+            playout: Vec::new(),
+        }
+    }
+
+    /// Takes one datagram that arrived at `now_ms`; appends what is due.
+    /// A packet that cannot be used is dropped and counted; the error says why.
+    pub fn push(
+        &mut self,
+        now_ms: u64,
+        datagram: &[u8],
+        out: &mut Vec<LegOut>,
+    ) -> Result<(), RtpError> {
+        let r = self.accept(now_ms, datagram);
+        self.pop(now_ms, out);
+        r
+    }
+
+    fn accept(&mut self, now_ms: u64, datagram: &[u8]) -> Result<(), RtpError> {
+        let pkt = match rtp::parse(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.malformed += 1;
+                return Err(e);
+            }
+        };
+        let pt = pkt.payload_type;
+        let samples = if pt == self.settings.dtmf_payload_type {
+            if parse_event(pkt.payload).is_err() {
+                self.counters.malformed += 1;
+                return Ok(());
+            }
+            0
+        } else if let Some(enc) = self.audio_encoding(pt) {
+            let n = pkt.payload.len() / enc.bytes_per_sample();
+            if n == 0 {
+                self.counters.malformed += 1;
+                return Ok(());
+            }
+            n as u32
+        } else {
+            self.counters.unknown_payload_type += 1;
+            return Ok(());
+        };
+        match self.jitter.push(now_ms, &pkt, samples) {
+            PushResult::Accepted | PushResult::Duplicate | PushResult::Late => Ok(()),
+        }
+    }
+
+    /// How the audio of payload type `pt` is encoded on this leg, if it is
+    /// audio this leg takes: its own type, and on a G.711 leg both G.711
+    /// types (senders switch between them at the same rate).
+    fn audio_encoding(&self, pt: u8) -> Option<Encoding> {
+        match self.encoding {
+            Encoding::Linear16 => (pt == self.settings.payload_type).then_some(Encoding::Linear16),
+            Encoding::Mulaw | Encoding::Alaw => {
+                if pt == self.settings.payload_type {
+                    Some(self.encoding)
+                } else if pt == PT_PCMU {
+                    Some(Encoding::Mulaw)
+                } else if pt == PT_PCMA {
+                    Some(Encoding::Alaw)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// Appends what is due at `now_ms` (call it on a timer when no packets come).
+    pub fn tick(&mut self, now_ms: u64, out: &mut Vec<LegOut>) {
+        self.pop(now_ms, out);
+    }
+
+    /// End of the leg: everything held is played out, a press in progress reported.
+    pub fn flush(&mut self, out: &mut Vec<LegOut>) {
+        let mut playout = std::mem::take(&mut self.playout);
+        playout.clear();
+        self.jitter.flush(&mut playout);
+        self.convert(&playout, out);
+        self.playout = playout;
+        if let Some(d) = self.dtmf.flush() {
+            self.counters.dtmf_events += 1;
+            out.push(LegOut::Dtmf(d));
+        }
+    }
+
+    /// When the next held packet becomes due, if any.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.jitter.next_due_ms()
+    }
+
+    /// Counts a datagram from an address other than the leg's sender.
+    pub fn count_foreign(&mut self) {
+        self.counters.foreign_source += 1;
+    }
+
+    /// The RTP clock rate of the audio, Hz.
+    pub fn rate_hz(&self) -> u32 {
+        self.rate_hz
+    }
+
+    fn pop(&mut self, now_ms: u64, out: &mut Vec<LegOut>) {
+        let mut playout = std::mem::take(&mut self.playout);
+        playout.clear();
+        self.jitter.pop(now_ms, &mut playout);
+        self.convert(&playout, out);
+        self.playout = playout;
+    }
+
+    fn convert(&mut self, playout: &[Playout], out: &mut Vec<LegOut>) {
+        for p in playout {
+            match p {
+                Playout::Audio {
+                    payload_type,
+                    payload,
+                    ..
+                } => {
+                    let enc = self.audio_encoding(*payload_type).unwrap_or(self.encoding);
+                    out.push(LegOut::Samples(decode(enc, payload)));
+                }
+                Playout::Gap { samples, .. } => {
+                    out.push(LegOut::Samples(vec![0.0; *samples as usize]));
+                }
+                Playout::Event {
+                    timestamp, payload, ..
+                } => {
+                    let Ok(ev) = parse_event(payload) else {
+                        continue;
+                    };
+                    if self.event_ts != Some(*timestamp) {
+                        self.event_ts = Some(*timestamp);
+                        out.push(LegOut::DtmfBegin {
+                            timestamp: *timestamp,
+                        });
+                    }
+                    if let Some(d) = self.dtmf.push(*timestamp, ev) {
+                        self.counters.dtmf_events += 1;
+                        out.push(LegOut::Dtmf(d));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Statistics for the call summary.
+    pub fn stats(&self, channel_id: u32, role: proto::Role, transport: &str) -> proto::LegStats {
+        let j = self.jitter.stats();
+        proto::LegStats {
+            channel_id,
+            role: role as i32,
+            transport: transport.to_string(),
+            packets_received: j.received
+                + self.counters.malformed
+                + self.counters.unknown_payload_type,
+            packets_lost: j.lost,
+            packets_late: j.late,
+            packets_duplicate: j.duplicate,
+            packets_malformed: self.counters.malformed,
+            packets_unknown_payload_type: self.counters.unknown_payload_type,
+            concealed_ms: (j.concealed_samples * 1000 / self.rate_hz.max(1) as u64)
+                .min(u32::MAX as u64) as u32,
+            dtmf_events: self.counters.dtmf_events,
+            ssrc_changes: j.ssrc_changes.min(u32::MAX as u64) as u32,
+            packets_foreign_source: self.counters.foreign_source,
+        }
+    }
+}
+
+/// Decodes one RTP audio payload. L16 on RTP is big-endian (RFC 3551 §4.5.11).
+fn decode(encoding: Encoding, payload: &[u8]) -> Vec<f32> {
+    const SCALE: f32 = 1.0 / 32768.0;
+    match encoding {
+        Encoding::Mulaw => payload
+            .iter()
+            .map(|&b| ulaw_decode(b) as f32 * SCALE)
+            .collect(),
+        Encoding::Alaw => payload
+            .iter()
+            .map(|&b| alaw_decode(b) as f32 * SCALE)
+            .collect(),
+        Encoding::Linear16 => payload
+            .chunks_exact(2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]) as f32 * SCALE)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::g711::ulaw_encode;
+
+    fn samples(out: &[LegOut]) -> Vec<f32> {
+        out.iter()
+            .flat_map(|o| match o {
+                LegOut::Samples(s) => s.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn pcmu_leg() -> RtpLeg {
+        RtpLeg::new(
+            Encoding::Mulaw,
+            8000,
+            RtpSettings::for_encoding(Encoding::Mulaw),
+        )
+    }
+
+    #[test]
+    fn settings_from_the_wire() {
+        let s = RtpSettings::from_wire(Encoding::Mulaw, 0, 0, 0).unwrap();
+        assert_eq!(
+            (s.payload_type, s.dtmf_payload_type, s.jitter_ms),
+            (0, 101, 80)
+        );
+        let s = RtpSettings::from_wire(Encoding::Linear16, 0, 0, 0).unwrap();
+        assert_eq!(s.payload_type, 96);
+        assert!(RtpSettings::from_wire(Encoding::Linear16, 11, 0, 0).is_err());
+        assert!(RtpSettings::from_wire(Encoding::Mulaw, 0, 8, 0).is_err());
+        assert!(RtpSettings::from_wire(Encoding::Linear16, 101, 0, 0).is_err());
+        assert!(RtpSettings::from_wire(Encoding::Mulaw, 0, 0, 5000).is_err());
+        assert_eq!(
+            RtpSettings::from_wire(Encoding::Mulaw, 0, 0, 200)
+                .unwrap()
+                .jitter_ms,
+            200
+        );
+    }
+
+    #[test]
+    fn pcmu_packets_decode_in_order_and_losses_become_silence() {
+        let mut leg = pcmu_leg();
+        let mut out = Vec::new();
+        let code = ulaw_encode(8000);
+        for seq in 0u16..10 {
+            if seq == 4 {
+                continue; // lost
+            }
+            let pkt = rtp::build(false, 0, seq, seq as u32 * 160, 7, &[code; 160]);
+            leg.push(seq as u64 * 20, &pkt, &mut out).unwrap();
+        }
+        leg.flush(&mut out);
+        let s = samples(&out);
+        assert_eq!(s.len(), 10 * 160, "audio time stays true");
+        let silent = s.iter().filter(|&&x| x == 0.0).count();
+        assert_eq!(silent, 160, "one lost packet is 20 ms of concealment");
+        assert!(s[..640].iter().all(|&x| (x - 0.244).abs() < 0.01));
+        let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
+        assert_eq!((st.packets_received, st.packets_lost), (9, 1));
+        assert_eq!(st.concealed_ms, 20);
+    }
+
+    #[test]
+    fn garbage_and_foreign_payload_types_are_counted_not_played() {
+        let mut leg = pcmu_leg();
+        let mut out = Vec::new();
+        assert!(leg.push(0, b"hello", &mut out).is_err());
+        let video = rtp::build(false, 34, 0, 0, 7, &[1; 100]);
+        leg.push(0, &video, &mut out).unwrap();
+        let empty = rtp::build(false, 0, 1, 0, 7, &[]);
+        let _ = leg.push(0, &empty, &mut out);
+        leg.flush(&mut out);
+        assert!(samples(&out).is_empty());
+        let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
+        assert_eq!(st.packets_unknown_payload_type, 1);
+        assert_eq!(st.packets_malformed, 2);
+        assert_eq!(st.packets_received, 3);
+    }
+
+    #[test]
+    fn l16_is_big_endian() {
+        let settings = RtpSettings::for_encoding(Encoding::Linear16);
+        let mut leg = RtpLeg::new(Encoding::Linear16, 16000, settings);
+        let mut out = Vec::new();
+        let pkt = rtp::build(false, 96, 0, 0, 1, &[0x40, 0x00, 0xC0, 0x00]);
+        leg.push(0, &pkt, &mut out).unwrap();
+        leg.flush(&mut out);
+        assert_eq!(samples(&out), vec![0.5, -0.5]);
+    }
+
+    #[test]
+    fn a_key_press_is_reported_once_with_its_place_in_the_audio() {
+        let mut leg = pcmu_leg();
+        let mut out = Vec::new();
+        let code = ulaw_encode(0);
+        let mut seq = 0u16;
+        let mut send =
+            |leg: &mut RtpLeg, out: &mut Vec<LegOut>, pt: u8, ts: u32, payload: &[u8]| {
+                let pkt = rtp::build(false, pt, seq, ts, 9, payload);
+                leg.push(seq as u64 * 20, &pkt, out).unwrap();
+                seq += 1;
+            };
+        send(&mut leg, &mut out, 0, 0, &[code; 160]);
+        // '5' pressed at ts 160: three updates, then the end bit three times.
+        for d in [160u16, 320, 480] {
+            let [hi, lo] = d.to_be_bytes();
+            send(&mut leg, &mut out, 101, 160, &[5, 10, hi, lo]);
+        }
+        for _ in 0..3 {
+            send(&mut leg, &mut out, 101, 160, &[5, 0x80 | 10, 0x02, 0x80]);
+        }
+        send(&mut leg, &mut out, 0, 800, &[code; 160]);
+        leg.flush(&mut out);
+        let presses: Vec<&Dtmf> = out
+            .iter()
+            .filter_map(|o| match o {
+                LegOut::Dtmf(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(presses.len(), 1);
+        assert_eq!(presses[0].digit, '5');
+        assert_eq!(presses[0].duration, 640);
+        let begin = out
+            .iter()
+            .position(|o| matches!(o, LegOut::DtmfBegin { timestamp: 160 }))
+            .expect("begin marker");
+        assert_eq!(
+            samples(&out[..begin]).len(),
+            160,
+            "begins after the first packet"
+        );
+        assert_eq!(
+            samples(&out).len(),
+            960,
+            "DTMF time is silence in the timeline"
+        );
+        assert_eq!(leg.stats(0, proto::Role::Caller, "x").dtmf_events, 1);
+    }
+}

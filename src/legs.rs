@@ -1,0 +1,621 @@
+//! Calls whose legs arrive on their own transports, joined by call id:
+//! RTP over UDP (a leg opened with `OpenRtpLeg`, e.g. Asterisk
+//! ExternalMedia) and Asterisk AudioSocket over TCP. Their events are watched
+//! by call id (`WatchCall`).
+//!
+//! ```text
+//!  UDP port (one per leg) ─┐                          ┌─► history ─► WatchCall streams
+//!  AudioSocket TCP conn  ──┼─► Input (bounded) ─► call thread ─► events ┘
+//!  CloseLeg / idle timer ──┘   (one CallCore per call id: legs are its channels)
+//! ```
+//! A call starts with its first leg and ends when its last leg ends (closed,
+//! hung up, or idle); then its summary is the last event. Events are kept in
+//! a bounded history, so a watcher that attaches late still sees the call
+//! from its start, and an ended call stays watchable for [`ENDED_CALL_KEEP`].
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+use crate::audiosocket::{self, FrameDecoder, Message};
+use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS};
+use crate::codec::Encoding;
+use crate::proto::{self, CallEvent, Role};
+use crate::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions};
+
+/// Default first and last UDP port for RTP legs.
+pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 40000..=40999;
+/// Default: a leg with no packet (or AudioSocket message) for this long ends.
+pub const DEFAULT_LEG_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// An ended call's events stay watchable this long.
+pub const ENDED_CALL_KEEP: Duration = Duration::from_secs(60);
+/// Most events kept per call for late watchers; older ones are dropped first.
+pub const MAX_HISTORY: usize = 20_000;
+/// How long `WatchCall` waits for a call id that has no leg yet, and an
+/// AudioSocket connection for its UUID message.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a leg tells its jitter buffer the time.
+const TICK: Duration = Duration::from_millis(20);
+/// Largest UDP datagram read; longer ones are truncated (and then fail to parse).
+const MAX_DATAGRAM: usize = 8192;
+
+/// Settings of the RTP and AudioSocket transports.
+#[derive(Clone, Debug)]
+pub struct LegsConfig {
+    /// Address RTP legs bind (their port comes from `rtp_ports`).
+    pub rtp_addr: IpAddr,
+    /// UDP ports handed out to RTP legs.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// A leg silent for this long ends.
+    pub idle_timeout: Duration,
+}
+
+impl Default for LegsConfig {
+    fn default() -> Self {
+        Self {
+            rtp_addr: IpAddr::from([0, 0, 0, 0]),
+            rtp_ports: DEFAULT_RTP_PORTS,
+            idle_timeout: DEFAULT_LEG_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// What a new leg carries and, if it starts the call, how the call runs.
+#[derive(Clone, Debug)]
+pub struct LegRequest {
+    pub call_id: String,
+    /// `Unspecified` takes the role the call does not have yet (caller first).
+    pub role: Role,
+    pub encoding: Encoding,
+    pub sample_rate_hz: u32,
+    pub rtp: crate::ingest::RtpSettings,
+    pub transport: Transport,
+    pub options: proto::CallOptions,
+}
+
+/// The events of one call so far.
+#[derive(Default)]
+struct History {
+    events: VecDeque<CallEvent>,
+    /// Index (since the call began) of `events[0]`.
+    base: usize,
+    /// Set when the call is over: `Ok` after its summary, `Err` if it failed.
+    end: Option<Result<(), Status>>,
+}
+
+struct LegState {
+    channel_id: u32,
+    role: Role,
+    open: bool,
+    close: Arc<Notify>,
+}
+
+struct CallState {
+    /// Input of the call; dropped when the last leg ends, which ends the call.
+    input: Option<mpsc::Sender<Input>>,
+    legs: Vec<LegState>,
+}
+
+/// One live call of joined legs.
+pub struct LiveCall {
+    call_id: String,
+    state: Mutex<CallState>,
+    history: Mutex<History>,
+    /// Bumped on every new event (and at the end): watchers wait on it.
+    changed: watch::Sender<u64>,
+}
+
+/// The live calls of joined legs, by call id.
+pub struct Calls {
+    analyzer: Analyzer,
+    permits: Arc<Semaphore>,
+    max_calls: usize,
+    cfg: LegsConfig,
+    settings: CallSettings,
+    calls: Mutex<HashMap<String, Arc<LiveCall>>>,
+    /// A call id got its first leg (wakes `WatchCall`s waiting for it).
+    appeared: Notify,
+    next_port: AtomicU32,
+}
+
+/// A leg that was admitted: where to send its input.
+pub struct Leg {
+    pub call: Arc<LiveCall>,
+    pub channel_id: u32,
+    pub input: mpsc::Sender<Input>,
+    close: Arc<Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Calls {
+    /// The registry; `permits` caps calls in flight together with `StreamCall`.
+    pub fn new(
+        analyzer: Analyzer,
+        permits: Arc<Semaphore>,
+        max_calls: usize,
+        cfg: LegsConfig,
+        settings: CallSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            analyzer,
+            permits,
+            max_calls,
+            cfg,
+            settings,
+            calls: Mutex::new(HashMap::new()),
+            appeared: Notify::new(),
+            next_port: AtomicU32::new(0),
+        })
+    }
+
+    /// Admits a leg: joins the live call with its id, or starts one.
+    pub async fn join(self: &Arc<Self>, req: LegRequest) -> Result<Leg, Status> {
+        if req.call_id.is_empty() {
+            return Err(Status::invalid_argument("call_id: required to join legs"));
+        }
+        // Decide under the lock; send the join (which may wait) outside it.
+        let (call, channel_id, input, close, join) = {
+            let mut calls = lock(&self.calls);
+            let live = calls
+                .get(&req.call_id)
+                .filter(|c| lock(&c.state).input.is_some())
+                .cloned();
+            match live {
+                Some(call) => {
+                    let mut st = lock(&call.state);
+                    if st.legs.len() >= MAX_CHANNELS {
+                        return Err(Status::resource_exhausted(format!(
+                            "call {}: at most {MAX_CHANNELS} legs per call",
+                            req.call_id
+                        )));
+                    }
+                    let channel_id = st.legs.len() as u32;
+                    let role = pick_role(req.role, &st.legs);
+                    let close = Arc::new(Notify::new());
+                    st.legs.push(LegState {
+                        channel_id,
+                        role,
+                        open: true,
+                        close: close.clone(),
+                    });
+                    let input = st.input.clone().expect("checked above");
+                    let spec = spec(channel_id, role, &req);
+                    drop(st);
+                    (call, channel_id, input, close, Some(spec))
+                }
+                None => {
+                    let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+                        Status::resource_exhausted(format!(
+                            "{} calls are in flight, the limit: retry later",
+                            self.max_calls
+                        ))
+                    })?;
+                    let role = pick_role(req.role, &[]);
+                    let opts = SessionOptions {
+                        settings: self.settings.clone(),
+                        backpressure: AsrBackpressure::Drop,
+                        disable_transcript: req.options.disable_transcript,
+                        disable_prosody_events: req.options.disable_prosody_events,
+                        joining: Some(req.transport),
+                    };
+                    let (handle, events) = self
+                        .analyzer
+                        .start_call(req.call_id.clone(), &[spec(0, role, &req)], opts)
+                        .map_err(crate::server::status)?;
+                    let close = Arc::new(Notify::new());
+                    let (changed, _) = watch::channel(0);
+                    let call = Arc::new(LiveCall {
+                        call_id: req.call_id.clone(),
+                        state: Mutex::new(CallState {
+                            input: Some(handle.input.clone()),
+                            legs: vec![LegState {
+                                channel_id: 0,
+                                role,
+                                open: true,
+                                close: close.clone(),
+                            }],
+                        }),
+                        history: Mutex::new(History::default()),
+                        changed,
+                    });
+                    calls.insert(req.call_id.clone(), call.clone());
+                    tokio::spawn(collect(self.clone(), call.clone(), handle, events, permit));
+                    self.appeared.notify_waiters();
+                    let input = lock(&call.state).input.clone().expect("just set");
+                    (call, 0, input, close, None)
+                }
+            }
+        };
+        if let Some(spec) = join {
+            let transport = req.transport;
+            if input.send(Input::Join { spec, transport }).await.is_err() {
+                return Err(Status::unavailable(format!(
+                    "call {} ended while the leg joined",
+                    req.call_id
+                )));
+            }
+        }
+        Ok(Leg {
+            call,
+            channel_id,
+            input,
+            close,
+        })
+    }
+
+    /// Asks a leg to end (`CloseLeg`).
+    pub fn close(&self, call_id: &str, channel_id: u32) -> Result<(), Status> {
+        let call = lock(&self.calls)
+            .get(call_id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no call {call_id:?}")))?;
+        let st = lock(&call.state);
+        let leg = st
+            .legs
+            .iter()
+            .find(|l| l.channel_id == channel_id && l.open)
+            .ok_or_else(|| {
+                Status::not_found(format!("call {call_id:?} has no open leg {channel_id}"))
+            })?;
+        leg.close.notify_one();
+        Ok(())
+    }
+
+    /// The call with this id, waiting up to [`JOIN_TIMEOUT`] for its first leg.
+    pub async fn find(&self, call_id: &str) -> Result<Arc<LiveCall>, Status> {
+        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let appeared = self.appeared.notified();
+            if let Some(c) = lock(&self.calls).get(call_id) {
+                return Ok(c.clone());
+            }
+            if tokio::time::timeout_at(deadline, appeared).await.is_err() {
+                return Err(Status::not_found(format!(
+                    "no call {call_id:?} (none started within {} s)",
+                    JOIN_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+
+    /// Opens an RTP/UDP leg: binds a port from the range and starts its task.
+    pub async fn open_rtp_leg(self: &Arc<Self>, req: LegRequest) -> Result<(u32, u16), Status> {
+        let socket = self.bind_port().await?;
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let leg = self.join(req).await?;
+        let channel_id = leg.channel_id;
+        tracing::info!(call = %leg.call.call_id, channel_id, port, "RTP leg opened");
+        tokio::spawn(run_udp_leg(socket, leg, self.cfg.idle_timeout));
+        Ok((channel_id, port))
+    }
+
+    /// Binds the next free even port of the range (RTP on even ports, the
+    /// odd one above left for the sender's RTCP, as RFC 3550 §11 suggests),
+    /// going round the range so recently closed ports rest.
+    async fn bind_port(&self) -> Result<UdpSocket, Status> {
+        let (lo, hi) = (
+            *self.cfg.rtp_ports.start() as u32,
+            *self.cfg.rtp_ports.end() as u32,
+        );
+        let first_even = lo + lo % 2;
+        let n = if hi >= first_even {
+            (hi - first_even) / 2 + 1
+        } else {
+            0
+        };
+        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            let port = first_even + 2 * ((start + k) % n);
+            if let Ok(s) = UdpSocket::bind(SocketAddr::new(self.cfg.rtp_addr, port as u16)).await {
+                self.next_port.store(start + k + 1, Ordering::Relaxed);
+                return Ok(s);
+            }
+        }
+        Err(Status::resource_exhausted(format!(
+            "no free even UDP port in {lo}-{hi} for an RTP leg"
+        )))
+    }
+
+    /// Serves Asterisk AudioSocket connections on `listener` until the task is dropped.
+    pub async fn serve_audiosocket(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let calls = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = calls.audiosocket_conn(stream).await {
+                            tracing::info!(%peer, error = %e, "AudioSocket connection ended");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "AudioSocket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn audiosocket_conn(self: &Arc<Self>, mut stream: TcpStream) -> Result<(), String> {
+        let mut decoder = FrameDecoder::new();
+        let mut buf = vec![0u8; 4096];
+        // The first message must name the call.
+        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        let uuid = loop {
+            match decoder.next_message() {
+                Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
+                Ok(Some(other)) => return Err(format!("first message {other:?} is not the UUID")),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+                .await
+                .map_err(|_| format!("no UUID within {} s", JOIN_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed before its UUID".into());
+            }
+            decoder.push(&buf[..n]);
+        };
+        let leg = self
+            .join(LegRequest {
+                call_id: uuid,
+                role: Role::Unspecified,
+                encoding: Encoding::Linear16,
+                sample_rate_hz: audiosocket::AUDIO_RATE_HZ,
+                rtp: crate::ingest::RtpSettings::for_encoding(Encoding::Linear16),
+                transport: Transport::AudioSocket,
+                options: proto::CallOptions::default(),
+            })
+            .await
+            .map_err(|s| s.message().to_string())?;
+        tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");
+        let idle = self.cfg.idle_timeout;
+        let id = leg.channel_id;
+        let result = async {
+            loop {
+                loop {
+                    let input = match decoder.next_message() {
+                        Ok(None) => break,
+                        Ok(Some(Message::Audio(data))) => Input::Audio {
+                            channel_id: id,
+                            data,
+                        },
+                        Ok(Some(Message::Dtmf(digit))) => Input::Dtmf {
+                            channel_id: id,
+                            digit,
+                        },
+                        Ok(Some(Message::Hangup)) => return Ok(()),
+                        Ok(Some(Message::Error(code))) => {
+                            return Err(format!("the peer sent an error ({code:?})"))
+                        }
+                        Ok(Some(Message::Uuid(_) | Message::Unknown { .. })) => {
+                            Input::Malformed { channel_id: id }
+                        }
+                        Err(e) => {
+                            let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
+                            return Err(e.to_string());
+                        }
+                    };
+                    if leg.input.send(input).await.is_err() {
+                        return Err("the call ended".into());
+                    }
+                }
+                let n = tokio::select! {
+                    r = tokio::time::timeout(idle, stream.read(&mut buf)) => match r {
+                        Err(_) => {
+                            if decoder.pending() > 0 {
+                                let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
+                            }
+                            return Err(format!("no data for {} s", idle.as_secs()));
+                        }
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Ok(Ok(n)) => n,
+                    },
+                    _ = leg.close.notified() => return Ok(()),
+                };
+                if n == 0 {
+                    if decoder.pending() > 0 {
+                        let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
+                        return Err("closed in the middle of a message".into());
+                    }
+                    return Ok(());
+                }
+                decoder.push(&buf[..n]);
+            }
+        }
+        .await;
+        leg.end().await;
+        result
+    }
+}
+
+/// The role a joining leg gets: the asked one, or else the one the call lacks.
+fn pick_role(asked: Role, legs: &[LegState]) -> Role {
+    if asked != Role::Unspecified {
+        return asked;
+    }
+    if legs.iter().any(|l| l.role == Role::Caller) && !legs.iter().any(|l| l.role == Role::Agent) {
+        Role::Agent
+    } else {
+        Role::Caller
+    }
+}
+
+fn spec(channel_id: u32, role: Role, req: &LegRequest) -> ChannelSpec {
+    let mut s = ChannelSpec::new(channel_id, role, req.encoding, req.sample_rate_hz);
+    s.rtp = req.rtp;
+    s
+}
+
+impl Leg {
+    /// The leg is over: its channel is ended, and the call too if it was the last leg.
+    async fn end(self) {
+        let _ = self.input.send(Input::EndChannel(self.channel_id)).await;
+        let mut st = lock(&self.call.state);
+        if let Some(l) = st.legs.iter_mut().find(|l| l.channel_id == self.channel_id) {
+            l.open = false;
+        }
+        if st.legs.iter().all(|l| !l.open) {
+            // The last sender besides this leg's own: dropping both ends the call.
+            st.input = None;
+        }
+    }
+}
+
+/// Reads one RTP leg's UDP port until it is closed, idle or the call ends.
+async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
+    let id = leg.channel_id;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut peer: Option<SocketAddr> = None;
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let input = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    // Latch onto the first sender of something that looks like
+                    // RTP (symmetric RTP); datagrams from anyone else are dropped.
+                    if peer.is_none() && looks_like_rtp(&buf[..n]) {
+                        peer = Some(from);
+                    }
+                    if peer.is_some_and(|p| p != from) {
+                        Input::Foreign { channel_id: id }
+                    } else {
+                        last = tokio::time::Instant::now();
+                        Input::Rtp { channel_id: id, now_ms: now_ms(), packet: buf[..n].to_vec() }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "RTP leg receive error");
+                    continue;
+                }
+            },
+            _ = ticks.tick() => {
+                if last.elapsed() >= idle {
+                    tracing::info!(call = %leg.call.call_id, channel_id = id, "RTP leg idle: ended");
+                    break;
+                }
+                Input::Tick { now_ms: now_ms() }
+            }
+            _ = leg.close.notified() => break,
+        };
+        if leg.input.send(input).await.is_err() {
+            break;
+        }
+    }
+    leg.end().await;
+}
+
+/// Version 2, long enough, and not RTCP (RFC 5761 §4: RTCP packet types
+/// 200-204 read as RTP payload types 72-76 with the marker bit).
+fn looks_like_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && d[0] >> 6 == 2 && !(72..=76).contains(&(d[1] & 0x7f))
+}
+
+/// Takes a call's events into its history until the call ends, then keeps
+/// the history for late watchers a while.
+async fn collect(
+    calls: Arc<Calls>,
+    call: Arc<LiveCall>,
+    handle: crate::session::CallHandle,
+    mut events: mpsc::Receiver<Result<CallEvent, CallError>>,
+    permit: OwnedSemaphorePermit,
+) {
+    // The registry holds the call's input; this task only needs the events.
+    drop(handle);
+    let mut n = 0u64;
+    let end = loop {
+        match events.recv().await {
+            Some(Ok(ev)) => {
+                let mut h = lock(&call.history);
+                h.events.push_back(ev);
+                if h.events.len() > MAX_HISTORY {
+                    h.events.pop_front();
+                    h.base += 1;
+                }
+                drop(h);
+                n += 1;
+                call.changed.send_replace(n);
+            }
+            Some(Err(e)) => break Err(crate::server::status(e)),
+            None => break Ok(()),
+        }
+    };
+    if let Err(e) = &end {
+        tracing::info!(call = %call.call_id, error = %e, "joined call failed");
+    }
+    // A failed call ends all its legs.
+    {
+        let mut st = lock(&call.state);
+        st.input = None;
+        for l in st.legs.iter() {
+            l.close.notify_one();
+        }
+    }
+    lock(&call.history).end = Some(end);
+    call.changed.send_replace(n + 1);
+    drop(permit);
+    tokio::time::sleep(ENDED_CALL_KEEP).await;
+    let mut map = lock(&calls.calls);
+    if map
+        .get(&call.call_id)
+        .is_some_and(|c| Arc::ptr_eq(c, &call))
+    {
+        map.remove(&call.call_id);
+    }
+}
+
+impl LiveCall {
+    /// The call's events from its start (or the oldest kept), then live ones
+    /// until it ends; a failed call ends the stream with its status.
+    pub fn watch(self: Arc<Self>) -> mpsc::Receiver<Result<CallEvent, Status>> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut changed = self.changed.subscribe();
+            let mut next = 0usize;
+            loop {
+                let (batch, end) = {
+                    let h = lock(&self.history);
+                    next = next.max(h.base);
+                    let batch: Vec<CallEvent> =
+                        h.events.iter().skip(next - h.base).cloned().collect();
+                    (batch, h.end.clone())
+                };
+                next += batch.len();
+                for ev in batch {
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return; // the watcher left; the call goes on
+                    }
+                }
+                if let Some(end) = end {
+                    if let Err(s) = end {
+                        let _ = tx.send(Err(s)).await;
+                    }
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    /// The call id.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+}
