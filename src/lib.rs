@@ -4,6 +4,8 @@
 //!
 //! The core is sans-I/O: it is told the time (sample counts) and returns values.
 //! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`audiosocket`]: Asterisk AudioSocket framing: TCP bytes become hangup, UUID, DTMF
+//!   and 8 kHz audio messages.
 //! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
 //! - [`rng`]: a seeded generator for reproducible shuffles and noise.
 //! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod asr;
+pub mod audiosocket;
 pub mod call;
 pub mod cli;
 pub mod codec;
