@@ -22,6 +22,8 @@
 //! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
 //! - [`report`]: JSON lines output of events.
+//! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
+//!   samples to 20 ms 16 kHz chunks, is sans-I/O.
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
 
@@ -34,6 +36,7 @@ pub mod corpus;
 pub mod degrade;
 pub mod dsp;
 pub mod emotion;
+pub mod listen;
 pub mod prosody;
 pub mod report;
 pub mod resample;
