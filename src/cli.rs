@@ -40,6 +40,9 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Play a WAV file into a server's StreamCall and print the events.
     Stream(StreamArgs),
+    /// Stream a microphone into a server's StreamCall and print the events; Ctrl-C ends
+    /// the call (the summary still arrives).
+    Listen(ListenArgs),
     /// Transcribe a WAV file with the bare recogniser (no endpointing, no
     /// packing): the yardstick `analyze` is compared with.
     Transcribe(TranscribeArgs),
@@ -322,6 +325,26 @@ pub struct StreamArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ListenArgs {
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Input device: its name as --list-devices prints it, or a unique part of it
+    /// (default: the system's default input).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Role of the person at the microphone.
+    #[arg(long, value_enum, default_value = "caller")]
+    pub role: RoleArg,
+    /// Call id.
+    #[arg(long, default_value = "mic")]
+    pub call_id: String,
+    /// Print the input devices (name, default configuration) and exit.
+    #[arg(long)]
+    pub list_devices: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct TranscribeArgs {
     /// A WAV file (first channel).
     pub file: PathBuf,
@@ -364,6 +387,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(a) => analyze(a),
         Command::Features(a) => features(a),
         Command::Stream(a) => stream(a),
+        Command::Listen(a) => listen(a),
         Command::Transcribe(a) => transcribe(a),
         Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
         Command::EvalText(a) => crate::emotion::text_cli::eval_text(a),
@@ -581,7 +605,7 @@ fn stream(a: StreamArgs) -> anyhow::Result<()> {
 /// Encodes one channel's samples in the wire encoding.
 fn encode(samples: &[f32], encoding: proto::Encoding, out: &mut Vec<u8>) {
     for s in samples {
-        let v = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+        let v = codec::sample_to_i16(*s);
         match encoding {
             proto::Encoding::Mulaw => out.push(codec::g711::ulaw_encode(v)),
             proto::Encoding::Alaw => out.push(codec::g711::alaw_encode(v)),
@@ -608,19 +632,9 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
             ..Default::default()
         })
         .collect();
-    let mut client = CallAnalyzerClient::connect(a.server.clone())
-        .await
-        .with_context(|| format!("cannot connect to {}", a.server))?;
+    let mut client = connect(&a.server).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let config = StreamCallRequest {
-        request: Some(stream_call_request::Request::Config(proto::CallConfig {
-            call_id,
-            channels,
-            language: "en".into(),
-            options: None,
-        })),
-    };
-    tx.send(config).await.ok();
+    tx.send(config_request(call_id, channels)).await.ok();
     let chunk = (wav.sample_rate as usize * a.chunk_ms as usize / 1000).max(1);
     let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
     let samples = wav.samples;
@@ -649,8 +663,39 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
             pos += chunk;
         }
     });
+    print_events(&mut client, rx).await
+}
+
+type Client = CallAnalyzerClient<tonic::transport::Channel>;
+
+/// A `StreamCall` client of `server`.
+async fn connect(server: &str) -> anyhow::Result<Client> {
+    CallAnalyzerClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("cannot connect to {server}"))
+}
+
+/// The first message of a call.
+fn config_request(call_id: String, channels: Vec<proto::ChannelConfig>) -> StreamCallRequest {
+    StreamCallRequest {
+        request: Some(stream_call_request::Request::Config(proto::CallConfig {
+            call_id,
+            channels,
+            language: "en".into(),
+            options: None,
+        })),
+    }
+}
+
+/// Runs a `StreamCall` whose requests (the config, then audio) come from `requests`,
+/// printing each event as a JSON line as it arrives. Returns after the server's last
+/// event: the summary, once every sender of `requests` is gone.
+async fn print_events(
+    client: &mut Client,
+    requests: tokio::sync::mpsc::Receiver<StreamCallRequest>,
+) -> anyhow::Result<()> {
     let mut events = client
-        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(requests))
         .await
         .map_err(|s| anyhow::anyhow!("server refused the call: {}: {}", s.code(), s.message()))?
         .into_inner();
@@ -663,6 +708,83 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
         let mut out = stdout.lock();
         report::write_jsonl(&mut out, &ev)?;
         out.flush()?;
+    }
+    Ok(())
+}
+
+fn listen(a: ListenArgs) -> anyhow::Result<()> {
+    use crate::listen::{list_inputs, ChunkAdapter, Microphone};
+    if a.list_devices {
+        let inputs = list_inputs()?;
+        let mut out = std::io::stdout().lock();
+        if inputs.is_empty() {
+            let host = crate::listen::host_name();
+            writeln!(out, "no audio input devices (cpal host {host})")?;
+        }
+        for i in inputs {
+            let config = i
+                .default_config
+                .unwrap_or_else(|e| format!("unusable: {e}"));
+            let default = if i.is_default { "\tdefault" } else { "" };
+            writeln!(out, "{}\t{config}{default}", i.name)?;
+        }
+        return Ok(());
+    }
+    // The device first: without one there is nothing to connect for.
+    let mic = Microphone::open(a.device.as_deref())?;
+    let adapter = ChunkAdapter::new(mic.rate_hz(), mic.channels())?;
+    runtime()?.block_on(listen_call(a, mic, adapter))
+}
+
+async fn listen_call(
+    a: ListenArgs,
+    mic: crate::listen::Microphone,
+    adapter: crate::listen::ChunkAdapter,
+) -> anyhow::Result<()> {
+    use crate::listen::{pump, PumpEnd, CAPTURE_QUEUE};
+    let mut client = connect(&a.server).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let channel = proto::ChannelConfig {
+        channel_id: 0,
+        role: a.role.proto() as i32,
+        encoding: proto::Encoding::Linear16 as i32,
+        sample_rate_hz: crate::SAMPLE_RATE,
+    };
+    tx.send(config_request(a.call_id, vec![channel])).await.ok();
+    let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+    // The cpal stream stays on this thread; dropping it stops the capture.
+    let capture = mic.start(cap_tx)?;
+    let interrupted = Arc::new(tokio::sync::Notify::new());
+    let first = interrupted.clone();
+    let stop = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        first.notify_one();
+    };
+    let pumping = tokio::spawn(pump(cap_rx, adapter, 0, tx, stop));
+    eprintln!(
+        "callmood: listening on {}; Ctrl-C ends the call",
+        mic.describe()
+    );
+    // The first Ctrl-C half-closes the call and the summary follows; a second one quits.
+    let printed = tokio::select! {
+        r = print_events(&mut client, rx) => r,
+        () = async {
+            interrupted.notified().await;
+            let _ = tokio::signal::ctrl_c().await;
+        } => Err(anyhow::anyhow!("interrupted again: quit before the call summary")),
+    };
+    drop(capture);
+    let report = pumping.await.context("the audio pump failed")?;
+    if report.lost_samples > 0 {
+        let frames = report.lost_samples as f64 / f64::from(mic.channels());
+        eprintln!(
+            "callmood: {:.2} s of audio could not be sent in time and went as silence",
+            frames / f64::from(mic.rate_hz())
+        );
+    }
+    printed?;
+    if let PumpEnd::DeviceGone(message) = report.end {
+        bail!("the input device went away: {message}");
     }
     Ok(())
 }

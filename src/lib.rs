@@ -4,6 +4,8 @@
 //!
 //! The core is sans-I/O: it is told the time (sample counts) and returns values.
 //! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`audiosocket`]: Asterisk AudioSocket framing: TCP bytes become hangup, UUID, DTMF
+//!   and 8 kHz audio messages.
 //! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
 //! - [`rng`]: a seeded generator for reproducible shuffles and noise.
 //! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
@@ -22,10 +24,13 @@
 //! - [`legs`]: calls whose legs come over RTP/UDP or AudioSocket/TCP, joined by call id.
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
 //! - [`report`]: JSON lines output of events.
+//! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
+//!   samples to 20 ms 16 kHz chunks, is sans-I/O.
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
 
 pub mod asr;
+pub mod audiosocket;
 pub mod call;
 pub mod cli;
 pub mod codec;
@@ -35,6 +40,7 @@ pub mod dsp;
 pub mod emotion;
 pub mod ingest;
 pub mod legs;
+pub mod listen;
 pub mod prosody;
 pub mod report;
 pub mod resample;

@@ -145,6 +145,49 @@ fn stream_to_a_server_that_is_not_there_fails_cleanly() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// Whether this machine has an audio input, as `callmood listen` sees it.
+fn has_input_device() -> bool {
+    callmood::listen::Microphone::open(None).is_ok()
+}
+
+#[test]
+fn listen_without_an_input_device_fails_with_one_line() {
+    if has_input_device() {
+        eprintln!("skipped: this machine has an audio input");
+        return;
+    }
+    // Port 1: nothing listens, but the device is looked for before connecting.
+    let (ok, stdout, stderr) = run(callmood().args(["listen", "--server", "http://127.0.0.1:1"]));
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("input device"), "{stderr}");
+    assert!(stderr.contains("--list-devices"), "{stderr}");
+    // A device asked for by name that is not there.
+    let (ok, _, stderr) = run(callmood().args([
+        "listen",
+        "--server",
+        "http://127.0.0.1:1",
+        "--device",
+        "no such microphone",
+    ]));
+    assert!(!ok);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no such microphone"), "{stderr}");
+}
+
+#[test]
+fn listen_list_devices_exits_cleanly() {
+    let (ok, stdout, stderr) = run(callmood().args(["listen", "--list-devices"]));
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // One line per device, or one line saying there are none.
+    assert!(!stdout.trim().is_empty());
+    if !has_input_device() && stdout.starts_with("no audio input") {
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    }
+}
+
 #[test]
 fn stereo_is_caller_left_agent_right_and_alaw_reads_like_pcm() {
     let dir = tempfile::tempdir().unwrap();

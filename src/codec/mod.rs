@@ -34,6 +34,12 @@ impl Encoding {
 /// Scale from 16-bit integer to -1..1.
 const I16_SCALE: f32 = 1.0 / 32768.0;
 
+/// A sample in -1..1 as a 16-bit integer (rounded; out-of-range values clipped): the
+/// inverse of the decoders' scaling, for whatever sends `LINEAR16` or G.711.
+pub fn sample_to_i16(sample: f32) -> i16 {
+    (sample * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
 /// Streaming decoder for one channel of raw call audio.
 ///
 /// Chunks may split a 16-bit sample: the odd trailing byte is kept for the next chunk.
