@@ -749,6 +749,7 @@ async fn listen_call(
         role: a.role.proto() as i32,
         encoding: proto::Encoding::Linear16 as i32,
         sample_rate_hz: crate::SAMPLE_RATE,
+        ..Default::default()
     };
     tx.send(config_request(a.call_id, vec![channel])).await.ok();
     let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
