@@ -4,6 +4,7 @@
 //!
 //! The core is sans-I/O: it is told the time (sample counts) and returns values.
 //! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`rtp`]: RTP packet parsing, RFC 4733 DTMF events and the per-leg jitter buffer.
 //! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
 //! - [`rng`]: a seeded generator for reproducible shuffles and noise.
 //! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
@@ -35,6 +36,7 @@ pub mod prosody;
 pub mod report;
 pub mod resample;
 pub mod rng;
+pub mod rtp;
 pub mod segment;
 pub mod server;
 pub mod session;
