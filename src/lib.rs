@@ -4,6 +4,7 @@
 //!
 //! The core is sans-I/O: it is told the time (sample counts) and returns values.
 //! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
+//! - [`rtp`]: RTP packet parsing, RFC 4733 DTMF events and the per-leg jitter buffer.
 //! - [`audiosocket`]: Asterisk AudioSocket framing: TCP bytes become hangup, UUID, DTMF
 //!   and 8 kHz audio messages.
 //! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
