@@ -60,7 +60,7 @@ fn summary(events: &[CallEvent]) -> &proto::CallSummary {
     }
 }
 
-fn leg<'a>(s: &'a proto::CallSummary, channel_id: u32) -> &'a proto::LegStats {
+fn leg(s: &proto::CallSummary, channel_id: u32) -> &proto::LegStats {
     s.legs
         .iter()
         .find(|l| l.channel_id == channel_id)
