@@ -67,6 +67,22 @@ fn leg(s: &proto::CallSummary, channel_id: u32) -> &proto::LegStats {
         .expect("leg stats")
 }
 
+/// The config of a `StreamCall` with one μ-law caller channel.
+fn mulaw_config(call_id: &str, channel_id: u32) -> proto::StreamCallRequest {
+    proto::StreamCallRequest {
+        request: Some(Request::Config(proto::CallConfig {
+            call_id: call_id.into(),
+            channels: vec![proto::ChannelConfig {
+                channel_id,
+                role: proto::Role::Caller as i32,
+                encoding: proto::Encoding::Mulaw as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+    }
+}
+
 /// Sends μ-law bytes as RTP from `socket` to `to`, 20 ms packets at real-time pace.
 async fn send_rtp(socket: &UdpSocket, to: SocketAddr, bytes: &[u8], ssrc: u32) {
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
@@ -451,20 +467,7 @@ async fn rtp_packets_inside_stream_call_go_through_the_jitter_buffer() {
         sent.swap(i - 1, i);
     }
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tx.send(proto::StreamCallRequest {
-        request: Some(Request::Config(proto::CallConfig {
-            call_id: "grpc-rtp".into(),
-            channels: vec![proto::ChannelConfig {
-                channel_id: 3,
-                role: proto::Role::Caller as i32,
-                encoding: proto::Encoding::Mulaw as i32,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
+    tx.send(mulaw_config("grpc-rtp", 3)).await.unwrap();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_millis(10));
         for p in sent {
@@ -518,19 +521,7 @@ async fn rtp_packets_inside_stream_call_go_through_the_jitter_buffer() {
 
     // A channel takes one kind of input.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(proto::StreamCallRequest {
-        request: Some(Request::Config(proto::CallConfig {
-            channels: vec![proto::ChannelConfig {
-                channel_id: 1,
-                role: proto::Role::Caller as i32,
-                encoding: proto::Encoding::Mulaw as i32,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
+    tx.send(mulaw_config("mixed", 1)).await.unwrap();
     tx.send(proto::StreamCallRequest {
         request: Some(Request::Audio(proto::AudioChunk {
             channel_id: 1,
