@@ -913,6 +913,7 @@ impl CallCore {
                 }
             };
             let r = &mut roles[idx];
+            r.interruptions += c.latencies.iter().filter(|&&l| l < 0).count() as u32;
             r.utterances += c.utterances;
             r.talk_ms += c.talk_ms as u32;
             r.overlap_ms += c.overlap_ms as u32;
@@ -930,7 +931,18 @@ impl CallCore {
                 r.worst_response_latency_ms = lat.iter().copied().max();
             }
         }
+        let all_lat: Vec<i64> = self
+            .channels
+            .iter()
+            .flat_map(|c| c.latencies.iter().map(|&l| l as i64))
+            .collect();
         proto::CallSummary {
+            mean_response_latency_ms: (!all_lat.is_empty())
+                .then(|| (all_lat.iter().sum::<i64>() / all_lat.len() as i64) as i32),
+            worst_response_latency_ms: all_lat.iter().max().map(|&l| l as i32),
+            interruptions: roles.iter().map(|r| r.interruptions).sum(),
+            emotion_profile: Vec::new(),
+            peaks: Vec::new(),
             duration_ms: duration_ms as u32,
             roles,
             silence_ms: duration_ms.saturating_sub(union) as u32,
