@@ -429,6 +429,14 @@ impl CallCore {
         self.voice_model = model;
     }
 
+    /// How far the call's audio has come, ms: the furthest channel.
+    pub fn time_ms(&self) -> u64 {
+        (0..self.channels.len())
+            .map(|ci| self.channel_ms(ci))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The call id.
     pub fn call_id(&self) -> &str {
         &self.call_id

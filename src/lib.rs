@@ -17,6 +17,7 @@
 //!   explain a score.
 //! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
+//! - [`profile`]: a call's emotion over time, per-role means and peak moments (summary).
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
@@ -42,6 +43,7 @@ pub mod emotion;
 pub mod ingest;
 pub mod legs;
 pub mod listen;
+pub mod profile;
 pub mod prosody;
 pub mod report;
 pub mod resample;

@@ -21,12 +21,15 @@ use crate::dsp::DspPlan;
 use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
+use crate::profile::Profile;
 use crate::proto::{self, call_event::Event, CallEvent};
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
 pub const INPUT_QUEUE: usize = 64;
 /// Events queued per call before the pump waits for the listener, messages.
 pub const EVENT_QUEUE: usize = 256;
+/// How often the call's time is passed on to the alerts (long silence), call ms.
+const CLOCK_EVERY_MS: u64 = 1000;
 
 /// One input to a call.
 #[derive(Debug)]
@@ -128,6 +131,8 @@ enum PumpMsg {
     Words(String, Result<Vec<Word>, AsrError>),
     Dropped(String),
     Dtmf(proto::Dtmf),
+    /// The call's audio reached this time, ms (about once a second).
+    Clock(u32),
     Error(CallError),
     Done(proto::CallSummary),
 }
@@ -198,6 +203,7 @@ fn call_thread(
 ) {
     let mut ended = Vec::new();
     let mut dtmf = Vec::new();
+    let mut clock = 0u64;
     let mut dropped = 0u32;
     let mut pack = Pack::default();
     loop {
@@ -241,6 +247,11 @@ fn call_thread(
         core.take_dtmf(&mut dtmf);
         for d in dtmf.drain(..) {
             let _ = pump.send(PumpMsg::Dtmf(d));
+        }
+        let now = core.time_ms();
+        if now >= clock + CLOCK_EVERY_MS {
+            clock = now;
+            let _ = pump.send(PumpMsg::Clock(now.min(u32::MAX as u64) as u32));
         }
         dispatch(
             &mut ended,
@@ -370,49 +381,46 @@ async fn pump(
     };
     let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
-    let event = |e: Event| {
-        Ok(CallEvent {
-            call_id: call_id.clone(),
-            event: Some(e),
-        })
-    };
+    let mut layer = Layer::new(&opts);
+    let mut out: Vec<Result<Event, CallError>> = Vec::new();
     while let Some(msg) = rx.recv().await {
-        let out = match msg {
+        match msg {
             PumpMsg::Prosody(p) if !opts.disable_prosody_events => {
-                Some(event(Event::UtteranceProsody(p)))
+                out.push(Ok(Event::UtteranceProsody(p)))
             }
-            PumpMsg::Prosody(_) => None,
+            PumpMsg::Prosody(_) => {}
             PumpMsg::Pending(e) => {
                 pending.insert(e.utterance.utterance_id.clone(), e);
-                None
             }
-            PumpMsg::Words(id, r) => pending.remove(&id).map(|e| {
-                let words = match r {
-                    Ok(w) => w,
-                    Err(err) => {
-                        tracing::warn!(utterance = %id, error = %err, "transcription failed");
-                        Vec::new()
-                    }
-                };
-                event(Event::Utterance(with_words(
-                    *e,
-                    words,
-                    opts.disable_transcript,
-                    &models,
-                )))
-            }),
-            PumpMsg::Dropped(id) => pending
-                .remove(&id)
-                .map(|e| event(Event::Utterance(with_words(*e, Vec::new(), true, &models)))),
-            PumpMsg::Dtmf(d) => Some(event(Event::Dtmf(d))),
-            PumpMsg::Error(e) => Some(Err(e)),
-            PumpMsg::Done(s) => {
-                summary = Some(s);
-                None
+            PumpMsg::Words(id, r) => {
+                if let Some(e) = pending.remove(&id) {
+                    let words = match r {
+                        Ok(w) => w,
+                        Err(err) => {
+                            tracing::warn!(utterance = %id, error = %err, "transcription failed");
+                            Vec::new()
+                        }
+                    };
+                    let u = with_words(*e, words, opts.disable_transcript, &models);
+                    layer.utterance(u, &mut out);
+                }
             }
+            PumpMsg::Dropped(id) => {
+                if let Some(e) = pending.remove(&id) {
+                    layer.utterance(with_words(*e, Vec::new(), true, &models), &mut out);
+                }
+            }
+            PumpMsg::Dtmf(d) => out.push(Ok(Event::Dtmf(d))),
+            PumpMsg::Clock(ms) => layer.clock(ms, &mut out),
+            PumpMsg::Error(e) => out.push(Err(e)),
+            PumpMsg::Done(s) => summary = Some(s),
         };
-        if let Some(ev) = out {
+        for ev in out.drain(..) {
             let fatal = ev.is_err();
+            let ev = ev.map(|e| CallEvent {
+                call_id: call_id.clone(),
+                event: Some(e),
+            });
             if tx.send(ev).await.is_err() {
                 // The listener is gone: stop the call's work.
                 abort.store(true, Ordering::Relaxed);
@@ -424,11 +432,44 @@ async fn pump(
             }
         }
         if pending.is_empty() {
-            if let Some(s) = summary.take() {
-                let _ = tx.send(event(Event::Summary(s))).await;
+            if let Some(mut s) = summary.take() {
+                layer.summary(&mut s);
+                let ev = CallEvent {
+                    call_id: call_id.clone(),
+                    event: Some(Event::Summary(s)),
+                };
+                let _ = tx.send(Ok(ev)).await;
                 return;
             }
         }
+    }
+}
+
+/// The contact-centre layer over a call's finished utterances: alerts, PII
+/// redaction, and the emotional profile for the summary.
+struct Layer {
+    profile: Profile,
+}
+
+impl Layer {
+    fn new(_opts: &SessionOptions) -> Self {
+        Self {
+            profile: Profile::default(),
+        }
+    }
+
+    /// A finished utterance: the events it gives, in order.
+    fn utterance(&mut self, u: proto::Utterance, out: &mut Vec<Result<Event, CallError>>) {
+        self.profile.push(&u);
+        out.push(Ok(Event::Utterance(u)));
+    }
+
+    /// The call's audio reached `ms`.
+    fn clock(&mut self, _ms: u32, _out: &mut Vec<Result<Event, CallError>>) {}
+
+    /// Completes the summary.
+    fn summary(&self, s: &mut proto::CallSummary) {
+        self.profile.fill(s);
     }
 }
 

@@ -1,0 +1,209 @@
+//! The emotional course of a call, for its summary: every utterance's emotion in
+//! call order, the mean emotion per role (weighted by utterance length), and the few
+//! strongest negative moments. Sans-I/O: told each finished utterance.
+use crate::emotion::{voice_emotion, CLASSES, N_CLASSES};
+use crate::proto::{self, Role};
+
+/// Peak moments kept in the summary.
+pub const MAX_PEAKS: usize = 3;
+/// A negative class must reach this probability for its utterance to be a peak.
+pub const PEAK_MIN_SCORE: f32 = 0.4;
+/// The classes a peak can be (what a QA reviewer looks for).
+const NEGATIVE: [&str; 3] = ["angry", "fearful", "sad"];
+
+/// Probabilities of an `Emotion` in [`CLASSES`] order.
+pub fn probs(e: &proto::Emotion) -> [f32; N_CLASSES] {
+    let mut p = [0.0; N_CLASSES];
+    for (slot, name) in p.iter_mut().zip(CLASSES) {
+        *slot = match name {
+            "neutral" => e.neutral,
+            "happy" => e.happy,
+            "angry" => e.angry,
+            "sad" => e.sad,
+            "fearful" => e.fearful,
+            _ => 0.0,
+        };
+    }
+    p
+}
+
+#[derive(Default)]
+struct RoleMean {
+    role: i32,
+    weighted: [f64; N_CLASSES],
+    ms: f64,
+}
+
+/// Collects a call's emotion profile, per-role means and peaks.
+#[derive(Default)]
+pub struct Profile {
+    points: Vec<proto::EmotionPoint>,
+    means: Vec<RoleMean>,
+    peaks: Vec<proto::PeakMoment>,
+}
+
+impl Profile {
+    /// A finished utterance (already redacted as it will be sent).
+    pub fn push(&mut self, u: &proto::Utterance) {
+        let Some(e) = u.emotion.as_ref() else {
+            return;
+        };
+        self.points.push(proto::EmotionPoint {
+            utterance_id: u.utterance_id.clone(),
+            role: u.role,
+            start_ms: u.start_ms,
+            end_ms: u.end_ms,
+            emotion: Some(e.clone()),
+        });
+        let p = probs(e);
+        let ms = u.end_ms.saturating_sub(u.start_ms).max(1) as f64;
+        let idx = match self.means.iter().position(|m| m.role == u.role) {
+            Some(i) => i,
+            None => {
+                self.means.push(RoleMean {
+                    role: u.role,
+                    ..RoleMean::default()
+                });
+                self.means.len() - 1
+            }
+        };
+        let m = &mut self.means[idx];
+        for (w, x) in m.weighted.iter_mut().zip(p) {
+            *w += x as f64 * ms;
+        }
+        m.ms += ms;
+
+        let (label, score) = NEGATIVE
+            .iter()
+            .map(|&name| {
+                let i = CLASSES.iter().position(|c| *c == name).unwrap_or(0);
+                (name, p[i])
+            })
+            .fold(("", 0.0f32), |best, x| if x.1 > best.1 { x } else { best });
+        if score >= PEAK_MIN_SCORE {
+            self.peaks.push(proto::PeakMoment {
+                utterance_id: u.utterance_id.clone(),
+                role: u.role,
+                start_ms: u.start_ms,
+                end_ms: u.end_ms,
+                label: label.to_string(),
+                score,
+                transcript: u.transcript.clone(),
+            });
+            // Strongest first; ties keep call order.
+            self.peaks.sort_by(|a, b| b.score.total_cmp(&a.score));
+            self.peaks.truncate(MAX_PEAKS);
+        }
+    }
+
+    /// Writes the profile, peaks and per-role means into the summary.
+    pub fn fill(&self, s: &mut proto::CallSummary) {
+        s.emotion_profile = self.points.clone();
+        s.peaks = self.peaks.clone();
+        for m in &self.means {
+            let mut p = [0.0f32; N_CLASSES];
+            for (x, w) in p.iter_mut().zip(m.weighted) {
+                *x = (w / m.ms) as f32;
+            }
+            let mean = voice_emotion(&p);
+            match s.roles.iter_mut().find(|r| r.role == m.role) {
+                Some(r) => r.emotion_mean = Some(mean),
+                None => s.roles.push(proto::RoleSummary {
+                    role: m.role,
+                    emotion_mean: Some(mean),
+                    ..Default::default()
+                }),
+            }
+        }
+    }
+}
+
+/// The role's name as the events write it.
+pub fn role_name(role: i32) -> &'static str {
+    match Role::try_from(role) {
+        Ok(Role::Caller) => "caller",
+        Ok(Role::Agent) => "agent",
+        _ => "unspecified",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utt(id: &str, role: Role, start: u32, end: u32, p: [f32; 5]) -> proto::Utterance {
+        proto::Utterance {
+            utterance_id: id.into(),
+            role: role as i32,
+            start_ms: start,
+            end_ms: end,
+            transcript: format!("text of {id}"),
+            emotion: Some(voice_emotion(&p)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn profile_means_and_peaks() {
+        let mut prof = Profile::default();
+        // CLASSES order: neutral, happy, angry, sad, fearful.
+        prof.push(&utt(
+            "u0",
+            Role::Caller,
+            0,
+            1000,
+            [0.8, 0.1, 0.05, 0.03, 0.02],
+        ));
+        prof.push(&utt(
+            "u1",
+            Role::Agent,
+            1200,
+            2200,
+            [0.6, 0.3, 0.05, 0.03, 0.02],
+        ));
+        prof.push(&utt(
+            "u2",
+            Role::Caller,
+            2500,
+            5500,
+            [0.1, 0.0, 0.7, 0.1, 0.1],
+        ));
+        prof.push(&utt(
+            "u3",
+            Role::Caller,
+            6000,
+            7000,
+            [0.2, 0.0, 0.1, 0.2, 0.5],
+        ));
+        prof.push(&proto::Utterance {
+            emotion: None,
+            ..utt("u4", Role::Caller, 8000, 9000, [1.0, 0.0, 0.0, 0.0, 0.0])
+        });
+        let mut s = proto::CallSummary {
+            roles: vec![proto::RoleSummary {
+                role: Role::Caller as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        prof.fill(&mut s);
+        assert_eq!(s.emotion_profile.len(), 4, "no emotion, no point");
+        let ids: Vec<&str> = s.peaks.iter().map(|p| p.utterance_id.as_str()).collect();
+        assert_eq!(ids, vec!["u2", "u3"]);
+        assert_eq!(s.peaks[0].label, "angry");
+        assert_eq!(s.peaks[1].label, "fearful");
+        assert_eq!(s.peaks[0].transcript, "text of u2");
+        let caller = s
+            .roles
+            .iter()
+            .find(|r| r.role == Role::Caller as i32)
+            .unwrap();
+        let m = caller.emotion_mean.as_ref().unwrap();
+        // Weighted by length: (0.05*1 + 0.7*3 + 0.1*1) / 5 s.
+        assert!((m.angry - 0.45).abs() < 1e-3, "{m:?}");
+        let sum = m.neutral + m.happy + m.angry + m.sad + m.fearful;
+        assert!((sum - 1.0).abs() < 1e-4);
+        assert_eq!(s.roles.len(), 2, "the agent gets a row too");
+        assert_eq!(role_name(Role::Agent as i32), "agent");
+    }
+}
