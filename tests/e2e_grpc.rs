@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callmood::proto::call_analyzer_client::CallAnalyzerClient;
-use callmood::proto::{self, call_event::Event, stream_call_request::Request, StreamCallRequest};
+use callmood::proto::{
+    self, call_event::Event, stream_call_request::Request, CallEvent, StreamCallRequest,
+};
 use common::*;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -559,4 +561,89 @@ async fn a_stalled_client_is_timed_out_and_frees_its_slot() {
         events.last().unwrap().event,
         Some(Event::Summary(_))
     ));
+}
+
+/// `AnalyzeRecording` over gRPC and `callmood analyze` on the same file give
+/// the same events (as sets: prosody and full results of a recording may
+/// interleave differently), with the summary last in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_recording_gives_the_same_events_as_the_cli() {
+    let (addr, _stop) = start_server(8, true).await;
+    // A stereo call: the caller on the left, the agent answering on the right.
+    let (caller, _, _) = speech_call(&["0890", "0930"], 900);
+    let (agent, _, _) = speech_call(&["0880"], 0);
+    let n = caller.len().max(agent.len() + 16_000 * 5);
+    let mut interleaved = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let a = if i >= 16_000 * 5 {
+            agent.get(i - 16_000 * 5)
+        } else {
+            None
+        };
+        interleaved.push(caller.get(i).copied().unwrap_or(0.0));
+        interleaved.push(a.copied().unwrap_or(0.0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parity.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for s in &interleaved {
+        w.write_sample((s * 32767.0).round() as i16).unwrap();
+    }
+    w.finalize().unwrap();
+
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_callmood"))
+        .arg("analyze")
+        .arg(&path)
+        .args(["--workers", "1", "--threads", "2"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let cli_events: Vec<CallEvent> = String::from_utf8(cli.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let req = proto::AnalyzeRecordingRequest {
+        call_id: "parity".into(),
+        audio: Some(proto::analyze_recording_request::Audio::Wav(
+            std::fs::read(&path).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let grpc_events = collect(
+        client(addr)
+            .await
+            .analyze_recording(req)
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .unwrap();
+
+    for evs in [&cli_events, &grpc_events] {
+        assert!(matches!(evs.last().unwrap().event, Some(Event::Summary(_))));
+        assert!(utterances(evs).len() >= 3);
+    }
+    let key = |e: &CallEvent| serde_json::to_string(e).unwrap();
+    let mut a: Vec<String> = cli_events.iter().map(key).collect();
+    let mut b: Vec<String> = grpc_events.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
 }
