@@ -437,6 +437,13 @@ impl CallCore {
             .unwrap_or(0)
     }
 
+    /// Whether an utterance is open on any channel now.
+    pub fn speaking(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|c| c.endpointer.open_start().is_some())
+    }
+
     /// The call id.
     pub fn call_id(&self) -> &str {
         &self.call_id

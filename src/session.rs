@@ -131,8 +131,12 @@ enum PumpMsg {
     Words(String, Result<Vec<Word>, AsrError>),
     Dropped(String),
     Dtmf(proto::Dtmf),
-    /// The call's audio reached this time, ms (about once a second).
-    Clock(u32),
+    /// The call's audio reached this time, ms (about once a second), and
+    /// whether someone is speaking then.
+    Clock {
+        ms: u32,
+        speaking: bool,
+    },
     Error(CallError),
     Done(proto::CallSummary),
 }
@@ -251,7 +255,10 @@ fn call_thread(
         let now = core.time_ms();
         if now >= clock + CLOCK_EVERY_MS {
             clock = now;
-            let _ = pump.send(PumpMsg::Clock(now.min(u32::MAX as u64) as u32));
+            let _ = pump.send(PumpMsg::Clock {
+                ms: now.min(u32::MAX as u64) as u32,
+                speaking: core.speaking(),
+            });
         }
         dispatch(
             &mut ended,
@@ -411,7 +418,7 @@ async fn pump(
                 }
             }
             PumpMsg::Dtmf(d) => out.push(Ok(Event::Dtmf(d))),
-            PumpMsg::Clock(ms) => layer.clock(ms, &mut out),
+            PumpMsg::Clock { ms, speaking } => layer.clock(ms, speaking, &mut out),
             PumpMsg::Error(e) => out.push(Err(e)),
             PumpMsg::Done(s) => summary = Some(s),
         };
@@ -465,7 +472,7 @@ impl Layer {
     }
 
     /// The call's audio reached `ms`.
-    fn clock(&mut self, _ms: u32, _out: &mut Vec<Result<Event, CallError>>) {}
+    fn clock(&mut self, _ms: u32, _speaking: bool, _out: &mut Vec<Result<Event, CallError>>) {}
 
     /// Completes the summary.
     fn summary(&self, s: &mut proto::CallSummary) {
