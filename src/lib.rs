@@ -17,6 +17,8 @@
 //!   explain a score.
 //! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
+//! - [`pii`]: redaction of card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
+//!   addresses in transcripts and their words.
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
@@ -42,6 +44,7 @@ pub mod emotion;
 pub mod ingest;
 pub mod legs;
 pub mod listen;
+pub mod pii;
 pub mod prosody;
 pub mod report;
 pub mod resample;
