@@ -18,6 +18,8 @@
 //! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
 //! - [`profile`]: a call's emotion over time, per-role means and peak moments (summary).
+//! - [`pii`]: redaction of card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
+//!   addresses in transcripts and their words.
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
@@ -44,6 +46,7 @@ pub mod ingest;
 pub mod legs;
 pub mod listen;
 pub mod profile;
+pub mod pii;
 pub mod prosody;
 pub mod report;
 pub mod resample;
