@@ -529,6 +529,7 @@ pub async fn analyze_one(
         disable_transcript: analyzer.asr.is_none(),
         disable_prosody_events: false,
         joining: None,
+        redact_pii: true,
     };
     let (handle, mut events) = analyzer
         .start_call(call_id, &specs, opts)

@@ -208,6 +208,7 @@ impl Calls {
                         disable_transcript: req.options.disable_transcript,
                         disable_prosody_events: req.options.disable_prosody_events,
                         joining: Some(req.transport),
+                        redact_pii: !req.options.disable_pii_redaction,
                     };
                     let (handle, events) = self
                         .analyzer

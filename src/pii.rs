@@ -184,9 +184,10 @@ pub fn redact_utterance(u: &mut proto::Utterance) -> Vec<PiiKind> {
     spans.iter().map(|s| s.kind).collect()
 }
 
-/// Joins words into a transcript the way the session does (`session::join_words`): a space
-/// between words, none before punctuation-only tokens.
-fn join_words(words: &[proto::Word]) -> String {
+/// Joins words into a transcript (the session's rule, shared so that a redacted transcript
+/// is joined exactly as the original was): a space between words, none before
+/// punctuation-only tokens.
+pub fn join_words(words: &[proto::Word]) -> String {
     let mut s = String::new();
     for w in words {
         let punct = w.text.chars().all(|c| c.is_ascii_punctuation());

@@ -157,6 +157,7 @@ impl Service {
             disable_transcript: o.disable_transcript,
             disable_prosody_events: o.disable_prosody_events,
             joining: None,
+            redact_pii: !o.disable_pii_redaction,
         }
     }
 }

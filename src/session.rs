@@ -21,6 +21,7 @@ use crate::dsp::DspPlan;
 use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
+use crate::pii::join_words;
 use crate::profile::Profile;
 use crate::proto::{self, call_event::Event, CallEvent};
 
@@ -97,6 +98,8 @@ pub struct SessionOptions {
     /// The call's channels are legs of a live call arriving on their own
     /// transport (RTP/UDP, AudioSocket); each starts at its first audio.
     pub joining: Option<Transport>,
+    /// Redact personal data in transcripts and words before they leave (the default).
+    pub redact_pii: bool,
 }
 
 /// Shared, process-wide analysis resources.
@@ -456,17 +459,22 @@ async fn pump(
 /// redaction, and the emotional profile for the summary.
 struct Layer {
     profile: Profile,
+    redact: bool,
 }
 
 impl Layer {
-    fn new(_opts: &SessionOptions) -> Self {
+    fn new(opts: &SessionOptions) -> Self {
         Self {
             profile: Profile::default(),
+            redact: opts.redact_pii,
         }
     }
 
     /// A finished utterance: the events it gives, in order.
-    fn utterance(&mut self, u: proto::Utterance, out: &mut Vec<Result<Event, CallError>>) {
+    fn utterance(&mut self, mut u: proto::Utterance, out: &mut Vec<Result<Event, CallError>>) {
+        if self.redact {
+            crate::pii::redact_utterance(&mut u);
+        }
         self.profile.push(&u);
         out.push(Ok(Event::Utterance(u)));
     }
@@ -522,20 +530,6 @@ fn with_words(
 struct Models<'a> {
     voice: Option<&'a VoiceModel>,
     words: Option<&'a Words>,
-}
-
-/// Joins words into a transcript: a space between words, none before
-/// punctuation-only tokens.
-fn join_words(words: &[proto::Word]) -> String {
-    let mut s = String::new();
-    for w in words {
-        let punct = w.text.chars().all(|c| c.is_ascii_punctuation());
-        if !s.is_empty() && !punct {
-            s.push(' ');
-        }
-        s.push_str(&w.text);
-    }
-    s
 }
 
 /// Channels of a recording: the first is `left_role` (CALLER by default), the
