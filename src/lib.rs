@@ -17,6 +17,8 @@
 //!   explain a score.
 //! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
 //! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
+//! - [`alerts`]: call state: trends over recent utterances become alerts (escalate,
+//!   anxious caller, long silence, cross-talk), with cue phrases and cool-downs.
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
@@ -30,6 +32,7 @@
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod asr;
 pub mod audiosocket;
 pub mod call;
