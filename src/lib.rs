@@ -20,6 +20,8 @@
 //! - [`profile`]: a call's emotion over time, per-role means and peak moments (summary).
 //! - [`pii`]: redaction of card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
 //!   addresses in transcripts and their words.
+//! - [`alerts`]: call state: trends over recent utterances become alerts (escalate,
+//!   anxious caller, long silence, cross-talk), with cue phrases and cool-downs.
 //!
 //! The shell owns threads, sockets and time:
 //! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
@@ -33,6 +35,7 @@
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod asr;
 pub mod audiosocket;
 pub mod call;

@@ -33,7 +33,7 @@ const AFTER_BUT: f32 = 1.5;
 const EXCLAMATION_EMPHASIS: f32 = 0.292;
 const QUESTION_EMPHASIS: f32 = 0.18;
 /// Words before a sentiment word or cue that a negation or booster may stand in (VADER's 3).
-const SCOPE: usize = 3;
+pub(crate) const SCOPE: usize = 3;
 /// A transcript longer than this is scored on its first words only: bounds the work and the
 /// hit list for any input (a 30 s utterance is about 100 words).
 pub const MAX_WORDS: usize = 400;
@@ -223,13 +223,7 @@ impl TextLexicon {
             }
             cue_list.push(Cue { words, class });
         }
-        let mut cue_starts: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, c) in cue_list.iter().enumerate() {
-            cue_starts.entry(c.words[0].clone()).or_default().push(i);
-        }
-        for v in cue_starts.values_mut() {
-            v.sort_by_key(|&i| std::cmp::Reverse(cue_list[i].words.len()));
-        }
+        let cue_starts = phrase_starts(&cue_list.iter().map(|c| &c.words[..]).collect::<Vec<_>>());
         Ok(Self {
             valence,
             negations,
@@ -265,7 +259,7 @@ fn parse_err(file: &str, line0: usize, reason: &str) -> TextError {
 }
 
 /// Non-blank, non-comment lines with their 0-based numbers.
-fn data_lines(s: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(crate) fn data_lines(s: &str) -> impl Iterator<Item = (usize, &str)> {
     s.lines()
         .enumerate()
         .map(|(n, l)| (n, l.trim_end_matches('\r')))
@@ -283,21 +277,34 @@ fn normalise_apostrophes(s: &str) -> String {
 }
 
 /// The words of a phrase, tokenised like a transcript.
-fn words_of(s: &str) -> Vec<String> {
+pub(crate) fn words_of(s: &str) -> Vec<String> {
     tokenise(s).words.into_iter().map(|t| t.text).collect()
+}
+
+/// First word of each phrase (none empty) → the indices of the phrases it starts, longest
+/// first: where matching a phrase at a word begins.
+pub(crate) fn phrase_starts(phrases: &[&[String]]) -> HashMap<String, Vec<usize>> {
+    let mut starts: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, p) in phrases.iter().enumerate() {
+        starts.entry(p[0].clone()).or_default().push(i);
+    }
+    for v in starts.values_mut() {
+        v.sort_by_key(|&i| std::cmp::Reverse(phrases[i].len()));
+    }
+    starts
 }
 
 /// One word of a transcript and the clause it is in.
 #[derive(Clone, Debug, PartialEq)]
-struct Token {
-    text: String,
-    clause: u32,
+pub(crate) struct Token {
+    pub(crate) text: String,
+    pub(crate) clause: u32,
 }
 
 /// A tokenised transcript.
 #[derive(Debug, Default)]
-struct Tokens {
-    words: Vec<Token>,
+pub(crate) struct Tokens {
+    pub(crate) words: Vec<Token>,
     exclamations: usize,
     questions: usize,
 }
@@ -305,7 +312,7 @@ struct Tokens {
 /// Lowercases, normalises apostrophes, drops Whisper's bracketed annotations
 /// (`[BLANK_AUDIO]`, `(upbeat music)`), and splits on everything but letters, digits and
 /// apostrophes inside a word. Clause punctuation starts a new clause.
-fn tokenise(text: &str) -> Tokens {
+pub(crate) fn tokenise(text: &str) -> Tokens {
     let norm = normalise_apostrophes(&text.to_lowercase());
     let chars: Vec<char> = norm.chars().collect();
     let mut out = Tokens::default();
