@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::alerts::AlertConfig;
 use crate::codec::{Decoder, Encoding};
 use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
 use crate::emotion::features::{voice_features, VoiceVector};
@@ -189,6 +190,8 @@ pub struct CallSettings {
     pub segment: SegmentConfig,
     /// Longest call accepted, ms.
     pub max_call_ms: u64,
+    /// Alert thresholds, evidence and cool-down (used by the session's alert layer).
+    pub alerts: AlertConfig,
 }
 
 impl Default for CallSettings {
@@ -196,6 +199,7 @@ impl Default for CallSettings {
         Self {
             segment: SegmentConfig::default(),
             max_call_ms: DEFAULT_MAX_CALL_MS,
+            alerts: AlertConfig::default(),
         }
     }
 }

@@ -530,6 +530,7 @@ pub async fn analyze_one(
         disable_prosody_events: false,
         joining: None,
         redact_pii: true,
+        send_alerts: true,
     };
     let (handle, mut events) = analyzer
         .start_call(call_id, &specs, opts)

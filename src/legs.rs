@@ -209,6 +209,7 @@ impl Calls {
                         disable_prosody_events: req.options.disable_prosody_events,
                         joining: Some(req.transport),
                         redact_pii: !req.options.disable_pii_redaction,
+                        send_alerts: !req.options.disable_alerts,
                     };
                     let (handle, events) = self
                         .analyzer

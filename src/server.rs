@@ -158,6 +158,7 @@ impl Service {
             disable_prosody_events: o.disable_prosody_events,
             joining: None,
             redact_pii: !o.disable_pii_redaction,
+            send_alerts: !o.disable_alerts,
         }
     }
 }

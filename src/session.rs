@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::alerts::{AlertCues, CallState};
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
 use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended, Transport};
 use crate::dsp::DspPlan;
@@ -100,6 +101,8 @@ pub struct SessionOptions {
     pub joining: Option<Transport>,
     /// Redact personal data in transcripts and words before they leave (the default).
     pub redact_pii: bool,
+    /// Send `Alert` events (they are in the summary either way).
+    pub send_alerts: bool,
 }
 
 /// Shared, process-wide analysis resources.
@@ -395,10 +398,12 @@ async fn pump(
     let mut out: Vec<Result<Event, CallError>> = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
-            PumpMsg::Prosody(p) if !opts.disable_prosody_events => {
-                out.push(Ok(Event::UtteranceProsody(p)))
+            PumpMsg::Prosody(p) => {
+                layer.heard(p.end_ms);
+                if !opts.disable_prosody_events {
+                    out.push(Ok(Event::UtteranceProsody(p)))
+                }
             }
-            PumpMsg::Prosody(_) => {}
             PumpMsg::Pending(e) => {
                 pending.insert(e.utterance.utterance_id.clone(), e);
             }
@@ -460,6 +465,15 @@ async fn pump(
 struct Layer {
     profile: Profile,
     redact: bool,
+    state: CallState,
+    send_alerts: bool,
+    alerts: Vec<proto::Alert>,
+}
+
+/// The shipped alert cues, parsed once per process.
+fn builtin_cues() -> Arc<AlertCues> {
+    static CUES: std::sync::OnceLock<Arc<AlertCues>> = std::sync::OnceLock::new();
+    CUES.get_or_init(|| Arc::new(AlertCues::builtin())).clone()
 }
 
 impl Layer {
@@ -467,24 +481,50 @@ impl Layer {
         Self {
             profile: Profile::default(),
             redact: opts.redact_pii,
+            state: CallState::new(opts.settings.alerts.clone(), builtin_cues()),
+            send_alerts: opts.send_alerts,
+            alerts: Vec::new(),
         }
     }
 
-    /// A finished utterance: the events it gives, in order.
+    /// Someone spoke until `end_ms` (an utterance ended; its words are on the way).
+    fn heard(&mut self, end_ms: u32) {
+        self.state.heard(end_ms);
+    }
+
+    /// A finished utterance: the events it gives, in order. The alerts read
+    /// the transcript as recognised; what leaves is redacted.
     fn utterance(&mut self, mut u: proto::Utterance, out: &mut Vec<Result<Event, CallError>>) {
+        self.alerts.clear();
+        self.state.push_utterance(&u, &mut self.alerts);
         if self.redact {
             crate::pii::redact_utterance(&mut u);
         }
         self.profile.push(&u);
         out.push(Ok(Event::Utterance(u)));
+        self.send(out);
     }
 
     /// The call's audio reached `ms`.
-    fn clock(&mut self, _ms: u32, _speaking: bool, _out: &mut Vec<Result<Event, CallError>>) {}
+    fn clock(&mut self, ms: u32, speaking: bool, out: &mut Vec<Result<Event, CallError>>) {
+        if speaking {
+            self.state.heard(ms);
+        }
+        self.alerts.clear();
+        self.state.advance(ms, &mut self.alerts);
+        self.send(out);
+    }
+
+    fn send(&mut self, out: &mut Vec<Result<Event, CallError>>) {
+        if self.send_alerts {
+            out.extend(self.alerts.drain(..).map(|a| Ok(Event::Alert(a))));
+        }
+    }
 
     /// Completes the summary.
     fn summary(&self, s: &mut proto::CallSummary) {
         self.profile.fill(s);
+        s.alerts = self.state.alerts().to_vec();
     }
 }
 
