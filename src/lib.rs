@@ -24,7 +24,8 @@
 //! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
 //! - [`legs`]: calls whose legs come over RTP/UDP or AudioSocket/TCP, joined by call id.
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
-//! - [`report`]: JSON lines output of events.
+//! - [`report`]: JSON lines output of events; the QA reports built from them (a call's
+//!   digest and risk score, CSV, self-contained HTML).
 //! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
 //!   samples to 20 ms 16 kHz chunks, is sans-I/O.
 //! - [`cli`]: the `callmood` command line.
