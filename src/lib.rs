@@ -26,6 +26,8 @@
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
 //! - [`report`]: JSON lines output of events; the QA reports built from them (a call's
 //!   digest and risk score, CSV, self-contained HTML).
+//! - [`replay`]: bulk `analyze`: many recordings in parallel on one recogniser pool, into
+//!   a results directory that a second run resumes.
 //! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
 //!   samples to 20 ms 16 kHz chunks, is sans-I/O.
 //! - [`cli`]: the `callmood` command line.
@@ -44,6 +46,7 @@ pub mod ingest;
 pub mod legs;
 pub mod listen;
 pub mod prosody;
+pub mod replay;
 pub mod report;
 pub mod resample;
 pub mod rng;
