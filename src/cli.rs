@@ -1,6 +1,6 @@
 //! The `callmood` command line. Errors reach the user as one line and a
 //! non-zero exit; `anyhow` lives only here and in `main`.
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::proto::{
 };
 use crate::report;
 use crate::server::{self, ServeConfig};
-use crate::session::{self, Analyzer, AsrBackpressure, SessionOptions};
+use crate::session::{self, Analyzer};
 
 /// Live emotion and prosody analysis of phone calls.
 #[derive(Parser, Debug)]
@@ -34,7 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC service (callmood.v1.CallAnalyzer, health, reflection).
     Serve(ServeArgs),
-    /// Analyse WAV recordings locally; one JSON event per line on stdout.
+    /// Analyse WAV recordings locally, in parallel: one JSON event per line on stdout,
+    /// or per-call files, a CSV and an HTML report in --out DIR.
     Analyze(AnalyzeArgs),
     /// Print the DSP frame track (CSV, one row per 10 ms) of a WAV file.
     Features(FeaturesArgs),
@@ -276,9 +277,21 @@ pub enum RoleArg {
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// WAV files (PCM 8/16/24/32-bit, float, μ-law or A-law; mono or stereo).
+    /// WAV files (PCM 8/16/24/32-bit, float, μ-law or A-law; mono or stereo), or
+    /// directories, searched recursively for *.wav.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Files analysed at once (they share the recogniser pool).
+    #[arg(long, short = 'j', default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Write the results to this directory instead of stdout: calls/<name>.jsonl per
+    /// file, calls.csv and report.html. A second run with the same directory skips
+    /// the files already finished.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Say on stderr what became of each file.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     #[command(flatten)]
     pub asr: AsrArgs,
     #[command(flatten)]
@@ -286,9 +299,18 @@ pub struct AnalyzeArgs {
     /// Skip transcription: prosody only, no model needed.
     #[arg(long)]
     pub no_transcript: bool,
+    /// Keep card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
+    /// addresses in transcripts (they are redacted by default).
+    #[arg(long)]
+    pub no_redaction: bool,
     /// Role of the left (or only) channel of each file.
     #[arg(long, value_enum, default_value = "caller")]
     pub left_role: RoleArg,
+}
+
+/// The machine's available parallelism (1 when unknown).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[derive(Args, Debug)]
@@ -460,19 +482,13 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn call_id_for(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "call".into())
-}
-
 fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
-    // Check every file before loading the model, so a typo fails fast.
-    for f in &a.files {
-        if !f.is_file() {
-            bail!("{}: no such file", f.display());
-        }
+    use crate::replay::{self, ReplayConfig};
+    if a.jobs == 0 {
+        bail!("--jobs must be at least 1");
     }
+    // Find every file before loading the model, so a typo fails fast.
+    let recordings = replay::find_recordings(&a.files)?;
     let asr = if a.no_transcript {
         None
     } else {
@@ -480,71 +496,39 @@ fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
     };
     let voice = a.emotion.load()?;
     let words = a.emotion.load_words()?;
-    let rt = runtime()?;
+    // One analyzer for all files: one Whisper pool shared by the calls in flight.
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr,
         voice,
         words,
     };
-    let stdout = std::io::stdout();
-    let mut failed = 0;
-    for path in &a.files {
-        let result = read_wav(path).and_then(|wav| {
-            rt.block_on(analyze_one(
-                &analyzer,
-                wav,
-                call_id_for(path),
-                a.left_role.proto(),
-                &stdout,
-            ))
-        });
-        if let Err(e) = result {
-            if is_broken_pipe(&e) {
-                // The reader (e.g. `head`) has had enough: stop quietly.
-                return Ok(());
-            }
-            eprintln!("callmood: {}: {e:#}", path.display());
-            failed += 1;
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} of {} files failed", a.files.len());
-    }
-    Ok(())
-}
-
-/// Analyses one decoded recording, writing JSON lines as events arrive.
-pub async fn analyze_one(
-    analyzer: &Analyzer,
-    wav: WavAudio,
-    call_id: String,
-    left_role: proto::Role,
-    stdout: &std::io::Stdout,
-) -> anyhow::Result<()> {
-    let specs = session::recording_channels(wav.samples.len(), wav.sample_rate, left_role);
-    let opts = SessionOptions {
-        settings: CallSettings::default(),
-        backpressure: AsrBackpressure::Wait,
-        disable_transcript: analyzer.asr.is_none(),
-        disable_prosody_events: false,
-        joining: None,
-        redact_pii: true,
-        send_alerts: true,
+    let cfg = ReplayConfig {
+        jobs: a.jobs,
+        left_role: a.left_role.proto(),
+        redact_pii: !a.no_redaction,
+        out: a.out.clone(),
+        verbose: a.verbose,
+        // With events on a terminal's stdout a bar would be drawn over them.
+        progress: a.out.is_some() || !std::io::stdout().is_terminal(),
     };
-    let (handle, mut events) = analyzer
-        .start_call(call_id, &specs, opts)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::spawn(session::feed_recording(
-        handle,
-        wav.samples,
-        wav.sample_rate,
-    ));
-    while let Some(ev) = events.recv().await {
-        let ev = ev.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut out = stdout.lock();
-        report::write_jsonl(&mut out, &ev)?;
-        out.flush()?;
+    let outcome = runtime()?.block_on(replay::replay(&analyzer, recordings, &cfg))?;
+    if outcome.stdout_closed {
+        // The reader (e.g. `head`) has had enough: stop quietly.
+        return Ok(());
+    }
+    if let Some(dir) = &a.out {
+        eprintln!(
+            "callmood: {} files: {} analysed, {} already done, {} failed; results in {}",
+            outcome.total,
+            outcome.analysed,
+            outcome.skipped,
+            outcome.failed.len(),
+            dir.display()
+        );
+    }
+    if !outcome.failed.is_empty() {
+        bail!("{} of {} files failed", outcome.failed.len(), outcome.total);
     }
     Ok(())
 }
@@ -600,7 +584,10 @@ fn stream(a: StreamArgs) -> anyhow::Result<()> {
         bail!("--chunk-ms must be within 1..=1000, got {}", a.chunk_ms);
     }
     let wav = read_wav(&a.file)?;
-    let call_id = a.call_id.clone().unwrap_or_else(|| call_id_for(&a.file));
+    let call_id = a
+        .call_id
+        .clone()
+        .unwrap_or_else(|| crate::replay::call_id_of(&a.file));
     runtime()?.block_on(stream_file(a, wav, call_id))
 }
 

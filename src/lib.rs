@@ -29,7 +29,10 @@
 //! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
 //! - [`legs`]: calls whose legs come over RTP/UDP or AudioSocket/TCP, joined by call id.
 //! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
-//! - [`report`]: JSON lines output of events.
+//! - [`report`]: JSON lines output of events; the QA reports built from them (a call's
+//!   digest and risk score, CSV, self-contained HTML).
+//! - [`replay`]: bulk `analyze`: many recordings in parallel on one recogniser pool, into
+//!   a results directory that a second run resumes.
 //! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
 //!   samples to 20 ms 16 kHz chunks, is sans-I/O.
 //! - [`cli`]: the `callmood` command line.
@@ -51,6 +54,7 @@ pub mod listen;
 pub mod pii;
 pub mod profile;
 pub mod prosody;
+pub mod replay;
 pub mod report;
 pub mod resample;
 pub mod rng;
