@@ -2,7 +2,8 @@
 //! call order, the mean emotion per role (weighted by utterance length), and the few
 //! strongest negative moments. Sans-I/O: told each finished utterance.
 use crate::emotion::{voice_emotion, CLASSES, N_CLASSES};
-use crate::proto::{self, Role};
+use crate::proto;
+use crate::report::digest::probs;
 
 /// Peak moments kept in the summary.
 pub const MAX_PEAKS: usize = 3;
@@ -10,22 +11,6 @@ pub const MAX_PEAKS: usize = 3;
 pub const PEAK_MIN_SCORE: f32 = 0.4;
 /// The classes a peak can be (what a QA reviewer looks for).
 const NEGATIVE: [&str; 3] = ["angry", "fearful", "sad"];
-
-/// Probabilities of an `Emotion` in [`CLASSES`] order.
-pub fn probs(e: &proto::Emotion) -> [f32; N_CLASSES] {
-    let mut p = [0.0; N_CLASSES];
-    for (slot, name) in p.iter_mut().zip(CLASSES) {
-        *slot = match name {
-            "neutral" => e.neutral,
-            "happy" => e.happy,
-            "angry" => e.angry,
-            "sad" => e.sad,
-            "fearful" => e.fearful,
-            _ => 0.0,
-        };
-    }
-    p
-}
 
 #[derive(Default)]
 struct RoleMean {
@@ -118,18 +103,11 @@ impl Profile {
     }
 }
 
-/// The role's name as the events write it.
-pub fn role_name(role: i32) -> &'static str {
-    match Role::try_from(role) {
-        Ok(Role::Caller) => "caller",
-        Ok(Role::Agent) => "agent",
-        _ => "unspecified",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::Role;
+    use crate::report::digest::role_name;
 
     fn utt(id: &str, role: Role, start: u32, end: u32, p: [f32; 5]) -> proto::Utterance {
         proto::Utterance {
