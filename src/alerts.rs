@@ -489,13 +489,14 @@ impl CallState {
     }
 
     /// A finished utterance (emotion fused, transcript unredacted — it is never stored beyond
-    /// the cue names that matched): appends the alerts it raises, timed at its end (or at the
-    /// call time told, if later). An utterance without `emotion` (model off) still raises cue
-    /// and timing alerts.
+    /// the cue names that matched): appends the alerts it raises, timed at its end. Not at the
+    /// call time told: a recording's audio runs far ahead of its transcripts, and the alert's
+    /// time (and with it the cool-down) must not depend on how busy the recogniser was. An
+    /// utterance without `emotion` (model off) still raises cue and timing alerts.
     pub fn push_utterance(&mut self, u: &proto::Utterance, out: &mut Vec<proto::Alert>) {
         let role = Role::try_from(u.role).unwrap_or(Role::Unspecified);
         self.heard(u.end_ms);
-        let at_ms = self.now_ms.max(u.end_ms);
+        let at_ms = u.end_ms;
         if let Some(e) = &u.emotion {
             let recent = &mut self.readings[role as usize];
             if recent.len() == self.keep {
