@@ -43,18 +43,12 @@ async fn a_caller_turning_angry_raises_one_escalate_alert() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("escalating.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    for (l, r) in left.iter().zip(&right) {
-        w.write_sample((l * 32767.0).round() as i16).unwrap();
-        w.write_sample((r * 32767.0).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    let interleaved: Vec<f32> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(l, r)| [*l, *r])
+        .collect();
+    write_stereo_wav(&path, &interleaved);
 
     let (addr, _stop) = start_server(4, true).await;
     let req = proto::AnalyzeRecordingRequest {

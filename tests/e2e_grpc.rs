@@ -585,17 +585,7 @@ async fn analyze_recording_gives_the_same_events_as_the_cli() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("parity.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    for s in &interleaved {
-        w.write_sample((s * 32767.0).round() as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_stereo_wav(&path, &interleaved);
 
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_callmood"))
         .arg("analyze")

@@ -333,3 +333,19 @@ pub fn pcm_8k(samples: &[f32]) -> Vec<i16> {
     let mut r = hound::WavReader::open(&wav8).unwrap();
     r.samples::<i16>().map(|s| s.unwrap()).collect()
 }
+
+/// Writes interleaved stereo 16 kHz samples (left, right, ...) as a 16-bit WAV.
+pub fn write_stereo_wav(path: &Path, interleaved: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in interleaved {
+        w.write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
