@@ -391,3 +391,20 @@ fn train_then_eval_on_a_tiny_corpus() {
         .arg(&model));
     assert!(!ok && stderr.contains("voice.json"), "{stderr}");
 }
+
+/// Transcripts are customer data: even at the most verbose log level, no
+/// transcript text reaches the log (stderr); the events carry it.
+#[test]
+fn transcripts_never_reach_the_log() {
+    let (clip, _) = librivox("0880");
+    let (ok, stdout, stderr) = run(callmood()
+        .arg("analyze")
+        .arg(&clip)
+        .env("RUST_LOG", "trace")
+        .current_dir(repo()));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("young man"), "{stdout}");
+    for word in ["young", "man", "was not"] {
+        assert!(!stderr.contains(word), "log has {word:?}: {stderr}");
+    }
+}
