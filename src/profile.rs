@@ -1,16 +1,14 @@
 //! The emotional course of a call, for its summary: every utterance's emotion in
 //! call order, the mean emotion per role (weighted by utterance length), and the few
 //! strongest negative moments. Sans-I/O: told each finished utterance.
-use crate::emotion::{voice_emotion, CLASSES, N_CLASSES};
+use crate::emotion::{voice_emotion, N_CLASSES};
 use crate::proto;
-use crate::report::digest::probs;
+use crate::report::digest::{class_prob, probs, NEGATIVE};
 
 /// Peak moments kept in the summary.
 pub const MAX_PEAKS: usize = 3;
 /// A negative class must reach this probability for its utterance to be a peak.
 pub const PEAK_MIN_SCORE: f32 = 0.4;
-/// The classes a peak can be (what a QA reviewer looks for).
-const NEGATIVE: [&str; 3] = ["angry", "fearful", "sad"];
 
 #[derive(Default)]
 struct RoleMean {
@@ -60,10 +58,7 @@ impl Profile {
 
         let (label, score) = NEGATIVE
             .iter()
-            .map(|&name| {
-                let i = CLASSES.iter().position(|c| *c == name).unwrap_or(0);
-                (name, p[i])
-            })
+            .map(|&name| (name, class_prob(e, name)))
             .fold(("", 0.0f32), |best, x| if x.1 > best.1 { x } else { best });
         if score >= PEAK_MIN_SCORE {
             self.peaks.push(proto::PeakMoment {
@@ -81,16 +76,23 @@ impl Profile {
         }
     }
 
+    /// The mean emotion of `role`'s utterances, weighted by their length; `None`
+    /// when none of them was scored.
+    pub fn role_mean(&self, role: i32) -> Option<proto::Emotion> {
+        self.means
+            .iter()
+            .find(|m| m.role == role)
+            .map(|m| voice_emotion(&m.weighted.map(|w| (w / m.ms) as f32)))
+    }
+
     /// Writes the profile, peaks and per-role means into the summary.
     pub fn fill(&self, s: &mut proto::CallSummary) {
         s.emotion_profile = self.points.clone();
         s.peaks = self.peaks.clone();
         for m in &self.means {
-            let mut p = [0.0f32; N_CLASSES];
-            for (x, w) in p.iter_mut().zip(m.weighted) {
-                *x = (w / m.ms) as f32;
-            }
-            let mean = voice_emotion(&p);
+            let Some(mean) = self.role_mean(m.role) else {
+                continue;
+            };
             match s.roles.iter_mut().find(|r| r.role == m.role) {
                 Some(r) => r.emotion_mean = Some(mean),
                 None => s.roles.push(proto::RoleSummary {

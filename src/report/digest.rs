@@ -6,7 +6,8 @@
 //! (a summary written by an older build, or emotion switched off) the answer is
 //! computed from the utterances, so a report never depends on which build
 //! wrote the events.
-use crate::emotion::{voice_emotion, CLASSES, N_CLASSES};
+use crate::emotion::{CLASSES, N_CLASSES};
+use crate::profile::Profile;
 use crate::proto::{self, call_event::Event, CallEvent, Role};
 
 /// Alert kinds the proto names, each with its weight in the risk score's alert part:
@@ -215,7 +216,7 @@ fn role_digests(summary: &proto::CallSummary, utterances: &[proto::Utterance]) -
             };
             let emotion_mean = listed
                 .and_then(|r| r.emotion_mean.clone())
-                .or_else(|| mean_emotion(&own));
+                .or_else(|| mean_emotion(role, &own));
             Some(RoleDigest {
                 role: Role::try_from(role).unwrap_or(Role::Unspecified),
                 utterances: count,
@@ -226,19 +227,14 @@ fn role_digests(summary: &proto::CallSummary, utterances: &[proto::Utterance]) -
         .collect()
 }
 
-/// Mean emotion weighted by utterance length (as the summary defines it).
-fn mean_emotion(utterances: &[&proto::Utterance]) -> Option<proto::Emotion> {
-    let mut sum = [0.0f64; N_CLASSES];
-    let mut total = 0.0f64;
+/// Mean emotion of one role's utterances weighted by their length, computed
+/// exactly as the summary does ([`Profile`]).
+fn mean_emotion(role: i32, utterances: &[&proto::Utterance]) -> Option<proto::Emotion> {
+    let mut profile = Profile::default();
     for u in utterances {
-        let Some(e) = &u.emotion else { continue };
-        let w = f64::from(u.end_ms.saturating_sub(u.start_ms).max(1));
-        for (s, p) in sum.iter_mut().zip(probs(e)) {
-            *s += w * f64::from(p);
-        }
-        total += w;
+        profile.push(u);
     }
-    (total > 0.0).then(|| voice_emotion(&sum.map(|s| (s / total) as f32)))
+    profile.role_mean(role)
 }
 
 /// The utterance with the highest probability of a negative class; ties keep call order.
@@ -295,6 +291,7 @@ fn risk_parts(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::emotion::voice_emotion;
 
     /// An utterance with these probabilities (CLASSES order).
     pub fn utt(id: &str, role: Role, start: u32, end: u32, p: [f32; 5]) -> proto::Utterance {
