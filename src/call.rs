@@ -286,6 +286,13 @@ struct Channel {
 }
 
 impl Channel {
+    /// The channel's RTP leg, made on first use from its spec.
+    fn rtp_leg(&mut self) -> &mut RtpLeg {
+        let spec = self.spec;
+        self.rtp
+            .get_or_insert_with(|| RtpLeg::new(spec.encoding, spec.sample_rate_hz, spec.rtp))
+    }
+
     fn stats(&self) -> proto::LegStats {
         let transport = match (self.transport, self.feed) {
             (Transport::Grpc, Feed::Rtp) => "grpc-rtp",
@@ -501,14 +508,10 @@ impl CallCore {
     ) -> Result<(), CallError> {
         let ci = self.feed(channel_id, Feed::Rtp)?;
         let ch = &mut self.channels[ci];
-        let (enc, rate, settings) = (ch.spec.encoding, ch.spec.sample_rate_hz, ch.spec.rtp);
-        let leg = ch
-            .rtp
-            .get_or_insert_with(|| RtpLeg::new(enc, rate, settings));
         let mut leg_out = std::mem::take(&mut ch.leg_out);
         leg_out.clear();
         // A dropped packet is counted in the leg's statistics; the call goes on.
-        let _ = leg.push(now_ms, datagram, &mut leg_out);
+        let _ = ch.rtp_leg().push(now_ms, datagram, &mut leg_out);
         let r = self.play(ci, &leg_out, out);
         self.channels[ci].leg_out = leg_out;
         r
@@ -564,11 +567,7 @@ impl CallCore {
     /// Counts a datagram for an RTP channel that came from another sender.
     pub fn count_foreign(&mut self, channel_id: u32) {
         if let Ok(ci) = self.index(channel_id) {
-            let ch = &mut self.channels[ci];
-            let (enc, rate, settings) = (ch.spec.encoding, ch.spec.sample_rate_hz, ch.spec.rtp);
-            ch.rtp
-                .get_or_insert_with(|| RtpLeg::new(enc, rate, settings))
-                .count_foreign();
+            self.channels[ci].rtp_leg().count_foreign();
         }
     }
 

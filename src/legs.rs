@@ -28,7 +28,7 @@ use crate::audiosocket::{self, FrameDecoder, Message};
 use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS};
 use crate::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
-use crate::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions};
+use crate::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 
 /// Default first and last UDP port for RTP legs.
 pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 40000..=40999;
@@ -41,8 +41,6 @@ pub const MAX_HISTORY: usize = 20_000;
 /// How long `WatchCall` waits for a call id that has no leg yet, and an
 /// AudioSocket connection for its UUID message.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a leg tells its jitter buffer the time.
-const TICK: Duration = Duration::from_millis(20);
 /// Largest UDP datagram read; longer ones are truncated (and then fail to parse).
 const MAX_DATAGRAM: usize = 8192;
 
@@ -488,9 +486,9 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
         let input = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
-                    // Latch onto the first sender of something that looks like
-                    // RTP (symmetric RTP); datagrams from anyone else are dropped.
-                    if peer.is_none() && looks_like_rtp(&buf[..n]) {
+                    // Latch onto the first sender of a valid RTP packet (symmetric
+                    // RTP); datagrams from anyone else are dropped.
+                    if peer.is_none() && crate::rtp::parse(&buf[..n]).is_ok() {
                         peer = Some(from);
                     }
                     if peer.is_some_and(|p| p != from) {
@@ -519,12 +517,6 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
         }
     }
     leg.end().await;
-}
-
-/// Version 2, long enough, and not RTCP (RFC 5761 §4: RTCP packet types
-/// 200-204 read as RTP payload types 72-76 with the marker bit).
-fn looks_like_rtp(d: &[u8]) -> bool {
-    d.len() >= 12 && d[0] >> 6 == 2 && !(72..=76).contains(&(d[1] & 0x7f))
 }
 
 /// Takes a call's events into its history until the call ends, then keeps

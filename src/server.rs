@@ -24,7 +24,7 @@ use crate::emotion::Words;
 use crate::legs::{Calls, LegRequest, LegsConfig};
 use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
 use crate::proto::{self, stream_call_request, CallEvent};
-use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions};
+use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
@@ -174,9 +174,6 @@ fn call_id_or_new(id: &str) -> String {
         id.to_string()
     }
 }
-
-/// How often jitter buffers are told the time while RTP flows.
-pub const TICK: Duration = Duration::from_millis(20);
 
 /// The next tick of a live RTP call, or else the idle deadline.
 async fn tick(ticks: &mut Option<tokio::time::Interval>, deadline: tokio::time::Instant) {

@@ -30,6 +30,9 @@ use crate::proto::{self, call_event::Event, CallEvent};
 pub const INPUT_QUEUE: usize = 64;
 /// Events queued per call before the pump waits for the listener, messages.
 pub const EVENT_QUEUE: usize = 256;
+/// How often the shell tells a call's jitter buffers the time while RTP flows
+/// (`Input::Tick`), so held packets play out when no packet comes.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 /// How often the call's time is passed on to the alerts (long silence), call ms.
 const CLOCK_EVERY_MS: u64 = 1000;
 
