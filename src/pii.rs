@@ -113,6 +113,18 @@ pub fn find_spans<S: AsRef<str>>(words: &[S]) -> Vec<PiiSpan> {
     Finder::new(&words).find()
 }
 
+/// The tags in a redacted text, in order (e.g. to count what was removed from
+/// a transcript that has already been sent).
+pub fn tags_in(s: &str) -> Vec<PiiKind> {
+    let mut out = Vec::new();
+    for (i, _) in s.match_indices('[') {
+        if let Some(k) = PiiKind::ALL.iter().find(|k| s[i..].starts_with(k.tag())) {
+            out.push(*k);
+        }
+    }
+    out
+}
+
 /// Redacts a transcript: returns the text with each found span replaced by its tag, and what
 /// was removed (kind per span, in order). Words are what whitespace separates; the
 /// whitespace outside the spans is kept as it was.
@@ -1824,22 +1836,12 @@ mod tests {
         ("card 4111 1111 1111 1111 expires at 1027", "card [CARD] expires at [EXPIRY]"),
     ];
 
-    fn tags(s: &str) -> Vec<PiiKind> {
-        let mut out = Vec::new();
-        for (i, _) in s.match_indices('[') {
-            if let Some(k) = PiiKind::ALL.iter().find(|k| s[i..].starts_with(k.tag())) {
-                out.push(*k);
-            }
-        }
-        out
-    }
-
     #[test]
     fn table() {
         let mut bad = Vec::new();
         for &(input, want) in CASES {
             let (got, kinds) = redact_text(input);
-            if got != want || kinds != tags(want) {
+            if got != want || kinds != tags_in(want) {
                 bad.push(format!(
                     "{input:?}\n   got  {got:?} {kinds:?}\n   want {want:?}"
                 ));
@@ -2156,7 +2158,7 @@ mod tests {
         for _ in 0..4000 {
             let text = random_text(&mut r);
             let (out, kinds) = redact_text(&text);
-            assert_eq!(tags(&out), kinds);
+            assert_eq!(tags_in(&out), kinds);
             found += kinds.len();
 
             let mut u = utterance(&text.split_whitespace().collect::<Vec<_>>());
@@ -2175,7 +2177,7 @@ mod tests {
                     .iter()
                     .position(|b| b.start_ms == w.start_ms)
                     .unwrap();
-                if tags(&w.text).is_empty() {
+                if tags_in(&w.text).is_empty() {
                     assert_eq!(before[first], *w);
                 } else {
                     let last = before.iter().position(|b| b.end_ms == w.end_ms).unwrap();

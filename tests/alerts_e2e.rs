@@ -59,15 +59,12 @@ async fn a_caller_turning_angry_raises_one_escalate_alert() {
         ..Default::default()
     };
     let events: Vec<CallEvent> = collect(
-        callmood::proto::call_analyzer_client::CallAnalyzerClient::connect(format!(
-            "http://{addr}"
-        ))
-        .await
-        .unwrap()
-        .analyze_recording(req)
-        .await
-        .unwrap()
-        .into_inner(),
+        client(addr)
+            .await
+            .analyze_recording(req)
+            .await
+            .unwrap()
+            .into_inner(),
     )
     .await
     .unwrap();

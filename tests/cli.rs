@@ -5,20 +5,6 @@ use std::process::Command;
 
 use common::*;
 
-fn callmood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_callmood"))
-}
-
-/// Runs and returns (success, stdout, stderr).
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn analyze_prints_one_call_event_per_line_with_proto_names() {
     let dir = tempfile::tempdir().unwrap();

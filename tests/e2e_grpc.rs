@@ -6,21 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callmood::proto::call_analyzer_client::CallAnalyzerClient;
 use callmood::proto::{
     self, call_event::Event, stream_call_request::Request, CallEvent, StreamCallRequest,
 };
 use common::*;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-
-type Client = CallAnalyzerClient<tonic::transport::Channel>;
-
-async fn client(addr: std::net::SocketAddr) -> Client {
-    CallAnalyzerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap()
-}
 
 fn config(
     call_id: &str,

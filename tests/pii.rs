@@ -5,18 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use callmood::pii::{redact_text, PiiKind};
-
-/// Tags in a redacted text, in order.
-fn tags(s: &str) -> Vec<PiiKind> {
-    let mut out = Vec::new();
-    for (i, _) in s.match_indices('[') {
-        if let Some(k) = PiiKind::ALL.iter().find(|k| s[i..].starts_with(k.tag())) {
-            out.push(*k);
-        }
-    }
-    out
-}
+use callmood::pii::{redact_text, tags_in, PiiKind};
 
 #[test]
 fn precision_and_recall_on_call_utterances() {
@@ -32,7 +21,7 @@ fn precision_and_recall_on_call_utterances() {
         }
         let (input, want) = line.split_once('\t').expect("input<TAB>expected");
         let (got, kinds) = redact_text(input);
-        assert_eq!(kinds, tags(&got), "line {}", n + 1);
+        assert_eq!(kinds, tags_in(&got), "line {}", n + 1);
         lines += 1;
         if got == want {
             exact += 1;
@@ -40,7 +29,7 @@ fn precision_and_recall_on_call_utterances() {
             wrong.push(n + 1);
         }
         for k in PiiKind::ALL {
-            let w = tags(want).iter().filter(|&&t| t == k).count();
+            let w = tags_in(want).iter().filter(|&&t| t == k).count();
             let g = kinds.iter().filter(|&&t| t == k).count();
             let c = counts.entry(k).or_default();
             c.0 += w.min(g);

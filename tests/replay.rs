@@ -4,23 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn callmood() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_callmood"))
-}
-
-/// Runs and returns (success, stdout, stderr).
-fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The CSV's rows as (file, status) pairs, header checked.
 fn csv_rows(path: &Path) -> Vec<(String, String)> {

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callmood::audiosocket::{self, Message};
-use callmood::proto::call_analyzer_client::CallAnalyzerClient;
 use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
 use callmood::rng::SplitMix64;
 use callmood::rtp;
@@ -16,14 +15,6 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_stream::wrappers::ReceiverStream;
-
-type Client = CallAnalyzerClient<tonic::transport::Channel>;
-
-async fn client(addr: SocketAddr) -> Client {
-    CallAnalyzerClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap()
-}
 
 async fn open_leg(c: &mut Client, call_id: &str, role: proto::Role) -> (u32, u16) {
     let r = c

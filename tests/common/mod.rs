@@ -79,6 +79,30 @@ pub fn to_mulaw_8k(input: &Path, output: &Path) {
     assert!(st.success(), "sox failed");
 }
 
+/// A gRPC client of the service.
+pub type Client =
+    callmood::proto::call_analyzer_client::CallAnalyzerClient<tonic::transport::Channel>;
+
+/// A client connected to a server on `addr`.
+pub async fn client(addr: SocketAddr) -> Client {
+    Client::connect(format!("http://{addr}")).await.unwrap()
+}
+
+/// The `callmood` binary of this build.
+pub fn callmood() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callmood"))
+}
+
+/// Runs and returns (success, stdout, stderr).
+pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts a server on a loopback port; it stops when the returned sender drops.
 pub async fn start_server(
     max_calls: usize,
