@@ -16,6 +16,7 @@
 //! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
 
 pub mod dataset;
+pub mod embed;
 pub mod features;
 pub mod fusion;
 pub mod linear;
