@@ -1,5 +1,6 @@
-//! DSP hot paths: one 10 ms frame, a real 10 s clip, and telephone ingest (μ-law decode +
-//! 8 → 16 kHz resampling; RTP parse + jitter buffer + decode). Run with
+//! DSP hot paths: one 10 ms frame, a real 10 s clip, telephone ingest (μ-law decode +
+//! 8 → 16 kHz resampling; RTP parse + jitter buffer + decode), and the encoder embedding of
+//! an utterance for the voice emotion model. Run with
 //! `cargo bench --bench dsp -- --warm-up-time 1 --measurement-time 3`.
 //!
 //! Real-time factor (RTF) = audio seconds / compute seconds; printed for each path.
@@ -207,5 +208,36 @@ fn bench_ingest(c: &mut Criterion) {
     print_rtf("48k->16k resample", CLIP_SECS as f64, 10, &mut run48);
 }
 
-criterion_group!(benches, bench_frame, bench_clip, bench_ingest);
+/// The learned voice features of one utterance: Whisper's encoder front (two blocks) over
+/// 3 s and 10 s of speech. Needs models/ggml-tiny.en.bin; skipped with a line without it.
+fn bench_embed(c: &mut Criterion) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
+    let Ok(enc) = callmood::emotion::embed::Encoder::load(&path) else {
+        eprintln!(
+            "embed: {} not found, skipped (run models/fetch.sh)",
+            path.display()
+        );
+        return;
+    };
+    let (x, source) = clip_16k();
+    let mut group = c.benchmark_group("embed");
+    group.sample_size(10);
+    for secs in [3usize, 10] {
+        let audio = &x[..secs * SAMPLE_RATE as usize];
+        print_rtf(
+            &format!("encoder embedding, {source}"),
+            secs as f64,
+            5,
+            || {
+                black_box(enc.embed(audio));
+            },
+        );
+        group.bench_function(format!("utterance_{secs}s"), |b| {
+            b.iter(|| black_box(enc.embed(black_box(audio))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_frame, bench_clip, bench_ingest, bench_embed);
 criterion_main!(benches);

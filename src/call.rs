@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::alerts::AlertConfig;
 use crate::codec::{Decoder, Encoding};
 use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::emotion::embed::Encoder;
 use crate::emotion::features::{voice_features, VoiceVector};
 use crate::emotion::voice::{SpeakerBaseline, VoiceModel, VoiceScore};
 use crate::emotion::voice_emotion;
@@ -327,6 +328,7 @@ pub struct CallCore {
     next_utterance: u32,
     segments: Vec<(usize, Segment)>,
     voice_model: Option<Arc<VoiceModel>>,
+    encoder: Option<Arc<Encoder>>,
     plan: Arc<DspPlan>,
     dtmf: Vec<proto::Dtmf>,
 }
@@ -356,6 +358,7 @@ impl CallCore {
             next_utterance: 0,
             segments: Vec::new(),
             voice_model: None,
+            encoder: None,
             plan,
             dtmf: Vec::new(),
         };
@@ -436,8 +439,19 @@ impl CallCore {
 
     /// Scores every utterance with `model` from now on (each channel keeps its own running
     /// baseline); the scores go into `UtteranceProsody.emotion` and [`Ended::voice_score`].
+    /// The model's encoder weights, when loaded, also become the call's encoder
+    /// ([`CallCore::set_voice_encoder`]).
     pub fn set_voice_model(&mut self, model: Option<Arc<VoiceModel>>) {
+        if let Some(e) = model.as_ref().and_then(|m| m.encoder()) {
+            self.encoder = Some(e.clone());
+        }
         self.voice_model = model;
+    }
+
+    /// Computes the encoder embedding part of every utterance's voice features with
+    /// `encoder` (without one that part is NaN). Training sets it with no model.
+    pub fn set_voice_encoder(&mut self, encoder: Option<Arc<Encoder>>) {
+        self.encoder = encoder;
     }
 
     /// How far the call's audio has come, ms: the furthest channel.
@@ -820,8 +834,28 @@ impl CallCore {
         let hi = ((seg.end_frame.saturating_sub(ch.frame_base)) as usize).min(ch.frames.len());
         let (frames, active): (Vec<Frame>, Vec<bool>) =
             ch.frames.range(lo.min(hi)..hi).copied().unzip();
+        // Audio with pre- and post-roll, clipped to what is buffered.
+        let seg_cfg = &self.settings.segment;
+        let rate = SAMPLE_RATE as u64;
+        let a0 =
+            (start_ms.saturating_sub(seg_cfg.pre_roll_ms as u64) * rate / 1000).max(ch.audio_base);
+        let a1 = ((end_ms + seg_cfg.post_roll_ms as u64) * rate / 1000)
+            .min(ch.audio_base + ch.audio.len() as u64)
+            .max(a0);
+        let audio: Vec<f32> = ch
+            .audio
+            .range((a0 - ch.audio_base) as usize..(a1 - ch.audio_base) as usize)
+            .copied()
+            .collect();
+
         let feats = prosody::features(&frames, &active);
-        let voice = voice_features(&frames, &active, &feats);
+        let embedding = self.encoder.as_ref().map(|e| e.embed(&audio));
+        let voice = voice_features(
+            &frames,
+            &active,
+            &feats,
+            embedding.as_deref().unwrap_or(&[]),
+        );
         let voice_score = self.voice_model.as_ref().map(|m| {
             let s = m.score(&voice, &ch.voice_baseline);
             ch.voice_baseline.push(&voice);
@@ -840,20 +874,6 @@ impl CallCore {
         if let Some(l) = prosody.response_latency_ms {
             ch.latencies.push(l);
         }
-
-        // Audio with pre- and post-roll, clipped to what is buffered.
-        let seg_cfg = &self.settings.segment;
-        let rate = SAMPLE_RATE as u64;
-        let a0 =
-            (start_ms.saturating_sub(seg_cfg.pre_roll_ms as u64) * rate / 1000).max(ch.audio_base);
-        let a1 = ((end_ms + seg_cfg.post_roll_ms as u64) * rate / 1000)
-            .min(ch.audio_base + ch.audio.len() as u64)
-            .max(a0);
-        let audio: Vec<f32> = ch
-            .audio
-            .range((a0 - ch.audio_base) as usize..(a1 - ch.audio_base) as usize)
-            .copied()
-            .collect();
 
         let role = ch.spec.role as i32;
         let channel_id = ch.spec.id;

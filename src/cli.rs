@@ -88,7 +88,14 @@ pub struct TrainArgs {
     /// Also write every utterance's raw voice features as CSV (for inspection).
     #[arg(long)]
     pub dump_features: Option<PathBuf>,
+    /// Whisper GGML model whose encoder gives the learned voice features (tiny or
+    /// tiny.en); the model file records it and its fingerprint.
+    #[arg(long, default_value = DEFAULT_ENCODER)]
+    pub encoder: PathBuf,
 }
+
+/// The encoder weights `callmood train` uses by default: the recogniser's own model.
+pub const DEFAULT_ENCODER: &str = "models/ggml-tiny.en.bin";
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -821,6 +828,10 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if cfg.folds < 2 || !positive {
         bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
     }
+    let encoder = Arc::new(
+        crate::emotion::embed::Encoder::load(&a.encoder)
+            .map_err(|e| anyhow::anyhow!("--encoder: {e} (models/fetch.sh makes it)"))?,
+    );
     let (corpus, loaded) = read_corpus(&a.corpus)?;
     let plan = DspPlan::new();
     let conditions = [Condition::Clean, Condition::Telephony];
@@ -828,13 +839,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&c| {
             eprintln!("callmood: extracting voice features ({})", c.name());
-            dataset::clip_data(&corpus, dataset::clip_features(&plan, &loaded.audio, c))
+            let features = dataset::clip_features(&plan, &encoder, &loaded.audio, c);
+            dataset::clip_data(&corpus, features)
         })
         .collect();
     if let Some(path) = &a.dump_features {
         let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
         write!(w, "condition,file,speaker,gender,class,utterance")?;
-        for n in crate::emotion::features::VOICE_FEATURES {
+        for n in crate::emotion::features::voice_feature_names() {
             write!(w, ",{n}")?;
         }
         writeln!(w)?;
@@ -895,12 +907,28 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         conditions: names.iter().map(|s| s.to_string()).collect(),
     };
     model.evaluation = serde_json::to_value(&cv)?;
+    model.encoder = crate::emotion::voice::EncoderSpec {
+        file: encoder_reference(&a.encoder, &a.out)?,
+        fingerprint: encoder.fingerprint().to_string(),
+    };
     model
         .validate()
         .map_err(|e| anyhow::anyhow!("trained model invalid: {e}"))?;
     std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
     eprintln!("callmood: wrote {}", a.out.display());
     Ok(())
+}
+
+/// How a model file at `out` names the encoder file: by file name when both sit in the
+/// same directory (as in `models/`), else by absolute path.
+fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
+    let abs =
+        |p: &Path| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let (enc, out) = (abs(encoder)?, abs(out)?);
+    Ok(match (enc.parent(), out.parent(), enc.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
+        _ => enc.display().to_string(),
+    })
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use crate::corpus::{load_audio, run_as_call, to_16k, ClipUtterance, Corpus};
 use crate::degrade::LineConfig;
 use crate::dsp::DspPlan;
 
+use super::embed::Encoder;
 use super::features::VoiceVector;
 use super::train::{running_order, ClipData, Predictions, Scored};
 use super::voice::VoiceModel;
@@ -102,10 +103,11 @@ pub fn load(corpus: &Corpus) -> LoadedAudio {
     LoadedAudio { audio, failed }
 }
 
-/// Each clip alone through the call core (no model): the raw voice features of its
-/// utterances. Empty for clips that failed to load or held no utterance.
+/// Each clip alone through the call core (no model, `encoder` set): the raw voice
+/// features of its utterances. Empty for clips that failed to load or held no utterance.
 pub fn clip_features(
     plan: &Arc<DspPlan>,
+    encoder: &Arc<Encoder>,
     audio: &[Option<Vec<f32>>],
     condition: Condition,
 ) -> Vec<Vec<VoiceVector>> {
@@ -115,7 +117,7 @@ pub fn clip_features(
             &[a.as_slice()],
             condition.line(i as u64),
             CallSettings::default(),
-            |_| {},
+            |core| core.set_voice_encoder(Some(encoder.clone())),
         )
         .into_iter()
         .map(|u: ClipUtterance| u.ended.voice)

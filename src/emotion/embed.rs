@@ -171,7 +171,12 @@ impl TensorReader<'_> {
         })
     }
 
-    fn pair(&mut self, prefix: &str, w: usize, b: usize) -> Result<(Vec<f32>, Vec<f32>), EncoderError> {
+    fn pair(
+        &mut self,
+        prefix: &str,
+        w: usize,
+        b: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>), EncoderError> {
         Ok((
             self.tensor(&format!("{prefix}.weight"), w)?,
             self.tensor(&format!("{prefix}.bias"), b)?,
@@ -331,7 +336,11 @@ impl Encoder {
         let h = conv1d(mel, tm, self.n_mels, &self.conv1, 1);
         let mut x = conv1d(&h, tm, s, &self.conv2, 2);
         let t = x.len() / s;
-        for (row, p) in x.chunks_exact_mut(s).zip(self.pos.chunks_exact(s)).take(self.n_ctx) {
+        for (row, p) in x
+            .chunks_exact_mut(s)
+            .zip(self.pos.chunks_exact(s))
+            .take(self.n_ctx)
+        {
             for (a, b) in row.iter_mut().zip(p) {
                 *a += b;
             }
@@ -451,15 +460,26 @@ fn gemm(
     use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2, ShapeBuilder};
     let av = ArrayView2::from_shape((m, k).strides((a.1, a.2)), a.0).expect("gemm: A view");
     let bv = ArrayView2::from_shape((k, n).strides((b.1, b.2)), b.0).expect("gemm: B view");
-    let mut cv =
-        ArrayViewMut2::from_shape((m, n).strides((c.1, c.2)), c.0).expect("gemm: C view");
+    let mut cv = ArrayViewMut2::from_shape((m, n).strides((c.1, c.2)), c.0).expect("gemm: C view");
     general_mat_mul(1.0, &av, &bv, 0.0, &mut cv);
 }
 
 /// `x · Wᵀ + b` for `x` of `t × d_in` and a PyTorch weight `W` of `d_out × d_in`.
-fn linear(x: &[f32], t: usize, d_in: usize, w: &[f32], b: Option<&[f32]>, d_out: usize) -> Vec<f32> {
+fn linear(
+    x: &[f32],
+    t: usize,
+    d_in: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+    d_out: usize,
+) -> Vec<f32> {
     let mut y = vec![0.0f32; t * d_out];
-    gemm((t, d_in, d_out), (x, d_in, 1), (w, 1, d_in), (&mut y, d_out, 1));
+    gemm(
+        (t, d_in, d_out),
+        (x, d_in, 1),
+        (w, 1, d_in),
+        (&mut y, d_out, 1),
+    );
     if let Some(b) = b {
         for row in y.chunks_exact_mut(d_out) {
             add_in_place(row, b);
@@ -470,7 +490,13 @@ fn linear(x: &[f32], t: usize, d_in: usize, w: &[f32], b: Option<&[f32]>, d_out:
 
 /// A kernel-3, padding-1 convolution with GELU, over `x` of `t × c_in` (time-major);
 /// `w` is PyTorch's `[c_out][c_in][3]`. Returns `t_out × c_out`.
-fn conv1d(x: &[f32], t: usize, c_in: usize, (w, b): &(Vec<f32>, Vec<f32>), stride: usize) -> Vec<f32> {
+fn conv1d(
+    x: &[f32],
+    t: usize,
+    c_in: usize,
+    (w, b): &(Vec<f32>, Vec<f32>),
+    stride: usize,
+) -> Vec<f32> {
     let c_out = b.len();
     let t_out = (t + 2 - 3) / stride + 1;
     let kc = c_in * 3;
@@ -518,7 +544,11 @@ pub fn gelu(x: f32) -> f32 {
 
 /// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
 pub fn erf(x: f32) -> f32 {
-    let (s, x) = if x < 0.0 { (-1.0, -x as f64) } else { (1.0, x as f64) };
+    let (s, x) = if x < 0.0 {
+        (-1.0, -x as f64)
+    } else {
+        (1.0, x as f64)
+    };
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let y = 1.0
         - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
@@ -534,7 +564,13 @@ mod tests {
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (2.0, 0.995_322_3), (-1.0, -0.842_700_8)] {
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (2.0, 0.995_322_3),
+            (-1.0, -0.842_700_8),
+        ] {
             assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
         }
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
@@ -550,7 +586,8 @@ mod tests {
         let y = linear(&a, m, k, &w, Some(&[1.0, 2.0, 3.0, 4.0, 5.0]), n);
         for i in 0..m {
             for j in 0..n {
-                let want: f32 = (0..k).map(|q| a[i * k + q] * w[j * k + q]).sum::<f32>() + (j + 1) as f32;
+                let want: f32 =
+                    (0..k).map(|q| a[i * k + q] * w[j * k + q]).sum::<f32>() + (j + 1) as f32;
                 assert!((y[i * n + j] - want).abs() < 1e-5);
             }
         }
@@ -561,7 +598,9 @@ mod tests {
     fn conv_matches_direct_sum() {
         let (t, c_in, c_out) = (7, 2, 3);
         let x: Vec<f32> = (0..t * c_in).map(|i| (i as f32 * 0.3).cos()).collect();
-        let w: Vec<f32> = (0..c_out * c_in * 3).map(|i| (i as f32 * 0.7).sin() * 0.5).collect();
+        let w: Vec<f32> = (0..c_out * c_in * 3)
+            .map(|i| (i as f32 * 0.7).sin() * 0.5)
+            .collect();
         let b = vec![0.1, -0.2, 0.3];
         let wb = (w.clone(), b.clone());
         for stride in [1, 2] {

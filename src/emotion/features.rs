@@ -1,15 +1,17 @@
-//! The voice side's input: functionals of one utterance's frames (pitch, level, voice
-//! quality, spectral shape, mel cepstra, timing), as one fixed-length vector with names.
+//! The voice side's input, one fixed-length vector with names per utterance: functionals of
+//! its frames (pitch, level, voice quality, spectral shape, mel cepstra, timing), then the
+//! pooled Whisper encoder states of its audio ([`super::embed`]).
 //!
 //! Values are raw (semitones, dB, Hz, ratios); speaker normalisation happens in the model
 //! ([`super::voice`]). A functional that cannot be computed (no voiced frame, say) is NaN,
 //! which the model reads as "at the speaker's baseline".
 
+use super::embed::{embed_feature_names, N_EMBED};
 use crate::dsp::{Frame, N_MEL_FILTERS, N_MFCC};
 use crate::prosody::{self, hz_to_st, mean_sd, percentile};
 
 /// Names of the voice features, in vector order.
-pub const VOICE_FEATURES: [&str; N_VOICE] = [
+pub const PROSODIC_FEATURES: [&str; N_PROSODIC] = [
     // pitch (voiced frames, semitones re 100 Hz)
     "f0_mean_st",
     "f0_sd_st",
@@ -112,11 +114,31 @@ pub const VOICE_FEATURES: [&str; N_VOICE] = [
     "voiced_run_ms",
     "pause_run_ms",
 ];
-/// Length of the voice feature vector.
-pub const N_VOICE: usize = 94;
+/// Number of frame functionals (named by [`PROSODIC_FEATURES`]).
+pub const N_PROSODIC: usize = 94;
+/// Length of the voice feature vector: the functionals, then the encoder embedding.
+pub const N_VOICE: usize = N_PROSODIC + N_EMBED;
 
-/// One utterance's voice features, in [`VOICE_FEATURES`] order.
+/// One utterance's voice features, in [`voice_feature_names`] order.
 pub type VoiceVector = [f32; N_VOICE];
+
+/// Names of the whole voice vector: [`PROSODIC_FEATURES`], then
+/// [`embed_feature_names`].
+pub fn voice_feature_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        PROSODIC_FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(embed_feature_names())
+            .collect()
+    })
+}
+
+/// Whether feature `j` of the vector is part of the learned encoder embedding.
+pub fn is_embedding(j: usize) -> bool {
+    j >= N_PROSODIC
+}
 
 /// Appends values block by block; a block that cannot be computed is NaN throughout.
 struct Builder {
@@ -135,8 +157,15 @@ impl Builder {
 }
 
 /// Computes the voice features of an utterance from its frames and the endpointer's
-/// activity per frame; `p` are its prosodic features (for jitter, shimmer, rate, pauses).
-pub fn voice_features(frames: &[Frame], active: &[bool], p: &prosody::Features) -> VoiceVector {
+/// activity per frame; `p` are its prosodic features (for jitter, shimmer, rate, pauses)
+/// and `embedding` its [`Encoder::embed`](super::embed::Encoder::embed) (anything but
+/// [`N_EMBED`] numbers leaves that part NaN).
+pub fn voice_features(
+    frames: &[Frame],
+    active: &[bool],
+    p: &prosody::Features,
+    embedding: &[f32],
+) -> VoiceVector {
     let mut b = Builder {
         v: [f32::NAN; N_VOICE],
         at: 0,
@@ -276,7 +305,10 @@ pub fn voice_features(frames: &[Frame], active: &[bool], p: &prosody::Features) 
     } else {
         stats(inner.iter().map(|&r| r as f32 * 10.0)).0
     });
-    debug_assert_eq!(b.at, N_VOICE);
+    debug_assert_eq!(b.at, N_PROSODIC);
+    if embedding.len() == N_EMBED {
+        b.v[N_PROSODIC..].copy_from_slice(embedding);
+    }
     b.v
 }
 
@@ -381,7 +413,7 @@ mod tests {
     }
 
     fn index(name: &str) -> usize {
-        VOICE_FEATURES.iter().position(|n| *n == name).unwrap()
+        PROSODIC_FEATURES.iter().position(|n| *n == name).unwrap()
     }
 
     /// Pauses inside an utterance count; the silence around it does not.
@@ -395,10 +427,13 @@ mod tests {
 
     #[test]
     fn names_match_the_vector() {
-        assert_eq!(VOICE_FEATURES.len(), N_VOICE);
-        assert_eq!(VOICE_FEATURES[index("mfcc1_mean") + N_MFCC], "mfcc1_sd");
-        assert_eq!(VOICE_FEATURES[N_VOICE - 1], "pause_run_ms");
-        let mut sorted = VOICE_FEATURES.to_vec();
+        let names = voice_feature_names();
+        assert_eq!(names.len(), N_VOICE);
+        assert_eq!(PROSODIC_FEATURES[index("mfcc1_mean") + N_MFCC], "mfcc1_sd");
+        assert_eq!(names[N_PROSODIC - 1], "pause_run_ms");
+        assert_eq!(names[N_PROSODIC], "enc0_mean_000");
+        assert!(!is_embedding(N_PROSODIC - 1) && is_embedding(N_PROSODIC));
+        let mut sorted = names.to_vec();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), N_VOICE, "duplicate names");
@@ -412,7 +447,7 @@ mod tests {
             .collect();
         let active = vec![true; frames.len()];
         let p = prosody::features(&frames, &active);
-        let v = voice_features(&frames, &active, &p);
+        let v = voice_features(&frames, &active, &p, &[]);
         let f = |name| v[index(name)];
         assert!((f("f0_mean_st") - 6.0).abs() < 0.1, "{}", f("f0_mean_st"));
         assert!((f("f0_slope_st_per_s") - 12.12).abs() < 0.2);
@@ -432,7 +467,7 @@ mod tests {
         let frames: Vec<Frame> = (0..50).map(|_| frame(0.0, -30.0)).collect();
         let active = vec![true; 50];
         let p = prosody::features(&frames, &active);
-        let v = voice_features(&frames, &active, &p);
+        let v = voice_features(&frames, &active, &p, &[]);
         assert!(v[index("f0_mean_st")].is_nan() && v[index("hnr_db")].is_nan());
         assert!((v[index("energy_mean_db")] + 30.0).abs() < 1e-4);
         assert!(v[index("centroid_hz")].is_finite());

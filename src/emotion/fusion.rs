@@ -15,7 +15,7 @@
 
 use crate::proto::{Cue, Emotion};
 
-use super::features::{N_VOICE, VOICE_FEATURES};
+use super::features::{is_embedding, N_PROSODIC, N_VOICE, PROSODIC_FEATURES};
 use super::voice::{VoiceModel, VoiceScore};
 use super::{metrics::argmax, softmax_in_place, voice_emotion, N_CLASSES};
 
@@ -90,35 +90,56 @@ pub fn fuse(
     (emotion, cues)
 }
 
-/// The voice features that pushed hardest toward `class`, described in words.
+/// The voice features that pushed hardest toward `class`, described in words. The
+/// functionals are named one by one; the encoder embedding's dimensions have no meaning
+/// one at a time, so their pushes are summed into one cue ("the overall sound of the
+/// voice").
 pub fn voice_cues(model: &VoiceModel, s: &VoiceScore, class: usize, who: &str) -> Vec<Cue> {
     let contrib = model.contributions(s, class);
-    let mut order: Vec<usize> = (0..N_VOICE).filter(|&j| contrib[j] > 0.0).collect();
-    order.sort_by(|&a, &b| contrib[b].total_cmp(&contrib[a]));
-    order
-        .into_iter()
-        .filter(|&j| s.raw[j].is_finite())
-        .take(MAX_VOICE_CUES)
+    let mut cues: Vec<Cue> = (0..N_PROSODIC)
+        .filter(|&j| contrib[j] > 0.0 && s.raw[j].is_finite())
         .map(|j| Cue {
-            feature: VOICE_FEATURES[j].to_string(),
+            feature: PROSODIC_FEATURES[j].to_string(),
             value: s.raw[j],
             description: describe(j, s, who),
             weight: contrib[j],
         })
-        .collect()
+        .collect();
+    let learned: f32 = (0..N_VOICE)
+        .filter(|&j| is_embedding(j))
+        .map(|j| contrib[j])
+        .sum();
+    if learned > 0.0 {
+        cues.push(Cue {
+            feature: "voice_embedding".into(),
+            value: learned,
+            description: format!(
+                "overall sound of the voice (Whisper encoder features) against {}",
+                baseline_name(s, who)
+            ),
+            weight: learned,
+        });
+    }
+    cues.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    cues.truncate(MAX_VOICE_CUES);
+    cues
+}
+
+fn baseline_name(s: &VoiceScore, who: &str) -> String {
+    if s.baseline_n == 0 {
+        "a typical voice".to_string()
+    } else {
+        format!("this {who}'s baseline")
+    }
 }
 
 /// One feature's value against the baseline, in words, e.g. "pitch +4.1 semitones above
 /// this caller's baseline".
 fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
-    let name = VOICE_FEATURES[j];
+    let name = PROSODIC_FEATURES[j];
     let (x, r, z) = (s.raw[j], s.reference[j], s.z[j]);
     let d = x - r;
-    let base = if s.baseline_n == 0 {
-        "a typical voice".to_string()
-    } else {
-        format!("this {who}'s baseline")
-    };
+    let base = baseline_name(s, who);
     let dir = |up: &'static str, down: &'static str| if d >= 0.0 { up } else { down };
     match name {
         "f0_mean_st" | "f0_p50_st" | "f0_p10_st" | "f0_p90_st" => {
@@ -176,21 +197,7 @@ mod tests {
         let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];
         weights[2][0] = 1.5; // pitch up → angry
         weights[3][0] = -1.5; // pitch down → sad
-        VoiceModel {
-            format: VOICE_MODEL_FORMAT.into(),
-            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
-            features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
-            population_mean: vec![10.0; N_VOICE],
-            population_sd: vec![2.0; N_VOICE],
-            prior_weight: 2.0,
-            softmax: Softmax {
-                weights,
-                bias: vec![0.0; N_CLASSES],
-                temperature: 1.0,
-            },
-            provenance: Provenance::default(),
-            evaluation: serde_json::Value::Null,
-        }
+        crate::emotion::voice::toy_model(weights)
     }
 
     fn raised_pitch() -> VoiceVector {
@@ -246,5 +253,31 @@ mod tests {
         let w = cues.iter().find(|c| c.feature == "words").unwrap();
         assert_eq!(w.description, "words: 'ridiculous', 'cancel'");
         assert!(w.weight > 0.0);
+    }
+
+    /// The encoder dimensions have no meaning one by one: their pushes make one cue,
+    /// ranked with the named features by the size of its push.
+    #[test]
+    fn embedding_dimensions_make_one_cue() {
+        let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];
+        weights[2][0] = 0.5;
+        for w in &mut weights[2][N_PROSODIC..N_PROSODIC + 10] {
+            *w = 0.3;
+        }
+        let m = crate::emotion::voice::toy_model(weights);
+        let mut x = raised_pitch();
+        x[N_PROSODIC..N_PROSODIC + 10].fill(13.0);
+        let s = m.score(&x, &SpeakerBaseline::default());
+        let cues = voice_cues(&m, &s, 2, "caller");
+        assert_eq!(cues.len(), 2, "{cues:?}");
+        assert_eq!(cues[0].feature, "voice_embedding");
+        assert_eq!(
+            cues[0].description,
+            "overall sound of the voice (Whisper encoder features) against a typical voice"
+        );
+        assert_eq!(cues[1].feature, "f0_mean_st");
+        // Ten dimensions, each pushing less than the pitch does, outweigh it together.
+        let one = m.contributions(&s, 2)[N_PROSODIC];
+        assert!(one < cues[1].weight && (cues[0].weight - 10.0 * one).abs() < 1e-4);
     }
 }

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::features::{VoiceVector, N_VOICE, VOICE_FEATURES};
+use super::features::{voice_feature_names, VoiceVector, N_VOICE};
 use super::linear::{fit, FitConfig, Softmax};
 use super::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
-use super::voice::{Provenance, SpeakerBaseline, VoiceModel, VOICE_MODEL_FORMAT};
+use super::voice::{EncoderSpec, Provenance, SpeakerBaseline, VoiceModel, VOICE_MODEL_FORMAT};
 use super::{CLASSES, N_CLASSES};
 use crate::rng::SplitMix64;
 
@@ -213,7 +213,7 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
     let mut model = VoiceModel {
         format: VOICE_MODEL_FORMAT.into(),
         classes: CLASSES.iter().map(|s| s.to_string()).collect(),
-        features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
+        features: voice_feature_names().to_vec(),
         population_mean,
         population_sd,
         prior_weight: cfg.prior_weight,
@@ -224,6 +224,8 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
         },
         provenance: Provenance::default(),
         evaluation: serde_json::Value::Null,
+        encoder: EncoderSpec::default(),
+        encoder_weights: None,
     };
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (g, clips) in by_speaker(sets).iter().enumerate() {
@@ -384,8 +386,11 @@ mod tests {
             let offsets: Vec<f32> = (0..N_CLASSES).map(|_| 4.0 * rng.normal()).collect();
             for k in 0..30 {
                 let class = k % N_CLASSES;
-                let mut v = [0.0f32; N_VOICE];
-                v.iter_mut().for_each(|x| *x = rng.normal());
+                // A few noise features; the rest are missing (NaN reads as the baseline).
+                let mut v = [f32::NAN; N_VOICE];
+                v[..4 * N_CLASSES]
+                    .iter_mut()
+                    .for_each(|x| *x = rng.normal());
                 for (c, o) in offsets.iter().enumerate() {
                     v[c] = o + 0.5 * rng.normal() + if c == class { 2.5 } else { 0.0 };
                 }

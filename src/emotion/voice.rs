@@ -17,17 +17,26 @@
 //! becomes the speaker's own. Training simulates exactly this on shuffled sequences of each
 //! training speaker's clips (see [`super::train`]), so the model learns from the inputs
 //! it will see.
+//!
+//! # The encoder
+//!
+//! Part of the vector is the pooled output of Whisper's encoder ([`super::embed`]); a model
+//! file names the GGML file whose weights it was trained on (relative to the model file's
+//! own directory) and their fingerprint, and [`VoiceModel::load`] loads those weights and
+//! refuses any others.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{VoiceVector, N_VOICE, VOICE_FEATURES};
+use super::embed::Encoder;
+use super::features::{voice_feature_names, VoiceVector, N_VOICE};
 use super::linear::Softmax;
 use super::{CLASSES, N_CLASSES};
 
 /// Format tag of voice model files.
-pub const VOICE_MODEL_FORMAT: &str = "callmood-voice-emotion/1";
+pub const VOICE_MODEL_FORMAT: &str = "callmood-voice-emotion/2";
 /// Default location of the shipped voice model.
 pub const DEFAULT_VOICE_MODEL: &str = "models/emotion-voice.json";
 /// z-scores are clamped to this magnitude: one wild feature cannot swamp the rest.
@@ -90,6 +99,25 @@ pub struct Provenance {
     pub conditions: Vec<String>,
 }
 
+/// The encoder weights a model was trained with (module docs, "The encoder").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EncoderSpec {
+    /// The Whisper GGML file, relative to the model file's directory, or absolute.
+    pub file: String,
+    /// [`Encoder::fingerprint`] of the weights the model was trained with.
+    pub fingerprint: String,
+}
+
+/// A loaded encoder shared by every call; equal when the fingerprints are.
+#[derive(Clone, Debug)]
+pub struct SharedEncoder(pub Arc<Encoder>);
+
+impl PartialEq for SharedEncoder {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.fingerprint() == other.0.fingerprint()
+    }
+}
+
 /// A trained voice model (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VoiceModel {
@@ -97,7 +125,7 @@ pub struct VoiceModel {
     pub format: String,
     /// Class names, in [`CLASSES`] order.
     pub classes: Vec<String>,
-    /// Feature names, in [`VOICE_FEATURES`] order.
+    /// Feature names, in [`voice_feature_names`] order.
     pub features: Vec<String>,
     /// Population mean of each raw feature (the prior of the speaker baseline).
     pub population_mean: Vec<f32>,
@@ -112,6 +140,12 @@ pub struct VoiceModel {
     /// Cross-validated figures measured by `callmood train` (free-form JSON).
     #[serde(default)]
     pub evaluation: serde_json::Value,
+    /// The encoder weights the embedding part was trained with.
+    pub encoder: EncoderSpec,
+    /// Those weights, once loaded ([`VoiceModel::load`] or [`VoiceModel::with_encoder`]);
+    /// without them the embedding part reads as "at the baseline".
+    #[serde(skip)]
+    pub encoder_weights: Option<SharedEncoder>,
 }
 
 /// Why a model file cannot be used.
@@ -163,7 +197,39 @@ impl VoiceModel {
         };
         let model: Self = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         model.validate().map_err(invalid)?;
-        Ok(model)
+        let file = Path::new(&model.encoder.file);
+        let weights = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(file)
+        };
+        let encoder = Encoder::load(&weights).map_err(|e| {
+            invalid(format!(
+                "it needs the Whisper encoder weights in {}: {e} (models/fetch.sh makes them)",
+                weights.display()
+            ))
+        })?;
+        model.with_encoder(Arc::new(encoder)).map_err(invalid)
+    }
+
+    /// Attaches loaded encoder weights; refused unless they are the ones the model was
+    /// trained with.
+    pub fn with_encoder(mut self, encoder: Arc<Encoder>) -> Result<Self, String> {
+        if encoder.fingerprint() != self.encoder.fingerprint {
+            return Err(format!(
+                "encoder weights {} are {}, but the model was trained with {}",
+                self.encoder.file,
+                encoder.fingerprint(),
+                self.encoder.fingerprint
+            ));
+        }
+        self.encoder_weights = Some(SharedEncoder(encoder));
+        Ok(self)
+    }
+
+    /// The loaded encoder, if any.
+    pub fn encoder(&self) -> Option<&Arc<Encoder>> {
+        self.encoder_weights.as_ref().map(|e| &e.0)
     }
 
     /// Checks the format tag, the class and feature lists against this build, and shapes.
@@ -177,7 +243,7 @@ impl VoiceModel {
         if self.classes != CLASSES {
             return Err(format!("classes {:?}, expected {CLASSES:?}", self.classes));
         }
-        if self.features != VOICE_FEATURES {
+        if self.features != voice_feature_names() {
             return Err(
                 "feature list differs from this build's (retrain with `callmood train`)".into(),
             );
@@ -248,6 +314,28 @@ impl VoiceModel {
     }
 }
 
+/// A model with the given weights over features of population mean 10 and SD 2 (tests).
+#[cfg(test)]
+pub(crate) fn toy_model(weights: Vec<Vec<f32>>) -> VoiceModel {
+    VoiceModel {
+        format: VOICE_MODEL_FORMAT.into(),
+        classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+        features: voice_feature_names().to_vec(),
+        population_mean: vec![10.0; N_VOICE],
+        population_sd: vec![2.0; N_VOICE],
+        prior_weight: 2.0,
+        softmax: Softmax {
+            weights,
+            bias: vec![0.0; N_CLASSES],
+            temperature: 1.0,
+        },
+        provenance: Provenance::default(),
+        evaluation: serde_json::Value::Null,
+        encoder: EncoderSpec::default(),
+        encoder_weights: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,21 +344,7 @@ mod tests {
     fn toy() -> VoiceModel {
         let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];
         weights[2][0] = 2.0; // higher f0 → angry
-        VoiceModel {
-            format: VOICE_MODEL_FORMAT.into(),
-            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
-            features: VOICE_FEATURES.iter().map(|s| s.to_string()).collect(),
-            population_mean: vec![10.0; N_VOICE],
-            population_sd: vec![2.0; N_VOICE],
-            prior_weight: 2.0,
-            softmax: Softmax {
-                weights,
-                bias: vec![0.0; N_CLASSES],
-                temperature: 1.0,
-            },
-            provenance: Provenance::default(),
-            evaluation: serde_json::Value::Null,
-        }
+        toy_model(weights)
     }
 
     #[test]
@@ -324,5 +398,14 @@ mod tests {
         assert!(VoiceModel::load(&p).is_err());
         let e = VoiceModel::load(&dir.path().join("none.json")).unwrap_err();
         assert!(e.to_string().contains("none.json"));
+        // A valid model whose encoder weights are missing names the file it needs.
+        let mut m = toy();
+        m.encoder.file = "missing-ggml.bin".into();
+        std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = VoiceModel::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("missing-ggml.bin") && e.contains("encoder"),
+            "{e}"
+        );
     }
 }
