@@ -202,7 +202,7 @@ impl Encoder {
         if hp.n_audio_state as usize != EMBED_STATE
             || (hp.n_audio_layer as usize) < EMBED_BLOCKS
             || hp.n_audio_head <= 0
-            || EMBED_STATE % hp.n_audio_head as usize != 0
+            || !EMBED_STATE.is_multiple_of(hp.n_audio_head as usize)
         {
             return Err(r.unsupported(format!(
                 "encoder width {} with {} blocks and {} heads; the voice model needs Whisper \

@@ -189,9 +189,7 @@ fn describe(j: usize, s: &VoiceScore, who: &str) -> String {
 mod tests {
     use super::*;
     use crate::emotion::features::VoiceVector;
-    use crate::emotion::linear::Softmax;
-    use crate::emotion::voice::{Provenance, SpeakerBaseline, VOICE_MODEL_FORMAT};
-    use crate::emotion::CLASSES;
+    use crate::emotion::voice::SpeakerBaseline;
 
     fn model() -> VoiceModel {
         let mut weights = vec![vec![0.0; N_VOICE]; N_CLASSES];

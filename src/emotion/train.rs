@@ -54,7 +54,7 @@ impl Default for TrainConfig {
         Self {
             folds: 6,
             permutations: 3,
-            prior_weight: 2.0,
+            prior_weight: 4.0,
             fit: FitConfig {
                 l2: 0.1,
                 ..FitConfig::default()
