@@ -106,8 +106,12 @@ pub struct EvalArgs {
     #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
     pub model: PathBuf,
     /// Hear the clips through the simulated phone line (8 kHz μ-law, band-limited, noise).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "room")]
     pub telephony: bool,
+    /// Hear the clips through a simulated other microphone and room (level, tilt,
+    /// low-pass, reverberation, noise; drawn per clip).
+    #[arg(long)]
+    pub room: bool,
     /// Seed of the running protocol's clip order (and of the line noise).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
@@ -938,6 +942,8 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let (corpus, loaded) = read_corpus(&a.corpus)?;
     let condition = if a.telephony {
         Condition::Telephony
+    } else if a.room {
+        Condition::Room
     } else {
         Condition::Clean
     };

@@ -17,13 +17,15 @@ use super::train::{running_order, ClipData, Predictions, Scored};
 use super::voice::VoiceModel;
 use super::{CLASSES, N_CLASSES};
 
-/// The two conditions every clip is measured in.
+/// The conditions a clip can be heard in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
     /// The recording as it is.
     Clean,
     /// Through the simulated phone line (8 kHz μ-law, band-limited, light noise).
     Telephony,
+    /// Through a simulated other microphone and room ([`crate::degrade::recording`]).
+    Room,
 }
 
 impl Condition {
@@ -32,6 +34,18 @@ impl Condition {
         match self {
             Condition::Clean => "clean",
             Condition::Telephony => "telephony",
+            Condition::Room => "room",
+        }
+    }
+
+    /// The clip's 16 kHz audio as this condition hears it before the call (the phone line
+    /// is applied by [`Condition::line`] inside the call instead).
+    pub fn audio(self, x: &[f32], seed: u64) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Condition::Room => {
+                crate::degrade::recording(x, crate::degrade::RoomConfig { seed }).into()
+            }
+            _ => x.into(),
         }
     }
 
@@ -40,6 +54,7 @@ impl Condition {
         match self {
             Condition::Clean => None,
             Condition::Telephony => Some(LineConfig { seed }),
+            Condition::Room => None,
         }
     }
 }
@@ -114,7 +129,7 @@ pub fn clip_features(
     par_map(audio.len(), |i| match &audio[i] {
         Some(a) => run_as_call(
             plan.clone(),
-            &[a.as_slice()],
+            &[&condition.audio(a, i as u64)],
             condition.line(i as u64),
             CallSettings::default(),
             |core| core.set_voice_encoder(Some(encoder.clone())),
@@ -212,7 +227,7 @@ pub fn evaluate(
         let a = loaded.audio[i].as_ref()?;
         let utts = run_as_call(
             plan.clone(),
-            &[a.as_slice()],
+            &[&condition.audio(a, i as u64)],
             condition.line(i as u64),
             CallSettings::default(),
             with_model,
@@ -232,10 +247,12 @@ pub fn evaluate(
         let (speaker, idx) = &groups[g];
         let order = running_order(idx.len(), seed, speaker);
         let clips: Vec<usize> = order.iter().map(|&k| idx[k]).collect();
-        let audio: Vec<&[f32]> = clips
+        // Each clip in the same simulated room as in its cold run.
+        let heard: Vec<std::borrow::Cow<'_, [f32]>> = clips
             .iter()
-            .filter_map(|&i| loaded.audio[i].as_deref())
+            .filter_map(|&i| Some(condition.audio(loaded.audio[i].as_deref()?, i as u64)))
             .collect();
+        let audio: Vec<&[f32]> = heard.iter().map(|a| a.as_ref()).collect();
         let line = condition.line(seed ^ g as u64);
         let utts = run_as_call(
             plan.clone(),
