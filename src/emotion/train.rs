@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::features::{voice_feature_names, VoiceVector, N_VOICE};
+use super::features::{VoiceVector, N_VOICE};
 use super::linear::{fit, FitConfig, Softmax};
 use super::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
-use super::voice::{EncoderSpec, Provenance, SpeakerBaseline, VoiceModel, VOICE_MODEL_FORMAT};
+use super::voice::{SpeakerBaseline, VoiceModel};
 use super::{CLASSES, N_CLASSES};
 use crate::rng::SplitMix64;
 
@@ -210,23 +210,16 @@ fn by_speaker<'a>(sets: &[Vec<&'a ClipData>]) -> Vec<Vec<&'a ClipData>> {
 pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
     let all: Vec<&ClipData> = sets.iter().flatten().copied().collect();
     let (population_mean, population_sd) = population(&all);
-    let mut model = VoiceModel {
-        format: VOICE_MODEL_FORMAT.into(),
-        classes: CLASSES.iter().map(|s| s.to_string()).collect(),
-        features: voice_feature_names().to_vec(),
+    let mut model = VoiceModel::new(
         population_mean,
         population_sd,
-        prior_weight: cfg.prior_weight,
-        softmax: Softmax {
+        cfg.prior_weight,
+        Softmax {
             weights: vec![vec![0.0; N_VOICE]; N_CLASSES],
             bias: vec![0.0; N_CLASSES],
             temperature: 1.0,
         },
-        provenance: Provenance::default(),
-        evaluation: serde_json::Value::Null,
-        encoder: EncoderSpec::default(),
-        encoder_weights: None,
-    };
+    );
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (g, clips) in by_speaker(sets).iter().enumerate() {
         let ident: Vec<usize> = (0..clips.len()).collect();

@@ -185,6 +185,29 @@ pub struct VoiceScore {
 }
 
 impl VoiceModel {
+    /// A model over this build's features and classes, with no provenance, figures or
+    /// encoder reference yet (training fills those in).
+    pub fn new(
+        population_mean: Vec<f32>,
+        population_sd: Vec<f32>,
+        prior_weight: f32,
+        softmax: Softmax,
+    ) -> Self {
+        Self {
+            format: VOICE_MODEL_FORMAT.into(),
+            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+            features: voice_feature_names().to_vec(),
+            population_mean,
+            population_sd,
+            prior_weight,
+            softmax,
+            provenance: Provenance::default(),
+            evaluation: serde_json::Value::Null,
+            encoder: EncoderSpec::default(),
+            encoder_weights: None,
+        }
+    }
+
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
@@ -317,23 +340,12 @@ impl VoiceModel {
 /// A model with the given weights over features of population mean 10 and SD 2 (tests).
 #[cfg(test)]
 pub(crate) fn toy_model(weights: Vec<Vec<f32>>) -> VoiceModel {
-    VoiceModel {
-        format: VOICE_MODEL_FORMAT.into(),
-        classes: CLASSES.iter().map(|s| s.to_string()).collect(),
-        features: voice_feature_names().to_vec(),
-        population_mean: vec![10.0; N_VOICE],
-        population_sd: vec![2.0; N_VOICE],
-        prior_weight: 2.0,
-        softmax: Softmax {
-            weights,
-            bias: vec![0.0; N_CLASSES],
-            temperature: 1.0,
-        },
-        provenance: Provenance::default(),
-        evaluation: serde_json::Value::Null,
-        encoder: EncoderSpec::default(),
-        encoder_weights: None,
-    }
+    let softmax = Softmax {
+        weights,
+        bias: vec![0.0; N_CLASSES],
+        temperature: 1.0,
+    };
+    VoiceModel::new(vec![10.0; N_VOICE], vec![2.0; N_VOICE], 2.0, softmax)
 }
 
 #[cfg(test)]
