@@ -17,6 +17,25 @@ struct RoleMean {
     ms: f64,
 }
 
+/// An utterance's strongest negative class (the first of [`NEGATIVE`] on a tie) as a
+/// [`proto::PeakMoment`]; `None` when it has no emotion.
+pub fn peak_moment(u: &proto::Utterance) -> Option<proto::PeakMoment> {
+    let e = u.emotion.as_ref()?;
+    let (label, score) = NEGATIVE
+        .iter()
+        .map(|&name| (name, class_prob(e, name)))
+        .reduce(|best, x| if x.1 > best.1 { x } else { best })?;
+    Some(proto::PeakMoment {
+        utterance_id: u.utterance_id.clone(),
+        role: u.role,
+        start_ms: u.start_ms,
+        end_ms: u.end_ms,
+        label: label.to_string(),
+        score,
+        transcript: u.transcript.clone(),
+    })
+}
+
 /// Collects a call's emotion profile, per-role means and peaks.
 #[derive(Default)]
 pub struct Profile {
@@ -56,20 +75,8 @@ impl Profile {
         }
         m.ms += ms;
 
-        let (label, score) = NEGATIVE
-            .iter()
-            .map(|&name| (name, class_prob(e, name)))
-            .fold(("", 0.0f32), |best, x| if x.1 > best.1 { x } else { best });
-        if score >= PEAK_MIN_SCORE {
-            self.peaks.push(proto::PeakMoment {
-                utterance_id: u.utterance_id.clone(),
-                role: u.role,
-                start_ms: u.start_ms,
-                end_ms: u.end_ms,
-                label: label.to_string(),
-                score,
-                transcript: u.transcript.clone(),
-            });
+        if let Some(peak) = peak_moment(u).filter(|p| p.score >= PEAK_MIN_SCORE) {
+            self.peaks.push(peak);
             // Strongest first; ties keep call order.
             self.peaks.sort_by(|a, b| b.score.total_cmp(&a.score));
             self.peaks.truncate(MAX_PEAKS);

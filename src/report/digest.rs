@@ -239,25 +239,10 @@ fn mean_emotion(role: i32, utterances: &[&proto::Utterance]) -> Option<proto::Em
 
 /// The utterance with the highest probability of a negative class; ties keep call order.
 fn worst_moment(utterances: &[proto::Utterance]) -> Option<proto::PeakMoment> {
-    let mut best: Option<proto::PeakMoment> = None;
-    for u in utterances {
-        let Some(e) = &u.emotion else { continue };
-        for label in NEGATIVE {
-            let score = class_prob(e, label);
-            if best.as_ref().is_none_or(|b| score > b.score) {
-                best = Some(proto::PeakMoment {
-                    utterance_id: u.utterance_id.clone(),
-                    role: u.role,
-                    start_ms: u.start_ms,
-                    end_ms: u.end_ms,
-                    label: label.to_string(),
-                    score,
-                    transcript: u.transcript.clone(),
-                });
-            }
-        }
-    }
-    best
+    utterances
+        .iter()
+        .filter_map(crate::profile::peak_moment)
+        .reduce(|best, p| if p.score > best.score { p } else { best })
 }
 
 fn risk_parts(
