@@ -434,47 +434,33 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
         Some(Event::Utterance(_)) => utterances += 1,
         _ => {}
     };
-    match &s.sink {
-        Sink::Stdout(o) => {
-            analyze_recording(
-                &s.analyzer,
-                wav,
-                rec.call_id(),
-                s.left_role,
-                s.redact_pii,
-                |ev| {
-                    note(ev);
-                    o.write(i, ev)
-                },
-            )
-            .await?;
-        }
-        Sink::Dir(calls) => {
-            let mut file = CallFile::create(calls, &rec.name)?;
-            let r = analyze_recording(
-                &s.analyzer,
-                wav,
-                rec.call_id(),
-                s.left_role,
-                s.redact_pii,
-                |ev| {
-                    note(ev);
-                    file.write(ev)
-                },
-            )
-            .await;
-            match r {
-                Ok(()) if summary.is_some() => file.commit()?,
-                Ok(()) => {
-                    file.discard();
-                    return Err(FileError::NoSummary);
-                }
-                Err(e) => {
-                    file.discard();
-                    return Err(e);
-                }
+    let mut out = match &s.sink {
+        Sink::Stdout(o) => CallOut::Stdout(o),
+        Sink::Dir(calls) => CallOut::File(CallFile::create(calls, &rec.name)?),
+    };
+    let r = analyze_recording(
+        &s.analyzer,
+        wav,
+        rec.call_id(),
+        s.left_role,
+        s.redact_pii,
+        |ev| {
+            note(ev);
+            match &mut out {
+                CallOut::Stdout(o) => o.write(i, ev),
+                CallOut::File(f) => f.write(ev),
             }
+        },
+    )
+    .await;
+    match out {
+        CallOut::File(file) if r.is_ok() && summary.is_some() => file.commit()?,
+        CallOut::File(file) => {
+            file.discard();
+            r?;
+            return Err(FileError::NoSummary);
         }
+        CallOut::Stdout(_) => r?,
     }
     let duration = summary.ok_or(FileError::NoSummary)?;
     Ok((duration, utterances))
@@ -565,6 +551,13 @@ fn write_atomic(
     body(&mut w)?;
     w.flush().map_err(io_err(&part))?;
     std::fs::rename(&part, path).map_err(io_err(path))
+}
+
+/// Where one call's events go: the shared stdout, or its own file that becomes a finished
+/// call only once its summary is in.
+enum CallOut<'a> {
+    Stdout(&'a OrderedStdout),
+    File(CallFile),
 }
 
 /// A call's events on their way to `calls/<name>.jsonl`.
