@@ -265,13 +265,7 @@ impl DspPlan {
         let ac_fwd = planner.plan_fft_forward(fft_len);
         let ac_inv = planner.plan_fft_inverse(fft_len);
         let spec_fwd = planner.plan_fft_forward(SPECTRAL_FFT);
-        // Periodic Hann window.
-        let spec_window = (0..SPECTRAL_WINDOW)
-            .map(|i| {
-                let ph = 2.0 * std::f32::consts::PI * i as f32 / SPECTRAL_WINDOW as f32;
-                0.5 - 0.5 * ph.cos()
-            })
-            .collect();
+        let spec_window = periodic_hann(SPECTRAL_WINDOW);
         let bin_hz = fs / SPECTRAL_FFT as f32;
         let lo_bin = (lo_hz / bin_hz).ceil() as usize;
         let hi_bin = ((hi_hz / bin_hz).floor() as usize)
@@ -345,6 +339,13 @@ fn mel_filter_bank(lo_hz: f32, hi_hz: f32, bin_hz: f32, bins: usize) -> Vec<(usi
                 .collect();
             (first, weights)
         })
+        .collect()
+}
+
+/// A periodic Hann window of `n` samples (the STFT convention: `0.5 − 0.5·cos(2πi/n)`).
+pub fn periodic_hann(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos())
         .collect()
 }
 

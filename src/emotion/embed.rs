@@ -250,9 +250,7 @@ impl Encoder {
             });
         }
         let fingerprint = format!("fnv1a64:{:016x}", r.hash);
-        let window = (0..N_FFT)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos())
-            .collect();
+        let window = crate::dsp::periodic_hann(N_FFT);
         Ok(Self {
             n_mels,
             n_head: hp.n_audio_head as usize,
