@@ -43,6 +43,7 @@ def main():
     ap.add_argument("--sentences")
     ap.add_argument("--limit", type=int, default=0, help="every k-th clip so that at most this many run")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/callmood"))
+    ap.add_argument("--emotion-model", help="voice model file (default: the binary's, models/emotion-voice.json)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     items = []  # (wav, label)
@@ -67,7 +68,8 @@ def main():
             items.append((wav, MAP.get(r["emotion"], r["emotion"])))
     if not items:
         sys.exit("give --corpus and/or --sentences")
-    out = subprocess.run([a.binary, "analyze", *[w for w, _ in items]], cwd=ROOT,
+    model = ["--emotion-model", os.path.abspath(a.emotion_model)] if a.emotion_model else []
+    out = subprocess.run([a.binary, "analyze", *model, *[w for w, _ in items]], cwd=ROOT,
                          check=True, capture_output=True, text=True).stdout
     voice, fused = defaultdict(list), defaultdict(list)
     for line in out.splitlines():
