@@ -70,7 +70,7 @@ pub struct TrainArgs {
     /// Model file to write (JSON).
     #[arg(long)]
     pub out: PathBuf,
-    /// Cross-validation folds (speakers round robin).
+    /// Cross-validation folds (speakers sorted by gender then id, dealt round robin).
     #[arg(long, default_value_t = TrainConfig::default().folds)]
     pub folds: usize,
     /// Shuffled orders of each speaker's clips seen with the running baseline.
@@ -832,6 +832,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if cfg.folds < 2 || !positive {
         bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
     }
+
     let encoder = Arc::new(
         crate::emotion::embed::Encoder::load(&a.encoder)
             .map_err(|e| anyhow::anyhow!("--encoder: {e} (models/fetch.sh makes it)"))?,

@@ -8,7 +8,9 @@
 //!
 //! Training sees both: every training clip once cold, and each training speaker's clips in
 //! several shuffled orders with the running baseline. Cross-validation holds out whole
-//! speakers (folds by sorted speaker id, round robin).
+//! speakers: speakers sorted by gender, then id, are dealt round robin into the folds, so
+//! every fold holds out both genders where it can and no training set lacks the held-out
+//! speakers' gender.
 
 use std::collections::BTreeMap;
 
@@ -37,7 +39,7 @@ pub struct ClipData {
 /// Training settings.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
-    /// Cross-validation folds (speakers round robin).
+    /// Cross-validation folds (speakers by gender then id, round robin).
     pub folds: usize,
     /// Shuffled orders of each training speaker's clips.
     pub permutations: usize,
@@ -287,6 +289,23 @@ pub fn predict_speaker(
     out
 }
 
+/// The cross-validation fold of each speaker: speakers sorted by (gender, id) and dealt round
+/// robin into `folds` folds.
+pub fn speaker_folds(sets: &[Vec<&ClipData>], folds: usize) -> BTreeMap<String, usize> {
+    let mut speakers: Vec<(&str, &str)> = sets
+        .iter()
+        .flatten()
+        .map(|c| (c.gender.as_str(), c.speaker.as_str()))
+        .collect();
+    speakers.sort();
+    speakers.dedup();
+    speakers
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, s))| (s.to_string(), i % folds.max(1)))
+        .collect()
+}
+
 /// Cross-validated figures per condition and protocol.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CvReport {
@@ -303,10 +322,8 @@ pub struct CvReport {
 /// each condition under both protocols. Returns the figures (with the temperature fitted
 /// on all out-of-fold predictions applied) and that temperature.
 pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig) -> CvReport {
-    let mut speakers: Vec<&str> = sets.iter().flatten().map(|c| c.speaker.as_str()).collect();
-    speakers.sort();
-    speakers.dedup();
-    let fold_of = |s: &str| speakers.iter().position(|x| *x == s).unwrap_or(0) % cfg.folds.max(1);
+    let folds = speaker_folds(sets, cfg.folds);
+    let fold_of = |s: &str| folds.get(s).copied().unwrap_or(0);
     // preds[condition][protocol]
     let mut preds = vec![(Predictions::default(), Predictions::default()); sets.len()];
     for fold in 0..cfg.folds.max(1) {
@@ -418,6 +435,26 @@ mod tests {
         assert_eq!(res["running"].n, 12 * 30);
         assert_eq!(res["running"].per_gender.len(), 2);
         assert!(r.temperature > 0.0);
+    }
+
+    /// Speakers whose ids alternate gender (as RAVDESS's do) land in folds that each hold
+    /// out both genders; round robin by id alone would give single-gender folds.
+    #[test]
+    fn folds_mix_genders() {
+        let data = synthetic(8);
+        let set: Vec<&ClipData> = data.iter().collect();
+        let folds = speaker_folds(&[set], 4);
+        assert_eq!(folds.len(), 8);
+        for f in 0..4 {
+            let mut genders: Vec<&str> = data
+                .iter()
+                .filter(|c| folds[&c.speaker] == f)
+                .map(|c| c.gender.as_str())
+                .collect();
+            genders.sort();
+            genders.dedup();
+            assert_eq!(genders, ["F", "M"], "fold {f}");
+        }
     }
 
     #[test]
