@@ -45,6 +45,23 @@ fn embedding_matches_the_numpy_reference() {
     assert_ne!(got[..EMBED_STATE], got[2 * EMBED_STATE..3 * EMBED_STATE]);
 }
 
+/// The embedding does not depend on the recording level: the same clip 20 dB quieter gives
+/// the same numbers (up to rounding).
+#[test]
+fn embedding_is_level_invariant() {
+    let enc = Encoder::load(&common::model_path()).expect("encoder loads");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let audio = load_audio(&root.join("tests/fixtures/ravdess/03-01-05-02-01-01-03.flac")).unwrap();
+    let quiet: Vec<f32> = audio.samples.iter().map(|v| v * 0.1).collect();
+    let (a, b) = (enc.embed(&audio.samples), enc.embed(&quiet));
+    for (j, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() < 1e-3 * (1.0 + x.abs()),
+            "dimension {j}: {x} vs {y}"
+        );
+    }
+}
+
 #[test]
 fn short_audio_gives_nan_and_long_audio_is_pooled_in_pieces() {
     let enc = Encoder::load(&common::model_path()).expect("encoder loads");

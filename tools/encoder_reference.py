@@ -2,6 +2,7 @@
 """A second, independent implementation of the front of Whisper's encoder (numpy), used to
 check src/emotion/embed.rs: it writes tests/fixtures/encoder_reference.json, the pooled
 embedding of one committed RAVDESS clip, which tests/encoder.rs compares with the Rust one.
+As in the service, the clip is first brought to a fixed speech level (`level_normalised`).
 
     python3 -m venv /tmp/v && /tmp/v/bin/pip install numpy scipy soundfile
     /tmp/v/bin/python tools/encoder_reference.py models/ggml-tiny.en.bin
@@ -92,12 +93,22 @@ def encode(mel):
 
 CLIP = 'tests/fixtures/ravdess/03-01-05-02-01-01-03.flac'
 BLOCKS = 2
+TARGET_RMS, LEVEL_RANGE_DB = 0.05, 35.0
+
+def level_normalised(x):
+    """x scaled so that its RMS over active 10 ms frames (within 35 dB of the loudest) is 0.05."""
+    p = np.array([np.mean(x[i:i+160].astype(np.float64)**2) for i in range(0, len(x), 160)])
+    if p.max() <= 0:
+        return x
+    act = p[p >= p.max() * 10**(-LEVEL_RANGE_DB/10)]
+    level = np.sqrt(act.mean())
+    return x * np.float32(TARGET_RMS / level) if level > 1e-6 else x
 
 if __name__ == '__main__':
     import soundfile as sf, json
     x, sr = sf.read(CLIP, dtype='float32')
     assert sr == 16000
-    hs = encode(log_mel(x))
+    hs = encode(log_mel(level_normalised(x)))
     emb = np.concatenate([np.concatenate([h.mean(0), h.std(0)]) for h in hs[:BLOCKS]]).astype(np.float64)
     json.dump({'clip': CLIP, 'blocks': BLOCKS, 'frames': int(hs[0].shape[0]),
                'embedding': [round(float(v), 6) for v in emb]},

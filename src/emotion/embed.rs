@@ -40,6 +40,14 @@ pub const MAX_CHUNK_FRAMES: usize = 1000;
 /// Shortest audio embedded, samples at 16 kHz (0.1 s); shorter gives NaN (read as "at the
 /// speaker's baseline" by the model).
 pub const MIN_SAMPLES: usize = 1600;
+/// Speech level every utterance is brought to before the log-mel front end: an RMS of 0.05
+/// (−26 dBFS) over its active 10 ms frames (see [`active_rms`]). Whisper's log-mel values
+/// shift with the input level, and the level of a phone call says more about the handset
+/// and the line than about the caller; loudness stays in the DSP features, read against the
+/// caller's own baseline.
+pub const TARGET_RMS: f32 = 0.05;
+/// 10 ms frames more than this far below the loudest one do not count toward the level.
+pub const LEVEL_RANGE_DB: f32 = 35.0;
 
 const N_FFT: usize = 400;
 const HOP: usize = 160;
@@ -394,11 +402,21 @@ impl Encoder {
     /// The [`N_EMBED`] pooled numbers of one utterance's 16 kHz audio (block by block: the
     /// means of every dimension, then their SDs); all NaN when the audio is shorter than
     /// [`MIN_SAMPLES`].
+    ///
+    /// The audio is first scaled to [`TARGET_RMS`] (digital silence is left as it is), so the
+    /// numbers do not depend on the recording level.
     pub fn embed(&self, audio: &[f32]) -> Vec<f32> {
         if audio.len() < MIN_SAMPLES {
             return vec![f32::NAN; N_EMBED];
         }
-        let mel = self.log_mel(audio);
+        let level = active_rms(audio);
+        let gain = if level > 1e-6 {
+            TARGET_RMS / level
+        } else {
+            1.0
+        };
+        let scaled: Vec<f32> = audio.iter().map(|v| v * gain).collect();
+        let mel = self.log_mel(&scaled);
         let frames = mel.len() / self.n_mels;
         let pieces = frames.div_ceil(MAX_CHUNK_FRAMES.min(2 * self.n_ctx)).max(1);
         let per = frames.div_ceil(pieces);
@@ -433,6 +451,26 @@ impl Encoder {
         }
         out
     }
+}
+
+/// RMS of `audio` over its active 10 ms frames (160 samples; the last may be shorter): those
+/// whose power is within [`LEVEL_RANGE_DB`] of the loudest frame's. 0 for empty or silent
+/// audio.
+pub fn active_rms(audio: &[f32]) -> f32 {
+    let powers: Vec<f64> = audio
+        .chunks(HOP)
+        .map(|c| c.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / c.len() as f64)
+        .collect();
+    let loudest = powers.iter().copied().fold(0.0f64, f64::max);
+    if loudest <= 0.0 {
+        return 0.0;
+    }
+    let floor = loudest * 10f64.powf(-(LEVEL_RANGE_DB as f64) / 10.0);
+    let (sum, n) = powers
+        .iter()
+        .filter(|&&p| p >= floor)
+        .fold((0.0f64, 0usize), |(s, n), &p| (s + p, n + 1));
+    (sum / n as f64).sqrt() as f32
 }
 
 /// Names of the [`N_EMBED`] numbers, in [`Encoder::embed`] order: `enc{b}_mean_{j}` then
@@ -573,6 +611,28 @@ mod tests {
         }
         assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
         assert_eq!(gelu(0.0), 0.0);
+    }
+
+    /// The level counts the speech frames only: a tone with as much silence after it has the
+    /// tone's RMS, a frame 40 dB down does not count, silence has none.
+    #[test]
+    fn active_rms_ignores_silence_and_quiet_frames() {
+        let tone: Vec<f32> = (0..16_000)
+            .map(|i| 0.2 * (2.0 * std::f32::consts::PI * 250.0 * i as f32 / 16_000.0).sin())
+            .collect();
+        let want = 0.2 / 2f32.sqrt();
+        let mut padded = tone.clone();
+        padded.extend(std::iter::repeat_n(0.0, 16_000));
+        padded.extend(tone[..1600].iter().map(|v| v * 0.01));
+        for x in [&tone, &padded] {
+            assert!(
+                (active_rms(x) - want).abs() < 1e-3 * want,
+                "{}",
+                active_rms(x)
+            );
+        }
+        assert_eq!(active_rms(&[0.0; 3200]), 0.0);
+        assert_eq!(active_rms(&[]), 0.0);
     }
 
     /// The strided product against a direct triple loop, with a transposed operand.

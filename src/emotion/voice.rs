@@ -35,8 +35,9 @@ use super::features::{voice_feature_names, VoiceVector, N_VOICE};
 use super::linear::Softmax;
 use super::{CLASSES, N_CLASSES};
 
-/// Format tag of voice model files.
-pub const VOICE_MODEL_FORMAT: &str = "callmood-voice-emotion/2";
+/// Format tag of voice model files. `/3`: the encoder numbers are taken from level-normalised
+/// audio ([`super::embed::TARGET_RMS`]), so `/2` files (unnormalised) are refused.
+pub const VOICE_MODEL_FORMAT: &str = "callmood-voice-emotion/3";
 /// Default location of the shipped voice model.
 pub const DEFAULT_VOICE_MODEL: &str = "models/emotion-voice.json";
 /// z-scores are clamped to this magnitude: one wild feature cannot swamp the rest.
