@@ -58,7 +58,7 @@ impl Default for TrainConfig {
             permutations: 3,
             prior_weight: 4.0,
             fit: FitConfig {
-                l2: 0.1,
+                l2: 0.03,
                 ..FitConfig::default()
             },
             seed: 2024,
