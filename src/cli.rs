@@ -832,7 +832,6 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if cfg.folds < 2 || !positive {
         bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
     }
-
     let encoder = Arc::new(
         crate::emotion::embed::Encoder::load(&a.encoder)
             .map_err(|e| anyhow::anyhow!("--encoder: {e} (models/fetch.sh makes it)"))?,
