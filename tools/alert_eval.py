@@ -32,7 +32,7 @@ import tempfile
 import wave
 from collections import defaultdict
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from callmood_events import ROOT, analyze, model_option
 CALM = {"neutral", "calm"}
 
 
@@ -112,16 +112,12 @@ def main():
     if not calls:
         sys.exit("no calls could be built")
     files = [os.path.join(tmp, c + ".wav") for c in calls]
-    run = subprocess.run([a.binary, "analyze", "--no-transcript", "--emotion-model",
-                          os.path.abspath(a.emotion_model), *files],
-                         cwd=ROOT, capture_output=True, text=True)
-    shutil.rmtree(tmp)
-    if run.returncode != 0:
-        sys.exit(f"callmood analyze failed:\n{run.stderr}")
-    out = run.stdout
+    try:
+        events = analyze(a.binary, files, "--no-transcript", *model_option(a.emotion_model))
+    finally:
+        shutil.rmtree(tmp)
     utts, alerts = defaultdict(list), defaultdict(list)
-    for line in out.splitlines():
-        ev = json.loads(line)
+    for ev in events:
         if "utterance" in ev and "emotion" in ev["utterance"]:
             u = ev["utterance"]
             utts[ev["call_id"]].append(((u["start_ms"] + u["end_ms"]) // 2, u["end_ms"], u["emotion"]["angry"]))

@@ -16,12 +16,13 @@ probabilities over its utterances. Needs a release build (`cargo build --release
   python3 tools/fusion_eval.py --sentences tests/fixtures/text/contact_centre.tsv
   python3 tools/fusion_eval.py --corpus ../shared/data/ravdess-train --limit 300
 """
-import argparse, csv, json, os, subprocess, sys, tempfile
+import argparse, csv, os, subprocess, sys, tempfile
 from collections import defaultdict
+
+from callmood_events import ROOT, analyze, model_option
 
 CLASSES = ["neutral", "happy", "angry", "sad", "fearful"]
 MAP = {"calm": "neutral", "disgust": "angry"}
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def uar(pairs):
@@ -68,12 +69,9 @@ def main():
             items.append((wav, MAP.get(r["emotion"], r["emotion"])))
     if not items:
         sys.exit("give --corpus and/or --sentences")
-    model = ["--emotion-model", os.path.abspath(a.emotion_model)] if a.emotion_model else []
-    out = subprocess.run([a.binary, "analyze", *model, *[w for w, _ in items]], cwd=ROOT,
-                         check=True, capture_output=True, text=True).stdout
+    events = analyze(a.binary, [w for w, _ in items], *model_option(a.emotion_model))
     voice, fused = defaultdict(list), defaultdict(list)
-    for line in out.splitlines():
-        ev = json.loads(line)
+    for ev in events:
         cid = ev["call_id"]
         if "utterance_prosody" in ev and "emotion" in ev["utterance_prosody"]:
             voice[cid].append(probs(ev["utterance_prosody"]["emotion"]))

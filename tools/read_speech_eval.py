@@ -18,7 +18,6 @@ voice estimate (`utterance_prosody.emotion`), the mean `angry` probability, and 
 """
 import argparse
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import sys
 import tempfile
 from collections import Counter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from callmood_events import ROOT, analyze, model_option
 PS = "/usr/share/pocketsphinx/test/data"
 DEFAULT_GROUPS = [
     f"librivox={PS}/librivox/*.wav",
@@ -36,14 +35,10 @@ DEFAULT_GROUPS = [
 CLASSES = ["neutral", "happy", "angry", "sad", "fearful"]
 
 
-def analyze(binary, model, files):
-    cmd = [binary, "analyze", "--no-transcript", *(["--emotion-model", model] if model else []), *files]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if run.returncode != 0:
-        sys.exit(f"callmood analyze failed:\n{run.stderr}")
+def voice_readings(binary, model, files):
+    """Top-label counts, `angry` probabilities and `escalate` alerts of the voice estimate."""
     labels, angry, alerts = Counter(), [], 0
-    for line in run.stdout.splitlines():
-        ev = json.loads(line)
+    for ev in analyze(binary, files, "--no-transcript", *model_option(model)):
         e = ev.get("utterance_prosody", {}).get("emotion")
         if e:
             labels[e["top_label"]] += 1
@@ -68,7 +63,6 @@ def main():
     ap.add_argument("--group", action="append", metavar="NAME=GLOB",
                     help="a reader's recordings (repeatable); default: " + "; ".join(DEFAULT_GROUPS))
     a = ap.parse_args()
-    model = os.path.abspath(a.emotion_model) if a.emotion_model else None
     tmp = tempfile.mkdtemp()
     groups = {}
     for spec in a.group or DEFAULT_GROUPS:
@@ -86,7 +80,7 @@ def main():
     if not groups:
         sys.exit("no recordings found")
     alone = [w for ws in groups.values() for w in ws]
-    report("each recording alone", *analyze(a.binary, model, alone), len(alone))
+    report("each recording alone", *voice_readings(a.binary, a.emotion_model, alone), len(alone))
     calls = []
     for name, ws in groups.items():
         padded = []
@@ -97,7 +91,7 @@ def main():
         call = os.path.join(tmp, f"call-{name}.wav")
         subprocess.run(["sox", *padded, call], check=True)
         calls.append(call)
-    report("each reader as one call", *analyze(a.binary, model, calls), len(calls))
+    report("each reader as one call", *voice_readings(a.binary, a.emotion_model, calls), len(calls))
     shutil.rmtree(tmp)
 
 
