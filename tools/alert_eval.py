@@ -38,7 +38,7 @@ CALM = {"neutral", "calm"}
 
 def clip16(src, dst, gap):
     """The clip as 16 kHz mono 16-bit WAV with `gap` s of silence after it; its length, ms."""
-    subprocess.run(["sox", src, "-r", "16000", "-c", "1", "-b", "16", dst, "pad", "0", str(gap)],
+    subprocess.run(["sox", "-R", src, "-r", "16000", "-c", "1", "-b", "16", dst, "pad", "0", str(gap)],
                    check=True)
     with wave.open(dst) as w:
         return w.getnframes() * 1000 // w.getframerate()
@@ -54,10 +54,10 @@ def build_call(clips, out, tmp, gap, line):
         spans.append((t, t + n))
         t += n
     if line:
-        subprocess.run(["sox", *parts, "-r", "8000", "-e", "u-law", out, "gain", "-3", "sinc", "300-3400"],
+        subprocess.run(["sox", "-R", *parts, "-r", "8000", "-e", "u-law", out, "gain", "-3", "sinc", "300-3400"],
                        check=True)
     else:
-        subprocess.run(["sox", *parts, out], check=True)
+        subprocess.run(["sox", "-R", *parts, out], check=True)
     for p in parts:
         os.remove(p)
     return spans

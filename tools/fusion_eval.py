@@ -56,7 +56,7 @@ def main():
             raw, wav = os.path.join(tmp, f"s{i}.raw.wav"), os.path.join(tmp, f"s{i}.wav")
             subprocess.run(["espeak-ng", "-w", raw, text], check=True)
             # Half a second of silence around the speech, then the phone line.
-            subprocess.run(["sox", raw, "-r", "8000", "-e", "u-law", wav, "pad", "0.5", "0.5"], check=True)
+            subprocess.run(["sox", "-R", raw, "-r", "8000", "-e", "u-law", wav, "pad", "0.5", "0.5"], check=True)
             items.append((wav, label))
     if a.corpus:
         rows = list(csv.DictReader(open(os.path.join(a.corpus, "manifest.csv"))))
@@ -65,7 +65,7 @@ def main():
         for r in rows[::step]:
             src = os.path.join(a.corpus, r["file"])
             wav = os.path.join(tmp, os.path.basename(src) + ".wav")
-            subprocess.run(["sox", src, wav], check=True)
+            subprocess.run(["sox", "-R", src, wav], check=True)
             items.append((wav, MAP.get(r["emotion"], r["emotion"])))
     if not items:
         sys.exit("give --corpus and/or --sentences")

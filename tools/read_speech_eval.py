@@ -74,7 +74,7 @@ def main():
         wavs = []
         for i, f in enumerate(files):
             w = os.path.join(tmp, f"{name}-{i:02}.wav")
-            subprocess.run(["sox", f, "-r", "16000", "-c", "1", "-b", "16", w], check=True)
+            subprocess.run(["sox", "-R", f, "-r", "16000", "-c", "1", "-b", "16", w], check=True)
             wavs.append(w)
         groups[name] = wavs
     if not groups:
@@ -86,10 +86,10 @@ def main():
         padded = []
         for w in ws:
             p = w[:-4] + "-pad.wav"
-            subprocess.run(["sox", w, p, "pad", "0", "0.8"], check=True)
+            subprocess.run(["sox", "-R", w, p, "pad", "0", "0.8"], check=True)
             padded.append(p)
         call = os.path.join(tmp, f"call-{name}.wav")
-        subprocess.run(["sox", *padded, call], check=True)
+        subprocess.run(["sox", "-R", *padded, call], check=True)
         calls.append(call)
     report("each reader as one call", *voice_readings(a.binary, a.emotion_model, calls), len(calls))
     shutil.rmtree(tmp)
