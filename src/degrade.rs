@@ -98,8 +98,9 @@ pub struct RoomConfig {
 /// pre- or de-emphasis, coefficient −0.6..0.9), a one-pole low-pass at 2.5–8 kHz, in 70 % of
 /// clips a synthetic room (exponentially decaying noise tail, RT60 0.15–0.7 s, direct to
 /// reverberant ratio 0–12 dB, applied by FFT convolution), and white or low-passed noise at
-/// 15–35 dB SNR; clipped to ±1. Training sees it as a third condition so that the voice
-/// model learns to ignore the channel (RAVDESS is one studio and one microphone).
+/// 15–35 dB SNR; clipped to ±1. `callmood eval --room` measures the voice model through it
+/// (RAVDESS is one studio and one microphone); training does not use it, because as a third
+/// training condition it lowered the cross-validated figures.
 pub fn recording(x16k: &[f32], cfg: RoomConfig) -> Vec<f32> {
     const FS: f32 = 16_000.0;
     let mut rng = SplitMix64::new(cfg.seed ^ 0x005E_ED0F_400D_u64);
