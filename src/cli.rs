@@ -76,6 +76,10 @@ pub struct TrainArgs {
     /// Shuffled orders of each speaker's clips seen with the running baseline.
     #[arg(long, default_value_t = TrainConfig::default().permutations)]
     pub permutations: usize,
+    /// Calm-first orders of each speaker's clips seen with the running baseline (neutral
+    /// clips first, then the rest), as in a call that starts calm.
+    #[arg(long, default_value_t = TrainConfig::default().calm_first)]
+    pub calm_first: usize,
     /// L2 penalty of the classifier.
     #[arg(long, default_value_t = TrainConfig::default().fit.l2)]
     pub l2: f32,
@@ -821,6 +825,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = TrainConfig {
         folds: a.folds,
         permutations: a.permutations,
+        calm_first: a.calm_first,
         prior_weight: a.prior_weight,
         fit: crate::emotion::linear::FitConfig {
             l2: a.l2,
@@ -964,6 +969,11 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
             dataset::write_scored(&mut out, &r.running)?;
             writeln!(out, "cold start (each clip alone):")?;
             dataset::write_scored(&mut out, &r.cold)?;
+            writeln!(
+                out,
+                "calm first (each speaker as one call, neutral clips first, then the rest):"
+            )?;
+            dataset::write_scored(&mut out, &r.calm_first)?;
         }
     }
     Ok(())

@@ -331,6 +331,10 @@ fn train_then_eval_on_a_tiny_corpus() {
     assert!(stderr.contains("unknown label `bored`"), "{stderr}");
     assert!(stderr.contains("missing.flac"), "{stderr}");
     assert!(stdout.contains("clean, running baseline") && stdout.contains("telephony, cold"));
+    assert!(
+        stdout.contains("telephony, calm_first baseline"),
+        "{stdout}"
+    );
     callmood::emotion::voice::VoiceModel::load(&model).expect("valid model");
 
     let (ok, stdout, stderr) = run(callmood()
@@ -344,6 +348,7 @@ fn train_then_eval_on_a_tiny_corpus() {
         "uar",
         "uar_cold",
         "uar_running",
+        "uar_calm_first",
         "per_class",
         "per_gender",
         "confusion",
@@ -351,6 +356,10 @@ fn train_then_eval_on_a_tiny_corpus() {
         assert!(r.get(key).is_some(), "no {key} in {r}");
     }
     assert_eq!(r["uar"], r["uar_running"]);
+    // The calm-first protocol scores the corpus too (as calls, like the running one).
+    let calm = r["uar_calm_first"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&calm), "{r}");
+    assert!(r["calm_first"]["n"].as_u64().unwrap() <= 12, "{r}");
     assert_eq!(
         r["n_scored"].as_u64().unwrap() + r["skipped"]["no_utterance"].as_u64().unwrap(),
         12

@@ -13,7 +13,7 @@ use crate::dsp::DspPlan;
 
 use super::embed::Encoder;
 use super::features::VoiceVector;
-use super::train::{running_order, ClipData, Predictions, Scored};
+use super::train::{eval_calm_first_order, running_order, ClipData, Predictions, Scored};
 use super::voice::VoiceModel;
 use super::{CLASSES, N_CLASSES};
 
@@ -168,6 +168,8 @@ pub struct EvalReport {
     pub uar_cold: f32,
     /// Same as `uar`.
     pub uar_running: f32,
+    /// UAR with each speaker's neutral clips fed first, then the rest (calm-first protocol).
+    pub uar_calm_first: f32,
     /// Recall per class, running protocol.
     pub per_class: BTreeMap<String, f32>,
     /// UAR per gender, running protocol.
@@ -185,15 +187,18 @@ pub struct EvalReport {
     pub n_skipped: usize,
     /// Why clips were skipped.
     pub skipped: BTreeMap<String, usize>,
-    /// Full figures of each protocol.
+    /// Full figures of the cold protocol.
     pub cold: Scored,
-    /// Full figures of each protocol.
+    /// Full figures of the running protocol.
     pub running: Scored,
+    /// Full figures of the calm-first protocol.
+    pub calm_first: Scored,
 }
 
 /// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
 /// the model set on the call core): each clip alone (cold) and each speaker's clips as one
-/// call in a shuffled order (running). A clip's probabilities are the mean of its
+/// call in a shuffled order (running), and as one call with the neutral clips first
+/// (calm first; see [`super::train`]). A clip's probabilities are the mean of its
 /// utterances' `UtteranceProsody.emotion`.
 pub fn evaluate(
     plan: &Arc<DspPlan>,
@@ -243,45 +248,54 @@ pub fn evaluate(
         }
     }
     let groups: Vec<(&str, Vec<usize>)> = speakers.into_iter().collect();
-    let running_groups = par_map(groups.len(), |g| {
-        let (speaker, idx) = &groups[g];
-        let order = running_order(idx.len(), seed, speaker);
-        let clips: Vec<usize> = order.iter().map(|&k| idx[k]).collect();
-        // Each clip in the same simulated room as in its cold run.
-        let heard: Vec<std::borrow::Cow<'_, [f32]>> = clips
-            .iter()
-            .filter_map(|&i| Some(condition.audio(loaded.audio[i].as_deref()?, i as u64)))
-            .collect();
-        let audio: Vec<&[f32]> = heard.iter().map(|a| a.as_ref()).collect();
-        let line = condition.line(seed ^ g as u64);
-        let utts = run_as_call(
-            plan.clone(),
-            &audio,
-            line,
-            CallSettings::default(),
-            with_model,
-        );
-        clips
-            .into_iter()
-            .zip(mean_by_clip(&utts, audio.len()))
-            .collect::<Vec<_>>()
+    // One call per speaker in `order_of(speaker, clips)`'s order.
+    let as_calls = |order_of: &(dyn Fn(&str, &[usize]) -> Vec<usize> + Sync)| {
+        par_map(groups.len(), |g| {
+            let (speaker, idx) = &groups[g];
+            let order = order_of(speaker, idx);
+            let clips: Vec<usize> = order.iter().map(|&k| idx[k]).collect();
+            // Each clip in the same simulated room as in its cold run.
+            let heard: Vec<std::borrow::Cow<'_, [f32]>> = clips
+                .iter()
+                .filter_map(|&i| Some(condition.audio(loaded.audio[i].as_deref()?, i as u64)))
+                .collect();
+            let audio: Vec<&[f32]> = heard.iter().map(|a| a.as_ref()).collect();
+            let line = condition.line(seed ^ g as u64);
+            let utts = run_as_call(
+                plan.clone(),
+                &audio,
+                line,
+                CallSettings::default(),
+                with_model,
+            );
+            clips
+                .into_iter()
+                .zip(mean_by_clip(&utts, audio.len()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let running_groups = as_calls(&|speaker, idx| running_order(idx.len(), seed, speaker));
+    let calm_groups = as_calls(&|speaker, idx| {
+        let classes: Vec<usize> = idx.iter().map(|&i| corpus.clips[i].class).collect();
+        eval_calm_first_order(&classes, seed, speaker)
     });
 
-    let mut p_cold = Predictions::default();
-    for (i, p) in cold.into_iter().enumerate() {
-        if let Some(p) = p {
-            p_cold.push(corpus.clips[i].class, p, &corpus.clips[i].gender);
+    // The predictions of `(clip, probabilities)` pairs, and how many clips had none.
+    let collect = |pairs: Vec<(usize, Option<Vec<f32>>)>| {
+        let (mut preds, mut missing) = (Predictions::default(), 0);
+        for (i, p) in pairs {
+            let c = &corpus.clips[i];
+            match p {
+                Some(p) => preds.push(c.class, p, &c.gender, &c.speaker),
+                None => missing += 1,
+            }
         }
-    }
-    let mut p_run = Predictions::default();
-    let mut no_utterance = 0;
-    for (i, p) in running_groups.into_iter().flatten() {
-        match p {
-            Some(p) => p_run.push(corpus.clips[i].class, p, &corpus.clips[i].gender),
-            None => no_utterance += 1,
-        }
-    }
-    let (cold, running) = (p_cold.score(), p_run.score());
+        (preds, missing)
+    };
+    let (p_cold, _) = collect(cold.into_iter().enumerate().collect());
+    let (p_run, no_utterance) = collect(running_groups.into_iter().flatten().collect());
+    let (p_calm, _) = collect(calm_groups.into_iter().flatten().collect());
+    let (cold, running, calm_first) = (p_cold.score(), p_run.score(), p_calm.score());
     let mut skipped = BTreeMap::new();
     skipped.insert("unreadable".to_string(), loaded.failed.len());
     skipped.insert("no_utterance".to_string(), no_utterance);
@@ -295,6 +309,7 @@ pub fn evaluate(
         uar: running.uar,
         uar_cold: cold.uar,
         uar_running: running.uar,
+        uar_calm_first: calm_first.uar,
         per_class: running.per_class.clone(),
         per_gender: running.per_gender.clone(),
         confusion: running.confusion.clone(),
@@ -305,6 +320,7 @@ pub fn evaluate(
         skipped,
         cold,
         running,
+        calm_first,
     }
 }
 
@@ -323,6 +339,12 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
         .map(|(g, r)| format!("{g} {r:.3}"))
         .collect();
     writeln!(out, "  UAR by gender: {}", genders.join(", "))?;
+    let speakers: Vec<String> = s
+        .per_speaker
+        .iter()
+        .map(|(k, r)| format!("{k} {r:.2}"))
+        .collect();
+    writeln!(out, "  UAR by speaker: {}", speakers.join(", "))?;
     write!(
         out,
         "  confusion (rows true, columns predicted):\n  {:>8}",

@@ -6,8 +6,14 @@
 //! - **running**: a speaker's clips in a shuffled order (fixed seed) as one call, each
 //!   scored with only the earlier ones as baseline, exactly as a live call does.
 //!
-//! Training sees both: every training clip once cold, and each training speaker's clips in
-//! several shuffled orders with the running baseline. Cross-validation holds out whole
+//! A third protocol, **calm first**, feeds a speaker's neutral clips first (shuffled), then
+//! the rest (shuffled): the baseline is built from calm speech, as in a call that starts
+//! calm and then turns. It measures what the shuffled protocol hides: with a balanced mix
+//! of emotions in the baseline, a neutral clip sits below the speaker's mean arousal, but
+//! in a real call the baseline is mostly neutral, and a neutral utterance sits at it.
+//!
+//! Training sees all three: every training clip once cold, each training speaker's clips
+//! in several shuffled orders with the running baseline, and in calm-first orders. Cross-validation holds out whole
 //! speakers: speakers sorted by gender, then id, are dealt round robin into the folds, so
 //! every fold holds out both genders where it can and no training set lacks the held-out
 //! speakers' gender.
@@ -43,6 +49,8 @@ pub struct TrainConfig {
     pub folds: usize,
     /// Shuffled orders of each training speaker's clips.
     pub permutations: usize,
+    /// Calm-first orders of each training speaker's clips ([`calm_first_order`]).
+    pub calm_first: usize,
     /// Weight of the population prior in the speaker baseline, utterances.
     pub prior_weight: f32,
     /// Classifier settings.
@@ -56,6 +64,7 @@ impl Default for TrainConfig {
         Self {
             folds: 6,
             permutations: 3,
+            calm_first: 1,
             prior_weight: 4.0,
             fit: FitConfig {
                 l2: 0.03,
@@ -75,6 +84,8 @@ pub struct Scored {
     pub per_class: BTreeMap<String, f32>,
     /// UAR per gender.
     pub per_gender: BTreeMap<String, f32>,
+    /// UAR per speaker.
+    pub per_speaker: BTreeMap<String, f32>,
     /// Confusion counts, `[true][predicted]`, [`CLASSES`] order.
     pub confusion: Vec<Vec<u32>>,
     /// Expected calibration error of the top label (10 bins).
@@ -92,14 +103,17 @@ pub struct Predictions {
     pub probs: Vec<Vec<f32>>,
     /// Gender per clip.
     pub gender: Vec<String>,
+    /// Speaker per clip.
+    pub speaker: Vec<String>,
 }
 
 impl Predictions {
     /// Adds one clip.
-    pub fn push(&mut self, y: usize, probs: Vec<f32>, gender: &str) {
+    pub fn push(&mut self, y: usize, probs: Vec<f32>, gender: &str, speaker: &str) {
         self.y.push(y);
         self.probs.push(probs);
         self.gender.push(gender.to_string());
+        self.speaker.push(speaker.to_string());
     }
 
     /// Adds all of `other`.
@@ -107,6 +121,7 @@ impl Predictions {
         self.y.extend(other.y);
         self.probs.extend(other.probs);
         self.gender.extend(other.gender);
+        self.speaker.extend(other.speaker);
     }
 
     /// The figures.
@@ -118,27 +133,24 @@ impl Predictions {
             .zip(recalls(&conf))
             .filter_map(|(c, r)| Some((c.to_string(), r?)))
             .collect();
-        let mut genders: Vec<&String> = self.gender.iter().collect();
-        genders.sort();
-        genders.dedup();
-        let per_gender = genders
-            .into_iter()
-            .map(|g| {
-                let (y, p): (Vec<usize>, Vec<usize>) = self
-                    .y
-                    .iter()
-                    .zip(&pred)
-                    .zip(&self.gender)
-                    .filter(|(_, gg)| *gg == g)
-                    .map(|((y, p), _)| (*y, *p))
-                    .unzip();
-                (g.clone(), uar(&confusion(&y, &p, N_CLASSES)))
-            })
-            .collect();
+        // UAR of the clips of each value of `key` (one per clip).
+        let uar_by = |key: &[String]| -> BTreeMap<String, f32> {
+            let mut groups: BTreeMap<&str, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+            for ((y, p), k) in self.y.iter().zip(&pred).zip(key) {
+                let g = groups.entry(k).or_default();
+                g.0.push(*y);
+                g.1.push(*p);
+            }
+            groups
+                .into_iter()
+                .map(|(k, (y, p))| (k.to_string(), uar(&confusion(&y, &p, N_CLASSES))))
+                .collect()
+        };
         Scored {
             uar: uar(&conf),
             per_class,
-            per_gender,
+            per_gender: uar_by(&self.gender),
+            per_speaker: uar_by(&self.speaker),
             confusion: conf,
             ece: ece(&self.probs, &self.y, 10),
             n: self.y.len(),
@@ -232,6 +244,10 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
             rng.shuffle(&mut o);
             orders.push((o, false));
         }
+        let classes: Vec<usize> = clips.iter().map(|c| c.class).collect();
+        for _ in 0..cfg.calm_first {
+            orders.push((calm_first_order(&classes, &mut rng), false));
+        }
         for (order, cold) in orders {
             for (i, z) in sequence_inputs(&model, clips, &order, cold) {
                 x.push(z.to_vec());
@@ -245,30 +261,86 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
 
 /// The order the running protocol feeds a speaker's `n` clips in.
 pub fn running_order(n: usize, seed: u64, speaker: &str) -> Vec<usize> {
-    let h = speaker.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
+    let h = speaker_hash(speaker);
     let mut o: Vec<usize> = (0..n).collect();
     SplitMix64::new(seed ^ h).shuffle(&mut o);
     o
 }
 
-/// Scores one speaker's clips (one condition) under both protocols, with the feature
+/// A calm-first order of clips with labels `classes`: the neutral ones (class 0) first,
+/// then the others, each group shuffled by `rng`.
+pub fn calm_first_order(classes: &[usize], rng: &mut SplitMix64) -> Vec<usize> {
+    let (mut calm, mut rest): (Vec<usize>, Vec<usize>) =
+        (0..classes.len()).partition(|&i| classes[i] == 0);
+    rng.shuffle(&mut calm);
+    rng.shuffle(&mut rest);
+    calm.extend(rest);
+    calm
+}
+
+/// The calm-first order the evaluation feeds a speaker's clips in (fixed by `seed` and the
+/// speaker, independent of [`running_order`]'s).
+pub fn eval_calm_first_order(classes: &[usize], seed: u64, speaker: &str) -> Vec<usize> {
+    let h = speaker_hash(speaker);
+    calm_first_order(classes, &mut SplitMix64::new(seed ^ h ^ CALM_FIRST_SALT))
+}
+
+const CALM_FIRST_SALT: u64 = 0x5bd1_e995_c0ff_ee00;
+
+fn speaker_hash(speaker: &str) -> u64 {
+    speaker.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Predictions of one speaker's clips under the three protocols.
+#[derive(Clone, Debug, Default)]
+pub struct ProtocolPredictions {
+    /// Each clip alone.
+    pub cold: Predictions,
+    /// Shuffled, with the running baseline.
+    pub running: Predictions,
+    /// Calm first, with the running baseline.
+    pub calm_first: Predictions,
+}
+
+impl ProtocolPredictions {
+    /// Adds all of `other`.
+    pub fn extend(&mut self, other: ProtocolPredictions) {
+        self.cold.extend(other.cold);
+        self.running.extend(other.running);
+        self.calm_first.extend(other.calm_first);
+    }
+
+    /// Each protocol's name and predictions.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut Predictions); 3] {
+        [
+            ("cold", &mut self.cold),
+            ("running", &mut self.running),
+            ("calm_first", &mut self.calm_first),
+        ]
+    }
+}
+
+/// Scores one speaker's clips (one condition) under the three protocols, with the feature
 /// path of [`sequence_inputs`]; a clip's probabilities are the mean over its utterances.
 /// Clips without utterances are left out.
-pub fn predict_speaker(
-    model: &VoiceModel,
-    clips: &[&ClipData],
-    seed: u64,
-) -> (Predictions, Predictions) {
-    let mut out = (Predictions::default(), Predictions::default());
+pub fn predict_speaker(model: &VoiceModel, clips: &[&ClipData], seed: u64) -> ProtocolPredictions {
+    let mut out = ProtocolPredictions::default();
     let Some(first) = clips.first() else {
         return out;
     };
     let ident: Vec<usize> = (0..clips.len()).collect();
-    let order = running_order(clips.len(), seed, &first.speaker);
-    for (cold, preds) in [(true, &mut out.0), (false, &mut out.1)] {
-        let order = if cold { &ident } else { &order };
+    let running = running_order(clips.len(), seed, &first.speaker);
+    let classes: Vec<usize> = clips.iter().map(|c| c.class).collect();
+    let calm = eval_calm_first_order(&classes, seed, &first.speaker);
+    for (name, preds) in out.named_mut() {
+        let cold = name == "cold";
+        let order = match name {
+            "cold" => &ident,
+            "running" => &running,
+            _ => &calm,
+        };
         let mut sums = vec![(vec![0.0f32; N_CLASSES], 0u32); clips.len()];
         for (i, z) in sequence_inputs(model, clips, order, cold) {
             let p = model.softmax.probs(&z);
@@ -282,6 +354,7 @@ pub fn predict_speaker(
                     clips[i].class,
                     s.iter().map(|v| v / *n as f32).collect(),
                     &clips[i].gender,
+                    &clips[i].speaker,
                 );
             }
         }
@@ -311,7 +384,7 @@ pub fn speaker_folds(sets: &[Vec<&ClipData>], folds: usize) -> BTreeMap<String, 
 pub struct CvReport {
     /// Folds.
     pub folds: usize,
-    /// `condition → protocol (cold, running) → figures`, after temperature calibration.
+    /// `condition → protocol (cold, running, calm_first) → figures`, after temperature calibration.
     pub results: BTreeMap<String, BTreeMap<String, Scored>>,
     /// The temperature fitted on the out-of-fold predictions.
     pub temperature: f32,
@@ -324,8 +397,7 @@ pub struct CvReport {
 pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig) -> CvReport {
     let folds = speaker_folds(sets, cfg.folds);
     let fold_of = |s: &str| folds.get(s).copied().unwrap_or(0);
-    // preds[condition][protocol]
-    let mut preds = vec![(Predictions::default(), Predictions::default()); sets.len()];
+    let mut preds = vec![ProtocolPredictions::default(); sets.len()];
     for fold in 0..cfg.folds.max(1) {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
@@ -344,16 +416,15 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
                 .filter(|c| fold_of(&c.speaker) == fold)
                 .collect()];
             for clips in by_speaker(&test) {
-                let (cold, running) = predict_speaker(&model, &clips, cfg.seed);
-                preds[k].0.extend(cold);
-                preds[k].1.extend(running);
+                preds[k].extend(predict_speaker(&model, &clips, cfg.seed));
             }
         }
     }
-    // Temperature on all out-of-fold predictions (log of the averaged probabilities).
+    // Temperature on the out-of-fold predictions of the cold and shuffled protocols (log of
+    // the averaged probabilities).
     let (mut logits, mut y) = (Vec::new(), Vec::new());
-    for (c, r) in &preds {
-        for p in [c, r] {
+    for pp in &preds {
+        for p in [&pp.cold, &pp.running] {
             logits.extend(
                 p.probs
                     .iter()
@@ -368,17 +439,16 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
         temperature,
         ..CvReport::default()
     };
-    for (k, (mut cold, mut running)) in preds.into_iter().enumerate() {
-        for p in [&mut cold, &mut running] {
+    for (k, mut pp) in preds.into_iter().enumerate() {
+        let entry = report.results.entry(names[k].to_string()).or_default();
+        for (name, p) in pp.named_mut() {
             for q in p.probs.iter_mut() {
                 q.iter_mut()
                     .for_each(|v| *v = v.max(1e-9).ln() / temperature);
                 super::softmax_in_place(q);
             }
+            entry.insert(name.into(), p.score());
         }
-        let entry = report.results.entry(names[k].to_string()).or_default();
-        entry.insert("cold".into(), cold.score());
-        entry.insert("running".into(), running.score());
     }
     report
 }
@@ -433,7 +503,9 @@ mod tests {
         assert!(res["running"].uar > 0.45, "{res:?}");
         assert!(res["running"].uar > res["cold"].uar + 0.15, "{res:?}");
         assert_eq!(res["running"].n, 12 * 30);
+        assert_eq!(res["calm_first"].n, 12 * 30);
         assert_eq!(res["running"].per_gender.len(), 2);
+        assert_eq!(res["running"].per_speaker.len(), 12);
         assert!(r.temperature > 0.0);
     }
 
@@ -455,6 +527,25 @@ mod tests {
             genders.dedup();
             assert_eq!(genders, ["F", "M"], "fold {f}");
         }
+    }
+
+    #[test]
+    fn calm_first_order_puts_neutral_clips_first() {
+        let classes = [2, 0, 1, 0, 4, 3, 0, 2];
+        let o = eval_calm_first_order(&classes, 1, "actor01");
+        assert_eq!(o, eval_calm_first_order(&classes, 1, "actor01"));
+        let mut s = o.clone();
+        s.sort();
+        assert_eq!(s, (0..classes.len()).collect::<Vec<_>>());
+        let labels: Vec<usize> = o.iter().map(|&i| classes[i]).collect();
+        assert!(labels[..3].iter().all(|&c| c == 0), "{labels:?}");
+        assert!(labels[3..].iter().all(|&c| c != 0), "{labels:?}");
+        // Both groups are shuffled: some seed reorders each.
+        let orders: Vec<Vec<usize>> = (0..20)
+            .map(|seed| eval_calm_first_order(&classes, seed, "actor01"))
+            .collect();
+        assert!(orders.iter().any(|o| o[..3] != orders[0][..3]));
+        assert!(orders.iter().any(|o| o[3..] != orders[0][3..]));
     }
 
     #[test]
