@@ -10,7 +10,7 @@
 //!   trainer.
 //! - [`voice`]: the voice model: speaker-normalised features, scores, contributions.
 //! - [`train`]: training with the running baseline simulated, speaker-grouped
-//!   cross-validation, the cold and running protocols.
+//!   cross-validation, the cold, running and calm-first protocols.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
 //! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
 //! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.

@@ -1,22 +1,24 @@
 //! Training and measuring the voice model (sans-I/O: takes feature vectors, returns models
 //! and figures). The shell side (`callmood train` / `callmood eval`) feeds it.
 //!
-//! Two protocols, both speaker-independent:
+//! Three protocols, all speaker-independent:
 //! - **cold**: each clip alone, with no speaker baseline;
 //! - **running**: a speaker's clips in a shuffled order (fixed seed) as one call, each
-//!   scored with only the earlier ones as baseline, exactly as a live call does.
+//!   scored with only the earlier ones as baseline, exactly as a live call does;
+//! - **calm first**: as running, but the speaker's neutral clips come first (shuffled), then
+//!   the rest (shuffled): the baseline is built from calm speech, as in a call that starts
+//!   calm and then turns.
 //!
-//! A third protocol, **calm first**, feeds a speaker's neutral clips first (shuffled), then
-//! the rest (shuffled): the baseline is built from calm speech, as in a call that starts
-//! calm and then turns. It measures what the shuffled protocol hides: with a balanced mix
+//! Calm first measures what the shuffled protocol hides: with a balanced mix
 //! of emotions in the baseline, a neutral clip sits below the speaker's mean arousal, but
 //! in a real call the baseline is mostly neutral, and a neutral utterance sits at it.
 //!
 //! Training sees all three: every training clip once cold, each training speaker's clips
-//! in several shuffled orders with the running baseline, and in calm-first orders. Cross-validation holds out whole
-//! speakers: speakers sorted by gender, then id, are dealt round robin into the folds, so
-//! every fold holds out both genders where it can and no training set lacks the held-out
-//! speakers' gender.
+//! in several shuffled orders with the running baseline, and in calm-first orders (neutral
+//! here includes calm, which maps to it). Cross-validation holds out whole speakers:
+//! speakers sorted by gender, then id, are dealt round robin into the folds, so every fold
+//! holds out both genders where it can and no training set lacks the held-out speakers'
+//! gender.
 
 use std::collections::BTreeMap;
 
