@@ -80,6 +80,10 @@ pub struct TrainArgs {
     /// clips first, then the rest), as in a call that starts calm.
     #[arg(long, default_value_t = TrainConfig::default().calm_first)]
     pub calm_first: usize,
+    /// Orders each held-out speaker is scored in by the cross-validation (the first gives
+    /// the figures; all of them show how much the order alone moves them).
+    #[arg(long, default_value_t = TrainConfig::default().eval_orders)]
+    pub eval_orders: usize,
     /// L2 penalty of the classifier.
     #[arg(long, default_value_t = TrainConfig::default().fit.l2)]
     pub l2: f32,
@@ -826,6 +830,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         folds: a.folds,
         permutations: a.permutations,
         calm_first: a.calm_first,
+        eval_orders: a.eval_orders,
         prior_weight: a.prior_weight,
         fit: crate::emotion::linear::FitConfig {
             l2: a.l2,
@@ -833,9 +838,17 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         },
         seed: a.seed,
     };
-    let positive = cfg.prior_weight > 0.0 && cfg.fit.l2 >= 0.0;
-    if cfg.folds < 2 || !positive {
-        bail!("--folds must be at least 2, --prior-weight positive and --l2 non-negative");
+    if cfg.folds < 2 {
+        bail!("--folds must be at least 2, got {}", cfg.folds);
+    }
+    if cfg.eval_orders < 1 {
+        bail!("--eval-orders must be at least 1, got {}", cfg.eval_orders);
+    }
+    if cfg.prior_weight.is_nan() || cfg.prior_weight <= 0.0 {
+        bail!("--prior-weight must be positive, got {}", cfg.prior_weight);
+    }
+    if cfg.fit.l2.is_nan() || cfg.fit.l2 < 0.0 {
+        bail!("--l2 must be non-negative, got {}", cfg.fit.l2);
     }
     let encoder = Arc::new(
         crate::emotion::embed::Encoder::load(&a.encoder)
@@ -901,6 +914,23 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
+    for (cond, protocols) in &cv.order_spread {
+        for (protocol, o) in protocols {
+            let (u, g) = (spread(&o.uar), spread(&o.gender_gap));
+            writeln!(
+                out,
+                "{cond}, {protocol}, over {} orders: UAR mean {:.3} ({:.3}–{:.3}), \
+                 gender gap mean {:.1} ({:.1}–{:.1}) points",
+                o.uar.len(),
+                u.0,
+                u.1,
+                u.2,
+                100.0 * g.0,
+                100.0 * g.1,
+                100.0 * g.2
+            )?;
+        }
+    }
     let mut model = fit_voice(&sets, &cfg);
     model.softmax.temperature = cv.temperature;
     let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
@@ -926,6 +956,17 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
     eprintln!("callmood: wrote {}", a.out.display());
     Ok(())
+}
+
+/// Mean, smallest and largest of `v` (zeros when empty).
+fn spread(v: &[f32]) -> (f32, f32, f32) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let min = v.iter().copied().fold(f32::MAX, f32::min);
+    let max = v.iter().copied().fold(f32::MIN, f32::max);
+    (mean, min, max)
 }
 
 /// How a model file at `out` names the encoder file: by file name when both sit in the

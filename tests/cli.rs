@@ -110,6 +110,14 @@ fn bad_arguments_and_files_give_one_clear_line_and_a_failure() {
             vec!["serve".into(), "--addr".into(), "not-an-address".into()],
             "addr",
         ),
+        (
+            train_args(dir.path(), &["--eval-orders", "0"]),
+            "--eval-orders must be at least 1",
+        ),
+        (
+            train_args(dir.path(), &["--prior-weight", "0"]),
+            "--prior-weight must be positive",
+        ),
     ];
     for (args, needle) in cases {
         let (ok, _, stderr) = run(callmood().args(&args));
@@ -288,6 +296,16 @@ fn analyze_is_reproducible() {
     assert_eq!(a, b);
 }
 
+/// `callmood train` on `dir` (which needs no corpus: these fail on the settings first).
+fn train_args(dir: &std::path::Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["train".into(), "--corpus".into()];
+    args.push(dir.into());
+    args.push("--out".into());
+    args.push(dir.join("model.json").into());
+    args.extend(extra.iter().map(|a| a.into()));
+    args
+}
+
 /// A small labelled corpus made from the fixtures: two "speakers", labels cycling through
 /// the classes, plus a surprise row, an unknown label and a missing file.
 fn tiny_corpus(dir: &std::path::Path) {
@@ -331,6 +349,10 @@ fn train_then_eval_on_a_tiny_corpus() {
     assert!(stderr.contains("unknown label `bored`"), "{stderr}");
     assert!(stderr.contains("missing.flac"), "{stderr}");
     assert!(stdout.contains("clean, running baseline") && stdout.contains("telephony, cold"));
+    assert!(
+        stdout.contains("clean, running, over 5 orders: UAR mean"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("telephony, calm_first baseline"),
         "{stdout}"

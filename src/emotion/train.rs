@@ -53,6 +53,9 @@ pub struct TrainConfig {
     pub permutations: usize,
     /// Calm-first orders of each training speaker's clips ([`calm_first_order`]).
     pub calm_first: usize,
+    /// Orders each held-out speaker is scored in by the cross-validation's call protocols
+    /// (the first, from `seed`, gives the headline figures; the others their spread).
+    pub eval_orders: usize,
     /// Weight of the population prior in the speaker baseline, utterances.
     pub prior_weight: f32,
     /// Classifier settings.
@@ -67,6 +70,7 @@ impl Default for TrainConfig {
             folds: 6,
             permutations: 3,
             calm_first: 1,
+            eval_orders: 5,
             prior_weight: 4.0,
             fit: FitConfig {
                 l2: 0.03,
@@ -390,6 +394,29 @@ pub struct CvReport {
     pub results: BTreeMap<String, BTreeMap<String, Scored>>,
     /// The temperature fitted on the out-of-fold predictions.
     pub temperature: f32,
+    /// `condition → protocol (running, calm_first) → ` the figures of each order.
+    pub order_spread: BTreeMap<String, BTreeMap<String, OrderSpread>>,
+}
+
+/// How the figures of a call protocol move with the order of the clips alone: one value
+/// per order, the first being the order of the headline figures.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OrderSpread {
+    /// UAR of each order.
+    pub uar: Vec<f32>,
+    /// Highest minus lowest UAR per gender, of each order.
+    pub gender_gap: Vec<f32>,
+}
+
+impl OrderSpread {
+    fn push(&mut self, s: &Scored) {
+        self.uar.push(s.uar);
+        let by_gender = s.per_gender.values();
+        let gap = by_gender.clone().fold(f32::MIN, |a, &b| a.max(b))
+            - by_gender.fold(f32::MAX, |a, &b| a.min(b));
+        self.gender_gap
+            .push(if gap.is_finite() { gap } else { 0.0 });
+    }
 }
 
 /// Speaker-grouped cross-validation. `sets[k]` holds condition `names[k]`'s clips. Each
@@ -400,6 +427,9 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
     let folds = speaker_folds(sets, cfg.folds);
     let fold_of = |s: &str| folds.get(s).copied().unwrap_or(0);
     let mut preds = vec![ProtocolPredictions::default(); sets.len()];
+    // extra[condition][order - 1]: the call protocols in the other orders.
+    let extra_orders = cfg.eval_orders.max(1) - 1;
+    let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
     for fold in 0..cfg.folds.max(1) {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
@@ -419,6 +449,10 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
                 .collect()];
             for clips in by_speaker(&test) {
                 preds[k].extend(predict_speaker(&model, &clips, cfg.seed));
+                for (j, e) in extra[k].iter_mut().enumerate() {
+                    let seed = cfg.seed.wrapping_add(1 + j as u64);
+                    e.extend(predict_speaker(&model, &clips, seed));
+                }
             }
         }
     }
@@ -441,6 +475,15 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
         temperature,
         ..CvReport::default()
     };
+    // The temperature moves no top label, so the spread is taken before it.
+    for (k, (pp, ee)) in preds.iter().zip(&extra).enumerate() {
+        let entry = report.order_spread.entry(names[k].to_string()).or_default();
+        for p in std::iter::once(pp).chain(ee) {
+            for (name, q) in [("running", &p.running), ("calm_first", &p.calm_first)] {
+                entry.entry(name.into()).or_default().push(&q.score());
+            }
+        }
+    }
     for (k, mut pp) in preds.into_iter().enumerate() {
         let entry = report.results.entry(names[k].to_string()).or_default();
         for (name, p) in pp.named_mut() {
@@ -506,6 +549,10 @@ mod tests {
         assert!(res["running"].uar > res["cold"].uar + 0.15, "{res:?}");
         assert_eq!(res["running"].n, 12 * 30);
         assert_eq!(res["calm_first"].n, 12 * 30);
+        let spread = &r.order_spread["clean"]["running"];
+        assert_eq!(spread.uar.len(), cfg.eval_orders);
+        assert_eq!(spread.uar[0], res["running"].uar);
+        assert!(spread.gender_gap.iter().all(|g| (0.0..=1.0).contains(g)));
         assert_eq!(res["running"].per_gender.len(), 2);
         assert_eq!(res["running"].per_speaker.len(), 12);
         assert!(r.temperature > 0.0);
