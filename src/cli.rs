@@ -916,7 +916,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
     for (cond, protocols) in &cv.order_spread {
         for (protocol, o) in protocols {
-            let (u, g) = (spread(&o.uar), spread(&o.gender_gap));
+            use crate::emotion::train::mean_min_max;
+            let (u, g) = (mean_min_max(&o.uar), mean_min_max(&o.gender_gap));
             writeln!(
                 out,
                 "{cond}, {protocol}, over {} orders: UAR mean {:.3} ({:.3}–{:.3}), \
@@ -956,17 +957,6 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
     eprintln!("callmood: wrote {}", a.out.display());
     Ok(())
-}
-
-/// Mean, smallest and largest of `v` (zeros when empty).
-fn spread(v: &[f32]) -> (f32, f32, f32) {
-    if v.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    let mean = v.iter().sum::<f32>() / v.len() as f32;
-    let min = v.iter().copied().fold(f32::MAX, f32::min);
-    let max = v.iter().copied().fold(f32::MIN, f32::max);
-    (mean, min, max)
 }
 
 /// How a model file at `out` names the encoder file: by file name when both sit in the

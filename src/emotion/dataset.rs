@@ -326,25 +326,17 @@ pub fn evaluate(
 
 /// Writes a [`Scored`] as a few lines of text: UAR, per class, per gender, confusion.
 pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Result<()> {
+    // `name value, name value, ...` with `decimals` decimals.
+    let listed = |m: &BTreeMap<String, f32>, decimals: usize| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v:.decimals$}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     writeln!(out, "  UAR {:.3}  ECE {:.3}  clips {}", s.uar, s.ece, s.n)?;
-    let classes: Vec<String> = s
-        .per_class
-        .iter()
-        .map(|(c, r)| format!("{c} {r:.2}"))
-        .collect();
-    writeln!(out, "  recall: {}", classes.join(", "))?;
-    let genders: Vec<String> = s
-        .per_gender
-        .iter()
-        .map(|(g, r)| format!("{g} {r:.3}"))
-        .collect();
-    writeln!(out, "  UAR by gender: {}", genders.join(", "))?;
-    let speakers: Vec<String> = s
-        .per_speaker
-        .iter()
-        .map(|(k, r)| format!("{k} {r:.2}"))
-        .collect();
-    writeln!(out, "  UAR by speaker: {}", speakers.join(", "))?;
+    writeln!(out, "  recall: {}", listed(&s.per_class, 2))?;
+    writeln!(out, "  UAR by gender: {}", listed(&s.per_gender, 3))?;
+    writeln!(out, "  UAR by speaker: {}", listed(&s.per_speaker, 2))?;
     write!(
         out,
         "  confusion (rows true, columns predicted):\n  {:>8}",

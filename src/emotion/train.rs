@@ -340,13 +340,11 @@ pub fn predict_speaker(model: &VoiceModel, clips: &[&ClipData], seed: u64) -> Pr
     let running = running_order(clips.len(), seed, &first.speaker);
     let classes: Vec<usize> = clips.iter().map(|c| c.class).collect();
     let calm = eval_calm_first_order(&classes, seed, &first.speaker);
-    for (name, preds) in out.named_mut() {
-        let cold = name == "cold";
-        let order = match name {
-            "cold" => &ident,
-            "running" => &running,
-            _ => &calm,
-        };
+    for (order, cold, preds) in [
+        (&ident, true, &mut out.cold),
+        (&running, false, &mut out.running),
+        (&calm, false, &mut out.calm_first),
+    ] {
         let mut sums = vec![(vec![0.0f32; N_CLASSES], 0u32); clips.len()];
         for (i, z) in sequence_inputs(model, clips, order, cold) {
             let p = model.softmax.probs(&z);
@@ -390,7 +388,8 @@ pub fn speaker_folds(sets: &[Vec<&ClipData>], folds: usize) -> BTreeMap<String, 
 pub struct CvReport {
     /// Folds.
     pub folds: usize,
-    /// `condition → protocol (cold, running, calm_first) → figures`, after temperature calibration.
+    /// `condition → protocol (cold, running, calm_first) → figures`, after temperature
+    /// calibration.
     pub results: BTreeMap<String, BTreeMap<String, Scored>>,
     /// The temperature fitted on the out-of-fold predictions.
     pub temperature: f32,
@@ -411,12 +410,21 @@ pub struct OrderSpread {
 impl OrderSpread {
     fn push(&mut self, s: &Scored) {
         self.uar.push(s.uar);
-        let by_gender = s.per_gender.values();
-        let gap = by_gender.clone().fold(f32::MIN, |a, &b| a.max(b))
-            - by_gender.fold(f32::MAX, |a, &b| a.min(b));
-        self.gender_gap
-            .push(if gap.is_finite() { gap } else { 0.0 });
+        let by_gender: Vec<f32> = s.per_gender.values().copied().collect();
+        let (_, lo, hi) = mean_min_max(&by_gender);
+        self.gender_gap.push(hi - lo);
     }
+}
+
+/// Mean, smallest and largest of `v` (zeros when empty).
+pub fn mean_min_max(v: &[f32]) -> (f32, f32, f32) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let min = v.iter().copied().fold(f32::MAX, f32::min);
+    let max = v.iter().copied().fold(f32::MIN, f32::max);
+    (mean, min, max)
 }
 
 /// Speaker-grouped cross-validation. `sets[k]` holds condition `names[k]`'s clips. Each
