@@ -398,6 +398,16 @@ fn train_then_eval_on_a_tiny_corpus() {
         .sum();
     assert_eq!(total, r["n_scored"].as_u64().unwrap());
     assert_eq!(r["per_gender"].as_object().unwrap().len(), 2);
+    let (f, m) = (
+        r["per_gender"]["F"].as_f64().unwrap(),
+        r["per_gender"]["M"].as_f64().unwrap(),
+    );
+    assert!(
+        (r["gender_gap"].as_f64().unwrap() - (f - m).abs()).abs() < 1e-6,
+        "{r}"
+    );
+    // One speaker a gender: no speaker bootstrap to give.
+    assert!(r["running"]["interval"].is_null(), "{r}");
 
     // A model file that does not fit is refused with the reason.
     std::fs::write(&model, "{\"format\": \"other\"}").unwrap();

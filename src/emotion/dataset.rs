@@ -170,6 +170,9 @@ pub struct EvalReport {
     pub uar_running: f32,
     /// UAR with each speaker's neutral clips fed first, then the rest (calm-first protocol).
     pub uar_calm_first: f32,
+    /// Highest minus lowest UAR per gender, running protocol (`running.interval` says how
+    /// far it could move with other speakers).
+    pub gender_gap: f32,
     /// Recall per class, running protocol.
     pub per_class: BTreeMap<String, f32>,
     /// UAR per gender, running protocol.
@@ -310,6 +313,7 @@ pub fn evaluate(
         uar_cold: cold.uar,
         uar_running: running.uar,
         uar_calm_first: calm_first.uar,
+        gender_gap: running.gender_gap,
         per_class: running.per_class.clone(),
         per_gender: running.per_gender.clone(),
         confusion: running.confusion.clone(),
@@ -324,7 +328,8 @@ pub fn evaluate(
     }
 }
 
-/// Writes a [`Scored`] as a few lines of text: UAR, per class, per gender, confusion.
+/// Writes a [`Scored`] as a few lines of text: UAR, per class, per gender (with the gap and
+/// the speaker-bootstrap interval), per speaker, confusion.
 pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Result<()> {
     // `name value, name value, ...` with `decimals` decimals.
     let listed = |m: &BTreeMap<String, f32>, decimals: usize| {
@@ -335,7 +340,23 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
     };
     writeln!(out, "  UAR {:.3}  ECE {:.3}  clips {}", s.uar, s.ece, s.n)?;
     writeln!(out, "  recall: {}", listed(&s.per_class, 2))?;
-    writeln!(out, "  UAR by gender: {}", listed(&s.per_gender, 3))?;
+    writeln!(
+        out,
+        "  UAR by gender: {}  (gap {:.1} points)",
+        listed(&s.per_gender, 3),
+        100.0 * s.gender_gap
+    )?;
+    if let Some(i) = &s.interval {
+        writeln!(
+            out,
+            "  95% over speakers ({} resampled by gender): UAR {:.3}–{:.3}, gender gap {:.1}–{:.1} points",
+            i.speakers,
+            i.uar[0],
+            i.uar[1],
+            100.0 * i.gender_gap[0],
+            100.0 * i.gender_gap[1]
+        )?;
+    }
     writeln!(out, "  UAR by speaker: {}", listed(&s.per_speaker, 2))?;
     write!(
         out,

@@ -92,6 +92,11 @@ pub struct Scored {
     pub per_gender: BTreeMap<String, f32>,
     /// UAR per speaker.
     pub per_speaker: BTreeMap<String, f32>,
+    /// Highest minus lowest UAR per gender (0 with fewer than two genders).
+    pub gender_gap: f32,
+    /// How far UAR and the gender gap could move with other speakers of the same genders:
+    /// a speaker bootstrap ([`speaker_interval`]). `None` when no gender has two speakers.
+    pub interval: Option<SpeakerInterval>,
     /// Confusion counts, `[true][predicted]`, [`CLASSES`] order.
     pub confusion: Vec<Vec<u32>>,
     /// Expected calibration error of the top label (10 bins).
@@ -152,16 +157,111 @@ impl Predictions {
                 .map(|(k, (y, p))| (k.to_string(), uar(&confusion(&y, &p, N_CLASSES))))
                 .collect()
         };
+        let per_gender = uar_by(&self.gender);
+        let by_gender: Vec<f32> = per_gender.values().copied().collect();
+        let (_, lo, hi) = mean_min_max(&by_gender);
         Scored {
             uar: uar(&conf),
+            interval: speaker_interval(&self.y, &pred, &self.speaker, &self.gender, &per_gender),
+            gender_gap: hi - lo,
             per_class,
-            per_gender: uar_by(&self.gender),
+            per_gender,
             per_speaker: uar_by(&self.speaker),
             confusion: conf,
             ece: ece(&self.probs, &self.y, 10),
             n: self.y.len(),
         }
     }
+}
+
+/// Resamples drawn by [`speaker_interval`].
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// A 95% speaker-bootstrap interval: the 2.5th and 97.5th percentiles over
+/// [`BOOTSTRAP_RESAMPLES`] resamples.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct SpeakerInterval {
+    /// Interval of the UAR.
+    pub uar: [f32; 2],
+    /// Interval of the gender gap, taken as the UAR of the gender highest in the figures
+    /// minus that of the lowest: below 0 where resamples reverse the two.
+    pub gender_gap: [f32; 2],
+    /// Speakers behind the figures.
+    pub speakers: usize,
+}
+
+/// Speaker bootstrap of UAR and gender gap: each resample draws, within each gender, as
+/// many speakers as it has, with replacement, and pools their clips. Clips of one speaker
+/// are not independent (same voice, same baseline), so resampling clips would claim far
+/// more certainty than a few speakers give; this says how much the figures depend on which
+/// speakers were recorded. A gender with one speaker contributes that speaker to every
+/// resample, so its uncertainty is not seen. `None` when no gender has two speakers.
+pub fn speaker_interval(
+    y: &[usize],
+    pred: &[usize],
+    speaker: &[String],
+    gender: &[String],
+    per_gender: &BTreeMap<String, f32>,
+) -> Option<SpeakerInterval> {
+    // gender -> speaker -> confusion counts.
+    let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<Vec<u32>>>> = BTreeMap::new();
+    for (((&t, &p), s), g) in y.iter().zip(pred).zip(speaker).zip(gender) {
+        let m = groups
+            .entry(g)
+            .or_default()
+            .entry(s)
+            .or_insert_with(|| vec![vec![0; N_CLASSES]; N_CLASSES]);
+        if t < N_CLASSES && p < N_CLASSES {
+            m[t][p] += 1;
+        }
+    }
+    if groups.values().all(|s| s.len() < 2) {
+        return None;
+    }
+    let groups: Vec<(&str, Vec<Vec<Vec<u32>>>)> = groups
+        .into_iter()
+        .map(|(g, s)| (g, s.into_values().collect()))
+        .collect();
+    let by_uar = |a: &&(&str, _), b: &&(&str, _)| {
+        let u = |g: &str| per_gender.get(g).copied().unwrap_or(0.0);
+        u(a.0).total_cmp(&u(b.0))
+    };
+    let low = groups.iter().min_by(by_uar).map(|g| g.0);
+    let high = groups.iter().max_by(by_uar).map(|g| g.0);
+    let mut rng = SplitMix64::new(0xB007_57AB);
+    let (mut uars, mut gaps) = (Vec::new(), Vec::new());
+    let add = |into: &mut Vec<Vec<u32>>, m: &Vec<Vec<u32>>| {
+        for (a, b) in into.iter_mut().zip(m) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+    };
+    for _ in 0..BOOTSTRAP_RESAMPLES {
+        let mut all = vec![vec![0u32; N_CLASSES]; N_CLASSES];
+        let mut gender_uar = BTreeMap::new();
+        for (g, speakers) in &groups {
+            let mut pooled = vec![vec![0u32; N_CLASSES]; N_CLASSES];
+            for _ in 0..speakers.len() {
+                add(&mut pooled, &speakers[rng.below(speakers.len())]);
+            }
+            add(&mut all, &pooled);
+            gender_uar.insert(*g, uar(&pooled));
+        }
+        uars.push(uar(&all));
+        let u = |g: Option<&str>| g.and_then(|g| gender_uar.get(g).copied()).unwrap_or(0.0);
+        gaps.push(u(high) - u(low));
+    }
+    Some(SpeakerInterval {
+        uar: percentiles_95(&mut uars),
+        gender_gap: percentiles_95(&mut gaps),
+        speakers: groups.iter().map(|(_, s)| s.len()).sum(),
+    })
+}
+
+/// The 2.5th and 97.5th percentiles of `v` (nearest rank; sorts `v`).
+fn percentiles_95(v: &mut [f32]) -> [f32; 2] {
+    v.sort_by(f32::total_cmp);
+    let at = |q: f32| v[((q * (v.len() - 1) as f32).round() as usize).min(v.len() - 1)];
+    [at(0.025), at(0.975)]
 }
 
 /// Population mean and SD of each feature over every utterance (NaN skipped; SD floored).
@@ -410,9 +510,7 @@ pub struct OrderSpread {
 impl OrderSpread {
     fn push(&mut self, s: &Scored) {
         self.uar.push(s.uar);
-        let by_gender: Vec<f32> = s.per_gender.values().copied().collect();
-        let (_, lo, hi) = mean_min_max(&by_gender);
-        self.gender_gap.push(hi - lo);
+        self.gender_gap.push(s.gender_gap);
     }
 }
 
@@ -568,6 +666,56 @@ mod tests {
 
     /// Speakers whose ids alternate gender (as RAVDESS's do) land in folds that each hold
     /// out both genders; round robin by id alone would give single-gender folds.
+    /// Clips of speakers in `genders`, each speaker right on its first `right[k]` of 10
+    /// clips per class and wrong (class + 1) on the rest.
+    fn predictions_of(right: &[usize], genders: &[&str]) -> Predictions {
+        let mut p = Predictions::default();
+        for (k, (&r, g)) in right.iter().zip(genders).enumerate() {
+            for c in 0..N_CLASSES {
+                for i in 0..10 {
+                    let guess = if i < r { c } else { (c + 1) % N_CLASSES };
+                    let mut probs = vec![0.0; N_CLASSES];
+                    probs[guess] = 1.0;
+                    p.push(c, probs, g, &format!("s{k}"));
+                }
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn speaker_interval_follows_the_spread_between_speakers() {
+        let genders = ["F", "F", "F", "M", "M", "M"];
+        // Every speaker alike: resampling speakers changes nothing.
+        let s = predictions_of(&[8, 8, 8, 8, 8, 8], &genders).score();
+        let i = s.interval.expect("two genders of three speakers");
+        assert_eq!(i.speakers, 6);
+        assert!((i.uar[0] - 0.8).abs() < 1e-6 && (i.uar[1] - 0.8).abs() < 1e-6);
+        assert!(i.gender_gap[0].abs() < 1e-6 && i.gender_gap[1].abs() < 1e-6);
+
+        // Same pooled figures per gender (F 0.9, M 0.7) from alike or from unlike speakers.
+        let alike = predictions_of(&[9, 9, 9, 7, 7, 7], &genders).score();
+        let unlike = predictions_of(&[10, 10, 7, 10, 7, 4], &genders).score();
+        for s in [&alike, &unlike] {
+            assert!((s.per_gender["F"] - 0.9).abs() < 1e-6, "{:?}", s.per_gender);
+            assert!((s.gender_gap - 0.2).abs() < 1e-6);
+            let i = s.interval.as_ref().unwrap();
+            assert!(i.uar[0] <= s.uar && s.uar <= i.uar[1]);
+            assert!(i.gender_gap[0] <= s.gender_gap && s.gender_gap <= i.gender_gap[1]);
+        }
+        // Only the unlike speakers leave room for doubt, and enough for a reversed gap.
+        let (a, u) = (alike.interval.unwrap(), unlike.interval.unwrap());
+        assert!((a.gender_gap[1] - a.gender_gap[0]).abs() < 1e-6);
+        assert!(u.gender_gap[0] < 0.0 && u.gender_gap[1] > 0.35, "{u:?}");
+        assert!(u.uar[1] - u.uar[0] > 0.1, "{u:?}");
+
+        // One speaker per gender: nothing to resample.
+        assert!(predictions_of(&[9, 7], &["F", "M"])
+            .score()
+            .interval
+            .is_none());
+    }
+
     #[test]
     fn folds_mix_genders() {
         let data = synthetic(8);
