@@ -338,7 +338,11 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
             .collect::<Vec<_>>()
             .join(", ")
     };
-    writeln!(out, "  UAR {:.3}  ECE {:.3}  clips {}", s.uar, s.ece, s.n)?;
+    writeln!(
+        out,
+        "  UAR {:.3}  ECE {:.3} (mean confidence {:.3}, accuracy {:.3})  clips {}",
+        s.uar, s.ece, s.confidence, s.accuracy, s.n
+    )?;
     writeln!(out, "  recall: {}", listed(&s.per_class, 2))?;
     writeln!(
         out,

@@ -101,6 +101,10 @@ pub struct Scored {
     pub confusion: Vec<Vec<u32>>,
     /// Expected calibration error of the top label (10 bins).
     pub ece: f32,
+    /// Mean probability of the top label: above `accuracy` means overconfident.
+    pub confidence: f32,
+    /// Share of clips whose top label is right.
+    pub accuracy: f32,
     /// Clips scored.
     pub n: usize,
 }
@@ -169,8 +173,25 @@ impl Predictions {
             per_speaker: uar_by(&self.speaker),
             confusion: conf,
             ece: ece(&self.probs, &self.y, 10),
+            confidence: mean(self.probs.iter().map(|p| p[argmax(p)])),
+            accuracy: mean(
+                self.y
+                    .iter()
+                    .zip(&pred)
+                    .map(|(y, p)| f32::from(u8::from(y == p))),
+            ),
             n: self.y.len(),
         }
+    }
+}
+
+/// Mean of `v` (0 when empty).
+fn mean(v: impl Iterator<Item = f32>) -> f32 {
+    let (sum, n) = v.fold((0.0f64, 0usize), |(s, n), x| (s + x as f64, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        (sum / n as f64) as f32
     }
 }
 
