@@ -61,10 +61,10 @@
 //!
 //! The defaults were chosen with an earlier voice model, calibrated (running ECE 0.03–0.08) but
 //! weak (speaker-independent UAR about 0.60): a probability meant what it said and one utterance
-//! said little. Measured on speakers a model had not seen, over a phone line: `callmood train` on RAVDESS actors
-//! 01–12; actors 13–18 made into calls of their clips (shuffled, 1.5 s apart, 300–3400 Hz,
-//! 8 kHz μ-law, `sox`), scored by `callmood analyze --no-transcript` (the voice alone, since
-//! RAVDESS's two sentences carry no emotion), then fed to `CallState` or to the rule alone.
+//! said little. Measured on speakers a model had not seen, over a phone line: `callmood train` on
+//! RAVDESS actors 01–12; actors 13–18 made into calls of their clips (shuffled, 1.5 s apart,
+//! 300–3400 Hz, 8 kHz μ-law, `sox`), scored by `callmood analyze --no-transcript` (the voice alone,
+//! since RAVDESS's two sentences carry no emotion), then fed to `CallState` or to the rule alone.
 //! Three shuffles per actor, 18 calls of each kind:
 //!
 //! | Rule | Calls without the emotion raising it | Calls turning to it (calm, then 8 of it) |
@@ -89,11 +89,11 @@
 //! valence condition. The fused emotion also carries the words, which push `fearful` up on
 //! the same cue phrases, so calm readings pass more often than these figures.
 //!
-//! With the shipped model (UAR about 0.75 on unseen speakers, somewhat underconfident) the same
-//! rules, re-measured by `tools/alert_eval.py` on 60 calm and 60 escalating calls of actors
-//! 13–18 over the phone line, raised a false `escalate` on 6 calm calls and caught 59
-//! escalations, by the median third angry utterance; one angry utterance at 0.5 would have
-//! fired on 19 calm calls (README, "Contact-centre layer", has the command and the 16 kHz case).
+//! With the shipped model (UAR about 0.75 on unseen speakers) the same rules, re-measured by
+//! `tools/alert_eval.py` on 60 calm and 60 escalating calls of actors 13–18 over the phone line,
+//! raised a false `escalate` on 6 calm calls and caught 59 escalations, by the median third angry
+//! utterance; one angry utterance at 0.5 would have fired on 19 calm calls (README, "Contact-centre
+//! layer", has the command and the 16 kHz case).
 //!
 //! The rest are judgements, not measurements: a cue (0.6) outranks a trend at its threshold
 //! (0.5), and both together make 0.8 or more; 10 s of dead air is no pause for thought (the

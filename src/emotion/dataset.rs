@@ -353,7 +353,8 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
     if let Some(i) = &s.interval {
         writeln!(
             out,
-            "  95% over speakers ({} resampled by gender): UAR {:.3}–{:.3}, gender gap {:.1}–{:.1} points",
+            "  95% over speakers ({} resampled by gender): UAR [{:.3}, {:.3}], \
+             gender gap [{:.1}, {:.1}] points",
             i.speakers,
             i.uar[0],
             i.uar[1],

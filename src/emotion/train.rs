@@ -685,8 +685,6 @@ mod tests {
         assert!(r.temperature > 0.0);
     }
 
-    /// Speakers whose ids alternate gender (as RAVDESS's do) land in folds that each hold
-    /// out both genders; round robin by id alone would give single-gender folds.
     /// Clips of speakers in `genders`, each speaker right on its first `right[k]` of 10
     /// clips per class and wrong (class + 1) on the rest.
     fn predictions_of(right: &[usize], genders: &[&str]) -> Predictions {
@@ -737,6 +735,8 @@ mod tests {
             .is_none());
     }
 
+    /// Speakers whose ids alternate gender (as RAVDESS's do) land in folds that each hold
+    /// out both genders; round robin by id alone would give single-gender folds.
     #[test]
     fn folds_mix_genders() {
         let data = synthetic(8);
