@@ -150,13 +150,7 @@ impl Predictions {
             .collect();
         // UAR of the clips of each value of `key` (one per clip).
         let uar_by = |key: &[String]| -> BTreeMap<String, f32> {
-            let mut groups: BTreeMap<&str, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-            for ((y, p), k) in self.y.iter().zip(&pred).zip(key) {
-                let g = groups.entry(k).or_default();
-                g.0.push(*y);
-                g.1.push(*p);
-            }
-            groups
+            grouped(&self.y, &pred, key.iter().map(String::as_str))
                 .into_iter()
                 .map(|(k, (y, p))| (k.to_string(), uar(&confusion(&y, &p, N_CLASSES))))
                 .collect()
@@ -183,6 +177,21 @@ impl Predictions {
             n: self.y.len(),
         }
     }
+}
+
+/// True and predicted classes of the clips with each key (`keys` has one per clip).
+fn grouped<K: Ord>(
+    y: &[usize],
+    pred: &[usize],
+    keys: impl Iterator<Item = K>,
+) -> BTreeMap<K, (Vec<usize>, Vec<usize>)> {
+    let mut groups: BTreeMap<K, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for ((y, p), k) in y.iter().zip(pred).zip(keys) {
+        let g = groups.entry(k).or_default();
+        g.0.push(*y);
+        g.1.push(*p);
+    }
+    groups
 }
 
 /// Mean of `v` (0 when empty).
@@ -224,25 +233,22 @@ pub fn speaker_interval(
     gender: &[String],
     per_gender: &BTreeMap<String, f32>,
 ) -> Option<SpeakerInterval> {
-    // gender -> speaker -> confusion counts.
-    let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<Vec<u32>>>> = BTreeMap::new();
-    for (((&t, &p), s), g) in y.iter().zip(pred).zip(speaker).zip(gender) {
-        let m = groups
+    // gender -> each speaker's confusion counts.
+    let mut groups: BTreeMap<&str, Vec<Vec<Vec<u32>>>> = BTreeMap::new();
+    let keys = gender
+        .iter()
+        .zip(speaker)
+        .map(|(g, s)| (g.as_str(), s.as_str()));
+    for ((g, _), (y, p)) in grouped(y, pred, keys) {
+        groups
             .entry(g)
             .or_default()
-            .entry(s)
-            .or_insert_with(|| vec![vec![0; N_CLASSES]; N_CLASSES]);
-        if t < N_CLASSES && p < N_CLASSES {
-            m[t][p] += 1;
-        }
+            .push(confusion(&y, &p, N_CLASSES));
     }
     if groups.values().all(|s| s.len() < 2) {
         return None;
     }
-    let groups: Vec<(&str, Vec<Vec<Vec<u32>>>)> = groups
-        .into_iter()
-        .map(|(g, s)| (g, s.into_values().collect()))
-        .collect();
+    let groups: Vec<(&str, Vec<Vec<Vec<u32>>>)> = groups.into_iter().collect();
     let by_uar = |a: &&(&str, _), b: &&(&str, _)| {
         let u = |g: &str| per_gender.get(g).copied().unwrap_or(0.0);
         u(a.0).total_cmp(&u(b.0))
@@ -540,7 +546,7 @@ pub fn mean_min_max(v: &[f32]) -> (f32, f32, f32) {
     if v.is_empty() {
         return (0.0, 0.0, 0.0);
     }
-    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let mean = mean(v.iter().copied());
     let min = v.iter().copied().fold(f32::MAX, f32::min);
     let max = v.iter().copied().fold(f32::MIN, f32::max);
     (mean, min, max)
