@@ -855,7 +855,13 @@ pub fn read_tiktoken(path: &Path) -> Result<Vec<Vec<u8>>, ConvertError> {
         let (Some(tok), Some(rank), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(err("expected `<base64> <rank>`".into()));
         };
-        let token = base64_decode(tok).ok_or_else(|| err(format!("bad base64 `{tok}`")))?;
+        // OpenAI's multilingual.tiktoken writes its one empty token as a lone `=`, which
+        // Python's lenient base64 decoder (the one tiktoken uses) reads as no bytes.
+        let token = if tok == "=" {
+            Vec::new()
+        } else {
+            base64_decode(tok).ok_or_else(|| err(format!("bad base64 `{tok}`")))?
+        };
         let rank: usize = rank
             .parse()
             .map_err(|_| err(format!("bad rank `{rank}`")))?;
@@ -1032,6 +1038,25 @@ mod tests {
         assert_eq!(base64_decode("YWI"), None);
         assert_eq!(base64_decode("Y=Fi"), None);
         assert_eq!(base64_decode("YW!="), None);
+    }
+
+    #[test]
+    fn tiktoken_ranks_and_the_empty_token() {
+        let dir = std::env::temp_dir().join(format!("callmood-tiktoken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.tiktoken");
+        // Out of order on purpose; rank 2 is the empty token as multilingual.tiktoken writes it.
+        std::fs::write(&path, "YWI= 1\nIQ== 0\n= 2\n").unwrap();
+        let toks = read_tiktoken(&path).unwrap();
+        assert_eq!(toks, vec![b"!".to_vec(), b"ab".to_vec(), Vec::new()]);
+
+        std::fs::write(&path, "IQ== 0\n== 1\n").unwrap();
+        let e = read_tiktoken(&path).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("bad base64 `==`"), "{e}");
+        std::fs::write(&path, "IQ== 0\nYWI= 2\n").unwrap();
+        let e = read_tiktoken(&path).unwrap_err().to_string();
+        assert!(e.contains("rank 1 missing"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
