@@ -329,6 +329,54 @@ fn tiny_corpus(dir: &std::path::Path) {
     std::fs::write(dir.join("manifest.csv"), rows.join("\n") + "\n").unwrap();
 }
 
+/// `train --features` on what `train --dump-features` wrote gives the same figures and the
+/// same model as extracting the features again.
+#[test]
+fn train_on_a_feature_dump_gives_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_corpus(dir.path());
+    let dump = dir.path().join("features.csv");
+    let train = |out: &str, extra: [&std::ffi::OsStr; 2]| {
+        let (ok, stdout, stderr) = run(callmood()
+            .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(extra));
+        assert!(ok, "{stderr}");
+        let mut model: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(out)).unwrap()).unwrap();
+        // The command line is recorded and differs by design.
+        model["provenance"]["command"] = serde_json::Value::Null;
+        (stdout, stderr, model)
+    };
+    let (stdout_a, _, model_a) = train("a.json", ["--dump-features".as_ref(), dump.as_ref()]);
+    let header = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        header.starts_with("condition,file,speaker,gender,class,utterance,encoder,f0_mean_st,"),
+        "{}",
+        &header[..200]
+    );
+    let (stdout_b, stderr_b, model_b) = train("b.json", ["--features".as_ref(), dump.as_ref()]);
+    assert!(!stderr_b.contains("extracting"), "{stderr_b}");
+    assert_eq!(stdout_a, stdout_b);
+    assert_eq!(model_a, model_b);
+
+    // A dump that is not one is refused with the file named.
+    std::fs::write(&dump, "condition,file\n").unwrap();
+    let (ok, _, stderr) = run(callmood()
+        .args(["train", "--corpus"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("c.json"))
+        .arg("--features")
+        .arg(&dump));
+    assert!(
+        !ok && stderr.contains("features.csv") && stderr.contains("column 3"),
+        "{stderr}"
+    );
+}
+
 /// `train` writes a model that `eval` (and the service) can load, and `eval --format json`
 /// reports every figure the contract names, with skipped clips counted by reason.
 #[test]

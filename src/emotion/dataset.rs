@@ -2,6 +2,7 @@
 //! call core (shell side: reads the audio files, uses all cores).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -72,7 +73,8 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `f` over `0..n` on all cores; results in index order.
+/// Runs `f` over `0..n` on all cores; results in index order. A panic in `f` is passed on
+/// to the caller (never a shorter result).
 pub fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let workers = threads().min(n.max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -93,7 +95,7 @@ pub fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
     out.sort_by_key(|x| x.0);
@@ -380,4 +382,297 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Leading columns of a feature dump, before the voice features by name.
+const DUMP_COLUMNS: [&str; 7] = [
+    "condition",
+    "file",
+    "speaker",
+    "gender",
+    "class",
+    "utterance",
+    "encoder",
+];
+
+/// The manifest's `file` of a clip: its path relative to the corpus directory.
+fn manifest_file(dir: &Path, clip: &crate::corpus::Clip) -> String {
+    clip.path
+        .strip_prefix(dir)
+        .unwrap_or(&clip.path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Writes every utterance's raw voice features as CSV, one row per utterance: condition,
+/// the manifest's `file`, speaker, gender, class index, utterance index within the clip,
+/// the encoder's fingerprint, then the features by name (`NaN` where undefined).
+/// [`read_feature_dump`] reads it back.
+pub fn write_feature_dump(
+    w: impl std::io::Write,
+    dir: &Path,
+    corpus: &Corpus,
+    encoder: &str,
+    sets: &[(Condition, &[ClipData])],
+) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(w);
+    let names = super::features::voice_feature_names();
+    w.write_record(
+        DUMP_COLUMNS
+            .iter()
+            .copied()
+            .chain(names.iter().map(String::as_str)),
+    )?;
+    for (cond, set) in sets {
+        for (clip, d) in corpus.clips.iter().zip(set.iter()) {
+            let file = manifest_file(dir, clip);
+            for (k, v) in d.utterances.iter().enumerate() {
+                let head = [
+                    cond.name().to_string(),
+                    file.clone(),
+                    d.speaker.clone(),
+                    d.gender.clone(),
+                    d.class.to_string(),
+                    k.to_string(),
+                    encoder.to_string(),
+                ];
+                w.write_record(head.into_iter().chain(v.iter().map(|x| x.to_string())))?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Why a feature dump cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct DumpError {
+    /// The dump.
+    pub path: String,
+    /// What is wrong, with the line where there is one.
+    pub reason: String,
+}
+
+/// A feature dump read back for training: the clips of each condition asked for, in corpus
+/// order (clips with no row have no utterances, as when extracted), and the number of rows
+/// left out because their file is not in this corpus's manifest (a dump of a larger corpus
+/// serves a subset of it).
+pub struct FeatureDump {
+    /// One set per condition asked for.
+    pub sets: Vec<Vec<ClipData>>,
+    /// Rows whose file the manifest does not list.
+    pub rows_not_in_corpus: usize,
+}
+
+/// Reads a dump [`write_feature_dump`] wrote. Refused, with the line named, when its
+/// columns are not this build's voice features, when it was made with other encoder
+/// weights than `encoder` (a fingerprint), when a row's speaker, gender or class disagrees
+/// with the manifest, when a feature does not parse, or when it holds no row of a condition
+/// asked for.
+pub fn read_feature_dump(
+    path: &Path,
+    dir: &Path,
+    corpus: &Corpus,
+    encoder: &str,
+    conditions: &[Condition],
+) -> Result<FeatureDump, DumpError> {
+    let fail = |reason: String| DumpError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
+    let headers = rdr.headers().map_err(|e| fail(e.to_string()))?.clone();
+    let names = super::features::voice_feature_names();
+    let expected: Vec<&str> = DUMP_COLUMNS
+        .iter()
+        .copied()
+        .chain(names.iter().map(String::as_str))
+        .collect();
+    if let Some(i) =
+        (0..expected.len().max(headers.len())).find(|&i| headers.get(i) != expected.get(i).copied())
+    {
+        return Err(fail(format!(
+            "column {} is `{}`, this build expects `{}` (a dump of another version or encoder \
+             size: dump the features again)",
+            i + 1,
+            headers.get(i).unwrap_or("(none)"),
+            expected.get(i).unwrap_or(&"(none)")
+        )));
+    }
+    let by_file: std::collections::HashMap<String, usize> = corpus
+        .clips
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (manifest_file(dir, c), i))
+        .collect();
+    let mut sets: Vec<Vec<ClipData>> = conditions
+        .iter()
+        .map(|_| clip_data(corpus, vec![Vec::new(); corpus.clips.len()]))
+        .collect();
+    let mut seen = vec![false; conditions.len()];
+    let mut rows_not_in_corpus = 0;
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| fail(e.to_string()))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let at = |reason: String| fail(format!("line {line}: {reason}"));
+        let Some(ci) = conditions.iter().position(|c| c.name() == &rec[0]) else {
+            continue;
+        };
+        if &rec[6] != encoder {
+            return Err(at(format!(
+                "made with encoder weights {}, training uses {encoder} (dump the features \
+                 again with this --encoder)",
+                &rec[6]
+            )));
+        }
+        let Some(&clip) = by_file.get(&rec[1]) else {
+            rows_not_in_corpus += 1;
+            continue;
+        };
+        let c = &corpus.clips[clip];
+        if rec[2] != c.speaker || rec[3] != c.gender || rec[4] != c.class.to_string() {
+            return Err(at(format!(
+                "`{}` is speaker {}, gender {}, class {} in the dump but {}, {}, {} in the \
+                 manifest",
+                &rec[1], &rec[2], &rec[3], &rec[4], c.speaker, c.gender, c.class
+            )));
+        }
+        let mut v: VoiceVector = [0.0; super::features::N_VOICE];
+        for (j, (x, s)) in v
+            .iter_mut()
+            .zip(rec.iter().skip(DUMP_COLUMNS.len()))
+            .enumerate()
+        {
+            *x = s
+                .parse()
+                .map_err(|_| at(format!("`{}` is not a number: `{s}`", names[j])))?;
+        }
+        sets[ci][clip].utterances.push(v);
+        seen[ci] = true;
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(fail(format!(
+            "no row of condition `{}` for a file of this corpus",
+            conditions[i].name()
+        )));
+    }
+    Ok(FeatureDump {
+        sets,
+        rows_not_in_corpus,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emotion::features::N_VOICE;
+
+    fn corpus(dir: &Path) -> Corpus {
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(
+            dir.join("manifest.csv"),
+            "file,speaker,gender,emotion\na/x,1.wav,s1,F,angry\nb.wav,s2,M,sad\n"
+                .replace("a/x,1.wav", "\"a/x,1.wav\""),
+        )
+        .unwrap();
+        crate::corpus::read_manifest(dir).unwrap()
+    }
+
+    fn vector(seed: f32) -> VoiceVector {
+        let mut v = [0.0f32; N_VOICE];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = seed / (i as f32 + 3.0);
+        }
+        v[1] = f32::NAN;
+        v
+    }
+
+    fn dump(dir: &Path, c: &Corpus, encoder: &str) -> Vec<u8> {
+        let mut clean = clip_data(c, vec![vec![vector(1.0), vector(-2.5)], vec![]]);
+        clean[1].utterances.push(vector(1e-7));
+        let tel = clip_data(c, vec![vec![vector(0.3)], vec![]]);
+        let mut out = Vec::new();
+        write_feature_dump(
+            &mut out,
+            dir,
+            c,
+            encoder,
+            &[(Condition::Clean, &clean), (Condition::Telephony, &tel)],
+        )
+        .unwrap();
+        out
+    }
+
+    fn same(a: &VoiceVector, b: &VoiceVector) -> bool {
+        a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[test]
+    fn feature_dump_reads_back_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = corpus(dir.path());
+        let path = dir.path().join("dump.csv");
+        std::fs::write(&path, dump(dir.path(), &c, "fnv1a64:1")).unwrap();
+        let conds = [Condition::Clean, Condition::Telephony];
+        let d = read_feature_dump(&path, dir.path(), &c, "fnv1a64:1", &conds).unwrap();
+        assert_eq!(d.rows_not_in_corpus, 0);
+        let clean = &d.sets[0];
+        assert_eq!(clean[0].utterances.len(), 2);
+        assert!(same(&clean[0].utterances[0], &vector(1.0)));
+        assert!(same(&clean[0].utterances[1], &vector(-2.5)));
+        assert!(same(&clean[1].utterances[0], &vector(1e-7)));
+        assert_eq!(
+            (clean[1].speaker.as_str(), clean[1].class),
+            ("s2", c.clips[1].class)
+        );
+        let tel = &d.sets[1];
+        assert!(same(&tel[0].utterances[0], &vector(0.3)));
+        assert!(
+            tel[1].utterances.is_empty(),
+            "a clip with no row has no utterances"
+        );
+
+        // A corpus holding only the second clip: the other clip's rows are counted, not used.
+        let sub = tempfile::tempdir().unwrap();
+        std::fs::write(
+            sub.path().join("manifest.csv"),
+            "file,speaker,gender,emotion\nb.wav,s2,M,sad\n",
+        )
+        .unwrap();
+        let c2 = crate::corpus::read_manifest(sub.path()).unwrap();
+        let d = read_feature_dump(&path, sub.path(), &c2, "fnv1a64:1", &conds[..1]).unwrap();
+        assert_eq!(d.rows_not_in_corpus, 2);
+        assert_eq!(d.sets[0].len(), 1);
+        assert!(same(&d.sets[0][0].utterances[0], &vector(1e-7)));
+    }
+
+    #[test]
+    fn feature_dump_refuses_what_does_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = corpus(dir.path());
+        let path = dir.path().join("dump.csv");
+        let text = String::from_utf8(dump(dir.path(), &c, "fnv1a64:1")).unwrap();
+        let conds = [Condition::Clean, Condition::Telephony];
+        let err = |text: &str, encoder: &str, conds: &[Condition]| {
+            std::fs::write(&path, text).unwrap();
+            match read_feature_dump(&path, dir.path(), &c, encoder, conds) {
+                Ok(_) => panic!("accepted"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let e = err(&text, "fnv1a64:2", &conds);
+        assert!(e.contains("line 2") && e.contains("fnv1a64:1"), "{e}");
+        let e = err(&text.replacen(",s1,F,", ",s1,M,", 1), "fnv1a64:1", &conds);
+        assert!(e.contains("line 2") && e.contains("gender M"), "{e}");
+        let e = err(&text.replacen(",encoder,", ",enc,", 1), "fnv1a64:1", &conds);
+        assert!(e.contains("column 7 is `enc`"), "{e}");
+        let e = err(&text.replacen(",NaN,", ",loud,", 1), "fnv1a64:1", &conds);
+        assert!(
+            e.contains("line 2") && e.contains("not a number: `loud`"),
+            "{e}"
+        );
+        let e = err(&text, "fnv1a64:1", &[Condition::Room]);
+        assert!(e.contains("no row of condition `room`"), "{e}");
+    }
 }

@@ -559,11 +559,10 @@ pub fn mean_min_max(v: &[f32]) -> (f32, f32, f32) {
 pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig) -> CvReport {
     let folds = speaker_folds(sets, cfg.folds);
     let fold_of = |s: &str| folds.get(s).copied().unwrap_or(0);
-    let mut preds = vec![ProtocolPredictions::default(); sets.len()];
-    // extra[condition][order - 1]: the call protocols in the other orders.
     let extra_orders = cfg.eval_orders.max(1) - 1;
-    let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
-    for fold in 0..cfg.folds.max(1) {
+    // Folds are independent: fitted on all cores, merged in fold order, so the result is
+    // the same as one after the other.
+    let per_fold = super::dataset::par_map(cfg.folds.max(1), |fold| {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
             .map(|s| {
@@ -574,6 +573,8 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
             })
             .collect();
         let model = fit_voice(&train, cfg);
+        let mut preds = vec![ProtocolPredictions::default(); sets.len()];
+        let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
         for (k, set) in sets.iter().enumerate() {
             let test: Vec<Vec<&ClipData>> = vec![set
                 .iter()
@@ -586,6 +587,18 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
                     let seed = cfg.seed.wrapping_add(1 + j as u64);
                     e.extend(predict_speaker(&model, &clips, seed));
                 }
+            }
+        }
+        (preds, extra)
+    });
+    let mut preds = vec![ProtocolPredictions::default(); sets.len()];
+    // extra[condition][order - 1]: the call protocols in the other orders.
+    let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
+    for (fold_preds, fold_extra) in per_fold {
+        for (k, (p, e)) in fold_preds.into_iter().zip(fold_extra).enumerate() {
+            preds[k].extend(p);
+            for (j, o) in e.into_iter().enumerate() {
+                extra[k][j].extend(o);
             }
         }
     }
