@@ -924,11 +924,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         .iter()
         .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
         .collect();
+    let of = match readable {
+        Some(n) => format!("{n} readable"),
+        None => format!("{} in the manifest", corpus.clips.len()),
+    };
     for (c, s) in conditions.iter().zip(&sets) {
-        let of = match readable {
-            Some(n) => format!("{n} readable"),
-            None => format!("{} in the manifest", corpus.clips.len()),
-        };
         eprintln!(
             "callmood: {}: {} clips with utterances of {of}",
             c.name(),

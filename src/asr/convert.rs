@@ -1042,9 +1042,8 @@ mod tests {
 
     #[test]
     fn tiktoken_ranks_and_the_empty_token() {
-        let dir = std::env::temp_dir().join(format!("callmood-tiktoken-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.tiktoken");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.tiktoken");
         // Out of order on purpose; rank 2 is the empty token as multilingual.tiktoken writes it.
         std::fs::write(&path, "YWI= 1\nIQ== 0\n= 2\n").unwrap();
         let toks = read_tiktoken(&path).unwrap();
@@ -1056,7 +1055,6 @@ mod tests {
         std::fs::write(&path, "IQ== 0\nYWI= 2\n").unwrap();
         let e = read_tiktoken(&path).unwrap_err().to_string();
         assert!(e.contains("rank 1 missing"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

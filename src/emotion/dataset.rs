@@ -395,6 +395,15 @@ const DUMP_COLUMNS: [&str; 7] = [
     "encoder",
 ];
 
+/// The header of a feature dump: [`DUMP_COLUMNS`], then this build's voice features by name.
+fn dump_header() -> impl Iterator<Item = &'static str> {
+    DUMP_COLUMNS.into_iter().chain(
+        super::features::voice_feature_names()
+            .iter()
+            .map(String::as_str),
+    )
+}
+
 /// The manifest's `file` of a clip: its path relative to the corpus directory.
 fn manifest_file(dir: &Path, clip: &crate::corpus::Clip) -> String {
     clip.path
@@ -416,13 +425,7 @@ pub fn write_feature_dump(
     sets: &[(Condition, &[ClipData])],
 ) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(w);
-    let names = super::features::voice_feature_names();
-    w.write_record(
-        DUMP_COLUMNS
-            .iter()
-            .copied()
-            .chain(names.iter().map(String::as_str)),
-    )?;
+    w.write_record(dump_header())?;
     for (cond, set) in sets {
         for (clip, d) in corpus.clips.iter().zip(set.iter()) {
             let file = manifest_file(dir, clip);
@@ -484,11 +487,7 @@ pub fn read_feature_dump(
     let mut rdr = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
     let headers = rdr.headers().map_err(|e| fail(e.to_string()))?.clone();
     let names = super::features::voice_feature_names();
-    let expected: Vec<&str> = DUMP_COLUMNS
-        .iter()
-        .copied()
-        .chain(names.iter().map(String::as_str))
-        .collect();
+    let expected: Vec<&str> = dump_header().collect();
     if let Some(i) =
         (0..expected.len().max(headers.len())).find(|&i| headers.get(i) != expected.get(i).copied())
     {
