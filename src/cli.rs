@@ -80,6 +80,12 @@ pub struct TrainArgs {
     /// clips first, then the rest), as in a call that starts calm.
     #[arg(long, default_value_t = TrainConfig::default().calm_first)]
     pub calm_first: usize,
+    /// Sets of excerpts of every clip to train on as well, in each condition: each clip
+    /// cut to a random 40–70 % of its speech, so that a speaker's baseline holds other
+    /// words than the utterance scored. Training only: the cross-validation scores whole
+    /// clips. Needs the audio (not with --features).
+    #[arg(long, default_value_t = 0)]
+    pub crops: usize,
     /// Orders each held-out speaker is scored in by the cross-validation (the first gives
     /// the figures; all of them show how much the order alone moves them).
     #[arg(long, default_value_t = TrainConfig::default().eval_orders)]
@@ -869,7 +875,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--encoder: {e} (models/fetch.sh makes it)"))?,
     );
     let conditions = [Condition::Clean, Condition::Telephony];
-    let (corpus, data, readable) = match &a.features {
+    if a.crops > 0 && a.features.is_some() {
+        bail!("--crops needs the audio: it cannot be used with --features");
+    }
+    let plan = DspPlan::new();
+    let (corpus, data, loaded) = match &a.features {
         Some(path) => {
             let corpus = read_labels(&a.corpus)?;
             let dump = dataset::read_feature_dump(
@@ -890,17 +900,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             let (corpus, loaded) = read_corpus(&a.corpus)?;
-            let plan = DspPlan::new();
             let data: Vec<Vec<ClipData>> = conditions
                 .iter()
                 .map(|&c| {
                     eprintln!("callmood: extracting voice features ({})", c.name());
-                    let features = dataset::clip_features(&plan, &encoder, &loaded.audio, c);
+                    let features = dataset::clip_features(&plan, &encoder, &loaded.audio, c, None);
                     dataset::clip_data(&corpus, features)
                 })
                 .collect();
-            let readable = loaded.audio.iter().filter(|x| x.is_some()).count();
-            (corpus, data, Some(readable))
+            (corpus, data, Some(loaded))
         }
     };
     if let Some(path) = &a.dump_features {
@@ -924,8 +932,11 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         .iter()
         .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
         .collect();
-    let of = match readable {
-        Some(n) => format!("{n} readable"),
+    let of = match &loaded {
+        Some(l) => format!(
+            "{} readable",
+            l.audio.iter().filter(|x| x.is_some()).count()
+        ),
         None => format!("{} in the manifest", corpus.clips.len()),
     };
     for (c, s) in conditions.iter().zip(&sets) {
@@ -935,9 +946,34 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             s.len()
         );
     }
+    let mut crop_data: Vec<Vec<ClipData>> = Vec::new();
+    if let Some(loaded) = &loaded {
+        for k in 1..=a.crops {
+            for &c in &conditions {
+                eprintln!(
+                    "callmood: extracting voice features ({}, excerpts {k})",
+                    c.name()
+                );
+                let f = dataset::clip_features(&plan, &encoder, &loaded.audio, c, Some(k as u64));
+                crop_data.push(dataset::clip_data(&corpus, f));
+            }
+        }
+    }
+    let train_only: Vec<Vec<&ClipData>> = crop_data
+        .iter()
+        .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
+        .collect();
+    for (j, s) in train_only.iter().enumerate() {
+        let (k, c) = (j / conditions.len() + 1, conditions[j % conditions.len()]);
+        eprintln!(
+            "callmood: {}, excerpts {k}: {} clips with utterances of {of}",
+            c.name(),
+            s.len()
+        );
+    }
     let names: Vec<&str> = conditions.iter().map(|c| c.name()).collect();
     eprintln!("callmood: {}-fold cross-validation by speaker", cfg.folds);
-    let cv = cross_validate(&sets, &names, &cfg);
+    let cv = cross_validate(&sets, &names, &train_only, &cfg);
     let mut out = std::io::stdout().lock();
     for (cond, protocols) in &cv.results {
         for (protocol, s) in protocols {
@@ -964,7 +1000,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    let mut model = fit_voice(&sets, &cfg);
+    let all: Vec<Vec<&ClipData>> = sets.iter().chain(&train_only).cloned().collect();
+    let mut model = fit_voice(&all, &cfg);
     model.softmax.temperature = cv.temperature;
     let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
     speakers.sort();

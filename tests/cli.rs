@@ -377,6 +377,52 @@ fn train_on_a_feature_dump_gives_the_same_model() {
     );
 }
 
+/// `train --crops` also trains on excerpts of every clip, but scores whole clips only: the
+/// clip counts of the figures are those without it, the model is another.
+#[test]
+fn train_with_excerpts_scores_whole_clips_only() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_corpus(dir.path());
+    let train = |out: &str, extra: &[&str]| {
+        let (ok, stdout, stderr) = run(callmood()
+            .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(extra));
+        assert!(ok, "{stderr}");
+        let model = std::fs::read_to_string(dir.path().join(out)).unwrap();
+        let model: serde_json::Value = serde_json::from_str(&model).unwrap();
+        (stdout, stderr, model)
+    };
+    let clips = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.contains("clips "))
+            .map(|l| l.rsplit("clips ").next().unwrap().to_string())
+            .collect()
+    };
+    let (stdout_a, _, model_a) = train("a.json", &[]);
+    let (stdout_b, stderr_b, model_b) = train("b.json", &["--crops", "1"]);
+    assert!(stderr_b.contains("extracting voice features (telephony, excerpts 1)"));
+    assert!(
+        stderr_b.contains("clean, excerpts 1: ") && stderr_b.contains("clips with utterances"),
+        "{stderr_b}"
+    );
+    assert_eq!(clips(&stdout_a), clips(&stdout_b));
+    assert!(!clips(&stdout_a).is_empty(), "{stdout_a}");
+    assert_ne!(model_a["softmax"], model_b["softmax"]);
+    callmood::emotion::voice::VoiceModel::load(&dir.path().join("b.json")).expect("valid model");
+
+    // Excerpts need the audio, which a feature dump does not hold.
+    let (ok, _, stderr) = run(callmood()
+        .args(["train", "--crops", "1", "--features", "x.csv", "--corpus"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("c.json")));
+    assert!(!ok && stderr.contains("--crops"), "{stderr}");
+}
+
 /// `train` writes a model that `eval` (and the service) can load, and `eval --format json`
 /// reports every figure the contract names, with skipped clips counted by reason.
 #[test]

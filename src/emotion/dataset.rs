@@ -122,16 +122,19 @@ pub fn load(corpus: &Corpus) -> LoadedAudio {
 
 /// Each clip alone through the call core (no model, `encoder` set): the raw voice
 /// features of its utterances. Empty for clips that failed to load or held no utterance.
+/// With `crop` set, each clip is first cut to an excerpt of its speech
+/// ([`crate::degrade::crop_speech`], seeded by `crop` and the clip's index).
 pub fn clip_features(
     plan: &Arc<DspPlan>,
     encoder: &Arc<Encoder>,
     audio: &[Option<Vec<f32>>],
     condition: Condition,
+    crop: Option<u64>,
 ) -> Vec<Vec<VoiceVector>> {
     par_map(audio.len(), |i| match &audio[i] {
         Some(a) => run_as_call(
             plan.clone(),
-            &[&condition.audio(a, i as u64)],
+            &[&condition.audio(&cropped(a, i, crop), i as u64)],
             condition.line(i as u64),
             CallSettings::default(),
             |core| core.set_voice_encoder(Some(encoder.clone())),
@@ -141,6 +144,17 @@ pub fn clip_features(
         .collect(),
         None => Vec::new(),
     })
+}
+
+/// Clip `i`'s audio, or with `crop` set its excerpt for crop set `crop`.
+fn cropped(a: &[f32], i: usize, crop: Option<u64>) -> std::borrow::Cow<'_, [f32]> {
+    match crop {
+        Some(k) => {
+            crate::degrade::crop_speech(a, (i as u64) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .into()
+        }
+        None => a.into(),
+    }
 }
 
 /// Pairs each clip's features with its labels; clips without utterances are kept (with

@@ -552,11 +552,17 @@ pub fn mean_min_max(v: &[f32]) -> (f32, f32, f32) {
     (mean, min, max)
 }
 
-/// Speaker-grouped cross-validation. `sets[k]` holds condition `names[k]`'s clips. Each
-/// fold trains on the other speakers in every condition and scores the held-out speakers in
-/// each condition under both protocols. Returns the figures (with the temperature fitted
-/// on all out-of-fold predictions applied) and that temperature.
-pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig) -> CvReport {
+/// Speaker-grouped cross-validation. `sets[k]` holds condition `names[k]`'s clips;
+/// `train_only` holds sets that are trained on but never scored (augmented copies of the
+/// clips). Each fold trains on the other speakers in every set and scores the held-out
+/// speakers in each condition under both protocols. Returns the figures (with the
+/// temperature fitted on all out-of-fold predictions applied) and that temperature.
+pub fn cross_validate(
+    sets: &[Vec<&ClipData>],
+    names: &[&str],
+    train_only: &[Vec<&ClipData>],
+    cfg: &TrainConfig,
+) -> CvReport {
     let folds = speaker_folds(sets, cfg.folds);
     let fold_of = |s: &str| folds.get(s).copied().unwrap_or(0);
     let extra_orders = cfg.eval_orders.max(1) - 1;
@@ -565,6 +571,7 @@ pub fn cross_validate(sets: &[Vec<&ClipData>], names: &[&str], cfg: &TrainConfig
     let per_fold = super::dataset::par_map(cfg.folds.max(1), |fold| {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
+            .chain(train_only)
             .map(|s| {
                 s.iter()
                     .copied()
@@ -689,7 +696,7 @@ mod tests {
             },
             ..TrainConfig::default()
         };
-        let r = cross_validate(&[set], &["clean"], &cfg);
+        let r = cross_validate(&[set], &["clean"], &[], &cfg);
         let res = &r.results["clean"];
         assert!(res["running"].uar > 0.45, "{res:?}");
         assert!(res["running"].uar > res["cold"].uar + 0.15, "{res:?}");
