@@ -41,6 +41,9 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Play a WAV file into a server's StreamCall and print the events.
     Stream(StreamArgs),
+    /// Many live calls at once against a running server, each at real-time pace: how long
+    /// after the end of each utterance its events arrive (p50/p95), and whether it kept up.
+    Loadtest(LoadtestArgs),
     /// Stream a microphone into a server's StreamCall and print the events; Ctrl-C ends
     /// the call (the summary still arrives).
     Listen(ListenArgs),
@@ -380,6 +383,32 @@ pub struct StreamArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// WAV recordings to play (each in its own encoding: LINEAR16, MULAW or ALAW; stereo:
+    /// caller left, agent right); call k plays file k modulo their number.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Calls at once. All start together, each at its own place in its recording (the
+    /// quietest moment near k/N of the way in, wrapping around), so their utterances do not
+    /// end in step.
+    #[arg(long, default_value_t = 4)]
+    pub calls: usize,
+    /// Chunk length, ms: each chunk is sent when its audio would have been spoken.
+    #[arg(long, default_value_t = 20)]
+    pub chunk_ms: u32,
+    /// The delay from the end of an utterance's speech to its full result (words, fused
+    /// emotion) that 95 % of them must stay within for the server to have kept up, ms.
+    #[arg(long, default_value_t = 5000)]
+    pub max_delay_ms: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
 pub struct ListenArgs {
     /// Server URL, e.g. http://127.0.0.1:50051.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -442,6 +471,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(a) => analyze(a),
         Command::Features(a) => features(a),
         Command::Stream(a) => stream(a),
+        Command::Loadtest(a) => loadtest(a),
         Command::Listen(a) => listen(a),
         Command::Transcribe(a) => transcribe(a),
         Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
@@ -637,14 +667,55 @@ fn encode(samples: &[f32], encoding: proto::Encoding, out: &mut Vec<u8>) {
 }
 
 async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::Result<()> {
+    let (channels, bytes, per_frame) = wire_channels(&wav, a.left_role.proto());
+    let audio = crate::loadtest::call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, 0);
+    let mut client = connect(&a.server).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(config_request(call_id, channels)).await.ok();
+    let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
+    tokio::spawn(send_paced(tx, audio, tokio::time::Instant::now(), period));
+    print_events(&mut client, rx).await
+}
+
+/// Sends `audio`'s chunks at `period` apart, tick k (k ≥ 1) at `t0` + k × `period`: each
+/// chunk once its audio would have been spoken. Stops when the call's request stream is
+/// gone; returns (dropping `tx`, which half-closes the call) after the last chunk.
+async fn send_paced(
+    tx: tokio::sync::mpsc::Sender<StreamCallRequest>,
+    audio: crate::loadtest::CallAudio,
+    t0: tokio::time::Instant,
+    period: Duration,
+) {
+    let mut tick = tokio::time::interval_at(t0 + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for chunks in audio.ticks {
+        tick.tick().await;
+        for (i, data) in chunks.into_iter().enumerate() {
+            let msg = StreamCallRequest {
+                request: Some(stream_call_request::Request::Audio(proto::AudioChunk {
+                    channel_id: i as u32,
+                    data,
+                })),
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A recording's channels in its own wire encoding, with the channel configs to declare
+/// them and the bytes a frame.
+fn wire_channels(
+    wav: &WavAudio,
+    left_role: proto::Role,
+) -> (Vec<proto::ChannelConfig>, Vec<Vec<u8>>, usize) {
     let encoding = match wav.encoding {
         codec::wav::WavEncoding::Mulaw => proto::Encoding::Mulaw,
         codec::wav::WavEncoding::Alaw => proto::Encoding::Alaw,
         _ => proto::Encoding::Linear16,
     };
-    let specs =
-        session::recording_channels(wav.samples.len(), wav.sample_rate, a.left_role.proto());
-    let channels = specs
+    let configs = session::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
         .iter()
         .map(|s| proto::ChannelConfig {
             channel_id: s.id,
@@ -654,38 +725,162 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
             ..Default::default()
         })
         .collect();
-    let mut client = connect(&a.server).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tx.send(config_request(call_id, channels)).await.ok();
-    let chunk = (wav.sample_rate as usize * a.chunk_ms as usize / 1000).max(1);
-    let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
-    let samples = wav.samples;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let len = samples.iter().map(Vec::len).max().unwrap_or(0);
-        let mut pos = 0;
-        while pos < len {
-            tick.tick().await;
-            for (i, ch) in samples.iter().enumerate() {
-                let lo = pos.min(ch.len());
-                let hi = (pos + chunk).min(ch.len());
-                let mut data = Vec::with_capacity((hi - lo) * 2);
-                encode(&ch[lo..hi], encoding, &mut data);
-                let msg = StreamCallRequest {
-                    request: Some(stream_call_request::Request::Audio(proto::AudioChunk {
-                        channel_id: i as u32,
-                        data,
-                    })),
-                };
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            pos += chunk;
+    let bytes = wav
+        .samples
+        .iter()
+        .map(|ch| {
+            let mut out = Vec::new();
+            encode(ch, encoding, &mut out);
+            out
+        })
+        .collect();
+    let per_frame = if encoding == proto::Encoding::Linear16 {
+        2
+    } else {
+        1
+    };
+    (configs, bytes, per_frame)
+}
+
+fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
+    use crate::loadtest::{call_audio, levels, start_frame, LoadReport};
+    if a.calls == 0 {
+        bail!("--calls must be at least 1");
+    }
+    if a.chunk_ms == 0 || a.chunk_ms > 1000 {
+        bail!("--chunk-ms must be within 1..=1000, got {}", a.chunk_ms);
+    }
+    let wavs: Vec<WavAudio> = a
+        .files
+        .iter()
+        .map(|f| read_wav(f))
+        .collect::<anyhow::Result<_>>()?;
+    let mut calls = Vec::with_capacity(a.calls);
+    for k in 0..a.calls {
+        let (f, n) = (k % wavs.len(), wavs.len());
+        let wav = &wavs[f];
+        let (configs, bytes, per_frame) = wire_channels(wav, proto::Role::Caller);
+        let level: Vec<f32> = wav
+            .samples
+            .iter()
+            .map(|ch| levels(ch, wav.sample_rate))
+            .reduce(|a, b| a.iter().zip(b).map(|(x, y)| x.max(y)).collect())
+            .unwrap_or_default();
+        // The calls that play the same file are spread over it: this is the j-th of m.
+        let (j, m) = (k / n, (a.calls - f).div_ceil(n));
+        let start = start_frame(j, m, wav.frames(), wav.sample_rate, &level);
+        let audio = call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, start);
+        calls.push((
+            format!("loadtest-{}-{k}", std::process::id()),
+            configs,
+            audio,
+        ));
+    }
+    eprintln!(
+        "callmood: {} calls at once to {}, {:.0} s of audio each at most",
+        a.calls,
+        a.server,
+        calls.iter().map(|c| c.2.duration_ms).max().unwrap_or(0) as f64 / 1000.0
+    );
+    let results = runtime()?.block_on(async {
+        let tasks: Vec<_> = calls
+            .into_iter()
+            .map(|(id, configs, audio)| {
+                tokio::spawn(load_call(a.server.clone(), id, configs, audio, a.chunk_ms))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.context("a load-test call panicked")?);
         }
-    });
-    print_events(&mut client, rx).await
+        anyhow::Ok(out)
+    })?;
+    let report = LoadReport::of(&results);
+    let max_delay = f64::from(a.max_delay_ms);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Text => report.write_text(&mut out, max_delay)?,
+        ReportFormat::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            v["max_delay_ms"] = max_delay.into();
+            v["kept_up"] = report.kept_up(max_delay).into();
+            writeln!(out, "{v}")?
+        }
+    }
+    Ok(())
+}
+
+/// One load-test call: sends `audio` at real-time pace (tick k at k × `chunk_ms` after the
+/// start, carrying the audio of the chunk just spoken) and times each event against the
+/// moment its utterance's speech ended.
+async fn load_call(
+    server: String,
+    call_id: String,
+    channels: Vec<proto::ChannelConfig>,
+    audio: crate::loadtest::CallAudio,
+    chunk_ms: u32,
+) -> crate::loadtest::CallResult {
+    use crate::proto::call_event::Event;
+    use tokio::time::Instant;
+    let mut r = crate::loadtest::CallResult {
+        audio_ms: audio.duration_ms,
+        ..Default::default()
+    };
+    let mut client = match connect(&server).await {
+        Ok(c) => c,
+        Err(e) => {
+            r.error = Some(format!("{e:#}"));
+            return r;
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tx.send(config_request(call_id, channels)).await.ok();
+    let period = Duration::from_millis(chunk_ms.into());
+    let t0 = Instant::now();
+    let sender = tokio::spawn(send_paced(tx, audio, t0, period));
+    let mut events = match client
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            sender.abort();
+            r.error = Some(format!("{:?}: {}", s.code(), s.message()));
+            return r;
+        }
+    };
+    // Ms from audio time `ms` (in call time, sent at real-time pace) to now.
+    let since = |ms: u64| {
+        let (now, at) = (Instant::now(), t0 + Duration::from_millis(ms));
+        if now >= at {
+            (now - at).as_secs_f64() * 1000.0
+        } else {
+            -((at - now).as_secs_f64() * 1000.0)
+        }
+    };
+    loop {
+        match events.message().await {
+            Ok(Some(ev)) => match ev.event {
+                Some(Event::UtteranceProsody(p)) => r.prosody_ms.push(since(p.end_ms.into())),
+                Some(Event::Utterance(u)) => r.full_ms.push(since(u.end_ms.into())),
+                Some(Event::Summary(s)) => {
+                    r.summary_ms = Some(since(r.audio_ms));
+                    r.transcripts_dropped = s.transcripts_dropped;
+                }
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(s) => {
+                r.error = Some(format!("{:?}: {}", s.code(), s.message()));
+                break;
+            }
+        }
+    }
+    sender.abort();
+    if r.error.is_none() && r.summary_ms.is_none() {
+        r.error = Some("the call ended without a summary".into());
+    }
+    r
 }
 
 type Client = CallAnalyzerClient<tonic::transport::Channel>;

@@ -51,6 +51,7 @@ pub mod emotion;
 pub mod ingest;
 pub mod legs;
 pub mod listen;
+pub mod loadtest;
 pub mod pii;
 pub mod profile;
 pub mod prosody;

@@ -628,3 +628,55 @@ async fn analyze_recording_gives_the_same_events_as_the_cli() {
         assert_eq!(x, y);
     }
 }
+
+/// `callmood loadtest` runs its calls at once against a real server: every utterance of
+/// every admitted call is timed (the prosody event can only come after the endpointer has
+/// heard 500 ms of silence, sent at real-time pace), a call over the server's cap is
+/// reported as failed, and the verdict says why the server did not keep up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_times_every_utterance_and_reports_refused_calls() {
+    let (addr, _stop) = start_server(2, true).await;
+    let (call, spans, _) = speech_call(&["0880", "0930"], 900);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("call.wav");
+    write_wav(&wav, 16_000, &call);
+    let mulaw = dir.path().join("call-ulaw.wav");
+    to_mulaw_8k(&wav, &mulaw);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callmood"))
+            .args(["loadtest", "--calls", "3", "--format", "json", "--server"])
+            .arg(format!("http://{addr}"))
+            .arg(&mulaw)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("3 calls at once"), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["calls"], 3, "{r}");
+    assert_eq!(r["completed"], 2, "{r}");
+    let failures = r["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{r}");
+    assert!(
+        failures[0].as_str().unwrap().contains("ResourceExhausted"),
+        "{r}"
+    );
+    assert_eq!(r["kept_up"], false, "{r}");
+    // Each admitted call's utterances (at least one per clip), each with both events.
+    let n = r["prosody"]["n"].as_u64().unwrap();
+    assert!(n >= 2 * spans.len() as u64, "{r}");
+    assert_eq!(r["full"]["n"].as_u64().unwrap(), n, "{r}");
+    assert_eq!(r["summary"]["n"], 2, "{r}");
+    let p = &r["prosody"];
+    assert!(p["p50_ms"].as_f64().unwrap() >= 400.0, "{r}");
+    assert!(p["p50_ms"].as_f64() <= p["p95_ms"].as_f64(), "{r}");
+    assert!(p["p95_ms"].as_f64() <= p["max_ms"].as_f64(), "{r}");
+    assert!(r["full"]["p50_ms"].as_f64() >= p["p50_ms"].as_f64(), "{r}");
+    assert_eq!(r["transcripts_dropped"], 0, "{r}");
+    let audio = r["audio_s"].as_f64().unwrap();
+    let expected = 2.0 * call.len() as f64 / 16_000.0;
+    assert!((audio - expected).abs() < 0.1, "{audio} vs {expected}");
+}
