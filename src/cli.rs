@@ -224,6 +224,11 @@ pub struct AsrArgs {
     /// Utterances queued for the recogniser at most.
     #[arg(long, default_value_t = AsrConfig::default().queue_capacity)]
     pub queue: usize,
+    /// Seconds a live call's utterance may wait for the recogniser: one that waited longer
+    /// is sent without words (counted in the summary's transcripts_dropped), so results
+    /// stay timely when the recogniser is behind. Recordings always wait.
+    #[arg(long, default_value_t = AsrConfig::default().max_queue_wait_s)]
+    pub max_queue_wait: f32,
 }
 
 impl AsrArgs {
@@ -237,10 +242,17 @@ impl AsrArgs {
         if self.queue == 0 {
             bail!("--queue must be at least 1");
         }
+        if !(self.max_queue_wait > 0.0 && self.max_queue_wait.is_finite()) {
+            bail!(
+                "--max-queue-wait must be a positive number of seconds, got {}",
+                self.max_queue_wait
+            );
+        }
         Ok(AsrConfig {
             workers: self.workers,
             threads_per_worker: self.threads,
             queue_capacity: self.queue,
+            max_queue_wait_s: self.max_queue_wait,
             ..AsrConfig::default()
         })
     }
@@ -399,6 +411,10 @@ pub struct LoadtestArgs {
     /// Chunk length, ms: each chunk is sent when its audio would have been spoken.
     #[arg(long, default_value_t = 20)]
     pub chunk_ms: u32,
+    /// Ask for no transcripts (`CallOptions.disable_transcript`): the calls skip the
+    /// recogniser, which measures the prosody and voice-emotion path alone.
+    #[arg(long)]
+    pub no_transcript: bool,
     /// The delay from the end of an utterance's speech to its full result (words, fused
     /// emotion) that 95 % of them must stay within for the server to have kept up, ms.
     #[arg(long, default_value_t = 5000)]
@@ -770,23 +786,26 @@ fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
         let (j, m) = (k / n, (a.calls - f).div_ceil(n));
         let start = start_frame(j, m, wav.frames(), wav.sample_rate, &level);
         let audio = call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, start);
-        calls.push((
-            format!("loadtest-{}-{k}", std::process::id()),
-            configs,
-            audio,
-        ));
+        let mut config = config_request(format!("loadtest-{}-{k}", std::process::id()), configs);
+        if let Some(stream_call_request::Request::Config(c)) = &mut config.request {
+            c.options = Some(proto::CallOptions {
+                disable_transcript: a.no_transcript,
+                ..Default::default()
+            });
+        }
+        calls.push((config, audio));
     }
     eprintln!(
         "callmood: {} calls at once to {}, {:.0} s of audio each at most",
         a.calls,
         a.server,
-        calls.iter().map(|c| c.2.duration_ms).max().unwrap_or(0) as f64 / 1000.0
+        calls.iter().map(|c| c.1.duration_ms).max().unwrap_or(0) as f64 / 1000.0
     );
     let results = runtime()?.block_on(async {
         let tasks: Vec<_> = calls
             .into_iter()
-            .map(|(id, configs, audio)| {
-                tokio::spawn(load_call(a.server.clone(), id, configs, audio, a.chunk_ms))
+            .map(|(config, audio)| {
+                tokio::spawn(load_call(a.server.clone(), config, audio, a.chunk_ms))
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
@@ -815,8 +834,7 @@ fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
 /// moment its utterance's speech ended.
 async fn load_call(
     server: String,
-    call_id: String,
-    channels: Vec<proto::ChannelConfig>,
+    config: StreamCallRequest,
     audio: crate::loadtest::CallAudio,
     chunk_ms: u32,
 ) -> crate::loadtest::CallResult {
@@ -834,7 +852,7 @@ async fn load_call(
         }
     };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tx.send(config_request(call_id, channels)).await.ok();
+    tx.send(config).await.ok();
     let period = Duration::from_millis(chunk_ms.into());
     let t0 = Instant::now();
     let sender = tokio::spawn(send_paced(tx, audio, t0, period));

@@ -397,6 +397,8 @@ async fn pump(
     };
     let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
+    // Utterances the recogniser reached too late (`AsrError::Expired`).
+    let mut expired = 0u32;
     let mut layer = Layer::new(&opts);
     let mut out: Vec<Result<Event, CallError>> = Vec::new();
     while let Some(msg) = rx.recv().await {
@@ -412,14 +414,20 @@ async fn pump(
             }
             PumpMsg::Words(id, r) => {
                 if let Some(e) = pending.remove(&id) {
-                    let words = match r {
-                        Ok(w) => w,
+                    let u = match r {
+                        Ok(w) => with_words(*e, w, opts.disable_transcript, &models),
+                        // The recogniser is behind: sent without words, as when the queue is
+                        // full, and counted with those.
+                        Err(err @ AsrError::Expired { .. }) => {
+                            tracing::debug!(utterance = %id, error = %err, "transcription skipped");
+                            expired += 1;
+                            with_words(*e, Vec::new(), true, &models)
+                        }
                         Err(err) => {
                             tracing::warn!(utterance = %id, error = %err, "transcription failed");
-                            Vec::new()
+                            with_words(*e, Vec::new(), opts.disable_transcript, &models)
                         }
                     };
-                    let u = with_words(*e, words, opts.disable_transcript, &models);
                     layer.utterance(u, &mut out);
                 }
             }
@@ -451,6 +459,7 @@ async fn pump(
         }
         if pending.is_empty() {
             if let Some(mut s) = summary.take() {
+                s.transcripts_dropped += expired;
                 layer.summary(&mut s);
                 let ev = CallEvent {
                     call_id: call_id.clone(),

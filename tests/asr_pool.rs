@@ -79,6 +79,8 @@ fn pool_answers_each_job_with_its_own_words() {
         workers: 2,
         threads_per_worker: 1,
         queue_capacity: 16,
+        // Jobs may wait long on a busy machine; expiry has its own test.
+        max_queue_wait_s: 600.0,
         ..AsrConfig::default()
     };
     let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
@@ -127,6 +129,8 @@ fn full_queue_hands_the_job_back() {
         workers: 1,
         threads_per_worker: 1,
         queue_capacity: 1,
+        // Jobs may wait long on a busy machine; expiry has its own test.
+        max_queue_wait_s: 600.0,
         ..AsrConfig::default()
     };
     let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
@@ -150,6 +154,49 @@ fn full_queue_hands_the_job_back() {
     // Blocking submission waits for room instead.
     let words = pool.transcribe(None, clip.audio.clone()).expect("words");
     assert!(!words.is_empty());
+}
+
+/// A live job (`try_submit*`) that waits in the queue longer than `max_queue_wait_s` is
+/// answered with `Expired` without being run; a blocking (recording) job waits as long as
+/// it takes and gets its words.
+#[test]
+fn live_jobs_expire_in_the_queue_and_recordings_wait() {
+    let clips = common::clips();
+    let cfg = AsrConfig {
+        workers: 1,
+        threads_per_worker: 1,
+        max_queue_wait_s: 0.001,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
+    // Keep the worker busy with a window of speech, then queue a live job behind it, in
+    // another group so that it cannot share that window.
+    let busy: Vec<f32> = clips
+        .iter()
+        .flat_map(|c| c.audio.clone())
+        .take(20 * 16000)
+        .collect();
+    let (job, rx_busy) = AsrJob::with_channel(busy.clone());
+    pool.submit_blocking(job).expect("queued");
+    let (live, rx_live) = AsrJob::with_channel(clips[0].audio.clone());
+    pool.try_submit_in(Some(7), live).expect("queue has room");
+    match rx_live.recv_timeout(REPLY_TIMEOUT).expect("reply") {
+        Err(AsrError::Expired { waited_s, max_s }) => {
+            assert!(waited_s >= max_s, "{waited_s} < {max_s}");
+            let e = AsrError::Expired { waited_s, max_s }.to_string();
+            assert!(e.contains("live utterance may wait"), "{e}");
+        }
+        other => panic!("expected Expired, got {other:?}"),
+    }
+    assert!(rx_busy.recv_timeout(REPLY_TIMEOUT).expect("reply").is_ok());
+    // Behind the same busy worker, a recording's job waits and is transcribed.
+    let (job, rx_busy) = AsrJob::with_channel(busy);
+    pool.submit_blocking(job).expect("queued");
+    let words = pool
+        .transcribe(Some(7), clips[0].audio.clone())
+        .expect("words");
+    assert!(!words.is_empty());
+    assert!(rx_busy.recv_timeout(REPLY_TIMEOUT).expect("reply").is_ok());
 }
 
 #[test]

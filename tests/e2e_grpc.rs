@@ -680,3 +680,58 @@ async fn loadtest_times_every_utterance_and_reports_refused_calls() {
     let expected = 2.0 * call.len() as f64 / 16_000.0;
     assert!((audio - expected).abs() < 0.1, "{audio} vs {expected}");
 }
+
+/// A live call whose utterances wait longer for the recogniser than the server allows
+/// (here 1 ms, behind a busy worker) still gets every utterance, sent without words and
+/// counted in the summary's `transcripts_dropped`; nothing is lost or late beyond the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utterances_that_wait_too_long_for_the_recogniser_go_without_words() {
+    let cfg = callmood::asr::AsrConfig {
+        workers: 1,
+        threads_per_worker: 1,
+        max_queue_wait_s: 0.001,
+        ..callmood::asr::AsrConfig::default()
+    };
+    let pool = Arc::new(callmood::asr::AsrPool::new(&model_path(), cfg).unwrap());
+    // Keep the only worker busy with a window of a recording's speech.
+    let busy: Vec<f32> = clips()
+        .iter()
+        .flat_map(|c| c.audio.clone())
+        .take(25 * 16000)
+        .collect();
+    let (job, busy_reply) = callmood::asr::AsrJob::with_channel(busy);
+    pool.submit_blocking(job).unwrap();
+    let (addr, _, _stop) = start_server_with(2, Some(pool)).await;
+    let (call, spans, _) = speech_call(&["0880", "0930", "0890"], 900);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(config(
+        "late",
+        &[(1, proto::Role::Caller, proto::Encoding::Mulaw, 8000)],
+    ))
+    .await
+    .unwrap();
+    // The whole call at once: its utterances end together and queue behind the busy worker.
+    tx.send(audio(1, mulaw_8k_bytes(&call))).await.unwrap();
+    drop(tx);
+    let stream = client(addr)
+        .await
+        .stream_call(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let events = collect(stream).await.unwrap();
+    let utterances = utterances(&events);
+    assert_eq!(utterances.len(), spans.len(), "{events:?}");
+    let without_words = utterances.iter().filter(|u| u.words.is_empty()).count();
+    let summary = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(Event::Summary(s)) => Some(s),
+            _ => None,
+        })
+        .expect("summary");
+    assert!(summary.transcripts_dropped >= 1, "{summary:?}");
+    assert_eq!(summary.transcripts_dropped as usize, without_words);
+    assert!(utterances.iter().all(|u| u.emotion.is_some()));
+    assert!(busy_reply.recv().unwrap().is_ok());
+}

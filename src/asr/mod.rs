@@ -61,6 +61,15 @@ pub enum AsrError {
         /// The configured limit, s.
         max_seconds: f32,
     },
+    /// A live job waited in the queue longer than it may ([`AsrConfig::max_queue_wait_s`])
+    /// and was not run: the recogniser is behind.
+    #[error("waited {waited_s:.1} s for the recogniser, over the {max_s:.1} s a live utterance may wait")]
+    Expired {
+        /// How long it waited, s.
+        waited_s: f32,
+        /// The limit, s.
+        max_s: f32,
+    },
     /// The pool is shutting down (or has stopped) and did not run the job.
     #[error("ASR pool is shut down")]
     PoolClosed,

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::engine::{Segment, Transcriber, WhisperModel, DEFAULT_THREADS_PER_TRANSCRIBER};
 use super::{AsrError, Word};
@@ -41,6 +42,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 pub const DEFAULT_MAX_WINDOW_S: f32 = 28.0;
 /// Silence between packed pieces, s: enough for Whisper to end a segment between them.
 pub const DEFAULT_GAP_S: f32 = 1.0;
+/// Longest a job submitted with `try_submit*` (a live call's utterance) may wait in the
+/// queue, s: one that has waited longer when a worker comes to it is answered with
+/// [`AsrError::Expired`] instead of being transcribed, so that an overloaded recogniser gives
+/// late calls no words rather than words a minute late.
+pub const DEFAULT_MAX_QUEUE_WAIT_S: f32 = 10.0;
 /// Longest job accepted, s (10 min); longer audio is refused with [`AsrError::JobTooLong`].
 pub const DEFAULT_MAX_JOB_S: f32 = 600.0;
 /// Jobs whose peak amplitude is below this (−80 dBFS) are digital silence: they get no words
@@ -63,6 +69,8 @@ pub struct AsrConfig {
     pub gap_s: f32,
     /// Longest job accepted, s.
     pub max_job_s: f32,
+    /// Longest a `try_submit*` job waits in the queue before it expires, s (> 0).
+    pub max_queue_wait_s: f32,
 }
 
 impl Default for AsrConfig {
@@ -74,6 +82,7 @@ impl Default for AsrConfig {
             max_window_s: DEFAULT_MAX_WINDOW_S,
             gap_s: DEFAULT_GAP_S,
             max_job_s: DEFAULT_MAX_JOB_S,
+            max_queue_wait_s: DEFAULT_MAX_QUEUE_WAIT_S,
         }
     }
 }
@@ -99,6 +108,9 @@ impl AsrConfig {
         }
         if !(self.max_job_s > 0.0 && self.max_job_s.is_finite()) {
             return bad("max_job_s must be > 0");
+        }
+        if !(self.max_queue_wait_s > 0.0 && self.max_queue_wait_s.is_finite()) {
+            return bad("max_queue_wait_s must be > 0");
         }
         Ok(())
     }
@@ -186,6 +198,9 @@ pub type PackGroup = Option<u64>;
 struct Queued {
     group: PackGroup,
     job: AsrJob,
+    /// When it was queued and, for `try_submit*` jobs, the latest it may start.
+    queued: Instant,
+    expires: Option<Instant>,
 }
 
 struct QueueState {
@@ -281,7 +296,14 @@ impl AsrPool {
         if st.closed || st.jobs.len() >= self.queue.capacity {
             return Err(job);
         }
-        st.jobs.push_back(Queued { group, job });
+        let queued = Instant::now();
+        let wait = Duration::from_secs_f32(self.cfg.max_queue_wait_s);
+        st.jobs.push_back(Queued {
+            group,
+            job,
+            queued,
+            expires: queued.checked_add(wait),
+        });
         drop(st);
         self.queue.not_empty.notify_one();
         Ok(())
@@ -325,8 +347,13 @@ impl AsrPool {
         if st.closed {
             return Err(AsrError::PoolClosed);
         }
-        st.jobs
-            .extend(jobs.into_iter().map(|job| Queued { group, job }));
+        let queued = Instant::now();
+        st.jobs.extend(jobs.into_iter().map(|job| Queued {
+            group,
+            job,
+            queued,
+            expires: None,
+        }));
         drop(st);
         self.queue.not_empty.notify_all();
         Ok(())
@@ -379,14 +406,35 @@ impl Drop for AsrPool {
     }
 }
 
+/// A job taken off the queue unrun because it waited past its expiry, and how long it waited.
+type ExpiredJob = (AsrJob, Duration);
+
 /// Takes the next batch: the oldest queued job, then the following jobs of its group, in
-/// order, while they fit in one window. `None` once the pool is closed.
-fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Vec<AsrJob>> {
+/// order, while they fit in one window; and every job that has waited past its expiry
+/// (answered by the caller, never run). `None` once the pool is closed and empty.
+fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<(Vec<AsrJob>, Vec<ExpiredJob>)> {
     let mut st = queue.lock();
     while st.jobs.is_empty() && !st.closed {
         st = queue.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
     }
-    let Queued { group, job: first } = st.jobs.pop_front()?;
+    let now = Instant::now();
+    let mut expired = Vec::new();
+    let mut i = 0;
+    while i < st.jobs.len() {
+        if st.jobs[i].expires.is_some_and(|e| e <= now) {
+            expired.extend(st.jobs.remove(i).map(|q| (q.job, now - q.queued)));
+        } else {
+            i += 1;
+        }
+    }
+    let Some(Queued {
+        group, job: first, ..
+    }) = st.jobs.pop_front()
+    else {
+        drop(st);
+        queue.not_full.notify_all();
+        return (!expired.is_empty()).then_some((Vec::new(), expired));
+    };
     let window = cfg.window_samples();
     let gap = cfg.gap_samples();
     // Every piece is preceded by a gap of silence (see `pack`).
@@ -407,12 +455,20 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Vec<AsrJob>> {
     }
     drop(st);
     queue.not_full.notify_all();
-    Some(batch)
+    Some((batch, expired))
 }
 
 fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &Counters) {
     let max_job = seconds_to_samples(cfg.max_job_s);
-    while let Some(batch) = take_batch(queue, cfg) {
+    while let Some((batch, expired)) = take_batch(queue, cfg) {
+        for (job, waited) in expired {
+            let error = AsrError::Expired {
+                waited_s: waited.as_secs_f32(),
+                max_s: cfg.max_queue_wait_s,
+            };
+            answer(job, Err(error));
+            counters.jobs.fetch_add(1, Ordering::Relaxed);
+        }
         let mut to_run = Vec::with_capacity(batch.len());
         for job in batch {
             if job.audio.len() > max_job {
@@ -643,6 +699,8 @@ mod tests {
             q.lock().jobs.push_back(Queued {
                 group,
                 job: AsrJob::new(audio, |_| {}),
+                queued: Instant::now(),
+                expires: None,
             });
         }
         q.lock().closed = true;
@@ -661,7 +719,8 @@ mod tests {
             (None, 1.0),
         ]);
         let cfg = AsrConfig::default();
-        let lens = |batch: Vec<AsrJob>| -> Vec<f32> {
+        let lens = |(batch, expired): (Vec<AsrJob>, Vec<ExpiredJob>)| -> Vec<f32> {
+            assert!(expired.is_empty());
             batch
                 .iter()
                 .map(|j| j.audio.len() as f32 / crate::SAMPLE_RATE as f32)
@@ -673,6 +732,44 @@ mod tests {
         assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![25.0, 1.0]));
         assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![1.0]));
         assert!(take_batch(&q, &cfg).is_none());
+    }
+
+    /// Jobs past their expiry leave the queue unrun, wherever they are, with how long they
+    /// waited; the others are batched as usual; jobs without an expiry never expire.
+    #[test]
+    fn expired_jobs_are_taken_out_unrun() {
+        let q = queue_of(&[]);
+        q.lock().closed = false;
+        let long_ago = Instant::now() - Duration::from_secs(30);
+        for (group, expires) in [
+            (Some(1), Some(long_ago)),
+            (Some(1), None),
+            (Some(2), Some(long_ago)),
+            (Some(1), Some(Instant::now() + Duration::from_secs(60))),
+        ] {
+            q.lock().jobs.push_back(Queued {
+                group,
+                job: AsrJob::new(vec![0.1; 16_000], |_| {}),
+                queued: long_ago,
+                expires,
+            });
+        }
+        let (batch, expired) = take_batch(&q, &AsrConfig::default()).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(expired.len(), 2);
+        assert!(expired.iter().all(|(_, w)| *w >= Duration::from_secs(30)));
+        assert!(q.lock().jobs.is_empty());
+        // Only expired jobs queued: they come back with an empty batch.
+        q.lock().jobs.push_back(Queued {
+            group: None,
+            job: AsrJob::new(vec![0.1; 16_000], |_| {}),
+            queued: long_ago,
+            expires: Some(long_ago),
+        });
+        q.lock().closed = true;
+        let (batch, expired) = take_batch(&q, &AsrConfig::default()).unwrap();
+        assert!(batch.is_empty() && expired.len() == 1);
+        assert!(take_batch(&q, &AsrConfig::default()).is_none());
     }
 
     #[test]
@@ -688,6 +785,14 @@ mod tests {
             ..AsrConfig::default()
         };
         assert!(bad.validate().is_err());
+        for wait in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let bad = AsrConfig {
+                max_queue_wait_s: wait,
+                ..AsrConfig::default()
+            };
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains("max_queue_wait_s"), "{e}");
+        }
     }
 
     #[test]

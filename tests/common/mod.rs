@@ -33,6 +33,9 @@ pub fn pool() -> Arc<AsrPool> {
         let cfg = AsrConfig {
             workers: 1,
             threads_per_worker: 2,
+            // Tests check what is transcribed, not how soon: on a busy machine a live
+            // call's utterance must not expire in the queue (tests/asr_pool.rs tests that).
+            max_queue_wait_s: 600.0,
             ..AsrConfig::default()
         };
         Arc::new(AsrPool::new(&model_path(), cfg).expect("model loads"))
@@ -119,6 +122,14 @@ pub async fn start_telephony_server(
     max_calls: usize,
     with_asr: bool,
 ) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_server_with(max_calls, with_asr.then(pool)).await
+}
+
+/// As [`start_telephony_server`], with the recogniser pool `asr` (or none).
+pub async fn start_server_with(
+    max_calls: usize,
+    asr: Option<Arc<AsrPool>>,
+) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,7 +137,7 @@ pub async fn start_telephony_server(
     let audiosocket = Some(audiosocket);
     let analyzer = Analyzer {
         plan: DspPlan::new(),
-        asr: with_asr.then(pool),
+        asr,
         voice: Some(voice_model()),
         words: Some(std::sync::Arc::new(
             callmood::emotion::Words::load(
