@@ -55,7 +55,8 @@ pub struct WavAudio {
     pub channels: u16,
     /// Encoding the file used.
     pub encoding: WavEncoding,
-    /// Samples per channel, scaled to -1..1 (non-finite floats become 0).
+    /// Samples per channel, in -1..1: integers scaled, floats clipped (non-finite floats
+    /// become 0).
     pub samples: Vec<Vec<f32>>,
 }
 
@@ -311,14 +312,22 @@ fn decode_sample(encoding: WavEncoding, s: &[u8]) -> f32 {
         }
         (WavEncoding::Float32, [a, b, c, d]) => f32::from_le_bytes([*a, *b, *c, *d]),
         (WavEncoding::Float64, [a, b, c, d, e, f, g, h]) => {
-            f64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]) as f32
+            // Clipped before narrowing, so a finite 1e300 is 1, not an infinity (then 0).
+            let x = f64::from_le_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
+            if x.is_finite() {
+                x.clamp(-1.0, 1.0) as f32
+            } else {
+                f32::NAN
+            }
         }
         (WavEncoding::Alaw, [a]) => f32::from(g711::alaw_decode(*a)) / 32768.0,
         (WavEncoding::Mulaw, [a]) => f32::from(g711::ulaw_decode(*a)) / 32768.0,
         _ => 0.0,
     };
+    // Float files may hold any finite value; clip them to the range the samples promise,
+    // or filters downstream overflow (near f32::MAX the resampler's FFT made rubato panic).
     if v.is_finite() {
-        v
+        v.clamp(-1.0, 1.0)
     } else {
         0.0
     }
@@ -435,6 +444,47 @@ mod tests {
         let a = parse_wav(&build_wav(3, 1, 48000, 32, &f, false)).expect("f32");
         assert_eq!(a.encoding, WavEncoding::Float32);
         assert_eq!(a.samples[0], vec![0.25, -0.75, 0.0]);
+    }
+
+    #[test]
+    fn float_samples_are_clipped_to_the_unit_range() {
+        // Found by the `wav_parse` fuzz target: an extensible 44.1 kHz float file with
+        // samples near f32::MAX. Passed through unclipped, they made the resampler's FFT
+        // overflow and rubato panic ("Imaginary part of first value was non-zero").
+        let fuzzed: [u8; 93] = [
+            0x52, 0x49, 0x46, 0x46, 0x7c, 0x06, 0x00, 0x00, 0x57, 0x41, 0x56, 0x45, 0x66, 0x6d,
+            0x74, 0x20, 0x28, 0x00, 0x00, 0x00, 0xfe, 0xff, 0x01, 0x00, 0x44, 0xac, 0x00, 0x00,
+            0x10, 0xb1, 0x02, 0x00, 0x04, 0x00, 0x20, 0x00, 0x16, 0x00, 0x20, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa,
+            0x00, 0x38, 0x9b, 0x71, 0x64, 0x61, 0x74, 0x61, 0x40, 0x06, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0xc4, 0x4d, 0xbe, 0x77, 0xfd, 0xbd, 0xf6, 0x84, 0x74, 0xbd, 0x56, 0xff,
+            0xbe, 0xe2, 0xae, 0xfd, 0xbe, 0x31, 0x08, 0xfb, 0xbd,
+        ];
+        let a = parse_wav(&fuzzed).expect("valid");
+        assert_eq!(a.encoding, WavEncoding::Float32);
+        assert_eq!((a.sample_rate, a.frames()), (44100, 6));
+        assert_eq!(a.samples[0][1], 1.0);
+        assert_eq!(a.samples[0][3], -1.0);
+        assert!(a.samples[0].iter().all(|s| (-1.0..=1.0).contains(s)));
+        let mut r = crate::resample::Resampler::new(a.sample_rate).expect("supported rate");
+        let mut out = Vec::new();
+        r.process_into(&a.samples[0], &mut out);
+        r.flush_into(&mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|s| s.is_finite()));
+
+        let f: Vec<u8> = [2.0f32, -3e38, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse_wav(&build_wav(3, 1, 8000, 32, &f, false)).expect("f32");
+        assert_eq!(a.samples[0], vec![1.0, -1.0, 0.5]);
+        let d: Vec<u8> = [-2.0f64, 0.25, 1e300, f64::NAN]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse_wav(&build_wav(3, 1, 8000, 64, &d, false)).expect("f64");
+        assert_eq!(a.samples[0], vec![-1.0, 0.25, 1.0, 0.0]);
     }
 
     #[test]
