@@ -222,7 +222,7 @@ impl LoadReport {
         }
         writeln!(
             out,
-            "transcripts dropped (recogniser queue full): {}",
+            "transcripts dropped (recogniser behind): {}",
             self.transcripts_dropped
         )?;
         let verdict = if self.kept_up(max_delay_ms) {
