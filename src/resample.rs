@@ -163,19 +163,25 @@ impl Resampler {
         })
     }
 
-    /// Resamples `input`, appending the 16 kHz output that is ready to `out`.
+    /// Resamples `input`, appending the 16 kHz output that is ready to `out`. Samples belong
+    /// in -1..1: larger ones are clipped and non-finite ones read as 0, since the filter's
+    /// FFT overflows on values near `f32::MAX` (rubato then panics).
     pub fn process_into(&mut self, input: &[f32], out: &mut Vec<f32>) {
         self.total_in += input.len() as u64;
         let Some(engine) = self.engine.as_mut() else {
-            out.extend_from_slice(input);
+            out.extend(input.iter().copied().map(sanitize));
             self.total_out += input.len() as u64;
             return;
         };
         let mut rest = input;
         while !rest.is_empty() {
             let take = (engine.chunk_in - engine.in_filled).min(rest.len());
-            engine.in_buf[0][engine.in_filled..engine.in_filled + take]
-                .copy_from_slice(&rest[..take]);
+            for (d, &v) in engine.in_buf[0][engine.in_filled..engine.in_filled + take]
+                .iter_mut()
+                .zip(&rest[..take])
+            {
+                *d = sanitize(v);
+            }
             engine.in_filled += take;
             rest = &rest[take..];
             if engine.in_filled == engine.chunk_in {
@@ -227,6 +233,15 @@ impl Engine {
             .min(usize::try_from(limit).unwrap_or(usize::MAX));
         out.extend_from_slice(&ready[..n]);
         n as u64
+    }
+}
+
+/// A sample clipped to -1..1, or 0 when it is not a number.
+fn sanitize(v: f32) -> f32 {
+    if v.is_finite() {
+        v.clamp(-1.0, 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -414,5 +429,29 @@ mod tests {
         r.process_into(&x, &mut b);
         r.flush_into(&mut b);
         assert_eq!(a, b);
+    }
+
+    /// Out-of-range and non-finite input (which made rubato panic when a WAV file carried
+    /// it) is clipped or zeroed, at every rate, passthrough included.
+    #[test]
+    fn wild_samples_are_clipped_not_a_panic() {
+        let wild = [f32::MAX, f32::NAN, f32::NEG_INFINITY, -3e38, 0.5, 2.0];
+        for rate in [8000, 16000, 44100, 48000] {
+            let mut r = Resampler::new(rate).expect("supported rate");
+            let mut out = Vec::new();
+            for _ in 0..200 {
+                r.process_into(&wild, &mut out);
+            }
+            r.flush_into(&mut out);
+            assert!(!out.is_empty());
+            assert!(
+                out.iter().all(|v| v.is_finite() && v.abs() <= 2.0),
+                "{rate}"
+            );
+        }
+        let mut r = Resampler::new(16000).unwrap();
+        let mut out = Vec::new();
+        r.process_into(&wild, &mut out);
+        assert_eq!(out, [1.0, 0.0, 0.0, -1.0, 0.5, 1.0]);
     }
 }
