@@ -687,7 +687,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
     let audio = crate::loadtest::call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, 0);
     let mut client = connect(&a.server).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tx.send(config_request(call_id, channels)).await.ok();
+    tx.send(config_request(call_id, channels, None)).await.ok();
     let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
     tokio::spawn(send_paced(tx, audio, tokio::time::Instant::now(), period));
     print_events(&mut client, rx).await
@@ -771,28 +771,33 @@ fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| read_wav(f))
         .collect::<anyhow::Result<_>>()?;
+    // Each file is encoded and measured once, whatever number of calls play it.
+    let prepared: Vec<_> = wavs
+        .iter()
+        .map(|wav| {
+            let level: Vec<f32> = wav
+                .samples
+                .iter()
+                .map(|ch| levels(ch, wav.sample_rate))
+                .reduce(|a, b| a.iter().zip(b).map(|(x, y)| x.max(y)).collect())
+                .unwrap_or_default();
+            (wire_channels(wav, proto::Role::Caller), level)
+        })
+        .collect();
+    let options = proto::CallOptions {
+        disable_transcript: a.no_transcript,
+        ..Default::default()
+    };
     let mut calls = Vec::with_capacity(a.calls);
     for k in 0..a.calls {
         let (f, n) = (k % wavs.len(), wavs.len());
-        let wav = &wavs[f];
-        let (configs, bytes, per_frame) = wire_channels(wav, proto::Role::Caller);
-        let level: Vec<f32> = wav
-            .samples
-            .iter()
-            .map(|ch| levels(ch, wav.sample_rate))
-            .reduce(|a, b| a.iter().zip(b).map(|(x, y)| x.max(y)).collect())
-            .unwrap_or_default();
+        let (wav, ((configs, bytes, per_frame), level)) = (&wavs[f], &prepared[f]);
         // The calls that play the same file are spread over it: this is the j-th of m.
         let (j, m) = (k / n, (a.calls - f).div_ceil(n));
-        let start = start_frame(j, m, wav.frames(), wav.sample_rate, &level);
-        let audio = call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, start);
-        let mut config = config_request(format!("loadtest-{}-{k}", std::process::id()), configs);
-        if let Some(stream_call_request::Request::Config(c)) = &mut config.request {
-            c.options = Some(proto::CallOptions {
-                disable_transcript: a.no_transcript,
-                ..Default::default()
-            });
-        }
+        let start = start_frame(j, m, wav.frames(), wav.sample_rate, level);
+        let audio = call_audio(bytes, *per_frame, wav.sample_rate, a.chunk_ms, start);
+        let id = format!("loadtest-{}-{k}", std::process::id());
+        let config = config_request(id, configs.clone(), Some(options));
         calls.push((config, audio));
     }
     eprintln!(
@@ -911,13 +916,17 @@ async fn connect(server: &str) -> anyhow::Result<Client> {
 }
 
 /// The first message of a call.
-fn config_request(call_id: String, channels: Vec<proto::ChannelConfig>) -> StreamCallRequest {
+fn config_request(
+    call_id: String,
+    channels: Vec<proto::ChannelConfig>,
+    options: Option<proto::CallOptions>,
+) -> StreamCallRequest {
     StreamCallRequest {
         request: Some(stream_call_request::Request::Config(proto::CallConfig {
             call_id,
             channels,
             language: "en".into(),
-            options: None,
+            options,
         })),
     }
 }
@@ -986,7 +995,9 @@ async fn listen_call(
         sample_rate_hz: crate::SAMPLE_RATE,
         ..Default::default()
     };
-    tx.send(config_request(a.call_id, vec![channel])).await.ok();
+    tx.send(config_request(a.call_id, vec![channel], None))
+        .await
+        .ok();
     let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
     // The cpal stream stays on this thread; dropping it stops the capture.
     let capture = mic.start(cap_tx)?;

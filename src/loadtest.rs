@@ -161,9 +161,6 @@ pub struct LoadReport {
 impl LoadReport {
     /// Pools the results of every call.
     pub fn of(results: &[CallResult]) -> Self {
-        let pool = |f: &dyn Fn(&CallResult) -> Vec<f64>| -> Vec<f64> {
-            results.iter().flat_map(f).collect::<Vec<f64>>()
-        };
         Self {
             calls: results.len(),
             completed: results.iter().filter(|r| r.error.is_none()).count(),
@@ -173,9 +170,24 @@ impl LoadReport {
                 .filter(|r| r.error.is_none())
                 .map(|r| r.audio_ms as f64 / 1000.0)
                 .sum(),
-            prosody: Latency::of(&pool(&|r| r.prosody_ms.clone())),
-            full: Latency::of(&pool(&|r| r.full_ms.clone())),
-            summary: Latency::of(&pool(&|r| r.summary_ms.into_iter().collect())),
+            prosody: Latency::of(
+                &results
+                    .iter()
+                    .flat_map(|r| r.prosody_ms.iter().copied())
+                    .collect::<Vec<_>>(),
+            ),
+            full: Latency::of(
+                &results
+                    .iter()
+                    .flat_map(|r| r.full_ms.iter().copied())
+                    .collect::<Vec<_>>(),
+            ),
+            summary: Latency::of(
+                &results
+                    .iter()
+                    .filter_map(|r| r.summary_ms)
+                    .collect::<Vec<_>>(),
+            ),
             transcripts_dropped: results.iter().map(|r| r.transcripts_dropped).sum(),
         }
     }

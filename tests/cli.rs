@@ -329,6 +329,27 @@ fn tiny_corpus(dir: &std::path::Path) {
     std::fs::write(dir.join("manifest.csv"), rows.join("\n") + "\n").unwrap();
 }
 
+/// `callmood train` on the tiny corpus in `dir` with few folds and orders, writing
+/// `dir/out`: stdout, stderr and the model (its recorded command line, which differs by
+/// design, nulled). Fails the test if training fails.
+fn train_tiny(
+    dir: &std::path::Path,
+    out: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (String, String, serde_json::Value) {
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
+        .arg(dir)
+        .arg("--out")
+        .arg(dir.join(out))
+        .args(extra));
+    assert!(ok, "{stderr}");
+    let mut model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(out)).unwrap()).unwrap();
+    model["provenance"]["command"] = serde_json::Value::Null;
+    (stdout, stderr, model)
+}
+
 /// `train --features` on what `train --dump-features` wrote gives the same figures and the
 /// same model as extracting the features again.
 #[test]
@@ -336,20 +357,7 @@ fn train_on_a_feature_dump_gives_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
     tiny_corpus(dir.path());
     let dump = dir.path().join("features.csv");
-    let train = |out: &str, extra: [&std::ffi::OsStr; 2]| {
-        let (ok, stdout, stderr) = run(callmood()
-            .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
-            .arg(dir.path())
-            .arg("--out")
-            .arg(dir.path().join(out))
-            .args(extra));
-        assert!(ok, "{stderr}");
-        let mut model: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join(out)).unwrap()).unwrap();
-        // The command line is recorded and differs by design.
-        model["provenance"]["command"] = serde_json::Value::Null;
-        (stdout, stderr, model)
-    };
+    let train = |out: &str, extra: [&std::ffi::OsStr; 2]| train_tiny(dir.path(), out, &extra);
     let (stdout_a, _, model_a) = train("a.json", ["--dump-features".as_ref(), dump.as_ref()]);
     let header = std::fs::read_to_string(&dump).unwrap();
     assert!(
@@ -384,16 +392,8 @@ fn train_with_excerpts_scores_whole_clips_only() {
     let dir = tempfile::tempdir().unwrap();
     tiny_corpus(dir.path());
     let train = |out: &str, extra: &[&str]| {
-        let (ok, stdout, stderr) = run(callmood()
-            .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
-            .arg(dir.path())
-            .arg("--out")
-            .arg(dir.path().join(out))
-            .args(extra));
-        assert!(ok, "{stderr}");
-        let model = std::fs::read_to_string(dir.path().join(out)).unwrap();
-        let model: serde_json::Value = serde_json::from_str(&model).unwrap();
-        (stdout, stderr, model)
+        let extra: Vec<&std::ffi::OsStr> = extra.iter().map(|a| a.as_ref()).collect();
+        train_tiny(dir.path(), out, &extra)
     };
     let clips = |stdout: &str| -> Vec<String> {
         stdout
@@ -430,12 +430,7 @@ fn train_then_eval_on_a_tiny_corpus() {
     let dir = tempfile::tempdir().unwrap();
     tiny_corpus(dir.path());
     let model = dir.path().join("voice.json");
-    let (ok, stdout, stderr) = run(callmood()
-        .args(["train", "--folds", "2", "--permutations", "1", "--corpus"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(&model));
-    assert!(ok, "{stderr}");
+    let (stdout, stderr, _) = train_tiny(dir.path(), "voice.json", &[]);
     assert!(
         stderr.contains("left out 1 clips labelled surprise"),
         "{stderr}"
