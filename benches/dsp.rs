@@ -9,11 +9,11 @@ use std::f32::consts::PI;
 use std::hint::black_box;
 use std::time::Instant;
 
-use callmood::codec::{g711, read_wav_file, Decoder, Encoding};
-use callmood::dsp::{DspPlan, Frame, FrameAnalyzer};
-use callmood::ingest::{RtpLeg, RtpSettings};
-use callmood::resample::Resampler;
-use callmood::rtp;
+use callmood::core::codec::{g711, read_wav_file, Decoder, Encoding};
+use callmood::core::dsp::resample::Resampler;
+use callmood::core::dsp::{DspPlan, Frame, FrameAnalyzer};
+use callmood::core::rtp;
+use callmood::core::rtp::leg::{RtpLeg, RtpSettings};
 use callmood::{HOP, SAMPLE_RATE};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

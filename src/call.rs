@@ -4,23 +4,23 @@
 //! Sans-I/O: [`CallCore`] takes audio bytes or samples per channel and hands
 //! back every utterance that ended, with its prosody and the 16 kHz audio the
 //! recogniser needs. Time is the sample count of each channel. It never reads
-//! a clock, spawns a thread or touches a socket; the shell ([`crate::session`])
+//! a clock, spawns a thread or touches a socket; the shell ([`crate::server::session`])
 //! does that.
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::alerts::AlertConfig;
-use crate::codec::{Decoder, Encoding};
-use crate::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::contact::alerts::AlertConfig;
+use crate::core::codec::{Decoder, Encoding};
+use crate::core::dsp::resample::Resampler;
+use crate::core::dsp::{DspPlan, Frame, FrameAnalyzer};
+use crate::core::prosody::{self, Baseline};
+use crate::core::rtp::leg::{LegOut, RtpLeg, RtpSettings};
+use crate::core::segment::{Endpointer, Segment, SegmentConfig};
 use crate::emotion::embed::Encoder;
 use crate::emotion::features::{voice_features, VoiceVector};
 use crate::emotion::voice::{SpeakerBaseline, VoiceModel, VoiceScore};
 use crate::emotion::voice_emotion;
-use crate::ingest::{LegOut, RtpLeg, RtpSettings};
-use crate::prosody::{self, Baseline};
 use crate::proto::{self, Role};
-use crate::resample::Resampler;
-use crate::segment::{Endpointer, Segment, SegmentConfig};
 use crate::{HOP, SAMPLE_RATE};
 
 /// Most channels one call may have.
@@ -1086,8 +1086,8 @@ mod tests {
 
         // The recogniser gets the utterance with its pre- and post-roll.
         let want = (2000
-            + crate::segment::DEFAULT_PRE_ROLL_MS
-            + crate::segment::DEFAULT_POST_ROLL_MS) as f32
+            + crate::core::segment::DEFAULT_PRE_ROLL_MS
+            + crate::core::segment::DEFAULT_POST_ROLL_MS) as f32
             / 1000.0
             * RATE as f32;
         assert!(
@@ -1097,7 +1097,7 @@ mod tests {
         );
         assert_eq!(
             c[0].audio_start_ms,
-            c[0].utterance.start_ms - crate::segment::DEFAULT_PRE_ROLL_MS
+            c[0].utterance.start_ms - crate::core::segment::DEFAULT_PRE_ROLL_MS
         );
 
         assert_eq!(s.duration_ms, 7000);
@@ -1134,7 +1134,7 @@ mod tests {
         let bytes: Vec<u8> = pcm
             .iter()
             .step_by(2)
-            .map(|s| crate::codec::g711::ulaw_encode((s * 32767.0) as i16))
+            .map(|s| crate::core::codec::g711::ulaw_encode((s * 32767.0) as i16))
             .collect();
         let mulaw = ChannelSpec::new(5, Role::Caller, Encoding::Mulaw, 8000);
         let mut core =

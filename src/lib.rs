@@ -38,31 +38,17 @@
 //! - [`cli`]: the `callmood` command line.
 #![forbid(unsafe_code)]
 
-pub mod alerts;
 pub mod asr;
-pub mod audiosocket;
 pub mod call;
 pub mod cli;
-pub mod codec;
-pub mod corpus;
-pub mod degrade;
-pub mod dsp;
+pub mod client;
+pub mod contact;
+pub mod core;
 pub mod emotion;
-pub mod ingest;
-pub mod legs;
-pub mod listen;
-pub mod loadtest;
-pub mod pii;
-pub mod profile;
-pub mod prosody;
 pub mod replay;
 pub mod report;
-pub mod resample;
-pub mod rng;
-pub mod rtp;
-pub mod segment;
 pub mod server;
-pub mod session;
+pub mod train;
 
 /// Generated protobuf/gRPC types of `callmood.v1`.
 pub mod proto {

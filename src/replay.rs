@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{CallError, CallSettings};
-use crate::codec::wav::{read_wav_file, WavError};
+use crate::core::codec::wav::{read_wav_file, WavError};
 use crate::proto::{self, call_event::Event, CallEvent};
 use crate::report::{self, CallDigest, ReportCall};
-use crate::session::{self, Analyzer, AsrBackpressure, SessionOptions};
+use crate::server::session::{self, Analyzer, AsrBackpressure, SessionOptions};
 
 /// Longest results name, bytes (file systems allow 255 for the whole name).
 const MAX_NAME: usize = 120;
@@ -469,7 +469,7 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
 /// Analyses one decoded recording, handing each event to `sink` as it arrives.
 pub async fn analyze_recording(
     analyzer: &Analyzer,
-    wav: crate::codec::WavAudio,
+    wav: crate::core::codec::WavAudio,
     call_id: String,
     left_role: proto::Role,
     redact_pii: bool,

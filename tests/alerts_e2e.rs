@@ -12,8 +12,8 @@ fn ravdess(name: &str) -> Vec<f32> {
     let path = repo()
         .join("tests/fixtures/ravdess")
         .join(format!("{name}.flac"));
-    let audio = callmood::corpus::load_audio(&path).expect("fixture clip");
-    callmood::corpus::to_16k(&audio).expect("resampled")
+    let audio = callmood::train::corpus::load_audio(&path).expect("fixture clip");
+    callmood::train::corpus::to_16k(&audio).expect("resampled")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

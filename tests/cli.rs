@@ -141,7 +141,7 @@ fn stream_to_a_server_that_is_not_there_fails_cleanly() {
 
 /// Whether this machine has an audio input, as `callmood listen` sees it.
 fn has_input_device() -> bool {
-    callmood::listen::Microphone::open(None).is_ok()
+    callmood::client::listen::Microphone::open(None).is_ok()
 }
 
 #[test]

@@ -2,9 +2,9 @@
 
 use std::f32::consts::PI;
 
-use callmood::codec::{g711, Decoder, Encoding};
-use callmood::dsp::{frames_to_csv, DspConfig, DspPlan, Frame, FrameAnalyzer, CSV_HEADER};
-use callmood::resample::Resampler;
+use callmood::core::codec::{g711, Decoder, Encoding};
+use callmood::core::dsp::resample::Resampler;
+use callmood::core::dsp::{frames_to_csv, DspConfig, DspPlan, Frame, FrameAnalyzer, CSV_HEADER};
 use callmood::HOP;
 
 const FS: f32 = 16_000.0;

@@ -70,17 +70,16 @@ async fn mulaw_call_is_transcribed_with_events_in_order() {
     let wav8 = dir.path().join("call8.wav");
     write_wav(&wav16, 16_000, &call);
     to_mulaw_8k(&wav16, &wav8);
-    let ulaw = callmood::codec::wav::read_wav_file(&wav8).unwrap();
+    let ulaw = callmood::core::codec::wav::read_wav_file(&wav8).unwrap();
     assert_eq!(ulaw.sample_rate, 8000);
-    let bytes: Vec<u8> =
-        ulaw.samples[0]
-            .iter()
-            .map(|s| {
-                callmood::codec::g711::ulaw_encode(
-                    (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-                )
-            })
-            .collect();
+    let bytes: Vec<u8> = ulaw.samples[0]
+        .iter()
+        .map(|s| {
+            callmood::core::codec::g711::ulaw_encode(
+                (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+            )
+        })
+        .collect();
 
     let (tx, rx) = tokio::sync::mpsc::channel(32);
     tx.send(config(
@@ -305,7 +304,7 @@ async fn thirty_seconds_of_silence_or_line_noise_give_no_words() {
     for (name, signal) in [("white", white), ("hum", hum), ("silence", silence)] {
         let data: Vec<u8> = signal
             .iter()
-            .map(|s| callmood::codec::g711::ulaw_encode((s * 32768.0) as i16))
+            .map(|s| callmood::core::codec::g711::ulaw_encode((s * 32768.0) as i16))
             .collect();
         let req = proto::AnalyzeRecordingRequest {
             call_id: name.into(),

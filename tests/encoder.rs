@@ -6,8 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use callmood::corpus::load_audio;
 use callmood::emotion::embed::{Encoder, EMBED_STATE, N_EMBED};
+use callmood::train::corpus::load_audio;
 
 #[test]
 fn embedding_matches_the_numpy_reference() {

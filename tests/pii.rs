@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use callmood::pii::{redact_text, tags_in, PiiKind};
+use callmood::contact::pii::{redact_text, tags_in, PiiKind};
 
 #[test]
 fn precision_and_recall_on_call_utterances() {

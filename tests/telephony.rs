@@ -7,10 +7,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use callmood::audiosocket::{self, Message};
+use callmood::core::audiosocket::{self, Message};
+use callmood::core::rng::SplitMix64;
+use callmood::core::rtp;
 use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
-use callmood::rng::SplitMix64;
-use callmood::rtp;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -360,7 +360,7 @@ async fn legs_on_different_transports_join_into_one_call() {
     let mut agent = vec![0i16; caller.len() + gap];
     agent.extend(pcm_8k(&agent_audio));
     let mut caller = caller;
-    caller.resize(agent.len(), callmood::codec::g711::ulaw_encode(0));
+    caller.resize(agent.len(), callmood::core::codec::g711::ulaw_encode(0));
 
     let uuid = [0x42u8; 16];
     let call_id = audiosocket::uuid_string(&uuid);

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use callmood::emotion::metrics::argmax;
 use callmood::emotion::text::{TextLexicon, TextModel, N_TEXT_FEATURES, TEXT_FEATURES};
-use callmood::emotion::text_train::{evaluate, read_sentences};
 use callmood::emotion::CLASSES;
+use callmood::train::text::{evaluate, read_sentences};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,7 +12,7 @@
 //! message, re-encoded with `encode`, decodes back to itself.
 #![no_main]
 
-use callmood::audiosocket::{
+use callmood::core::audiosocket::{
     encode, AudioSocketError, FrameDecoder, Message, HEADER_LEN, KIND_AUDIO, KIND_DTMF, KIND_ERROR,
     KIND_HANGUP, KIND_UUID, MAX_PAYLOAD_LEN,
 };

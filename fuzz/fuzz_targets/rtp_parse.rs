@@ -6,9 +6,9 @@
 //! claims and whether to pop), and every event played out is fed to a `DtmfTracker`.
 #![no_main]
 
-use callmood::rtp::dtmf::{parse_event, DtmfTracker};
-use callmood::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
-use callmood::rtp::parse;
+use callmood::core::rtp::dtmf::{parse_event, DtmfTracker};
+use callmood::core::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
+use callmood::core::rtp::parse;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PACKETS: usize = 32;

@@ -14,9 +14,9 @@
 #![no_main]
 
 use callmood::call::MAX_CHANNELS;
-use callmood::codec::wav::parse_wav;
-use callmood::corpus::{to_16k, Audio};
-use callmood::resample::Resampler;
+use callmood::core::codec::wav::parse_wav;
+use callmood::train::corpus::{to_16k, Audio};
+use callmood::core::dsp::resample::Resampler;
 use callmood::SAMPLE_RATE;
 use libfuzzer_sys::fuzz_target;
 

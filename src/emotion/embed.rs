@@ -258,7 +258,7 @@ impl Encoder {
             });
         }
         let fingerprint = format!("fnv1a64:{:016x}", r.hash);
-        let window = crate::dsp::periodic_hann(N_FFT);
+        let window = crate::core::dsp::periodic_hann(N_FFT);
         Ok(Self {
             n_mels,
             n_head: hp.n_audio_head as usize,

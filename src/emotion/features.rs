@@ -7,8 +7,8 @@
 //! which the model reads as "at the speaker's baseline".
 
 use super::embed::{embed_feature_names, N_EMBED};
-use crate::dsp::{Frame, N_MEL_FILTERS, N_MFCC};
-use crate::prosody::{self, hz_to_st, mean_sd, percentile};
+use crate::core::dsp::{Frame, N_MEL_FILTERS, N_MFCC};
+use crate::core::prosody::{self, hz_to_st, mean_sd, percentile};
 
 /// Names of the voice features, in vector order.
 pub const PROSODIC_FEATURES: [&str; N_PROSODIC] = [
@@ -313,7 +313,8 @@ pub fn voice_features(
 }
 
 fn active_pair(a: &Frame, c: &Frame) -> bool {
-    a.energy_db > crate::dsp::ENERGY_FLOOR_DB && c.energy_db > crate::dsp::ENERGY_FLOOR_DB
+    a.energy_db > crate::core::dsp::ENERGY_FLOOR_DB
+        && c.energy_db > crate::core::dsp::ENERGY_FLOOR_DB
 }
 
 /// Mean and SD of `g` over the frames where `keep` holds; NaN when none does.

@@ -15,16 +15,12 @@
 //! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
 //! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
 
-pub mod dataset;
 pub mod embed;
 pub mod features;
 pub mod fusion;
 pub mod linear;
 pub mod metrics;
 pub mod text;
-pub mod text_cli;
-pub mod text_train;
-pub mod train;
 pub mod voice;
 
 /// The words side as the service uses it: the lexicon and the model over its features.

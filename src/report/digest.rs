@@ -6,8 +6,8 @@
 //! (a summary written by an older build, or emotion switched off) the answer is
 //! computed from the utterances, so a report never depends on which build
 //! wrote the events.
+use crate::contact::profile::Profile;
 use crate::emotion::{CLASSES, N_CLASSES};
-use crate::profile::Profile;
 use crate::proto::{self, call_event::Event, CallEvent, Role};
 
 /// Alert kinds the proto names, each with its weight in the risk score's alert part:
@@ -241,7 +241,7 @@ fn mean_emotion(role: i32, utterances: &[&proto::Utterance]) -> Option<proto::Em
 fn worst_moment(utterances: &[proto::Utterance]) -> Option<proto::PeakMoment> {
     utterances
         .iter()
-        .filter_map(crate::profile::peak_moment)
+        .filter_map(crate::contact::profile::peak_moment)
         .reduce(|best, p| if p.score > best.score { p } else { best })
 }
 

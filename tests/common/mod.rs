@@ -9,9 +9,9 @@ use std::sync::Arc;
 use callmood::asr::Word;
 use callmood::asr::{AsrConfig, AsrPool};
 use callmood::call::CallSettings;
-use callmood::dsp::DspPlan;
+use callmood::core::dsp::DspPlan;
+use callmood::server::session::Analyzer;
 use callmood::server::{serve_on, ServeConfig};
-use callmood::session::Analyzer;
 
 /// The converted Whisper model; fails the test with what to do when absent.
 pub fn model_path() -> PathBuf {
@@ -157,7 +157,7 @@ pub async fn start_server_with(
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: std::time::Duration::from_secs(2),
         call: CallSettings::default(),
-        legs: callmood::legs::LegsConfig {
+        legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
             rtp_ports: 41000..=41999,
             idle_timeout: std::time::Duration::from_secs(3),
@@ -349,7 +349,7 @@ pub fn speech_call(ids: &[&str], gap_ms: u32) -> (Vec<f32>, Vec<(u32, u32)>, Str
 pub fn mulaw_8k_bytes(samples: &[f32]) -> Vec<u8> {
     pcm_8k(samples)
         .iter()
-        .map(|&s| callmood::codec::g711::ulaw_encode(s))
+        .map(|&s| callmood::core::codec::g711::ulaw_encode(s))
         .collect()
 }
 

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::linear::FitConfig;
-use super::text::{TextEval, TextLexicon, TextModel, TextProvenance};
-use super::text::{DEFAULT_LEXICON_DIR, DEFAULT_TEXT_MODEL};
-use super::text_train::{self, LabelledText, GOEMOTIONS_MAPPING};
-use super::CLASSES;
+use crate::emotion::linear::FitConfig;
+use crate::emotion::text::{TextEval, TextLexicon, TextModel, TextProvenance};
+use crate::emotion::text::{DEFAULT_LEXICON_DIR, DEFAULT_TEXT_MODEL};
+use crate::emotion::CLASSES;
+use crate::train::text::{self as text_train, LabelledText, GOEMOTIONS_MAPPING};
 
 /// `callmood train-text`.
 #[derive(Args, Debug)]

@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::alerts::{AlertCues, CallState};
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
 use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended, Transport};
-use crate::dsp::DspPlan;
+use crate::contact::alerts::{AlertCues, CallState};
+use crate::contact::pii::join_words;
+use crate::contact::profile::Profile;
+use crate::core::dsp::DspPlan;
 use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
-use crate::pii::join_words;
-use crate::profile::Profile;
 use crate::proto::{self, call_event::Event, CallEvent};
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
@@ -510,7 +510,7 @@ impl Layer {
         self.alerts.clear();
         self.state.push_utterance(&u, &mut self.alerts);
         if self.redact {
-            crate::pii::redact_utterance(&mut u);
+            crate::contact::pii::redact_utterance(&mut u);
         }
         self.profile.push(&u);
         out.push(Ok(Event::Utterance(u)));
@@ -611,7 +611,7 @@ pub fn recording_channels(
             ChannelSpec::new(
                 i as u32,
                 role,
-                crate::codec::Encoding::Linear16,
+                crate::core::codec::Encoding::Linear16,
                 sample_rate_hz,
             )
         })

@@ -24,12 +24,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::features::{VoiceVector, N_VOICE};
-use super::linear::{fit, FitConfig, Softmax};
-use super::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
-use super::voice::{SpeakerBaseline, VoiceModel};
-use super::{CLASSES, N_CLASSES};
-use crate::rng::SplitMix64;
+use crate::core::rng::SplitMix64;
+use crate::emotion::features::{VoiceVector, N_VOICE};
+use crate::emotion::linear::{fit, FitConfig, Softmax};
+use crate::emotion::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
+use crate::emotion::voice::{SpeakerBaseline, VoiceModel};
+use crate::emotion::{CLASSES, N_CLASSES};
 
 /// One clip in one condition: its label and its utterances' raw voice features.
 #[derive(Clone, Debug)]
@@ -568,7 +568,7 @@ pub fn cross_validate(
     let extra_orders = cfg.eval_orders.max(1) - 1;
     // Folds are independent: fitted on all cores, merged in fold order, so the result is
     // the same as one after the other.
-    let per_fold = super::dataset::par_map(cfg.folds.max(1), |fold| {
+    let per_fold = crate::train::dataset::par_map(cfg.folds.max(1), |fold| {
         let train: Vec<Vec<&ClipData>> = sets
             .iter()
             .chain(train_only)
@@ -643,7 +643,7 @@ pub fn cross_validate(
             for q in p.probs.iter_mut() {
                 q.iter_mut()
                     .for_each(|v| *v = v.max(1e-9).ln() / temperature);
-                super::softmax_in_place(q);
+                crate::emotion::softmax_in_place(q);
             }
             entry.insert(name.into(), p.score());
         }

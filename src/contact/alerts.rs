@@ -243,9 +243,9 @@ pub enum AlertError {
 
 /// Name of the cue file in `models/text`.
 pub const CUES_FILE: &str = "alert_cues.tsv";
-const BUILTIN_CUES: &str = include_str!("../models/text/alert_cues.tsv");
+const BUILTIN_CUES: &str = include_str!("../../models/text/alert_cues.tsv");
 /// VADER's negations, the list the words model reads from the same directory.
-const NEGATIONS: &str = include_str!("../models/text/negations.txt");
+const NEGATIONS: &str = include_str!("../../models/text/negations.txt");
 
 /// What a cue phrase points to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

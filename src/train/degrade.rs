@@ -7,8 +7,8 @@
 //! signal-to-noise ratio, and encode G.711 μ-law. The result is what a `MULAW` channel at
 //! 8000 Hz carries, so the service's own decoder and resampler bring it back.
 
-use crate::codec::g711;
-use crate::rng::SplitMix64;
+use crate::core::codec::g711;
+use crate::core::rng::SplitMix64;
 
 /// Range of the line noise's signal-to-noise ratio, dB (re the clip's RMS level).
 pub const SNR_RANGE_DB: (f32, f32) = (25.0, 40.0);

@@ -23,6 +23,7 @@
 //!   through a Hann window and a 512-point FFT (31.25 Hz bins).
 
 mod pitch;
+pub mod resample;
 mod spectral;
 
 use std::io::Write;

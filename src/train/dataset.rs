@@ -8,15 +8,15 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::call::CallSettings;
-use crate::corpus::{load_audio, run_as_call, to_16k, ClipUtterance, Corpus};
-use crate::degrade::LineConfig;
-use crate::dsp::DspPlan;
+use crate::core::dsp::DspPlan;
+use crate::train::corpus::{load_audio, run_as_call, to_16k, ClipUtterance, Corpus};
+use crate::train::degrade::LineConfig;
 
-use super::embed::Encoder;
-use super::features::VoiceVector;
-use super::train::{eval_calm_first_order, running_order, ClipData, Predictions, Scored};
-use super::voice::VoiceModel;
-use super::{CLASSES, N_CLASSES};
+use crate::emotion::embed::Encoder;
+use crate::emotion::features::VoiceVector;
+use crate::emotion::voice::VoiceModel;
+use crate::emotion::{CLASSES, N_CLASSES};
+use crate::train::voice::{eval_calm_first_order, running_order, ClipData, Predictions, Scored};
 
 /// The conditions a clip can be heard in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Condition {
     Clean,
     /// Through the simulated phone line (8 kHz μ-law, band-limited, light noise).
     Telephony,
-    /// Through a simulated other microphone and room ([`crate::degrade::recording`]).
+    /// Through a simulated other microphone and room ([`crate::train::degrade::recording`]).
     Room,
 }
 
@@ -44,7 +44,8 @@ impl Condition {
     pub fn audio(self, x: &[f32], seed: u64) -> std::borrow::Cow<'_, [f32]> {
         match self {
             Condition::Room => {
-                crate::degrade::recording(x, crate::degrade::RoomConfig { seed }).into()
+                crate::train::degrade::recording(x, crate::train::degrade::RoomConfig { seed })
+                    .into()
             }
             _ => x.into(),
         }
@@ -123,7 +124,7 @@ pub fn load(corpus: &Corpus) -> LoadedAudio {
 /// Each clip alone through the call core (no model, `encoder` set): the raw voice
 /// features of its utterances. Empty for clips that failed to load or held no utterance.
 /// With `crop` set, each clip is first cut to an excerpt of its speech
-/// ([`crate::degrade::crop_speech`], seeded by `crop` and the clip's index).
+/// ([`crate::train::degrade::crop_speech`], seeded by `crop` and the clip's index).
 pub fn clip_features(
     plan: &Arc<DspPlan>,
     encoder: &Arc<Encoder>,
@@ -149,10 +150,11 @@ pub fn clip_features(
 /// Clip `i`'s audio, or with `crop` set its excerpt for crop set `crop`.
 fn cropped(a: &[f32], i: usize, crop: Option<u64>) -> std::borrow::Cow<'_, [f32]> {
     match crop {
-        Some(k) => {
-            crate::degrade::crop_speech(a, (i as u64) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                .into()
-        }
+        Some(k) => crate::train::degrade::crop_speech(
+            a,
+            (i as u64) ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+        .into(),
         None => a.into(),
     }
 }
@@ -217,7 +219,7 @@ pub struct EvalReport {
 /// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
 /// the model set on the call core): each clip alone (cold) and each speaker's clips as one
 /// call in a shuffled order (running), and as one call with the neutral clips first
-/// (calm first; see [`super::train`]). A clip's probabilities are the mean of its
+/// (calm first; see [`crate::emotion::train`]). A clip's probabilities are the mean of its
 /// utterances' `UtteranceProsody.emotion`.
 pub fn evaluate(
     plan: &Arc<DspPlan>,
@@ -412,14 +414,14 @@ const DUMP_COLUMNS: [&str; 7] = [
 /// The header of a feature dump: [`DUMP_COLUMNS`], then this build's voice features by name.
 fn dump_header() -> impl Iterator<Item = &'static str> {
     DUMP_COLUMNS.into_iter().chain(
-        super::features::voice_feature_names()
+        crate::emotion::features::voice_feature_names()
             .iter()
             .map(String::as_str),
     )
 }
 
 /// The manifest's `file` of a clip: its path relative to the corpus directory.
-fn manifest_file(dir: &Path, clip: &crate::corpus::Clip) -> String {
+fn manifest_file(dir: &Path, clip: &crate::train::corpus::Clip) -> String {
     clip.path
         .strip_prefix(dir)
         .unwrap_or(&clip.path)
@@ -500,7 +502,7 @@ pub fn read_feature_dump(
     };
     let mut rdr = csv::Reader::from_path(path).map_err(|e| fail(e.to_string()))?;
     let headers = rdr.headers().map_err(|e| fail(e.to_string()))?.clone();
-    let names = super::features::voice_feature_names();
+    let names = crate::emotion::features::voice_feature_names();
     let expected: Vec<&str> = dump_header().collect();
     if let Some(i) =
         (0..expected.len().max(headers.len())).find(|&i| headers.get(i) != expected.get(i).copied())
@@ -551,7 +553,7 @@ pub fn read_feature_dump(
                 &rec[1], &rec[2], &rec[3], &rec[4], c.speaker, c.gender, c.class
             )));
         }
-        let mut v: VoiceVector = [0.0; super::features::N_VOICE];
+        let mut v: VoiceVector = [0.0; crate::emotion::features::N_VOICE];
         for (j, (x, s)) in v
             .iter_mut()
             .zip(rec.iter().skip(DUMP_COLUMNS.len()))
@@ -589,7 +591,7 @@ mod tests {
                 .replace("a/x,1.wav", "\"a/x,1.wav\""),
         )
         .unwrap();
-        crate::corpus::read_manifest(dir).unwrap()
+        crate::train::corpus::read_manifest(dir).unwrap()
     }
 
     fn vector(seed: f32) -> VoiceVector {
@@ -653,7 +655,7 @@ mod tests {
             "file,speaker,gender,emotion\nb.wav,s2,M,sad\n",
         )
         .unwrap();
-        let c2 = crate::corpus::read_manifest(sub.path()).unwrap();
+        let c2 = crate::train::corpus::read_manifest(sub.path()).unwrap();
         let d = read_feature_dump(&path, sub.path(), &c2, "fnv1a64:1", &conds[..1]).unwrap();
         assert_eq!(d.rows_not_in_corpus, 2);
         assert_eq!(d.sets[0].len(), 1);

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::call::{CallCore, CallSettings, ChannelSpec, Ended};
-use crate::codec::{wav::read_wav_file, Encoding};
-use crate::degrade::{telephony, LineConfig};
-use crate::dsp::DspPlan;
+use crate::core::codec::{wav::read_wav_file, Encoding};
+use crate::core::dsp::resample::Resampler;
+use crate::core::dsp::DspPlan;
 use crate::emotion::{class_of_label, is_excluded_label};
 use crate::proto::Role;
-use crate::resample::Resampler;
+use crate::train::degrade::{telephony, LineConfig};
 use crate::SAMPLE_RATE;
 
 /// Silence between clips fed as one call, ms: longer than the endpointer's end-of-utterance

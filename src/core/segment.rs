@@ -7,7 +7,7 @@
 //! unvoiced noise bursts never start an utterance. Whisper only ever sees
 //! audio this module calls speech: that is what keeps it from inventing words on
 //! silence and noise.
-use crate::dsp::Frame;
+use crate::core::dsp::Frame;
 
 /// Frames per second (10 ms hop).
 pub const FRAMES_PER_S: u32 = 100;

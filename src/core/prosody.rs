@@ -5,7 +5,7 @@
 //! approximations (variation of the 10 ms F0 period and peak amplitude between
 //! consecutive voiced frames), not Praat's cycle-to-cycle measures: they move
 //! the same way but read lower.
-use crate::dsp::Frame;
+use crate::core::dsp::Frame;
 use crate::proto;
 
 /// Reference for semitone values, Hz.

@@ -690,9 +690,9 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
-    use crate::rtp::dtmf::{parse_event, DtmfTracker};
-    use crate::rtp::{build, parse};
+    use crate::core::rng::SplitMix64;
+    use crate::core::rtp::dtmf::{parse_event, DtmfTracker};
+    use crate::core::rtp::{build, parse};
 
     const SSRC: u32 = 0x1234_5678;
     /// 20 ms of G.711 at 8000 Hz.

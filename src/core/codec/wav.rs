@@ -466,7 +466,8 @@ mod tests {
         assert_eq!(a.samples[0][1], 1.0);
         assert_eq!(a.samples[0][3], -1.0);
         assert!(a.samples[0].iter().all(|s| (-1.0..=1.0).contains(s)));
-        let mut r = crate::resample::Resampler::new(a.sample_rate).expect("supported rate");
+        let mut r =
+            crate::core::dsp::resample::Resampler::new(a.sample_rate).expect("supported rate");
         let mut out = Vec::new();
         r.process_into(&a.samples[0], &mut out);
         r.flush_into(&mut out);

@@ -15,6 +15,7 @@
 
 pub mod dtmf;
 pub mod jitter;
+pub mod leg;
 
 /// RTP version this crate speaks (RFC 3550 §5.1).
 pub const RTP_VERSION: u8 = 2;
@@ -310,7 +311,7 @@ pub fn build_padded(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use crate::core::rng::SplitMix64;
 
     /// V=2, PT 0 (PCMU), seq 0x1234, ts 0xDEADBEEF, SSRC 0x01020304, 4 payload bytes.
     const MINIMAL: [u8; 16] = [

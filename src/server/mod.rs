@@ -4,6 +4,9 @@
 //! Every error a client can cause is mapped to a `tonic::Status` in exactly one
 //! place, [`status`]. Calls in flight are capped by a semaphore; a call over
 //! the cap gets `RESOURCE_EXHAUSTED` at once rather than a slow service for all.
+pub mod legs;
+pub mod session;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -17,14 +20,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::asr::{AsrConfig, AsrPool};
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
-use crate::codec;
-use crate::dsp::DspPlan;
+use crate::core::codec;
+use crate::core::dsp::DspPlan;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
-use crate::legs::{Calls, LegRequest, LegsConfig};
 use crate::proto::call_analyzer_server::{CallAnalyzer, CallAnalyzerServer};
 use crate::proto::{self, stream_call_request, CallEvent};
-use crate::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use legs::{Calls, LegRequest, LegsConfig};
+use session::{Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";

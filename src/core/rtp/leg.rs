@@ -9,12 +9,12 @@
 //! ```
 //! The shell tells it the time (`now_ms`, a monotonic clock shared by the legs
 //! of a call) at every packet and on a timer; nothing here reads a clock.
-use crate::codec::g711::{alaw_decode, ulaw_decode};
-use crate::codec::Encoding;
+use crate::core::codec::g711::{alaw_decode, ulaw_decode};
+use crate::core::codec::Encoding;
+use crate::core::rtp::dtmf::{parse_event, Dtmf, DtmfTracker};
+use crate::core::rtp::jitter::{JitterBuffer, JitterConfig, Playout, PushResult};
+use crate::core::rtp::{self, RtpError};
 use crate::proto;
-use crate::rtp::dtmf::{parse_event, Dtmf, DtmfTracker};
-use crate::rtp::jitter::{JitterBuffer, JitterConfig, Playout, PushResult};
-use crate::rtp::{self, RtpError};
 
 /// Static RTP payload type of G.711 μ-law (RFC 3551).
 pub const PT_PCMU: u8 = 0;
@@ -26,7 +26,7 @@ pub const DEFAULT_PT_L16: u8 = 96;
 /// SIP stacks offer).
 pub const DEFAULT_PT_DTMF: u8 = 101;
 /// Default jitter buffer depth, ms.
-pub const DEFAULT_JITTER_MS: u32 = crate::rtp::jitter::DEFAULT_DEPTH_MS;
+pub const DEFAULT_JITTER_MS: u32 = crate::core::rtp::jitter::DEFAULT_DEPTH_MS;
 /// Deepest jitter buffer accepted, ms.
 pub const MAX_JITTER_MS: u32 = 1000;
 
@@ -338,7 +338,7 @@ fn decode(encoding: Encoding, payload: &[u8]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::g711::ulaw_encode;
+    use crate::core::codec::g711::ulaw_encode;
 
     fn samples(out: &[LegOut]) -> Vec<f32> {
         out.iter()

@@ -1630,7 +1630,7 @@ fn email_at(a: &[Atom], k: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use crate::core::rng::SplitMix64;
 
     /// Input, expected redaction. Kinds are checked too: the tags of the expected text, in order.
     const CASES: &[(&str, &str)] = &[

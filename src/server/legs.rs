@@ -24,11 +24,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use crate::audiosocket::{self, FrameDecoder, Message};
 use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS};
-use crate::codec::Encoding;
+use crate::core::audiosocket::{self, FrameDecoder, Message};
+use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
-use crate::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 
 /// Default first and last UDP port for RTP legs.
 pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 40000..=40999;
@@ -73,7 +73,7 @@ pub struct LegRequest {
     pub role: Role,
     pub encoding: Encoding,
     pub sample_rate_hz: u32,
-    pub rtp: crate::ingest::RtpSettings,
+    pub rtp: crate::core::rtp::leg::RtpSettings,
     pub transport: Transport,
     pub options: proto::CallOptions,
 }
@@ -374,7 +374,7 @@ impl Calls {
                 role: Role::Unspecified,
                 encoding: Encoding::Linear16,
                 sample_rate_hz: audiosocket::AUDIO_RATE_HZ,
-                rtp: crate::ingest::RtpSettings::for_encoding(Encoding::Linear16),
+                rtp: crate::core::rtp::leg::RtpSettings::for_encoding(Encoding::Linear16),
                 transport: Transport::AudioSocket,
                 options: proto::CallOptions::default(),
             })
@@ -488,7 +488,7 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
                 Ok((n, from)) => {
                     // Latch onto the first sender of a valid RTP packet (symmetric
                     // RTP); datagrams from anyone else are dropped.
-                    if peer.is_none() && crate::rtp::parse(&buf[..n]).is_ok() {
+                    if peer.is_none() && crate::core::rtp::parse(&buf[..n]).is_ok() {
                         peer = Some(from);
                     }
                     if peer.is_some_and(|p| p != from) {
@@ -524,7 +524,7 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
 async fn collect(
     calls: Arc<Calls>,
     call: Arc<LiveCall>,
-    handle: crate::session::CallHandle,
+    handle: crate::server::session::CallHandle,
     mut events: mpsc::Receiver<Result<CallEvent, CallError>>,
     permit: OwnedSemaphorePermit,
 ) {

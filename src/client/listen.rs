@@ -14,9 +14,9 @@ use std::future::Future;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use tokio::sync::mpsc;
 
-use crate::codec;
+use crate::core::codec;
+use crate::core::dsp::resample::{ResampleError, Resampler};
 use crate::proto::{self, stream_call_request, StreamCallRequest};
-use crate::resample::{ResampleError, Resampler};
 use crate::SAMPLE_RATE;
 
 /// Length of one chunk sent to the server, ms.
@@ -79,9 +79,9 @@ pub enum ListenError {
 }
 
 /// Lowest device rate taken, Hz (the resampler's range).
-pub const MIN_RATE_HZ: u32 = crate::resample::MIN_INPUT_RATE_HZ;
+pub const MIN_RATE_HZ: u32 = crate::core::dsp::resample::MIN_INPUT_RATE_HZ;
 /// Highest device rate taken, Hz.
-pub const MAX_RATE_HZ: u32 = crate::resample::MAX_INPUT_RATE_HZ;
+pub const MAX_RATE_HZ: u32 = crate::core::dsp::resample::MAX_INPUT_RATE_HZ;
 
 /// A sample type an audio device delivers, as a float in -1..1.
 pub trait InputSample: Copy {

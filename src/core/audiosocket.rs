@@ -293,7 +293,7 @@ pub fn uuid_string(id: &[u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use crate::core::rng::SplitMix64;
 
     /// The RFC 4122 namespace UUID for DNS names.
     const NS_DNS: [u8; 16] = [

@@ -1,5 +1,7 @@
 //! The `callmood` command line. Errors reach the user as one line and a
 //! non-zero exit; `anyhow` lives only here and in `main`.
+pub mod text;
+
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,16 +13,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::asr::{AsrConfig, AsrPool};
 use crate::call::CallSettings;
-use crate::codec::{self, wav::WavAudio};
-use crate::dsp::{self, DspPlan, FrameAnalyzer};
-use crate::emotion::train::TrainConfig;
+use crate::core::codec::{self, wav::WavAudio};
+use crate::core::dsp::{self, DspPlan, FrameAnalyzer};
 use crate::emotion::voice::DEFAULT_VOICE_MODEL;
 use crate::proto::{
     self, call_analyzer_client::CallAnalyzerClient, stream_call_request, StreamCallRequest,
 };
 use crate::report;
+use crate::server::session::{self, Analyzer};
 use crate::server::{self, ServeConfig};
-use crate::session::{self, Analyzer};
+use crate::train::voice::TrainConfig;
 
 /// Live emotion and prosody analysis of phone calls.
 #[derive(Parser, Debug)]
@@ -54,9 +56,9 @@ pub enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// Train the words emotion model on GoEmotions (models/text/README.md).
-    TrainText(crate::emotion::text_cli::TrainTextArgs),
+    TrainText(crate::cli::text::TrainTextArgs),
     /// Measure the words emotion model on labelled sentences.
-    EvalText(crate::emotion::text_cli::EvalTextArgs),
+    EvalText(crate::cli::text::EvalTextArgs),
     /// Train the voice emotion model on a labelled corpus (manifest.csv + audio), with
     /// speaker-grouped cross-validation, clean and through a simulated phone line.
     Train(TrainArgs),
@@ -293,7 +295,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value = "40000-40999", value_parser = parse_port_range)]
     pub rtp_ports: std::ops::RangeInclusive<u16>,
     /// Seconds without a packet after which an RTP or AudioSocket leg ends.
-    #[arg(long, default_value_t = crate::legs::DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
+    #[arg(long, default_value_t = crate::server::legs::DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
     pub leg_idle_timeout: u64,
     /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
     #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
@@ -490,8 +492,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Loadtest(a) => loadtest(a),
         Command::Listen(a) => listen(a),
         Command::Transcribe(a) => transcribe(a),
-        Command::TrainText(a) => crate::emotion::text_cli::train_text(a),
-        Command::EvalText(a) => crate::emotion::text_cli::eval_text(a),
+        Command::TrainText(a) => crate::cli::text::train_text(a),
+        Command::EvalText(a) => crate::cli::text::eval_text(a),
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
         Command::Model(ModelCommand::Convert {
@@ -538,7 +540,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
         call: CallSettings::default(),
-        legs: crate::legs::LegsConfig {
+        legs: crate::server::legs::LegsConfig {
             rtp_addr: a.rtp_addr,
             rtp_ports: a.rtp_ports,
             idle_timeout: std::time::Duration::from_secs(a.leg_idle_timeout),
@@ -622,7 +624,7 @@ fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
             wav.samples.len()
         );
     };
-    let mut resampler = crate::resample::Resampler::new(wav.sample_rate)
+    let mut resampler = crate::core::dsp::resample::Resampler::new(wav.sample_rate)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut audio = Vec::new();
     resampler.process_into(samples, &mut audio);
@@ -684,7 +686,8 @@ fn encode(samples: &[f32], encoding: proto::Encoding, out: &mut Vec<u8>) {
 
 async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::Result<()> {
     let (channels, bytes, per_frame) = wire_channels(&wav, a.left_role.proto());
-    let audio = crate::loadtest::call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, 0);
+    let audio =
+        crate::client::loadtest::call_audio(&bytes, per_frame, wav.sample_rate, a.chunk_ms, 0);
     let mut client = connect(&a.server).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tx.send(config_request(call_id, channels, None)).await.ok();
@@ -698,7 +701,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
 /// gone; returns (dropping `tx`, which half-closes the call) after the last chunk.
 async fn send_paced(
     tx: tokio::sync::mpsc::Sender<StreamCallRequest>,
-    audio: crate::loadtest::CallAudio,
+    audio: crate::client::loadtest::CallAudio,
     t0: tokio::time::Instant,
     period: Duration,
 ) {
@@ -759,7 +762,7 @@ fn wire_channels(
 }
 
 fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
-    use crate::loadtest::{call_audio, levels, start_frame, LoadReport};
+    use crate::client::loadtest::{call_audio, levels, start_frame, LoadReport};
     if a.calls == 0 {
         bail!("--calls must be at least 1");
     }
@@ -840,12 +843,12 @@ fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
 async fn load_call(
     server: String,
     config: StreamCallRequest,
-    audio: crate::loadtest::CallAudio,
+    audio: crate::client::loadtest::CallAudio,
     chunk_ms: u32,
-) -> crate::loadtest::CallResult {
+) -> crate::client::loadtest::CallResult {
     use crate::proto::call_event::Event;
     use tokio::time::Instant;
-    let mut r = crate::loadtest::CallResult {
+    let mut r = crate::client::loadtest::CallResult {
         audio_ms: audio.duration_ms,
         ..Default::default()
     };
@@ -957,12 +960,12 @@ async fn print_events(
 }
 
 fn listen(a: ListenArgs) -> anyhow::Result<()> {
-    use crate::listen::{list_inputs, ChunkAdapter, Microphone};
+    use crate::client::listen::{list_inputs, ChunkAdapter, Microphone};
     if a.list_devices {
         let inputs = list_inputs()?;
         let mut out = std::io::stdout().lock();
         if inputs.is_empty() {
-            let host = crate::listen::host_name();
+            let host = crate::client::listen::host_name();
             writeln!(out, "no audio input devices (cpal host {host})")?;
         }
         for i in inputs {
@@ -982,10 +985,10 @@ fn listen(a: ListenArgs) -> anyhow::Result<()> {
 
 async fn listen_call(
     a: ListenArgs,
-    mic: crate::listen::Microphone,
-    adapter: crate::listen::ChunkAdapter,
+    mic: crate::client::listen::Microphone,
+    adapter: crate::client::listen::ChunkAdapter,
 ) -> anyhow::Result<()> {
-    use crate::listen::{pump, PumpEnd, CAPTURE_QUEUE};
+    use crate::client::listen::{pump, PumpEnd, CAPTURE_QUEUE};
     let mut client = connect(&a.server).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let channel = proto::ChannelConfig {
@@ -1037,8 +1040,8 @@ async fn listen_call(
 }
 
 /// Reads a corpus's manifest and says on stderr what was left out and why.
-fn read_labels(dir: &Path) -> anyhow::Result<crate::corpus::Corpus> {
-    let corpus = crate::corpus::read_manifest(dir)?;
+fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
+    let corpus = crate::train::corpus::read_manifest(dir)?;
     if corpus.excluded > 0 {
         eprintln!(
             "callmood: left out {} clips labelled surprise (not one of the five classes)",
@@ -1057,9 +1060,12 @@ fn read_labels(dir: &Path) -> anyhow::Result<crate::corpus::Corpus> {
 /// Reads a corpus and its audio and says on stderr what was left out and why.
 fn read_corpus(
     dir: &Path,
-) -> anyhow::Result<(crate::corpus::Corpus, crate::emotion::dataset::LoadedAudio)> {
+) -> anyhow::Result<(
+    crate::train::corpus::Corpus,
+    crate::train::dataset::LoadedAudio,
+)> {
     let corpus = read_labels(dir)?;
-    let loaded = crate::emotion::dataset::load(&corpus);
+    let loaded = crate::train::dataset::load(&corpus);
     for (i, e) in &loaded.failed {
         eprintln!("callmood: skipped {}: {e}", corpus.clips[*i].path.display());
     }
@@ -1067,8 +1073,8 @@ fn read_corpus(
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
-    use crate::emotion::dataset::{self, Condition};
-    use crate::emotion::train::{cross_validate, fit_voice, ClipData};
+    use crate::train::dataset::{self, Condition};
+    use crate::train::voice::{cross_validate, fit_voice, ClipData};
     use std::io::Write;
     let cfg = TrainConfig {
         folds: a.folds,
@@ -1208,7 +1214,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
     for (cond, protocols) in &cv.order_spread {
         for (protocol, o) in protocols {
-            use crate::emotion::train::mean_min_max;
+            use crate::train::voice::mean_min_max;
             let (u, g) = (mean_min_max(&o.uar), mean_min_max(&o.gender_gap));
             writeln!(
                 out,
@@ -1265,7 +1271,7 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    use crate::emotion::dataset::{self, Condition};
+    use crate::train::dataset::{self, Condition};
     use std::io::Write;
     let model = Arc::new(crate::emotion::voice::VoiceModel::load(&a.model)?);
     let (corpus, loaded) = read_corpus(&a.corpus)?;

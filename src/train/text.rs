@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use super::linear::{self, FitConfig};
-use super::metrics;
-use super::text::{TextError, TextEval, TextLexicon, TextModel, TextProvenance, TEXT_FEATURES};
-use super::{class_of_label, is_excluded_label, CLASSES, N_CLASSES};
+use crate::emotion::linear::{self, FitConfig};
+use crate::emotion::metrics;
+use crate::emotion::text::{
+    TextError, TextEval, TextLexicon, TextModel, TextProvenance, TEXT_FEATURES,
+};
+use crate::emotion::{class_of_label, is_excluded_label, CLASSES, N_CLASSES};
 
 /// Bins of the calibration error, as everywhere in the project's reports.
 const ECE_BINS: usize = 10;
