@@ -539,11 +539,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         max_calls: a.max_calls,
         max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
+        config_timeout: server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),
         legs: crate::server::legs::LegsConfig {
             rtp_addr: a.rtp_addr,
             rtp_ports: a.rtp_ports,
             idle_timeout: std::time::Duration::from_secs(a.leg_idle_timeout),
+            join_timeout: crate::server::legs::DEFAULT_JOIN_TIMEOUT,
         },
         audiosocket_addr: a.audiosocket_addr,
     };

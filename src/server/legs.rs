@@ -38,9 +38,9 @@ pub const DEFAULT_LEG_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const ENDED_CALL_KEEP: Duration = Duration::from_secs(60);
 /// Most events kept per call for late watchers; older ones are dropped first.
 pub const MAX_HISTORY: usize = 20_000;
-/// How long `WatchCall` waits for a call id that has no leg yet, and an
+/// Default: how long `WatchCall` waits for a call id that has no leg yet, and an
 /// AudioSocket connection for its UUID message.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest UDP datagram read; longer ones are truncated (and then fail to parse).
 const MAX_DATAGRAM: usize = 8192;
 
@@ -53,6 +53,9 @@ pub struct LegsConfig {
     pub rtp_ports: RangeInclusive<u16>,
     /// A leg silent for this long ends.
     pub idle_timeout: Duration,
+    /// How long `WatchCall` waits for a call id that has no leg yet, and an
+    /// AudioSocket connection for its UUID message.
+    pub join_timeout: Duration,
 }
 
 impl Default for LegsConfig {
@@ -61,6 +64,7 @@ impl Default for LegsConfig {
             rtp_addr: IpAddr::from([0, 0, 0, 0]),
             rtp_ports: DEFAULT_RTP_PORTS,
             idle_timeout: DEFAULT_LEG_IDLE_TIMEOUT,
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
         }
     }
 }
@@ -272,9 +276,9 @@ impl Calls {
         Ok(())
     }
 
-    /// The call with this id, waiting up to [`JOIN_TIMEOUT`] for its first leg.
+    /// The call with this id, waiting up to `join_timeout` for its first leg.
     pub async fn find(&self, call_id: &str) -> Result<Arc<LiveCall>, Status> {
-        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.cfg.join_timeout;
         loop {
             let appeared = self.appeared.notified();
             if let Some(c) = lock(&self.calls).get(call_id) {
@@ -283,7 +287,7 @@ impl Calls {
             if tokio::time::timeout_at(deadline, appeared).await.is_err() {
                 return Err(Status::not_found(format!(
                     "no call {call_id:?} (none started within {} s)",
-                    JOIN_TIMEOUT.as_secs()
+                    self.cfg.join_timeout.as_secs()
                 )));
             }
         }
@@ -351,7 +355,7 @@ impl Calls {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 4096];
         // The first message must name the call.
-        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.cfg.join_timeout;
         let uuid = loop {
             match decoder.next_message() {
                 Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
@@ -361,7 +365,7 @@ impl Calls {
             }
             let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
                 .await
-                .map_err(|_| format!("no UUID within {} s", JOIN_TIMEOUT.as_secs()))?
+                .map_err(|_| format!("no UUID within {} s", self.cfg.join_timeout.as_secs()))?
                 .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("closed before its UUID".into());

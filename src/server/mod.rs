@@ -35,8 +35,8 @@ pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
 pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
 /// Default cap on calls in flight.
 pub const DEFAULT_MAX_CALLS: usize = 64;
-/// How long a new stream may take to send its config.
-pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default: how long a new stream may take to send its config.
+pub const DEFAULT_CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default: a live call with no message for this long is ended (a stalled
 /// client must not hold a call slot forever).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -63,6 +63,9 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// A live call with no message for this long is ended.
     pub idle_timeout: Duration,
+    /// A new `StreamCall` that sends no config for this long is refused
+    /// (`DEADLINE_EXCEEDED`), freeing its slot.
+    pub config_timeout: Duration,
     /// Per-call analysis settings.
     pub call: CallSettings,
     /// RTP/UDP legs: bind address, port range, idle timeout.
@@ -103,33 +106,29 @@ pub struct Service {
     max_calls: usize,
     settings: CallSettings,
     idle_timeout: Duration,
+    config_timeout: Duration,
     legs: Arc<Calls>,
 }
 
 impl Service {
     /// A service over shared analysis resources; `legs` holds the calls of
     /// joined RTP/AudioSocket legs and shares the cap on calls in flight.
-    pub fn new(
-        analyzer: Analyzer,
-        max_calls: usize,
-        settings: CallSettings,
-        idle_timeout: Duration,
-        legs_cfg: LegsConfig,
-    ) -> Self {
-        let calls = Arc::new(Semaphore::new(max_calls));
+    pub fn new(analyzer: Analyzer, cfg: &ServeConfig) -> Self {
+        let calls = Arc::new(Semaphore::new(cfg.max_calls));
         let legs = Calls::new(
             analyzer.clone(),
             calls.clone(),
-            max_calls,
-            legs_cfg,
-            settings.clone(),
+            cfg.max_calls,
+            cfg.legs.clone(),
+            cfg.call.clone(),
         );
         Self {
             analyzer,
             calls,
-            max_calls,
-            settings,
-            idle_timeout,
+            max_calls: cfg.max_calls,
+            settings: cfg.call.clone(),
+            idle_timeout: cfg.idle_timeout,
+            config_timeout: cfg.config_timeout,
             legs,
         }
     }
@@ -272,12 +271,12 @@ impl CallAnalyzer for Service {
     ) -> Result<Response<Self::StreamCallStream>, Status> {
         let permit = self.permit()?;
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(CONFIG_TIMEOUT, inbound.message())
+        let first = tokio::time::timeout(self.config_timeout, inbound.message())
             .await
             .map_err(|_| {
                 Status::deadline_exceeded(format!(
                     "no config within {} s of opening the stream",
-                    CONFIG_TIMEOUT.as_secs()
+                    self.config_timeout.as_secs()
                 ))
             })??
             .ok_or_else(|| Status::invalid_argument("the stream ended before its config"))?;
@@ -489,13 +488,7 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let service = Service::new(
-        analyzer,
-        cfg.max_calls,
-        cfg.call.clone(),
-        cfg.idle_timeout,
-        cfg.legs.clone(),
-    );
+    let service = Service::new(analyzer, cfg);
     // Dropped (and with it the accept loop) when serving ends.
     let _audiosocket =
         audiosocket.map(|l| AbortOnDrop(tokio::spawn(service.legs().serve_audiosocket(l))));

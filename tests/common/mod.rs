@@ -156,11 +156,13 @@ pub async fn start_server_with(
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
         idle_timeout: std::time::Duration::from_secs(2),
+        config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),
         legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
             rtp_ports: 41000..=41999,
             idle_timeout: std::time::Duration::from_secs(3),
+            join_timeout: callmood::server::legs::DEFAULT_JOIN_TIMEOUT,
         },
         audiosocket_addr: None,
     };
