@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::call::CallSettings;
@@ -69,49 +70,17 @@ pub struct LoadedAudio {
     pub failed: Vec<(usize, String)>,
 }
 
-/// Number of worker threads for corpus work: the machine's cores.
-pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Runs `f` over `0..n` on all cores; results in index order. A panic in `f` is passed on
-/// to the caller (never a shorter result).
-pub fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let workers = threads().min(n.max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            break mine;
-                        }
-                        mine.push((i, f(i)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    out.sort_by_key(|x| x.0);
-    out.into_iter().map(|x| x.1).collect()
-}
-
 /// Reads and resamples every clip of the corpus.
 pub fn load(corpus: &Corpus) -> LoadedAudio {
-    let results = par_map(corpus.clips.len(), |i| {
-        load_audio(&corpus.clips[i].path)
-            .map_err(|e| e.to_string())
-            .and_then(|a| {
-                to_16k(&a).map_err(|e| format!("{}: {e}", corpus.clips[i].path.display()))
-            })
-    });
+    let results: Vec<Result<Vec<f32>, String>> = corpus
+        .clips
+        .par_iter()
+        .map(|clip| {
+            load_audio(&clip.path)
+                .map_err(|e| e.to_string())
+                .and_then(|a| to_16k(&a).map_err(|e| format!("{}: {e}", clip.path.display())))
+        })
+        .collect();
     let mut failed = Vec::new();
     let audio = results
         .into_iter()
@@ -132,19 +101,23 @@ pub fn clip_features(
     condition: Condition,
     crop: Option<u64>,
 ) -> Vec<Vec<VoiceVector>> {
-    par_map(audio.len(), |i| match &audio[i] {
-        Some(a) => run_as_call(
-            plan.clone(),
-            &[&condition.audio(&cropped(a, i, crop), i as u64)],
-            condition.line(i as u64),
-            CallSettings::default(),
-            |core| core.set_voice_encoder(Some(encoder.clone())),
-        )
-        .into_iter()
-        .map(|u: ClipUtterance| u.ended.voice)
-        .collect(),
-        None => Vec::new(),
-    })
+    audio
+        .par_iter()
+        .enumerate()
+        .map(|(i, a)| match a {
+            Some(a) => run_as_call(
+                plan.clone(),
+                &[&condition.audio(&cropped(a, i, crop), i as u64)],
+                condition.line(i as u64),
+                CallSettings::default(),
+                |core| core.set_voice_encoder(Some(encoder.clone())),
+            )
+            .into_iter()
+            .map(|u: ClipUtterance| u.ended.voice)
+            .collect(),
+            None => Vec::new(),
+        })
+        .collect()
 }
 
 /// Clip `i`'s audio, or with `crop` set its excerpt for crop set `crop`.
@@ -249,17 +222,20 @@ pub fn evaluate(
     let with_model = |core: &mut crate::call::CallCore| core.set_voice_model(Some(model.clone()));
 
     // Cold: every clip alone.
-    let cold: Vec<Option<Vec<f32>>> = par_map(corpus.clips.len(), |i| {
-        let a = loaded.audio[i].as_ref()?;
-        let utts = run_as_call(
-            plan.clone(),
-            &[&condition.audio(a, i as u64)],
-            condition.line(i as u64),
-            CallSettings::default(),
-            with_model,
-        );
-        mean_by_clip(&utts, 1).pop().flatten()
-    });
+    let cold: Vec<Option<Vec<f32>>> = (0..corpus.clips.len())
+        .into_par_iter()
+        .map(|i| {
+            let a = loaded.audio[i].as_ref()?;
+            let utts = run_as_call(
+                plan.clone(),
+                &[&condition.audio(a, i as u64)],
+                condition.line(i as u64),
+                CallSettings::default(),
+                with_model,
+            );
+            mean_by_clip(&utts, 1).pop().flatten()
+        })
+        .collect();
 
     // Running: each speaker's readable clips, shuffled, as one call.
     let mut speakers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -271,29 +247,32 @@ pub fn evaluate(
     let groups: Vec<(&str, Vec<usize>)> = speakers.into_iter().collect();
     // One call per speaker in `order_of(speaker, clips)`'s order.
     let as_calls = |order_of: &(dyn Fn(&str, &[usize]) -> Vec<usize> + Sync)| {
-        par_map(groups.len(), |g| {
-            let (speaker, idx) = &groups[g];
-            let order = order_of(speaker, idx);
-            let clips: Vec<usize> = order.iter().map(|&k| idx[k]).collect();
-            // Each clip in the same simulated room as in its cold run.
-            let heard: Vec<std::borrow::Cow<'_, [f32]>> = clips
-                .iter()
-                .filter_map(|&i| Some(condition.audio(loaded.audio[i].as_deref()?, i as u64)))
-                .collect();
-            let audio: Vec<&[f32]> = heard.iter().map(|a| a.as_ref()).collect();
-            let line = condition.line(seed ^ g as u64);
-            let utts = run_as_call(
-                plan.clone(),
-                &audio,
-                line,
-                CallSettings::default(),
-                with_model,
-            );
-            clips
-                .into_iter()
-                .zip(mean_by_clip(&utts, audio.len()))
-                .collect::<Vec<_>>()
-        })
+        groups
+            .par_iter()
+            .enumerate()
+            .map(|(g, (speaker, idx))| {
+                let order = order_of(speaker, idx);
+                let clips: Vec<usize> = order.iter().map(|&k| idx[k]).collect();
+                // Each clip in the same simulated room as in its cold run.
+                let heard: Vec<std::borrow::Cow<'_, [f32]>> = clips
+                    .iter()
+                    .filter_map(|&i| Some(condition.audio(loaded.audio[i].as_deref()?, i as u64)))
+                    .collect();
+                let audio: Vec<&[f32]> = heard.iter().map(|a| a.as_ref()).collect();
+                let line = condition.line(seed ^ g as u64);
+                let utts = run_as_call(
+                    plan.clone(),
+                    &audio,
+                    line,
+                    CallSettings::default(),
+                    with_model,
+                );
+                clips
+                    .into_iter()
+                    .zip(mean_by_clip(&utts, audio.len()))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
     };
     let running_groups = as_calls(&|speaker, idx| running_order(idx.len(), seed, speaker));
     let calm_groups = as_calls(&|speaker, idx| {

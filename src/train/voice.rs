@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::core::rng::SplitMix64;
@@ -568,36 +569,39 @@ pub fn cross_validate(
     let extra_orders = cfg.eval_orders.max(1) - 1;
     // Folds are independent: fitted on all cores, merged in fold order, so the result is
     // the same as one after the other.
-    let per_fold = crate::train::dataset::par_map(cfg.folds.max(1), |fold| {
-        let train: Vec<Vec<&ClipData>> = sets
-            .iter()
-            .chain(train_only)
-            .map(|s| {
-                s.iter()
-                    .copied()
-                    .filter(|c| fold_of(&c.speaker) != fold)
-                    .collect()
-            })
-            .collect();
-        let model = fit_voice(&train, cfg);
-        let mut preds = vec![ProtocolPredictions::default(); sets.len()];
-        let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
-        for (k, set) in sets.iter().enumerate() {
-            let test: Vec<Vec<&ClipData>> = vec![set
+    let per_fold: Vec<_> = (0..cfg.folds.max(1))
+        .into_par_iter()
+        .map(|fold| {
+            let train: Vec<Vec<&ClipData>> = sets
                 .iter()
-                .copied()
-                .filter(|c| fold_of(&c.speaker) == fold)
-                .collect()];
-            for clips in by_speaker(&test) {
-                preds[k].extend(predict_speaker(&model, &clips, cfg.seed));
-                for (j, e) in extra[k].iter_mut().enumerate() {
-                    let seed = cfg.seed.wrapping_add(1 + j as u64);
-                    e.extend(predict_speaker(&model, &clips, seed));
+                .chain(train_only)
+                .map(|s| {
+                    s.iter()
+                        .copied()
+                        .filter(|c| fold_of(&c.speaker) != fold)
+                        .collect()
+                })
+                .collect();
+            let model = fit_voice(&train, cfg);
+            let mut preds = vec![ProtocolPredictions::default(); sets.len()];
+            let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
+            for (k, set) in sets.iter().enumerate() {
+                let test: Vec<Vec<&ClipData>> = vec![set
+                    .iter()
+                    .copied()
+                    .filter(|c| fold_of(&c.speaker) == fold)
+                    .collect()];
+                for clips in by_speaker(&test) {
+                    preds[k].extend(predict_speaker(&model, &clips, cfg.seed));
+                    for (j, e) in extra[k].iter_mut().enumerate() {
+                        let seed = cfg.seed.wrapping_add(1 + j as u64);
+                        e.extend(predict_speaker(&model, &clips, seed));
+                    }
                 }
             }
-        }
-        (preds, extra)
-    });
+            (preds, extra)
+        })
+        .collect();
     let mut preds = vec![ProtocolPredictions::default(); sets.len()];
     // extra[condition][order - 1]: the call protocols in the other orders.
     let mut extra = vec![vec![ProtocolPredictions::default(); extra_orders]; sets.len()];
