@@ -31,6 +31,9 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use base64::alphabet;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use half::{bf16, f16};
 
 use super::ggml::{GgmlType, HParams, GGML_MAGIC};
@@ -888,38 +891,16 @@ pub fn read_tiktoken(path: &Path) -> Result<Vec<Vec<u8>>, ConvertError> {
         .collect()
 }
 
-/// Standard base64 (RFC 4648, `+/`, `=` padding) decoding.
+/// Standard base64 (RFC 4648, `+/`, `=` padding required), accepting non-zero bits after
+/// the last byte as Python's `base64.b64decode` (which tiktoken uses) does.
+const TIKTOKEN_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// One token of a tiktoken file; `None` when it is not base64.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let s = s.as_bytes();
-    if !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for (ci, chunk) in s.chunks_exact(4).enumerate() {
-        let last = ci + 1 == s.len() / 4;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut acc = 0u32;
-        for &c in &chunk[..4 - pad] {
-            acc = (acc << 6) | val(c)?;
-        }
-        acc <<= 6 * pad as u32;
-        let bytes = [(acc >> 16) as u8, (acc >> 8) as u8, acc as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
+    TIKTOKEN_BASE64.decode(s).ok()
 }
 
 // ---------------------------------------------------------------------------------------------
