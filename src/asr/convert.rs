@@ -35,6 +35,8 @@ use base64::alphabet;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use half::{bf16, f16};
+use ndarray::Array2;
+use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
 use super::ggml::{GgmlType, HParams, GGML_MAGIC};
 
@@ -744,7 +746,7 @@ pub struct MelFilters {
     pub data: Vec<f32>,
 }
 
-/// Reads array `mel_{n_mels}` (`<f4`, C order, `n_mels × 201`) from OpenAI's `mel_filters.npz`.
+/// Reads array `mel_{n_mels}` (f32, `n_mels × 201`) from OpenAI's `mel_filters.npz`.
 pub fn read_mel_filters(path: &Path, n_mels: usize) -> Result<MelFilters, ConvertError> {
     let err = |reason: String| ConvertError::MelFilters {
         path: path.to_path_buf(),
@@ -762,7 +764,8 @@ pub fn read_mel_filters(path: &Path, n_mels: usize) -> Result<MelFilters, Conver
         .read_to_end(&mut npy)
         .map_err(|e| err(format!("reading `{member}`: {e}")))?;
 
-    let (shape, data) = parse_npy_f32(&npy).map_err(|r| err(format!("`{member}`: {r}")))?;
+    let array = parse_npy_f32(&npy).map_err(|r| err(format!("`{member}`: {r}")))?;
+    let shape = array.shape();
     if shape != [n_mels, MEL_FFT_BINS] {
         return Err(err(format!(
             "`{member}` has shape {shape:?}, expected [{n_mels}, {MEL_FFT_BINS}]"
@@ -771,68 +774,15 @@ pub fn read_mel_filters(path: &Path, n_mels: usize) -> Result<MelFilters, Conver
     Ok(MelFilters {
         rows: shape[0],
         cols: shape[1],
-        data,
+        // Logical (row-major) order whatever the file's order.
+        data: array.iter().copied().collect(),
     })
 }
 
-/// Parses a NumPy `.npy` (format 1.x–3.x) holding little-endian f32 in C order.
-fn parse_npy_f32(npy: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if npy.get(..6) != Some(MAGIC) {
-        return Err("not a .npy array (bad magic)".into());
-    }
-    let major = *npy.get(6).ok_or("truncated header")?;
-    let (header_len, header_start) = match major {
-        1 => {
-            let b = npy.get(8..10).ok_or("truncated header")?;
-            (u16::from_le_bytes([b[0], b[1]]) as usize, 10)
-        }
-        2 | 3 => {
-            let b = npy.get(8..12).ok_or("truncated header")?;
-            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
-        }
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let header_end = header_start + header_len;
-    let header = npy
-        .get(header_start..header_end)
-        .ok_or("truncated header")?;
-    let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
-    if !header.contains("'descr': '<f4'") {
-        return Err(format!("dtype is not little-endian f32: {}", header.trim()));
-    }
-    if !header.contains("'fortran_order': False") {
-        return Err("array is in Fortran order".into());
-    }
-    let shape_src = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split('(').nth(1))
-        .and_then(|s| s.split(')').next())
-        .ok_or("no shape in header")?;
-    let shape = shape_src
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| format!("bad shape `{shape_src}`"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let n: usize = shape.iter().product();
-    let body = &npy[header_end..];
-    if body.len() != n * 4 {
-        return Err(format!(
-            "{} data bytes, shape {shape:?} needs {}",
-            body.len(),
-            n * 4
-        ));
-    }
-    let data = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((shape, data))
+/// Parses a NumPy `.npy` holding a 2-D f32 array (any byte order, C or Fortran order);
+/// a wrong dtype, rank or data length is an error.
+fn parse_npy_f32(npy: &[u8]) -> Result<Array2<f32>, ReadNpyError> {
+    Array2::read_npy(npy)
 }
 
 /// Reads a tiktoken BPE file (`base64(token) rank` per line) into token bytes ordered by rank.
@@ -1049,10 +999,18 @@ mod tests {
         for v in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.5] {
             npy.extend_from_slice(&v.to_le_bytes());
         }
-        let (shape, data) = parse_npy_f32(&npy).expect("valid npy");
-        assert_eq!(shape, vec![2, 3]);
-        assert_eq!(data[5], 6.5);
+        let array = parse_npy_f32(&npy).expect("valid npy");
+        assert_eq!(array.shape(), [2, 3]);
+        assert_eq!(array[[1, 2]], 6.5);
         assert!(parse_npy_f32(&npy[..npy.len() - 1]).is_err());
         assert!(parse_npy_f32(b"\x93NUMPY\x01").is_err());
+        // f64 data is refused, not reinterpreted.
+        let mut f64_npy = npy.clone();
+        let at = f64_npy.windows(3).position(|w| w == b"<f4").unwrap();
+        f64_npy[at + 2] = b'8';
+        assert!(matches!(
+            parse_npy_f32(&f64_npy),
+            Err(ReadNpyError::WrongDescriptor(_))
+        ));
     }
 }
