@@ -513,11 +513,12 @@ impl CallCore {
     /// shell's monotonic clock, the same for every leg of the call). It goes
     /// through the channel's jitter buffer; what is due is analysed. A packet
     /// that cannot be used is dropped and counted, never an error of the call.
+    /// The datagram is moved into the jitter buffer, not copied.
     pub fn push_rtp(
         &mut self,
         channel_id: u32,
         now_ms: u64,
-        datagram: &[u8],
+        datagram: Vec<u8>,
         out: &mut Vec<Ended>,
     ) -> Result<(), CallError> {
         let ci = self.feed(channel_id, Feed::Rtp)?;
@@ -525,7 +526,7 @@ impl CallCore {
         let mut leg_out = std::mem::take(&mut ch.leg_out);
         leg_out.clear();
         // A dropped packet is counted in the leg's statistics; the call goes on.
-        let _ = ch.rtp_leg().push(now_ms, datagram, &mut leg_out);
+        let _ = ch.rtp_leg().push_owned(now_ms, datagram, &mut leg_out);
         let r = self.play(ci, &leg_out, out);
         self.channels[ci].leg_out = leg_out;
         r
@@ -1261,7 +1262,7 @@ mod tests {
         .unwrap();
         mixed.push_samples(1, &[0.0; 10], &mut out).unwrap();
         let e = mixed
-            .push_rtp(1, 0, &[0x80, 0, 0, 0], &mut out)
+            .push_rtp(1, 0, vec![0x80, 0, 0, 0], &mut out)
             .unwrap_err();
         assert!(e.to_string().contains("cannot also take RTP"), "{e}");
     }

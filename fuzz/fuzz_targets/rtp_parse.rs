@@ -8,7 +8,7 @@
 
 use callmood::core::rtp::dtmf::{parse_event, DtmfTracker};
 use callmood::core::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
-use callmood::core::rtp::parse;
+use callmood::core::rtp::{parse, OwnedPacket};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PACKETS: usize = 32;
@@ -44,9 +44,9 @@ fuzz_target!(|data: &[u8]| {
         let (datagram, next) = tail.split_at(n);
         rest = next;
         now += u64::from(*dt);
-        if let Ok(pkt) = parse(datagram) {
+        if let Ok(pkt) = OwnedPacket::parse(datagram.to_vec()) {
             let samples = [0, 160, 80, 1][usize::from(flags & 3)];
-            jb.push(now, &pkt, samples);
+            jb.push(now, pkt, samples);
             assert!(jb.len() <= MAX_PACKETS);
         }
         if flags & 4 != 0 {

@@ -97,7 +97,7 @@ impl InputSample for f32 {
 
 impl InputSample for i16 {
     fn to_f32(self) -> f32 {
-        f32::from(self) / 32_768.0
+        codec::i16_to_sample(self)
     }
 }
 

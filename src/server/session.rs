@@ -237,7 +237,7 @@ fn call_thread(
                 channel_id,
                 now_ms,
                 packet,
-            }) => core.push_rtp(channel_id, now_ms, &packet, &mut ended),
+            }) => core.push_rtp(channel_id, now_ms, packet, &mut ended),
             Some(Input::Tick { now_ms }) => core.tick(now_ms, &mut ended),
             Some(Input::Join { spec, transport }) => core.add_channel(&spec, transport),
             Some(Input::EndChannel(id)) => core.end_channel(id, &mut ended),

@@ -7,7 +7,7 @@
 //! signal-to-noise ratio, and encode G.711 μ-law. The result is what a `MULAW` channel at
 //! 8000 Hz carries, so the service's own decoder and resampler bring it back.
 
-use crate::core::codec::g711;
+use crate::core::codec::{self, g711};
 use crate::core::rng::SplitMix64;
 
 /// Range of the line noise's signal-to-noise ratio, dB (re the clip's RMS level).
@@ -81,7 +81,7 @@ pub fn telephony(x16k: &[f32], cfg: LineConfig) -> Vec<u8> {
         .iter()
         .map(|&v| {
             let s = (v + noise_rms * rng.normal()).clamp(-1.0, 1.0);
-            g711::ulaw_encode((s * 32767.0) as i16)
+            g711::ulaw_encode(codec::sample_to_i16(s))
         })
         .collect()
 }
@@ -239,7 +239,7 @@ mod tests {
         let y: Vec<f32> = telephony(&tone(freq, 16_000), LineConfig { seed: 1 })
             .into_iter()
             .skip(800)
-            .map(|c| g711::ulaw_decode(c) as f32 / 32768.0)
+            .map(codec::ulaw_to_sample)
             .collect();
         (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
     }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::g711;
+use super::{alaw_to_sample, ulaw_to_sample, ByteOrder};
 
 /// Sample encoding of a WAV file's `data` chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,7 +302,7 @@ pub fn parse_wav(bytes: &[u8]) -> Result<WavAudio, WavError> {
 fn decode_sample(encoding: WavEncoding, s: &[u8]) -> f32 {
     let v = match (encoding, s) {
         (WavEncoding::PcmU8, [a]) => (f32::from(*a) - 128.0) / 128.0,
-        (WavEncoding::PcmI16, [a, b]) => f32::from(i16::from_le_bytes([*a, *b])) / 32768.0,
+        (WavEncoding::PcmI16, [a, b]) => ByteOrder::Little.l16_to_sample([*a, *b]),
         (WavEncoding::PcmI24, [a, b, c]) => {
             // Place in the top 24 bits of an i32 to sign-extend.
             (i32::from_le_bytes([0, *a, *b, *c]) >> 8) as f32 / 8_388_608.0
@@ -320,8 +320,8 @@ fn decode_sample(encoding: WavEncoding, s: &[u8]) -> f32 {
                 f32::NAN
             }
         }
-        (WavEncoding::Alaw, [a]) => f32::from(g711::alaw_decode(*a)) / 32768.0,
-        (WavEncoding::Mulaw, [a]) => f32::from(g711::ulaw_decode(*a)) / 32768.0,
+        (WavEncoding::Alaw, [a]) => alaw_to_sample(*a),
+        (WavEncoding::Mulaw, [a]) => ulaw_to_sample(*a),
         _ => 0.0,
     };
     // Float files may hold any finite value; clip them to the range the samples promise,

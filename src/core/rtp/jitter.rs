@@ -42,6 +42,9 @@
 //!   are dropped and counted.
 //! - **Bounded.** At most `max_packets` are held. `push` cannot emit, so beyond that the
 //!   oldest held packet is dropped (`stats.overflow`) and later concealed as lost.
+//! - **No copies.** A packet is pushed as an [`OwnedPacket`] (its datagram, parsed in
+//!   place), held, and played out with the same datagram in its [`Payload`]: the buffer
+//!   moves packets, it never copies a payload.
 //!
 //! Overlapping audio (a packet whose position is before the end of the audio already played,
 //! which only a broken sender produces) is played whole and counted in
@@ -53,7 +56,7 @@
 
 use std::collections::VecDeque;
 
-use super::RtpPacket;
+use super::{OwnedPacket, Payload};
 
 /// Default playout delay, ms.
 pub const DEFAULT_DEPTH_MS: u32 = 80;
@@ -102,8 +105,8 @@ pub enum Playout {
     Audio {
         /// RTP payload type.
         payload_type: u8,
-        /// The payload, padding removed.
-        payload: Vec<u8>,
+        /// The payload, padding removed, in place in the datagram pushed.
+        payload: Payload,
         /// Clock units the payload holds, as given to `push`.
         samples: u32,
     },
@@ -123,8 +126,8 @@ pub enum Playout {
         payload_type: u8,
         /// The packet's RTP timestamp (for a telephone-event, the event's start).
         timestamp: u32,
-        /// The payload, padding removed.
-        payload: Vec<u8>,
+        /// The payload, padding removed, in place in the datagram pushed.
+        payload: Payload,
     },
 }
 
@@ -201,46 +204,26 @@ struct Held {
     samples: u32,
     payload_type: u8,
     timestamp: u32,
-    payload: Vec<u8>,
+    payload: Payload,
 }
 
 /// A packet held aside until the next sequence number confirms it.
 #[derive(Clone, Debug)]
 struct Pending {
     now_ms: u64,
+    inc: Incoming,
+}
+
+/// A pushed packet as admission needs it; its payload moves on into [`Held`].
+#[derive(Clone, Debug)]
+struct Incoming {
     ssrc: u32,
     seq: u16,
     timestamp: u32,
     marker: bool,
     payload_type: u8,
-    payload: Vec<u8>,
+    payload: Payload,
     samples: u32,
-}
-
-/// The fields of a packet that admission needs, from a push or from [`Pending`].
-#[derive(Clone, Copy, Debug)]
-struct Incoming<'a> {
-    ssrc: u32,
-    seq: u16,
-    timestamp: u32,
-    marker: bool,
-    payload_type: u8,
-    payload: &'a [u8],
-    samples: u32,
-}
-
-impl Pending {
-    fn incoming(&self) -> Incoming<'_> {
-        Incoming {
-            ssrc: self.ssrc,
-            seq: self.seq,
-            timestamp: self.timestamp,
-            marker: self.marker,
-            payload_type: self.payload_type,
-            payload: &self.payload,
-            samples: self.samples,
-        }
-    }
 }
 
 /// Which stream a packet belongs to.
@@ -337,8 +320,9 @@ impl JitterBuffer {
 
     /// `now_ms`: the shell's monotonic clock at arrival. `samples`: audio samples (clock
     /// units) the payload holds; 0 for non-audio packets (telephone-events), which do not
-    /// advance the audio timeline.
-    pub fn push(&mut self, now_ms: u64, pkt: &RtpPacket<'_>, samples: u32) -> PushResult {
+    /// advance the audio timeline. The packet is moved in, and its datagram out again in
+    /// [`Playout`]: the payload is never copied.
+    pub fn push(&mut self, now_ms: u64, pkt: OwnedPacket, samples: u32) -> PushResult {
         self.stats.received += 1;
         let inc = Incoming {
             ssrc: pkt.ssrc,
@@ -351,18 +335,18 @@ impl JitterBuffer {
         };
         let Some(cur) = self.current else {
             self.start_stream(now_ms, inc.ssrc, i64::from(inc.seq), inc.timestamp);
-            return self.admit(now_ms, &inc, Slot::Current);
+            return self.admit(now_ms, inc, Slot::Current);
         };
         let near = |s: &Stream| s.ssrc == inc.ssrc && seq_near(s.max_seq, inc.seq);
         let near_previous = self
             .previous
             .is_some_and(|p| near(&p) && now_ms <= self.previous_until_ms);
         if near(&cur) && (extend_seq(cur.max_seq, inc.seq) >= cur.first_seq || !near_previous) {
-            self.admit(now_ms, &inc, Slot::Current)
+            self.admit(now_ms, inc, Slot::Current)
         } else if near_previous {
-            self.admit(now_ms, &inc, Slot::Previous)
+            self.admit(now_ms, inc, Slot::Previous)
         } else {
-            self.hold_aside(now_ms, &inc)
+            self.hold_aside(now_ms, inc)
         }
     }
 
@@ -412,37 +396,29 @@ impl JitterBuffer {
     /// A packet that fits no stream we know: held aside until the next sequence number of
     /// the same SSRC confirms it (RFC 3550 A.1's probation, one packet long), then both start
     /// a new stream.
-    fn hold_aside(&mut self, now_ms: u64, inc: &Incoming<'_>) -> PushResult {
+    fn hold_aside(&mut self, now_ms: u64, inc: Incoming) -> PushResult {
         if let Some(p) = self.pending.take() {
-            if p.ssrc == inc.ssrc {
-                if p.seq == inc.seq {
+            let held = &p.inc;
+            if held.ssrc == inc.ssrc {
+                if held.seq == inc.seq {
                     self.pending = Some(p);
                     self.stats.duplicate += 1;
                     return PushResult::Duplicate;
                 }
-                if inc.seq == p.seq.wrapping_add(1) || p.seq == inc.seq.wrapping_add(1) {
-                    if self.current.is_some_and(|c| c.ssrc == p.ssrc) {
+                if inc.seq == held.seq.wrapping_add(1) || held.seq == inc.seq.wrapping_add(1) {
+                    if self.current.is_some_and(|c| c.ssrc == held.ssrc) {
                         self.stats.resyncs += 1;
                     } else {
                         self.stats.ssrc_changes += 1;
                     }
-                    self.start_stream(p.now_ms, p.ssrc, i64::from(p.seq), p.timestamp);
-                    self.admit(p.now_ms, &p.incoming(), Slot::Current);
+                    self.start_stream(p.now_ms, held.ssrc, i64::from(held.seq), held.timestamp);
+                    self.admit(p.now_ms, p.inc, Slot::Current);
                     return self.admit(now_ms, inc, Slot::Current);
                 }
             }
             self.stats.stray += 1;
         }
-        self.pending = Some(Pending {
-            now_ms,
-            ssrc: inc.ssrc,
-            seq: inc.seq,
-            timestamp: inc.timestamp,
-            marker: inc.marker,
-            payload_type: inc.payload_type,
-            payload: inc.payload.to_vec(),
-            samples: inc.samples,
-        });
+        self.pending = Some(Pending { now_ms, inc });
         PushResult::Accepted
     }
 
@@ -478,7 +454,7 @@ impl JitterBuffer {
     }
 
     /// Places a packet of a known stream in the buffer, or says why not.
-    fn admit(&mut self, now_ms: u64, inc: &Incoming<'_>, slot: Slot) -> PushResult {
+    fn admit(&mut self, now_ms: u64, inc: Incoming, slot: Slot) -> PushResult {
         let stream = match slot {
             Slot::Current => self.current,
             Slot::Previous => self.previous,
@@ -559,7 +535,7 @@ impl JitterBuffer {
                 samples: inc.samples,
                 payload_type: inc.payload_type,
                 timestamp: inc.timestamp,
-                payload: inc.payload.to_vec(),
+                payload: inc.payload,
             },
         );
         if self.held.len() > self.max_packets {
@@ -691,16 +667,16 @@ impl JitterBuffer {
 mod tests {
     use super::*;
     use crate::core::rng::SplitMix64;
+    use crate::core::rtp::build;
     use crate::core::rtp::dtmf::{parse_event, DtmfTracker};
-    use crate::core::rtp::{build, parse};
 
     const SSRC: u32 = 0x1234_5678;
     /// 20 ms of G.711 at 8000 Hz.
     const FRAME: u32 = 160;
 
     /// 160 bytes that say which packet they are.
-    fn payload(k: u32) -> Vec<u8> {
-        k.to_be_bytes().repeat(40)
+    fn payload(k: u32) -> Payload {
+        Payload::from(k.to_be_bytes().repeat(40))
     }
 
     fn push(jb: &mut JitterBuffer, now: u64, ssrc: u32, seq: u16, ts: u32, k: u32) -> PushResult {
@@ -726,7 +702,7 @@ mod tests {
             ssrc,
             data,
         );
-        jb.push(now, &parse(&bytes).unwrap(), samples)
+        jb.push(now, OwnedPacket::parse(bytes).unwrap(), samples)
     }
 
     /// Which packets the Audio out are, checking each payload byte for byte.

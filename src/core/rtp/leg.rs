@@ -1,19 +1,21 @@
 //! One RTP leg, sans-I/O: datagrams in, samples and key presses out.
 //!
 //! ```text
-//! datagram ─► rtp::parse ─► payload type? ─► audio / telephone-event ─► JitterBuffer
-//!                 │ malformed: dropped, counted     │ unknown: dropped, counted
-//! JitterBuffer ─► Audio: G.711 / big-endian L16 decode ─► samples
+//! datagram ─► OwnedPacket::parse ─► payload type? ─► audio / telephone-event ─► JitterBuffer
+//!                      │ malformed: dropped, counted       │ unknown: dropped, counted
+//! JitterBuffer ─► Audio: G.711 / big-endian L16 decode (codec) ─► samples
 //!              ─► Gap: zeros (lost packets, sender silence), so audio time stays true
 //!              ─► Event: DtmfTracker ─► one key press per event
 //! ```
 //! The shell tells it the time (`now_ms`, a monotonic clock shared by the legs
 //! of a call) at every packet and on a timer; nothing here reads a clock.
-use crate::core::codec::g711::{alaw_decode, ulaw_decode};
-use crate::core::codec::Encoding;
+//!
+//! A datagram handed over with [`RtpLeg::push_owned`] is moved through the jitter buffer
+//! and decoded from where it lies: the leg copies no packet bytes.
+use crate::core::codec::{self, ByteOrder, Encoding};
 use crate::core::rtp::dtmf::{parse_event, Dtmf, DtmfTracker};
 use crate::core::rtp::jitter::{JitterBuffer, JitterConfig, Playout, PushResult};
-use crate::core::rtp::{self, RtpError};
+use crate::core::rtp::{OwnedPacket, RtpError};
 use crate::proto;
 
 /// Static RTP payload type of G.711 μ-law (RFC 3551).
@@ -154,10 +156,11 @@ impl RtpLeg {
 
     /// Takes one datagram that arrived at `now_ms`; appends what is due.
     /// A packet that cannot be used is dropped and counted; the error says why.
-    pub fn push(
+    /// The datagram is moved into the jitter buffer, not copied.
+    pub fn push_owned(
         &mut self,
         now_ms: u64,
-        datagram: &[u8],
+        datagram: Vec<u8>,
         out: &mut Vec<LegOut>,
     ) -> Result<(), RtpError> {
         let r = self.accept(now_ms, datagram);
@@ -165,8 +168,19 @@ impl RtpLeg {
         r
     }
 
-    fn accept(&mut self, now_ms: u64, datagram: &[u8]) -> Result<(), RtpError> {
-        let pkt = match rtp::parse(datagram) {
+    /// As [`RtpLeg::push_owned`], for a caller that keeps its buffer: the datagram is
+    /// copied once.
+    pub fn push(
+        &mut self,
+        now_ms: u64,
+        datagram: &[u8],
+        out: &mut Vec<LegOut>,
+    ) -> Result<(), RtpError> {
+        self.push_owned(now_ms, datagram.to_vec(), out)
+    }
+
+    fn accept(&mut self, now_ms: u64, datagram: Vec<u8>) -> Result<(), RtpError> {
+        let pkt = match OwnedPacket::parse(datagram) {
             Ok(p) => p,
             Err(e) => {
                 self.counters.malformed += 1;
@@ -175,7 +189,7 @@ impl RtpLeg {
         };
         let pt = pkt.payload_type;
         let samples = if pt == self.settings.dtmf_payload_type {
-            if parse_event(pkt.payload).is_err() {
+            if parse_event(&pkt.payload).is_err() {
                 self.counters.malformed += 1;
                 return Ok(());
             }
@@ -191,7 +205,7 @@ impl RtpLeg {
             self.counters.unknown_payload_type += 1;
             return Ok(());
         };
-        match self.jitter.push(now_ms, &pkt, samples) {
+        match self.jitter.push(now_ms, pkt, samples) {
             PushResult::Accepted | PushResult::Duplicate | PushResult::Late => Ok(()),
         }
     }
@@ -266,7 +280,10 @@ impl RtpLeg {
                     ..
                 } => {
                     let enc = self.audio_encoding(*payload_type).unwrap_or(self.encoding);
-                    out.push(LegOut::Samples(decode(enc, payload)));
+                    let mut samples = Vec::with_capacity(payload.len() / enc.bytes_per_sample());
+                    // L16 on RTP is big-endian (RFC 3551 §4.5.11).
+                    codec::decode_into(enc, ByteOrder::Big, payload, &mut samples);
+                    out.push(LegOut::Samples(samples));
                 }
                 Playout::Gap { samples, .. } => {
                     out.push(LegOut::Samples(vec![0.0; *samples as usize]));
@@ -316,29 +333,11 @@ impl RtpLeg {
     }
 }
 
-/// Decodes one RTP audio payload. L16 on RTP is big-endian (RFC 3551 §4.5.11).
-fn decode(encoding: Encoding, payload: &[u8]) -> Vec<f32> {
-    const SCALE: f32 = 1.0 / 32768.0;
-    match encoding {
-        Encoding::Mulaw => payload
-            .iter()
-            .map(|&b| ulaw_decode(b) as f32 * SCALE)
-            .collect(),
-        Encoding::Alaw => payload
-            .iter()
-            .map(|&b| alaw_decode(b) as f32 * SCALE)
-            .collect(),
-        Encoding::Linear16 => payload
-            .chunks_exact(2)
-            .map(|b| i16::from_be_bytes([b[0], b[1]]) as f32 * SCALE)
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::codec::g711::ulaw_encode;
+    use crate::core::rtp;
 
     fn samples(out: &[LegOut]) -> Vec<f32> {
         out.iter()

@@ -1,6 +1,9 @@
 //! RTP ingest for telephony (RFC 3550), sans-I/O: bytes and timestamps in, values out.
 //!
 //! - [`parse`] / [`build`]: the RTP fixed header, CSRC list, header extension and padding.
+//!   [`OwnedPacket::parse`] parses a datagram the caller hands over and keeps it, the
+//!   payload read in place ([`Payload`]): the receive path copies a packet once, off the
+//!   socket, and moves it from there to the decoder.
 //! - [`dtmf`]: RFC 4733 telephone-events, collapsed into one [`dtmf::Dtmf`] per key press.
 //! - [`jitter`]: a per-leg jitter buffer, told the arrival time, that puts packets back in
 //!   order, detects loss and keeps the audio timeline true (gaps become silence or
@@ -12,6 +15,8 @@
 //! The parser never panics and never indexes out of bounds, whatever the bytes: every
 //! malformed datagram is an [`RtpError`], which the shell counts by [`RtpError::kind`] and
 //! drops. All errors are per packet and recoverable: the next datagram may be fine.
+
+use std::ops::{Deref, Range};
 
 pub mod dtmf;
 pub mod jitter;
@@ -140,6 +145,11 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 /// Checks, in order: a first byte is there, version 2, not RTCP (RFC 5761), the 12-byte
 /// fixed header, CSRC list, extension, padding, a non-empty payload.
 pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
+    parse_in_place(buf).map(|(packet, _)| packet)
+}
+
+/// As [`parse`], with the offset of the payload in `buf`.
+fn parse_in_place(buf: &[u8]) -> Result<(RtpPacket<'_>, usize), RtpError> {
     let len = buf.len();
     let &b0 = buf.first().ok_or(RtpError::TooShort { len })?;
     let version = b0 >> 6;
@@ -211,7 +221,7 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     if payload.is_empty() {
         return Err(RtpError::EmptyPayload);
     }
-    Ok(RtpPacket {
+    let packet = RtpPacket {
         marker: b1 & 0x80 != 0,
         payload_type: b1 & 0x7F,
         sequence,
@@ -220,7 +230,120 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         csrcs,
         extension,
         payload,
-    })
+    };
+    // The payload starts right after the header: `rest` is `buf[at..]`.
+    Ok((packet, at))
+}
+
+/// An RTP payload where it came in: the whole datagram, owned, and where the payload lies
+/// in it. The receive path moves the datagram the socket filled to the decoder and reads
+/// the payload in place, so the bytes are never copied out. Reads as the payload's bytes
+/// (`Deref<Target = [u8]>`); compares by them.
+#[derive(Clone)]
+pub struct Payload {
+    datagram: Vec<u8>,
+    range: Range<usize>,
+}
+
+impl Payload {
+    /// The payload's bytes (padding removed).
+    pub fn as_slice(&self) -> &[u8] {
+        self.datagram.get(self.range.clone()).unwrap_or_default()
+    }
+
+    /// The whole datagram back (header and padding included), e.g. to reuse its buffer.
+    pub fn into_datagram(self) -> Vec<u8> {
+        self.datagram
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    /// A payload that is the whole buffer.
+    fn from(payload: Vec<u8>) -> Self {
+        let range = 0..payload.len();
+        Self {
+            datagram: payload,
+            range,
+        }
+    }
+}
+
+impl Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Payload {}
+
+impl PartialEq<[u8]> for Payload {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq<Vec<u8>> for Payload {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// An RTP packet that owns its datagram, parsed in place: what the jitter buffer holds.
+/// The header fields the receive path uses are read out; CSRCs and the header extension
+/// stay in the datagram, unread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedPacket {
+    /// Marker bit: for audio, the first packet of a talkspurt (RFC 3551 §4.1).
+    pub marker: bool,
+    /// Payload type, 0..=127.
+    pub payload_type: u8,
+    /// Sequence number (wraps at 2^16).
+    pub sequence: u16,
+    /// RTP timestamp, in clock units of the payload format (wraps at 2^32).
+    pub timestamp: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
+    /// Payload with any padding removed (never empty), in place in the datagram.
+    pub payload: Payload,
+}
+
+impl OwnedPacket {
+    /// Parses `datagram` as [`parse`] does and keeps it: no byte is copied. On an error
+    /// the datagram is dropped.
+    pub fn parse(datagram: Vec<u8>) -> Result<Self, RtpError> {
+        let (p, start) = parse_in_place(&datagram)?;
+        let (marker, payload_type, sequence, timestamp, ssrc) =
+            (p.marker, p.payload_type, p.sequence, p.timestamp, p.ssrc);
+        let range = start..start + p.payload.len();
+        Ok(Self {
+            marker,
+            payload_type,
+            sequence,
+            timestamp,
+            ssrc,
+            payload: Payload { datagram, range },
+        })
+    }
 }
 
 impl RtpPacket<'_> {
@@ -397,6 +520,42 @@ mod tests {
             build_padded(false, 0, 7, 256, 0xAABB_CCDD, &[0x55, 0x66], 3),
             buf
         );
+    }
+
+    #[test]
+    fn owned_packet_reads_the_payload_in_place() {
+        let p = OwnedPacket::parse(MINIMAL.to_vec()).unwrap();
+        assert_eq!(
+            (p.marker, p.payload_type, p.sequence, p.timestamp, p.ssrc),
+            (false, 0, 0x1234, 0xDEAD_BEEF, 0x0102_0304)
+        );
+        assert_eq!(p.payload, vec![0xFF, 0x7F, 0x00, 0x80]);
+        assert_eq!(p.payload.into_datagram(), MINIMAL.to_vec());
+        // CSRCs, an extension and padding around the payload: the same bytes as `parse`.
+        let pkt = RtpPacket {
+            marker: true,
+            payload_type: 96,
+            sequence: 9,
+            timestamp: 10,
+            ssrc: 11,
+            csrcs: vec![1, 2],
+            extension: Some((0xBEDE, &[1, 2, 3, 4])),
+            payload: &[5, 6, 7],
+        };
+        let bytes = pkt.to_bytes(6);
+        let p = OwnedPacket::parse(bytes.clone()).unwrap();
+        assert_eq!(*p.payload, [5, 6, 7]);
+        assert_eq!(p.payload.len(), 3);
+        assert_eq!((p.marker, p.payload_type), (true, 96));
+        for n in 0..=bytes.len() {
+            let owned = OwnedPacket::parse(bytes[..n].to_vec());
+            let borrowed = parse(&bytes[..n]);
+            assert_eq!(
+                owned.as_ref().map(|p| p.payload.as_slice()),
+                borrowed.as_ref().map(|p| p.payload),
+                "{n} bytes"
+            );
+        }
     }
 
     #[test]
