@@ -9,7 +9,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::contact::alerts::AlertConfig;
 use crate::core::codec::{Decoder, Encoding};
 use crate::core::dsp::resample::Resampler;
 use crate::core::dsp::{DspPlan, Frame, FrameAnalyzer};
@@ -78,8 +77,12 @@ pub enum CallError {
     EmptyMessage,
     #[error("no message for {secs} s: the call was ended")]
     IdleTimeout { secs: u64 },
-    #[error("audio: {0}")]
-    BadAudio(String),
+    #[error("audio: {source}")]
+    Resample {
+        channel_id: u32,
+        #[source]
+        source: crate::core::dsp::resample::ResampleError,
+    },
 }
 
 /// One channel (call leg) as configured.
@@ -191,8 +194,6 @@ pub struct CallSettings {
     pub segment: SegmentConfig,
     /// Longest call accepted, ms.
     pub max_call_ms: u64,
-    /// Alert thresholds, evidence and cool-down (used by the session's alert layer).
-    pub alerts: AlertConfig,
 }
 
 impl Default for CallSettings {
@@ -200,7 +201,6 @@ impl Default for CallSettings {
         Self {
             segment: SegmentConfig::default(),
             max_call_ms: DEFAULT_MAX_CALL_MS,
-            alerts: AlertConfig::default(),
         }
     }
 }
@@ -399,8 +399,10 @@ impl CallCore {
                 got: self.channels.len() + 1,
             });
         }
-        let resampler =
-            Resampler::new(s.sample_rate_hz).map_err(|e| CallError::BadAudio(e.to_string()))?;
+        let resampler = Resampler::new(s.sample_rate_hz).map_err(|source| CallError::Resample {
+            channel_id: s.id,
+            source,
+        })?;
         self.channels.push(Channel {
             spec: *s,
             transport,

@@ -2,40 +2,38 @@
 //!
 //! # Layout
 //!
-//! The core is sans-I/O: it is told the time (sample counts) and returns values.
-//! - [`codec`]: G.711 μ-law/A-law, 16-bit PCM and WAV parsing: bytes become samples.
-//! - [`rtp`]: RTP packet parsing, RFC 4733 DTMF events and the per-leg jitter buffer.
-//! - [`audiosocket`]: Asterisk AudioSocket framing: TCP bytes become hangup, UUID, DTMF
-//!   and 8 kHz audio messages.
-//! - [`degrade`]: a simulated phone line (band limit, 8 kHz, noise, μ-law) for training.
-//! - [`rng`]: a seeded generator for reproducible shuffles and noise.
-//! - [`resample`]: any input rate to the 16 kHz the analysis runs at (rubato).
-//! - [`dsp`]: FFT frame analysis on 10 ms hops: energy, F0 and voicing, spectral shape.
-//! - [`segment`]: endpointing: voice activity with hangover, utterances.
-//! - [`prosody`]: per-utterance prosodic features and the speaker's running baseline.
-//! - [`emotion`]: the trained voice and words models, their fusion, and the cues that
-//!   explain a score.
-//! - [`ingest`]: one RTP leg: payload types, jitter buffer, G.711/L16 decode, DTMF.
-//! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
-//! - [`profile`]: a call's emotion over time, per-role means and peak moments (summary).
-//! - [`pii`]: redaction of card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
-//!   addresses in transcripts and their words.
-//! - [`alerts`]: call state: trends over recent utterances become alerts (escalate,
-//!   anxious caller, long silence, cross-talk), with cue phrases and cool-downs.
+//! Layers, lowest first: a module uses only modules listed before it (primitives below,
+//! wiring above), and no two modules import each other.
 //!
-//! The shell owns threads, sockets and time:
-//! - [`asr`]: Whisper (whisper-rs): the CTranslate2 → GGML model converter and the
-//!   worker pool that transcribes utterances off the async reactor.
-//! - [`server`]: the tonic gRPC service (`callmood.v1.CallAnalyzer`), health and reflection.
-//! - [`legs`]: calls whose legs come over RTP/UDP or AudioSocket/TCP, joined by call id.
-//! - [`corpus`]: labelled speech corpora (`manifest.csv` plus WAV/FLAC) for `train`/`eval`.
-//! - [`report`]: JSON lines output of events; the QA reports built from them (a call's
-//!   digest and risk score, CSV, self-contained HTML).
-//! - [`replay`]: bulk `analyze`: many recordings in parallel on one recogniser pool, into
-//!   a results directory that a second run resumes.
-//! - [`listen`]: the microphone (cpal) as a call's audio; its `ChunkAdapter`, device
-//!   samples to 20 ms 16 kHz chunks, is sans-I/O.
-//! - [`cli`]: the `callmood` command line.
+//! Sans-I/O (told the time as sample counts and RTP timestamps; no clock, thread or socket):
+//! - [`core`]: signal and protocol primitives: [`core::codec`] (G.711, 16-bit PCM, WAV:
+//!   where a byte becomes a sample), [`core::rtp`] (RTP parsing, DTMF, jitter buffer, one
+//!   RTP leg), [`core::audiosocket`] (Asterisk AudioSocket framing), [`core::dsp`] (FFT frame
+//!   analysis, resampling to 16 kHz), [`core::segment`] (endpointing), [`core::prosody`]
+//!   (per-utterance features, the speaker's baseline), [`core::rng`].
+//! - [`asr`]: Whisper's file formats and words ([`asr::convert`], [`asr::ggml`],
+//!   [`asr::words`], [`asr::wer`]); its engine and worker pool ([`asr::engine`],
+//!   [`asr::pool`]) own threads and are used only by the shell.
+//! - [`emotion`]: the trained models, inference only: voice features and encoder
+//!   embedding, the voice and words models, their fusion and the cues that explain it.
+//! - [`call`]: one call: channels, utterances, turn-taking, the events it emits.
+//! - [`contact`]: the contact-centre layer: [`contact::finish`] finishes every utterance
+//!   (words in call time, fusion, alerts, redaction, profile); [`contact::alerts`],
+//!   [`contact::pii`], [`contact::profile`].
+//! - [`report`]: a call's digest and risk score, JSON lines, CSV and the HTML report.
+//!
+//! The shell (threads, sockets, time):
+//! - [`server`]: the gRPC service ([`server::grpc`]), calls whose legs arrive over RTP or
+//!   AudioSocket ([`server::legs`]), one call's thread and pump ([`server::session`], which
+//!   only moves messages), and [`server::status`], the one error-to-`Status` mapping.
+//! - [`replay`]: bulk `analyze`: many recordings on one recogniser pool, resumable.
+//!
+//! Beside it:
+//! - [`client`]: gRPC clients: `stream`, `loadtest`, and `listen` (the microphone, behind
+//!   the default `listen` feature).
+//! - [`train`]: training and evaluation of the emotion models (corpora, the simulated
+//!   phone line, cross-validation); the service never runs it.
+//! - [`cli`]: the `callmood` command line, one file per group of subcommands.
 #![forbid(unsafe_code)]
 
 pub mod asr;

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{CallError, CallSettings};
+use crate::contact::finish::FinishOptions;
 use crate::core::codec::wav::{read_wav_file, WavError};
 use crate::proto::{self, call_event::Event, CallEvent};
 use crate::report::{self, CallDigest, ReportCall};
@@ -479,11 +480,12 @@ pub async fn analyze_recording(
     let opts = SessionOptions {
         settings: CallSettings::default(),
         backpressure: AsrBackpressure::Wait,
-        disable_transcript: analyzer.asr.is_none(),
-        disable_prosody_events: false,
         joining: None,
-        redact_pii,
-        send_alerts: true,
+        finish: FinishOptions {
+            disable_transcript: analyzer.asr.is_none(),
+            redact_pii,
+            ..FinishOptions::default()
+        },
     };
     let (handle, mut events) = analyzer.start_call(call_id, &specs, opts)?;
     tokio::spawn(session::feed_recording(

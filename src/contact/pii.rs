@@ -34,6 +34,7 @@
 
 use std::ops::Range;
 
+use super::join_words;
 use crate::proto;
 
 /// Words before a number in which a context word ("CVV", "expires", "social") counts.
@@ -194,21 +195,6 @@ pub fn redact_utterance(u: &mut proto::Utterance) -> Vec<PiiKind> {
         redact_text(&u.transcript).0
     };
     spans.iter().map(|s| s.kind).collect()
-}
-
-/// Joins words into a transcript (the session's rule, shared so that a redacted transcript
-/// is joined exactly as the original was): a space between words, none before
-/// punctuation-only tokens.
-pub fn join_words(words: &[proto::Word]) -> String {
-    let mut s = String::new();
-    for w in words {
-        let punct = w.text.chars().all(|c| c.is_ascii_punctuation());
-        if !s.is_empty() && !punct {
-            s.push(' ');
-        }
-        s.push_str(&w.text);
-    }
-    s
 }
 
 /// Byte ranges of the whitespace-separated words of `text`.

@@ -1,9 +1,8 @@
 //! The emotional course of a call, for its summary: every utterance's emotion in
 //! call order, the mean emotion per role (weighted by utterance length), and the few
 //! strongest negative moments. Sans-I/O: told each finished utterance.
-use crate::emotion::{voice_emotion, N_CLASSES};
+use crate::emotion::{class_prob, probs, voice_emotion, NEGATIVE, N_CLASSES};
 use crate::proto;
-use crate::report::digest::{class_prob, probs, NEGATIVE};
 
 /// Peak moments kept in the summary.
 pub const MAX_PEAKS: usize = 3;
@@ -116,7 +115,6 @@ impl Profile {
 mod tests {
     use super::*;
     use crate::proto::Role;
-    use crate::report::digest::role_name;
 
     fn utt(id: &str, role: Role, start: u32, end: u32, p: [f32; 5]) -> proto::Utterance {
         proto::Utterance {
@@ -191,6 +189,5 @@ mod tests {
         let sum = m.neutral + m.happy + m.angry + m.sad + m.fearful;
         assert!((sum - 1.0).abs() < 1e-4);
         assert_eq!(s.roles.len(), 2, "the agent gets a row too");
-        assert_eq!(role_name(Role::Agent as i32), "agent");
     }
 }

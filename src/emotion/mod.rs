@@ -1,19 +1,18 @@
-//! Emotion: the voice model, the words model, their fusion and the cues that explain a score.
+//! Emotion: the voice model, the words model, their fusion and the cues that explain a
+//! score; inference only.
 //!
 //! Sans-I/O like the rest of the core: models are plain values loaded from readable JSON
 //! files, scoring takes feature vectors and returns probabilities.
 //!
-//! - [`dataset`]: a labelled corpus run clip by clip through the call core (shell side).
 //! - [`features`]: the voice features of one utterance (functionals of its frames).
 //! - [`fusion`]: voice and words into the final scores, and the cues that explain them.
 //! - [`linear`]: multinomial logistic regression (the classifier of both sides) and its
 //!   trainer.
 //! - [`voice`]: the voice model: speaker-normalised features, scores, contributions.
-//! - [`train`]: training with the running baseline simulated, speaker-grouped
-//!   cross-validation, the cold, running and calm-first protocols.
 //! - [`metrics`]: unweighted average recall, confusion matrices, calibration error.
 //! - [`text`]: the words model: transcript → VADER valence and cue features → probabilities.
-//! - [`text_train`]: training and measuring the words model; [`text_cli`] its commands.
+//!
+//! Training and measuring both models is [`crate::train`]'s work; the service never runs it.
 
 pub mod embed;
 pub mod features;
@@ -113,6 +112,27 @@ pub fn voice_emotion(probs: &[f32; N_CLASSES]) -> crate::proto::Emotion {
         top_confidence: probs[top],
     }
 }
+
+/// Probabilities of an `Emotion` in [`CLASSES`] order.
+pub fn probs(e: &crate::proto::Emotion) -> [f32; N_CLASSES] {
+    CLASSES.map(|c| class_prob(e, c))
+}
+
+/// The probability of one class by its name (0 for an unknown name).
+pub fn class_prob(e: &crate::proto::Emotion, class: &str) -> f32 {
+    match class {
+        "neutral" => e.neutral,
+        "happy" => e.happy,
+        "angry" => e.angry,
+        "sad" => e.sad,
+        "fearful" => e.fearful,
+        _ => 0.0,
+    }
+}
+
+/// The negative classes, in the order a tie between them is broken (a call's worst
+/// moment, its profile's peak).
+pub const NEGATIVE: [&str; 3] = ["angry", "fearful", "sad"];
 
 /// Softmax in place (numerically stable); an all-`-inf` or empty input is left uniform.
 pub fn softmax_in_place(v: &mut [f32]) {

@@ -15,7 +15,7 @@
 //! with `n` earlier utterances, `SS` their sum of squared deviations and `k` the model's
 //! `prior_weight`. With no baseline, `z` is the population z-score; as the call goes on it
 //! becomes the speaker's own. Training simulates exactly this on sequences of each training
-//! speaker's clips, shuffled and calm first (see [`super::train`]), so the model learns from
+//! speaker's clips, shuffled and calm first (see [`crate::train::voice`]), so the model learns from
 //! the inputs it will see.
 //!
 //! # The encoder

@@ -130,7 +130,7 @@ fn ok_cells(d: &CallDigest) -> Vec<String> {
         let mean: Option<&proto::Emotion> = role(r).and_then(|x| x.emotion_mean.as_ref());
         match mean {
             Some(e) => {
-                row.extend(super::digest::probs(e).map(prob));
+                row.extend(crate::emotion::probs(e).map(prob));
                 row.extend([prob(e.valence), prob(e.arousal)]);
             }
             None => row.extend(std::iter::repeat_n(String::new(), CLASSES.len() + 2)),

@@ -7,7 +7,7 @@
 //! computed from the utterances, so a report never depends on which build
 //! wrote the events.
 use crate::contact::profile::Profile;
-use crate::emotion::{CLASSES, N_CLASSES};
+use crate::emotion::N_CLASSES;
 use crate::proto::{self, call_event::Event, CallEvent, Role};
 
 /// Alert kinds the proto names, each with its weight in the risk score's alert part:
@@ -20,8 +20,6 @@ pub const ALERT_KINDS: [(&str, f32); 4] = [
 ];
 /// Weight of an alert of a kind not in [`ALERT_KINDS`].
 pub const OTHER_ALERT_WEIGHT: f32 = 0.5;
-/// The classes a worst moment can be.
-pub const NEGATIVE: [&str; 3] = ["angry", "fearful", "sad"];
 /// Share of each part in the risk score: alerts, peak negative emotion, interruptions.
 pub const RISK_SHARES: RiskParts = RiskParts {
     alerts: 0.45,
@@ -167,23 +165,6 @@ pub fn role_name(role: i32) -> &'static str {
     }
 }
 
-/// Probabilities of an `Emotion` in [`CLASSES`] order.
-pub fn probs(e: &proto::Emotion) -> [f32; N_CLASSES] {
-    CLASSES.map(|c| class_prob(e, c))
-}
-
-/// The probability of one class by its name (0 for an unknown name).
-pub fn class_prob(e: &proto::Emotion, class: &str) -> f32 {
-    match class {
-        "neutral" => e.neutral,
-        "happy" => e.happy,
-        "angry" => e.angry,
-        "sad" => e.sad,
-        "fearful" => e.fearful,
-        _ => 0.0,
-    }
-}
-
 fn role_digests(summary: &proto::CallSummary, utterances: &[proto::Utterance]) -> Vec<RoleDigest> {
     let mut order: Vec<i32> = vec![Role::Caller as i32, Role::Agent as i32];
     for r in summary
@@ -297,6 +278,11 @@ pub(crate) mod tests {
             call_id: "c".into(),
             event: Some(e),
         }
+    }
+
+    #[test]
+    fn role_names() {
+        assert_eq!(role_name(Role::Agent as i32), "agent");
     }
 
     #[test]

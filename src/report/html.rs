@@ -14,11 +14,11 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use super::digest::{
-    probs, role_name, CallDigest, ALERT_KINDS, CHANCE, INTERRUPTIONS_FULL_PER_MIN, NEGATIVE,
-    OTHER_ALERT_WEIGHT, RISK_SHARES,
+    role_name, CallDigest, ALERT_KINDS, CHANCE, INTERRUPTIONS_FULL_PER_MIN, OTHER_ALERT_WEIGHT,
+    RISK_SHARES,
 };
 use super::{by_risk, ReportCall};
-use crate::emotion::CLASSES;
+use crate::emotion::{probs, CLASSES, NEGATIVE};
 use crate::proto::{self, Role};
 
 const CSS: &str = include_str!("report.css");

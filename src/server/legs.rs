@@ -22,13 +22,14 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
 
 use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS};
-use crate::core::audiosocket::{self, FrameDecoder, Message};
+use crate::contact::finish::FinishOptions;
+use crate::core::audiosocket::{self, AudioSocketError, FrameDecoder, Message};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use crate::server::status::ServerError;
 
 /// Default first and last UDP port for RTP legs.
 pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 40000..=40999;
@@ -43,6 +44,32 @@ pub const MAX_HISTORY: usize = 20_000;
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest UDP datagram read; longer ones are truncated (and then fail to parse).
 const MAX_DATAGRAM: usize = 8192;
+
+/// Why an AudioSocket connection ended other than by a hang-up or `CloseLeg` (logged;
+/// the call's own events say what it lost).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("first message {0:?} is not the UUID")]
+    NotUuidFirst(Message),
+    #[error(transparent)]
+    Framing(#[from] AudioSocketError),
+    #[error("no UUID within {secs} s")]
+    NoUuid { secs: u64 },
+    #[error("closed before its UUID")]
+    ClosedBeforeUuid,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot join: {0}")]
+    Join(#[from] ServerError),
+    #[error("the peer sent an error ({0:?})")]
+    Peer(Option<u8>),
+    #[error("the call ended")]
+    CallEnded,
+    #[error("no data for {secs} s")]
+    Idle { secs: u64 },
+    #[error("closed in the middle of a message")]
+    Truncated,
+}
 
 /// Settings of the RTP and AudioSocket transports.
 #[derive(Clone, Debug)]
@@ -89,7 +116,7 @@ struct History {
     /// Index (since the call began) of `events[0]`.
     base: usize,
     /// Set when the call is over: `Ok` after its summary, `Err` if it failed.
-    end: Option<Result<(), Status>>,
+    end: Option<Result<(), CallError>>,
 }
 
 struct LegState {
@@ -161,10 +188,21 @@ impl Calls {
         })
     }
 
+    /// A place for one more call in flight (`StreamCall`, `AnalyzeRecording` and joined
+    /// legs share the cap), held until the call ends.
+    pub fn permit(&self) -> Result<OwnedSemaphorePermit, ServerError> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServerError::CallsInFlight {
+                max: self.max_calls,
+            })
+    }
+
     /// Admits a leg: joins the live call with its id, or starts one.
-    pub async fn join(self: &Arc<Self>, req: LegRequest) -> Result<Leg, Status> {
+    pub async fn join(self: &Arc<Self>, req: LegRequest) -> Result<Leg, ServerError> {
         if req.call_id.is_empty() {
-            return Err(Status::invalid_argument("call_id: required to join legs"));
+            return Err(ServerError::CallIdRequiredToJoin);
         }
         // Decide under the lock; send the join (which may wait) outside it.
         let (call, channel_id, input, close, join) = {
@@ -177,10 +215,10 @@ impl Calls {
                 Some(call) => {
                     let mut st = lock(&call.state);
                     if st.legs.len() >= MAX_CHANNELS {
-                        return Err(Status::resource_exhausted(format!(
-                            "call {}: at most {MAX_CHANNELS} legs per call",
-                            req.call_id
-                        )));
+                        return Err(ServerError::TooManyLegs {
+                            call_id: req.call_id.clone(),
+                            max: MAX_CHANNELS,
+                        });
                     }
                     let channel_id = st.legs.len() as u32;
                     let role = pick_role(req.role, &st.legs);
@@ -197,26 +235,19 @@ impl Calls {
                     (call, channel_id, input, close, Some(spec))
                 }
                 None => {
-                    let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
-                        Status::resource_exhausted(format!(
-                            "{} calls are in flight, the limit: retry later",
-                            self.max_calls
-                        ))
-                    })?;
+                    let permit = self.permit()?;
                     let role = pick_role(req.role, &[]);
                     let opts = SessionOptions {
                         settings: self.settings.clone(),
                         backpressure: AsrBackpressure::Drop,
-                        disable_transcript: req.options.disable_transcript,
-                        disable_prosody_events: req.options.disable_prosody_events,
                         joining: Some(req.transport),
-                        redact_pii: !req.options.disable_pii_redaction,
-                        send_alerts: !req.options.disable_alerts,
+                        finish: FinishOptions::from_call_options(Some(&req.options)),
                     };
-                    let (handle, events) = self
-                        .analyzer
-                        .start_call(req.call_id.clone(), &[spec(0, role, &req)], opts)
-                        .map_err(crate::server::status)?;
+                    let (handle, events) = self.analyzer.start_call(
+                        req.call_id.clone(),
+                        &[spec(0, role, &req)],
+                        opts,
+                    )?;
                     let close = Arc::new(Notify::new());
                     let (changed, _) = watch::channel(0);
                     let call = Arc::new(LiveCall {
@@ -244,10 +275,9 @@ impl Calls {
         if let Some(spec) = join {
             let transport = req.transport;
             if input.send(Input::Join { spec, transport }).await.is_err() {
-                return Err(Status::unavailable(format!(
-                    "call {} ended while the leg joined",
-                    req.call_id
-                )));
+                return Err(ServerError::EndedWhileJoining {
+                    call_id: req.call_id.clone(),
+                });
             }
         }
         Ok(Leg {
@@ -259,25 +289,28 @@ impl Calls {
     }
 
     /// Asks a leg to end (`CloseLeg`).
-    pub fn close(&self, call_id: &str, channel_id: u32) -> Result<(), Status> {
+    pub fn close(&self, call_id: &str, channel_id: u32) -> Result<(), ServerError> {
         let call = lock(&self.calls)
             .get(call_id)
             .cloned()
-            .ok_or_else(|| Status::not_found(format!("no call {call_id:?}")))?;
+            .ok_or_else(|| ServerError::NoCall {
+                call_id: call_id.to_string(),
+            })?;
         let st = lock(&call.state);
         let leg = st
             .legs
             .iter()
             .find(|l| l.channel_id == channel_id && l.open)
-            .ok_or_else(|| {
-                Status::not_found(format!("call {call_id:?} has no open leg {channel_id}"))
+            .ok_or_else(|| ServerError::NoOpenLeg {
+                call_id: call_id.to_string(),
+                channel_id,
             })?;
         leg.close.notify_one();
         Ok(())
     }
 
     /// The call with this id, waiting up to `join_timeout` for its first leg.
-    pub async fn find(&self, call_id: &str) -> Result<Arc<LiveCall>, Status> {
+    pub async fn find(&self, call_id: &str) -> Result<Arc<LiveCall>, ServerError> {
         let deadline = tokio::time::Instant::now() + self.cfg.join_timeout;
         loop {
             let appeared = self.appeared.notified();
@@ -285,16 +318,19 @@ impl Calls {
                 return Ok(c.clone());
             }
             if tokio::time::timeout_at(deadline, appeared).await.is_err() {
-                return Err(Status::not_found(format!(
-                    "no call {call_id:?} (none started within {} s)",
-                    self.cfg.join_timeout.as_secs()
-                )));
+                return Err(ServerError::NotStarted {
+                    call_id: call_id.to_string(),
+                    secs: self.cfg.join_timeout.as_secs(),
+                });
             }
         }
     }
 
     /// Opens an RTP/UDP leg: binds a port from the range and starts its task.
-    pub async fn open_rtp_leg(self: &Arc<Self>, req: LegRequest) -> Result<(u32, u16), Status> {
+    pub async fn open_rtp_leg(
+        self: &Arc<Self>,
+        req: LegRequest,
+    ) -> Result<(u32, u16), ServerError> {
         let socket = self.bind_port().await?;
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
         let leg = self.join(req).await?;
@@ -307,7 +343,7 @@ impl Calls {
     /// Binds the next free even port of the range (RTP on even ports, the
     /// odd one above left for the sender's RTCP, as RFC 3550 §11 suggests),
     /// going round the range so recently closed ports rest.
-    async fn bind_port(&self) -> Result<UdpSocket, Status> {
+    async fn bind_port(&self) -> Result<UdpSocket, ServerError> {
         let (lo, hi) = (
             *self.cfg.rtp_ports.start() as u32,
             *self.cfg.rtp_ports.end() as u32,
@@ -326,9 +362,7 @@ impl Calls {
                 return Ok(s);
             }
         }
-        Err(Status::resource_exhausted(format!(
-            "no free even UDP port in {lo}-{hi} for an RTP leg"
-        )))
+        Err(ServerError::NoFreePort { lo, hi })
     }
 
     /// Serves Asterisk AudioSocket connections on `listener` until the task is dropped.
@@ -351,7 +385,7 @@ impl Calls {
         }
     }
 
-    async fn audiosocket_conn(self: &Arc<Self>, mut stream: TcpStream) -> Result<(), String> {
+    async fn audiosocket_conn(self: &Arc<Self>, mut stream: TcpStream) -> Result<(), ConnError> {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 4096];
         // The first message must name the call.
@@ -359,16 +393,17 @@ impl Calls {
         let uuid = loop {
             match decoder.next_message() {
                 Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
-                Ok(Some(other)) => return Err(format!("first message {other:?} is not the UUID")),
+                Ok(Some(other)) => return Err(ConnError::NotUuidFirst(other)),
                 Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
             let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
                 .await
-                .map_err(|_| format!("no UUID within {} s", self.cfg.join_timeout.as_secs()))?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| ConnError::NoUuid {
+                    secs: self.cfg.join_timeout.as_secs(),
+                })??;
             if n == 0 {
-                return Err("closed before its UUID".into());
+                return Err(ConnError::ClosedBeforeUuid);
             }
             decoder.push(&buf[..n]);
         };
@@ -382,8 +417,7 @@ impl Calls {
                 transport: Transport::AudioSocket,
                 options: proto::CallOptions::default(),
             })
-            .await
-            .map_err(|s| s.message().to_string())?;
+            .await?;
         tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");
         let idle = self.cfg.idle_timeout;
         let id = leg.channel_id;
@@ -401,19 +435,17 @@ impl Calls {
                             digit,
                         },
                         Ok(Some(Message::Hangup)) => return Ok(()),
-                        Ok(Some(Message::Error(code))) => {
-                            return Err(format!("the peer sent an error ({code:?})"))
-                        }
+                        Ok(Some(Message::Error(code))) => return Err(ConnError::Peer(code)),
                         Ok(Some(Message::Uuid(_) | Message::Unknown { .. })) => {
                             Input::Malformed { channel_id: id }
                         }
                         Err(e) => {
                             let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
-                            return Err(e.to_string());
+                            return Err(e.into());
                         }
                     };
                     if leg.input.send(input).await.is_err() {
-                        return Err("the call ended".into());
+                        return Err(ConnError::CallEnded);
                     }
                 }
                 let n = tokio::select! {
@@ -422,9 +454,9 @@ impl Calls {
                             if decoder.pending() > 0 {
                                 let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
                             }
-                            return Err(format!("no data for {} s", idle.as_secs()));
+                            return Err(ConnError::Idle { secs: idle.as_secs() });
                         }
-                        Ok(Err(e)) => return Err(e.to_string()),
+                        Ok(Err(e)) => return Err(e.into()),
                         Ok(Ok(n)) => n,
                     },
                     _ = leg.close.notified() => return Ok(()),
@@ -432,7 +464,7 @@ impl Calls {
                 if n == 0 {
                     if decoder.pending() > 0 {
                         let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
-                        return Err("closed in the middle of a message".into());
+                        return Err(ConnError::Truncated);
                     }
                     return Ok(());
                 }
@@ -548,7 +580,7 @@ async fn collect(
                 n += 1;
                 call.changed.send_replace(n);
             }
-            Some(Err(e)) => break Err(crate::server::status(e)),
+            Some(Err(e)) => break Err(e),
             None => break Ok(()),
         }
     };
@@ -579,7 +611,7 @@ async fn collect(
 impl LiveCall {
     /// The call's events from its start (or the oldest kept), then live ones
     /// until it ends; a failed call ends the stream with its status.
-    pub fn watch(self: Arc<Self>) -> mpsc::Receiver<Result<CallEvent, Status>> {
+    pub fn watch(self: Arc<Self>) -> mpsc::Receiver<Result<CallEvent, CallError>> {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut changed = self.changed.subscribe();

@@ -1,14 +1,18 @@
 //! The shell around one [`CallCore`]: a dedicated thread runs the DSP, the
-//! recogniser pool transcribes, and an async pump sends events in order to
-//! whoever listens (a gRPC stream or the CLI).
+//! recogniser pool transcribes, and an async pump moves the results, in order, through
+//! the call's [`Finisher`] to whoever listens (a gRPC stream or the CLI). Everything
+//! an utterance becomes is decided in the core and in [`crate::contact::finish`]; this
+//! module only moves messages.
 //!
 //! ```text
-//!   Input (bounded) ──► call thread: CallCore ──► prosody event ─┐
-//!                              │ utterance audio                  ▼
-//!                              └──► AsrPool (bounded) ──► words ──► pump ──► events (bounded)
+//!   Input (bounded) ──► call thread: CallCore ──► prosody event ─────────┐
+//!                              │ utterance audio                         ▼
+//!                              └──► AsrPool (bounded) ──► words ──► pump (bounded) ──► Finisher ──► events (bounded)
 //! ```
 //! A closed event receiver means the listener is gone: the call thread stops
-//! at its next input and the call's memory is freed.
+//! at its next input and the call's memory is freed. A slow listener slows the call's
+//! input (every channel is bounded); a recogniser worker never waits on a call, since
+//! each job's reply has its place in the pump reserved before the job is queued.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,11 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
 use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended, Transport};
-use crate::contact::alerts::{AlertCues, CallState};
-use crate::contact::pii::join_words;
-use crate::contact::profile::Profile;
+use crate::contact::finish::{FinishOptions, Finisher, Models, Recognised};
 use crate::core::dsp::DspPlan;
-use crate::emotion::fusion::fuse;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
 use crate::proto::{self, call_event::Event, CallEvent};
@@ -30,6 +31,10 @@ use crate::proto::{self, call_event::Event, CallEvent};
 pub const INPUT_QUEUE: usize = 64;
 /// Events queued per call before the pump waits for the listener, messages.
 pub const EVENT_QUEUE: usize = 256;
+/// Messages queued from a call's thread and its recogniser jobs to its pump before the
+/// call thread waits, beyond the recogniser queue's own capacity (whose replies reserve
+/// their places), messages.
+pub const PUMP_QUEUE: usize = 256;
 /// How often the shell tells a call's jitter buffers the time while RTP flows
 /// (`Input::Tick`), so held packets play out when no packet comes.
 pub const TICK: std::time::Duration = std::time::Duration::from_millis(20);
@@ -93,19 +98,15 @@ pub enum AsrBackpressure {
 /// Options of one call as the shell sees them.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
+    /// Endpointing and limits of the call core.
     pub settings: CallSettings,
+    /// What a full recogniser queue does to this call.
     pub backpressure: AsrBackpressure,
-    /// Send no transcript or words.
-    pub disable_transcript: bool,
-    /// Send no `UtteranceProsody` events.
-    pub disable_prosody_events: bool,
     /// The call's channels are legs of a live call arriving on their own
     /// transport (RTP/UDP, AudioSocket); each starts at its first audio.
     pub joining: Option<Transport>,
-    /// Redact personal data in transcripts and words before they leave (the default).
-    pub redact_pii: bool,
-    /// Send `Alert` events (they are in the summary either way).
-    pub send_alerts: bool,
+    /// How its utterances are finished: transcript, prosody events, redaction, alerts.
+    pub finish: FinishOptions,
 }
 
 /// Shared, process-wide analysis resources.
@@ -150,6 +151,24 @@ enum PumpMsg {
     Done(proto::CallSummary),
 }
 
+/// The call thread's side of the pump.
+struct Pump(mpsc::Sender<PumpMsg>);
+
+impl Pump {
+    /// Sends, waiting while the pump is full; false when the pump is gone.
+    fn send(&self, msg: PumpMsg) -> bool {
+        self.0.blocking_send(msg).is_ok()
+    }
+
+    /// A place in the pump for a recogniser job's reply, reserved now (waiting while the
+    /// pump is full) so that the worker that answers never waits; None when it is gone.
+    fn reserve(&self) -> Option<mpsc::OwnedPermit<PumpMsg>> {
+        tokio::runtime::Handle::current()
+            .block_on(self.0.clone().reserve_owned())
+            .ok()
+    }
+}
+
 impl Analyzer {
     /// Starts a call: validates it, spawns its thread and pump, and returns
     /// the input handle and the event stream. Events are `Err` once, on a
@@ -172,9 +191,8 @@ impl Analyzer {
         }
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-        // Unbounded, but bounded in practice: one message per utterance, and
-        // the recogniser queue in front of `Words` is bounded.
-        let (pump_tx, pump_rx) = mpsc::unbounded_channel();
+        let queue = self.asr.as_ref().map_or(0, |a| a.config().queue_capacity);
+        let (pump_tx, pump_rx) = mpsc::channel(PUMP_QUEUE + queue);
         let abort = Arc::new(AtomicBool::new(false));
         let asr = self.asr.clone();
         let abort2 = abort.clone();
@@ -184,17 +202,16 @@ impl Analyzer {
         static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
         let group = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            call_thread(core, in_rx, pump_tx, asr, opts2, abort2, group)
+            call_thread(core, in_rx, Pump(pump_tx), asr, opts2, abort2, group)
         });
-        tokio::spawn(pump(
-            call_id,
-            pump_rx,
-            ev_tx,
-            opts,
-            abort.clone(),
-            self.voice.clone(),
-            self.words.clone(),
-        ));
+        let finisher = Finisher::new(
+            opts.finish,
+            Models {
+                voice: self.voice.clone(),
+                words: self.words.clone(),
+            },
+        );
+        tokio::spawn(pump(call_id, pump_rx, ev_tx, finisher, abort.clone()));
         Ok((
             CallHandle {
                 input: in_tx,
@@ -208,7 +225,7 @@ impl Analyzer {
 fn call_thread(
     mut core: CallCore,
     mut in_rx: mpsc::Receiver<Input>,
-    pump: mpsc::UnboundedSender<PumpMsg>,
+    pump: Pump,
     asr: Option<Arc<AsrPool>>,
     opts: SessionOptions,
     abort: Arc<AtomicBool>,
@@ -217,8 +234,8 @@ fn call_thread(
     let mut ended = Vec::new();
     let mut dtmf = Vec::new();
     let mut clock = 0u64;
-    let mut dropped = 0u32;
     let mut pack = Pack::default();
+    let asr = asr.filter(|_| !opts.finish.disable_transcript);
     loop {
         let input = in_rx.blocking_recv();
         if abort.load(Ordering::Relaxed) {
@@ -259,12 +276,12 @@ fn call_thread(
         };
         core.take_dtmf(&mut dtmf);
         for d in dtmf.drain(..) {
-            let _ = pump.send(PumpMsg::Dtmf(d));
+            pump.send(PumpMsg::Dtmf(d));
         }
         let now = core.time_ms();
         if now >= clock + CLOCK_EVERY_MS {
             clock = now;
-            let _ = pump.send(PumpMsg::Clock {
+            pump.send(PumpMsg::Clock {
                 ms: now.min(u32::MAX as u64) as u32,
                 speaking: core.speaking(),
             });
@@ -273,9 +290,8 @@ fn call_thread(
             &mut ended,
             &pump,
             asr.as_deref(),
-            &opts,
+            opts.backpressure,
             group,
-            &mut dropped,
             &mut pack,
         );
         if last {
@@ -284,16 +300,14 @@ fn call_thread(
             }
         }
         if let Err(e) = r {
-            let _ = pump.send(PumpMsg::Error(e));
+            pump.send(PumpMsg::Error(e));
             return;
         }
         if last {
             break;
         }
     }
-    let mut summary = core.summary();
-    summary.transcripts_dropped = dropped;
-    let _ = pump.send(PumpMsg::Done(summary));
+    pump.send(PumpMsg::Done(core.summary()));
 }
 
 /// Utterances of a recording waiting to go to the recogniser together.
@@ -308,14 +322,7 @@ struct Pack {
 }
 
 impl Pack {
-    fn add(
-        &mut self,
-        pool: &AsrPool,
-        group: u64,
-        pump: &mpsc::UnboundedSender<PumpMsg>,
-        id: String,
-        job: AsrJob,
-    ) {
+    fn add(&mut self, pool: &AsrPool, group: u64, pump: &Pump, id: String, job: AsrJob) {
         let cfg = pool.config();
         // The recogniser puts a gap of silence before every piece.
         let need = cfg.gap_samples() + job.audio.len();
@@ -329,13 +336,13 @@ impl Pack {
         }
     }
 
-    fn flush(&mut self, pool: &AsrPool, group: u64, pump: &mpsc::UnboundedSender<PumpMsg>) {
+    fn flush(&mut self, pool: &AsrPool, group: u64, pump: &Pump) {
         let (ids, jobs): (Vec<String>, Vec<AsrJob>) =
             std::mem::take(&mut self.jobs).into_iter().unzip();
         self.samples = 0;
         if let Err(e) = pool.submit_all_blocking_in(Some(group), jobs) {
             for id in ids {
-                let _ = pump.send(PumpMsg::Words(id, Err(e.clone())));
+                pump.send(PumpMsg::Words(id, Err(e.clone())));
             }
         }
     }
@@ -343,38 +350,38 @@ impl Pack {
 
 /// Sends the fast-path event of each ended utterance and hands its audio to
 /// the recogniser: at once for live calls, in window-sized packs for
-/// recordings.
+/// recordings. Without a recogniser the utterance goes on without words.
 fn dispatch(
     ended: &mut Vec<Ended>,
-    pump: &mpsc::UnboundedSender<PumpMsg>,
+    pump: &Pump,
     asr: Option<&AsrPool>,
-    opts: &SessionOptions,
+    backpressure: AsrBackpressure,
     group: u64,
-    dropped: &mut u32,
     pack: &mut Pack,
 ) {
     for mut e in ended.drain(..) {
-        let _ = pump.send(PumpMsg::Prosody(e.prosody.clone()));
+        pump.send(PumpMsg::Prosody(e.prosody.clone()));
         let id = e.utterance.utterance_id.clone();
         let audio = std::mem::take(&mut e.audio);
-        let _ = pump.send(PumpMsg::Pending(Box::new(e)));
-        let Some(pool) = asr.filter(|_| !opts.disable_transcript) else {
-            let _ = pump.send(PumpMsg::Words(id, Ok(Vec::new())));
+        pump.send(PumpMsg::Pending(Box::new(e)));
+        let Some(pool) = asr else {
+            pump.send(PumpMsg::Words(id, Ok(Vec::new())));
             continue;
         };
-        let tx = pump.clone();
+        let Some(place) = pump.reserve() else {
+            return;
+        };
         let id2 = id.clone();
         let job = AsrJob {
             audio,
             reply: Box::new(move |r| {
-                let _ = tx.send(PumpMsg::Words(id2, r));
+                place.send(PumpMsg::Words(id2, r));
             }),
         };
-        match opts.backpressure {
+        match backpressure {
             AsrBackpressure::Drop => {
                 if pool.try_submit_in(Some(group), job).is_err() {
-                    *dropped += 1;
-                    let _ = pump.send(PumpMsg::Dropped(id));
+                    pump.send(PumpMsg::Dropped(id));
                 }
             }
             AsrBackpressure::Wait => pack.add(pool, group, pump, id, job),
@@ -382,85 +389,72 @@ fn dispatch(
     }
 }
 
+/// Moves a call's messages through its finisher to the listener, in order, and ends
+/// with the summary once every utterance is finished.
 async fn pump(
     call_id: String,
-    mut rx: mpsc::UnboundedReceiver<PumpMsg>,
+    mut rx: mpsc::Receiver<PumpMsg>,
     tx: mpsc::Sender<Result<CallEvent, CallError>>,
-    opts: SessionOptions,
+    mut finisher: Finisher,
     abort: Arc<AtomicBool>,
-    voice: Option<Arc<VoiceModel>>,
-    words: Option<Arc<Words>>,
 ) {
-    let models = Models {
-        voice: voice.as_deref(),
-        words: words.as_deref(),
-    };
     let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
-    // Utterances the recogniser reached too late (`AsrError::Expired`).
-    let mut expired = 0u32;
-    let mut layer = Layer::new(&opts);
-    let mut out: Vec<Result<Event, CallError>> = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     while let Some(msg) = rx.recv().await {
+        let mut failed = None;
         match msg {
-            PumpMsg::Prosody(p) => {
-                layer.heard(p.end_ms);
-                if !opts.disable_prosody_events {
-                    out.push(Ok(Event::UtteranceProsody(p)))
-                }
-            }
+            PumpMsg::Prosody(p) => finisher.prosody(p, &mut out),
             PumpMsg::Pending(e) => {
                 pending.insert(e.utterance.utterance_id.clone(), e);
             }
             PumpMsg::Words(id, r) => {
                 if let Some(e) = pending.remove(&id) {
-                    let u = match r {
-                        Ok(w) => with_words(*e, w, opts.disable_transcript, &models),
+                    let recognised = match r {
+                        Ok(w) => Recognised::Words(w),
                         // The recogniser is behind: sent without words, as when the queue is
                         // full, and counted with those.
                         Err(err @ AsrError::Expired { .. }) => {
                             tracing::debug!(utterance = %id, error = %err, "transcription skipped");
-                            expired += 1;
-                            with_words(*e, Vec::new(), true, &models)
+                            Recognised::Skipped
                         }
                         Err(err) => {
                             tracing::warn!(utterance = %id, error = %err, "transcription failed");
-                            with_words(*e, Vec::new(), opts.disable_transcript, &models)
+                            Recognised::Failed
                         }
                     };
-                    layer.utterance(u, &mut out);
+                    finisher.utterance(*e, recognised, &mut out);
                 }
             }
             PumpMsg::Dropped(id) => {
                 if let Some(e) = pending.remove(&id) {
-                    layer.utterance(with_words(*e, Vec::new(), true, &models), &mut out);
+                    finisher.utterance(*e, Recognised::Skipped, &mut out);
                 }
             }
-            PumpMsg::Dtmf(d) => out.push(Ok(Event::Dtmf(d))),
-            PumpMsg::Clock { ms, speaking } => layer.clock(ms, speaking, &mut out),
-            PumpMsg::Error(e) => out.push(Err(e)),
+            PumpMsg::Dtmf(d) => out.push(Event::Dtmf(d)),
+            PumpMsg::Clock { ms, speaking } => finisher.clock(ms, speaking, &mut out),
+            PumpMsg::Error(e) => failed = Some(e),
             PumpMsg::Done(s) => summary = Some(s),
         };
-        for ev in out.drain(..) {
-            let fatal = ev.is_err();
-            let ev = ev.map(|e| CallEvent {
+        for e in out.drain(..) {
+            let ev = CallEvent {
                 call_id: call_id.clone(),
                 event: Some(e),
-            });
-            if tx.send(ev).await.is_err() {
+            };
+            if tx.send(Ok(ev)).await.is_err() {
                 // The listener is gone: stop the call's work.
                 abort.store(true, Ordering::Relaxed);
                 return;
             }
-            if fatal {
-                abort.store(true, Ordering::Relaxed);
-                return;
-            }
+        }
+        if let Some(e) = failed {
+            let _ = tx.send(Err(e)).await;
+            abort.store(true, Ordering::Relaxed);
+            return;
         }
         if pending.is_empty() {
             if let Some(mut s) = summary.take() {
-                s.transcripts_dropped += expired;
-                layer.summary(&mut s);
+                finisher.summary(&mut s);
                 let ev = CallEvent {
                     call_id: call_id.clone(),
                     event: Some(Event::Summary(s)),
@@ -470,118 +464,6 @@ async fn pump(
             }
         }
     }
-}
-
-/// The contact-centre layer over a call's finished utterances: alerts, PII
-/// redaction, and the emotional profile for the summary.
-struct Layer {
-    profile: Profile,
-    redact: bool,
-    state: CallState,
-    send_alerts: bool,
-    alerts: Vec<proto::Alert>,
-}
-
-/// The shipped alert cues, parsed once per process.
-fn builtin_cues() -> Arc<AlertCues> {
-    static CUES: std::sync::OnceLock<Arc<AlertCues>> = std::sync::OnceLock::new();
-    CUES.get_or_init(|| Arc::new(AlertCues::builtin())).clone()
-}
-
-impl Layer {
-    fn new(opts: &SessionOptions) -> Self {
-        Self {
-            profile: Profile::default(),
-            redact: opts.redact_pii,
-            state: CallState::new(opts.settings.alerts.clone(), builtin_cues()),
-            send_alerts: opts.send_alerts,
-            alerts: Vec::new(),
-        }
-    }
-
-    /// Someone spoke until `end_ms` (an utterance ended; its words are on the way).
-    fn heard(&mut self, end_ms: u32) {
-        self.state.heard(end_ms);
-    }
-
-    /// A finished utterance: the events it gives, in order. The alerts read
-    /// the transcript as recognised; what leaves is redacted.
-    fn utterance(&mut self, mut u: proto::Utterance, out: &mut Vec<Result<Event, CallError>>) {
-        self.alerts.clear();
-        self.state.push_utterance(&u, &mut self.alerts);
-        if self.redact {
-            crate::contact::pii::redact_utterance(&mut u);
-        }
-        self.profile.push(&u);
-        out.push(Ok(Event::Utterance(u)));
-        self.send(out);
-    }
-
-    /// The call's audio reached `ms`.
-    fn clock(&mut self, ms: u32, speaking: bool, out: &mut Vec<Result<Event, CallError>>) {
-        if speaking {
-            self.state.heard(ms);
-        }
-        self.alerts.clear();
-        self.state.advance(ms, &mut self.alerts);
-        self.send(out);
-    }
-
-    fn send(&mut self, out: &mut Vec<Result<Event, CallError>>) {
-        if self.send_alerts {
-            out.extend(self.alerts.drain(..).map(|a| Ok(Event::Alert(a))));
-        }
-    }
-
-    /// Completes the summary.
-    fn summary(&self, s: &mut proto::CallSummary) {
-        self.profile.fill(s);
-        s.alerts = self.state.alerts().to_vec();
-    }
-}
-
-/// The full utterance: words moved from audio time to call time, and the emotion of
-/// voice and words fused, with its cues.
-fn with_words(
-    e: Ended,
-    words: Vec<Word>,
-    no_transcript: bool,
-    models: &Models,
-) -> proto::Utterance {
-    let mut u = e.utterance;
-    if !no_transcript {
-        u.words = words
-            .into_iter()
-            .map(|w| proto::Word {
-                text: w.text.trim().to_string(),
-                start_ms: e.audio_start_ms + w.start_ms,
-                end_ms: e.audio_start_ms + w.end_ms,
-                confidence: w.confidence,
-            })
-            .filter(|w| !w.text.is_empty())
-            .collect();
-        u.transcript = join_words(&u.words);
-    }
-    if let (Some(model), Some(score)) = (models.voice, &e.voice_score) {
-        let who = match proto::Role::try_from(u.role) {
-            Ok(proto::Role::Agent) => "agent",
-            _ => "caller",
-        };
-        let text = models
-            .words
-            .filter(|_| !u.transcript.is_empty())
-            .map(|w| w.evidence(&u.transcript));
-        let (emotion, cues) = fuse(model, score, text.as_ref(), who);
-        u.emotion = Some(emotion);
-        u.cues = cues;
-    }
-    u
-}
-
-/// The models an utterance is scored with.
-struct Models<'a> {
-    voice: Option<&'a VoiceModel>,
-    words: Option<&'a Words>,
 }
 
 /// Channels of a recording: the first is `left_role` (CALLER by default), the

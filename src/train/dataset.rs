@@ -192,7 +192,7 @@ pub struct EvalReport {
 /// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
 /// the model set on the call core): each clip alone (cold) and each speaker's clips as one
 /// call in a shuffled order (running), and as one call with the neutral clips first
-/// (calm first; see [`crate::emotion::train`]). A clip's probabilities are the mean of its
+/// (calm first; see [`crate::train::voice`]). A clip's probabilities are the mean of its
 /// utterances' `UtteranceProsody.emotion`.
 pub fn evaluate(
     plan: &Arc<DspPlan>,

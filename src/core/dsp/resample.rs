@@ -26,7 +26,7 @@ pub const MAX_INPUT_RATE_HZ: u32 = 48_000;
 const BLOCK_MS: usize = 20;
 
 /// Why a resampler could not be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ResampleError {
     /// The input rate is outside 8000..=48000 Hz.
     #[error("unsupported input sample rate {rate_hz} Hz (supported: {MIN_INPUT_RATE_HZ}..={MAX_INPUT_RATE_HZ} Hz)")]

@@ -1,0 +1,381 @@
+//! The last step of every utterance, sans-I/O: the recogniser's words placed in call time,
+//! voice and words fused into the emotion with its cues, alerts read from the transcript
+//! as recognised, PII redacted from what leaves, and the emotional profile kept for the
+//! summary.
+//!
+//! The shell ([`crate::server::session`]) only moves messages: it hands a [`Finisher`]
+//! each prosody event, each ended utterance with what the recogniser made of it, and the
+//! call's clock, and sends on the events the finisher returns, in order.
+use std::sync::Arc;
+
+use super::alerts::{AlertConfig, AlertCues, CallState};
+use super::join_words;
+use super::pii::redact_utterance;
+use super::profile::Profile;
+use crate::asr::Word;
+use crate::call::Ended;
+use crate::emotion::fusion::fuse;
+use crate::emotion::voice::VoiceModel;
+use crate::emotion::Words;
+use crate::proto::{self, call_event::Event};
+
+/// How one call's utterances are finished.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinishOptions {
+    /// Send no transcript or words.
+    pub disable_transcript: bool,
+    /// Send no `UtteranceProsody` events.
+    pub disable_prosody_events: bool,
+    /// Redact personal data in transcripts and words before they leave (the default).
+    pub redact_pii: bool,
+    /// Send `Alert` events (they are in the summary either way).
+    pub send_alerts: bool,
+    /// Alert thresholds, evidence and cool-down.
+    pub alerts: AlertConfig,
+}
+
+impl Default for FinishOptions {
+    fn default() -> Self {
+        Self {
+            disable_transcript: false,
+            disable_prosody_events: false,
+            redact_pii: true,
+            send_alerts: true,
+            alerts: AlertConfig::default(),
+        }
+    }
+}
+
+impl FinishOptions {
+    /// The options a client asked for in its `CallOptions` (absent: the defaults).
+    pub fn from_call_options(o: Option<&proto::CallOptions>) -> Self {
+        let o = o.cloned().unwrap_or_default();
+        Self {
+            disable_transcript: o.disable_transcript,
+            disable_prosody_events: o.disable_prosody_events,
+            redact_pii: !o.disable_pii_redaction,
+            send_alerts: !o.disable_alerts,
+            alerts: AlertConfig::default(),
+        }
+    }
+}
+
+/// The models an utterance is scored with; either may be absent.
+#[derive(Clone, Default)]
+pub struct Models {
+    /// None: no `emotion` and no cues.
+    pub voice: Option<Arc<VoiceModel>>,
+    /// None: the voice alone decides.
+    pub words: Option<Arc<Words>>,
+}
+
+/// What the recogniser made of one utterance.
+#[derive(Debug)]
+pub enum Recognised {
+    /// Its words, times relative to the utterance's audio.
+    Words(Vec<Word>),
+    /// The recogniser failed on it: sent without words.
+    Failed,
+    /// Never transcribed because the recogniser was behind (queue full, or it waited
+    /// too long): sent without words and counted in `transcripts_dropped`.
+    Skipped,
+}
+
+/// Finishes one call's utterances (see the module docs).
+pub struct Finisher {
+    opts: FinishOptions,
+    models: Models,
+    profile: Profile,
+    state: CallState,
+    /// Alerts raised by the last input (reused buffer).
+    raised: Vec<proto::Alert>,
+    skipped: u32,
+}
+
+/// The shipped alert cues, parsed once per process.
+fn builtin_cues() -> Arc<AlertCues> {
+    static CUES: std::sync::OnceLock<Arc<AlertCues>> = std::sync::OnceLock::new();
+    CUES.get_or_init(|| Arc::new(AlertCues::builtin())).clone()
+}
+
+impl Finisher {
+    /// A finisher with the shipped alert cues.
+    pub fn new(opts: FinishOptions, models: Models) -> Self {
+        Self {
+            state: CallState::new(opts.alerts.clone(), builtin_cues()),
+            opts,
+            models,
+            profile: Profile::default(),
+            raised: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// An utterance ended (its words are on the way): its fast-path event, unless the
+    /// call asked for none.
+    pub fn prosody(&mut self, p: proto::UtteranceProsody, out: &mut Vec<Event>) {
+        self.state.heard(p.end_ms);
+        if !self.opts.disable_prosody_events {
+            out.push(Event::UtteranceProsody(p));
+        }
+    }
+
+    /// A finished utterance: its full result, then any alerts it raised. The alerts read
+    /// the transcript as recognised; what leaves is redacted.
+    pub fn utterance(&mut self, e: Ended, recognised: Recognised, out: &mut Vec<Event>) {
+        let words = match recognised {
+            Recognised::Words(w) if !self.opts.disable_transcript => Some(w),
+            Recognised::Failed if !self.opts.disable_transcript => Some(Vec::new()),
+            Recognised::Skipped => {
+                self.skipped += 1;
+                None
+            }
+            _ => None,
+        };
+        let mut u = with_words(e, words, &self.models);
+        self.raised.clear();
+        self.state.push_utterance(&u, &mut self.raised);
+        if self.opts.redact_pii {
+            redact_utterance(&mut u);
+        }
+        self.profile.push(&u);
+        out.push(Event::Utterance(u));
+        self.send_alerts(out);
+    }
+
+    /// The call's audio reached `ms`; `speaking`: someone is speaking then.
+    pub fn clock(&mut self, ms: u32, speaking: bool, out: &mut Vec<Event>) {
+        if speaking {
+            self.state.heard(ms);
+        }
+        self.raised.clear();
+        self.state.advance(ms, &mut self.raised);
+        self.send_alerts(out);
+    }
+
+    fn send_alerts(&mut self, out: &mut Vec<Event>) {
+        if self.opts.send_alerts {
+            out.extend(self.raised.drain(..).map(Event::Alert));
+        }
+    }
+
+    /// Completes the core's summary: the emotional profile, every alert of the call, and
+    /// the utterances sent without words because the recogniser was behind.
+    pub fn summary(&self, s: &mut proto::CallSummary) {
+        self.profile.fill(s);
+        s.alerts = self.state.alerts().to_vec();
+        s.transcripts_dropped += self.skipped;
+    }
+}
+
+/// The full utterance: words (if any) moved from audio time to call time, and the
+/// emotion of voice and words fused, with its cues. `None`: no transcript at all.
+fn with_words(e: Ended, words: Option<Vec<Word>>, models: &Models) -> proto::Utterance {
+    let mut u = e.utterance;
+    if let Some(words) = words {
+        u.words = words
+            .into_iter()
+            .map(|w| proto::Word {
+                text: w.text.trim().to_string(),
+                start_ms: e.audio_start_ms + w.start_ms,
+                end_ms: e.audio_start_ms + w.end_ms,
+                confidence: w.confidence,
+            })
+            .filter(|w| !w.text.is_empty())
+            .collect();
+        u.transcript = join_words(&u.words);
+    }
+    if let (Some(model), Some(score)) = (models.voice.as_deref(), &e.voice_score) {
+        let who = match proto::Role::try_from(u.role) {
+            Ok(proto::Role::Agent) => "agent",
+            _ => "caller",
+        };
+        let text = models
+            .words
+            .as_deref()
+            .filter(|_| !u.transcript.is_empty())
+            .map(|w| w.evidence(&u.transcript));
+        let (emotion, cues) = fuse(model, score, text.as_ref(), who);
+        u.emotion = Some(emotion);
+        u.cues = cues;
+    }
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emotion::features::N_VOICE;
+    use crate::proto::Role;
+
+    /// A caller utterance from `start_ms` to `end_ms` whose audio began 300 ms earlier.
+    fn ended(id: &str, start_ms: u32, end_ms: u32) -> Ended {
+        Ended {
+            prosody: proto::UtteranceProsody {
+                utterance_id: id.into(),
+                start_ms,
+                end_ms,
+                ..Default::default()
+            },
+            utterance: proto::Utterance {
+                utterance_id: id.into(),
+                role: Role::Caller as i32,
+                start_ms,
+                end_ms,
+                ..Default::default()
+            },
+            audio: Vec::new(),
+            audio_start_ms: start_ms - 300,
+            voice: [0.0; N_VOICE],
+            voice_score: None,
+        }
+    }
+
+    fn word(text: &str, start_ms: u32, end_ms: u32) -> Word {
+        Word {
+            text: text.into(),
+            start_ms,
+            end_ms,
+            confidence: 0.9,
+        }
+    }
+
+    fn utterances(events: &[Event]) -> Vec<&proto::Utterance> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Utterance(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn alerts(events: &[Event]) -> usize {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Alert(_)))
+            .count()
+    }
+
+    #[test]
+    fn words_move_to_call_time_and_card_digits_never_leave() {
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let mut out = Vec::new();
+        let words = ["my", "card", "is", "4111", "1111", "1111", "1111", " "]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| word(w, 100 * i as u32, 100 * i as u32 + 80))
+            .collect();
+        f.utterance(
+            ended("u1", 1_000, 2_000),
+            Recognised::Words(words),
+            &mut out,
+        );
+        let u = utterances(&out)[0];
+        // The blank word is dropped; the four groups of digits become one redacted word.
+        assert_eq!(u.words.len(), 4, "{u:?}");
+        assert_eq!(u.words[3].text, "[CARD]");
+        assert_eq!((u.words[0].start_ms, u.words[0].end_ms), (700, 780));
+        assert!(u.transcript.starts_with("my card is"), "{}", u.transcript);
+        assert!(!u.transcript.contains("4111"), "{}", u.transcript);
+        assert!(u.words.iter().all(|w| !w.text.contains("1111")));
+        assert!(u.emotion.is_none(), "no voice model, no emotion");
+    }
+
+    #[test]
+    fn redaction_can_be_turned_off() {
+        let opts = FinishOptions {
+            redact_pii: false,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(opts, Models::default());
+        let mut out = Vec::new();
+        let words = vec![word("4111111111111111", 0, 500)];
+        f.utterance(
+            ended("u1", 1_000, 2_000),
+            Recognised::Words(words),
+            &mut out,
+        );
+        assert_eq!(utterances(&out)[0].transcript, "4111111111111111");
+    }
+
+    #[test]
+    fn no_transcript_means_no_words_and_skips_are_counted() {
+        let opts = FinishOptions {
+            disable_transcript: true,
+            disable_prosody_events: true,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(opts, Models::default());
+        let mut out = Vec::new();
+        let e = ended("u1", 1_000, 2_000);
+        f.prosody(e.prosody.clone(), &mut out);
+        assert!(out.is_empty(), "prosody events were turned off");
+        f.utterance(e, Recognised::Words(vec![word("hello", 0, 100)]), &mut out);
+        f.utterance(ended("u2", 3_000, 4_000), Recognised::Skipped, &mut out);
+        let us = utterances(&out);
+        assert_eq!(us.len(), 2);
+        assert!(us
+            .iter()
+            .all(|u| u.words.is_empty() && u.transcript.is_empty()));
+        let mut s = proto::CallSummary {
+            transcripts_dropped: 1,
+            ..Default::default()
+        };
+        f.summary(&mut s);
+        assert_eq!(s.transcripts_dropped, 2, "the core's count plus the skip");
+    }
+
+    #[test]
+    fn failed_recognition_sends_the_utterance_without_words() {
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let mut out = Vec::new();
+        let e = ended("u1", 1_000, 2_000);
+        f.prosody(e.prosody.clone(), &mut out);
+        f.utterance(e, Recognised::Failed, &mut out);
+        assert!(matches!(out[0], Event::UtteranceProsody(_)));
+        let u = utterances(&out)[0];
+        assert!(u.words.is_empty() && u.transcript.is_empty());
+        let mut s = proto::CallSummary::default();
+        f.summary(&mut s);
+        assert_eq!(s.transcripts_dropped, 0, "a failure is not a skip");
+    }
+
+    #[test]
+    fn alerts_reach_the_summary_even_when_not_sent() {
+        for send_alerts in [true, false] {
+            let opts = FinishOptions {
+                send_alerts,
+                ..FinishOptions::default()
+            };
+            let mut f = Finisher::new(opts, Models::default());
+            let mut out = Vec::new();
+            // Nobody speaks for longer than the long-silence threshold.
+            for ms in (0..=30_000).step_by(1_000) {
+                f.clock(ms, false, &mut out);
+            }
+            assert_eq!(alerts(&out), usize::from(send_alerts), "{out:?}");
+            let mut s = proto::CallSummary::default();
+            f.summary(&mut s);
+            assert_eq!(s.alerts.len(), 1);
+            assert_eq!(s.alerts[0].kind, crate::contact::alerts::LONG_SILENCE);
+        }
+    }
+
+    #[test]
+    fn options_follow_the_clients_call_options() {
+        assert_eq!(
+            FinishOptions::from_call_options(None),
+            FinishOptions::default()
+        );
+        let o = proto::CallOptions {
+            disable_pii_redaction: true,
+            disable_alerts: true,
+            disable_transcript: true,
+            disable_prosody_events: true,
+        };
+        let f = FinishOptions::from_call_options(Some(&o));
+        assert!(!f.redact_pii && !f.send_alerts && f.disable_transcript);
+        assert!(f.disable_prosody_events);
+    }
+}

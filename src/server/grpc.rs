@@ -1,0 +1,324 @@
+//! The `CallAnalyzer` RPCs: each request checked, turned into a call (or a leg of one)
+//! and its events streamed back. Every error goes through [`status`].
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::legs::{Calls, LegRequest};
+use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use super::status::{status, ServerError};
+use super::ServeConfig;
+use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
+use crate::contact::finish::FinishOptions;
+use crate::core::codec;
+use crate::proto::call_analyzer_server::CallAnalyzer;
+use crate::proto::{self, stream_call_request, CallEvent};
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<CallEvent, Status>> + Send>>;
+
+/// The `CallAnalyzer` implementation.
+pub struct Service {
+    analyzer: Analyzer,
+    settings: CallSettings,
+    idle_timeout: Duration,
+    config_timeout: Duration,
+    legs: Arc<Calls>,
+}
+
+impl Service {
+    /// A service over shared analysis resources; `legs` holds the calls of
+    /// joined RTP/AudioSocket legs and shares the cap on calls in flight.
+    pub fn new(analyzer: Analyzer, cfg: &ServeConfig) -> Self {
+        let calls = Arc::new(Semaphore::new(cfg.max_calls));
+        let legs = Calls::new(
+            analyzer.clone(),
+            calls,
+            cfg.max_calls,
+            cfg.legs.clone(),
+            cfg.call.clone(),
+        );
+        Self {
+            analyzer,
+            settings: cfg.call.clone(),
+            idle_timeout: cfg.idle_timeout,
+            config_timeout: cfg.config_timeout,
+            legs,
+        }
+    }
+
+    /// The registry of joined legs (the AudioSocket listener joins through it).
+    pub fn legs(&self) -> Arc<Calls> {
+        self.legs.clone()
+    }
+
+    fn options(
+        &self,
+        o: Option<&proto::CallOptions>,
+        backpressure: AsrBackpressure,
+    ) -> SessionOptions {
+        SessionOptions {
+            settings: self.settings.clone(),
+            backpressure,
+            joining: None,
+            finish: FinishOptions::from_call_options(o),
+        }
+    }
+}
+
+fn call_id_or_new(id: &str) -> String {
+    if id.is_empty() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("call-{t:x}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// The next tick of a live RTP call, or else the idle deadline.
+async fn tick(ticks: &mut Option<tokio::time::Interval>, deadline: tokio::time::Instant) {
+    match ticks {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => tokio::time::sleep_until(deadline).await,
+    }
+}
+
+/// Wraps a call's events as a gRPC stream that holds the call's permit.
+fn into_stream(
+    events: tokio::sync::mpsc::Receiver<Result<CallEvent, CallError>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> EventStream {
+    Box::pin(ReceiverStream::new(events).map(move |r| {
+        let _held = &permit;
+        r.map_err(status)
+    }))
+}
+
+#[tonic::async_trait]
+impl CallAnalyzer for Service {
+    type StreamCallStream = EventStream;
+    type AnalyzeRecordingStream = EventStream;
+    type WatchCallStream = EventStream;
+
+    async fn open_rtp_leg(
+        &self,
+        request: Request<proto::OpenRtpLegRequest>,
+    ) -> Result<Response<proto::OpenRtpLegResponse>, Status> {
+        let r = request.into_inner();
+        check_language(&r.language).map_err(status)?;
+        // The same checks as a StreamCall channel, with the same field names.
+        let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
+            channel_id: 0,
+            role: r.role,
+            encoding: if r.encoding == 0 {
+                proto::Encoding::Mulaw as i32
+            } else {
+                r.encoding
+            },
+            sample_rate_hz: r.sample_rate_hz,
+            rtp_payload_type: r.payload_type,
+            rtp_dtmf_payload_type: r.dtmf_payload_type,
+            jitter_buffer_ms: r.jitter_buffer_ms,
+        })
+        .map_err(status)?;
+        let (channel_id, port) = self
+            .legs
+            .open_rtp_leg(LegRequest {
+                call_id: r.call_id.clone(),
+                role: spec.role,
+                encoding: spec.encoding,
+                sample_rate_hz: spec.sample_rate_hz,
+                rtp: spec.rtp,
+                transport: Transport::RtpUdp,
+                options: r.options.unwrap_or_default(),
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::OpenRtpLegResponse {
+            call_id: r.call_id,
+            channel_id,
+            port: port as u32,
+        }))
+    }
+
+    async fn close_leg(
+        &self,
+        request: Request<proto::CloseLegRequest>,
+    ) -> Result<Response<proto::CloseLegResponse>, Status> {
+        let r = request.into_inner();
+        self.legs.close(&r.call_id, r.channel_id).map_err(status)?;
+        Ok(Response::new(proto::CloseLegResponse {}))
+    }
+
+    async fn watch_call(
+        &self,
+        request: Request<proto::WatchCallRequest>,
+    ) -> Result<Response<Self::WatchCallStream>, Status> {
+        let r = request.into_inner();
+        if r.call_id.is_empty() {
+            return Err(status(ServerError::CallIdRequired));
+        }
+        let call = self.legs.find(&r.call_id).await.map_err(status)?;
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(call.watch()).map(|r| r.map_err(status)),
+        )))
+    }
+
+    async fn stream_call(
+        &self,
+        request: Request<Streaming<proto::StreamCallRequest>>,
+    ) -> Result<Response<Self::StreamCallStream>, Status> {
+        let permit = self.legs.permit().map_err(status)?;
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(self.config_timeout, inbound.message())
+            .await
+            .map_err(|_| {
+                status(ServerError::ConfigTimeout {
+                    secs: self.config_timeout.as_secs(),
+                })
+            })?
+            .map_err(|s| status(ServerError::Stream(s)))?
+            .ok_or_else(|| status(ServerError::NoConfig))?;
+        let cfg = match first.request {
+            Some(stream_call_request::Request::Config(c)) => c,
+            _ => return Err(status(CallError::ConfigFirst)),
+        };
+        check_language(&cfg.language).map_err(status)?;
+        let specs = cfg
+            .channels
+            .iter()
+            .map(ChannelSpec::from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
+        let opts = self.options(cfg.options.as_ref(), AsrBackpressure::Drop);
+        let (handle, events) = self
+            .analyzer
+            .start_call(call_id_or_new(&cfg.call_id), &specs, opts)
+            .map_err(status)?;
+        let idle = self.idle_timeout;
+        tokio::spawn(async move {
+            // Once RTP flows, the jitter buffers are told the time every
+            // TICK, so held packets play out while no message comes.
+            let mut ticks: Option<tokio::time::Interval> = None;
+            let mut last_message = tokio::time::Instant::now();
+            loop {
+                let next = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = tick(&mut ticks, last_message + idle) => {
+                        if last_message.elapsed() >= idle {
+                            let secs = idle.as_secs();
+                            let _ = handle
+                                .input
+                                .send(Input::Fail(CallError::IdleTimeout { secs }))
+                                .await;
+                            return;
+                        }
+                        if handle.input.send(Input::Tick { now_ms: session::now_ms() }).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                last_message = tokio::time::Instant::now();
+                let input = match next {
+                    Ok(Some(m)) => match m.request {
+                        Some(stream_call_request::Request::Audio(a)) => Input::Audio {
+                            channel_id: a.channel_id,
+                            data: a.data,
+                        },
+                        Some(stream_call_request::Request::Config(_)) => {
+                            Input::Fail(CallError::ConfigTwice)
+                        }
+                        Some(stream_call_request::Request::Rtp(r)) => {
+                            ticks.get_or_insert_with(|| {
+                                let mut i = tokio::time::interval(TICK);
+                                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                                i
+                            });
+                            Input::Rtp {
+                                channel_id: r.channel_id,
+                                now_ms: session::now_ms(),
+                                packet: r.packet,
+                            }
+                        }
+                        None => Input::Fail(CallError::EmptyMessage),
+                    },
+                    // Half-close: the call ended normally.
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::info!(error = %e, "client stream broke off: call aborted");
+                        handle.abort();
+                        return;
+                    }
+                };
+                let fail = matches!(input, Input::Fail(_));
+                if handle.input.send(input).await.is_err() || fail {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(into_stream(events, permit)))
+    }
+
+    async fn analyze_recording(
+        &self,
+        request: Request<proto::AnalyzeRecordingRequest>,
+    ) -> Result<Response<Self::AnalyzeRecordingStream>, Status> {
+        let permit = self.legs.permit().map_err(status)?;
+        let req = request.into_inner();
+        check_language(&req.language).map_err(status)?;
+        let (rate, channels) = match req.audio {
+            Some(proto::analyze_recording_request::Audio::Wav(bytes)) => {
+                let wav = codec::wav::parse_wav(&bytes).map_err(status)?;
+                (wav.sample_rate, wav.samples)
+            }
+            Some(proto::analyze_recording_request::Audio::Raw(raw)) => {
+                decode_raw(&raw).map_err(status)?
+            }
+            None => return Err(status(ServerError::NoRecording)),
+        };
+        let left = proto::Role::try_from(req.left_role).unwrap_or(proto::Role::Unspecified);
+        let specs = session::recording_channels(channels.len(), rate, left);
+        let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
+        let (handle, events) = self
+            .analyzer
+            .start_call(call_id_or_new(&req.call_id), &specs, opts)
+            .map_err(status)?;
+        tokio::spawn(session::feed_recording(handle, channels, rate));
+        Ok(Response::new(into_stream(events, permit)))
+    }
+}
+
+/// Decodes a raw recording into per-channel samples.
+fn decode_raw(raw: &proto::RawAudio) -> Result<(u32, Vec<Vec<f32>>), CallError> {
+    let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
+        channel_id: 0,
+        role: 0,
+        encoding: raw.encoding,
+        sample_rate_hz: raw.sample_rate_hz,
+        ..Default::default()
+    })?;
+    let n = raw.channels.max(1) as usize;
+    if n > crate::call::MAX_CHANNELS {
+        return Err(CallError::TooManyChannels {
+            max: crate::call::MAX_CHANNELS,
+            got: n,
+        });
+    }
+    let mut interleaved = Vec::new();
+    codec::Decoder::new(spec.encoding).decode_into(&raw.data, &mut interleaved);
+    let mut channels = vec![Vec::with_capacity(interleaved.len() / n); n];
+    for (i, s) in interleaved.into_iter().enumerate() {
+        channels[i % n].push(s);
+    }
+    Ok((spec.sample_rate_hz, channels))
+}

@@ -1,0 +1,167 @@
+//! The one place where an error becomes a gRPC `Status`.
+//!
+//! The shell's operations return [`ServerError`], typed, with the context in its
+//! variants; the core's [`CallError`]s ride inside it. [`status`] picks the code and the
+//! message for every one of them, so that a client reads the same code for the same
+//! fault on every RPC and transport.
+use tonic::Status;
+
+use crate::call::CallError;
+use crate::core::codec::WavError;
+
+/// Errors of the service's requests: all are fatal for the request (or the call) they
+/// end, none for the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The call itself is wrong or broken (config, audio, limits).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The cap on calls in flight is reached.
+    #[error("{max} calls are in flight, the limit: retry later")]
+    CallsInFlight { max: usize },
+    /// A `StreamCall` sent no config in time.
+    #[error("no config within {secs} s of opening the stream")]
+    ConfigTimeout { secs: u64 },
+    /// A `StreamCall` ended before its config.
+    #[error("the stream ended before its config")]
+    NoConfig,
+    /// An RPC that names a call got no call id.
+    #[error("call_id: required")]
+    CallIdRequired,
+    /// A leg (RTP, AudioSocket) got no call id to join.
+    #[error("call_id: required to join legs")]
+    CallIdRequiredToJoin,
+    /// `AnalyzeRecording` without audio.
+    #[error("audio: a wav or raw recording is required")]
+    NoRecording,
+    /// `AnalyzeRecording`'s WAV bytes do not parse.
+    #[error("audio: {0}")]
+    BadWav(#[from] WavError),
+    /// A call already has as many legs as it may.
+    #[error("call {call_id}: at most {max} legs per call")]
+    TooManyLegs { call_id: String, max: usize },
+    /// The call ended while a leg was joining it.
+    #[error("call {call_id} ended while the leg joined")]
+    EndedWhileJoining { call_id: String },
+    /// No live or recently ended call has this id.
+    #[error("no call {call_id:?}")]
+    NoCall { call_id: String },
+    /// The call has no open leg with this channel id.
+    #[error("call {call_id:?} has no open leg {channel_id}")]
+    NoOpenLeg { call_id: String, channel_id: u32 },
+    /// `WatchCall` waited for a call id that got no leg in time.
+    #[error("no call {call_id:?} (none started within {secs} s)")]
+    NotStarted { call_id: String, secs: u64 },
+    /// Every even UDP port of the RTP range is taken.
+    #[error("no free even UDP port in {lo}-{hi} for an RTP leg")]
+    NoFreePort { lo: u32, hi: u32 },
+    /// The client's own stream failed (bad protobuf, a message over the limit, a
+    /// transport error): tonic's status, passed on as it is.
+    #[error("{}", .0.message())]
+    Stream(Status),
+}
+
+/// Maps every error a client can cause to its gRPC status: the one place that does.
+pub fn status(e: impl Into<ServerError>) -> Status {
+    let e = e.into();
+    let msg = e.to_string();
+    match e {
+        ServerError::Call(c) => match c {
+            CallError::CallTooLong { .. } => Status::resource_exhausted(msg),
+            CallError::IdleTimeout { .. } => Status::deadline_exceeded(msg),
+            CallError::ConfigFirst
+            | CallError::ConfigTwice
+            | CallError::EmptyMessage
+            | CallError::NoChannels
+            | CallError::TooManyChannels { .. }
+            | CallError::DuplicateChannel(_)
+            | CallError::UnspecifiedEncoding { .. }
+            | CallError::BadSampleRate { .. }
+            | CallError::UnsupportedLanguage(_)
+            | CallError::UnknownChannel(_)
+            | CallError::BadRtpConfig { .. }
+            | CallError::MixedInput { .. }
+            | CallError::ChannelEnded(_)
+            | CallError::Resample { .. } => Status::invalid_argument(msg),
+        },
+        ServerError::CallsInFlight { .. }
+        | ServerError::TooManyLegs { .. }
+        | ServerError::NoFreePort { .. } => Status::resource_exhausted(msg),
+        ServerError::ConfigTimeout { .. } => Status::deadline_exceeded(msg),
+        ServerError::NoConfig
+        | ServerError::CallIdRequired
+        | ServerError::CallIdRequiredToJoin
+        | ServerError::NoRecording
+        | ServerError::BadWav(_) => Status::invalid_argument(msg),
+        ServerError::EndedWhileJoining { .. } => Status::unavailable(msg),
+        ServerError::NoCall { .. }
+        | ServerError::NoOpenLeg { .. }
+        | ServerError::NotStarted { .. } => Status::not_found(msg),
+        ServerError::Stream(s) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn codes_follow_the_fault() {
+        let cases: Vec<(ServerError, Code)> = vec![
+            (
+                CallError::CallTooLong { max_ms: 1 }.into(),
+                Code::ResourceExhausted,
+            ),
+            (
+                CallError::IdleTimeout { secs: 2 }.into(),
+                Code::DeadlineExceeded,
+            ),
+            (CallError::ConfigTwice.into(), Code::InvalidArgument),
+            (
+                ServerError::CallsInFlight { max: 3 },
+                Code::ResourceExhausted,
+            ),
+            (
+                ServerError::ConfigTimeout { secs: 10 },
+                Code::DeadlineExceeded,
+            ),
+            (ServerError::NoRecording, Code::InvalidArgument),
+            (WavError::NoFmtChunk.into(), Code::InvalidArgument),
+            (
+                ServerError::EndedWhileJoining {
+                    call_id: "c".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                ServerError::NotStarted {
+                    call_id: "c".into(),
+                    secs: 10,
+                },
+                Code::NotFound,
+            ),
+            (
+                ServerError::Stream(Status::out_of_range("too big")),
+                Code::OutOfRange,
+            ),
+        ];
+        for (e, code) in cases {
+            let text = e.to_string();
+            let s = status(e);
+            assert_eq!(s.code(), code, "{text}");
+            assert_eq!(s.message(), text);
+        }
+    }
+
+    #[test]
+    fn messages_name_the_limit() {
+        let s = status(ServerError::CallsInFlight { max: 64 });
+        assert_eq!(
+            s.message(),
+            "64 calls are in flight, the limit: retry later"
+        );
+        let s = status(WavError::NoDataChunk);
+        assert_eq!(s.message(), "audio: no data chunk");
+    }
+}
