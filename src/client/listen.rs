@@ -8,15 +8,19 @@
 //!   the device, its callback only copies samples into a bounded queue (never blocking the
 //!   audio thread; what does not fit is counted and later replaced by silence so the call's
 //!   timeline stays true), and an async task feeds the adapter and the gRPC stream.
+//!
+//! The cpal half (`Microphone`, `list_inputs`, `host_name`) is built only with the default
+//! `listen` feature; the adapter and [`pump`] (fed by any source of [`Captured`] buffers)
+//! always are.
 
 use std::future::Future;
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use tokio::sync::mpsc;
 
+use crate::client::stream::audio_request;
 use crate::core::codec;
 use crate::core::dsp::resample::{ResampleError, Resampler};
-use crate::proto::{self, stream_call_request, StreamCallRequest};
+use crate::proto::StreamCallRequest;
 use crate::SAMPLE_RATE;
 
 /// Length of one chunk sent to the server, ms.
@@ -224,292 +228,304 @@ pub enum Captured {
     },
 }
 
-/// An input device, opened with a configuration the adapter takes.
-pub struct Microphone {
-    device: cpal::Device,
-    config: cpal::SupportedStreamConfig,
-    name: String,
-}
+/// The cpal shell, only with the `listen` feature (cpal needs ALSA's headers on Linux).
+#[cfg(feature = "listen")]
+mod device {
+    use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+    use tokio::sync::mpsc;
 
-impl std::fmt::Debug for Microphone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.describe())
-    }
-}
+    use super::{Captured, InputSample, ListenError, MAX_RATE_HZ, MIN_RATE_HZ};
 
-/// One line about a configuration: rate, channels, sample format.
-fn config_line(c: &cpal::SupportedStreamConfig) -> String {
-    format!(
-        "{} Hz, {} ch, {}",
-        c.sample_rate().0,
-        c.channels(),
-        c.sample_format()
-    )
-}
-
-fn takes_format(f: cpal::SampleFormat) -> bool {
-    use cpal::SampleFormat as F;
-    matches!(f, F::F32 | F::I16 | F::U16 | F::I32)
-}
-
-fn device_name(d: &cpal::Device) -> String {
-    d.name().unwrap_or_else(|_| "(unnamed)".into())
-}
-
-/// Runs `f` with stderr (fd 2) pointed at /dev/null, unless debug logging is on.
-///
-/// alsa-lib prints its own diagnostics on stderr for every failed probe: a machine
-/// without a sound card gets a dozen lines for one look at the default device, and a
-/// device listing dozens more. callmood reports what went wrong in one line of its own
-/// (with cpal's error). Other threads' stderr is silenced too for the moment, so this
-/// wraps only device probing and opening; `RUST_LOG=debug` shows alsa-lib's lines.
-fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    #[cfg(unix)]
-    let _restore = if tracing::enabled!(tracing::Level::DEBUG) {
-        None
-    } else {
-        silence_stderr()
-    };
-    f()
-}
-
-/// Puts back the saved stderr when dropped.
-#[cfg(unix)]
-struct RestoreStderr(std::os::fd::OwnedFd);
-
-#[cfg(unix)]
-impl Drop for RestoreStderr {
-    fn drop(&mut self) {
-        let _ = rustix::stdio::dup2_stderr(&self.0);
-    }
-}
-
-#[cfg(unix)]
-fn silence_stderr() -> Option<RestoreStderr> {
-    use std::os::fd::AsFd;
-    let saved = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .ok()?;
-    rustix::stdio::dup2_stderr(&null).ok()?;
-    Some(RestoreStderr(saved))
-}
-
-/// The cpal host's name, e.g. `ALSA`.
-pub fn host_name() -> &'static str {
-    cpal::default_host().id().name()
-}
-
-/// An input device as `--list-devices` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InputInfo {
-    /// The device's name (what `--device` matches).
-    pub name: String,
-    /// Its default input configuration, or why it has none.
-    pub default_config: Result<String, String>,
-    /// Whether it is the system's default input.
-    pub is_default: bool,
-}
-
-/// The input devices of the default cpal host.
-pub fn list_inputs() -> Result<Vec<InputInfo>, ListenError> {
-    quietly(list_inputs_loudly)
-}
-
-fn list_inputs_loudly() -> Result<Vec<InputInfo>, ListenError> {
-    let host = cpal::default_host();
-    let default = host.default_input_device().map(|d| device_name(&d));
-    let devices = host.input_devices().map_err(|e| ListenError::Device {
-        device: format!("(cpal host {})", host.id().name()),
-        message: e.to_string(),
-    })?;
-    Ok(devices
-        .map(|d| {
-            let name = device_name(&d);
-            InputInfo {
-                is_default: default.as_deref() == Some(name.as_str()),
-                default_config: d
-                    .default_input_config()
-                    .map(|c| config_line(&c))
-                    .map_err(|e| e.to_string()),
-                name,
-            }
-        })
-        .collect())
-}
-
-impl Microphone {
-    /// Opens the default input, or the input whose name is `name` (or, failing an exact
-    /// match, the only one whose name contains it, ignoring case).
-    pub fn open(name: Option<&str>) -> Result<Self, ListenError> {
-        quietly(|| Self::open_loudly(name))
+    /// An input device, opened with a configuration the adapter takes.
+    pub struct Microphone {
+        device: cpal::Device,
+        config: cpal::SupportedStreamConfig,
+        name: String,
     }
 
-    fn open_loudly(name: Option<&str>) -> Result<Self, ListenError> {
-        let host = cpal::default_host();
-        let host_name = host.id().name();
-        let device = match name {
-            None => host
-                .default_input_device()
-                .ok_or(ListenError::NoDevice { host: host_name })?,
-            Some(want) => find_device(&host, want)?,
-        };
-        let dev_name = device_name(&device);
-        let config = match device.default_input_config() {
-            Ok(c) => c,
-            // The default device of a machine with no sound card exists in name only.
-            Err(_) if name.is_none() => return Err(ListenError::NoDevice { host: host_name }),
-            Err(e) => {
-                return Err(ListenError::Device {
-                    device: dev_name,
-                    message: e.to_string(),
-                })
-            }
-        };
-        let offered = config_line(&config);
-        let config = choose_config(&device, config).ok_or(ListenError::Unsupported {
-            device: dev_name.clone(),
-            offered,
-        })?;
-        Ok(Self {
-            device,
-            config,
-            name: dev_name,
-        })
-    }
-
-    /// The device's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Capture rate, Hz.
-    pub fn rate_hz(&self) -> u32 {
-        self.config.sample_rate().0
-    }
-
-    /// Interleaved channels captured.
-    pub fn channels(&self) -> u16 {
-        self.config.channels()
-    }
-
-    /// `NAME (48000 Hz, 2 ch, f32)`.
-    pub fn describe(&self) -> String {
-        format!("{} ({})", self.name, config_line(&self.config))
-    }
-
-    /// Starts capturing. Each callback's samples go to `tx` without waiting; when the
-    /// queue is full they are dropped, and the next buffer sent says how many were lost
-    /// before it. The capture runs until the returned stream is dropped.
-    pub fn start(&self, tx: mpsc::Sender<Captured>) -> Result<cpal::Stream, ListenError> {
-        quietly(|| self.start_loudly(tx))
-    }
-
-    fn start_loudly(&self, tx: mpsc::Sender<Captured>) -> Result<cpal::Stream, ListenError> {
-        use cpal::SampleFormat as F;
-        let stream = match self.config.sample_format() {
-            F::F32 => self.build::<f32>(tx),
-            F::I16 => self.build::<i16>(tx),
-            F::U16 => self.build::<u16>(tx),
-            F::I32 => self.build::<i32>(tx),
-            other => {
-                return Err(ListenError::Unsupported {
-                    device: self.name.clone(),
-                    offered: format!("{other} samples"),
-                })
-            }
-        }
-        .map_err(|e| self.error(e))?;
-        stream.play().map_err(|e| self.error(e))?;
-        Ok(stream)
-    }
-
-    fn error(&self, e: impl std::fmt::Display) -> ListenError {
-        ListenError::Device {
-            device: self.name.clone(),
-            message: e.to_string(),
+    impl std::fmt::Debug for Microphone {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.describe())
         }
     }
 
-    fn build<S: InputSample + cpal::SizedSample>(
-        &self,
-        tx: mpsc::Sender<Captured>,
-    ) -> Result<cpal::Stream, cpal::BuildStreamError> {
-        let err_tx = tx.clone();
-        let mut lost = 0u64;
-        self.device.build_input_stream(
-            &self.config.config(),
-            move |data: &[S], _: &cpal::InputCallbackInfo| {
-                // The audio thread must not wait: a full queue drops this buffer.
-                let samples = data.iter().map(|&s| s.to_f32()).collect();
-                let msg = Captured::Samples {
-                    samples,
-                    lost_before: lost,
-                };
-                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
-                    lost += data.len() as u64;
-                }
-            },
-            move |e| {
-                let fatal = matches!(e, cpal::StreamError::DeviceNotAvailable);
-                let _ = err_tx.try_send(Captured::Error {
-                    message: e.to_string(),
-                    fatal,
-                });
-            },
-            None,
+    /// One line about a configuration: rate, channels, sample format.
+    fn config_line(c: &cpal::SupportedStreamConfig) -> String {
+        format!(
+            "{} Hz, {} ch, {}",
+            c.sample_rate().0,
+            c.channels(),
+            c.sample_format()
         )
     }
-}
 
-fn find_device(host: &cpal::Host, want: &str) -> Result<cpal::Device, ListenError> {
-    let not_found = || ListenError::NoSuchDevice {
-        name: want.to_string(),
-        host: host.id().name(),
-    };
-    let mut devices: Vec<(String, cpal::Device)> = host
-        .input_devices()
-        .map_err(|e| ListenError::Device {
-            device: want.to_string(),
+    fn takes_format(f: cpal::SampleFormat) -> bool {
+        use cpal::SampleFormat as F;
+        matches!(f, F::F32 | F::I16 | F::U16 | F::I32)
+    }
+
+    fn device_name(d: &cpal::Device) -> String {
+        d.name().unwrap_or_else(|_| "(unnamed)".into())
+    }
+
+    /// Runs `f` with stderr (fd 2) pointed at /dev/null, unless debug logging is on.
+    ///
+    /// alsa-lib prints its own diagnostics on stderr for every failed probe: a machine
+    /// without a sound card gets a dozen lines for one look at the default device, and a
+    /// device listing dozens more. callmood reports what went wrong in one line of its own
+    /// (with cpal's error). Other threads' stderr is silenced too for the moment, so this
+    /// wraps only device probing and opening; `RUST_LOG=debug` shows alsa-lib's lines.
+    fn quietly<T>(f: impl FnOnce() -> T) -> T {
+        #[cfg(unix)]
+        let _restore = if tracing::enabled!(tracing::Level::DEBUG) {
+            None
+        } else {
+            silence_stderr()
+        };
+        f()
+    }
+
+    /// Puts back the saved stderr when dropped.
+    #[cfg(unix)]
+    struct RestoreStderr(std::os::fd::OwnedFd);
+
+    #[cfg(unix)]
+    impl Drop for RestoreStderr {
+        fn drop(&mut self) {
+            let _ = rustix::stdio::dup2_stderr(&self.0);
+        }
+    }
+
+    #[cfg(unix)]
+    fn silence_stderr() -> Option<RestoreStderr> {
+        use std::os::fd::AsFd;
+        let saved = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok()?;
+        rustix::stdio::dup2_stderr(&null).ok()?;
+        Some(RestoreStderr(saved))
+    }
+
+    /// The cpal host's name, e.g. `ALSA`.
+    pub fn host_name() -> &'static str {
+        cpal::default_host().id().name()
+    }
+
+    /// An input device as `--list-devices` shows it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct InputInfo {
+        /// The device's name (what `--device` matches).
+        pub name: String,
+        /// Its default input configuration, or why it has none.
+        pub default_config: Result<String, String>,
+        /// Whether it is the system's default input.
+        pub is_default: bool,
+    }
+
+    /// The input devices of the default cpal host.
+    pub fn list_inputs() -> Result<Vec<InputInfo>, ListenError> {
+        quietly(list_inputs_loudly)
+    }
+
+    fn list_inputs_loudly() -> Result<Vec<InputInfo>, ListenError> {
+        let host = cpal::default_host();
+        let default = host.default_input_device().map(|d| device_name(&d));
+        let devices = host.input_devices().map_err(|e| ListenError::Device {
+            device: format!("(cpal host {})", host.id().name()),
             message: e.to_string(),
-        })?
-        .map(|d| (device_name(&d), d))
-        .collect();
-    if let Some(i) = devices.iter().position(|(n, _)| n == want) {
-        return Ok(devices.swap_remove(i).1);
+        })?;
+        Ok(devices
+            .map(|d| {
+                let name = device_name(&d);
+                InputInfo {
+                    is_default: default.as_deref() == Some(name.as_str()),
+                    default_config: d
+                        .default_input_config()
+                        .map(|c| config_line(&c))
+                        .map_err(|e| e.to_string()),
+                    name,
+                }
+            })
+            .collect())
     }
-    let lower = want.to_lowercase();
-    devices.retain(|(n, _)| n.to_lowercase().contains(&lower));
-    if devices.len() > 1 {
-        let names: Vec<&str> = devices.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(ListenError::Ambiguous {
+
+    impl Microphone {
+        /// Opens the default input, or the input whose name is `name` (or, failing an exact
+        /// match, the only one whose name contains it, ignoring case).
+        pub fn open(name: Option<&str>) -> Result<Self, ListenError> {
+            quietly(|| Self::open_loudly(name))
+        }
+
+        fn open_loudly(name: Option<&str>) -> Result<Self, ListenError> {
+            let host = cpal::default_host();
+            let host_name = host.id().name();
+            let device = match name {
+                None => host
+                    .default_input_device()
+                    .ok_or(ListenError::NoDevice { host: host_name })?,
+                Some(want) => find_device(&host, want)?,
+            };
+            let dev_name = device_name(&device);
+            let config = match device.default_input_config() {
+                Ok(c) => c,
+                // The default device of a machine with no sound card exists in name only.
+                Err(_) if name.is_none() => return Err(ListenError::NoDevice { host: host_name }),
+                Err(e) => {
+                    return Err(ListenError::Device {
+                        device: dev_name,
+                        message: e.to_string(),
+                    })
+                }
+            };
+            let offered = config_line(&config);
+            let config = choose_config(&device, config).ok_or(ListenError::Unsupported {
+                device: dev_name.clone(),
+                offered,
+            })?;
+            Ok(Self {
+                device,
+                config,
+                name: dev_name,
+            })
+        }
+
+        /// The device's name.
+        pub fn name(&self) -> &str {
+            &self.name
+        }
+
+        /// Capture rate, Hz.
+        pub fn rate_hz(&self) -> u32 {
+            self.config.sample_rate().0
+        }
+
+        /// Interleaved channels captured.
+        pub fn channels(&self) -> u16 {
+            self.config.channels()
+        }
+
+        /// `NAME (48000 Hz, 2 ch, f32)`.
+        pub fn describe(&self) -> String {
+            format!("{} ({})", self.name, config_line(&self.config))
+        }
+
+        /// Starts capturing. Each callback's samples go to `tx` without waiting; when the
+        /// queue is full they are dropped, and the next buffer sent says how many were lost
+        /// before it. The capture runs until the returned stream is dropped.
+        pub fn start(&self, tx: mpsc::Sender<Captured>) -> Result<cpal::Stream, ListenError> {
+            quietly(|| self.start_loudly(tx))
+        }
+
+        fn start_loudly(&self, tx: mpsc::Sender<Captured>) -> Result<cpal::Stream, ListenError> {
+            use cpal::SampleFormat as F;
+            let stream = match self.config.sample_format() {
+                F::F32 => self.build::<f32>(tx),
+                F::I16 => self.build::<i16>(tx),
+                F::U16 => self.build::<u16>(tx),
+                F::I32 => self.build::<i32>(tx),
+                other => {
+                    return Err(ListenError::Unsupported {
+                        device: self.name.clone(),
+                        offered: format!("{other} samples"),
+                    })
+                }
+            }
+            .map_err(|e| self.error(e))?;
+            stream.play().map_err(|e| self.error(e))?;
+            Ok(stream)
+        }
+
+        fn error(&self, e: impl std::fmt::Display) -> ListenError {
+            ListenError::Device {
+                device: self.name.clone(),
+                message: e.to_string(),
+            }
+        }
+
+        fn build<S: InputSample + cpal::SizedSample>(
+            &self,
+            tx: mpsc::Sender<Captured>,
+        ) -> Result<cpal::Stream, cpal::BuildStreamError> {
+            let err_tx = tx.clone();
+            let mut lost = 0u64;
+            self.device.build_input_stream(
+                &self.config.config(),
+                move |data: &[S], _: &cpal::InputCallbackInfo| {
+                    // The audio thread must not wait: a full queue drops this buffer.
+                    let samples = data.iter().map(|&s| s.to_f32()).collect();
+                    let msg = Captured::Samples {
+                        samples,
+                        lost_before: lost,
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+                        lost += data.len() as u64;
+                    }
+                },
+                move |e| {
+                    let fatal = matches!(e, cpal::StreamError::DeviceNotAvailable);
+                    let _ = err_tx.try_send(Captured::Error {
+                        message: e.to_string(),
+                        fatal,
+                    });
+                },
+                None,
+            )
+        }
+    }
+
+    fn find_device(host: &cpal::Host, want: &str) -> Result<cpal::Device, ListenError> {
+        let not_found = || ListenError::NoSuchDevice {
             name: want.to_string(),
-            matches: names.join(", "),
-        });
+            host: host.id().name(),
+        };
+        let mut devices: Vec<(String, cpal::Device)> = host
+            .input_devices()
+            .map_err(|e| ListenError::Device {
+                device: want.to_string(),
+                message: e.to_string(),
+            })?
+            .map(|d| (device_name(&d), d))
+            .collect();
+        if let Some(i) = devices.iter().position(|(n, _)| n == want) {
+            return Ok(devices.swap_remove(i).1);
+        }
+        let lower = want.to_lowercase();
+        devices.retain(|(n, _)| n.to_lowercase().contains(&lower));
+        if devices.len() > 1 {
+            let names: Vec<&str> = devices.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(ListenError::Ambiguous {
+                name: want.to_string(),
+                matches: names.join(", "),
+            });
+        }
+        devices.pop().map(|(_, d)| d).ok_or_else(not_found)
     }
-    devices.pop().map(|(_, d)| d).ok_or_else(not_found)
+
+    /// The device's default configuration if the adapter takes it; else one of its ranges at
+    /// 48, 44.1 or 16 kHz in a format it takes (e.g. for a 96 kHz default).
+    fn choose_config(
+        device: &cpal::Device,
+        default: cpal::SupportedStreamConfig,
+    ) -> Option<cpal::SupportedStreamConfig> {
+        let rate_ok = |r: u32| (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&r);
+        if takes_format(default.sample_format()) && rate_ok(default.sample_rate().0) {
+            return Some(default);
+        }
+        let ranges: Vec<_> = device.supported_input_configs().ok()?.collect();
+        [48_000, 44_100, 16_000].into_iter().find_map(|rate| {
+            ranges
+                .iter()
+                .filter(|r| takes_format(r.sample_format()))
+                .find(|r| r.min_sample_rate().0 <= rate && rate <= r.max_sample_rate().0)
+                .map(|r| r.with_sample_rate(cpal::SampleRate(rate)))
+        })
+    }
 }
 
-/// The device's default configuration if the adapter takes it; else one of its ranges at
-/// 48, 44.1 or 16 kHz in a format it takes (e.g. for a 96 kHz default).
-fn choose_config(
-    device: &cpal::Device,
-    default: cpal::SupportedStreamConfig,
-) -> Option<cpal::SupportedStreamConfig> {
-    let rate_ok = |r: u32| (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&r);
-    if takes_format(default.sample_format()) && rate_ok(default.sample_rate().0) {
-        return Some(default);
-    }
-    let ranges: Vec<_> = device.supported_input_configs().ok()?.collect();
-    [48_000, 44_100, 16_000].into_iter().find_map(|rate| {
-        ranges
-            .iter()
-            .filter(|r| takes_format(r.sample_format()))
-            .find(|r| r.min_sample_rate().0 <= rate && rate <= r.max_sample_rate().0)
-            .map(|r| r.with_sample_rate(cpal::SampleRate(rate)))
-    })
-}
+#[cfg(feature = "listen")]
+pub use device::{host_name, list_inputs, InputInfo, Microphone};
 
 /// How [`pump`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -595,13 +611,11 @@ async fn send_chunks(
     chunks: &mut Vec<Vec<u8>>,
 ) -> bool {
     for data in chunks.drain(..) {
-        let msg = StreamCallRequest {
-            request: Some(stream_call_request::Request::Audio(proto::AudioChunk {
-                channel_id,
-                data,
-            })),
-        };
-        if requests.send(msg).await.is_err() {
+        if requests
+            .send(audio_request(channel_id, data))
+            .await
+            .is_err()
+        {
             return false;
         }
     }
@@ -611,6 +625,7 @@ async fn send_chunks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::stream_call_request;
     use std::f64::consts::PI;
 
     /// `secs` of a 440 Hz sine at `rate`, amplitude 0.5, on every one of `channels`.

@@ -1,65 +1,178 @@
 //! `callmood loadtest`: many live calls at once against a running server, each sent at
-//! real-time pace, with every event timed against the audio it answers. This module holds
-//! the sans-I/O parts (the calls' audio, the figures); the CLI drives the gRPC calls.
+//! real-time pace, with every event timed against the audio it answers.
+//!
+//! [`plan`] (where each call starts in its recording, its audio and config) and the
+//! figures ([`Latency`], [`LoadReport`]) are sans-I/O; [`run`] drives the calls over gRPC
+//! with the [`stream`](crate::client::stream) client.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
-/// One call's audio as it goes on the wire: per tick (one chunk of `chunk_ms`), the bytes of
-/// each channel in its own encoding.
+use crate::client::stream::{self, call_audio, CallAudio, WireChannels};
+use crate::core::codec::wav::WavAudio;
+use crate::proto::{self, StreamCallRequest};
+
+/// Calls at once unless told otherwise.
+pub const DEFAULT_CALLS: usize = 4;
+/// The p95 delay from the end of an utterance's speech to its full result within which a
+/// server is said to keep up, unless told otherwise, ms.
+pub const DEFAULT_MAX_DELAY_MS: u32 = 5000;
+
+/// One call of a load test, ready to send.
 #[derive(Clone, Debug)]
-pub struct CallAudio {
-    /// `ticks[k][channel]`: the bytes sent at tick `k + 1`, covering audio
-    /// `k * chunk_ms .. (k + 1) * chunk_ms`.
-    pub ticks: Vec<Vec<Vec<u8>>>,
-    /// Length of the audio, ms.
-    pub duration_ms: u64,
+pub struct PlannedCall {
+    /// Its first message (`CallConfig`).
+    pub config: StreamCallRequest,
+    /// Its audio, chunk by chunk.
+    pub audio: CallAudio,
 }
 
-/// Splits a recording's channels (already in their wire encoding, `bytes_per_frame` bytes a
-/// frame at `rate_hz`) into chunks of `chunk_ms`, starting `start_frame` frames in and
-/// wrapping around to the beginning, so that calls started together are at different
-/// places of the recording.
-pub fn call_audio(
-    channels: &[Vec<u8>],
-    bytes_per_frame: usize,
-    rate_hz: u32,
+/// Plans `calls` calls over `recordings`: call k plays recording k modulo their number
+/// (stereo: caller left, agent right), in the recording's own encoding, cut in chunks of
+/// `chunk_ms`, with id `{id_prefix}-{k}` and `options`. The calls that play the same
+/// recording are spread over it ([`start_frame`]). Each recording is encoded and
+/// measured once, whatever number of calls play it.
+pub fn plan(
+    recordings: &[WavAudio],
+    calls: usize,
     chunk_ms: u32,
-    start_frame: usize,
-) -> CallAudio {
-    let frames = channels
+    options: proto::CallOptions,
+    id_prefix: &str,
+) -> Vec<PlannedCall> {
+    let prepared: Vec<(WireChannels, Vec<f32>)> = recordings
         .iter()
-        .map(|c| c.len() / bytes_per_frame)
-        .max()
-        .unwrap_or(0);
-    let chunk = (rate_hz as usize * chunk_ms as usize / 1000).max(1);
-    let start = if frames == 0 { 0 } else { start_frame % frames };
-    let mut ticks = Vec::with_capacity(frames.div_ceil(chunk));
-    let mut pos = 0;
-    while pos < frames {
-        let n = chunk.min(frames - pos);
-        let tick = channels
-            .iter()
-            .map(|c| {
-                let mut out = Vec::with_capacity(n * bytes_per_frame);
-                for f in pos..pos + n {
-                    let at = ((start + f) % frames) * bytes_per_frame;
-                    // A channel shorter than the longest is padded with silence-sized zeros
-                    // (never read past its end).
-                    match c.get(at..at + bytes_per_frame) {
-                        Some(b) => out.extend_from_slice(b),
-                        None => out.extend(std::iter::repeat_n(0, bytes_per_frame)),
-                    }
+        .map(|wav| {
+            let level: Vec<f32> = wav
+                .samples
+                .iter()
+                .map(|ch| levels(ch, wav.sample_rate))
+                .reduce(|a, b| a.iter().zip(b).map(|(x, y)| x.max(y)).collect())
+                .unwrap_or_default();
+            (WireChannels::of(wav, proto::Role::Caller), level)
+        })
+        .collect();
+    let n = recordings.len();
+    (0..if n == 0 { 0 } else { calls })
+        .map(|k| {
+            let f = k % n;
+            let (wav, (wire, level)) = (&recordings[f], &prepared[f]);
+            // The calls that play the same file are spread over it: this is the j-th of m.
+            let (j, m) = (k / n, (calls - f).div_ceil(n));
+            let start = start_frame(j, m, wav.frames(), wav.sample_rate, level);
+            let audio = call_audio(
+                &wire.bytes,
+                wire.bytes_per_frame,
+                wav.sample_rate,
+                chunk_ms,
+                start,
+            );
+            let config = stream::config_request(
+                format!("{id_prefix}-{k}"),
+                wire.configs.clone(),
+                Some(options),
+            );
+            PlannedCall { config, audio }
+        })
+        .collect()
+}
+
+/// Runs every planned call against `server` at once, each at real-time pace, and returns
+/// what each saw, in plan order. Fails only if a call's task panicked.
+pub async fn run(
+    server: &str,
+    calls: Vec<PlannedCall>,
+    chunk_ms: u32,
+) -> Result<Vec<CallResult>, tokio::task::JoinError> {
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|c| tokio::spawn(call(server.to_string(), c, chunk_ms)))
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await?);
+    }
+    Ok(out)
+}
+
+/// One load-test call: sends its audio at real-time pace (tick k at k × `chunk_ms` after
+/// the start, carrying the audio of the chunk just spoken) and times each event against
+/// the moment its utterance's speech ended. A failure is recorded in the result.
+pub async fn call(server: String, planned: PlannedCall, chunk_ms: u32) -> CallResult {
+    use crate::proto::call_event::Event;
+    use tokio::time::Instant;
+    let PlannedCall { config, audio } = planned;
+    let mut r = CallResult {
+        audio_ms: audio.duration_ms,
+        ..Default::default()
+    };
+    let mut client = match stream::connect(&server).await {
+        Ok(c) => c,
+        Err(e) => {
+            r.error = Some(error_chain(&e));
+            return r;
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tx.send(config).await.ok();
+    let period = Duration::from_millis(chunk_ms.into());
+    let t0 = Instant::now();
+    let sender = tokio::spawn(stream::send_paced(tx, audio, t0, period));
+    let mut events = match client
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            sender.abort();
+            r.error = Some(format!("{:?}: {}", s.code(), s.message()));
+            return r;
+        }
+    };
+    // Ms from audio time `ms` (in call time, sent at real-time pace) to now.
+    let since = |ms: u64| {
+        let (now, at) = (Instant::now(), t0 + Duration::from_millis(ms));
+        if now >= at {
+            (now - at).as_secs_f64() * 1000.0
+        } else {
+            -((at - now).as_secs_f64() * 1000.0)
+        }
+    };
+    loop {
+        match events.message().await {
+            Ok(Some(ev)) => match ev.event {
+                Some(Event::UtteranceProsody(p)) => r.prosody_ms.push(since(p.end_ms.into())),
+                Some(Event::Utterance(u)) => r.full_ms.push(since(u.end_ms.into())),
+                Some(Event::Summary(s)) => {
+                    r.summary_ms = Some(since(r.audio_ms));
+                    r.transcripts_dropped = s.transcripts_dropped;
                 }
-                out
-            })
-            .collect();
-        ticks.push(tick);
-        pos += n;
+                _ => {}
+            },
+            Ok(None) => break,
+            Err(s) => {
+                r.error = Some(format!("{:?}: {}", s.code(), s.message()));
+                break;
+            }
+        }
     }
-    CallAudio {
-        ticks,
-        duration_ms: frames as u64 * 1000 / rate_hz.max(1) as u64,
+    sender.abort();
+    if r.error.is_none() && r.summary_ms.is_none() {
+        r.error = Some("the call ended without a summary".into());
     }
+    r
+}
+
+/// An error and its causes on one line, as `{:#}` of an `anyhow` error prints them.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// Where call `k` of `n` starts in a recording of `frames` frames: near `k / n` of the way
@@ -264,26 +377,37 @@ mod tests {
         assert_eq!((one.n, one.p50_ms, one.p95_ms), (1, 7.0, 7.0));
     }
 
-    /// Chunks cover the audio once, in order from the start frame, wrapping around; a short
-    /// channel is padded.
     #[test]
-    fn call_audio_wraps_from_the_start_frame() {
-        let left: Vec<u8> = (0..10).collect();
-        let right: Vec<u8> = (100..106).collect();
-        // 1000 Hz, 1 byte a frame, 4 ms chunks: 4 frames a chunk.
-        let a = call_audio(&[left.clone(), right], 1, 1000, 4, 3);
-        assert_eq!(a.duration_ms, 10);
-        assert_eq!(a.ticks.len(), 3);
-        let l: Vec<u8> = a.ticks.iter().flat_map(|t| t[0].clone()).collect();
-        assert_eq!(l, [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]);
-        let r: Vec<u8> = a.ticks.iter().flat_map(|t| t[1].clone()).collect();
-        assert_eq!(r, [103, 104, 105, 0, 0, 0, 0, 100, 101, 102]);
-        // Two bytes a frame (LINEAR16): frames never split.
-        let pcm: Vec<u8> = (0..12).collect();
-        let b = call_audio(&[pcm], 2, 1000, 4, 5);
-        let flat: Vec<u8> = b.ticks.iter().flat_map(|t| t[0].clone()).collect();
-        assert_eq!(flat, [10, 11, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert_eq!(call_audio(&[vec![]], 1, 8000, 20, 7).ticks.len(), 0);
+    fn plan_deals_the_recordings_round_robin() {
+        use crate::core::codec::wav::WavEncoding;
+        let wav = |encoding, channels: usize| WavAudio {
+            sample_rate: 8000,
+            channels: channels as u16,
+            encoding,
+            samples: vec![vec![0.25; 8000]; channels],
+        };
+        let wavs = [wav(WavEncoding::Mulaw, 1), wav(WavEncoding::PcmI16, 2)];
+        let options = proto::CallOptions {
+            disable_transcript: true,
+            ..Default::default()
+        };
+        let calls = plan(&wavs, 3, 20, options, "lt");
+        assert_eq!(calls.len(), 3);
+        for (k, c) in calls.iter().enumerate() {
+            let Some(proto::stream_call_request::Request::Config(cfg)) = &c.config.request else {
+                panic!("not a config");
+            };
+            assert_eq!(cfg.call_id, format!("lt-{k}"));
+            assert_eq!(cfg.options, Some(options));
+            // Call k plays recording k mod 2: one μ-law channel, or two LINEAR16 ones.
+            let (channels, bytes) = if k % 2 == 0 { (1, 160) } else { (2, 320) };
+            assert_eq!(cfg.channels.len(), channels);
+            assert_eq!(c.audio.duration_ms, 1000);
+            assert_eq!(c.audio.ticks.len(), 50);
+            assert!(c.audio.ticks.iter().all(|t| t.len() == channels));
+            assert_eq!(c.audio.ticks[0][0].len(), bytes);
+        }
+        assert!(plan(&[], 3, 20, options, "lt").is_empty());
     }
 
     #[test]

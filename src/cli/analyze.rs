@@ -1,0 +1,171 @@
+//! `callmood analyze`, `features` and `transcribe`: local WAV files, no server.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::args::{AsrArgs, EmotionArgs, RoleArg};
+use crate::core::codec::{self, wav::WavAudio};
+use crate::core::dsp::{self, DspPlan, FrameAnalyzer};
+use crate::server::session::Analyzer;
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// WAV files (PCM 8/16/24/32-bit, float, μ-law or A-law; mono or stereo), or
+    /// directories, searched recursively for *.wav.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Files analysed at once (they share the recogniser pool).
+    #[arg(long, short = 'j', default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Write the results to this directory instead of stdout: calls/<name>.jsonl per
+    /// file, calls.csv and report.html. A second run with the same directory skips
+    /// the files already finished.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Say on stderr what became of each file.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+    #[command(flatten)]
+    pub emotion: EmotionArgs,
+    /// Skip transcription: prosody only, no model needed.
+    #[arg(long)]
+    pub no_transcript: bool,
+    /// Keep card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
+    /// addresses in transcripts (they are redacted by default).
+    #[arg(long)]
+    pub no_redaction: bool,
+    /// Role of the left (or only) channel of each file.
+    #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
+    pub left_role: RoleArg,
+}
+
+/// The machine's available parallelism (1 when unknown).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    /// A WAV file; stereo files are analysed on the left channel unless --channel says otherwise.
+    pub file: PathBuf,
+    /// Print the frame track: time_s, f0_hz (0 when unvoiced), energy_db, ...
+    #[arg(long)]
+    pub frames: bool,
+    /// Channel of a multi-channel file (0 = left).
+    #[arg(long, default_value_t = 0)]
+    pub channel: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// A WAV file (first channel).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+}
+
+/// Reads and parses a WAV file; errors name the file.
+pub(super) fn read_wav(path: &Path) -> anyhow::Result<WavAudio> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    codec::wav::parse_wav(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// One channel of a WAV file, resampled to 16 kHz.
+fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
+    let wav = read_wav(path)?;
+    let Some(samples) = wav.samples.get(channel) else {
+        bail!(
+            "--channel {channel} but {} has {} channel(s)",
+            path.display(),
+            wav.samples.len()
+        );
+    };
+    let mut resampler = crate::core::dsp::resample::Resampler::new(wav.sample_rate)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut audio = Vec::new();
+    resampler.process_into(samples, &mut audio);
+    resampler.flush_into(&mut audio);
+    Ok(audio)
+}
+
+pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
+    use crate::replay::{self, ReplayConfig};
+    if a.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    // Find every file before loading the model, so a typo fails fast.
+    let recordings = replay::find_recordings(&a.files)?;
+    let asr = if a.no_transcript {
+        None
+    } else {
+        Some(Arc::new(a.asr.load()?))
+    };
+    let voice = a.emotion.load()?;
+    let words = a.emotion.load_words()?;
+    // One analyzer for all files: one Whisper pool shared by the calls in flight.
+    let analyzer = Analyzer {
+        plan: DspPlan::new(),
+        asr,
+        voice,
+        words,
+    };
+    let cfg = ReplayConfig {
+        jobs: a.jobs,
+        left_role: a.left_role.proto(),
+        redact_pii: !a.no_redaction,
+        out: a.out.clone(),
+        verbose: a.verbose,
+        // With events on a terminal's stdout a bar would be drawn over them.
+        progress: a.out.is_some() || !std::io::stdout().is_terminal(),
+    };
+    let outcome = super::runtime()?.block_on(replay::replay(&analyzer, recordings, &cfg))?;
+    if outcome.stdout_closed {
+        // The reader (e.g. `head`) has had enough: stop quietly.
+        return Ok(());
+    }
+    if let Some(dir) = &a.out {
+        eprintln!(
+            "callmood: {} files: {} analysed, {} already done, {} failed; results in {}",
+            outcome.total,
+            outcome.analysed,
+            outcome.skipped,
+            outcome.failed.len(),
+            dir.display()
+        );
+    }
+    if !outcome.failed.is_empty() {
+        bail!("{} of {} files failed", outcome.failed.len(), outcome.total);
+    }
+    Ok(())
+}
+
+pub(super) fn transcribe(a: TranscribeArgs) -> anyhow::Result<()> {
+    let audio = read_channel_16k(&a.file, 0)?;
+    let model = crate::asr::WhisperModel::load(a.asr.require_model()?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let words = crate::asr::Transcriber::new(model, a.asr.threads)
+        .and_then(|mut t| t.transcribe(&audio))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text: Vec<&str> = words.iter().map(|w| w.text.trim()).collect();
+    println!("{}", text.join(" "));
+    Ok(())
+}
+
+pub(super) fn features(a: FeaturesArgs) -> anyhow::Result<()> {
+    let audio = read_channel_16k(&a.file, a.channel)?;
+    let frames = FrameAnalyzer::analyze(DspPlan::new(), &audio);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !a.frames {
+        eprintln!("callmood: printing the frame track (use --frames to silence this note)");
+    }
+    dsp::frames_to_csv(&frames, &mut out)?;
+    out.flush()?;
+    Ok(())
+}

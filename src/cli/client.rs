@@ -1,0 +1,270 @@
+//! `callmood stream`, `loadtest` and `listen`: clients of a running server. The gRPC
+//! client is [`crate::client`]; this file parses the flags, reads the audio and prints.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::analyze::read_wav;
+use super::args::{ReportFormat, RoleArg};
+use crate::client::loadtest::{self, LoadReport, DEFAULT_CALLS, DEFAULT_MAX_DELAY_MS};
+use crate::client::stream::{self, DEFAULT_CHUNK_MS, DEFAULT_SERVER};
+use crate::core::codec::wav::WavAudio;
+use crate::proto::{self, CallEvent, StreamCallRequest};
+use crate::report;
+
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// WAV file to play (its own encoding is sent: LINEAR16, MULAW or ALAW).
+    pub file: PathBuf,
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Playback speed: 1 is real time, 10 ten times faster.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Call id (defaults to the file name).
+    #[arg(long)]
+    pub call_id: Option<String>,
+    /// Chunk length, ms.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_MS)]
+    pub chunk_ms: u32,
+    /// Role of the left (or only) channel.
+    #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
+    pub left_role: RoleArg,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// WAV recordings to play (each in its own encoding: LINEAR16, MULAW or ALAW; stereo:
+    /// caller left, agent right); call k plays file k modulo their number.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Calls at once. All start together, each at its own place in its recording (the
+    /// quietest moment near k/N of the way in, wrapping around), so their utterances do not
+    /// end in step.
+    #[arg(long, default_value_t = DEFAULT_CALLS)]
+    pub calls: usize,
+    /// Chunk length, ms: each chunk is sent when its audio would have been spoken.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_MS)]
+    pub chunk_ms: u32,
+    /// Ask for no transcripts (`CallOptions.disable_transcript`): the calls skip the
+    /// recogniser, which measures the prosody and voice-emotion path alone.
+    #[arg(long)]
+    pub no_transcript: bool,
+    /// The delay from the end of an utterance's speech to its full result (words, fused
+    /// emotion) that 95 % of them must stay within for the server to have kept up, ms.
+    #[arg(long, default_value_t = DEFAULT_MAX_DELAY_MS)]
+    pub max_delay_ms: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ListenArgs {
+    /// Server URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Input device: its name as --list-devices prints it, or a unique part of it
+    /// (default: the system's default input).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Role of the person at the microphone.
+    #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
+    pub role: RoleArg,
+    /// Call id.
+    #[arg(long, default_value = "mic")]
+    pub call_id: String,
+    /// Print the input devices (name, default configuration) and exit.
+    #[arg(long)]
+    pub list_devices: bool,
+}
+
+/// Checks `--chunk-ms`.
+fn check_chunk_ms(chunk_ms: u32) -> anyhow::Result<()> {
+    if chunk_ms == 0 || chunk_ms > 1000 {
+        bail!("--chunk-ms must be within 1..=1000, got {chunk_ms}");
+    }
+    Ok(())
+}
+
+/// Prints an event as a JSON line, at once.
+fn print_event(ev: CallEvent) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    report::write_jsonl(&mut out, &ev)?;
+    out.flush()
+}
+
+pub(super) fn stream(a: StreamArgs) -> anyhow::Result<()> {
+    if !(a.speed > 0.0 && a.speed.is_finite()) {
+        bail!("--speed must be a positive number, got {}", a.speed);
+    }
+    check_chunk_ms(a.chunk_ms)?;
+    let wav = read_wav(&a.file)?;
+    let call_id = a
+        .call_id
+        .clone()
+        .unwrap_or_else(|| crate::replay::call_id_of(&a.file));
+    super::runtime()?.block_on(stream_file(a, wav, call_id))
+}
+
+async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::Result<()> {
+    let wire = stream::WireChannels::of(&wav, a.left_role.proto());
+    let audio = stream::call_audio(
+        &wire.bytes,
+        wire.bytes_per_frame,
+        wav.sample_rate,
+        a.chunk_ms,
+        0,
+    );
+    let mut client = stream::connect(&a.server).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(16);
+    tx.send(stream::config_request(call_id, wire.configs, None))
+        .await
+        .ok();
+    let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
+    tokio::spawn(stream::send_paced(
+        tx,
+        audio,
+        tokio::time::Instant::now(),
+        period,
+    ));
+    Ok(stream::run_call(&mut client, rx, print_event).await?)
+}
+
+pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
+    if a.calls == 0 {
+        bail!("--calls must be at least 1");
+    }
+    check_chunk_ms(a.chunk_ms)?;
+    let wavs: Vec<WavAudio> = a
+        .files
+        .iter()
+        .map(|f| read_wav(f))
+        .collect::<anyhow::Result<_>>()?;
+    let options = proto::CallOptions {
+        disable_transcript: a.no_transcript,
+        ..Default::default()
+    };
+    let prefix = format!("loadtest-{}", std::process::id());
+    let calls = loadtest::plan(&wavs, a.calls, a.chunk_ms, options, &prefix);
+    eprintln!(
+        "callmood: {} calls at once to {}, {:.0} s of audio each at most",
+        a.calls,
+        a.server,
+        calls.iter().map(|c| c.audio.duration_ms).max().unwrap_or(0) as f64 / 1000.0
+    );
+    let results = super::runtime()?
+        .block_on(loadtest::run(&a.server, calls, a.chunk_ms))
+        .context("a load-test call panicked")?;
+    let report = LoadReport::of(&results);
+    let max_delay = f64::from(a.max_delay_ms);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Text => report.write_text(&mut out, max_delay)?,
+        ReportFormat::Json => {
+            let mut v = serde_json::to_value(&report)?;
+            v["max_delay_ms"] = max_delay.into();
+            v["kept_up"] = report.kept_up(max_delay).into();
+            writeln!(out, "{v}")?
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "listen"))]
+pub(super) fn listen(_: ListenArgs) -> anyhow::Result<()> {
+    bail!(
+        "this callmood was built without the `listen` feature (microphone capture); \
+         build it with default features to use `listen`"
+    )
+}
+
+#[cfg(feature = "listen")]
+pub(super) fn listen(a: ListenArgs) -> anyhow::Result<()> {
+    use crate::client::listen::{host_name, list_inputs, ChunkAdapter, Microphone};
+    if a.list_devices {
+        let inputs = list_inputs()?;
+        let mut out = std::io::stdout().lock();
+        if inputs.is_empty() {
+            writeln!(out, "no audio input devices (cpal host {})", host_name())?;
+        }
+        for i in inputs {
+            let config = i
+                .default_config
+                .unwrap_or_else(|e| format!("unusable: {e}"));
+            let default = if i.is_default { "\tdefault" } else { "" };
+            writeln!(out, "{}\t{config}{default}", i.name)?;
+        }
+        return Ok(());
+    }
+    // The device first: without one there is nothing to connect for.
+    let mic = Microphone::open(a.device.as_deref())?;
+    let adapter = ChunkAdapter::new(mic.rate_hz(), mic.channels())?;
+    super::runtime()?.block_on(listen_call(a, mic, adapter))
+}
+
+#[cfg(feature = "listen")]
+async fn listen_call(
+    a: ListenArgs,
+    mic: crate::client::listen::Microphone,
+    adapter: crate::client::listen::ChunkAdapter,
+) -> anyhow::Result<()> {
+    use crate::client::listen::{pump, PumpEnd, CAPTURE_QUEUE};
+    use std::sync::Arc;
+    let mut client = stream::connect(&a.server).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let channel = proto::ChannelConfig {
+        channel_id: 0,
+        role: a.role.proto() as i32,
+        encoding: proto::Encoding::Linear16 as i32,
+        sample_rate_hz: crate::SAMPLE_RATE,
+        ..Default::default()
+    };
+    tx.send(stream::config_request(a.call_id, vec![channel], None))
+        .await
+        .ok();
+    let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+    // The cpal stream stays on this thread; dropping it stops the capture.
+    let capture = mic.start(cap_tx)?;
+    let interrupted = Arc::new(tokio::sync::Notify::new());
+    let first = interrupted.clone();
+    let stop = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        first.notify_one();
+    };
+    let pumping = tokio::spawn(pump(cap_rx, adapter, 0, tx, stop));
+    eprintln!(
+        "callmood: listening on {}; Ctrl-C ends the call",
+        mic.describe()
+    );
+    // The first Ctrl-C half-closes the call and the summary follows; a second one quits.
+    let printed = tokio::select! {
+        r = stream::run_call(&mut client, rx, print_event) => r.map_err(anyhow::Error::from),
+        () = async {
+            interrupted.notified().await;
+            let _ = tokio::signal::ctrl_c().await;
+        } => Err(anyhow::anyhow!("interrupted again: quit before the call summary")),
+    };
+    drop(capture);
+    let report = pumping.await.context("the audio pump failed")?;
+    if report.lost_samples > 0 {
+        let frames = report.lost_samples as f64 / f64::from(mic.channels());
+        eprintln!(
+            "callmood: {:.2} s of audio could not be sent in time and went as silence",
+            frames / f64::from(mic.rate_hz())
+        );
+    }
+    printed?;
+    if let PumpEnd::DeviceGone(message) = report.end {
+        bail!("the input device went away: {message}");
+    }
+    Ok(())
+}

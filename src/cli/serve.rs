@@ -1,0 +1,112 @@
+//! `callmood serve`: the gRPC service.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+
+use anyhow::bail;
+use clap::Args;
+
+use super::args::{AsrArgs, EmotionArgs};
+use crate::call::CallSettings;
+use crate::server::legs::{LegsConfig, DEFAULT_LEG_IDLE_TIMEOUT, DEFAULT_RTP_PORTS};
+use crate::server::{self, ServeConfig};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CALLMOOD_ADDR", default_value = server::DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+    #[command(flatten)]
+    pub emotion: EmotionArgs,
+    /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS)]
+    pub max_calls: usize,
+    /// Address RTP legs (OpenRtpLeg) bind.
+    #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value_t = LegsConfig::default().rtp_addr)]
+    pub rtp_addr: IpAddr,
+    /// UDP ports handed out to RTP legs, FIRST-LAST.
+    #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS), value_parser = parse_port_range)]
+    pub rtp_ports: PortRange,
+    /// Seconds without a packet after which an RTP or AudioSocket leg ends.
+    #[arg(long, default_value_t = DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
+    pub leg_idle_timeout: u64,
+    /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
+    #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
+    pub audiosocket_addr: Option<SocketAddr>,
+}
+
+/// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0.start(), self.0.end())
+    }
+}
+
+/// Parses `FIRST-LAST` (or a single port).
+fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{p:?} is not a port number 1-65535"))
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err(format!("{a}-{b}: the first port is above the last"));
+    }
+    Ok(PortRange(a..=b))
+}
+
+/// Runs the service until it is stopped.
+pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if a.max_calls == 0 {
+        bail!("--max-calls must be at least 1");
+    }
+    if a.leg_idle_timeout == 0 {
+        bail!("--leg-idle-timeout must be at least 1 s");
+    }
+    let cfg = ServeConfig {
+        addr: a.addr,
+        model: a.asr.require_model()?.to_path_buf(),
+        emotion_model: a.emotion.path(),
+        words_model: a.emotion.words_paths(),
+        asr: a.asr.config()?,
+        max_calls: a.max_calls,
+        max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
+        config_timeout: server::DEFAULT_CONFIG_TIMEOUT,
+        call: CallSettings::default(),
+        legs: LegsConfig {
+            rtp_addr: a.rtp_addr,
+            rtp_ports: a.rtp_ports.0,
+            idle_timeout: std::time::Duration::from_secs(a.leg_idle_timeout),
+            ..LegsConfig::default()
+        },
+        audiosocket_addr: a.audiosocket_addr,
+    };
+    super::runtime()?.block_on(server::serve(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_print_alike() {
+        let default = PortRange(DEFAULT_RTP_PORTS);
+        assert_eq!(parse_port_range(&default.to_string()), Ok(default));
+        assert_eq!(parse_port_range("5004"), Ok(PortRange(5004..=5004)));
+        assert_eq!(parse_port_range(" 10-20"), Ok(PortRange(10..=20)));
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("20-10").is_err());
+        assert!(parse_port_range("70000").is_err());
+    }
+}

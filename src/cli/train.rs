@@ -1,0 +1,361 @@
+//! `callmood train` and `eval`: the voice emotion model on a labelled corpus.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::args::ReportFormat;
+use crate::core::dsp::DspPlan;
+use crate::emotion::voice::DEFAULT_VOICE_MODEL;
+use crate::train::voice::TrainConfig;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Corpus directory with manifest.csv (file,speaker,gender,emotion; WAV or FLAC).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Model file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Cross-validation folds (speakers sorted by gender then id, dealt round robin).
+    #[arg(long, default_value_t = TrainConfig::default().folds)]
+    pub folds: usize,
+    /// Shuffled orders of each speaker's clips seen with the running baseline.
+    #[arg(long, default_value_t = TrainConfig::default().permutations)]
+    pub permutations: usize,
+    /// Calm-first orders of each speaker's clips seen with the running baseline (neutral
+    /// clips first, then the rest), as in a call that starts calm.
+    #[arg(long, default_value_t = TrainConfig::default().calm_first)]
+    pub calm_first: usize,
+    /// Sets of excerpts of every clip to train on as well, in each condition: each clip
+    /// cut to a random 40–70 % of its speech, so that a speaker's baseline holds other
+    /// words than the utterance scored. Training only: the cross-validation scores whole
+    /// clips. Needs the audio (not with --features).
+    #[arg(long, default_value_t = 0)]
+    pub crops: usize,
+    /// Orders each held-out speaker is scored in by the cross-validation (the first gives
+    /// the figures; all of them show how much the order alone moves them).
+    #[arg(long, default_value_t = TrainConfig::default().eval_orders)]
+    pub eval_orders: usize,
+    /// L2 penalty of the classifier.
+    #[arg(long, default_value_t = TrainConfig::default().fit.l2)]
+    pub l2: f32,
+    /// Weight of the population prior in the speaker baseline, utterances.
+    #[arg(long, default_value_t = TrainConfig::default().prior_weight)]
+    pub prior_weight: f32,
+    /// Seed of the shuffled orders (the simulated line's noise is seeded by each clip's
+    /// place in the manifest, so the features do not depend on it).
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Also write every utterance's raw voice features as CSV (for inspection, or for
+    /// `--features`).
+    #[arg(long)]
+    pub dump_features: Option<PathBuf>,
+    /// Train on the features a `--dump-features` of this corpus (or of a larger one holding
+    /// it) wrote, instead of extracting them again: the same results without the
+    /// extraction (about 40 s of the 3 minutes with tiny.en on 2 cores), for trying
+    /// settings. Refused if the dump's encoder weights differ from --encoder's.
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// Whisper GGML model whose encoder gives the learned voice features (tiny or
+    /// tiny.en); the model file records it and its fingerprint.
+    #[arg(long, default_value = DEFAULT_ENCODER)]
+    pub encoder: PathBuf,
+}
+
+/// The encoder weights `callmood train` uses by default: the recogniser's own model.
+pub const DEFAULT_ENCODER: &str = "models/ggml-tiny.en.bin";
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Corpus directory with manifest.csv (file,speaker,gender,emotion; WAV or FLAC).
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Voice emotion model.
+    #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
+    pub model: PathBuf,
+    /// Hear the clips through the simulated phone line (8 kHz μ-law, band-limited, noise).
+    #[arg(long, conflicts_with = "room")]
+    pub telephony: bool,
+    /// Hear the clips through a simulated other microphone and room (level, tilt,
+    /// low-pass, reverberation, noise; drawn per clip).
+    #[arg(long)]
+    pub room: bool,
+    /// Seed of the running protocol's clip order (and of the line noise).
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Reads a corpus's manifest and says on stderr what was left out and why.
+fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
+    let corpus = crate::train::corpus::read_manifest(dir)?;
+    if corpus.excluded > 0 {
+        eprintln!(
+            "callmood: left out {} clips labelled surprise (not one of the five classes)",
+            corpus.excluded
+        );
+    }
+    for (label, n) in &corpus.unknown_labels {
+        eprintln!("callmood: skipped {n} clips with unknown label `{label}`");
+    }
+    if corpus.clips.is_empty() {
+        bail!("{}: no clip has a usable label", dir.display());
+    }
+    Ok(corpus)
+}
+
+/// Reads a corpus and its audio and says on stderr what was left out and why.
+fn read_corpus(
+    dir: &Path,
+) -> anyhow::Result<(
+    crate::train::corpus::Corpus,
+    crate::train::dataset::LoadedAudio,
+)> {
+    let corpus = read_labels(dir)?;
+    let loaded = crate::train::dataset::load(&corpus);
+    for (i, e) in &loaded.failed {
+        eprintln!("callmood: skipped {}: {e}", corpus.clips[*i].path.display());
+    }
+    Ok((corpus, loaded))
+}
+
+pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
+    use crate::train::dataset::{self, Condition};
+    use crate::train::voice::{cross_validate, fit_voice, ClipData};
+    let cfg = TrainConfig {
+        folds: a.folds,
+        permutations: a.permutations,
+        calm_first: a.calm_first,
+        eval_orders: a.eval_orders,
+        prior_weight: a.prior_weight,
+        fit: crate::emotion::linear::FitConfig {
+            l2: a.l2,
+            ..TrainConfig::default().fit
+        },
+        seed: a.seed,
+    };
+    if cfg.folds < 2 {
+        bail!("--folds must be at least 2, got {}", cfg.folds);
+    }
+    if cfg.eval_orders < 1 {
+        bail!("--eval-orders must be at least 1, got {}", cfg.eval_orders);
+    }
+    if cfg.prior_weight.is_nan() || cfg.prior_weight <= 0.0 {
+        bail!("--prior-weight must be positive, got {}", cfg.prior_weight);
+    }
+    if cfg.fit.l2.is_nan() || cfg.fit.l2 < 0.0 {
+        bail!("--l2 must be non-negative, got {}", cfg.fit.l2);
+    }
+    let encoder = Arc::new(
+        crate::emotion::embed::Encoder::load(&a.encoder)
+            .map_err(|e| anyhow::anyhow!("--encoder: {e} (models/fetch.sh makes it)"))?,
+    );
+    let conditions = [Condition::Clean, Condition::Telephony];
+    if a.crops > 0 && a.features.is_some() {
+        bail!("--crops needs the audio: it cannot be used with --features");
+    }
+    let plan = DspPlan::new();
+    let (corpus, data, loaded) = match &a.features {
+        Some(path) => {
+            let corpus = read_labels(&a.corpus)?;
+            let dump = dataset::read_feature_dump(
+                path,
+                &a.corpus,
+                &corpus,
+                encoder.fingerprint(),
+                &conditions,
+            )?;
+            if dump.rows_not_in_corpus > 0 {
+                eprintln!(
+                    "callmood: {}: left out {} rows of files this corpus's manifest does not list",
+                    path.display(),
+                    dump.rows_not_in_corpus
+                );
+            }
+            (corpus, dump.sets, None)
+        }
+        None => {
+            let (corpus, loaded) = read_corpus(&a.corpus)?;
+            let data: Vec<Vec<ClipData>> = conditions
+                .iter()
+                .map(|&c| {
+                    eprintln!("callmood: extracting voice features ({})", c.name());
+                    let features = dataset::clip_features(&plan, &encoder, &loaded.audio, c, None);
+                    dataset::clip_data(&corpus, features)
+                })
+                .collect();
+            (corpus, data, Some(loaded))
+        }
+    };
+    if let Some(path) = &a.dump_features {
+        let sets: Vec<(Condition, &[ClipData])> = conditions
+            .iter()
+            .copied()
+            .zip(data.iter().map(Vec::as_slice))
+            .collect();
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("--dump-features {}", path.display()))?;
+        dataset::write_feature_dump(
+            std::io::BufWriter::new(file),
+            &a.corpus,
+            &corpus,
+            encoder.fingerprint(),
+            &sets,
+        )
+        .with_context(|| format!("--dump-features {}", path.display()))?;
+    }
+    let sets: Vec<Vec<&ClipData>> = data
+        .iter()
+        .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
+        .collect();
+    let of = match &loaded {
+        Some(l) => format!(
+            "{} readable",
+            l.audio.iter().filter(|x| x.is_some()).count()
+        ),
+        None => format!("{} in the manifest", corpus.clips.len()),
+    };
+    for (c, s) in conditions.iter().zip(&sets) {
+        eprintln!(
+            "callmood: {}: {} clips with utterances of {of}",
+            c.name(),
+            s.len()
+        );
+    }
+    let mut crop_data: Vec<Vec<ClipData>> = Vec::new();
+    if let Some(loaded) = &loaded {
+        for k in 1..=a.crops {
+            for &c in &conditions {
+                eprintln!(
+                    "callmood: extracting voice features ({}, excerpts {k})",
+                    c.name()
+                );
+                let f = dataset::clip_features(&plan, &encoder, &loaded.audio, c, Some(k as u64));
+                crop_data.push(dataset::clip_data(&corpus, f));
+            }
+        }
+    }
+    let train_only: Vec<Vec<&ClipData>> = crop_data
+        .iter()
+        .map(|set| set.iter().filter(|c| !c.utterances.is_empty()).collect())
+        .collect();
+    for (j, s) in train_only.iter().enumerate() {
+        let (k, c) = (j / conditions.len() + 1, conditions[j % conditions.len()]);
+        eprintln!(
+            "callmood: {}, excerpts {k}: {} clips with utterances of {of}",
+            c.name(),
+            s.len()
+        );
+    }
+    let names: Vec<&str> = conditions.iter().map(|c| c.name()).collect();
+    eprintln!("callmood: {}-fold cross-validation by speaker", cfg.folds);
+    let cv = cross_validate(&sets, &names, &train_only, &cfg);
+    let mut out = std::io::stdout().lock();
+    for (cond, protocols) in &cv.results {
+        for (protocol, s) in protocols {
+            writeln!(out, "{cond}, {protocol} baseline:")?;
+            dataset::write_scored(&mut out, s)?;
+        }
+    }
+    writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
+    for (cond, protocols) in &cv.order_spread {
+        for (protocol, o) in protocols {
+            use crate::train::voice::mean_min_max;
+            let (u, g) = (mean_min_max(&o.uar), mean_min_max(&o.gender_gap));
+            writeln!(
+                out,
+                "{cond}, {protocol}, over {} orders: UAR mean {:.3} ({:.3}–{:.3}), \
+                 gender gap mean {:.1} ({:.1}–{:.1}) points",
+                o.uar.len(),
+                u.0,
+                u.1,
+                u.2,
+                100.0 * g.0,
+                100.0 * g.1,
+                100.0 * g.2
+            )?;
+        }
+    }
+    let all: Vec<Vec<&ClipData>> = sets.iter().chain(&train_only).cloned().collect();
+    let mut model = fit_voice(&all, &cfg);
+    model.softmax.temperature = cv.temperature;
+    let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
+    speakers.sort();
+    speakers.dedup();
+    model.provenance = crate::emotion::voice::Provenance {
+        corpus: a.corpus.display().to_string(),
+        licence: "inherits the training corpus licence (RAVDESS: CC BY-NC-SA 4.0, non-commercial)"
+            .into(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        clips: sets.first().map_or(0, Vec::len),
+        speakers: speakers.len(),
+        conditions: names.iter().map(|s| s.to_string()).collect(),
+    };
+    model.evaluation = serde_json::to_value(&cv)?;
+    model.encoder = crate::emotion::voice::EncoderSpec {
+        file: encoder_reference(&a.encoder, &a.out)?,
+        fingerprint: encoder.fingerprint().to_string(),
+    };
+    model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("trained model invalid: {e}"))?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")?;
+    eprintln!("callmood: wrote {}", a.out.display());
+    Ok(())
+}
+
+/// How a model file at `out` names the encoder file: by file name when both sit in the
+/// same directory (as in `models/`), else by absolute path.
+fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
+    let abs =
+        |p: &Path| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let (enc, out) = (abs(encoder)?, abs(out)?);
+    Ok(match (enc.parent(), out.parent(), enc.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
+        _ => enc.display().to_string(),
+    })
+}
+
+pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    use crate::train::dataset::{self, Condition};
+    let model = Arc::new(crate::emotion::voice::VoiceModel::load(&a.model)?);
+    let (corpus, loaded) = read_corpus(&a.corpus)?;
+    let condition = if a.telephony {
+        Condition::Telephony
+    } else if a.room {
+        Condition::Room
+    } else {
+        Condition::Clean
+    };
+    let r = dataset::evaluate(&DspPlan::new(), &corpus, &loaded, &model, condition, a.seed);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string(&r)?)?,
+        ReportFormat::Text => {
+            writeln!(
+                out,
+                "{}: {} clips scored, {} skipped {:?}",
+                r.condition, r.n_scored, r.n_skipped, r.skipped
+            )?;
+            writeln!(
+                out,
+                "running baseline (each speaker as one call, shuffled):"
+            )?;
+            dataset::write_scored(&mut out, &r.running)?;
+            writeln!(out, "cold start (each clip alone):")?;
+            dataset::write_scored(&mut out, &r.cold)?;
+            writeln!(
+                out,
+                "calm first (each speaker as one call, neutral clips first, then the rest):"
+            )?;
+            dataset::write_scored(&mut out, &r.calm_first)?;
+        }
+    }
+    Ok(())
+}

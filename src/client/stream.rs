@@ -1,0 +1,333 @@
+//! A `StreamCall` client: the pieces `callmood stream`, `loadtest` and `listen` share to
+//! put a call on the wire and read its events back.
+//!
+//! - [`WireChannels::of`] turns a recording into its channels' bytes in their own wire
+//!   encoding (`LINEAR16`, `MULAW` or `ALAW`) with the `ChannelConfig`s that declare them;
+//!   [`call_audio`] cuts them into the chunks sent at each tick; [`config_request`] and
+//!   [`audio_request`] build the call's messages.
+//! - [`connect`], [`send_paced`] and [`run_call`] are the I/O: a connection, audio sent at
+//!   the pace it would be spoken, and the events handed to the caller as they arrive.
+//!
+//! Errors are [`StreamError`]; what to do with each event (print it, time it) is the
+//! caller's business.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::core::codec::{self, wav::WavAudio};
+use crate::proto::{
+    self, call_analyzer_client::CallAnalyzerClient, stream_call_request, CallEvent,
+    StreamCallRequest,
+};
+use crate::server::session;
+
+/// The server the clients talk to unless told otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+/// Audio sent per `AudioChunk` unless told otherwise, ms.
+pub const DEFAULT_CHUNK_MS: u32 = 20;
+
+/// A `CallAnalyzer` client over one connection.
+pub type Client = CallAnalyzerClient<tonic::transport::Channel>;
+
+/// Why a call could not be made or did not finish. All of them end that call only.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// No connection to the server.
+    #[error("cannot connect to {server}")]
+    Connect {
+        /// The server's URL as given.
+        server: String,
+        /// What the transport said.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server answered the call with an error status before any event.
+    #[error("server refused the call: {}: {}", .0.code(), .0.message())]
+    Refused(tonic::Status),
+    /// The event stream ended with an error status.
+    #[error("call failed: {}: {}", .0.code(), .0.message())]
+    Failed(tonic::Status),
+    /// The caller's event handler failed (e.g. stdout closed); the I/O error is the
+    /// source, so a closed pipe can be told apart.
+    #[error("cannot write an event")]
+    Output(#[source] std::io::Error),
+}
+
+/// A `StreamCall` client of `server` (a URL such as [`DEFAULT_SERVER`]).
+pub async fn connect(server: &str) -> Result<Client, StreamError> {
+    CallAnalyzerClient::connect(server.to_string())
+        .await
+        .map_err(|source| StreamError::Connect {
+            server: server.to_string(),
+            source,
+        })
+}
+
+/// The first message of a call: its id, channels and options, in English.
+pub fn config_request(
+    call_id: String,
+    channels: Vec<proto::ChannelConfig>,
+    options: Option<proto::CallOptions>,
+) -> StreamCallRequest {
+    StreamCallRequest {
+        request: Some(stream_call_request::Request::Config(proto::CallConfig {
+            call_id,
+            channels,
+            language: "en".into(),
+            options,
+        })),
+    }
+}
+
+/// One chunk of audio of channel `channel_id`, already in the channel's wire encoding.
+pub fn audio_request(channel_id: u32, data: Vec<u8>) -> StreamCallRequest {
+    StreamCallRequest {
+        request: Some(stream_call_request::Request::Audio(proto::AudioChunk {
+            channel_id,
+            data,
+        })),
+    }
+}
+
+/// Appends `samples` (in -1..1) to `out` in `encoding`: one byte a sample for μ-law and
+/// A-law, two (little-endian) for anything else, which is sent as `LINEAR16`.
+pub fn encode(samples: &[f32], encoding: proto::Encoding, out: &mut Vec<u8>) {
+    for s in samples {
+        let v = codec::sample_to_i16(*s);
+        match encoding {
+            proto::Encoding::Mulaw => out.push(codec::g711::ulaw_encode(v)),
+            proto::Encoding::Alaw => out.push(codec::g711::alaw_encode(v)),
+            _ => out.extend_from_slice(&v.to_le_bytes()),
+        }
+    }
+}
+
+/// A recording's channels as they go on the wire.
+#[derive(Clone, Debug)]
+pub struct WireChannels {
+    /// The channel configs that declare them, in channel order.
+    pub configs: Vec<proto::ChannelConfig>,
+    /// Each channel's bytes, in its wire encoding.
+    pub bytes: Vec<Vec<u8>>,
+    /// Bytes a frame (one sample) takes in each channel: 2 for `LINEAR16`, 1 for G.711.
+    pub bytes_per_frame: usize,
+}
+
+impl WireChannels {
+    /// `wav`'s channels in its own encoding (μ-law and A-law files stay G.711, anything
+    /// else becomes `LINEAR16`), the left (or only) channel with `left_role` and a second
+    /// one with the other role, as `analyze` reads recordings.
+    pub fn of(wav: &WavAudio, left_role: proto::Role) -> Self {
+        let encoding = match wav.encoding {
+            codec::wav::WavEncoding::Mulaw => proto::Encoding::Mulaw,
+            codec::wav::WavEncoding::Alaw => proto::Encoding::Alaw,
+            _ => proto::Encoding::Linear16,
+        };
+        let configs = session::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
+            .iter()
+            .map(|s| proto::ChannelConfig {
+                channel_id: s.id,
+                role: s.role as i32,
+                encoding: encoding as i32,
+                sample_rate_hz: wav.sample_rate,
+                ..Default::default()
+            })
+            .collect();
+        let bytes = wav
+            .samples
+            .iter()
+            .map(|ch| {
+                let mut out = Vec::new();
+                encode(ch, encoding, &mut out);
+                out
+            })
+            .collect();
+        let bytes_per_frame = if encoding == proto::Encoding::Linear16 {
+            2
+        } else {
+            1
+        };
+        WireChannels {
+            configs,
+            bytes,
+            bytes_per_frame,
+        }
+    }
+}
+
+/// One call's audio as it goes on the wire: per tick (one chunk of `chunk_ms`), the bytes of
+/// each channel in its own encoding.
+#[derive(Clone, Debug)]
+pub struct CallAudio {
+    /// `ticks[k][channel]`: the bytes sent at tick `k + 1`, covering audio
+    /// `k * chunk_ms .. (k + 1) * chunk_ms`.
+    pub ticks: Vec<Vec<Vec<u8>>>,
+    /// Length of the audio, ms.
+    pub duration_ms: u64,
+}
+
+/// Splits a recording's channels (already in their wire encoding, `bytes_per_frame` bytes a
+/// frame at `rate_hz`) into chunks of `chunk_ms`, starting `start_frame` frames in and
+/// wrapping around to the beginning, so that calls started together are at different
+/// places of the recording.
+pub fn call_audio(
+    channels: &[Vec<u8>],
+    bytes_per_frame: usize,
+    rate_hz: u32,
+    chunk_ms: u32,
+    start_frame: usize,
+) -> CallAudio {
+    let frames = channels
+        .iter()
+        .map(|c| c.len() / bytes_per_frame)
+        .max()
+        .unwrap_or(0);
+    let chunk = (rate_hz as usize * chunk_ms as usize / 1000).max(1);
+    let start = if frames == 0 { 0 } else { start_frame % frames };
+    let mut ticks = Vec::with_capacity(frames.div_ceil(chunk));
+    let mut pos = 0;
+    while pos < frames {
+        let n = chunk.min(frames - pos);
+        let tick = channels
+            .iter()
+            .map(|c| {
+                let mut out = Vec::with_capacity(n * bytes_per_frame);
+                for f in pos..pos + n {
+                    let at = ((start + f) % frames) * bytes_per_frame;
+                    // A channel shorter than the longest is padded with silence-sized zeros
+                    // (never read past its end).
+                    match c.get(at..at + bytes_per_frame) {
+                        Some(b) => out.extend_from_slice(b),
+                        None => out.extend(std::iter::repeat_n(0, bytes_per_frame)),
+                    }
+                }
+                out
+            })
+            .collect();
+        ticks.push(tick);
+        pos += n;
+    }
+    CallAudio {
+        ticks,
+        duration_ms: frames as u64 * 1000 / rate_hz.max(1) as u64,
+    }
+}
+
+/// Sends `audio`'s chunks at `period` apart, tick k (k ≥ 1) at `t0` + k × `period`: each
+/// chunk once its audio would have been spoken. Stops when the call's request stream is
+/// gone; returns (dropping `tx`, which half-closes the call) after the last chunk.
+pub async fn send_paced(
+    tx: mpsc::Sender<StreamCallRequest>,
+    audio: CallAudio,
+    t0: tokio::time::Instant,
+    period: Duration,
+) {
+    let mut tick = tokio::time::interval_at(t0 + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for chunks in audio.ticks {
+        tick.tick().await;
+        for (i, data) in chunks.into_iter().enumerate() {
+            if tx.send(audio_request(i as u32, data)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a `StreamCall` whose requests (the config, then audio) come from `requests`,
+/// handing each event to `on_event` as it arrives. Returns after the server's last
+/// event (the summary, once every sender of `requests` is gone), or at the first error
+/// of the call or of `on_event`.
+pub async fn run_call(
+    client: &mut Client,
+    requests: mpsc::Receiver<StreamCallRequest>,
+    mut on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
+) -> Result<(), StreamError> {
+    let mut events = client
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .map_err(StreamError::Refused)?
+        .into_inner();
+    while let Some(ev) = events.message().await.map_err(StreamError::Failed)? {
+        on_event(ev).map_err(StreamError::Output)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(encoding: codec::wav::WavEncoding, channels: usize) -> WavAudio {
+        WavAudio {
+            sample_rate: 8000,
+            channels: channels as u16,
+            encoding,
+            samples: vec![vec![0.0, 0.5, -0.5]; channels],
+        }
+    }
+
+    #[test]
+    fn recordings_keep_their_encoding_on_the_wire() {
+        let w = WireChannels::of(&wav(codec::wav::WavEncoding::Mulaw, 1), proto::Role::Agent);
+        assert_eq!(w.bytes_per_frame, 1);
+        let ulaw = |v: i16| codec::g711::ulaw_encode(v);
+        assert_eq!(w.bytes, vec![vec![ulaw(0), ulaw(16384), ulaw(-16384)]]);
+        assert_eq!(w.configs.len(), 1);
+        assert_eq!(w.configs[0].encoding, proto::Encoding::Mulaw as i32);
+        assert_eq!(w.configs[0].role, proto::Role::Agent as i32);
+        assert_eq!(w.configs[0].sample_rate_hz, 8000);
+
+        let w = WireChannels::of(
+            &wav(codec::wav::WavEncoding::PcmI16, 2),
+            proto::Role::Caller,
+        );
+        assert_eq!(w.bytes_per_frame, 2);
+        assert_eq!(w.bytes[0].len(), 6);
+        assert_eq!(&w.bytes[0][2..4], &16384i16.to_le_bytes());
+        let roles: Vec<i32> = w.configs.iter().map(|c| c.role).collect();
+        assert_eq!(
+            roles,
+            [proto::Role::Caller as i32, proto::Role::Agent as i32]
+        );
+        let ids: Vec<u32> = w.configs.iter().map(|c| c.channel_id).collect();
+        assert_eq!(ids, [0, 1]);
+    }
+
+    /// Chunks cover the audio once, in order from the start frame, wrapping around; a short
+    /// channel is padded.
+    #[test]
+    fn call_audio_wraps_from_the_start_frame() {
+        let left: Vec<u8> = (0..10).collect();
+        let right: Vec<u8> = (100..106).collect();
+        // 1000 Hz, 1 byte a frame, 4 ms chunks: 4 frames a chunk.
+        let a = call_audio(&[left.clone(), right], 1, 1000, 4, 3);
+        assert_eq!(a.duration_ms, 10);
+        assert_eq!(a.ticks.len(), 3);
+        let l: Vec<u8> = a.ticks.iter().flat_map(|t| t[0].clone()).collect();
+        assert_eq!(l, [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]);
+        let r: Vec<u8> = a.ticks.iter().flat_map(|t| t[1].clone()).collect();
+        assert_eq!(r, [103, 104, 105, 0, 0, 0, 0, 100, 101, 102]);
+        // Two bytes a frame (LINEAR16): frames never split.
+        let pcm: Vec<u8> = (0..12).collect();
+        let b = call_audio(&[pcm], 2, 1000, 4, 5);
+        let flat: Vec<u8> = b.ticks.iter().flat_map(|t| t[0].clone()).collect();
+        assert_eq!(flat, [10, 11, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(call_audio(&[vec![]], 1, 8000, 20, 7).ticks.len(), 0);
+    }
+
+    #[test]
+    fn config_then_audio_messages() {
+        let c = config_request("c1".into(), Vec::new(), None);
+        let Some(stream_call_request::Request::Config(cfg)) = c.request else {
+            panic!("not a config");
+        };
+        assert_eq!((cfg.call_id.as_str(), cfg.language.as_str()), ("c1", "en"));
+        let a = audio_request(1, vec![7]);
+        let Some(stream_call_request::Request::Audio(chunk)) = a.request else {
+            panic!("not audio");
+        };
+        assert_eq!((chunk.channel_id, chunk.data), (1, vec![7]));
+    }
+}
