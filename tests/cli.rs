@@ -527,3 +527,32 @@ fn transcripts_never_reach_the_log() {
         assert!(!stderr.contains(word), "log has {word:?}: {stderr}");
     }
 }
+
+/// `score wer` and `score uar` (the metrics tools/ scripts call) print one JSON object.
+#[test]
+fn score_prints_the_crate_metrics_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, h, p) = (
+        dir.path().join("r"),
+        dir.path().join("h"),
+        dir.path().join("p.csv"),
+    );
+    std::fs::write(&r, "Ask not, what 10 cats\n").unwrap();
+    std::fs::write(&h, "ask what ten cats\n").unwrap();
+    std::fs::write(&p, "label,predicted\ncalm,neutral\nangry,sad\n").unwrap();
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["score", "wer", "--ref"])
+        .arg(&r)
+        .arg("--hyp")
+        .arg(&h));
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (v["total"]["errors"].as_u64(), v["total"]["words"].as_u64()),
+        (Some(1), Some(5))
+    );
+    let (ok, stdout, stderr) = run(callmood().args(["score", "uar", "--pairs"]).arg(&p));
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["uar"].as_f64(), Some(0.5), "{v}");
+}

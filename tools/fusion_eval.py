@@ -11,12 +11,13 @@ Two sets:
                      emotion, so the fused result should follow them.
 
 Each clip is its own call (cold start). A clip's label is the top label of the mean
-probabilities over its utterances. Needs a release build (`cargo build --release`).
+probabilities over its utterances; UAR and recalls come from `callmood score uar` (the
+crate's own metrics, src/emotion/metrics.rs). Needs a release build (`cargo build --release`).
 
   python3 tools/fusion_eval.py --sentences tests/fixtures/text/contact_centre.tsv
   python3 tools/fusion_eval.py --corpus ../shared/data/ravdess-train --limit 300
 """
-import argparse, csv, os, subprocess, sys, tempfile
+import argparse, csv, json, os, subprocess, sys, tempfile
 from collections import defaultdict
 
 from callmood_events import ROOT, analyze, model_option
@@ -25,13 +26,18 @@ CLASSES = ["neutral", "happy", "angry", "sad", "fearful"]
 MAP = {"calm": "neutral", "disgust": "angry"}
 
 
-def uar(pairs):
-    hit, n = defaultdict(int), defaultdict(int)
-    for y, p in pairs:
-        n[y] += 1
-        hit[y] += y == p
-    rec = {c: hit[c] / n[c] for c in CLASSES if n[c]}
-    return sum(rec.values()) / len(rec), rec
+def uar(binary, pairs, path):
+    """UAR and {class: recall} (classes with examples) of (label, predicted) pairs, by
+    `callmood score uar` on a CSV written to path."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["label", "predicted"])
+        w.writerows(pairs)
+    run = subprocess.run([binary, "score", "uar", "--pairs", path], capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"callmood score uar failed:\n{run.stderr}")
+    r = json.loads(run.stdout)
+    return r["uar"], {c: x for c, x in zip(r["classes"], r["recalls"]) if x is not None}
 
 
 def probs(e):
@@ -87,7 +93,7 @@ def main():
             cid = os.path.splitext(os.path.basename(wav))[0]
             if d.get(cid):
                 pairs.append((label, top(d[cid])))
-        u, rec = uar(pairs)
+        u, rec = uar(a.binary, pairs, os.path.join(tmp, f"{name}.pairs.csv"))
         res[name] = u
         print(f"{name:>6}: UAR {u:.3f} over {len(pairs)} of {len(items)} clips; recall "
               + ", ".join(f"{c} {r:.2f}" for c, r in rec.items()))

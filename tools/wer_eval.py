@@ -16,7 +16,8 @@ PCM and the 8 kHz mu-law inputs: RTF = audio seconds / wall seconds, per core = 
 seconds / (user + sys CPU seconds of the child).
 
 Standard library only; needs `sox`/`soxi` on PATH, and `pip` (the ordinary client) to
-fetch the jfk sample once. Text normalisation mirrors src/asr/wer.rs.
+fetch the jfk sample once. Word errors are counted by `callmood score wer` (the crate's
+own normalisation and edit distance, src/asr/wer.rs), so the binary must have it.
 
     python3 tools/wer_eval.py                  # WER table
     python3 tools/wer_eval.py --json           # the same, machine-readable
@@ -33,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,59 +57,25 @@ def note(msg):
     print(f"note: {msg}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------- normalisation (wer.rs)
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-         "fourteen fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+# ---------------------------------------------------------------- word errors
 
 
-def _spell(n):
-    if n < 20:
-        return [_ONES[n]]
-    if n % 10 == 0:
-        return [_TENS[n // 10]]
-    return [_TENS[n // 10], _ONES[n % 10]]
-
-
-def normalise(text):
-    """Same as callmood::asr::wer::normalise: lower-case; anything not alphanumeric and not
-    an apostrophe separates words; a typographic apostrophe becomes ASCII; apostrophes are
-    trimmed from word ends; whole numbers below 100 are spelled out."""
-    chars = []
-    for c in text:
-        for lc in c.lower():
-            if lc.isalnum() or lc == "'" or lc == "\u2019":
-                chars.append("'" if lc == "\u2019" else lc)
-            else:
-                chars.append(" ")
-    words = []
-    for w in "".join(chars).split():
-        w = w.strip("'")
-        if not w:
-            continue
-        # Rust parses u32 from ASCII digits only; a value that overflows stays a word.
-        if re.fullmatch(r"[0-9]+", w) and int(w) < 100:
-            words.extend(_spell(int(w)))
-        else:
-            words.append(w)
-    return words
-
-
-def edit_distance(a, b):
-    prev = list(range(len(b) + 1))
-    for i, wa in enumerate(a):
-        cur = [i + 1] + [0] * len(b)
-        for j, wb in enumerate(b):
-            cur[j + 1] = min(prev[j] + (wa != wb), prev[j + 1] + 1, cur[j] + 1)
-        prev = cur
-    return prev[len(b)]
-
-
-def errors(reference, hypothesis):
-    """(errors, reference words) after normalisation."""
-    r, h = normalise(reference), normalise(hypothesis)
-    return edit_distance(r, h), len(r)
+def score_wer(callmood, pairs):
+    """[(errors, reference words)] of each (reference, hypothesis) pair, counted by
+    `callmood score wer` after the crate's normalisation (src/asr/wer.rs)."""
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for name, texts in (("ref", [r for r, _ in pairs]), ("hyp", [h for _, h in pairs])):
+            path = os.path.join(d, name)
+            with open(path, "w", encoding="utf-8") as f:
+                # One text a line: newlines inside a text only separate words anyway.
+                f.writelines(" ".join(t.split()) + "\n" for t in texts)
+            paths.append(path)
+        r = subprocess.run([callmood, "score", "wer", "--ref", paths[0], "--hyp", paths[1]],
+                           capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"callmood score wer exited {r.returncode}: {r.stderr.strip()[-500:]}")
+    return [(p["errors"], p["words"]) for p in json.loads(r.stdout)["pairs"]]
 
 
 def wer_of(errs, words):
@@ -309,15 +277,16 @@ def wer_eval(args):
                     # so its transcript can change run to run: --runs N repeats it and
                     # pools the errors (WER over N x the reference words).
                     runs = args.runs if mode == "analyze" else 1
-                    hyps, e, n, wall, cpu = [], 0, 0, 0.0, 0.0
+                    hyps, wall, cpu = [], 0.0, 0.0
                     for _ in range(runs):
                         hyp, w, c = fn(args.callmood, inputs[fmt])
-                        ee, nn = errors(clip["ref"], hyp)
                         hyps.append(hyp)
-                        e, n, wall, cpu = e + ee, n + nn, wall + w, cpu + c
+                        wall, cpu = wall + w, cpu + c
+                    counts = score_wer(args.callmood, [(clip["ref"], h) for h in hyps])
+                    e, n = sum(ee for ee, _ in counts), sum(nn for _, nn in counts)
                     row[mode] = {"hyp": hyps[0], "errors": e, "words": n, "wall_s": wall,
                                  "cpu_s": cpu, "runs": runs,
-                                 "errors_per_run": [errors(clip["ref"], h)[0] for h in hyps],
+                                 "errors_per_run": [ee for ee, _ in counts],
                                  "distinct_hyps": sorted(set(hyps))}
                 rows.append(row)
                 if not args.json:

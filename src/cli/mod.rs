@@ -10,11 +10,13 @@
 //! - [`train`]: `train` and `eval`, the voice emotion model on a labelled corpus.
 //! - [`text`]: `train-text` and `eval-text`, the words emotion model.
 //! - [`model`]: `model convert`.
+//! - [`score`]: `score wer` and `score uar`, the crate's metrics for the scripts in tools/.
 //! - [`args`]: the argument groups several subcommands share.
 pub mod analyze;
 pub mod args;
 pub mod client;
 pub mod model;
+pub mod score;
 pub mod serve;
 pub mod text;
 pub mod train;
@@ -70,6 +72,10 @@ pub enum Command {
     /// Score a labelled corpus with the voice emotion model, through the service's own
     /// path: UAR, per-class recall, confusion, per-gender UAR, calibration.
     Eval(EvalArgs),
+    /// Score texts or labels with the crate's own metrics (word error rate, UAR): JSON on
+    /// stdout, for the measurement scripts in tools/.
+    #[command(subcommand)]
+    Score(score::ScoreCommand),
 }
 
 /// Runs the parsed command line.
@@ -87,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::train(a),
         Command::Eval(a) => train::eval(a),
         Command::Model(m) => model::run(m),
+        Command::Score(s) => score::run(s),
     }
 }
 
