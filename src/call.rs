@@ -63,8 +63,12 @@ pub enum CallError {
     ConfigFirst,
     #[error("a second config arrived in the middle of the call")]
     ConfigTwice,
-    #[error("config.channels[{channel_id}]: {message}")]
-    BadRtpConfig { channel_id: u32, message: String },
+    #[error("config.channels[{channel_id}]: {source}")]
+    BadRtpConfig {
+        channel_id: u32,
+        #[source]
+        source: crate::core::rtp::leg::RtpSettingsError,
+    },
     #[error("channel_id {channel_id} takes {had}; it cannot also take {got}")]
     MixedInput {
         channel_id: u32,
@@ -164,9 +168,9 @@ impl ChannelSpec {
             c.rtp_dtmf_payload_type,
             c.jitter_buffer_ms,
         )
-        .map_err(|message| CallError::BadRtpConfig {
+        .map_err(|source| CallError::BadRtpConfig {
             channel_id: c.channel_id,
-            message,
+            source,
         })?;
         Ok(Self {
             id: c.channel_id,

@@ -57,14 +57,13 @@ impl RtpSettings {
         }
     }
 
-    /// Settings from the wire (0 means the default), checked: `Err` names
-    /// the field's problem.
+    /// Settings from the wire (0 means the default), checked.
     pub fn from_wire(
         encoding: Encoding,
         payload_type: u32,
         dtmf_payload_type: u32,
         jitter_ms: u32,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RtpSettingsError> {
         let mut s = Self::for_encoding(encoding);
         if payload_type != 0 {
             let ok = match encoding {
@@ -72,36 +71,48 @@ impl RtpSettings {
                 Encoding::Mulaw | Encoding::Alaw => payload_type <= 127,
             };
             if !ok {
-                return Err(format!(
-                    "payload type {payload_type} is not usable for {encoding:?} (L16 needs a dynamic type 96..=127)"
-                ));
+                return Err(RtpSettingsError::PayloadType {
+                    payload_type,
+                    encoding,
+                });
             }
             s.payload_type = payload_type as u8;
         }
         if dtmf_payload_type != 0 {
             if !(96..=127).contains(&dtmf_payload_type) {
-                return Err(format!(
-                    "DTMF payload type {dtmf_payload_type} is not a dynamic type 96..=127"
-                ));
+                return Err(RtpSettingsError::DtmfPayloadType(dtmf_payload_type));
             }
             s.dtmf_payload_type = dtmf_payload_type as u8;
         }
         if s.dtmf_payload_type == s.payload_type {
-            return Err(format!(
-                "audio and DTMF share payload type {}",
-                s.payload_type
-            ));
+            return Err(RtpSettingsError::SharedPayloadType(s.payload_type));
         }
         if jitter_ms != 0 {
             if jitter_ms > MAX_JITTER_MS {
-                return Err(format!(
-                    "jitter buffer of {jitter_ms} ms is over the limit of {MAX_JITTER_MS} ms"
-                ));
+                return Err(RtpSettingsError::JitterTooLong { jitter_ms });
             }
             s.jitter_ms = jitter_ms;
         }
         Ok(s)
     }
+}
+
+/// Why RTP settings from the wire are refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RtpSettingsError {
+    #[error(
+        "payload type {payload_type} is not usable for {encoding:?} (L16 needs a dynamic type 96..=127)"
+    )]
+    PayloadType {
+        payload_type: u32,
+        encoding: Encoding,
+    },
+    #[error("DTMF payload type {0} is not a dynamic type 96..=127")]
+    DtmfPayloadType(u32),
+    #[error("audio and DTMF share payload type {0}")]
+    SharedPayloadType(u8),
+    #[error("jitter buffer of {jitter_ms} ms is over the limit of {MAX_JITTER_MS} ms")]
+    JitterTooLong { jitter_ms: u32 },
 }
 
 /// What a leg hands back, in the order of its audio timeline.
