@@ -209,6 +209,40 @@ impl Default for CallSettings {
     }
 }
 
+/// Channels of a recording: the first is `left_role` (CALLER by default), the
+/// second the other role, any further ones unspecified.
+pub fn recording_channels(
+    n_channels: usize,
+    sample_rate_hz: u32,
+    left_role: proto::Role,
+) -> Vec<ChannelSpec> {
+    let left = if left_role == proto::Role::Unspecified {
+        proto::Role::Caller
+    } else {
+        left_role
+    };
+    let right = if left == proto::Role::Agent {
+        proto::Role::Caller
+    } else {
+        proto::Role::Agent
+    };
+    (0..n_channels)
+        .map(|i| {
+            let role = match i {
+                0 => left,
+                1 => right,
+                _ => proto::Role::Unspecified,
+            };
+            ChannelSpec::new(
+                i as u32,
+                role,
+                Encoding::Linear16,
+                sample_rate_hz,
+            )
+        })
+        .collect()
+}
+
 /// An utterance that just ended.
 #[derive(Clone, Debug)]
 pub struct Ended {

@@ -476,7 +476,7 @@ pub async fn analyze_recording(
     redact_pii: bool,
     mut sink: impl FnMut(&CallEvent) -> io::Result<()>,
 ) -> Result<(), FileError> {
-    let specs = session::recording_channels(wav.samples.len(), wav.sample_rate, left_role);
+    let specs = crate::call::recording_channels(wav.samples.len(), wav.sample_rate, left_role);
     let opts = SessionOptions {
         settings: CallSettings::default(),
         backpressure: AsrBackpressure::Wait,

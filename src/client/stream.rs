@@ -20,7 +20,6 @@ use crate::proto::{
     self, call_analyzer_client::CallAnalyzerClient, stream_call_request, CallEvent,
     StreamCallRequest,
 };
-use crate::server::session;
 
 /// The server the clients talk to unless told otherwise.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -124,7 +123,7 @@ impl WireChannels {
             codec::wav::WavEncoding::Alaw => proto::Encoding::Alaw,
             _ => proto::Encoding::Linear16,
         };
-        let configs = session::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
+        let configs = crate::call::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
             .iter()
             .map(|s| proto::ChannelConfig {
                 channel_id: s.id,

@@ -287,7 +287,7 @@ impl CallAnalyzer for Service {
             None => return Err(status(ServerError::NoRecording)),
         };
         let left = proto::Role::try_from(req.left_role).unwrap_or(proto::Role::Unspecified);
-        let specs = session::recording_channels(channels.len(), rate, left);
+        let specs = crate::call::recording_channels(channels.len(), rate, left);
         let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
         let (handle, events) = self
             .analyzer

@@ -466,40 +466,6 @@ async fn pump(
     }
 }
 
-/// Channels of a recording: the first is `left_role` (CALLER by default), the
-/// second the other role, any further ones unspecified.
-pub fn recording_channels(
-    n_channels: usize,
-    sample_rate_hz: u32,
-    left_role: proto::Role,
-) -> Vec<ChannelSpec> {
-    let left = if left_role == proto::Role::Unspecified {
-        proto::Role::Caller
-    } else {
-        left_role
-    };
-    let right = if left == proto::Role::Agent {
-        proto::Role::Caller
-    } else {
-        proto::Role::Agent
-    };
-    (0..n_channels)
-        .map(|i| {
-            let role = match i {
-                0 => left,
-                1 => right,
-                _ => proto::Role::Unspecified,
-            };
-            ChannelSpec::new(
-                i as u32,
-                role,
-                crate::core::codec::Encoding::Linear16,
-                sample_rate_hz,
-            )
-        })
-        .collect()
-}
-
 /// Feeds a whole decoded recording into a call, one second per channel at a
 /// time, interleaved as a live stereo stream would be; then ends the call.
 pub async fn feed_recording(handle: CallHandle, channels: Vec<Vec<f32>>, sample_rate_hz: u32) {
