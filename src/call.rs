@@ -233,12 +233,7 @@ pub fn recording_channels(
                 1 => right,
                 _ => proto::Role::Unspecified,
             };
-            ChannelSpec::new(
-                i as u32,
-                role,
-                Encoding::Linear16,
-                sample_rate_hz,
-            )
+            ChannelSpec::new(i as u32, role, Encoding::Linear16, sample_rate_hz)
         })
         .collect()
 }

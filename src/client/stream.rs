@@ -123,16 +123,17 @@ impl WireChannels {
             codec::wav::WavEncoding::Alaw => proto::Encoding::Alaw,
             _ => proto::Encoding::Linear16,
         };
-        let configs = crate::call::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
-            .iter()
-            .map(|s| proto::ChannelConfig {
-                channel_id: s.id,
-                role: s.role as i32,
-                encoding: encoding as i32,
-                sample_rate_hz: wav.sample_rate,
-                ..Default::default()
-            })
-            .collect();
+        let configs =
+            crate::call::recording_channels(wav.samples.len(), wav.sample_rate, left_role)
+                .iter()
+                .map(|s| proto::ChannelConfig {
+                    channel_id: s.id,
+                    role: s.role as i32,
+                    encoding: encoding as i32,
+                    sample_rate_hz: wav.sample_rate,
+                    ..Default::default()
+                })
+                .collect();
         let bytes = wav
             .samples
             .iter()
