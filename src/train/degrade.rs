@@ -251,7 +251,7 @@ mod tests {
         let y: Vec<f32> = telephony(&tone(freq, 16_000), LineConfig { seed: 1 })
             .into_iter()
             .skip(800)
-            .map(codec::ulaw_to_sample)
+            .map(crate::core::codec::ulaw_to_sample)
             .collect();
         (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
     }
