@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::alerts::{AlertConfig, AlertCues, CallState};
 use super::join_words;
-use super::pii::redact_utterance;
+use super::pii::{redact_utterance_with, RoleContext};
 use super::profile::Profile;
 use crate::asr::Word;
 use crate::call::Ended;
@@ -90,7 +90,14 @@ pub struct Finisher {
     /// Alerts raised by the last input (reused buffer).
     raised: Vec<proto::Alert>,
     skipped: u32,
+    /// Per role: what its last utterance left open for redaction (a cue, or a number cut
+    /// off) and when that utterance ended (ms, call time).
+    pii: Vec<(i32, RoleContext, u32)>,
 }
+
+/// A number goes on in the same speaker's next utterance only if it starts within this
+/// many ms of the last one's end: people pause between groups, not for long.
+const PII_SPLIT_MAX_GAP_MS: u32 = 10_000;
 
 /// The shipped alert cues, parsed once per process.
 fn builtin_cues() -> Arc<AlertCues> {
@@ -108,6 +115,7 @@ impl Finisher {
             profile: Profile::default(),
             raised: Vec::new(),
             skipped: 0,
+            pii: Vec::new(),
         }
     }
 
@@ -136,11 +144,29 @@ impl Finisher {
         self.raised.clear();
         self.state.push_utterance(&u, &mut self.raised);
         if self.opts.redact_pii {
-            redact_utterance(&mut u);
+            self.redact(&mut u);
         }
         self.profile.push(&u);
         out.push(Event::Utterance(u));
         self.send_alerts(out);
+    }
+
+    /// Redacts an utterance with what the same role's previous one left open: a number
+    /// split across two utterances, or a cue at the end of one with the digits in the next.
+    fn redact(&mut self, u: &mut proto::Utterance) {
+        let at = match self.pii.iter().position(|p| p.0 == u.role) {
+            Some(i) => i,
+            None => {
+                self.pii.push((u.role, RoleContext::default(), u.start_ms));
+                self.pii.len() - 1
+            }
+        };
+        let (_, ctx, end_ms) = &mut self.pii[at];
+        if u.start_ms.saturating_sub(*end_ms) > PII_SPLIT_MAX_GAP_MS {
+            *ctx = RoleContext::default();
+        }
+        redact_utterance_with(u, ctx);
+        *end_ms = u.end_ms;
     }
 
     /// The call's audio reached `ms`; `speaking`: someone is speaking then.
@@ -280,6 +306,52 @@ mod tests {
         assert!(!u.transcript.contains("4111"), "{}", u.transcript);
         assert!(u.words.iter().all(|w| !w.text.contains("1111")));
         assert!(u.emotion.is_none(), "no voice model, no emotion");
+    }
+
+    /// Sends one utterance of `role` with these words; returns its transcript.
+    fn say(f: &mut Finisher, role: Role, start_ms: u32, texts: &[&str]) -> String {
+        let mut e = ended("u", start_ms, start_ms + 1_000);
+        e.utterance.role = role as i32;
+        let words = texts.iter().map(|w| word(w, 0, 80)).collect();
+        let mut out = Vec::new();
+        f.utterance(e, Recognised::Words(words), &mut out);
+        utterances(&out)[0].transcript.clone()
+    }
+
+    #[test]
+    fn a_number_split_across_a_speakers_utterances_is_redacted() {
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        assert_eq!(
+            say(&mut f, Role::Caller, 1_000, &["my", "card", "number", "is"]),
+            "my card number is"
+        );
+        // the other side speaks in between: its digits are its own, the caller's cue waits
+        assert_eq!(
+            say(&mut f, Role::Agent, 2_500, &["go", "on,", "12"]),
+            "go on, 12"
+        );
+        assert_eq!(
+            say(&mut f, Role::Caller, 4_000, &["4111", "1111"]),
+            "[CARD]"
+        );
+        // a pause longer than PII_SPLIT_MAX_GAP_MS forgets the cue
+        say(
+            &mut f,
+            Role::Caller,
+            6_000,
+            &["the", "security", "code", "is"],
+        );
+        assert_eq!(say(&mut f, Role::Caller, 20_000, &["12"]), "12");
+        // without redaction nothing is kept or changed
+        let mut off = Finisher::new(
+            FinishOptions {
+                redact_pii: false,
+                ..FinishOptions::default()
+            },
+            Models::default(),
+        );
+        say(&mut off, Role::Caller, 500, &["card", "number"]);
+        assert_eq!(say(&mut off, Role::Caller, 1_500, &["4111"]), "4111");
     }
 
     #[test]

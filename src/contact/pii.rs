@@ -1,6 +1,7 @@
 //! Personal data redaction of transcripts: payment card numbers, card security codes, expiry
 //! dates, US social security numbers, phone numbers and e-mail addresses become `[CARD]`,
-//! `[CVV]`, `[EXPIRY]`, `[SSN]`, `[PHONE]` and `[EMAIL]`.
+//! `[CVV]`, `[EXPIRY]`, `[SSN]`, `[PHONE]` and `[EMAIL]`; any other secret number (an account
+//! number, or a long run of digits that is nothing else) becomes `[NUMBER]`.
 //!
 //! Whisper writes a number the way it heard it: `4111 1111 1111 1111`, `4111-1111`,
 //! `four one one one`, `4-1-1-1...`, `double four`, `oh nine twenty seven`, or a mix of these.
@@ -24,13 +25,36 @@
 //!    ("CVV", "security code", "expires", "valid until") a few words away with no other number
 //!    in between, or a card number just before it in the same text.
 //!
+//! Validity alone fails open: one misheard digit breaks a Luhn check, and Whisper writes an
+//! expiry as `0.47` or a code as `3, 7`. So two rules then fail closed (issue 20):
+//!
+//! 6. Context: after a card, security-code, expiry, SSN or account cue ("card number", "CVV",
+//!    "PIN", "expires", "valid thru", "social", "account number", "routing", "sort code"), with
+//!    at most a few link words between ("number is", "the date would be"), every digit-bearing
+//!    word up to the next plain word is redacted as the cue's kind, whatever its shape:
+//!    decimals and times too, money (`$25.99`) not. Fillers and punctuation do not end the
+//!    number; a unit after it does ("by card, two people"), as does "last four" before the cue
+//!    for a lone 4-digit group (the last four of a card may be shown). Digits straight after a
+//!    found card, code, date or SSN are more of it (`[CARD] 1, 1, 1`).
+//! 7. Length: a run with 9 or more digits no other rule took is redacted whatever its checksum
+//!    or shape, as `[CARD]` with 13–19 digits and `[NUMBER]` otherwise; so is one word of 9 or
+//!    more digits written as a quantity (`4,111,111,111,111,111`).
+//!
 //! A word that is only partly inside a found span (`is4111`, `1111,`) is replaced whole, so no
 //! digit of a redacted number survives in any word, and trailing punctuation of the last word
-//! goes with it. The work is linear in the number of words: every look-ahead and look-back is
-//! bounded by a constant. Nothing here logs or prints: transcripts are customer data.
+//! goes with it. Spans of one kind joined only by fillers or punctuation become one. The work
+//! is linear in the number of words: every look-ahead and look-back is bounded by a constant,
+//! or skipped past once. Nothing here logs or prints: transcripts are customer data.
 //!
-//! Each text is judged alone: a number split across two utterances, or a context word in the
-//! previous utterance, is not seen.
+//! One speaker's utterances are linked by a [`RoleContext`] the caller keeps per role
+//! ([`redact_utterance_with`]): an utterance that ends inside a redacted number or right after
+//! a cue makes the next one's leading digits that kind, and a run of digits at the end of one
+//! counts toward the 9-digit rule of a run at the start of the next ("5425 2334" | "3010 9903":
+//! the second half is redacted). Not caught: the first half of a split number that is short
+//! and has no cue (it has left before the second half is heard); a number whose pieces are
+//! separated by a plain word or a misrecognised cue ("the car number in ..."); a cue more than
+//! a few link words before the digits; digit words Whisper wrote as other words ("free" for
+//! three, "Nero" for zero); numbers spread over utterances of different speakers.
 
 use std::ops::Range;
 
@@ -72,17 +96,22 @@ pub enum PiiKind {
     Phone,
     /// An e-mail address, written or dictated.
     Email,
+    /// Any other secret number: one after an account, routing or sort-code cue, or a run of
+    /// 9 or more digits (not 13–19, which is a card) that is nothing else. Redacted for where
+    /// it stands or how long it is, not for what it is.
+    Number,
 }
 
 impl PiiKind {
     /// Every kind, in declaration order.
-    pub const ALL: [PiiKind; 6] = [
+    pub const ALL: [PiiKind; 7] = [
         PiiKind::Card,
         PiiKind::Cvv,
         PiiKind::Expiry,
         PiiKind::Ssn,
         PiiKind::Phone,
         PiiKind::Email,
+        PiiKind::Number,
     ];
 
     /// The text that replaces a span of this kind: `"[CARD]"`, `"[CVV]"`, ...
@@ -94,6 +123,7 @@ impl PiiKind {
             PiiKind::Ssn => "[SSN]",
             PiiKind::Phone => "[PHONE]",
             PiiKind::Email => "[EMAIL]",
+            PiiKind::Number => "[NUMBER]",
         }
     }
 }
@@ -110,8 +140,36 @@ pub struct PiiSpan {
 /// Finds the personal data in a list of words (Whisper's words, or a text split at
 /// whitespace). Spans are in order and do not overlap.
 pub fn find_spans<S: AsRef<str>>(words: &[S]) -> Vec<PiiSpan> {
+    find_spans_with(words, &mut RoleContext::default())
+}
+
+/// What one speaker's last utterance left open for the next one: it ended inside a secret
+/// number, or just after a cue ("my card number is"), or with a run of digits too short to
+/// judge alone. Kept per speaker (role) by the caller, starting from `default()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoleContext {
+    /// The last utterance ended inside a redacted number phrase or after a cue: the next
+    /// one's leading digits are that kind.
+    open: Option<PiiKind>,
+    /// Digits of an unredacted run at the very end of the last utterance: they count toward
+    /// the 9-digit length rule of a run at the very start of the next.
+    digits: usize,
+}
+
+impl RoleContext {
+    /// The kind the next utterance's leading digits will be redacted as, if any.
+    pub fn open(&self) -> Option<PiiKind> {
+        self.open
+    }
+}
+
+/// [`find_spans`], told what the speaker's previous utterance left open, and updating it
+/// for the next.
+pub fn find_spans_with<S: AsRef<str>>(words: &[S], ctx: &mut RoleContext) -> Vec<PiiSpan> {
     let words: Vec<&str> = words.iter().map(AsRef::as_ref).collect();
-    Finder::new(&words).find()
+    let (spans, next) = Finder::new(&words, *ctx).find();
+    *ctx = next;
+    spans
 }
 
 /// The tags in a redacted text, in order (e.g. to count what was removed from
@@ -130,9 +188,14 @@ pub fn tags_in(s: &str) -> Vec<PiiKind> {
 /// was removed (kind per span, in order). Words are what whitespace separates; the
 /// whitespace outside the spans is kept as it was.
 pub fn redact_text(text: &str) -> (String, Vec<PiiKind>) {
+    redact_text_with(text, &mut RoleContext::default())
+}
+
+/// [`redact_text`] with the speaker's context (see [`RoleContext`]).
+pub fn redact_text_with(text: &str, ctx: &mut RoleContext) -> (String, Vec<PiiKind>) {
     let bounds = word_bounds(text);
     let words: Vec<&str> = bounds.iter().map(|r| &text[r.clone()]).collect();
-    let spans = find_spans(&words);
+    let spans = find_spans_with(&words, ctx);
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     for s in &spans {
@@ -153,16 +216,30 @@ pub fn redact_text(text: &str) -> (String, Vec<PiiKind>) {
 /// is not (hand-made, or words absent) is redacted on its own with [`redact_text`]; the kinds
 /// returned are then those found in the words when there are words.
 pub fn redact_utterance(u: &mut proto::Utterance) -> Vec<PiiKind> {
+    redact_utterance_with(u, &mut RoleContext::default())
+}
+
+/// [`redact_utterance`] with the context the same speaker's previous utterance left (a cue
+/// or a number cut off at its end), updated for the next one: a number split across two
+/// utterances, or "my card number is" followed by the digits in the next, is caught here.
+/// A transcript that differs from the words is redacted with the same incoming context; the
+/// context that goes on is the words'.
+pub fn redact_utterance_with(u: &mut proto::Utterance, ctx: &mut RoleContext) -> Vec<PiiKind> {
     if u.words.is_empty() {
-        let (text, kinds) = redact_text(&u.transcript);
+        let (text, kinds) = redact_text_with(&u.transcript, ctx);
         u.transcript = text;
         return kinds;
     }
-    let spans = find_spans(&u.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>());
+    let before = *ctx;
+    let spans = find_spans_with(
+        &u.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
+        ctx,
+    );
+    let redact_transcript = |t: &str| redact_text_with(t, &mut before.clone()).0;
     if spans.is_empty() {
         // The words hold nothing; a transcript that differs from them still might.
         if u.transcript != join_words(&u.words) {
-            u.transcript = redact_text(&u.transcript).0;
+            u.transcript = redact_transcript(&u.transcript);
         }
         return Vec::new();
     }
@@ -192,7 +269,7 @@ pub fn redact_utterance(u: &mut proto::Utterance) -> Vec<PiiKind> {
     u.transcript = if joined {
         join_words(&u.words)
     } else {
-        redact_text(&u.transcript).0
+        redact_transcript(&u.transcript)
     };
     spans.iter().map(|s| s.kind).collect()
 }
@@ -233,6 +310,8 @@ struct Keys {
     unit: bool,
     /// A word before a short number that says what else it is: "order", "room", "flight".
     block: bool,
+    /// An account, routing or sort-code number follows: "account number", "routing", "IBAN".
+    account: bool,
 }
 
 const CARD_WORDS: &[&str] = &[
@@ -302,6 +381,20 @@ const EXPIRY_WORDS: &[&str] = &[
     "valid",
     "thru",
 ];
+/// Account-like numbers after these are secret whatever their shape ("account" only before
+/// "number", "sort" and "bank" only before "code" / "account": see `keys`).
+const ACCOUNT_WORDS: &[&str] = &["routing", "iban", "sortcode", "aba", "bsb", "accountnumber"];
+/// Words that may stand between a cue and its number without ending it: "card number *is*
+/// ...", "the expiry date *would be* ...". Any other word ends the cue ("expires in 2027").
+const CUE_LINK_WORDS: &[&str] = &[
+    "number", "numbers", "no", "num", "is", "was", "are", "its", "it", "s", "date", "code", "the",
+    "my", "your", "that", "thats", "be", "would", "will", "should", "please", "ok", "okay", "yes",
+    "yeah", "so", "again", "then", "sure", "right", "card",
+];
+/// After a number, these say it counts something: "the three digits on the back".
+const COUNTED_WORDS: &[&str] = &["digits", "digit", "numbers", "letters", "characters"];
+/// Most link words between a cue and its number.
+const CUE_GAP_WORDS: usize = 4;
 const SSN_WORDS: &[&str] = &["ssn", "social", "socials", "socialsecurity"];
 const PHONE_WORDS: &[&str] = &[
     "phone",
@@ -424,6 +517,7 @@ fn keys(words: &[&str]) -> Vec<Keys> {
                 month: MONTHS.contains(&s),
                 unit: UNIT_WORDS.contains(&s),
                 block: BLOCK_WORDS.contains(&s),
+                account: ACCOUNT_WORDS.contains(&s),
             };
             match s {
                 "security" if prev(1) == "social" => k.ssn = true,
@@ -436,6 +530,10 @@ fn keys(words: &[&str]) -> Vec<Keys> {
                 }
                 "through" | "until" | "till" => k.expiry = ["good", "valid"].contains(&prev(1)),
                 "number" => k.phone = NUMBER_IS_PHONE_AFTER.contains(&prev(1)),
+                "account" | "acct" => {
+                    k.account = ["number", "no", "num", "numbers"].contains(&next)
+                }
+                "sort" | "bank" => k.account = next == "code" || next == "account",
                 _ => {}
             }
             k
@@ -699,6 +797,40 @@ fn two_digits(ps: &[Lexed], k: usize) -> Option<(String, usize)> {
         }
     }
     Some((format!("{t}0"), 1))
+}
+
+/// Digits in a run that make it secret whatever it is (an SSN has 9).
+const LONG_RUN_DIGITS: usize = 9;
+
+/// Money or a percentage: a quantity even after a cue ("the card was charged $25.99").
+fn is_money(word: &str) -> bool {
+    word.contains(['$', '£', '€', '¥', '%'])
+}
+
+/// A word that may sit inside a number without ending it: a filler ("uh", "and") or
+/// punctuation, "dash", "slash".
+fn is_joiner(word: &str) -> bool {
+    let n = norm(word);
+    n.is_empty()
+        || FILLERS.contains(&n.as_str())
+        || ["dash", "hyphen", "slash"].contains(&n.as_str())
+}
+
+/// The kind of secret a cue word announces.
+fn cue_kind(k: &Keys) -> Option<PiiKind> {
+    if k.cvv {
+        Some(PiiKind::Cvv)
+    } else if k.expiry {
+        Some(PiiKind::Expiry)
+    } else if k.card {
+        Some(PiiKind::Card)
+    } else if k.ssn {
+        Some(PiiKind::Ssn)
+    } else if k.account {
+        Some(PiiKind::Number)
+    } else {
+        None
+    }
 }
 
 /// What separated two digit groups.
@@ -1112,19 +1244,22 @@ struct Finder<'w> {
     numeric: Vec<bool>,
     /// First word, last word (inclusive), kind.
     found: Vec<(usize, usize, PiiKind)>,
+    /// What the speaker's previous utterance left open.
+    lead: RoleContext,
 }
 
 impl<'w> Finder<'w> {
-    fn new(words: &'w [&'w str]) -> Self {
+    fn new(words: &'w [&'w str], lead: RoleContext) -> Self {
         Self {
             words,
             keys: keys(words),
             numeric: vec![false; words.len()],
             found: Vec::new(),
+            lead,
         }
     }
 
-    fn find(mut self) -> Vec<PiiSpan> {
+    fn find(mut self) -> (Vec<PiiSpan>, RoleContext) {
         let n = self.words.len();
         let mut opaque = vec![false; n];
         for (first, last) in find_emails(self.words) {
@@ -1154,6 +1289,10 @@ impl<'w> Finder<'w> {
         for (run, claimed) in runs.iter().zip(&claimed) {
             self.contextual(run, claimed, &cards);
         }
+        // the context decides the kind first; the length rule takes what is left
+        let open = self.by_context(&opaque);
+        let (trailing, ended_in) = self.by_length(&runs, &toks);
+        let open = open.or(ended_in);
         self.found.sort_by_key(|f| (f.0, f.1));
         let mut out: Vec<PiiSpan> = Vec::with_capacity(self.found.len());
         for &(first, last, kind) in &self.found {
@@ -1162,13 +1301,228 @@ impl<'w> Finder<'w> {
                 Some(prev) if first < prev.words.end => {
                     prev.words.end = prev.words.end.max(last + 1)
                 }
+                // "[CARD] 1, 1, 1": the pieces of one number, joined by nothing but fillers
+                // and punctuation, are one span.
+                Some(prev)
+                    if prev.kind == kind
+                        && !matches!(kind, PiiKind::Phone | PiiKind::Email)
+                        && (prev.words.end..first).all(|w| is_joiner(self.words[w])) =>
+                {
+                    prev.words.end = last + 1
+                }
                 _ => out.push(PiiSpan {
                     words: first..last + 1,
                     kind,
                 }),
             }
         }
-        out
+        let next = RoleContext {
+            open,
+            digits: trailing,
+        };
+        (out, next)
+    }
+
+    /// Digits a word holds, written: `0366` → 4.
+    fn numeric_digits(&self, w: usize) -> usize {
+        self.words[w].chars().filter(char::is_ascii_digit).count()
+    }
+
+    /// Which kind covers each word so far.
+    fn covered(&self) -> Vec<Option<PiiKind>> {
+        let mut at = vec![None; self.words.len()];
+        for &(first, last, kind) in &self.found {
+            at[first..=last].fill(Some(kind));
+        }
+        at
+    }
+
+    /// The length rule: a run of 9 or more digits is secret whatever its checksum or shape
+    /// (a misheard card, an account number). A run at the very start counts the digits the
+    /// previous utterance ended with. Returns the digits of an unredacted run at the very end,
+    /// or the kind of a redacted one.
+    fn by_length(&mut self, runs: &[Vec<Group>], toks: &[Tok]) -> (usize, Option<PiiKind>) {
+        let covered = self.covered();
+        let is_covered = |g: &Group| (g.first_word..=g.last_word).any(|w| covered[w].is_some());
+        // words of the first and last tokens that end a run
+        let first_stop = toks
+            .iter()
+            .find(|t| matches!(t.item, Item::Stop | Item::Plus))
+            .map_or(usize::MAX, |t| t.first_word);
+        let last_stop = toks
+            .iter()
+            .rev()
+            .find(|t| matches!(t.item, Item::Stop | Item::Plus))
+            .map(|t| t.last_word);
+        let mut trailing = 0;
+        let mut ended_in = None;
+        for (r, run) in runs.iter().enumerate() {
+            // digits no card, phone or SSN took: a found number and the digits around it
+            // are judged by the context rule ("[CARD] and 2019")
+            let own: usize = run
+                .iter()
+                .filter(|g| !is_covered(g))
+                .map(|g| g.digits.len())
+                .sum();
+            let leading = r == 0 && run[0].first_word <= first_stop;
+            let total = own + if leading { self.lead.digits } else { 0 };
+            let at_end = r + 1 == runs.len()
+                && last_stop.is_none_or(|s| s < run[0].first_word)
+                && !run.iter().any(is_covered);
+            if at_end {
+                trailing = total;
+            }
+            if total < LONG_RUN_DIGITS {
+                continue;
+            }
+            let by_len = if (13..=19).contains(&total) {
+                PiiKind::Card
+            } else {
+                PiiKind::Number
+            };
+            let mut kind = by_len;
+            for g in run {
+                if let Some(k) = (g.first_word..=g.last_word).find_map(|w| covered[w]) {
+                    // what follows a found number in the same run is more of it
+                    kind = k;
+                    continue;
+                }
+                self.push(g.first_word, g.last_word, kind);
+            }
+            if at_end {
+                trailing = 0;
+                ended_in = Some(kind);
+            }
+        }
+        // A single word with many digits that reads as a quantity ("4,111,111,111,111,111")
+        for (w, word) in self.words.iter().enumerate() {
+            if covered[w].is_some() || is_money(word) {
+                continue;
+            }
+            let n = word.chars().filter(char::is_ascii_digit).count();
+            let plain = word
+                .trim_matches(|c: char| !c.is_ascii_digit())
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == '.');
+            if n >= LONG_RUN_DIGITS && plain && is_quantity(word) {
+                let kind = if (13..=19).contains(&n) {
+                    PiiKind::Card
+                } else {
+                    PiiKind::Number
+                };
+                self.push(w, w, kind);
+            }
+        }
+        (trailing, ended_in)
+    }
+
+    /// The context rule: after a card, security-code, expiry or account cue (or what the
+    /// previous utterance left open), every digit-bearing word up to the next plain word is
+    /// secret, whatever its shape: "0.47", "3, 7", "ten thirty". Fillers and punctuation do
+    /// not end the number; up to [`CUE_GAP_WORDS`] link words ("number is") may stand between
+    /// the cue and it. Digits straight after a found card, code or date are more of it
+    /// ("[CARD] 1, 1, 1"). Returns what the end of the text leaves open.
+    fn by_context(&mut self, opaque: &[bool]) -> Option<PiiKind> {
+        let covered = self.covered();
+        let n = self.words.len();
+        let digit_word = |s: &Self, w: usize| {
+            s.numeric[w] && !opaque[w] && !is_money(s.words[w]) && covered[w].is_none()
+        };
+        // (kind, link words left)
+        let mut cue: Option<(PiiKind, usize)> = self.lead.open.map(|k| (k, CUE_GAP_WORDS));
+        // (kind, started from a cue: fillers do not end it)
+        let mut phrase: Option<(PiiKind, bool)> = None;
+        // the cue came after "last four"
+        let mut last_four = false;
+        let mut w = 0;
+        while w < n {
+            if let Some(k) = covered[w] {
+                if matches!(
+                    k,
+                    PiiKind::Card | PiiKind::Cvv | PiiKind::Expiry | PiiKind::Ssn | PiiKind::Number
+                ) {
+                    let from_cue = cue.is_some() || phrase.is_some_and(|p| p.1);
+                    phrase = Some((k, from_cue));
+                } else {
+                    phrase = None;
+                }
+                cue = None;
+                w += 1;
+                continue;
+            }
+            if let Some(k) = cue_kind(&self.keys[w]) {
+                last_four = (w.saturating_sub(CONTEXT_BEFORE_WORDS)..w).any(|x| {
+                    norm(self.words[x]) == "last"
+                        && self
+                            .words
+                            .get(x + 1)
+                            .is_some_and(|y| ["four", "4"].contains(&norm(y).as_str()))
+                });
+                cue = Some((k, CUE_GAP_WORDS));
+                phrase = None;
+                w += 1;
+                continue;
+            }
+            if digit_word(self, w) {
+                if let Some((k, from_cue)) = phrase {
+                    self.push(w, w, k);
+                    phrase = Some((k, from_cue));
+                    w += 1;
+                    continue;
+                }
+                if let Some((k, _)) = cue {
+                    // the number phrase: digit words, joined by fillers and punctuation
+                    let mut end = w + 1;
+                    let mut j = w + 1;
+                    while j < n && (digit_word(self, j) || is_joiner(self.words[j])) {
+                        j += 1;
+                        if digit_word(self, j - 1) {
+                            end = j;
+                        }
+                    }
+                    let digits: Vec<usize> = (w..end).filter(|&x| digit_word(self, x)).collect();
+                    // "three people", "the three numbers on the back", "the CVV is the one
+                    // on the back", "the last four digits of the card are 0366" (the last
+                    // four of a card are not secret: PCI DSS lets them be shown)
+                    let next = self.words.get(end).map(|x| norm(x)).unwrap_or_default();
+                    let quantity = self.unit_after(end - 1)
+                        || COUNTED_WORDS.contains(&next.as_str())
+                        || (digits.len() == 1 && norm(self.words[w]) == "one")
+                        || (last_four && digits.len() == 1 && self.numeric_digits(w) == 4);
+                    cue = None;
+                    if !quantity {
+                        for &x in &digits {
+                            self.push(x, x, k);
+                        }
+                        phrase = Some((k, true));
+                    }
+                    w = end;
+                    continue;
+                }
+                w += 1;
+                continue;
+            }
+            if is_joiner(self.words[w]) {
+                let filler = FILLERS.contains(&norm(self.words[w]).as_str());
+                if phrase.is_some_and(|p| !p.1) && filler {
+                    phrase = None;
+                }
+                w += 1;
+                continue;
+            }
+            // a plain word ends a number; a link word may stand between a cue and its number
+            phrase = None;
+            cue = match cue {
+                Some((k, left))
+                    if left > 0 && CUE_LINK_WORDS.contains(&norm(self.words[w]).as_str()) =>
+                {
+                    Some((k, left - 1))
+                }
+                _ => None,
+            };
+            w += 1;
+        }
+        phrase.map(|p| p.0).or(cue.map(|c| c.0))
     }
 
     /// The distance in words to the nearest context word chosen by `want`, before `first` or
@@ -1232,7 +1586,15 @@ impl<'w> Finder<'w> {
             let hit = intl_at(run, i)
                 .map(|e| (e, PiiKind::Phone))
                 .or_else(|| self.card_at(run, i).map(|e| (e, PiiKind::Card)))
-                .or_else(|| nanp_at(run, i).map(|e| (e, PiiKind::Phone)))
+                .or_else(|| {
+                    // "account number 8829104473" has a phone's shape, not its meaning
+                    let account = self
+                        .near(run[i].first_word, run[i].last_word, |k| k.account)
+                        .is_some();
+                    nanp_at(run, i)
+                        .filter(|_| !account)
+                        .map(|e| (e, PiiKind::Phone))
+                })
                 .or_else(|| self.ssn_at(run, i).map(|e| (e, PiiKind::Ssn)))
                 .or_else(|| {
                     self.phone_in_context_at(run, i)
@@ -1661,8 +2023,9 @@ mod tests {
             "[CARD]",
         ),
         // Luhn-invalid 16 digits: not a card without context, a card with it
-        ("reference 4111 1111 1111 1112 thanks", "reference 4111 1111 1111 1112 thanks"),
-        ("4111 1111 1111 1112", "4111 1111 1111 1112"),
+        // (since issue 20 any 13–19 digit run is a card: fail closed)
+        ("reference 4111 1111 1111 1112 thanks", "reference [CARD] thanks"),
+        ("4111 1111 1111 1112", "[CARD]"),
         ("my card number is 4111 1111 1111 1112", "my card number is [CARD]"),
         ("visa ending, um, 4111 1111 1111 1112", "visa ending, um, [CARD]"),
         // card then code, same run
@@ -1724,13 +2087,14 @@ mod tests {
         ("my social is 123456789", "my social is [SSN]"),
         ("social security number one two three four five six seven eight nine", "social security number [SSN]"),
         ("SSN 987-65-4321", "SSN [SSN]"),
-        ("987-65-4321", "987-65-4321"),
-        ("666-12-3456", "666-12-3456"),
-        ("000-12-3456", "000-12-3456"),
-        ("123-00-4567", "123-00-4567"),
-        ("123-45-0000", "123-45-0000"),
+        // never-issued SSNs are no SSN, but 9 digits are secret by their length
+        ("987-65-4321", "[NUMBER]"),
+        ("666-12-3456", "[NUMBER]"),
+        ("000-12-3456", "[NUMBER]"),
+        ("123-00-4567", "[NUMBER]"),
+        ("123-45-0000", "[NUMBER]"),
         ("my social security is 666-12-3456", "my social security is [SSN]"),
-        ("123456789", "123456789"),
+        ("123456789", "[NUMBER]"),
         // --- phone numbers
         ("call me at (555) 123-4567 please", "call me at [PHONE] please"),
         ("555.123.4567", "[PHONE]"),
@@ -1757,7 +2121,7 @@ mod tests {
         ("+12", "+12"),
         ("call me on 0044 20 7946 0321", "call me on [PHONE]"),
         ("double oh four four two zero seven nine four six zero three two one", "[PHONE]"),
-        ("case 0 0 4 5 7 7 2 1 9 3", "case 0 0 4 5 7 7 2 1 9 3"),
+        ("case 0 0 4 5 7 7 2 1 9 3", "case [NUMBER]"),
         ("my number is 555 0199", "my number is [PHONE]"),
         ("it's twenty four seven", "it's twenty four seven"),
         // --- e-mail addresses
@@ -1803,7 +2167,7 @@ mod tests {
         ("the one on the back", "the one on the back"),
         ("since 2019 and 2020", "since 2019 and 2020"),
         ("two thousand and five", "two thousand and five"),
-        ("my account number is 12345678", "my account number is 12345678"),
+        ("my account number is 12345678", "my account number is [NUMBER]"),
         ("the 1990s", "the 1990s"),
         ("order #41111111", "order #41111111"),
         ("", ""),
@@ -1820,6 +2184,58 @@ mod tests {
             "card [CARD] call me at ten thirty",
         ),
         ("card 4111 1111 1111 1111 expires at 1027", "card [CARD] expires at [EXPIRY]"),
+        // --- fail closed (issue 20): the four failures seen through the whole service,
+        // verbatim as Whisper wrote them
+        (
+            "My card number is 4111 1111 1111 1111, 1, 1, 1, 1, 1, 1, 1.",
+            "My card number is [CARD]",
+        ),
+        ("4111 1111 1111 1111, 1, 1, 1, 1, 1, 1, 1.", "[CARD]"),
+        (
+            "The card number is 4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-2.",
+            "The card number is [CARD]",
+        ),
+        (
+            "4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1-4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-2",
+            "[CARD]",
+        ),
+        ("The expiry date is 0.47.", "The expiry date is [EXPIRY]"),
+        ("It expires 0.47", "It expires [EXPIRY]"),
+        ("The security code is 3, 7", "The security code is [CVV]"),
+        ("The security code is 123, 3, 7.", "The security code is [CVV]"),
+        // context: every digit after a cue up to a plain word, whatever its shape
+        ("expiry 10:30", "expiry [EXPIRY]"),
+        ("the CVV is, uh, 3 and 7", "the CVV is, uh, [CVV]"),
+        ("card number one one one, um, one", "card number [CARD]"),
+        ("the card number is 41 then I stopped", "the card number is [CARD] then I stopped"),
+        ("the account number is 55 12 99", "the account number is [NUMBER]"),
+        ("routing number 0 2 1 0 0", "routing number [NUMBER]"),
+        ("the sort code is 40-12-34", "the sort code is [NUMBER]"),
+        ("my PIN is four four seven one", "my PIN is [CVV]"),
+        ("my social is two one nine zero nine nine nine nine", "my social is [SSN]"),
+        ("last four of your social? 9999", "last four of your social? 9999"),
+        ("valid thru oh three slash twenty nine", "valid thru [EXPIRY]"),
+        ("expires, uh, oh four, and twenty seven", "expires, uh, [EXPIRY]"),
+        // ... but a plain word, a unit or money ends it
+        ("card 4111 1111 1111 1111 and I paid $25.99", "card [CARD] and I paid $25.99"),
+        ("I paid by card, two people", "I paid by card, two people"),
+        ("pay by card for order 123", "pay by card for order 123"),
+        ("the card was charged $25.99", "the card was charged $25.99"),
+        ("expires in 2027", "expires in 2027"),
+        // length: 9 or more digits whatever the checksum, written any way
+        ("it's 1234 5678 9", "it's [NUMBER]"),
+        ("it's one two three four five six seven eight nine", "it's [NUMBER]"),
+        ("so 1.2.3.4.5.6.7.8.9.0 right", "so [NUMBER] right"),
+        ("it's 4,111,111,111,111,111", "it's [CARD]"),
+        ("12 34 56 78 90 12 34", "[CARD]"),
+        ("one two three four five six seven eight", "one two three four five six seven eight"),
+        // ordinary numbers survive
+        ("order 12 please", "order 12 please"),
+        ("it's $25.99", "it's $25.99"),
+        ("see you at 10:30", "see you at 10:30"),
+        ("two people", "two people"),
+        ("back in 2024", "back in 2024"),
+        ("I have 42 of them", "I have 42 of them"),
     ];
 
     #[test]
@@ -1840,6 +2256,82 @@ mod tests {
             CASES.len(),
             bad.join("\n")
         );
+    }
+
+    /// Consecutive utterances of one speaker, and what each becomes with the context the
+    /// one before left.
+    const SPLIT: &[(&[&str], &[&str])] = &[
+        // a cue at the end of one, the digits in the next
+        (
+            &["Okay, my card number is", "4111 1111 1111 1111."],
+            &["Okay, my card number is", "[CARD]"],
+        ),
+        (
+            &["And the security code is", "3, 7"],
+            &["And the security code is", "[CVV]"],
+        ),
+        (
+            &["The expiry date?", "0.47"],
+            &["The expiry date?", "[EXPIRY]"],
+        ),
+        // a number cut in two: each half is short, the second is caught
+        (
+            &["The card is 5425 2334", "3010 9903."],
+            &["The card is [CARD]", "[CARD]"],
+        ),
+        (
+            &["it's 5425 2334", "3010 9903"],
+            &["it's 5425 2334", "[CARD]"],
+        ),
+        (&["it's 12 34", "567 89"], &["it's 12 34", "[NUMBER]"]),
+        (&["4111 1111 1111 1111", "1, 1, 1"], &["[CARD]", "[CARD]"]),
+        // what comes after a plain word, or a short number after a short number, stays
+        (
+            &["my card number is", "sorry, I have 2 kids"],
+            &["my card number is", "sorry, I have 2 kids"],
+        ),
+        (&["order 12", "34 please"], &["order 12", "34 please"]),
+        (&["it's 12", "and 34"], &["it's 12", "and 34"]),
+        (
+            &["4111 1111 1111 1111.", "Thanks, 2 more things"],
+            &["[CARD]", "Thanks, 2 more things"],
+        ),
+    ];
+
+    #[test]
+    fn numbers_split_across_utterances() {
+        let mut bad = Vec::new();
+        for &(inputs, wants) in SPLIT {
+            let mut ctx = RoleContext::default();
+            for (input, want) in inputs.iter().zip(wants) {
+                let (got, kinds) = redact_text_with(input, &mut ctx);
+                if got != *want || kinds != tags_in(want) {
+                    bad.push(format!("{inputs:?}: {input:?} -> {got:?}, want {want:?}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
+    fn context_goes_on_through_the_words_of_an_utterance() {
+        let mut ctx = RoleContext::default();
+        let mut first = proto::Utterance {
+            words: words(&["my", "card", "number", "is"]),
+            ..Default::default()
+        };
+        first.transcript = join_words(&first.words);
+        redact_utterance_with(&mut first, &mut ctx);
+        assert_eq!(ctx.open(), Some(PiiKind::Card));
+        let mut second = proto::Utterance {
+            words: words(&["4111", "1111,", "1,", "1."]),
+            ..Default::default()
+        };
+        second.transcript = join_words(&second.words);
+        let kinds = redact_utterance_with(&mut second, &mut ctx);
+        assert_eq!(kinds, vec![PiiKind::Card]);
+        assert_eq!(second.transcript, "[CARD]");
+        assert_eq!(second.words.len(), 1);
     }
 
     /// Words 200 ms apart, each 150 ms long, confidence falling from 0.9.
@@ -2228,6 +2720,10 @@ mod tests {
         assert!(!out.is_empty());
         let ones = "1 ".repeat(50_000);
         let (out, kinds) = redact_text(&ones);
-        assert_eq!((out.as_str(), kinds.as_slice()), (ones.as_str(), &[][..]));
+        // 9 or more digits are secret whatever they are (issue 20)
+        assert_eq!(
+            (out.as_str(), kinds.as_slice()),
+            ("[NUMBER] ", &[PiiKind::Number][..])
+        );
     }
 }
