@@ -1,6 +1,7 @@
 //! The words side of the emotion model: a transcript becomes a dozen explainable features
-//! (VADER valence, contact-centre cue counts, negations, punctuation, length) and a trained
-//! [`Softmax`] turns them into class probabilities.
+//! (VADER valence, contact-centre cue counts, negations, punctuation, length) and hashed word
+//! and character n-grams ([`ngrams`]); a trained linear model turns them into class
+//! probabilities (softmax) and a frustration score (logistic).
 //!
 //! Sans-I/O apart from the two loaders ([`TextLexicon::load`], [`TextModel::load`]): scoring
 //! takes a `&str` and returns a [`TextScore`]. Transcripts are customer data, so nothing in
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::linear::Softmax;
+
+pub mod ngrams;
 use super::{CLASSES, N_CLASSES};
 
 /// VADER's scale for a negated word (N_SCALAR).
@@ -64,9 +67,6 @@ pub const TEXT_FEATURES: [&str; 12] = [
 pub const N_TEXT_FEATURES: usize = TEXT_FEATURES.len();
 /// Index of the first cue feature (one per class follows).
 const CUE_FEATURE: usize = 3;
-/// Features that come from lexicon and cue hits; the rest (negations, punctuation, length)
-/// say nothing on their own, and are kept when measuring how far the words moved the score.
-const HIT_FEATURES: [usize; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// Errors of loading the lexicon files and the text model. All are fatal for the words
 /// side: without them the service must run on the voice alone or not start.
@@ -386,12 +386,16 @@ pub struct TextScore {
     pub probs: [f32; N_CLASSES],
     /// VADER compound valence, -1..1.
     pub valence: f32,
+    /// Frustration (anger, annoyance, disapproval in the words), 0..1: the model's second,
+    /// logistic head. Class-balanced, so 0.5 is "as likely as not", not a base rate.
+    pub frustration: f32,
     /// How far the words moved the model: the total variation distance (0..1) between
-    /// `probs` and the probabilities the same transcript gets with its sentiment words and
-    /// cues taken out. Exactly 0 when there are no hits; fusion should then ignore the words.
+    /// `probs` and the model's prior, the probabilities of an empty transcript (intercept
+    /// only). Every n-gram is evidence, so this is 0 only when no word was heard (empty text,
+    /// annotations alone); fusion should then ignore the words.
     pub evidence: f32,
-    /// The probabilities of the same transcript with its hits taken out (equal to `probs`
-    /// when there are none): the reference fusion compares `probs` with.
+    /// The model's prior ([`TextModel::no_evidence_probs`]): the reference fusion compares
+    /// `probs` with.
     pub baseline_probs: [f32; N_CLASSES],
     /// The evidence, strongest push on the top class first.
     pub hits: Vec<TextHit>,
@@ -667,6 +671,83 @@ fn join(t: &[Token]) -> String {
         .join(" ")
 }
 
+/// Format of the model file this build reads and writes. Format 1 (no `format` field) was the
+/// softmax over the 12 lexicon features alone; format 2 adds the hashed n-gram weights and the
+/// frustration head.
+pub const TEXT_MODEL_FORMAT: u32 = 2;
+
+/// Weights rounded to this many significant digits in the file (keeps it small; the figures
+/// in the file are measured with the rounded weights).
+pub const WEIGHT_DIGITS: usize = 4;
+
+/// Rounds a weight to [`WEIGHT_DIGITS`] significant digits, as the file stores it.
+pub fn round_weight(v: f32) -> f32 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    format!("{:.*e}", WEIGHT_DIGITS - 1, v).parse().unwrap_or(v)
+}
+
+/// A long row of weights, stored in the file as one string of space-separated numbers (pretty
+/// JSON would spend a line on each of tens of thousands of numbers).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackedRow(pub Vec<f32>);
+
+impl Serialize for PackedRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(self.0.len() * 8);
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            // Shortest form that reads back as the same f32.
+            out.push_str(&format!("{v}"));
+        }
+        s.serialize_str(&out)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackedRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.split_ascii_whitespace()
+            .map(|t| t.parse::<f32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map(PackedRow)
+            .map_err(|e| serde::de::Error::custom(format!("bad weight in packed row: {e}")))
+    }
+}
+
+/// The hashed n-gram part of the model (see [`ngrams`] for the features).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NgramWeights {
+    /// The hash and features, in words (documentation; the code is [`ngrams`]).
+    pub hash: String,
+    /// The table has 2^bits buckets.
+    pub bits: u32,
+    /// One row of 2^bits weights per class, [`CLASSES`] order.
+    pub classes: Vec<PackedRow>,
+    /// The frustration head's 2^bits weights.
+    pub frustration: PackedRow,
+}
+
+/// Description stored in [`NgramWeights::hash`].
+pub const NGRAM_HASH: &str = "FNV-1a 64 of the UTF-8 n-gram prefixed 'w\\x1f' (word 1-2-grams, \
+    joined by a space) or 'c\\x1f' (char 3-5-grams within ' word '), modulo 2^bits; words are \
+    tokenise()'s (lowercase, punctuation and apostrophes removed); values ln(1+count), unit L2 norm";
+
+/// Smallest and largest table the loader accepts (2^8 .. 2^20 buckets).
+const BITS_RANGE: std::ops::RangeInclusive<u32> = 8..=20;
+
+/// The frustration head: logistic over the lexicon features and the n-grams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrustrationHead {
+    /// One weight per [`TEXT_FEATURES`] entry.
+    pub lexicon: Vec<f32>,
+    /// Intercept.
+    pub bias: f32,
+}
+
 /// Where the model came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TextProvenance {
@@ -676,13 +757,16 @@ pub struct TextProvenance {
     pub command: String,
     /// How corpus labels became the five classes, and which rows were left out.
     pub label_mapping: String,
-    /// Rows used for training, per class.
+    /// How the frustration head's labels were made.
+    #[serde(default)]
+    pub frustration_labels: String,
+    /// Rows used for training, per class (each once, before the ASR-style copy).
     pub train_rows: Vec<usize>,
     /// Rows the temperature was fitted and the metrics measured on, per class.
     pub dev_rows: Vec<usize>,
     /// Lexicon files the features were computed with (names and origin).
     pub lexicon: String,
-    /// Trainer settings: L2 penalty, Adam steps, step size.
+    /// Trainer settings.
     pub fit: String,
 }
 
@@ -701,23 +785,45 @@ pub struct TextEval {
     pub ece: f32,
     /// Mean negative log-likelihood of the true class (nats).
     pub nll: f32,
-    /// Share of rows with no lexicon or cue hit (evidence 0).
+    /// Share of rows with no lexicon or cue hit.
     pub no_evidence: f32,
 }
 
-/// The trained words model: a [`Softmax`] over [`TEXT_FEATURES`], stored as pretty JSON.
+/// Figures of the model on GoEmotions dev, stored in the file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextDevFigures {
+    /// Five classes, dev as written.
+    pub written: TextEval,
+    /// Five classes, dev rendered ASR-style (lowercase, no punctuation).
+    pub asr: TextEval,
+    /// ROC AUC of `frustration` for rows labelled anger (all dev rows), as written.
+    pub frustration_auc: f32,
+    /// The same, ASR-style.
+    pub frustration_auc_asr: f32,
+}
+
+/// The trained words model: a softmax over the [`TEXT_FEATURES`] and hashed word and character
+/// n-grams, plus a logistic frustration head over the same features. JSON, with the long
+/// n-gram rows packed into strings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TextModel {
-    /// Feature names; must equal [`TEXT_FEATURES`].
+    /// File format; must equal [`TEXT_MODEL_FORMAT`].
+    pub format: u32,
+    /// Lexicon feature names; must equal [`TEXT_FEATURES`].
     pub features: Vec<String>,
     /// Class names; must equal [`CLASSES`].
     pub classes: Vec<String>,
-    /// The classifier, temperature included.
+    /// The lexicon-feature weights, the class biases and the temperature (applied to the whole
+    /// logit, n-grams included).
     pub softmax: Softmax,
+    /// The frustration head's lexicon weights and bias.
+    pub frustration: FrustrationHead,
     /// Where it came from.
     pub provenance: TextProvenance,
     /// Measured on the development split the temperature was fitted on.
-    pub dev: TextEval,
+    pub dev: TextDevFigures,
+    /// The hashed n-gram weights (last: the long part of the file).
+    pub ngrams: NgramWeights,
 }
 
 /// Default location of the shipped model, relative to the repository root.
@@ -725,13 +831,50 @@ pub const DEFAULT_TEXT_MODEL: &str = "models/emotion-text.json";
 /// Default location of the lexicon files.
 pub const DEFAULT_LEXICON_DIR: &str = "models/text";
 
+/// Everything the model reads from a transcript: lexicon features and hashed n-grams.
+#[derive(Clone, Debug)]
+pub struct TextInput {
+    /// Lexicon features and hits.
+    pub lexicon: TextFeatures,
+    /// Sparse n-gram vector (bucket, value), sorted by bucket.
+    pub ngrams: Vec<(u32, f32)>,
+}
+
 impl TextModel {
-    /// Reads and checks a model file.
+    /// Reads and checks a model file. A file of another format is refused, naming both.
     pub fn load(path: &Path) -> Result<Self, TextError> {
         let s = std::fs::read_to_string(path).map_err(|source| TextError::Io {
             path: path.into(),
             source,
         })?;
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default = "format_one")]
+            format: u32,
+        }
+        fn format_one() -> u32 {
+            1
+        }
+        let probe: Probe = serde_json::from_str(&s).map_err(|source| TextError::Json {
+            path: path.into(),
+            source,
+        })?;
+        if probe.format != TEXT_MODEL_FORMAT {
+            return Err(TextError::Mismatch {
+                reason: format!(
+                    "{} is text model format {}{}; this build reads format {TEXT_MODEL_FORMAT} \
+                     (lexicon features + hashed n-grams + frustration): retrain it with \
+                     `callmood train-text`",
+                    path.display(),
+                    probe.format,
+                    if probe.format == 1 {
+                        " (the 12 lexicon features alone)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
         let m: Self = serde_json::from_str(&s).map_err(|source| TextError::Json {
             path: path.into(),
             source,
@@ -740,68 +883,129 @@ impl TextModel {
         Ok(m)
     }
 
-    /// Checks names and shapes against this build.
+    /// Checks format, names and shapes against this build.
     pub fn validate(&self) -> Result<(), TextError> {
+        let bad = |reason: String| Err(TextError::Mismatch { reason });
+        if self.format != TEXT_MODEL_FORMAT {
+            return bad(format!(
+                "format {}, this build reads {TEXT_MODEL_FORMAT}",
+                self.format
+            ));
+        }
         if self.features != TEXT_FEATURES {
-            return Err(TextError::Mismatch {
-                reason: format!(
-                    "features {:?}, this build computes {:?}",
-                    self.features, TEXT_FEATURES
-                ),
-            });
+            return bad(format!(
+                "features {:?}, this build computes {:?}",
+                self.features, TEXT_FEATURES
+            ));
         }
         if self.classes != CLASSES {
-            return Err(TextError::Mismatch {
-                reason: format!("classes {:?}, expected {:?}", self.classes, CLASSES),
-            });
+            return bad(format!(
+                "classes {:?}, expected {:?}",
+                self.classes, CLASSES
+            ));
         }
         self.softmax
             .validate(N_TEXT_FEATURES, N_CLASSES)
-            .map_err(|reason| TextError::Mismatch { reason })
+            .map_err(|reason| TextError::Mismatch { reason })?;
+        let ng = &self.ngrams;
+        if !BITS_RANGE.contains(&ng.bits) {
+            return bad(format!("n-gram table of 2^{} buckets", ng.bits));
+        }
+        let buckets = 1usize << ng.bits;
+        if ng.classes.len() != N_CLASSES {
+            return bad(format!(
+                "{} n-gram rows, expected {N_CLASSES}",
+                ng.classes.len()
+            ));
+        }
+        let rows = ng.classes.iter().chain([&ng.frustration]);
+        if let Some(r) = rows.clone().find(|r| r.0.len() != buckets) {
+            return bad(format!(
+                "n-gram row of {} weights, expected {buckets}",
+                r.0.len()
+            ));
+        }
+        let f = &self.frustration;
+        if f.lexicon.len() != N_TEXT_FEATURES {
+            return bad(format!("frustration head has {} weights", f.lexicon.len()));
+        }
+        let finite = rows
+            .flat_map(|r| &r.0)
+            .chain(&f.lexicon)
+            .chain([&f.bias])
+            .all(|v| v.is_finite());
+        if !finite {
+            return bad("non-finite weight".into());
+        }
+        Ok(())
     }
 
-    /// Probabilities for a feature vector.
-    pub fn probs(&self, x: &[f32; N_TEXT_FEATURES]) -> [f32; N_CLASSES] {
+    /// The features of a transcript: lexicon analysis and hashed n-grams.
+    pub fn input(&self, lexicon: &TextLexicon, transcript: &str) -> TextInput {
+        let mut ngrams = Vec::new();
+        ngrams::ngram_features(
+            &ngrams::ngram_words(transcript),
+            self.ngrams.bits,
+            &mut ngrams,
+        );
+        TextInput {
+            lexicon: lexicon.analyse(transcript),
+            ngrams,
+        }
+    }
+
+    /// Raw class logits (before the temperature) of lexicon features `x` and n-grams `ng`.
+    pub fn logits(&self, x: &[f32; N_TEXT_FEATURES], ng: &[(u32, f32)]) -> [f32; N_CLASSES] {
         let mut out = [0.0; N_CLASSES];
-        for (o, p) in out.iter_mut().zip(self.softmax.probs(x)) {
-            *o = p;
+        self.softmax.logits_into(x, &mut out);
+        for (o, row) in out.iter_mut().zip(&self.ngrams.classes) {
+            *o += ng.iter().map(|&(b, v)| row.0[b as usize] * v).sum::<f32>();
         }
         out
     }
 
-    /// What the model says when the words say nothing (an empty transcript).
+    /// Calibrated probabilities of lexicon features `x` and n-grams `ng`.
+    pub fn probs(&self, x: &[f32; N_TEXT_FEATURES], ng: &[(u32, f32)]) -> [f32; N_CLASSES] {
+        let mut p = self.logits(x, ng);
+        let t = self.softmax.temperature.max(1e-3);
+        p.iter_mut().for_each(|v| *v /= t);
+        super::softmax_in_place(&mut p);
+        p
+    }
+
+    /// The frustration score, 0..1, of lexicon features `x` and n-grams `ng`.
+    pub fn frustration(&self, x: &[f32; N_TEXT_FEATURES], ng: &[(u32, f32)]) -> f32 {
+        let f = &self.frustration;
+        let z = f.bias
+            + f.lexicon.iter().zip(x).map(|(w, x)| w * x).sum::<f32>()
+            + ng.iter()
+                .map(|&(b, v)| self.ngrams.frustration.0[b as usize] * v)
+                .sum::<f32>();
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// What the model says when the words say nothing (an empty transcript): its prior, the
+    /// intercept alone. The baseline of [`TextScore::evidence`].
     pub fn no_evidence_probs(&self) -> [f32; N_CLASSES] {
-        self.probs(&[0.0; N_TEXT_FEATURES])
+        self.probs(&[0.0; N_TEXT_FEATURES], &[])
     }
 
     /// Scores a transcript.
     pub fn score(&self, lexicon: &TextLexicon, transcript: &str) -> TextScore {
-        let f = lexicon.analyse(transcript);
-        self.score_features(&f)
+        self.score_input(&self.input(lexicon, transcript))
     }
 
-    /// Scores features already computed with [`TextLexicon::analyse`].
-    pub fn score_features(&self, f: &TextFeatures) -> TextScore {
-        let probs = self.probs(&f.values);
-        let mut base = f.values;
-        for j in HIT_FEATURES {
-            base[j] = 0.0;
-        }
-        let baseline_probs = if f.has_hits() {
-            self.probs(&base)
-        } else {
-            probs
-        };
-        let evidence = if f.has_hits() {
-            let p0 = baseline_probs;
-            0.5 * probs
+    /// Scores features already computed with [`TextModel::input`].
+    pub fn score_input(&self, input: &TextInput) -> TextScore {
+        let f = &input.lexicon;
+        let probs = self.probs(&f.values, &input.ngrams);
+        let baseline_probs = self.no_evidence_probs();
+        let evidence = 0.5
+            * probs
                 .iter()
-                .zip(&p0)
+                .zip(&baseline_probs)
                 .map(|(a, b)| (a - b).abs())
-                .sum::<f32>()
-        } else {
-            0.0
-        };
+                .sum::<f32>();
         let top = super::metrics::argmax(&probs);
         // Centred weights of the top class: softmax ignores what all logits share.
         let t = self.softmax.temperature.max(1e-3);
@@ -842,6 +1046,7 @@ impl TextModel {
         TextScore {
             probs,
             valence: f.values[2],
+            frustration: self.frustration(&f.values, &input.ngrams),
             evidence,
             baseline_probs,
             hits,
@@ -961,7 +1166,12 @@ mod tests {
         weights[2][CUE_FEATURE + 2] = 2.0;
         weights[4][CUE_FEATURE + 4] = 2.0;
         weights[0][11] = 0.5; // longer → neutral
+        let bits = 8;
+        let row = |v: f32| PackedRow(vec![v; 1 << bits]);
+        let mut frustration = vec![0.0; N_TEXT_FEATURES];
+        frustration[CUE_FEATURE + 2] = 3.0;
         TextModel {
+            format: TEXT_MODEL_FORMAT,
             features: TEXT_FEATURES.iter().map(|s| s.to_string()).collect(),
             classes: CLASSES.iter().map(|s| s.to_string()).collect(),
             softmax: Softmax {
@@ -969,26 +1179,69 @@ mod tests {
                 bias: vec![0.5, 0.0, -0.2, -0.3, -0.1],
                 temperature: 1.2,
             },
+            frustration: FrustrationHead {
+                lexicon: frustration,
+                bias: -1.0,
+            },
             provenance: TextProvenance::default(),
-            dev: TextEval::default(),
+            dev: TextDevFigures::default(),
+            ngrams: NgramWeights {
+                hash: NGRAM_HASH.into(),
+                bits,
+                classes: (0..N_CLASSES).map(|c| row(0.1 * c as f32)).collect(),
+                frustration: row(0.0),
+            },
         }
     }
 
     #[test]
-    fn empty_or_hitless_text_has_no_evidence() {
+    fn empty_text_has_no_evidence_and_words_have_some() {
         let (m, l) = (toy_model(), lex());
         m.validate().unwrap();
         for s in ["", "   ", "[BLANK_AUDIO]", "?!"] {
             let sc = m.score(&l, s);
-            assert_eq!(sc.evidence, 0.0, "{s:?}");
             assert!(sc.hits.is_empty());
             if s != "?!" {
+                assert_eq!(sc.evidence, 0.0, "{s:?}");
                 assert_eq!(sc.probs, m.no_evidence_probs());
             }
+            assert_eq!(sc.baseline_probs, m.no_evidence_probs());
         }
+        // No lexicon hit, but the n-grams still move the model off its prior.
         let plain = m.score(&l, "my account number is four five six");
-        assert_eq!(plain.evidence, 0.0);
+        assert!(plain.hits.is_empty());
         assert_eq!(plain.valence, 0.0);
+        assert!(plain.evidence > 0.0);
+    }
+
+    #[test]
+    fn frustration_follows_its_head() {
+        let (m, l) = (toy_model(), lex());
+        let calm = m.score(&l, "my account number is four five six");
+        let cross = m.score(&l, "This is ridiculous, I want to cancel.");
+        assert!((0.0..=1.0).contains(&calm.frustration));
+        assert!(cross.frustration > calm.frustration + 0.3);
+    }
+
+    #[test]
+    fn weights_round_trip_through_the_file() {
+        let mut m = toy_model();
+        m.ngrams.classes[2].0[7] = round_weight(-0.012_345_67);
+        assert_eq!(m.ngrams.classes[2].0[7], -0.01235);
+        let json = serde_json::to_string_pretty(&m).unwrap();
+        let back: TextModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn old_format_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("callmood-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("old.json");
+        std::fs::write(&p, r#"{"features": [], "classes": [], "softmax": {}}"#).unwrap();
+        let e = TextModel::load(&p).unwrap_err().to_string();
+        assert!(e.contains("format 1") && e.contains("train-text"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
