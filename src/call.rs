@@ -18,7 +18,6 @@ use crate::core::segment::{Endpointer, Segment, SegmentConfig};
 use crate::emotion::embed::Encoder;
 use crate::emotion::features::{voice_features, VoiceVector};
 use crate::emotion::voice::{SpeakerBaseline, VoiceModel, VoiceScore};
-use crate::emotion::voice_emotion;
 use crate::proto::{self, Role};
 use crate::{HOP, SAMPLE_RATE};
 
@@ -921,7 +920,7 @@ impl CallCore {
                 start_ms: start_ms as u32,
                 end_ms: end_ms as u32,
                 prosody: Some(prosody),
-                emotion: voice_score.as_ref().map(|s| voice_emotion(&s.probs)),
+                emotion: voice_score.as_ref().map(|s| s.emotion()),
             },
             utterance: proto::Utterance {
                 utterance_id: id,

@@ -33,6 +33,8 @@ pub struct TextEvidence {
     pub evidence: f32,
     /// The words or phrases behind it, strongest first.
     pub phrases: Vec<String>,
+    /// 0..1: the words model's frustration score of the transcript.
+    pub frustration: f32,
 }
 
 impl TextEvidence {
@@ -49,6 +51,7 @@ impl TextEvidence {
             log_ratio,
             evidence: s.evidence,
             phrases: s.hits.iter().map(|h| h.phrase.clone()).collect(),
+            frustration: s.frustration,
         }
     }
 }
@@ -70,7 +73,10 @@ pub fn fuse(
     }
     softmax_in_place(&mut logp);
     let probs = logp;
-    let emotion = voice_emotion(&probs);
+    let mut emotion = voice_emotion(&probs);
+    // Frustration is read from the words whether or not they moved the five classes.
+    emotion.frustration = text.map_or(0.0, |t| t.frustration);
+    emotion.unfamiliarity = voice.unfamiliar;
     let top = argmax(&probs);
 
     let mut cues = voice_cues(model, voice, top, who);
@@ -238,6 +244,7 @@ mod tests {
             log_ratio: [0.0, 0.0, 2.0, 0.0, 0.0],
             evidence: 0.0,
             phrases: vec![],
+            frustration: 0.0,
         };
         assert_eq!(fuse(&m, &s, Some(&none), "caller").0, plain);
         let angry_words = TextEvidence {

@@ -110,6 +110,8 @@ pub fn voice_emotion(probs: &[f32; N_CLASSES]) -> crate::proto::Emotion {
         arousal: arousal.clamp(-1.0, 1.0),
         top_label: CLASSES[top].to_string(),
         top_confidence: probs[top],
+        frustration: 0.0,
+        unfamiliarity: 0.0,
     }
 }
 

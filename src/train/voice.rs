@@ -29,7 +29,7 @@ use crate::core::rng::SplitMix64;
 use crate::emotion::features::{VoiceVector, N_VOICE};
 use crate::emotion::linear::{fit, FitConfig, Softmax};
 use crate::emotion::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
-use crate::emotion::voice::{SpeakerBaseline, VoiceModel};
+use crate::emotion::voice::{embedding_distance, Familiarity, SpeakerBaseline, VoiceModel};
 use crate::emotion::{CLASSES, N_CLASSES};
 
 /// One clip in one condition: its label and its utterances' raw voice features.
@@ -108,6 +108,51 @@ pub struct Scored {
     pub accuracy: f32,
     /// Clips scored.
     pub n: usize,
+    /// How the calm (neutral-labelled) clips were misread; `None` without any.
+    pub calm_false_angry: Option<CalmFalseAlarms>,
+}
+
+/// The calm clips' false alarms: the product's worst mistake is calling a calm caller angry.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct CalmFalseAlarms {
+    /// Calm clips scored.
+    pub n: usize,
+    /// Calm clips whose top label is angry.
+    pub angry: usize,
+    /// Share of calm clips whose top label is angry.
+    pub angry_share: f32,
+    /// Share of calm clips whose top label is fearful.
+    pub fearful_share: f32,
+    /// Share of calm clips with `angry` at or above 0.5, the default `escalate` threshold
+    /// (`contact::alerts::DEFAULT_ESCALATE_ANGRY`).
+    pub angry_over_half_share: f32,
+}
+
+impl CalmFalseAlarms {
+    /// Of the clips with true class neutral (class 0); `None` when there are none.
+    fn of(y: &[usize], probs: &[Vec<f32>]) -> Option<Self> {
+        let calm: Vec<&Vec<f32>> = y
+            .iter()
+            .zip(probs)
+            .filter(|(y, _)| **y == 0)
+            .map(|(_, p)| p)
+            .collect();
+        if calm.is_empty() {
+            return None;
+        }
+        let n = calm.len();
+        let share = |k: usize| k as f32 / n as f32;
+        let angry = calm.iter().filter(|p| argmax(p) == 2).count();
+        let fearful = calm.iter().filter(|p| argmax(p) == 4).count();
+        let over = calm.iter().filter(|p| p[2] >= 0.5).count();
+        Some(Self {
+            n,
+            angry,
+            angry_share: share(angry),
+            fearful_share: share(fearful),
+            angry_over_half_share: share(over),
+        })
+    }
 }
 
 /// Per-clip predictions of one protocol.
@@ -176,6 +221,7 @@ impl Predictions {
                     .map(|(y, p)| f32::from(u8::from(y == p))),
             ),
             n: self.y.len(),
+            calm_false_angry: CalmFalseAlarms::of(&self.y, &self.probs),
         }
     }
 }
@@ -390,6 +436,13 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
         }
     }
     model.softmax = fit(&x, &y, N_CLASSES, &cfg.fit);
+    // Where the training utterances lay, for how unfamiliar a voice sounds in service.
+    let distances = all
+        .iter()
+        .flat_map(|c| &c.utterances)
+        .map(|u| embedding_distance(u, &model.population_mean, &model.population_sd))
+        .collect();
+    model.familiarity = Familiarity::of(distances);
     model
 }
 
