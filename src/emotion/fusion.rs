@@ -260,6 +260,27 @@ mod tests {
         assert!(w.weight > 0.0);
     }
 
+    #[test]
+    fn frustration_and_unfamiliarity_reach_the_emotion() {
+        let m = model();
+        let mut s = m.score(&[10.0; N_VOICE], &SpeakerBaseline::default());
+        s.unfamiliar = 0.4;
+        let (plain, _) = fuse(&m, &s, None, "caller");
+        assert_eq!((plain.frustration, plain.unfamiliarity), (0.0, 0.4));
+        // Frustration is read from the words even when they move no class.
+        let flat = TextEvidence {
+            frustration: 0.7,
+            ..TextEvidence::default()
+        };
+        let (e, _) = fuse(&m, &s, Some(&flat), "caller");
+        assert_eq!(e.frustration, 0.7);
+        assert_eq!(
+            (e.angry, e.top_label.as_str()),
+            (plain.angry, plain.top_label.as_str())
+        );
+        assert_eq!(s.emotion().unfamiliarity, 0.4);
+    }
+
     /// The encoder dimensions have no meaning one by one: their pushes make one cue,
     /// ranked with the named features by the size of its push.
     #[test]
