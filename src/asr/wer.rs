@@ -4,12 +4,20 @@
 /// insertions) / reference words, after [`normalise`]. An empty reference gives 0.0 for an
 /// empty hypothesis and 1.0 otherwise.
 pub fn word_error_rate(reference: &str, hypothesis: &str) -> f32 {
+    match word_errors(reference, hypothesis) {
+        (0, 0) => 0.0,
+        (_, 0) => 1.0,
+        (errors, words) => errors as f32 / words as f32,
+    }
+}
+
+/// The counts behind [`word_error_rate`]: (substitutions + deletions + insertions,
+/// reference words), after [`normalise`]; with no reference words every hypothesis word
+/// is an insertion. For pooling errors over many pairs.
+pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     let r = normalise(reference);
     let h = normalise(hypothesis);
-    if r.is_empty() {
-        return if h.is_empty() { 0.0 } else { 1.0 };
-    }
-    edit_distance(&r, &h) as f32 / r.len() as f32
+    (edit_distance(&r, &h), r.len())
 }
 
 /// Lower-cases and splits into words; punctuation (hyphens included) separates words,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::asr::wer::{normalise, word_error_rate};
+use crate::asr::wer::word_errors;
 use crate::emotion::metrics::{confusion, recalls, uar};
 use crate::emotion::{class_of_label, CLASSES, N_CLASSES};
 
@@ -57,16 +57,9 @@ impl WerCount {
         WerCount { errors, words, wer }
     }
 
-    /// The counts of one pair through [`word_error_rate`]: it returns `errors / words` as
-    /// f32, which gives the integer back exactly for any realistic length; with no reference
-    /// words every hypothesis word is an insertion.
+    /// The counts of one pair ([`word_errors`]).
     fn of_pair(reference: &str, hypothesis: &str) -> Self {
-        let words = normalise(reference).len();
-        let errors = if words == 0 {
-            normalise(hypothesis).len()
-        } else {
-            (word_error_rate(reference, hypothesis) as f64 * words as f64).round() as usize
-        };
+        let (errors, words) = word_errors(reference, hypothesis);
         WerCount::new(errors, words)
     }
 }

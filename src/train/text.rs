@@ -55,16 +55,19 @@ pub fn parse_goemotions(
     file: &str,
 ) -> Result<(Vec<LabelledText>, SplitStats), TextError> {
     let (rows, stats) = parse_goemotions_rows(contents, labels, file)?;
-    let rows = rows
-        .into_iter()
+    Ok((in_five_classes(&rows), stats))
+}
+
+/// The rows that belong to one of the five classes, as labelled texts.
+fn in_five_classes(rows: &[GoRow]) -> Vec<LabelledText> {
+    rows.iter()
         .filter_map(|r| {
             Some(LabelledText {
-                text: r.text,
+                text: r.text.clone(),
                 class: r.class?,
             })
         })
-        .collect();
-    Ok((rows, stats))
+        .collect()
 }
 
 /// Parses a GoEmotions split like [`parse_goemotions`], keeping every row: those left out of
@@ -460,15 +463,7 @@ pub fn train(
         },
     };
 
-    let labelled_dev: Vec<LabelledText> = dev
-        .iter()
-        .filter_map(|r| {
-            Some(LabelledText {
-                text: r.text.clone(),
-                class: r.class?,
-            })
-        })
-        .collect();
+    let labelled_dev = in_five_classes(dev);
     let (logits, yd): (Vec<Vec<f32>>, Vec<usize>) = labelled_dev
         .iter()
         .map(|r| {
@@ -491,18 +486,7 @@ pub fn dev_figures(model: &TextModel, lexicon: &TextLexicon, dev: &[GoRow]) -> T
             ..r.clone()
         })
         .collect();
-    let five = |rows: &[GoRow]| {
-        let l: Vec<LabelledText> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(LabelledText {
-                    text: r.text.clone(),
-                    class: r.class?,
-                })
-            })
-            .collect();
-        evaluate(model, lexicon, &l)
-    };
+    let five = |rows: &[GoRow]| evaluate(model, lexicon, &in_five_classes(rows));
     TextDevFigures {
         written: five(dev),
         asr: five(&asr),
