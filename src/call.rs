@@ -410,6 +410,12 @@ impl CallCore {
         }
     }
 
+    /// Packet statistics of every channel so far, in channel order (as the summary's
+    /// `legs`; the shell reports them as metrics while the call runs).
+    pub fn leg_stats(&self) -> Vec<proto::LegStats> {
+        self.channels.iter().map(Channel::stats).collect()
+    }
+
     /// Adds a channel in the middle of the call (a leg that joined later).
     /// Its time starts where the other channels are when its first audio
     /// arrives.

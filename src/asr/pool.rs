@@ -182,6 +182,9 @@ pub struct AsrStats {
     pub windows: u64,
     /// Audio transcribed, ms (job audio only, without gaps).
     pub audio_ms: u64,
+    /// Time jobs waited in the queue before a worker took them (or found them
+    /// expired), summed, µs.
+    pub queue_wait_us: u64,
 }
 
 #[derive(Default)]
@@ -206,6 +209,8 @@ struct Queued {
 struct QueueState {
     jobs: VecDeque<Queued>,
     closed: bool,
+    /// Time taken jobs waited, summed, µs (for [`AsrStats::queue_wait_us`]).
+    waited_us: u64,
 }
 
 struct Queue {
@@ -255,6 +260,7 @@ impl AsrPool {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::with_capacity(cfg.queue_capacity),
                 closed: false,
+                waited_us: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -378,6 +384,7 @@ impl AsrPool {
             jobs: self.counters.jobs.load(Ordering::Relaxed),
             windows: self.counters.windows.load(Ordering::Relaxed),
             audio_ms: self.counters.audio_ms.load(Ordering::Relaxed),
+            queue_wait_us: self.queue.lock().waited_us,
         }
     }
 
@@ -420,17 +427,23 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<(Vec<AsrJob>, Vec<Expire
     let now = Instant::now();
     let mut expired = Vec::new();
     let mut i = 0;
+    let mut waited = Duration::ZERO;
     while i < st.jobs.len() {
         if st.jobs[i].expires.is_some_and(|e| e <= now) {
             expired.extend(st.jobs.remove(i).map(|q| (q.job, now - q.queued)));
+            waited += expired.last().map_or(Duration::ZERO, |(_, w)| *w);
         } else {
             i += 1;
         }
     }
     let Some(Queued {
-        group, job: first, ..
+        group,
+        job: first,
+        queued,
+        ..
     }) = st.jobs.pop_front()
     else {
+        st.waited_us += waited.as_micros() as u64;
         drop(st);
         queue.not_full.notify_all();
         return (!expired.is_empty()).then_some((Vec::new(), expired));
@@ -451,8 +464,11 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<(Vec<AsrJob>, Vec<Expire
             break; // keep the group's order: do not skip ahead of a job that does not fit
         }
         total += gap + q.job.audio.len();
+        waited += now.saturating_duration_since(q.queued);
         batch.extend(st.jobs.remove(i).map(|q| q.job));
     }
+    waited += now.saturating_duration_since(queued);
+    st.waited_us += waited.as_micros() as u64;
     drop(st);
     queue.not_full.notify_all();
     Some((batch, expired))
@@ -689,6 +705,7 @@ mod tests {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
                 closed: false,
+                waited_us: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),

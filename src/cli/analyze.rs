@@ -114,6 +114,8 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         asr,
         voice,
         words,
+        // Counted, never served: `analyze` has no metrics endpoint.
+        metrics: Default::default(),
     };
     let cfg = ReplayConfig {
         jobs: a.jobs,

@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
     #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
     pub audiosocket_addr: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9100); off by default.
+    #[arg(long, env = "CALLMOOD_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// On SIGTERM / Ctrl-C, seconds the calls in flight get to finish and send their summaries.
+    #[arg(long, env = "CALLMOOD_DRAIN_TIMEOUT", default_value_t = server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    pub drain_timeout: u64,
 }
 
 /// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
@@ -91,6 +97,8 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
             ..LegsConfig::default()
         },
         audiosocket_addr: a.audiosocket_addr,
+        metrics_addr: a.metrics_addr,
+        drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
     };
     super::runtime()?.block_on(server::serve(cfg))
 }

@@ -92,6 +92,11 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>, deadline: tokio::time::
     }
 }
 
+/// Resolves once the service drains (or is gone).
+async fn drained(signal: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = signal.wait_for(|d| *d).await;
+}
+
 /// Wraps a call's events as a gRPC stream that holds the call's permit.
 fn into_stream(
     events: tokio::sync::mpsc::Receiver<Result<CallEvent, CallError>>,
@@ -168,8 +173,12 @@ impl CallAnalyzer for Service {
             return Err(status(ServerError::CallIdRequired));
         }
         let call = self.legs.find(&r.call_id).await.map_err(status)?;
+        let watcher = self.legs.watcher();
         Ok(Response::new(Box::pin(
-            ReceiverStream::new(call.watch()).map(|r| r.map_err(status)),
+            ReceiverStream::new(call.watch()).map(move |r| {
+                let _counted = &watcher;
+                r.map_err(status)
+            }),
         )))
     }
 
@@ -205,6 +214,7 @@ impl CallAnalyzer for Service {
             .start_call(call_id_or_new(&cfg.call_id), &specs, opts)
             .map_err(status)?;
         let idle = self.idle_timeout;
+        let mut drain = self.legs.drain_signal();
         tokio::spawn(async move {
             // Once RTP flows, the jitter buffers are told the time every
             // TICK, so held packets play out while no message comes.
@@ -213,6 +223,9 @@ impl CallAnalyzer for Service {
             loop {
                 let next = tokio::select! {
                     m = inbound.message() => m,
+                    // The service drains: the call ends here, as at a half-close, and
+                    // finishes with its summary.
+                    _ = drained(&mut drain) => return,
                     _ = tick(&mut ticks, last_message + idle) => {
                         if last_message.elapsed() >= idle {
                             let secs = idle.as_secs();

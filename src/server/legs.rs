@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -152,6 +152,23 @@ pub struct Calls {
     /// A call id got its first leg (wakes `WatchCall`s waiting for it).
     appeared: Notify,
     next_port: AtomicU32,
+    /// Set once the service drains: new calls and legs are refused, and each
+    /// `StreamCall` ends its call where its audio has come to.
+    draining: watch::Sender<bool>,
+    /// `WatchCall` streams open (a drain waits for them to deliver the summaries).
+    watchers: Arc<AtomicUsize>,
+}
+
+/// How often a drain looks whether the calls in flight have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// An open `WatchCall` stream, counted until dropped.
+pub struct Watcher(Arc<AtomicUsize>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A leg that was admitted: where to send its input.
@@ -185,18 +202,59 @@ impl Calls {
             calls: Mutex::new(HashMap::new()),
             appeared: Notify::new(),
             next_port: AtomicU32::new(0),
+            draining: watch::channel(false).0,
+            watchers: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// A place for one more call in flight (`StreamCall`, `AnalyzeRecording` and joined
     /// legs share the cap), held until the call ends.
     pub fn permit(&self) -> Result<OwnedSemaphorePermit, ServerError> {
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServerError::CallsInFlight {
+        if *self.draining.borrow() {
+            self.analyzer.metrics.call_refused("draining");
+            return Err(ServerError::Draining);
+        }
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            self.analyzer.metrics.call_refused("calls_in_flight");
+            ServerError::CallsInFlight {
                 max: self.max_calls,
-            })
+            }
+        })
+    }
+
+    /// Turns true when the service begins to drain.
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// Counts an open `WatchCall` stream until the returned guard drops.
+    pub fn watcher(&self) -> Watcher {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watcher(self.watchers.clone())
+    }
+
+    /// Drains: refuses new calls and legs, ends every leg (its call then finishes
+    /// and sends its summary; each `StreamCall` ends its own call on the same signal)
+    /// and waits up to `timeout` for the calls in flight and their watchers to be
+    /// done. Returns how many calls were still in flight at the end.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining.send_replace(true);
+        // Under the registry's lock, as `join` decides: a leg admitted before this
+        // is ended here, one after it is refused.
+        for call in lock(&self.calls).values() {
+            for leg in lock(&call.state).legs.iter().filter(|l| l.open) {
+                leg.close.notify_one();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let calls = self.max_calls - self.permits.available_permits();
+            let done = calls == 0 && self.watchers.load(Ordering::Relaxed) == 0;
+            if done || tokio::time::Instant::now() >= deadline {
+                return calls;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
     }
 
     /// Admits a leg: joins the live call with its id, or starts one.
@@ -207,6 +265,10 @@ impl Calls {
         // Decide under the lock; send the join (which may wait) outside it.
         let (call, channel_id, input, close, join) = {
             let mut calls = lock(&self.calls);
+            if *self.draining.borrow() {
+                self.analyzer.metrics.call_refused("draining");
+                return Err(ServerError::Draining);
+            }
             let live = calls
                 .get(&req.call_id)
                 .filter(|c| lock(&c.state).input.is_some())

@@ -7,11 +7,18 @@
 //! - [`session`]: one call's thread, recogniser jobs and event pump; it only moves
 //!   messages.
 //! - [`status`]: the one place where an error becomes a `tonic::Status`.
+//! - [`metrics`]: what the calls count, served to Prometheus on `--metrics-addr`.
 //!
 //! Calls in flight are capped by a semaphore; a call over the cap gets
 //! `RESOURCE_EXHAUSTED` at once rather than a slow service for all.
+//!
+//! On SIGTERM or Ctrl-C the service drains: health turns `NOT_SERVING`, new calls
+//! get `UNAVAILABLE`, every call in flight is ended where its audio has come to (as if
+//! its client had hung up) and finishes, so each listener gets its last utterances and
+//! its summary; after that, or after the drain timeout, the service stops.
 pub mod grpc;
 pub mod legs;
+pub mod metrics;
 pub mod session;
 pub mod status;
 
@@ -44,6 +51,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest request message accepted, bytes (a recording for `AnalyzeRecording`
 /// must fit: 64 MiB holds ~35 min of 16 kHz 16-bit stereo).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Default: how long a drain waits for the calls in flight to finish and deliver
+/// their summaries before the service stops anyway.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the drain, how long open connections get to close before serving ends anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Service configuration; CLI flags map onto it.
 #[derive(Clone, Debug)]
@@ -73,6 +85,10 @@ pub struct ServeConfig {
     pub legs: LegsConfig,
     /// Where to accept Asterisk AudioSocket connections; `None`: not at all.
     pub audiosocket_addr: Option<SocketAddr>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: not at all.
+    pub metrics_addr: Option<SocketAddr>,
+    /// On SIGTERM / Ctrl-C, how long the calls in flight get to finish.
+    pub drain_timeout: Duration,
 }
 
 /// Loads the model and serves until Ctrl-C / SIGTERM.
@@ -101,6 +117,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         asr: Some(Arc::new(asr)),
         voice,
         words,
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
@@ -125,11 +142,24 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     if let Some(a) = &audiosocket {
         eprintln!("callmood: AudioSocket on {}", a.local_addr()?);
     }
+    // Dropped (and with it the metrics endpoint) when serving ends.
+    let _metrics = match cfg.metrics_addr {
+        Some(a) => {
+            let l = metrics::bind(a).await?;
+            eprintln!(
+                "callmood: Prometheus metrics on http://{}/metrics",
+                l.local_addr()?
+            );
+            let task = metrics::serve_metrics(l, analyzer.metrics.clone(), analyzer.asr.clone());
+            Some(AbortOnDrop(tokio::spawn(task)))
+        }
+        None => None,
+    };
     serve_on(listener, audiosocket, analyzer, &cfg, shutdown_signal()).await
 }
 
 /// Serves on bound listeners (gRPC, and AudioSocket if given) until
-/// `shutdown` completes (tests use this).
+/// `shutdown` completes and the calls in flight have drained (tests use this).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     audiosocket: Option<tokio::net::TcpListener>,
@@ -143,20 +173,58 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let metrics = analyzer.metrics.clone();
     let service = Service::new(analyzer, cfg);
+    let legs = service.legs();
     // Dropped (and with it the accept loop) when serving ends.
     let _audiosocket =
         audiosocket.map(|l| AbortOnDrop(tokio::spawn(service.legs().serve_audiosocket(l))));
     let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
-    tonic::transport::Server::builder()
+    let drain_timeout = cfg.drain_timeout;
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    // The listener stays open while draining, so that a new call is told UNAVAILABLE
+    // rather than finding no one there.
+    let drained = async move {
+        shutdown.await;
+        health
+            .set_not_serving::<CallAnalyzerServer<Service>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        metrics.set_draining();
+        let left = legs.drain(drain_timeout).await;
+        if left > 0 {
+            eprintln!(
+                "callmood: drain timeout ({} s): {left} calls still in flight are cut off",
+                drain_timeout.as_secs()
+            );
+        } else {
+            eprintln!("callmood: drained: every call finished");
+        }
+        let _ = drained_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(svc)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
+            drained,
+        );
+    // Connections that stay open after the drain (a call cut off at the timeout, a
+    // client that keeps its stream) do not hold the process.
+    let closed_or_grace = async {
+        if drained_rx.await.is_ok() {
+            tokio::time::sleep(CLOSE_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r?,
+        _ = closed_or_grace => tracing::info!("connections still open after the drain: stopping"),
+    }
     Ok(())
 }
 
@@ -183,5 +251,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    eprintln!("callmood: shutting down");
+    eprintln!("callmood: shutting down: draining the calls in flight");
 }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -26,6 +27,7 @@ use crate::core::dsp::DspPlan;
 use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
 use crate::proto::{self, call_event::Event, CallEvent};
+use crate::server::metrics::{CallGuard, Metrics, PacketCounts};
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
 pub const INPUT_QUEUE: usize = 64;
@@ -119,6 +121,8 @@ pub struct Analyzer {
     pub voice: Option<Arc<VoiceModel>>,
     /// None when the words are not scored (the voice alone decides).
     pub words: Option<Arc<Words>>,
+    /// What the calls count for `/metrics` (counted whether or not it is served).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The sending side of a running call. Dropping it ends the call normally:
@@ -135,9 +139,12 @@ impl CallHandle {
     }
 }
 
+/// When the input that ended an utterance reached the call thread (event latency).
+type Arrived = Instant;
+
 enum PumpMsg {
-    Prosody(proto::UtteranceProsody),
-    Pending(Box<Ended>),
+    Prosody(proto::UtteranceProsody, Arrived),
+    Pending(Box<Ended>, Arrived),
     Words(String, Result<Vec<Word>, AsrError>),
     Dropped(String),
     Dtmf(proto::Dtmf),
@@ -189,6 +196,15 @@ impl Analyzer {
         if let Some(t) = opts.joining {
             core.set_joining(t);
         }
+        let transport = match opts.backpressure {
+            AsrBackpressure::Wait => "recording".to_string(),
+            AsrBackpressure::Drop => core
+                .leg_stats()
+                .first()
+                .map_or_else(|| "grpc".to_string(), |l| l.transport.clone()),
+        };
+        let guard = self.metrics.call_started(transport);
+        let metrics = self.metrics.clone();
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let queue = self.asr.as_ref().map_or(0, |a| a.config().queue_capacity);
@@ -202,7 +218,16 @@ impl Analyzer {
         static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
         let group = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            call_thread(core, in_rx, Pump(pump_tx), asr, opts2, abort2, group)
+            call_thread(
+                core,
+                in_rx,
+                Pump(pump_tx),
+                asr,
+                opts2,
+                abort2,
+                group,
+                &metrics,
+            )
         });
         let finisher = Finisher::new(
             opts.finish,
@@ -211,7 +236,14 @@ impl Analyzer {
                 words: self.words.clone(),
             },
         );
-        tokio::spawn(pump(call_id, pump_rx, ev_tx, finisher, abort.clone()));
+        tokio::spawn(pump(
+            call_id,
+            pump_rx,
+            ev_tx,
+            finisher,
+            abort.clone(),
+            guard,
+        ));
         Ok((
             CallHandle {
                 input: in_tx,
@@ -222,6 +254,7 @@ impl Analyzer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn call_thread(
     mut core: CallCore,
     mut in_rx: mpsc::Receiver<Input>,
@@ -230,15 +263,19 @@ fn call_thread(
     opts: SessionOptions,
     abort: Arc<AtomicBool>,
     group: u64,
+    metrics: &Metrics,
 ) {
     let mut ended = Vec::new();
     let mut dtmf = Vec::new();
     let mut clock = 0u64;
     let mut pack = Pack::default();
+    let mut packets = PacketReport::default();
     let asr = asr.filter(|_| !opts.finish.disable_transcript);
     loop {
         let input = in_rx.blocking_recv();
+        let arrived = Instant::now();
         if abort.load(Ordering::Relaxed) {
+            packets.report(&core, metrics);
             return;
         }
         let last = input.is_none();
@@ -281,6 +318,7 @@ fn call_thread(
         let now = core.time_ms();
         if now >= clock + CLOCK_EVERY_MS {
             clock = now;
+            packets.report(&core, metrics);
             pump.send(PumpMsg::Clock {
                 ms: now.min(u32::MAX as u64) as u32,
                 speaking: core.speaking(),
@@ -293,6 +331,7 @@ fn call_thread(
             opts.backpressure,
             group,
             &mut pack,
+            arrived,
         );
         if last {
             if let Some(pool) = asr.as_deref() {
@@ -300,6 +339,7 @@ fn call_thread(
             }
         }
         if let Err(e) = r {
+            packets.report(&core, metrics);
             pump.send(PumpMsg::Error(e));
             return;
         }
@@ -307,7 +347,26 @@ fn call_thread(
             break;
         }
     }
+    packets.report(&core, metrics);
     pump.send(PumpMsg::Done(core.summary()));
+}
+
+/// A call's packet counts as last reported to the metrics, per channel.
+#[derive(Default)]
+struct PacketReport(Vec<PacketCounts>);
+
+impl PacketReport {
+    /// Adds what each leg counted since the last report.
+    fn report(&mut self, core: &CallCore, metrics: &Metrics) {
+        for (i, leg) in core.leg_stats().iter().enumerate() {
+            let now = PacketCounts::of(leg);
+            if i >= self.0.len() {
+                self.0.resize(i + 1, PacketCounts::default());
+            }
+            metrics.packets(&leg.transport, &now.since(&self.0[i]));
+            self.0[i] = now;
+        }
+    }
 }
 
 /// Utterances of a recording waiting to go to the recogniser together.
@@ -358,12 +417,13 @@ fn dispatch(
     backpressure: AsrBackpressure,
     group: u64,
     pack: &mut Pack,
+    arrived: Arrived,
 ) {
     for mut e in ended.drain(..) {
-        pump.send(PumpMsg::Prosody(e.prosody.clone()));
+        pump.send(PumpMsg::Prosody(e.prosody.clone(), arrived));
         let id = e.utterance.utterance_id.clone();
         let audio = std::mem::take(&mut e.audio);
-        pump.send(PumpMsg::Pending(Box::new(e)));
+        pump.send(PumpMsg::Pending(Box::new(e), arrived));
         let Some(pool) = asr else {
             pump.send(PumpMsg::Words(id, Ok(Vec::new())));
             continue;
@@ -397,25 +457,34 @@ async fn pump(
     tx: mpsc::Sender<Result<CallEvent, CallError>>,
     mut finisher: Finisher,
     abort: Arc<AtomicBool>,
+    call: CallGuard,
 ) {
-    let mut pending: HashMap<String, Box<Ended>> = HashMap::new();
+    let metrics = call.metrics();
+    let mut pending: HashMap<String, (Box<Ended>, Arrived)> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let mut out: Vec<Event> = Vec::new();
     while let Some(msg) = rx.recv().await {
         let mut failed = None;
+        // When the audio behind this message's events arrived.
+        let mut since = None;
         match msg {
-            PumpMsg::Prosody(p) => finisher.prosody(p, &mut out),
-            PumpMsg::Pending(e) => {
-                pending.insert(e.utterance.utterance_id.clone(), e);
+            PumpMsg::Prosody(p, t) => {
+                since = Some(t);
+                finisher.prosody(p, &mut out)
+            }
+            PumpMsg::Pending(e, t) => {
+                pending.insert(e.utterance.utterance_id.clone(), (e, t));
             }
             PumpMsg::Words(id, r) => {
-                if let Some(e) = pending.remove(&id) {
+                if let Some((e, t)) = pending.remove(&id) {
+                    since = Some(t);
                     let recognised = match r {
                         Ok(w) => Recognised::Words(w),
                         // The recogniser is behind: sent without words, as when the queue is
                         // full, and counted with those.
                         Err(err @ AsrError::Expired { .. }) => {
                             tracing::debug!(utterance = %id, error = %err, "transcription skipped");
+                            metrics.transcript_dropped();
                             Recognised::Skipped
                         }
                         Err(err) => {
@@ -427,7 +496,9 @@ async fn pump(
                 }
             }
             PumpMsg::Dropped(id) => {
-                if let Some(e) = pending.remove(&id) {
+                if let Some((e, t)) = pending.remove(&id) {
+                    since = Some(t);
+                    metrics.transcript_dropped();
                     finisher.utterance(*e, Recognised::Skipped, &mut out);
                 }
             }
@@ -437,6 +508,7 @@ async fn pump(
             PumpMsg::Done(s) => summary = Some(s),
         };
         for e in out.drain(..) {
+            metrics.event_sent(&e, since);
             let ev = CallEvent {
                 call_id: call_id.clone(),
                 event: Some(e),

@@ -55,6 +55,9 @@ pub enum ServerError {
     /// Every even UDP port of the RTP range is taken.
     #[error("no free even UDP port in {lo}-{hi} for an RTP leg")]
     NoFreePort { lo: u32, hi: u32 },
+    /// The service is draining (shutting down): it takes no new call or leg.
+    #[error("the service is shutting down: retry on another replica")]
+    Draining,
     /// The client's own stream failed (bad protobuf, a message over the limit, a
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
@@ -93,7 +96,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::CallIdRequiredToJoin
         | ServerError::NoRecording
         | ServerError::BadWav(_) => Status::invalid_argument(msg),
-        ServerError::EndedWhileJoining { .. } => Status::unavailable(msg),
+        ServerError::EndedWhileJoining { .. } | ServerError::Draining => Status::unavailable(msg),
         ServerError::NoCall { .. }
         | ServerError::NoOpenLeg { .. }
         | ServerError::NotStarted { .. } => Status::not_found(msg),
@@ -134,6 +137,7 @@ mod tests {
                 },
                 Code::Unavailable,
             ),
+            (ServerError::Draining, Code::Unavailable),
             (
                 ServerError::NotStarted {
                     call_id: "c".into(),

@@ -146,6 +146,7 @@ pub async fn start_server_with(
             )
             .expect("shipped words model"),
         )),
+        metrics: Default::default(),
     };
     let cfg = ServeConfig {
         addr,
@@ -165,6 +166,8 @@ pub async fn start_server_with(
             join_timeout: callmood::server::legs::DEFAULT_JOIN_TIMEOUT,
         },
         audiosocket_addr: None,
+        metrics_addr: None,
+        drain_timeout: std::time::Duration::from_secs(5),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
