@@ -109,6 +109,12 @@ pub enum Transport {
     RtpUdp,
     /// Asterisk AudioSocket over TCP.
     AudioSocket,
+    /// Twilio Media Streams (and the platforms that copy it) over WebSocket.
+    TwilioWs,
+    /// FreeSWITCH `mod_audio_fork` / jambonz `listen` over WebSocket.
+    AudioFork,
+    /// Genesys Cloud AudioHook over WebSocket.
+    AudioHook,
 }
 
 impl ChannelSpec {
@@ -332,6 +338,9 @@ impl Channel {
             (Transport::Grpc, _) => "grpc",
             (Transport::RtpUdp, _) => "rtp-udp",
             (Transport::AudioSocket, _) => "audiosocket",
+            (Transport::TwilioWs, _) => "twilio-ws",
+            (Transport::AudioFork, _) => "audio-fork",
+            (Transport::AudioHook, _) => "audiohook",
         };
         let mut s = match &self.rtp {
             Some(leg) => leg.stats(self.spec.id, self.spec.role, transport),

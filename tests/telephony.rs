@@ -10,7 +10,7 @@ use std::time::Duration;
 use callmood::core::audiosocket::{self, Message};
 use callmood::core::rng::SplitMix64;
 use callmood::core::rtp;
-use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
+use callmood::proto::{self, call_event::Event, stream_call_request::Request};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -28,34 +28,6 @@ async fn open_leg(c: &mut Client, call_id: &str, role: proto::Role) -> (u32, u16
         .unwrap()
         .into_inner();
     (r.channel_id, r.port as u16)
-}
-
-/// Watches a call and collects its events until the summary.
-fn watch(addr: SocketAddr, call_id: &str) -> tokio::task::JoinHandle<Vec<CallEvent>> {
-    let call_id = call_id.to_string();
-    tokio::spawn(async move {
-        let s = client(addr)
-            .await
-            .watch_call(proto::WatchCallRequest { call_id })
-            .await
-            .unwrap()
-            .into_inner();
-        collect(s).await.unwrap()
-    })
-}
-
-fn summary(events: &[CallEvent]) -> &proto::CallSummary {
-    match &events.last().expect("events").event {
-        Some(Event::Summary(s)) => s,
-        other => panic!("the last event must be the summary, got {other:?}"),
-    }
-}
-
-fn leg(s: &proto::CallSummary, channel_id: u32) -> &proto::LegStats {
-    s.legs
-        .iter()
-        .find(|l| l.channel_id == channel_id)
-        .expect("leg stats")
 }
 
 /// The config of a `StreamCall` with one μ-law caller channel.

@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// On SIGTERM / Ctrl-C, seconds the calls in flight get to finish and send their summaries.
     #[arg(long, env = "CALLMOOD_DRAIN_TIMEOUT", default_value_t = server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout: u64,
+    /// Accept WebSocket media (/twilio, /fork, /audiohook) on this address (e.g. 0.0.0.0:8080); off by default.
+    #[arg(long, env = "CALLMOOD_WS_ADDR")]
+    pub ws_addr: Option<SocketAddr>,
+    /// Twilio Media Streams: the customParameters key whose value is the call id (default: callSid).
+    #[arg(long, env = "CALLMOOD_TWILIO_CALL_ID_PARAM")]
+    pub twilio_call_id_param: Option<String>,
+    /// AudioHook: an accepted X-API-KEY (repeat, or comma-separated in the env); none refuses AudioHook.
+    #[arg(
+        long = "audiohook-api-key",
+        env = "CALLMOOD_AUDIOHOOK_API_KEYS",
+        value_delimiter = ','
+    )]
+    pub audiohook_api_keys: Vec<String>,
 }
 
 /// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
@@ -99,6 +112,12 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
         audiosocket_addr: a.audiosocket_addr,
         metrics_addr: a.metrics_addr,
         drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
+        ws_addr: a.ws_addr,
+        ws: server::ws::WsConfig {
+            twilio_call_id_param: a.twilio_call_id_param,
+            audiohook_api_keys: a.audiohook_api_keys,
+            ..server::ws::WsConfig::default()
+        },
     };
     super::runtime()?.block_on(server::serve(cfg))
 }

@@ -350,6 +350,11 @@ impl Calls {
         })
     }
 
+    /// The transports' settings.
+    pub fn config(&self) -> &LegsConfig {
+        &self.cfg
+    }
+
     /// Asks a leg to end (`CloseLeg`).
     pub fn close(&self, call_id: &str, channel_id: u32) -> Result<(), ServerError> {
         let call = lock(&self.calls)
@@ -558,8 +563,13 @@ fn spec(channel_id: u32, role: Role, req: &LegRequest) -> ChannelSpec {
 }
 
 impl Leg {
+    /// Resolves when the leg is asked to end (`CloseLeg`, or its call failed).
+    pub async fn closed(&self) {
+        self.close.notified().await
+    }
+
     /// The leg is over: its channel is ended, and the call too if it was the last leg.
-    async fn end(self) {
+    pub async fn end(self) {
         let _ = self.input.send(Input::EndChannel(self.channel_id)).await;
         let mut st = lock(&self.call.state);
         if let Some(l) = st.legs.iter_mut().find(|l| l.channel_id == self.channel_id) {

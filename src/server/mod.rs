@@ -8,6 +8,8 @@
 //!   messages.
 //! - [`status`]: the one place where an error becomes a `tonic::Status`.
 //! - [`metrics`]: what the calls count, served to Prometheus on `--metrics-addr`.
+//! - [`ws`]: WebSocket media connectors (Twilio Media Streams, audio fork, AudioHook),
+//!   whose sockets join calls as legs.
 //!
 //! Calls in flight are capped by a semaphore; a call over the cap gets
 //! `RESOURCE_EXHAUSTED` at once rather than a slow service for all.
@@ -21,6 +23,7 @@ pub mod legs;
 pub mod metrics;
 pub mod session;
 pub mod status;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,6 +92,11 @@ pub struct ServeConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// On SIGTERM / Ctrl-C, how long the calls in flight get to finish.
     pub drain_timeout: Duration,
+    /// Where to accept WebSocket media connections (`/twilio`, `/fork`, `/audiohook`);
+    /// `None`: not at all.
+    pub ws_addr: Option<SocketAddr>,
+    /// Settings of the WebSocket media connectors.
+    pub ws: ws::WsConfig,
 }
 
 /// Loads the model and serves until Ctrl-C / SIGTERM.
@@ -142,6 +150,19 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     if let Some(a) = &audiosocket {
         eprintln!("callmood: AudioSocket on {}", a.local_addr()?);
     }
+    let websocket = match cfg.ws_addr {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for WebSocket media on {a}: {e}"))?;
+            eprintln!(
+                "callmood: WebSocket media on {} (/twilio, /fork, /audiohook)",
+                l.local_addr()?
+            );
+            Some(l)
+        }
+        None => None,
+    };
     // Dropped (and with it the metrics endpoint) when serving ends.
     let _metrics = match cfg.metrics_addr {
         Some(a) => {
@@ -155,14 +176,23 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    serve_on(listener, audiosocket, analyzer, &cfg, shutdown_signal()).await
+    serve_on(
+        listener,
+        audiosocket,
+        websocket,
+        analyzer,
+        &cfg,
+        shutdown_signal(),
+    )
+    .await
 }
 
-/// Serves on bound listeners (gRPC, and AudioSocket if given) until
-/// `shutdown` completes and the calls in flight have drained (tests use this).
+/// Serves on bound listeners (gRPC, and AudioSocket and WebSocket media if given)
+/// until `shutdown` completes and the calls in flight have drained (tests use this).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     audiosocket: Option<tokio::net::TcpListener>,
+    websocket: Option<tokio::net::TcpListener>,
     analyzer: Analyzer,
     cfg: &ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -179,6 +209,8 @@ pub async fn serve_on(
     // Dropped (and with it the accept loop) when serving ends.
     let _audiosocket =
         audiosocket.map(|l| AbortOnDrop(tokio::spawn(service.legs().serve_audiosocket(l))));
+    let _websocket =
+        websocket.map(|l| AbortOnDrop(tokio::spawn(ws::serve(l, service.legs(), cfg.ws.clone()))));
     let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
     let drain_timeout = cfg.drain_timeout;
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();

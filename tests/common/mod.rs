@@ -130,11 +130,36 @@ pub async fn start_server_with(
     max_calls: usize,
     asr: Option<Arc<AsrPool>>,
 ) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let s = start_servers(max_calls, asr, None).await;
+    (s.grpc, s.audiosocket, s.stop)
+}
+
+/// The addresses of a test server's listeners.
+pub struct Servers {
+    pub grpc: SocketAddr,
+    pub audiosocket: SocketAddr,
+    /// The WebSocket media listener, when asked for.
+    pub ws: Option<SocketAddr>,
+    /// Stops the server when dropped.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// As [`start_server_with`], with a WebSocket media listener too when `ws` is given.
+pub async fn start_servers(
+    max_calls: usize,
+    asr: Option<Arc<AsrPool>>,
+    ws: Option<callmood::server::ws::WsConfig>,
+) -> Servers {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let audiosocket_addr = audiosocket.local_addr().unwrap();
     let audiosocket = Some(audiosocket);
+    let websocket = match ws {
+        Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
+    let ws_addr = websocket.as_ref().map(|l| l.local_addr().unwrap());
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr,
@@ -168,16 +193,23 @@ pub async fn start_server_with(
         audiosocket_addr: None,
         metrics_addr: None,
         drain_timeout: std::time::Duration::from_secs(5),
+        ws_addr,
+        ws: ws.unwrap_or_default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve_on(listener, audiosocket, analyzer, &cfg, async {
+        serve_on(listener, audiosocket, websocket, analyzer, &cfg, async {
             let _ = rx.await;
         })
         .await
         .unwrap();
     });
-    (addr, audiosocket_addr, tx)
+    Servers {
+        grpc: addr,
+        audiosocket: audiosocket_addr,
+        ws: ws_addr,
+        stop: tx,
+    }
 }
 
 /// Normalised word error rate.
@@ -388,4 +420,37 @@ pub fn write_stereo_wav(path: &Path, interleaved: &[f32]) {
             .unwrap();
     }
     w.finalize().unwrap();
+}
+
+/// Watches a call (`WatchCall`) and collects its events until the summary.
+pub fn watch(
+    addr: SocketAddr,
+    call_id: &str,
+) -> tokio::task::JoinHandle<Vec<callmood::proto::CallEvent>> {
+    let call_id = call_id.to_string();
+    tokio::spawn(async move {
+        let s = client(addr)
+            .await
+            .watch_call(callmood::proto::WatchCallRequest { call_id })
+            .await
+            .unwrap()
+            .into_inner();
+        collect(s).await.unwrap()
+    })
+}
+
+/// The call's summary, which must be its last event.
+pub fn summary(events: &[callmood::proto::CallEvent]) -> &callmood::proto::CallSummary {
+    match &events.last().expect("events").event {
+        Some(callmood::proto::call_event::Event::Summary(s)) => s,
+        other => panic!("the last event must be the summary, got {other:?}"),
+    }
+}
+
+/// The statistics of one leg in a summary.
+pub fn leg(s: &callmood::proto::CallSummary, channel_id: u32) -> &callmood::proto::LegStats {
+    s.legs
+        .iter()
+        .find(|l| l.channel_id == channel_id)
+        .expect("leg stats")
 }

@@ -1,0 +1,238 @@
+//! Audio fork (`/fork`): FreeSWITCH `mod_audio_fork` (`uuid_audio_fork ... start URL
+//! stereo 8k METADATA`) and jambonz `listen`. The first text frame is JSON metadata (the
+//! call id, sample rate and channels); every later binary frame is 16-bit little-endian
+//! PCM, mono, or stereo interleaved with the caller on the left and the agent on the
+//! right. With `?events=1` on the URL, each `Alert` and `Utterance` of the call goes back
+//! on the socket as a JSON text frame (a `CallEvent` as `analyze` writes it).
+use std::sync::Arc;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{
+    any_closed, count_malformed, deinterleave16, end_legs, join_tracks, next_message, Next, Track,
+    WsError,
+};
+use crate::call::{CallError, Transport};
+use crate::core::codec::Encoding;
+use crate::core::rtp::leg::RtpSettings;
+use crate::proto::{call_event::Event, CallEvent, Role};
+use crate::server::legs::Calls;
+use crate::server::session::Input;
+
+/// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).
+const DEFAULT_RATE_HZ: u32 = 8000;
+/// How long the events still due are sent after the audio has ended (the last
+/// utterances' transcripts and the alerts they raise).
+const EVENTS_AFTER_END: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The first frame of a fork, as read.
+#[derive(Debug, PartialEq)]
+pub struct Metadata {
+    pub call_id: String,
+    pub sample_rate_hz: u32,
+    /// 1 or 2.
+    pub channels: usize,
+}
+
+/// Reads the metadata frame. Names taken: the call id from `callId`, `call_id`,
+/// `callSid` (jambonz) or `uuid`; the rate from `sampleRate` or `sample_rate` (8000 if
+/// none); the channels from `channels`, or `mixType`/`mix_type` (`stereo` is 2, `mono`
+/// and `mixed` 1).
+pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("metadata: {e}"))?;
+    let field = |names: &[&str]| names.iter().find_map(|n| v.get(*n));
+    let number = |x: &Value| {
+        x.as_u64()
+            .or_else(|| x.as_str().and_then(|s| s.trim().parse().ok()))
+    };
+    let call_id = field(&["callId", "call_id", "callSid", "uuid"])
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("metadata names no call (callId, callSid or uuid)")?
+        .to_string();
+    let sample_rate_hz = match field(&["sampleRate", "sample_rate"]) {
+        None => DEFAULT_RATE_HZ,
+        Some(x) => number(x)
+            .filter(|r| (8000..=48_000).contains(r))
+            .ok_or_else(|| format!("sample rate {x} (8000-48000 Hz)"))? as u32,
+    };
+    let channels = match (field(&["channels"]), field(&["mixType", "mix_type"])) {
+        (Some(x), _) => number(x)
+            .filter(|c| matches!(c, 1 | 2))
+            .ok_or_else(|| format!("channels {x} (1 or 2)"))? as usize,
+        (None, Some(Value::String(m))) if m == "stereo" => 2,
+        (None, Some(Value::String(m))) if m == "mono" || m == "mixed" => 1,
+        (None, Some(m)) => return Err(format!("mix type {m} (mono, mixed or stereo)")),
+        (None, None) => 1,
+    };
+    Ok(Metadata {
+        call_id,
+        sample_rate_hz,
+        channels,
+    })
+}
+
+/// Serves one fork socket; `events`: send the call's Alerts and Utterances back.
+pub(super) async fn run(
+    ws: WebSocketStream<TcpStream>,
+    calls: &Arc<Calls>,
+    events: bool,
+) -> Result<(), WsError> {
+    let (sink, mut ws) = ws.split();
+    let join = calls.config().join_timeout;
+    let idle = calls.config().idle_timeout;
+    let mut dropped_before = 0u64;
+    let deadline = tokio::time::Instant::now() + join;
+    let meta = loop {
+        match next_message(&mut ws, deadline, join, false).await? {
+            Next::Closed => return Err(WsError::ClosedBeforeStart),
+            Next::Message(WsMessage::Text(t)) => {
+                break parse_metadata(&t).map_err(WsError::BadStart)?
+            }
+            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+            Next::Message(_) => dropped_before += 1,
+        }
+    };
+    let track = |role| Track {
+        role,
+        encoding: Encoding::Linear16,
+        sample_rate_hz: meta.sample_rate_hz,
+        jitter_ms: RtpSettings::for_encoding(Encoding::Linear16).jitter_ms, // unused: no RTP
+    };
+    let tracks: Vec<Track> = match meta.channels {
+        2 => vec![track(Role::Caller), track(Role::Agent)],
+        _ => vec![track(Role::Caller)],
+    };
+    let legs = join_tracks(calls, &meta.call_id, &tracks, Transport::AudioFork).await?;
+    let writer = if events {
+        let rx = legs[0].call.clone().watch();
+        Some(tokio::spawn(send_events(rx, sink)))
+    } else {
+        drop(sink);
+        None
+    };
+    let frame_bytes = 2 * meta.channels;
+    let result = async {
+        if !count_malformed(&legs[0], dropped_before).await {
+            return Err(WsError::CallEnded);
+        }
+        let mut last = tokio::time::Instant::now();
+        loop {
+            let next = tokio::select! {
+                n = next_message(&mut ws, last + idle, idle, true) => {
+                    last = tokio::time::Instant::now();
+                    n
+                }
+                _ = any_closed(&legs) => return Ok(()),
+            };
+            let data = match next {
+                Ok(Next::Closed) => return Ok(()),
+                Ok(Next::Message(WsMessage::Binary(b))) if b.len() % frame_bytes == 0 => b,
+                Ok(Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                // A frame of broken samples, or text after the metadata.
+                Ok(Next::Message(_)) => {
+                    if !count_malformed(&legs[0], 1).await {
+                        return Err(WsError::CallEnded);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if matches!(e, WsError::Socket(_)) {
+                        count_malformed(&legs[0], 1).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let parts = if legs.len() == 2 {
+                let (l, r) = deinterleave16(&data);
+                vec![l, r]
+            } else {
+                vec![data.to_vec()]
+            };
+            for (leg, data) in legs.iter().zip(parts) {
+                let input = Input::Audio {
+                    channel_id: leg.channel_id,
+                    data,
+                };
+                if leg.input.send(input).await.is_err() {
+                    return Err(WsError::CallEnded);
+                }
+            }
+        }
+    }
+    .await;
+    end_legs(legs).await;
+    if let Some(w) = writer {
+        // The call's last events come after its audio; the peer may still read them.
+        let _ = tokio::time::timeout(EVENTS_AFTER_END, w).await;
+    }
+    result
+}
+
+/// Sends the call's Alerts and Utterances as JSON text frames until the call ends or
+/// the peer goes.
+async fn send_events(
+    mut rx: mpsc::Receiver<Result<CallEvent, CallError>>,
+    mut sink: SplitSink<WebSocketStream<TcpStream>, WsMessage>,
+) {
+    while let Some(Ok(ev)) = rx.recv().await {
+        if !matches!(ev.event, Some(Event::Alert(_) | Event::Utterance(_))) {
+            continue;
+        }
+        let Ok(json) = serde_json::to_string(&ev) else {
+            continue;
+        };
+        if sink.send(WsMessage::Text(json.into())).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_of_freeswitch_and_jambonz() {
+        assert_eq!(
+            parse_metadata(r#"{"callId":"c1","sampleRate":16000,"channels":2}"#),
+            Ok(Metadata {
+                call_id: "c1".into(),
+                sample_rate_hz: 16000,
+                channels: 2
+            })
+        );
+        // jambonz listen
+        assert_eq!(
+            parse_metadata(
+                r#"{"callSid":"j1","sampleRate":"8000","mixType":"stereo","from":"+1"}"#
+            ),
+            Ok(Metadata {
+                call_id: "j1".into(),
+                sample_rate_hz: 8000,
+                channels: 2
+            })
+        );
+        assert_eq!(
+            parse_metadata(r#"{"uuid":"u"}"#).map(|m| (m.sample_rate_hz, m.channels)),
+            Ok((8000, 1))
+        );
+        for bad in [
+            "not json",
+            r#"{"sampleRate":8000}"#,
+            r#"{"callId":""}"#,
+            r#"{"callId":"c","channels":3}"#,
+            r#"{"callId":"c","sampleRate":100}"#,
+            r#"{"callId":"c","mixType":"quad"}"#,
+        ] {
+            assert!(parse_metadata(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! WebSocket media connectors: one listener (`serve --ws-addr`), a path per protocol,
+//! each socket's tracks joined as legs of a call by call id, exactly like RTP and
+//! AudioSocket legs ([`super::legs`]): the same call cap, the same events through
+//! `WatchCall`, the same `LegStats` (transport `twilio-ws`, `audio-fork`, `audiohook`).
+//!
+//! ```text
+//!  GET /twilio    ─► twilio.rs    JSON frames, base64 μ-law ─► RTP packets ─► jitter buffer
+//!  GET /fork      ─► fork.rs      JSON metadata, binary L16 (stereo: caller left) ─► Audio
+//!  GET /audiohook ─► audiohook.rs open/opened, binary PCMU stereo (external = caller) ─► Audio
+//!  anything else  ─► HTTP 404 before the upgrade
+//! ```
+//! Bad input on a socket (malformed JSON, bad base64, an unknown event, media before the
+//! call is named, a second start, a frame over the size limit) is dropped and counted
+//! in the leg's `packets_malformed`; frames dropped before the call was named are
+//! counted on its first leg once it is. A socket that does not name its call within the
+//! join timeout, or goes quiet for the leg idle timeout, is closed. One socket's errors
+//! end at most its own legs.
+pub mod audiohook;
+pub mod fork;
+pub mod twilio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::call::Transport;
+use crate::core::codec::Encoding;
+use crate::core::rtp::leg::RtpSettings;
+use crate::proto::{self, Role};
+use crate::server::legs::{Calls, Leg, LegRequest};
+use crate::server::session::Input;
+use crate::server::status::ServerError;
+
+/// Default largest WebSocket message (and frame) accepted, bytes: a second of 16 kHz
+/// stereo L16 is 64 000 bytes, a Twilio media message about 300.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 10;
+
+/// Settings of the WebSocket listener.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Largest message (and frame) accepted, bytes; a larger one ends the socket and is
+    /// counted as malformed.
+    pub max_message_bytes: usize,
+    /// Twilio: the `customParameters` key whose value is the call id (instead of
+    /// `callSid`), so that a stream joins a call known by another id.
+    pub twilio_call_id_param: Option<String>,
+    /// AudioHook: the accepted `X-API-KEY` values; none accepts no AudioHook session.
+    pub audiohook_api_keys: Vec<String>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            twilio_call_id_param: None,
+            audiohook_api_keys: Vec::new(),
+        }
+    }
+}
+
+/// Why a WebSocket connection ended other than by its protocol's own end (logged;
+/// the call's events say what it lost).
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    #[error("handshake: {0}")]
+    Handshake(#[source] tokio_tungstenite::tungstenite::Error),
+    #[error("no handshake within {secs} s")]
+    HandshakeTimeout { secs: u64 },
+    #[error("socket: {0}")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the call was not named within {secs} s")]
+    NotNamed { secs: u64 },
+    #[error("no message for {secs} s")]
+    Idle { secs: u64 },
+    #[error("closed before the call was named")]
+    ClosedBeforeStart,
+    #[error("unusable start: {0}")]
+    BadStart(String),
+    #[error("cannot join: {0}")]
+    Join(#[from] ServerError),
+    #[error("the call ended")]
+    CallEnded,
+}
+
+/// The protocol a request path asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `/twilio`: Twilio Media Streams.
+    Twilio,
+    /// `/fork`: FreeSWITCH `mod_audio_fork` / jambonz `listen`; `events` when the query
+    /// has `events=1` (Alerts and Utterances sent back as JSON text frames).
+    Fork { events: bool },
+    /// `/audiohook`: Genesys Cloud AudioHook v2.
+    AudioHook,
+}
+
+impl Route {
+    /// The route of a request target (`/fork?events=1`), or None for an unknown path.
+    pub fn parse(target: &str) -> Option<Route> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let path = path.strip_suffix('/').unwrap_or(path);
+        match path {
+            "/twilio" => Some(Route::Twilio),
+            "/fork" => Some(Route::Fork {
+                events: query
+                    .split('&')
+                    .any(|kv| matches!(kv, "events=1" | "events=true")),
+            }),
+            "/audiohook" => Some(Route::AudioHook),
+            _ => None,
+        }
+    }
+}
+
+/// Serves WebSocket media connections on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig) {
+    let cfg = Arc::new(cfg);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let (calls, cfg) = (calls.clone(), cfg.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, &calls, &cfg).await {
+                        tracing::info!(%peer, error = %e, "WebSocket media connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WebSocket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// One connection: the handshake (404 for an unknown path, 401 for AudioHook without a
+/// known key), then the protocol of its path.
+async fn connection(stream: TcpStream, calls: &Arc<Calls>, cfg: &WsConfig) -> Result<(), WsError> {
+    let mut route = None;
+    // The callback's type is tungstenite's: its error is the HTTP response to send.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or(req.uri().path(), |p| p.as_str());
+        match Route::parse(target) {
+            None => Err(refuse(StatusCode::NOT_FOUND, "no such path")),
+            Some(Route::AudioHook) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
+                refuse(StatusCode::UNAUTHORIZED, "missing or unknown X-API-KEY"),
+            ),
+            Some(r) => {
+                route = Some(r);
+                Ok(resp)
+            }
+        }
+    };
+    let ws_cfg = WebSocketConfig::default()
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_message_bytes));
+    let join = calls.config().join_timeout;
+    let ws = tokio::time::timeout(
+        join,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_cfg)),
+    )
+    .await
+    .map_err(|_| WsError::HandshakeTimeout {
+        secs: join.as_secs(),
+    })?
+    .map_err(WsError::Handshake)?;
+    match route {
+        Some(Route::Twilio) => twilio::run(ws, calls, cfg).await,
+        Some(Route::Fork { events }) => fork::run(ws, calls, events).await,
+        Some(Route::AudioHook) => audiohook::run(ws, calls).await,
+        None => Ok(()), // the callback refused: no upgrade happened
+    }
+}
+
+fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
+    let mut r = ErrorResponse::new(Some(why.to_string()));
+    *r.status_mut() = status;
+    r
+}
+
+/// What the socket gave next.
+enum Next {
+    Message(WsMessage),
+    /// The peer closed (a close frame or the end of the stream).
+    Closed,
+}
+
+/// The next message before `deadline` (`wait` after the last one): missing it is
+/// `idle` (or `not_named` before the call is named); a protocol error (such as a
+/// message over the size limit) is an error.
+async fn next_message(
+    ws: &mut (impl futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
+              + Unpin),
+    deadline: tokio::time::Instant,
+    wait: Duration,
+    named: bool,
+) -> Result<Next, WsError> {
+    match tokio::time::timeout_at(deadline, ws.next()).await {
+        Err(_) if named => Err(WsError::Idle {
+            secs: wait.as_secs(),
+        }),
+        Err(_) => Err(WsError::NotNamed {
+            secs: wait.as_secs(),
+        }),
+        Ok(None) | Ok(Some(Ok(WsMessage::Close(_)))) => Ok(Next::Closed),
+        Ok(Some(Ok(m))) => Ok(Next::Message(m)),
+        Ok(Some(Err(e))) => Err(e.into()),
+    }
+}
+
+/// How one track of a socket becomes a leg.
+struct Track {
+    role: Role,
+    encoding: Encoding,
+    sample_rate_hz: u32,
+    /// Jitter buffer depth for tracks whose frames go through it, ms.
+    jitter_ms: u32,
+}
+
+/// Joins a socket's tracks as legs of call `call_id`, in order (the first starts the
+/// call and takes its place under the cap). A failed join ends the legs joined before it.
+async fn join_tracks(
+    calls: &Arc<Calls>,
+    call_id: &str,
+    tracks: &[Track],
+    transport: Transport,
+) -> Result<Vec<Leg>, WsError> {
+    let mut legs = Vec::with_capacity(tracks.len());
+    for t in tracks {
+        let req = LegRequest {
+            call_id: call_id.to_string(),
+            role: t.role,
+            encoding: t.encoding,
+            sample_rate_hz: t.sample_rate_hz,
+            rtp: RtpSettings {
+                jitter_ms: t.jitter_ms,
+                ..RtpSettings::for_encoding(t.encoding)
+            },
+            transport,
+            options: proto::CallOptions::default(),
+        };
+        match calls.join(req).await {
+            Ok(leg) => legs.push(leg),
+            Err(e) => {
+                end_legs(legs).await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(leg) = legs.first() {
+        tracing::info!(call = %leg.call.call_id(), legs = legs.len(), ?transport, "WebSocket legs joined");
+    }
+    Ok(legs)
+}
+
+/// Ends a socket's legs (and the call, if they were its last).
+async fn end_legs(legs: Vec<Leg>) {
+    for leg in legs {
+        leg.end().await;
+    }
+}
+
+/// Resolves when any of the legs is asked to end; never when there are none.
+async fn any_closed(legs: &[Leg]) {
+    match legs {
+        [] => std::future::pending().await,
+        [a] => a.closed().await,
+        [a, b, ..] => tokio::select! { _ = a.closed() => {}, _ = b.closed() => {} },
+    }
+}
+
+/// Counts `n` inputs of the leg as malformed; false when the call is gone.
+async fn count_malformed(leg: &Leg, n: u64) -> bool {
+    for _ in 0..n {
+        let input = Input::Malformed {
+            channel_id: leg.channel_id,
+        };
+        if leg.input.send(input).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Splits interleaved 16-bit stereo (left, right, ...) into its two channels' bytes.
+pub fn deinterleave16(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut left = Vec::with_capacity(data.len() / 2);
+    let mut right = Vec::with_capacity(data.len() / 2);
+    for frame in data.chunks_exact(4) {
+        left.extend_from_slice(&frame[..2]);
+        right.extend_from_slice(&frame[2..]);
+    }
+    (left, right)
+}
+
+/// Splits interleaved 8-bit stereo (G.711: left, right, ...) into its two channels.
+pub fn deinterleave8(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let left = data.iter().step_by(2).copied().collect();
+    let right = data.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_path_and_query() {
+        assert_eq!(Route::parse("/twilio"), Some(Route::Twilio));
+        assert_eq!(Route::parse("/twilio/"), Some(Route::Twilio));
+        assert_eq!(
+            Route::parse("/fork?events=1"),
+            Some(Route::Fork { events: true })
+        );
+        assert_eq!(
+            Route::parse("/fork?x=2&events=0"),
+            Some(Route::Fork { events: false })
+        );
+        assert_eq!(Route::parse("/audiohook"), Some(Route::AudioHook));
+        assert_eq!(Route::parse("/"), None);
+        assert_eq!(Route::parse("/twilio/x"), None);
+        assert_eq!(Route::parse("/TWILIO"), None);
+    }
+
+    #[test]
+    fn stereo_splits_into_left_and_right() {
+        let (l, r) = deinterleave16(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!((l, r), (vec![1, 2, 5, 6], vec![3, 4, 7, 8]));
+        let (l, r) = deinterleave8(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!((l, r), (vec![1, 3, 5], vec![2, 4, 6]));
+    }
+}

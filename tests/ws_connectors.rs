@@ -1,0 +1,537 @@
+//! WebSocket media connectors end to end on loopback, with clients written from the
+//! platforms' protocol documents: Twilio Media Streams (`/twilio`) and the audio fork of
+//! FreeSWITCH `mod_audio_fork` / jambonz `listen` (`/fork`), each replaying real speech
+//! at real-time pace, caller and agent on two tracks; then bad input on every path next
+//! to a healthy call, and the call cap.
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use callmood::core::codec::g711;
+use callmood::proto::{self, call_event::Event, CallEvent};
+use callmood::server::ws::WsConfig;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(ws: SocketAddr, path: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{ws}{path}"))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// Twilio's `start` for a call with both tracks.
+fn twilio_start(call_sid: &str) -> Value {
+    json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": "MZ0001",
+        "start": {
+            "accountSid": "AC0001", "streamSid": "MZ0001", "callSid": call_sid,
+            "tracks": ["inbound", "outbound"], "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    })
+}
+
+/// Twilio's `media` message: numbers as strings, payload base64 μ-law.
+fn twilio_media(track: &str, chunk: u64, timestamp_ms: u64, payload: &[u8]) -> Value {
+    json!({
+        "event": "media", "sequenceNumber": (chunk * 2).to_string(), "streamSid": "MZ0001",
+        "media": {
+            "track": track, "chunk": chunk.to_string(), "timestamp": timestamp_ms.to_string(),
+            "payload": base64::engine::general_purpose::STANDARD.encode(payload)
+        }
+    })
+}
+
+/// Where speech begins in 8 kHz samples, ms: the first 10 ms whose peak passes a
+/// tenth of the loudest.
+fn onset_ms(samples: &[i16]) -> u32 {
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    let frame = samples
+        .chunks(80)
+        .position(|f| f.iter().any(|s| s.unsigned_abs() > peak / 10))
+        .unwrap_or(0);
+    frame as u32 * 10
+}
+
+/// A two-party call: caller speech, then the agent answering `GAP_MS` after it, as two
+/// 8 kHz tracks of equal length.
+struct TwoParty {
+    caller: Vec<i16>,
+    agent: Vec<i16>,
+    reference: String,
+    /// Where each party's speech begins on its track, ms.
+    caller_onset_ms: u32,
+    agent_onset_ms: u32,
+}
+
+/// Silence between the caller's clip and the agent's.
+const GAP_MS: u32 = 700;
+
+fn two_party(caller: &str, agent: &str) -> TwoParty {
+    let (c, _, c_ref) = speech_call(&[caller], 0);
+    let (a, _, a_ref) = speech_call(&[agent], 1500);
+    let c8 = pcm_8k(&c);
+    let a8 = pcm_8k(&a);
+    let caller_onset_ms = onset_ms(&c8);
+    let agent_onset_ms = c8.len() as u32 / 8 + GAP_MS + onset_ms(&a8);
+    let mut agent = vec![0i16; c8.len() + GAP_MS as usize * 8];
+    agent.extend(a8);
+    let mut caller = c8;
+    caller.resize(agent.len(), 0);
+    TwoParty {
+        caller,
+        agent,
+        reference: format!("{c_ref} {a_ref}"),
+        caller_onset_ms,
+        agent_onset_ms,
+    }
+}
+
+/// Checks that the two tracks stayed aligned (each party's first utterance starts
+/// where its speech does, within 150 ms) and returns the agent's response latency.
+fn check_two_tracks(call: &TwoParty, events: &[CallEvent]) -> i32 {
+    let us = utterances(events);
+    let first = |ch: u32| {
+        us.iter()
+            .find(|u| u.channel_id == ch)
+            .unwrap_or_else(|| panic!("an utterance on channel {ch}: {us:?}"))
+    };
+    let (caller, agent) = (first(0), first(1));
+    assert_eq!(caller.role, proto::Role::Caller as i32);
+    assert_eq!(agent.role, proto::Role::Agent as i32);
+    eprintln!(
+        "caller {}-{} ms (speech from {}), agent {}-{} ms (speech from {})",
+        caller.start_ms,
+        caller.end_ms,
+        call.caller_onset_ms,
+        agent.start_ms,
+        agent.end_ms,
+        call.agent_onset_ms
+    );
+    assert!(
+        caller.start_ms.abs_diff(call.caller_onset_ms) <= 150,
+        "{caller:?}"
+    );
+    assert!(
+        agent.start_ms.abs_diff(call.agent_onset_ms) <= 150,
+        "{agent:?}"
+    );
+    let latency = agent
+        .prosody
+        .as_ref()
+        .unwrap()
+        .response_latency_ms
+        .expect("latency across the two tracks");
+    // The silence put between the clips, plus the agent clip's own lead-in and less the
+    // endpointer's hangover after the caller: within 400 ms of the gap.
+    assert!(
+        (GAP_MS as i32..GAP_MS as i32 + 400).contains(&latency),
+        "{latency}"
+    );
+    latency
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_media_stream_two_tracks_out_of_order_with_lost_chunks() {
+    let srv = start_servers(8, Some(pool()), Some(WsConfig::default())).await;
+    let call = two_party("0890", "0880");
+    let enc = |s: &[i16]| s.iter().map(|&x| g711::ulaw_encode(x)).collect::<Vec<u8>>();
+    let (caller, agent) = (enc(&call.caller), enc(&call.agent));
+    let events = watch(srv.grpc, "CA-twilio-1");
+    let mut ws = connect(srv.ws.unwrap(), "/twilio").await;
+    send(
+        &mut ws,
+        json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+    )
+    .await;
+    send(&mut ws, twilio_start("CA-twilio-1")).await;
+    // 20 ms frames at real-time pace; every 25th pair of inbound frames swapped, two
+    // inbound frames lost, the timestamps a millisecond off now and then.
+    let frames: Vec<(u64, &[u8], &[u8])> = caller
+        .chunks(160)
+        .zip(agent.chunks(160))
+        .enumerate()
+        .map(|(i, (c, a))| (i as u64 + 1, c, a))
+        .collect();
+    let lost = [120u64, 240];
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let mut i = 0;
+    while i < frames.len() {
+        let batch = if i % 25 == 10 && i + 1 < frames.len() {
+            vec![frames[i + 1], frames[i]]
+        } else {
+            vec![frames[i]]
+        };
+        for (chunk, c, a) in batch {
+            ticks.tick().await;
+            let ts = (chunk - 1) * 20 + chunk % 3 / 2;
+            if !lost.contains(&chunk) {
+                send(&mut ws, twilio_media("inbound", chunk, ts, c)).await;
+            }
+            send(&mut ws, twilio_media("outbound", chunk, ts, a)).await;
+            if chunk == 100 {
+                send(
+                    &mut ws,
+                    json!({"event": "dtmf", "streamSid": "MZ0001",
+                    "dtmf": {"track": "inbound_track", "digit": "5"}}),
+                )
+                .await;
+            }
+            if chunk == 101 {
+                send(
+                    &mut ws,
+                    json!({"event": "mark", "streamSid": "MZ0001",
+                    "mark": {"name": "greeting"}}),
+                )
+                .await;
+            }
+        }
+        i += if i % 25 == 10 { 2 } else { 1 };
+    }
+    send(
+        &mut ws,
+        json!({"event": "stop", "streamSid": "MZ0001",
+        "stop": {"accountSid": "AC0001", "callSid": "CA-twilio-1"}}),
+    )
+    .await;
+    let events = events.await.unwrap();
+    let hyp = transcript(&events);
+    let w = wer(&call.reference, &hyp);
+    eprintln!("Twilio WER {w:.3}: {hyp}");
+    assert!(w < 0.15, "WER {w}: {hyp}");
+    let latency = check_two_tracks(&call, &events);
+    eprintln!("Twilio response latency across tracks: {latency} ms");
+    let dtmf: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::Dtmf(d)) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dtmf.len(), 1);
+    assert_eq!(dtmf[0].digit, "5");
+    let s = summary(&events);
+    assert_eq!(s.legs.len(), 2);
+    let (inbound, outbound) = (leg(s, 0), leg(s, 1));
+    eprintln!("Twilio legs: {inbound:?} {outbound:?}");
+    // The swapped frames are put back in order; the two missing ones are concealed
+    // with 20 ms of silence each. (On a machine too busy to keep the sender on time, a
+    // frame can come later than the jitter buffer's depth: it is then given up as lost
+    // and counted late too, as for any RTP leg.)
+    for (l, missing) in [(inbound, 2), (outbound, 0)] {
+        assert_eq!(l.transport, "twilio-ws");
+        assert_eq!((l.packets_malformed, l.packets_duplicate), (0, 0), "{l:?}");
+        assert_eq!(l.packets_lost, missing + l.packets_late, "{l:?}");
+        assert_eq!(l.concealed_ms as u64, 20 * l.packets_lost, "{l:?}");
+        assert_eq!(
+            l.packets_received as usize,
+            caller.len().div_ceil(160) - missing as usize,
+            "{l:?}"
+        );
+    }
+    assert_eq!(inbound.dtmf_events, 1);
+    assert!(
+        s.duration_ms.abs_diff(caller.len() as u32 / 8) < 100,
+        "{} vs {}",
+        s.duration_ms,
+        caller.len() / 8
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_fork_stereo_l16_sends_alerts_and_utterances_back() {
+    let srv = start_servers(8, Some(pool()), Some(WsConfig::default())).await;
+    let call = two_party("0930", "0880");
+    let (caller, agent) = (&call.caller, &call.agent);
+    let events = watch(srv.grpc, "fs-uuid-1");
+    let ws = connect(srv.ws.unwrap(), "/fork?events=1").await;
+    let (mut tx, mut rx) = ws.split();
+    // What comes back on the socket: JSON CallEvents.
+    let (back_tx, mut back_rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(m)) = rx.next().await {
+            if let Message::Text(t) = m {
+                let _ = back_tx.send(serde_json::from_str::<Value>(&t).expect("JSON"));
+            }
+        }
+    });
+    let meta = json!({"callId": "fs-uuid-1", "sampleRate": 8000, "channels": 2});
+    tx.send(Message::Text(meta.to_string().into()))
+        .await
+        .unwrap();
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    for (c, a) in caller.chunks(160).zip(agent.chunks(160)) {
+        ticks.tick().await;
+        let bytes: Vec<u8> = c
+            .iter()
+            .zip(a)
+            .flat_map(|(l, r)| [l.to_le_bytes(), r.to_le_bytes()].concat())
+            .collect();
+        tx.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+    // The call goes on (silence) until both parties' utterances have come back on the
+    // socket; then the fork stops and mod_audio_fork closes the socket.
+    let mut back: Vec<Value> = Vec::new();
+    let silence = Message::Binary(vec![0u8; 640].into());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut sent_silence = 0;
+    while back.iter().filter(|v| v.get("utterance").is_some()).count() < 2 {
+        tokio::select! {
+            v = back_rx.recv() => back.push(v.expect("the socket stays open")),
+            _ = ticks.tick() => {
+                tx.send(silence.clone()).await.unwrap();
+                sent_silence += 1;
+            }
+            _ = tokio::time::sleep_until(deadline) => panic!("events back: {back:?}"),
+        }
+    }
+    tx.send(Message::Close(None)).await.unwrap();
+    let events = events.await.unwrap();
+    let hyp = transcript(&events);
+    let w = wer(&call.reference, &hyp);
+    eprintln!("audio fork WER {w:.3}: {hyp}");
+    assert!(w < 0.15, "WER {w}: {hyp}");
+    let latency = check_two_tracks(&call, &events);
+    eprintln!("audio fork response latency across channels: {latency} ms");
+    let s = summary(&events);
+    assert_eq!(s.legs.len(), 2);
+    for ch in 0..2 {
+        let l = leg(s, ch);
+        assert_eq!(l.transport, "audio-fork");
+        assert_eq!(l.packets_malformed, 0, "{l:?}");
+        let frames = caller.len().div_ceil(160) + sent_silence;
+        assert_eq!(l.packets_received as usize, frames, "{l:?}");
+    }
+    // Every frame that came back is an utterance or an alert of this call.
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the server closes its side")
+        .unwrap();
+    while let Ok(v) = back_rx.try_recv() {
+        back.push(v);
+    }
+    eprintln!("{} events back on the fork socket", back.len());
+    for v in &back {
+        assert_eq!(v["call_id"], "fs-uuid-1");
+        assert!(
+            v.get("utterance").is_some() || v.get("alert").is_some(),
+            "{v}"
+        );
+    }
+    let said: Vec<&str> = back
+        .iter()
+        .filter_map(|v| v["utterance"]["transcript"].as_str())
+        .collect();
+    assert_eq!(wer(&call.reference, &said.join(" ")), w, "{said:?}");
+    assert_eq!(back[0]["utterance"]["role"], "CALLER");
+}
+
+/// A healthy Twilio call (prosody only) to compare the bad sockets' calls against.
+async fn healthy_twilio_call(ws_addr: SocketAddr, call_sid: &str, audio: &[u8]) {
+    let mut ws = connect(ws_addr, "/twilio").await;
+    let mut start = twilio_start(call_sid);
+    start["start"]["tracks"] = json!(["inbound"]);
+    send(&mut ws, start).await;
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    for (i, c) in audio.chunks(160).enumerate() {
+        ticks.tick().await;
+        send(
+            &mut ws,
+            twilio_media("inbound", i as u64 + 1, i as u64 * 20, c),
+        )
+        .await;
+    }
+    send(&mut ws, json!({"event": "stop"})).await;
+}
+
+/// Whether the server ends the socket (a close frame or EOF) within `within`.
+async fn ended_by_server(ws: &mut Ws, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_every_path_is_refused_or_counted_and_a_healthy_call_completes() {
+    let cfg = WsConfig {
+        audiohook_api_keys: vec!["secret-key".into()],
+        ..WsConfig::default()
+    };
+    let srv = start_servers(8, None, Some(cfg)).await;
+    let ws_addr = srv.ws.unwrap();
+    let (call, spans, _) = speech_call(&["0890"], 500);
+    let audio = mulaw_8k_bytes(&call);
+    let healthy = watch(srv.grpc, "healthy");
+    let messy = watch(srv.grpc, "messy");
+    let huge = watch(srv.grpc, "huge");
+    let quiet = watch(srv.grpc, "quiet");
+    let fork_bad = watch(srv.grpc, "fork-bad");
+    let attack = async {
+        // Unknown path, and AudioHook without or with a wrong key: refused before the upgrade.
+        for (path, key, status) in [
+            ("/nowhere", None, 404),
+            ("/audiohook", None, 401),
+            ("/audiohook", Some("wrong"), 401),
+        ] {
+            let mut req =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                    format!("ws://{ws_addr}{path}"),
+                )
+                .unwrap();
+            if let Some(k) = key {
+                req.headers_mut().insert("X-API-KEY", k.parse().unwrap());
+            }
+            match tokio_tungstenite::connect_async(req).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                    assert_eq!(r.status().as_u16(), status, "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        // Twilio: media before start, then start, then six bad messages.
+        let mut ws = connect(ws_addr, "/twilio").await;
+        send(&mut ws, twilio_media("inbound", 1, 0, &audio[..160])).await;
+        let mut start = twilio_start("messy");
+        start["start"]["tracks"] = json!(["inbound"]);
+        send(&mut ws, start.clone()).await;
+        ws.send(Message::Text("{not json".into())).await.unwrap();
+        let mut bad64 = twilio_media("inbound", 2, 20, &audio[..160]);
+        bad64["media"]["payload"] = json!("!!not base64!!");
+        send(&mut ws, bad64).await;
+        send(&mut ws, json!({"event": "hangup"})).await;
+        send(&mut ws, start).await; // a second start
+        ws.send(Message::Binary(vec![1, 2, 3].into()))
+            .await
+            .unwrap();
+        send(&mut ws, twilio_media("outbound", 3, 40, &audio[..160])).await; // not announced
+        for i in 0..50u64 {
+            let c = &audio[(i as usize * 160)..(i as usize + 1) * 160];
+            send(&mut ws, twilio_media("inbound", i + 4, (i + 3) * 20, c)).await;
+        }
+        send(&mut ws, json!({"event": "stop"})).await;
+        // A message over the size limit (64 KiB) ends its own socket only.
+        let mut big = connect(ws_addr, "/twilio").await;
+        let mut start = twilio_start("huge");
+        start["start"]["tracks"] = json!(["inbound"]);
+        send(&mut big, start).await;
+        send(&mut big, twilio_media("inbound", 1, 0, &audio[..160])).await;
+        let _ = big.send(Message::Text("x".repeat(100_000).into())).await;
+        assert!(ended_by_server(&mut big, Duration::from_secs(5)).await);
+        // A stream that starts and goes quiet: closed after the leg idle timeout (3 s).
+        let mut q = connect(ws_addr, "/twilio").await;
+        let mut start = twilio_start("quiet");
+        start["start"]["tracks"] = json!(["inbound"]);
+        send(&mut q, start).await;
+        send(&mut q, twilio_media("inbound", 1, 0, &audio[..160])).await;
+        let t0 = tokio::time::Instant::now();
+        assert!(ended_by_server(&mut q, Duration::from_secs(8)).await);
+        assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+        // Fork: metadata without a call id is refused; a good fork with a frame of
+        // half a stereo sample counts it and goes on.
+        let mut f = connect(ws_addr, "/fork").await;
+        f.send(Message::Text(
+            json!({"sampleRate": 8000}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+        assert!(ended_by_server(&mut f, Duration::from_secs(5)).await);
+        let mut f = connect(ws_addr, "/fork").await;
+        f.send(Message::Binary(vec![0; 320].into())).await.unwrap(); // before the metadata
+        let meta = json!({"callId": "fork-bad", "sampleRate": 8000, "channels": 2});
+        f.send(Message::Text(meta.to_string().into()))
+            .await
+            .unwrap();
+        f.send(Message::Binary(vec![0; 642].into())).await.unwrap();
+        f.send(Message::Binary(vec![0; 640].into())).await.unwrap();
+        f.send(Message::Text("text after the metadata".into()))
+            .await
+            .unwrap();
+        f.send(Message::Close(None)).await.unwrap();
+        // A socket that never names its call: closed after the join timeout (10 s).
+        let mut never = connect(ws_addr, "/twilio").await;
+        let t0 = tokio::time::Instant::now();
+        assert!(ended_by_server(&mut never, Duration::from_secs(15)).await);
+        t0.elapsed()
+    };
+    let (_, never_closed) = tokio::join!(healthy_twilio_call(ws_addr, "healthy", &audio), attack);
+    assert!(never_closed >= Duration::from_secs(9), "{never_closed:?}");
+
+    let healthy = healthy.await.unwrap();
+    let us = utterances(&healthy);
+    assert!(
+        !us.is_empty() && us[0].start_ms.abs_diff(spans[0].0) < 400,
+        "{us:?}"
+    );
+    let l = leg(summary(&healthy), 0);
+    assert_eq!(l.transport, "twilio-ws");
+    assert_eq!(
+        (l.packets_malformed, l.packets_lost),
+        (0, 0),
+        "the healthy call is untouched: {l:?}"
+    );
+    assert_eq!(l.packets_received as usize, audio.len().div_ceil(160));
+
+    let messy = messy.await.unwrap();
+    let l = leg(summary(&messy), 0);
+    eprintln!("messy Twilio leg: {l:?}");
+    // media before start, bad JSON, bad base64, unknown event, second start, binary,
+    // a track not announced
+    assert_eq!(l.packets_malformed, 7, "{l:?}");
+    assert_eq!(l.packets_received, 57, "{l:?}");
+
+    let l = leg(summary(&huge.await.unwrap()), 0).clone();
+    assert_eq!(l.packets_malformed, 1, "{l:?}");
+    let s = summary(&quiet.await.unwrap()).clone();
+    assert_eq!(s.duration_ms, 20, "{s:?}");
+
+    let fb = fork_bad.await.unwrap();
+    let s = summary(&fb);
+    assert_eq!(s.legs.len(), 2);
+    let l = leg(s, 0);
+    eprintln!("messy fork leg: {l:?}");
+    // the frame before the metadata, half a sample, the text frame
+    assert_eq!(l.packets_malformed, 3, "{l:?}");
+    assert_eq!(leg(s, 1).packets_malformed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_calls_count_against_the_call_cap() {
+    let srv = start_servers(1, None, Some(WsConfig::default())).await;
+    let ws_addr = srv.ws.unwrap();
+    let first = watch(srv.grpc, "first");
+    let mut a = connect(ws_addr, "/twilio").await;
+    send(&mut a, twilio_start("first")).await;
+    send(&mut a, twilio_media("inbound", 1, 0, &[0xff; 160])).await;
+    // The second call finds no place: its socket is closed at once.
+    let mut b = connect(ws_addr, "/fork").await;
+    let meta = json!({"callId": "second"});
+    b.send(Message::Text(meta.to_string().into()))
+        .await
+        .unwrap();
+    assert!(ended_by_server(&mut b, Duration::from_secs(5)).await);
+    // The first goes on and ends normally.
+    send(&mut a, twilio_media("inbound", 2, 20, &[0xff; 160])).await;
+    send(&mut a, json!({"event": "stop"})).await;
+    let s = summary(&first.await.unwrap()).clone();
+    assert_eq!(s.legs.len(), 2);
+    assert_eq!(leg(&s, 0).packets_received, 2);
+}
