@@ -54,53 +54,43 @@ fn twilio_media(track: &str, chunk: u64, timestamp_ms: u64, payload: &[u8]) -> V
     })
 }
 
-/// Where speech begins in 8 kHz samples, ms: the first 10 ms whose peak passes a
-/// tenth of the loudest.
-fn onset_ms(samples: &[i16]) -> u32 {
-    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-    let frame = samples
-        .chunks(80)
-        .position(|f| f.iter().any(|s| s.unsigned_abs() > peak / 10))
-        .unwrap_or(0);
-    frame as u32 * 10
-}
-
-/// A two-party call: caller speech, then the agent answering `GAP_MS` after it, as two
-/// 8 kHz tracks of equal length.
+/// A two-party call: the caller says a clip, and the agent answers `GAP_MS` after it
+/// with the same clip, as two 8 kHz tracks of equal length. The same words on both
+/// tracks make the alignment check exact: the agent's utterance must start where the
+/// caller's did, moved by the agent's offset on the track.
 struct TwoParty {
     caller: Vec<i16>,
     agent: Vec<i16>,
     reference: String,
-    /// Where each party's speech begins on its track, ms.
-    caller_onset_ms: u32,
-    agent_onset_ms: u32,
+    /// Where the agent's clip begins on its track, ms.
+    agent_offset_ms: u32,
 }
 
 /// Silence between the caller's clip and the agent's.
 const GAP_MS: u32 = 700;
 
-fn two_party(caller: &str, agent: &str) -> TwoParty {
-    let (c, _, c_ref) = speech_call(&[caller], 0);
-    let (a, _, a_ref) = speech_call(&[agent], 1500);
+fn two_party(clip: &str) -> TwoParty {
+    let (c, _, text) = speech_call(&[clip], 0);
+    let (a, _, _) = speech_call(&[clip], 1500);
     let c8 = pcm_8k(&c);
-    let a8 = pcm_8k(&a);
-    let caller_onset_ms = onset_ms(&c8);
-    let agent_onset_ms = c8.len() as u32 / 8 + GAP_MS + onset_ms(&a8);
-    let mut agent = vec![0i16; c8.len() + GAP_MS as usize * 8];
-    agent.extend(a8);
+    let agent_offset_ms = c8.len() as u32 / 8 + GAP_MS;
+    let mut agent = vec![0i16; agent_offset_ms as usize * 8];
+    agent.extend(pcm_8k(&a));
     let mut caller = c8;
     caller.resize(agent.len(), 0);
     TwoParty {
         caller,
         agent,
-        reference: format!("{c_ref} {a_ref}"),
-        caller_onset_ms,
-        agent_onset_ms,
+        reference: format!("{text} {text}"),
+        agent_offset_ms,
     }
 }
 
-/// Checks that the two tracks stayed aligned (each party's first utterance starts
-/// where its speech does, within 150 ms) and returns the agent's response latency.
+/// Checks that the two tracks stayed aligned (the agent's utterance starts where the
+/// caller's did plus the agent's offset, within 150 ms: the endpointer of the agent's
+/// track, settled on the silence before, opens up to ~100 ms earlier on the same words
+/// than the caller's at the cold start of the call) and returns the agent's response
+/// latency.
 fn check_two_tracks(call: &TwoParty, events: &[CallEvent]) -> i32 {
     let us = utterances(events);
     let first = |ch: u32| {
@@ -112,21 +102,13 @@ fn check_two_tracks(call: &TwoParty, events: &[CallEvent]) -> i32 {
     assert_eq!(caller.role, proto::Role::Caller as i32);
     assert_eq!(agent.role, proto::Role::Agent as i32);
     eprintln!(
-        "caller {}-{} ms (speech from {}), agent {}-{} ms (speech from {})",
-        caller.start_ms,
-        caller.end_ms,
-        call.caller_onset_ms,
-        agent.start_ms,
-        agent.end_ms,
-        call.agent_onset_ms
+        "caller {}-{} ms, agent {}-{} ms (its clip from {} ms)",
+        caller.start_ms, caller.end_ms, agent.start_ms, agent.end_ms, call.agent_offset_ms
     );
+    let expected = caller.start_ms + call.agent_offset_ms;
     assert!(
-        caller.start_ms.abs_diff(call.caller_onset_ms) <= 150,
-        "{caller:?}"
-    );
-    assert!(
-        agent.start_ms.abs_diff(call.agent_onset_ms) <= 150,
-        "{agent:?}"
+        agent.start_ms.abs_diff(expected) <= 150,
+        "{agent:?} vs {expected}"
     );
     let latency = agent
         .prosody
@@ -146,7 +128,7 @@ fn check_two_tracks(call: &TwoParty, events: &[CallEvent]) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_media_stream_two_tracks_out_of_order_with_lost_chunks() {
     let srv = start_servers(8, Some(pool()), Some(WsConfig::default())).await;
-    let call = two_party("0890", "0880");
+    let call = two_party("0880");
     let enc = |s: &[i16]| s.iter().map(|&x| g711::ulaw_encode(x)).collect::<Vec<u8>>();
     let (caller, agent) = (enc(&call.caller), enc(&call.agent));
     let events = watch(srv.grpc, "CA-twilio-1");
@@ -253,7 +235,7 @@ async fn twilio_media_stream_two_tracks_out_of_order_with_lost_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_fork_stereo_l16_sends_alerts_and_utterances_back() {
     let srv = start_servers(8, Some(pool()), Some(WsConfig::default())).await;
-    let call = two_party("0930", "0880");
+    let call = two_party("0930");
     let (caller, agent) = (&call.caller, &call.agent);
     let events = watch(srv.grpc, "fs-uuid-1");
     let ws = connect(srv.ws.unwrap(), "/fork?events=1").await;
@@ -335,7 +317,161 @@ async fn audio_fork_stereo_l16_sends_alerts_and_utterances_back() {
         .filter_map(|v| v["utterance"]["transcript"].as_str())
         .collect();
     assert_eq!(wer(&call.reference, &said.join(" ")), w, "{said:?}");
-    assert_eq!(back[0]["utterance"]["role"], "CALLER");
+    let first = back.iter().find(|v| v.get("utterance").is_some()).unwrap();
+    assert_eq!(first["utterance"]["role"], "CALLER", "{first}");
+}
+
+/// An AudioHook client message (protocol v2).
+fn audiohook_msg(kind: &str, seq: u64, serverseq: u64, parameters: Value) -> Value {
+    json!({
+        "version": "2", "type": kind, "seq": seq, "serverseq": serverseq,
+        "id": "e160e428-53e2-487c-977d-96989bf5c99d", "position": "PT0S",
+        "parameters": parameters,
+    })
+}
+
+/// AudioHook's `open` for conversation `conversation_id`, offering PCMU mono and stereo.
+fn audiohook_open(conversation_id: &str) -> Value {
+    audiohook_msg(
+        "open",
+        1,
+        0,
+        json!({
+            "organizationId": "d7934305-0972-4844-938e-9060eef73d05",
+            "conversationId": conversation_id,
+            "participant": {"id": "883efee8-3d6c-4537-b500-6d7ca4b92fa0",
+                "ani": "+1-555-555-1234", "aniName": "John Doe", "dnis": "+1-800-555-6789"},
+            "media": [
+                {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000},
+                {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}
+            ],
+            "language": "en-US"
+        }),
+    )
+}
+
+/// A WebSocket to `/audiohook` with the API key.
+async fn connect_audiohook(ws: SocketAddr, key: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{ws}/audiohook")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("X-API-KEY", key.parse().unwrap());
+    req.headers_mut().insert(
+        "Audiohook-Organization-Id",
+        "d7934305-0972-4844-938e-9060eef73d05".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// The next text frame as JSON.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no text frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiohook_session_open_ping_close_with_stereo_pcmu() {
+    let cfg = WsConfig {
+        audiohook_api_keys: vec!["key-1".into(), "key-2".into()],
+        ..WsConfig::default()
+    };
+    let srv = start_servers(8, Some(pool()), Some(cfg)).await;
+    let call = two_party("0880");
+    let events = watch(srv.grpc, "conv-audiohook-1");
+    let mut ws = connect_audiohook(srv.ws.unwrap(), "key-2").await;
+    send(&mut ws, audiohook_open("conv-audiohook-1")).await;
+    let opened = next_json(&mut ws).await;
+    assert_eq!(opened["type"], "opened", "{opened}");
+    assert_eq!(
+        (opened["seq"].as_u64(), opened["clientseq"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        opened["parameters"]["media"][0]["channels"],
+        json!(["external", "internal"])
+    );
+    let (mut tx, mut rx) = ws.split();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = rx.next().await {
+            if let Message::Text(t) = m {
+                got.push(serde_json::from_str::<Value>(&t).unwrap());
+            }
+        }
+        got
+    });
+    // Stereo PCMU, external (caller) and internal (agent) interleaved byte by byte.
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    for (i, (c, a)) in call
+        .caller
+        .chunks(160)
+        .zip(call.agent.chunks(160))
+        .enumerate()
+    {
+        ticks.tick().await;
+        let bytes: Vec<u8> = c
+            .iter()
+            .zip(a)
+            .flat_map(|(&l, &r)| [g711::ulaw_encode(l), g711::ulaw_encode(r)])
+            .collect();
+        tx.send(Message::Binary(bytes.into())).await.unwrap();
+        if i == 100 {
+            let ping = audiohook_msg("ping", 2, 1, json!({"rtt": "PT0.05S"}));
+            tx.send(Message::Text(ping.to_string().into()))
+                .await
+                .unwrap();
+        }
+    }
+    let close = audiohook_msg("close", 3, 2, json!({"reason": "end"}));
+    tx.send(Message::Text(close.to_string().into()))
+        .await
+        .unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the server ends the session after closed")
+        .unwrap();
+    let kinds: Vec<&str> = back.iter().filter_map(|v| v["type"].as_str()).collect();
+    eprintln!("AudioHook server messages: {kinds:?}");
+    let pong = back.iter().find(|v| v["type"] == "pong").expect("pong");
+    assert_eq!(pong["clientseq"], 2);
+    let closed = back.last().expect("closed");
+    assert_eq!(closed["type"], "closed");
+    assert_eq!(closed["clientseq"], 3);
+    // Server messages count up from opened's 1 without a gap.
+    for (i, v) in back.iter().enumerate() {
+        assert_eq!(v["seq"].as_u64(), Some(i as u64 + 2), "{v}");
+        assert_eq!(v["id"], "e160e428-53e2-487c-977d-96989bf5c99d");
+    }
+    let events = events.await.unwrap();
+    let hyp = transcript(&events);
+    let w = wer(&call.reference, &hyp);
+    eprintln!("AudioHook WER {w:.3}: {hyp}");
+    assert!(w < 0.15, "WER {w}: {hyp}");
+    let latency = check_two_tracks(&call, &events);
+    eprintln!("AudioHook response latency across channels: {latency} ms");
+    let s = summary(&events);
+    assert_eq!(s.legs.len(), 2);
+    for ch in 0..2 {
+        let l = leg(s, ch);
+        assert_eq!(l.transport, "audiohook");
+        assert_eq!(l.packets_malformed, 0, "{l:?}");
+    }
+    // Each alert of the call went to the client as an event.
+    let alerts = events
+        .iter()
+        .filter(|e| matches!(e.event, Some(Event::Alert(_))))
+        .count();
+    let sent = back.iter().filter(|v| v["type"] == "event").count();
+    assert_eq!(sent, alerts, "{back:?}");
+    for v in back.iter().filter(|v| v["type"] == "event") {
+        assert_eq!(v["parameters"]["entity"]["type"], "callmood.alert");
+    }
 }
 
 /// A healthy Twilio call (prosody only) to compare the bad sockets' calls against.
@@ -385,6 +521,7 @@ async fn bad_input_on_every_path_is_refused_or_counted_and_a_healthy_call_comple
     let huge = watch(srv.grpc, "huge");
     let quiet = watch(srv.grpc, "quiet");
     let fork_bad = watch(srv.grpc, "fork-bad");
+    let audiohook_bad = watch(srv.grpc, "ah-bad");
     let attack = async {
         // Unknown path, and AudioHook without or with a wrong key: refused before the upgrade.
         for (path, key, status) in [
@@ -466,13 +603,37 @@ async fn bad_input_on_every_path_is_refused_or_counted_and_a_healthy_call_comple
             .await
             .unwrap();
         f.send(Message::Close(None)).await.unwrap();
-        // A socket that never names its call: closed after the join timeout (10 s).
+        // AudioHook: a ping whose seq skips one ends the session with `disconnect`.
+        let mut ah = connect_audiohook(ws_addr, "secret-key").await;
+        send(&mut ah, audiohook_open("ah-bad")).await;
+        assert_eq!(next_json(&mut ah).await["type"], "opened");
+        ah.send(Message::Binary(vec![0xff; 320].into()))
+            .await
+            .unwrap();
+        ah.send(Message::Binary(vec![0xff; 3].into()))
+            .await
+            .unwrap(); // half a sample
+        send(&mut ah, audiohook_msg("ping", 3, 1, json!({}))).await;
+        let bye = next_json(&mut ah).await;
+        assert_eq!(
+            (bye["type"].as_str(), bye["parameters"]["reason"].as_str()),
+            (Some("disconnect"), Some("error")),
+            "{bye}"
+        );
+        assert!(ended_by_server(&mut ah, Duration::from_secs(5)).await);
+    };
+    // A socket that never names its call: closed after the join timeout (10 s).
+    let never = async {
         let mut never = connect(ws_addr, "/twilio").await;
         let t0 = tokio::time::Instant::now();
         assert!(ended_by_server(&mut never, Duration::from_secs(15)).await);
         t0.elapsed()
     };
-    let (_, never_closed) = tokio::join!(healthy_twilio_call(ws_addr, "healthy", &audio), attack);
+    let (_, _, never_closed) = tokio::join!(
+        healthy_twilio_call(ws_addr, "healthy", &audio),
+        attack,
+        never
+    );
     assert!(never_closed >= Duration::from_secs(9), "{never_closed:?}");
 
     let healthy = healthy.await.unwrap();
@@ -511,6 +672,13 @@ async fn bad_input_on_every_path_is_refused_or_counted_and_a_healthy_call_comple
     // the frame before the metadata, half a sample, the text frame
     assert_eq!(l.packets_malformed, 3, "{l:?}");
     assert_eq!(leg(s, 1).packets_malformed, 0);
+
+    let ab = audiohook_bad.await.unwrap();
+    let s = summary(&ab);
+    assert_eq!(s.legs.len(), 2);
+    // half a sample, the seq that skipped one
+    assert_eq!(leg(s, 0).packets_malformed, 2, "{:?}", leg(s, 0));
+    assert_eq!(leg(s, 0).packets_received, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,45 @@
-//! Genesys Cloud AudioHook v2 (`/audiohook`): not implemented yet. The `X-API-KEY`
-//! check before the upgrade is; an accepted session is closed at once.
+//! Genesys Cloud AudioHook, protocol version 2 (`/audiohook`).
+//!
+//! The client (Genesys Cloud) connects with its `X-API-KEY` header (checked before the
+//! upgrade: a missing or unknown key gets HTTP 401), then sends `open` with the
+//! conversation and its media offers; callmood answers `opened` with the offer it takes
+//! (PCMU at 8 kHz, stereo `external`/`internal` first, else a single channel), and the
+//! binary frames that follow are that audio, the channels interleaved byte by byte:
+//! `external` (the customer) is the caller leg, `internal` (the agent) the agent leg of
+//! the call whose id is the `conversationId`. `ping` gets `pong`, `close` gets `closed`;
+//! `paused`/`resumed` and `discarded` fill the audio they report as not sent with
+//! silence of its length, so time stays true; `update` and the client's `error` are
+//! noted. Every message carries a sequence number: the client's must count up by one
+//! from 1 (a message that breaks this is counted as malformed and the session is
+//! ended with `disconnect`), and each server message carries its own `seq` and the last
+//! `clientseq` seen. Each `Alert` of the call goes to the client as an `event`
+//! message (entity type `callmood.alert`, data the alert as `analyze` writes it).
+//! HTTP message signatures (`Signature`, `Signature-Input`) are not checked.
 use std::sync::Arc;
 
+use futures_util::SinkExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::Request;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
-use super::WsError;
-use crate::server::legs::Calls;
+use super::{
+    any_closed, count_malformed, deinterleave8, end_legs, join_tracks, next_message, Next, Track,
+    WsError,
+};
+use crate::call::Transport;
+use crate::core::codec::{g711, Encoding};
+use crate::core::rtp::leg::RtpSettings;
+use crate::proto::{call_event::Event, Role};
+use crate::server::legs::{Calls, Leg};
+use crate::server::session::Input;
+
+/// AudioHook's rate, Hz.
+const RATE_HZ: u32 = 8000;
+/// Longest gap (`discarded`, `resumed`) filled with silence at once, ms.
+const MAX_FILL_MS: u64 = 60_000;
 
 /// Whether the request's `X-API-KEY` header is one of `keys`.
 pub fn key_ok(req: &Request, keys: &[String]) -> bool {
@@ -17,10 +49,352 @@ pub fn key_ok(req: &Request, keys: &[String]) -> bool {
         .is_some_and(|k| keys.iter().any(|ok| ok == k))
 }
 
+/// A client message, as far as callmood reads it.
+#[derive(Debug, Deserialize)]
+pub struct ClientMsg {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub seq: u64,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub parameters: Value,
+}
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<ClientMsg, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// One media offer of `open`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Media {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub format: String,
+    pub channels: Vec<String>,
+    pub rate: u32,
+}
+
+/// The offer callmood takes: PCMU at 8 kHz, stereo (`external`, `internal`) first,
+/// then a single channel; None when there is none.
+pub fn choose_media(parameters: &Value) -> Option<Media> {
+    let offers: Vec<Media> = serde_json::from_value(parameters.get("media")?.clone()).ok()?;
+    let usable = |m: &&Media| {
+        m.kind == "audio"
+            && m.format == "PCMU"
+            && m.rate == RATE_HZ
+            && !m.channels.is_empty()
+            && m.channels.len() <= 2
+            && m.channels
+                .iter()
+                .all(|c| c == "external" || c == "internal")
+    };
+    let best = offers.iter().filter(usable).max_by_key(|m| {
+        (
+            m.channels.len(),
+            m.channels.first().is_some_and(|c| c == "external"),
+        )
+    });
+    best.cloned()
+}
+
+/// An ISO 8601 duration as AudioHook writes it (`PT1.25S`), in ms.
+pub fn duration_ms(s: &str) -> Option<u64> {
+    let secs: f64 = s.strip_prefix("PT")?.strip_suffix('S')?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).round() as u64)
+}
+
+/// The server side of one session's numbering.
+struct Numbering {
+    id: String,
+    /// The last server `seq` sent.
+    seq: u64,
+    /// The last client `seq` received.
+    clientseq: u64,
+}
+
+impl Numbering {
+    /// The next server message of `kind`.
+    fn message(&mut self, kind: &str, parameters: Value) -> WsMessage {
+        self.seq += 1;
+        let m = json!({
+            "version": "2", "type": kind, "seq": self.seq, "clientseq": self.clientseq,
+            "id": self.id, "parameters": parameters,
+        });
+        WsMessage::Text(m.to_string().into())
+    }
+}
+
+/// Serves one AudioHook session.
 pub(super) async fn run(
     mut ws: WebSocketStream<TcpStream>,
-    _calls: &Arc<Calls>,
+    calls: &Arc<Calls>,
 ) -> Result<(), WsError> {
+    let join = calls.config().join_timeout;
+    let idle = calls.config().idle_timeout;
+    let mut dropped_before = 0u64;
+    let deadline = tokio::time::Instant::now() + join;
+    let (open, media) = loop {
+        let text = match next_message(&mut ws, deadline, join, false).await? {
+            Next::Closed => return Err(WsError::ClosedBeforeStart),
+            Next::Message(WsMessage::Text(t)) => t,
+            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => continue,
+            Next::Message(_) => {
+                dropped_before += 1;
+                continue;
+            }
+        };
+        match parse(&text) {
+            Ok(m) if m.kind == "open" && m.seq == 1 => {
+                let mut n = Numbering {
+                    id: m.id.clone(),
+                    seq: 0,
+                    clientseq: 1,
+                };
+                let Some(media) = choose_media(&m.parameters) else {
+                    let info = "no PCMU 8000 Hz offer with external/internal channels";
+                    let bye = n.message("disconnect", json!({"reason": "error", "info": info}));
+                    let _ = ws.send(bye).await;
+                    return Err(WsError::BadStart(info.into()));
+                };
+                break ((m, n), media);
+            }
+            _ => dropped_before += 1,
+        }
+    };
+    let (open, mut n) = open;
+    let call_id = open
+        .parameters
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&open.id)
+        .to_string();
+    let tracks: Vec<Track> = media
+        .channels
+        .iter()
+        .map(|c| Track {
+            role: if c == "external" {
+                Role::Caller
+            } else {
+                Role::Agent
+            },
+            encoding: Encoding::Mulaw,
+            sample_rate_hz: RATE_HZ,
+            jitter_ms: RtpSettings::for_encoding(Encoding::Mulaw).jitter_ms, // unused: no RTP
+        })
+        .collect();
+    let legs = match join_tracks(calls, &call_id, &tracks, Transport::AudioHook).await {
+        Ok(l) => l,
+        Err(e) => {
+            let bye = n.message(
+                "disconnect",
+                json!({"reason": "error", "info": e.to_string()}),
+            );
+            let _ = ws.send(bye).await;
+            return Err(e);
+        }
+    };
+    let mut alerts = legs[0].call.clone().watch();
+    let result = async {
+        ws.send(n.message("opened", json!({"media": [media], "startPaused": false})))
+            .await?;
+        if !count_malformed(&legs[0], dropped_before).await {
+            return Err(WsError::CallEnded);
+        }
+        let mut last = tokio::time::Instant::now();
+        let mut alerts_open = true;
+        loop {
+            enum Step {
+                Socket(Result<Next, WsError>),
+                Alert(Option<Value>),
+                Closed,
+            }
+            let step = tokio::select! {
+                m = next_message(&mut ws, last + idle, idle, true) => {
+                    last = tokio::time::Instant::now();
+                    Step::Socket(m)
+                }
+                ev = alerts.recv(), if alerts_open => Step::Alert(match ev {
+                    Some(Ok(ev)) => match ev.event {
+                        Some(Event::Alert(a)) => serde_json::to_value(a).ok(),
+                        _ => continue,
+                    },
+                    _ => None,
+                }),
+                _ = any_closed(&legs) => Step::Closed,
+            };
+            let msg = match step {
+                Step::Alert(Some(alert)) => {
+                    let entity = json!({"type": "callmood.alert", "data": alert});
+                    ws.send(n.message("event", json!({"entity": entity})))
+                        .await?;
+                    continue;
+                }
+                Step::Alert(None) => {
+                    alerts_open = false;
+                    continue;
+                }
+                Step::Closed => {
+                    let bye = json!({"reason": "completed"});
+                    ws.send(n.message("disconnect", bye)).await?;
+                    return Ok(());
+                }
+                Step::Socket(m) => m,
+            };
+            let text = match msg {
+                Ok(Next::Closed) => return Ok(()),
+                Ok(Next::Message(WsMessage::Binary(b))) => {
+                    if !audio(&legs, &b).await? {
+                        count_malformed(&legs[0], 1).await;
+                    }
+                    continue;
+                }
+                Ok(Next::Message(WsMessage::Text(t))) => t,
+                Ok(Next::Message(_)) => continue,
+                Err(e) => {
+                    if matches!(e, WsError::Socket(_)) {
+                        count_malformed(&legs[0], 1).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let Ok(m) = parse(&text) else {
+                count_malformed(&legs[0], 1).await;
+                continue;
+            };
+            if m.seq != n.clientseq + 1 {
+                count_malformed(&legs[0], 1).await;
+                let info = format!("seq {} after {}", m.seq, n.clientseq);
+                let bye = json!({"reason": "error", "info": info});
+                ws.send(n.message("disconnect", bye)).await?;
+                return Err(WsError::BadStart(info));
+            }
+            n.clientseq = m.seq;
+            match m.kind.as_str() {
+                "ping" => ws.send(n.message("pong", json!({}))).await?,
+                "close" => {
+                    ws.send(n.message("closed", json!({}))).await?;
+                    return Ok(());
+                }
+                "discarded" | "resumed" => {
+                    let gap = m
+                        .parameters
+                        .get("discarded")
+                        .and_then(Value::as_str)
+                        .and_then(duration_ms);
+                    match gap {
+                        Some(ms) => fill_silence(&legs, ms.min(MAX_FILL_MS)).await?,
+                        None => {
+                            count_malformed(&legs[0], 1).await;
+                        }
+                    }
+                }
+                "paused" | "update" | "reconnecting" | "reconnected" => {}
+                "error" => {
+                    tracing::info!(call = %call_id, parameters = %m.parameters, "AudioHook client error")
+                }
+                _ => {
+                    // a second open, or a type the protocol does not have
+                    count_malformed(&legs[0], 1).await;
+                }
+            }
+        }
+    }
+    .await;
+    end_legs(legs).await;
     let _ = ws.close(None).await;
+    result
+}
+
+/// Feeds one binary frame (PCMU, channels interleaved) to the legs; false when it does
+/// not divide into whole samples.
+async fn audio(legs: &[Leg], data: &[u8]) -> Result<bool, WsError> {
+    if data.is_empty() || !data.len().is_multiple_of(legs.len()) {
+        return Ok(false);
+    }
+    let parts = if legs.len() == 2 {
+        let (l, r) = deinterleave8(data);
+        vec![l, r]
+    } else {
+        vec![data.to_vec()]
+    };
+    for (leg, data) in legs.iter().zip(parts) {
+        let input = Input::Audio {
+            channel_id: leg.channel_id,
+            data,
+        };
+        leg.input
+            .send(input)
+            .await
+            .map_err(|_| WsError::CallEnded)?;
+    }
+    Ok(true)
+}
+
+/// Silence of `ms` on every leg (audio the client reports it did not send).
+async fn fill_silence(legs: &[Leg], ms: u64) -> Result<(), WsError> {
+    let silence = vec![g711::ulaw_encode(0); (ms * RATE_HZ as u64 / 1000) as usize];
+    for leg in legs {
+        for chunk in silence.chunks(RATE_HZ as usize) {
+            let input = Input::Audio {
+                channel_id: leg.channel_id,
+                data: chunk.to_vec(),
+            };
+            leg.input
+                .send(input)
+                .await
+                .map_err(|_| WsError::CallEnded)?;
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stereo_pcmu_offer_is_taken() {
+        let p = json!({"conversationId": "c", "media": [
+            {"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000},
+            {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000},
+            {"type": "audio", "format": "L16", "channels": ["external", "internal"], "rate": 8000},
+        ]});
+        let m = choose_media(&p).unwrap();
+        assert_eq!(m.channels, ["external", "internal"]);
+        let only_l16 = json!({"media": [
+            {"type": "audio", "format": "L16", "channels": ["external"], "rate": 8000}]});
+        assert_eq!(choose_media(&only_l16), None);
+        assert_eq!(choose_media(&json!({})), None);
+    }
+
+    #[test]
+    fn durations_and_messages() {
+        assert_eq!(duration_ms("PT0S"), Some(0));
+        assert_eq!(duration_ms("PT1.25S"), Some(1250));
+        assert_eq!(duration_ms("PT-1S"), None);
+        assert_eq!(duration_ms("1.5"), None);
+        let m = parse(r#"{"version":"2","type":"ping","seq":3,"serverseq":2,"id":"s","position":"PT1S","parameters":{}}"#).unwrap();
+        assert_eq!((m.kind.as_str(), m.seq), ("ping", 3));
+        assert!(parse(r#"{"type":"ping"}"#).is_err(), "no seq");
+        let mut n = Numbering {
+            id: "s".into(),
+            seq: 0,
+            clientseq: 3,
+        };
+        let WsMessage::Text(t) = n.message("pong", json!({})) else {
+            panic!()
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(
+            (
+                v["type"].as_str(),
+                v["seq"].as_u64(),
+                v["clientseq"].as_u64()
+            ),
+            (Some("pong"), Some(1), Some(3))
+        );
+    }
 }
