@@ -454,3 +454,28 @@ pub fn leg(s: &callmood::proto::CallSummary, channel_id: u32) -> &callmood::prot
         .find(|l| l.channel_id == channel_id)
         .expect("leg stats")
 }
+
+/// The call's key presses.
+pub fn dtmf_events(events: &[callmood::proto::CallEvent]) -> Vec<&callmood::proto::Dtmf> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(callmood::proto::call_event::Event::Dtmf(d)) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first leg of a call that must have come through unharmed: its first utterance
+/// starts within 400 ms of `speech_start_ms`, where its speech does.
+pub fn healthy_leg(
+    events: &[callmood::proto::CallEvent],
+    speech_start_ms: u32,
+) -> &callmood::proto::LegStats {
+    let us = utterances(events);
+    assert!(
+        !us.is_empty() && us[0].start_ms.abs_diff(speech_start_ms) < 400,
+        "{us:?}"
+    );
+    leg(summary(events), 0)
+}

@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{
-    any_closed, count_malformed, deinterleave8, end_legs, join_tracks, next_message, Next, Track,
-    WsError,
+    any_closed, count_malformed, end_legs, feed, join_tracks, next_message, text_before_start,
+    Next, Track, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::{g711, Encoding};
@@ -136,15 +136,7 @@ pub(super) async fn run(
     let mut dropped_before = 0u64;
     let deadline = tokio::time::Instant::now() + join;
     let (open, media) = loop {
-        let text = match next_message(&mut ws, deadline, join, false).await? {
-            Next::Closed => return Err(WsError::ClosedBeforeStart),
-            Next::Message(WsMessage::Text(t)) => t,
-            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => continue,
-            Next::Message(_) => {
-                dropped_before += 1;
-                continue;
-            }
-        };
+        let text = text_before_start(&mut ws, deadline, join, &mut dropped_before).await?;
         match parse(&text) {
             Ok(m) if m.kind == "open" && m.seq == 1 => {
                 let mut n = Numbering {
@@ -246,7 +238,7 @@ pub(super) async fn run(
             let text = match msg {
                 Ok(Next::Closed) => return Ok(()),
                 Ok(Next::Message(WsMessage::Binary(b))) => {
-                    if !audio(&legs, &b).await? {
+                    if !feed(&legs, &b, 1).await? {
                         count_malformed(&legs[0], 1).await;
                     }
                     continue;
@@ -306,31 +298,6 @@ pub(super) async fn run(
     end_legs(legs).await;
     let _ = ws.close(None).await;
     result
-}
-
-/// Feeds one binary frame (PCMU, channels interleaved) to the legs; false when it does
-/// not divide into whole samples.
-async fn audio(legs: &[Leg], data: &[u8]) -> Result<bool, WsError> {
-    if data.is_empty() || !data.len().is_multiple_of(legs.len()) {
-        return Ok(false);
-    }
-    let parts = if legs.len() == 2 {
-        let (l, r) = deinterleave8(data);
-        vec![l, r]
-    } else {
-        vec![data.to_vec()]
-    };
-    for (leg, data) in legs.iter().zip(parts) {
-        let input = Input::Audio {
-            channel_id: leg.channel_id,
-            data,
-        };
-        leg.input
-            .send(input)
-            .await
-            .map_err(|_| WsError::CallEnded)?;
-    }
-    Ok(true)
 }
 
 /// Silence of `ms` on every leg (audio the client reports it did not send).

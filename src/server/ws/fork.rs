@@ -15,15 +15,14 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{
-    any_closed, count_malformed, deinterleave16, end_legs, join_tracks, next_message, Next, Track,
-    WsError,
+    any_closed, count_malformed, end_legs, feed, join_tracks, next_message, text_before_start,
+    Next, Track, WsError,
 };
 use crate::call::{CallError, Transport};
 use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
-use crate::server::session::Input;
 
 /// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).
 const DEFAULT_RATE_HZ: u32 = 8000;
@@ -89,16 +88,8 @@ pub(super) async fn run(
     let idle = calls.config().idle_timeout;
     let mut dropped_before = 0u64;
     let deadline = tokio::time::Instant::now() + join;
-    let meta = loop {
-        match next_message(&mut ws, deadline, join, false).await? {
-            Next::Closed => return Err(WsError::ClosedBeforeStart),
-            Next::Message(WsMessage::Text(t)) => {
-                break parse_metadata(&t).map_err(WsError::BadStart)?
-            }
-            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
-            Next::Message(_) => dropped_before += 1,
-        }
-    };
+    let text = text_before_start(&mut ws, deadline, join, &mut dropped_before).await?;
+    let meta = parse_metadata(&text).map_err(WsError::BadStart)?;
     let track = |role| Track {
         role,
         encoding: Encoding::Linear16,
@@ -117,7 +108,6 @@ pub(super) async fn run(
         drop(sink);
         None
     };
-    let frame_bytes = 2 * meta.channels;
     let result = async {
         if !count_malformed(&legs[0], dropped_before).await {
             return Err(WsError::CallEnded);
@@ -133,9 +123,9 @@ pub(super) async fn run(
             };
             let data = match next {
                 Ok(Next::Closed) => return Ok(()),
-                Ok(Next::Message(WsMessage::Binary(b))) if b.len() % frame_bytes == 0 => b,
+                Ok(Next::Message(WsMessage::Binary(b))) => b,
                 Ok(Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                // A frame of broken samples, or text after the metadata.
+                // Text after the metadata.
                 Ok(Next::Message(_)) => {
                     if !count_malformed(&legs[0], 1).await {
                         return Err(WsError::CallEnded);
@@ -149,20 +139,8 @@ pub(super) async fn run(
                     return Err(e);
                 }
             };
-            let parts = if legs.len() == 2 {
-                let (l, r) = deinterleave16(&data);
-                vec![l, r]
-            } else {
-                vec![data.to_vec()]
-            };
-            for (leg, data) in legs.iter().zip(parts) {
-                let input = Input::Audio {
-                    channel_id: leg.channel_id,
-                    data,
-                };
-                if leg.input.send(input).await.is_err() {
-                    return Err(WsError::CallEnded);
-                }
+            if !feed(&legs, &data, 2).await? && !count_malformed(&legs[0], 1).await {
+                return Err(WsError::CallEnded);
             }
         }
     }

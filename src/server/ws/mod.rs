@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::call::Transport;
 use crate::core::codec::Encoding;
@@ -292,22 +292,60 @@ async fn count_malformed(leg: &Leg, n: u64) -> bool {
     true
 }
 
-/// Splits interleaved 16-bit stereo (left, right, ...) into its two channels' bytes.
-pub fn deinterleave16(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// Splits interleaved stereo of `width`-byte samples (left, right, ...) into its two
+/// channels' bytes: 2 for L16, 1 for G.711.
+pub fn deinterleave(data: &[u8], width: usize) -> (Vec<u8>, Vec<u8>) {
     let mut left = Vec::with_capacity(data.len() / 2);
     let mut right = Vec::with_capacity(data.len() / 2);
-    for frame in data.chunks_exact(4) {
-        left.extend_from_slice(&frame[..2]);
-        right.extend_from_slice(&frame[2..]);
+    for frame in data.chunks_exact(2 * width) {
+        left.extend_from_slice(&frame[..width]);
+        right.extend_from_slice(&frame[width..]);
     }
     (left, right)
 }
 
-/// Splits interleaved 8-bit stereo (G.711: left, right, ...) into its two channels.
-pub fn deinterleave8(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let left = data.iter().step_by(2).copied().collect();
-    let right = data.iter().skip(1).step_by(2).copied().collect();
-    (left, right)
+/// Feeds one binary frame of audio to the socket's legs (two: stereo interleaved, the
+/// first leg's sample first); false when it does not hold whole samples of every leg.
+async fn feed(legs: &[Leg], data: &[u8], width: usize) -> Result<bool, WsError> {
+    if data.is_empty() || !data.len().is_multiple_of(width * legs.len()) {
+        return Ok(false);
+    }
+    let parts = if legs.len() == 2 {
+        let (l, r) = deinterleave(data, width);
+        vec![l, r]
+    } else {
+        vec![data.to_vec()]
+    };
+    for (leg, data) in legs.iter().zip(parts) {
+        let input = Input::Audio {
+            channel_id: leg.channel_id,
+            data,
+        };
+        leg.input
+            .send(input)
+            .await
+            .map_err(|_| WsError::CallEnded)?;
+    }
+    Ok(true)
+}
+
+/// The next text frame by `deadline`, before the call is named: other data frames are
+/// counted in `dropped` (for the call's first leg, once it is named).
+async fn text_before_start(
+    ws: &mut (impl futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
+              + Unpin),
+    deadline: tokio::time::Instant,
+    wait: Duration,
+    dropped: &mut u64,
+) -> Result<Utf8Bytes, WsError> {
+    loop {
+        match next_message(ws, deadline, wait, false).await? {
+            Next::Closed => return Err(WsError::ClosedBeforeStart),
+            Next::Message(WsMessage::Text(t)) => return Ok(t),
+            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+            Next::Message(_) => *dropped += 1,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -334,9 +372,9 @@ mod tests {
 
     #[test]
     fn stereo_splits_into_left_and_right() {
-        let (l, r) = deinterleave16(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let (l, r) = deinterleave(&[1, 2, 3, 4, 5, 6, 7, 8], 2);
         assert_eq!((l, r), (vec![1, 2, 5, 6], vec![3, 4, 7, 8]));
-        let (l, r) = deinterleave8(&[1, 2, 3, 4, 5, 6]);
+        let (l, r) = deinterleave(&[1, 2, 3, 4, 5, 6], 1);
         assert_eq!((l, r), (vec![1, 3, 5], vec![2, 4, 6]));
     }
 }

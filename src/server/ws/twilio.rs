@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{
-    any_closed, count_malformed, end_legs, join_tracks, next_message, Next, Track, WsConfig,
-    WsError,
+    any_closed, count_malformed, end_legs, join_tracks, next_message, text_before_start, Next,
+    Track, WsConfig, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::Encoding;
@@ -271,15 +271,7 @@ pub(super) async fn run(
     let mut dropped_before = 0u64;
     let deadline = tokio::time::Instant::now() + join;
     let mut st = loop {
-        let text = match next_message(&mut ws, deadline, join, false).await? {
-            Next::Closed => return Err(WsError::ClosedBeforeStart),
-            Next::Message(WsMessage::Text(t)) => t,
-            Next::Message(WsMessage::Ping(_) | WsMessage::Pong(_)) => continue,
-            Next::Message(_) => {
-                dropped_before += 1;
-                continue;
-            }
-        };
+        let text = text_before_start(&mut ws, deadline, join, &mut dropped_before).await?;
         match parse(&text) {
             Ok(Msg::Connected {}) => {}
             Ok(Msg::Start { start }) => {
