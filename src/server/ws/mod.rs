@@ -370,6 +370,66 @@ mod tests {
         assert_eq!(Route::parse("/TWILIO"), None);
     }
 
+    /// Valid messages of the three protocols with random bytes changed, inserted and
+    /// removed (the fuzz targets' cheap cousin, run by `cargo test`): no parser panics,
+    /// and what parses keeps its documented bounds.
+    #[test]
+    fn mutated_messages_never_panic_and_what_parses_is_bounded() {
+        use crate::core::rng::SplitMix64;
+        let seeds = [
+            r#"{"event":"start","start":{"callSid":"CA1","tracks":["inbound","outbound"],"customParameters":{"k":"v"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
+            r#"{"event":"media","media":{"track":"outbound","chunk":"7","timestamp":"140","payload":"//8A//8A"}}"#,
+            r#"{"event":"dtmf","dtmf":{"track":"inbound_track","digit":"5"}}"#,
+            r#"{"callSid":"j1","sampleRate":"16000","mixType":"stereo"}"#,
+            r#"{"version":"2","type":"open","seq":1,"id":"s","parameters":{"conversationId":"c","media":[{"type":"audio","format":"PCMU","channels":["external","internal"],"rate":8000}]}}"#,
+            r#"{"version":"2","type":"resumed","seq":4,"parameters":{"start":"PT1S","discarded":"PT2.5S"}}"#,
+        ];
+        let mut rng = SplitMix64::new(22);
+        for i in 0..20_000 {
+            let mut b = seeds[i % seeds.len()].as_bytes().to_vec();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(b.len() + 1);
+                let byte = rng.next_u64() as u8;
+                match rng.below(3) {
+                    0 if at < b.len() => b[at] = byte,
+                    1 => b.insert(at, byte),
+                    _ if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            // Text frames are UTF-8 (tungstenite checks it).
+            let text = String::from_utf8_lossy(&b);
+            if let Ok(twilio::Msg::Media { media }) = twilio::parse(&text) {
+                if let twilio::MediaFrame::Packet { track, packet } =
+                    twilio::media_frame(&media, i % 2 == 0)
+                {
+                    let p = crate::core::rtp::parse(&packet).expect("a valid RTP packet");
+                    assert!(track < 2 && !p.payload.is_empty() && p.payload.len() <= 8000);
+                    assert_eq!(p.sequence, media.chunk as u16);
+                }
+            }
+            if let Ok(twilio::Msg::Start { start }) = twilio::parse(&text) {
+                if let Ok(tracks) = start.check() {
+                    assert!(!tracks.is_empty() && tracks.iter().all(|&t| t < 2));
+                }
+            }
+            if let Ok(m) = fork::parse_metadata(&text) {
+                assert!(!m.call_id.is_empty() && matches!(m.channels, 1 | 2));
+                assert!((8000..=48_000).contains(&m.sample_rate_hz));
+            }
+            if let Ok(m) = audiohook::parse(&text) {
+                if let Some(media) = audiohook::choose_media(&m.parameters) {
+                    assert!((1..=2).contains(&media.channels.len()) && media.format == "PCMU");
+                }
+                if let Some(d) = m.parameters.get("discarded").and_then(|d| d.as_str()) {
+                    let _ = audiohook::duration_ms(d);
+                }
+            }
+        }
+    }
+
     #[test]
     fn stereo_splits_into_left_and_right() {
         let (l, r) = deinterleave(&[1, 2, 3, 4, 5, 6, 7, 8], 2);

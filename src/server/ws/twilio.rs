@@ -193,7 +193,9 @@ pub fn media_packet(
     payload: &[u8],
 ) -> Vec<u8> {
     let samples = payload.len().max(1) as u64;
-    let ts = (timestamp_ms * (RATE_HZ as u64 / 1000) + samples / 2) / samples * samples;
+    // RTP timestamps wrap at 2^32, so a timestamp from the wire may wrap too.
+    let ts = (timestamp_ms.wrapping_mul(RATE_HZ as u64 / 1000)).wrapping_add(samples / 2) / samples
+        * samples;
     rtp::build(
         first,
         rtp::leg::PT_PCMU,
@@ -458,6 +460,9 @@ mod tests {
             let p = media_packet(false, 1, 1, ms, &payload);
             assert_eq!(rtp::parse(&p).unwrap().timestamp, ts, "{ms} ms");
         }
+        // Numbers from the wire cannot overflow it.
+        let p = media_packet(false, 1, u64::MAX, u64::MAX, &payload);
+        assert!(rtp::parse(&p).is_ok());
     }
 
     #[test]
