@@ -482,47 +482,41 @@ mod tests {
             malformed: 0,
         };
         m.packets("rtp-udp", &now.since(&before));
+        let expect = |text: &str, series: &[(&str, f64)]| {
+            for (name, want) in series {
+                assert_eq!(value(text, name), Some(*want), "{name}");
+            }
+        };
         let text = m.render(None);
-        assert_eq!(
-            value(&text, "callmood_calls_in_flight{transport=\"rtp-udp\"}"),
-            Some(1.0)
-        );
-        assert_eq!(value(&text, "callmood_utterances_total"), Some(1.0));
-        assert_eq!(
-            value(&text, "callmood_alerts_total{kind=\"escalate\"}"),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(&text, "callmood_calls_refused_total{reason=\"draining\"}"),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(
-                &text,
-                "callmood_packets_total{outcome=\"lost\",transport=\"rtp-udp\"}"
-            ),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(
-                &text,
-                "callmood_event_latency_seconds_count{event=\"utterance\"}"
-            ),
-            Some(1.0)
+        expect(
+            &text,
+            &[
+                ("callmood_calls_in_flight{transport=\"rtp-udp\"}", 1.0),
+                ("callmood_utterances_total", 1.0),
+                ("callmood_alerts_total{kind=\"escalate\"}", 1.0),
+                ("callmood_calls_refused_total{reason=\"draining\"}", 1.0),
+                (
+                    "callmood_packets_total{outcome=\"lost\",transport=\"rtp-udp\"}",
+                    2.0,
+                ),
+                (
+                    "callmood_event_latency_seconds_count{event=\"utterance\"}",
+                    1.0,
+                ),
+                (
+                    "callmood_event_latency_seconds_bucket{event=\"prosody\",le=\"+Inf\"}",
+                    1.0,
+                ),
+            ],
         );
         assert!(text.contains("# TYPE callmood_event_latency_seconds histogram"));
-        assert!(
-            text.contains("callmood_event_latency_seconds_bucket{event=\"prosody\",le=\"+Inf\"} 1")
-        );
         drop(guard);
-        let text = m.render(None);
-        assert_eq!(
-            value(&text, "callmood_calls_in_flight{transport=\"rtp-udp\"}"),
-            Some(0.0)
-        );
-        assert_eq!(
-            value(&text, "callmood_calls_total{transport=\"rtp-udp\"}"),
-            Some(1.0)
+        expect(
+            &m.render(None),
+            &[
+                ("callmood_calls_in_flight{transport=\"rtp-udp\"}", 0.0),
+                ("callmood_calls_total{transport=\"rtp-udp\"}", 1.0),
+            ],
         );
     }
 

@@ -15,6 +15,7 @@
 use crate::core::codec::{self, ByteOrder, Encoding};
 use crate::core::rtp::dtmf::{parse_event, Dtmf, DtmfTracker};
 use crate::core::rtp::jitter::{JitterBuffer, JitterConfig, Playout, PushResult};
+use crate::core::rtp::plc::Concealer;
 use crate::core::rtp::{OwnedPacket, RtpError};
 use crate::proto;
 
@@ -146,6 +147,8 @@ pub struct RtpLeg {
     event_ts: Option<u32>,
     counters: LegCounters,
     playout: Vec<Playout>,
+    /// Fills lost packets' time by pitch repetition.
+    plc: Concealer,
 }
 
 impl RtpLeg {
@@ -162,6 +165,7 @@ impl RtpLeg {
             event_ts: None,
             counters: LegCounters::default(),
             playout: Vec::new(),
+            plc: Concealer::new(rate_hz),
         }
     }
 
@@ -294,10 +298,17 @@ impl RtpLeg {
                     let mut samples = Vec::with_capacity(payload.len() / enc.bytes_per_sample());
                     // L16 on RTP is big-endian (RFC 3551 §4.5.11).
                     codec::decode_into(enc, ByteOrder::Big, payload, &mut samples);
+                    self.plc.audio(&mut samples);
                     out.push(LegOut::Samples(samples));
                 }
-                Playout::Gap { samples, .. } => {
-                    out.push(LegOut::Samples(vec![0.0; *samples as usize]));
+                Playout::Gap { samples, lost } => {
+                    let mut filled = Vec::with_capacity(*samples as usize);
+                    if *lost {
+                        self.plc.conceal(*samples as usize, &mut filled);
+                    } else {
+                        self.plc.silence(*samples as usize, &mut filled);
+                    }
+                    out.push(LegOut::Samples(filled));
                 }
                 Playout::Event {
                     timestamp, payload, ..
@@ -389,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn pcmu_packets_decode_in_order_and_losses_become_silence() {
+    fn pcmu_packets_decode_in_order_and_losses_are_concealed() {
         let mut leg = pcmu_leg();
         let mut out = Vec::new();
         let code = ulaw_encode(8000);
@@ -403,9 +414,10 @@ mod tests {
         leg.flush(&mut out);
         let s = samples(&out);
         assert_eq!(s.len(), 10 * 160, "audio time stays true");
-        let silent = s.iter().filter(|&&x| x == 0.0).count();
-        assert_eq!(silent, 160, "one lost packet is 20 ms of concealment");
-        assert!(s[..640].iter().all(|&x| (x - 0.244).abs() < 0.01));
+        // The lost packet's 20 ms repeat the signal before it (full level for 10 ms,
+        // then fading), not silence.
+        assert!(s[..720].iter().all(|&x| (x - 0.244).abs() < 0.01));
+        assert!(s[720..800].iter().all(|&x| x > 0.0 && x <= 0.25));
         let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
         assert_eq!((st.packets_received, st.packets_lost), (9, 1));
         assert_eq!(st.concealed_ms, 20);

@@ -8,6 +8,8 @@
 //! - [`jitter`]: a per-leg jitter buffer, told the arrival time, that puts packets back in
 //!   order, detects loss and keeps the audio timeline true (gaps become silence or
 //!   concealment).
+//! - [`plc`]: lost packets concealed by repeating the last pitch period (G.711
+//!   Appendix I), not silence.
 //!
 //! Nothing here opens a socket or reads a clock; the shell feeds datagrams and its own
 //! monotonic time in milliseconds.
@@ -21,6 +23,7 @@ use std::ops::{Deref, Range};
 pub mod dtmf;
 pub mod jitter;
 pub mod leg;
+pub mod plc;
 
 /// RTP version this crate speaks (RFC 3550 §5.1).
 pub const RTP_VERSION: u8 = 2;
