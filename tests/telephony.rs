@@ -226,7 +226,7 @@ async fn real_rtp_senders_clean_and_through_a_lossy_proxy() {
         ll.packets_late, 0,
         "40 ms of reordering fits the 80 ms buffer"
     );
-    // Lost audio is concealed with silence of its exact length (GStreamer's
+    // Lost audio is concealed over its exact length (GStreamer's
     // packets are not all 20 ms long).
     assert!(
         (ll.concealed_ms as u64).abs_diff(dropped_bytes / 8) <= 1,
