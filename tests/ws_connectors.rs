@@ -220,7 +220,7 @@ async fn twilio_media_stream_two_tracks_out_of_order_with_lost_chunks() {
     let (inbound, outbound) = (leg(s, 0), leg(s, 1));
     eprintln!("Twilio legs: {inbound:?} {outbound:?}");
     // The swapped frames are put back in order; the two missing ones are concealed
-    // with 20 ms of silence each. (On a machine too busy to keep the sender on time, a
+    // over 20 ms each. (On a machine too busy to keep the sender on time, a
     // frame can come later than the jitter buffer's depth: it is then given up as lost
     // and counted late too, as for any RTP leg.)
     for (l, missing) in [(inbound, 2), (outbound, 0)] {

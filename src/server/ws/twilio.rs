@@ -8,8 +8,8 @@
 //! `timestamp` (ms since the stream began); not every platform keeps them in order. Each
 //! frame becomes an RTP packet (sequence number = chunk, timestamp = ms × 8 snapped to
 //! the frame's own length) and goes through the leg's jitter buffer, so frames are
-//! reordered, duplicates dropped and missing chunks concealed with silence of their
-//! exact length, as for any RTP leg. The protocol is receive-only here: events are
+//! reordered, duplicates dropped and missing chunks concealed over their exact
+//! length, as for any RTP leg. The protocol is receive-only here: events are
 //! watched with `WatchCall`.
 use std::collections::HashMap;
 use std::sync::Arc;
