@@ -15,8 +15,22 @@ use crate::train::voice::TrainConfig;
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Corpus directory with manifest.csv (file,speaker,gender,emotion; WAV or FLAC).
+    /// Repeat to train on several; their speakers are then named `DIR-NAME/speaker`.
+    #[arg(long, required = true)]
+    pub corpus: Vec<PathBuf>,
+    /// Corpus of unlabelled calm speech (manifest.csv with file,speaker,gender) whose every
+    /// clip is taken as neutral; repeatable. Its clips hold --neutral-share of the neutral
+    /// class's weight, and the cross-validation scores its held-out speakers too (their
+    /// `calm_false_angry` is the share of ordinary calm speech read as angry).
     #[arg(long)]
-    pub corpus: PathBuf,
+    pub neutral_corpus: Vec<PathBuf>,
+    /// Share of the neutral class's weight that the --neutral-corpus clips hold, 0..1.
+    #[arg(long, default_value_t = TrainConfig::default().neutral_share)]
+    pub neutral_share: f32,
+    /// How the classifier weighs the clips: each clip the same, or each speaker the same
+    /// (so that a corpus of two voices with many clips each does not dominate).
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().weighting)]
+    pub weighting: crate::train::voice::Weighting,
     /// Model file to write (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -110,6 +124,49 @@ fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
     Ok(corpus)
 }
 
+/// Reads every `--corpus` and `--neutral-corpus`: one corpus read alone keeps its speaker
+/// ids; several are merged, each speaker named `DIR-NAME/speaker`.
+fn read_training_labels(
+    corpora: &[PathBuf],
+    neutral: &[PathBuf],
+) -> anyhow::Result<crate::train::corpus::Corpus> {
+    use crate::train::corpus;
+    if corpora.len() == 1 && neutral.is_empty() {
+        return read_labels(&corpora[0]);
+    }
+    let mut parts: Vec<(String, corpus::Corpus)> = Vec::new();
+    let dirs = corpora.iter().map(|d| (d, false));
+    for (dir, calm) in dirs.chain(neutral.iter().map(|d| (d, true))) {
+        let name = std::path::absolute(dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        if parts.iter().any(|(n, _)| *n == name) {
+            bail!(
+                "{}: two corpora named `{name}`: corpus directories must have different names",
+                dir.display()
+            );
+        }
+        let c = if calm {
+            let c = corpus::read_neutral_manifest(dir)?;
+            if c.clips.is_empty() {
+                bail!("{}: no clip in the manifest", dir.display());
+            }
+            c
+        } else {
+            read_labels(dir)?
+        };
+        eprintln!(
+            "callmood: {}: {} clips{}",
+            dir.display(),
+            c.clips.len(),
+            if calm { ", taken as neutral" } else { "" }
+        );
+        parts.push((name, c));
+    }
+    Ok(corpus::merge(parts))
+}
+
 /// Reads a corpus and its audio and says on stderr what was left out and why.
 fn read_corpus(
     dir: &Path,
@@ -118,16 +175,22 @@ fn read_corpus(
     crate::train::dataset::LoadedAudio,
 )> {
     let corpus = read_labels(dir)?;
-    let loaded = crate::train::dataset::load(&corpus);
+    let loaded = load_audio(&corpus);
+    Ok((corpus, loaded))
+}
+
+/// Loads a corpus's audio and says on stderr which clips could not be read.
+fn load_audio(corpus: &crate::train::corpus::Corpus) -> crate::train::dataset::LoadedAudio {
+    let loaded = crate::train::dataset::load(corpus);
     for (i, e) in &loaded.failed {
         eprintln!("callmood: skipped {}: {e}", corpus.clips[*i].path.display());
     }
-    Ok((corpus, loaded))
+    loaded
 }
 
 pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     use crate::train::dataset::{self, Condition};
-    use crate::train::voice::{cross_validate, fit_voice, ClipData};
+    use crate::train::voice::{cross_validate, fit_voice, leave_one_corpus_out, ClipData};
     let cfg = TrainConfig {
         folds: a.folds,
         permutations: a.permutations,
@@ -139,7 +202,22 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
             ..TrainConfig::default().fit
         },
         seed: a.seed,
+        weighting: a.weighting,
+        neutral_share: a.neutral_share,
     };
+    if !(0.0..1.0).contains(&cfg.neutral_share) {
+        bail!(
+            "--neutral-share must be at least 0 and below 1, got {}",
+            cfg.neutral_share
+        );
+    }
+    let single = a.corpus.len() == 1 && a.neutral_corpus.is_empty();
+    if !single && (a.features.is_some() || a.dump_features.is_some()) {
+        bail!(
+            "--features and --dump-features take one --corpus and no --neutral-corpus: dump \
+             each corpus on its own"
+        );
+    }
     if cfg.folds < 2 {
         bail!("--folds must be at least 2, got {}", cfg.folds);
     }
@@ -163,10 +241,10 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     let plan = DspPlan::new();
     let (corpus, data, loaded) = match &a.features {
         Some(path) => {
-            let corpus = read_labels(&a.corpus)?;
+            let corpus = read_labels(&a.corpus[0])?;
             let dump = dataset::read_feature_dump(
                 path,
-                &a.corpus,
+                &a.corpus[0],
                 &corpus,
                 encoder.fingerprint(),
                 &conditions,
@@ -181,7 +259,8 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
             (corpus, dump.sets, None)
         }
         None => {
-            let (corpus, loaded) = read_corpus(&a.corpus)?;
+            let corpus = read_training_labels(&a.corpus, &a.neutral_corpus)?;
+            let loaded = load_audio(&corpus);
             let data: Vec<Vec<ClipData>> = conditions
                 .iter()
                 .map(|&c| {
@@ -203,7 +282,7 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--dump-features {}", path.display()))?;
         dataset::write_feature_dump(
             std::io::BufWriter::new(file),
-            &a.corpus,
+            &a.corpus[0],
             &corpus,
             encoder.fingerprint(),
             &sets,
@@ -255,12 +334,32 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     let names: Vec<&str> = conditions.iter().map(|c| c.name()).collect();
     eprintln!("callmood: {}-fold cross-validation by speaker", cfg.folds);
-    let cv = cross_validate(&sets, &names, &train_only, &cfg);
+    let mut cv = cross_validate(&sets, &names, &train_only, &cfg);
+    cv.leave_one_corpus_out = leave_one_corpus_out(&sets, &names, &cfg, cv.temperature);
     let mut out = std::io::stdout().lock();
     for (cond, protocols) in &cv.results {
         for (protocol, s) in protocols {
             writeln!(out, "{cond}, {protocol} baseline:")?;
             dataset::write_scored(&mut out, s)?;
+        }
+    }
+    for (cond, corpora) in &cv.by_corpus {
+        for (corpus, protocols) in corpora {
+            for (protocol, s) in protocols {
+                writeln!(out, "{cond}, {protocol} baseline, {corpus} only:")?;
+                dataset::write_scored(&mut out, s)?;
+            }
+        }
+    }
+    for (corpus, conds) in &cv.leave_one_corpus_out {
+        for (cond, protocols) in conds {
+            for (protocol, s) in protocols {
+                writeln!(
+                    out,
+                    "{corpus} left out (trained on the others), {cond}, {protocol} baseline:"
+                )?;
+                dataset::write_scored(&mut out, s)?;
+            }
         }
     }
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
@@ -288,10 +387,21 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
     speakers.sort();
     speakers.dedup();
+    let all_dirs: Vec<String> = a
+        .corpus
+        .iter()
+        .chain(&a.neutral_corpus)
+        .map(|d| d.display().to_string())
+        .collect();
     model.provenance = crate::emotion::voice::Provenance {
-        corpus: a.corpus.display().to_string(),
-        licence: "inherits the training corpus licence (RAVDESS: CC BY-NC-SA 4.0, non-commercial)"
-            .into(),
+        corpus: all_dirs.join(", "),
+        licence: if single {
+            "inherits the training corpus licence (RAVDESS: CC BY-NC-SA 4.0, non-commercial)".into()
+        } else {
+            "inherits the licences of every training corpus (RAVDESS CC BY-NC-SA 4.0, TESS \
+             CC BY-NC-ND 4.0, SAVEE research only: non-commercial; see models/README.md)"
+                .into()
+        },
         command: std::env::args().collect::<Vec<_>>().join(" "),
         clips: sets.first().map_or(0, Vec::len),
         speakers: speakers.len(),

@@ -101,23 +101,60 @@ impl Default for FitConfig {
 /// by full-batch Adam on the weighted cross-entropy plus L2. Deterministic: zero start,
 /// no sampling. Inputs are expected roughly standardised.
 pub fn fit(x: &[Vec<f32>], y: &[usize], classes: usize, cfg: &FitConfig) -> Softmax {
+    fit_weighted(x, y, None, classes, cfg)
+}
+
+/// [`fit`] with a weight per row (`None`: every row 1). With class balancing, each class's
+/// rows share the same total weight, so the row weights set how a class's weight is spread
+/// (over speakers, over corpora), not how much the class counts.
+pub fn fit_weighted(
+    x: &[Vec<f32>],
+    y: &[usize],
+    row_w: Option<&[f32]>,
+    classes: usize,
+    cfg: &FitConfig,
+) -> Softmax {
     let dims = x.first().map_or(0, Vec::len);
     let n = x.len().min(y.len());
-    let mut counts = vec![0usize; classes];
-    for &c in &y[..n] {
-        counts[c] += 1;
-    }
-    let present = counts.iter().filter(|c| **c > 0).count().max(1);
-    let sample_w: Vec<f32> = y[..n]
-        .iter()
-        .map(|&c| {
-            if cfg.balance_classes {
-                n as f32 / (present as f32 * counts[c] as f32)
-            } else {
-                1.0
+    let row = |i: usize| row_w.map_or(1.0, |w| w[i]);
+    let sample_w: Vec<f32> = match row_w {
+        None => {
+            let mut counts = vec![0usize; classes];
+            for &c in &y[..n] {
+                counts[c] += 1;
             }
-        })
-        .collect();
+            let present = counts.iter().filter(|c| **c > 0).count().max(1);
+            y[..n]
+                .iter()
+                .map(|&c| {
+                    if cfg.balance_classes {
+                        n as f32 / (present as f32 * counts[c] as f32)
+                    } else {
+                        1.0
+                    }
+                })
+                .collect()
+        }
+        Some(_) => {
+            let mut totals = vec![0.0f64; classes];
+            for (i, &c) in y[..n].iter().enumerate() {
+                totals[c] += row(i) as f64;
+            }
+            let present = totals.iter().filter(|t| **t > 0.0).count().max(1);
+            let all: f64 = totals.iter().sum();
+            y[..n]
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    if cfg.balance_classes {
+                        (row(i) as f64 * all / (present as f64 * totals[c])) as f32
+                    } else {
+                        row(i)
+                    }
+                })
+                .collect()
+        }
+    };
     let total_w: f32 = sample_w.iter().sum::<f32>().max(1e-6);
 
     let stride = dims + 1; // weights then bias, per class

@@ -65,6 +65,12 @@ pub struct Clip {
     pub label: String,
     /// Class index in [`crate::emotion::CLASSES`].
     pub class: usize,
+    /// Which corpus the clip came from (its directory's name when several are merged;
+    /// empty for a corpus read alone).
+    pub corpus: String,
+    /// The clip's label was given by `--neutral-corpus` (unlabelled calm speech taken as
+    /// neutral), not by the manifest.
+    pub assumed_neutral: bool,
 }
 
 /// A corpus: the clips with a usable label, and counts of the rows left out.
@@ -80,6 +86,36 @@ pub struct Corpus {
 
 /// Reads `dir/manifest.csv`.
 pub fn read_manifest(dir: &Path) -> Result<Corpus, CorpusError> {
+    read(dir, false)
+}
+
+/// Reads `dir/manifest.csv` of unlabelled calm speech (columns `file,speaker,gender`; an
+/// `emotion` column is ignored): every clip is taken as neutral, marked
+/// [`Clip::assumed_neutral`].
+pub fn read_neutral_manifest(dir: &Path) -> Result<Corpus, CorpusError> {
+    read(dir, true)
+}
+
+/// Merges corpora into one, each clip's speaker prefixed with its corpus's name
+/// (`name/speaker`) so that speakers of different corpora never share an id, and
+/// [`Clip::corpus`] set. Names must differ.
+pub fn merge(parts: Vec<(String, Corpus)>) -> Corpus {
+    let mut out = Corpus::default();
+    for (name, c) in parts {
+        out.excluded += c.excluded;
+        for (label, n) in c.unknown_labels {
+            *out.unknown_labels.entry(label).or_default() += n;
+        }
+        out.clips.extend(c.clips.into_iter().map(|mut clip| {
+            clip.speaker = format!("{name}/{}", clip.speaker);
+            clip.corpus.clone_from(&name);
+            clip
+        }));
+    }
+    out
+}
+
+fn read(dir: &Path, all_neutral: bool) -> Result<Corpus, CorpusError> {
     let path = dir.join("manifest.csv");
     let err = |source| CorpusError::Manifest {
         path: path.clone(),
@@ -91,7 +127,8 @@ pub fn read_manifest(dir: &Path) -> Result<Corpus, CorpusError> {
         .map_err(err)?;
     let headers = rdr.headers().map_err(err)?.clone();
     let mut idx = [0usize; 4];
-    for (slot, column) in idx.iter_mut().zip(REQUIRED_COLUMNS) {
+    let required = if all_neutral { 3 } else { 4 };
+    for (slot, column) in idx.iter_mut().zip(REQUIRED_COLUMNS).take(required) {
         *slot = headers
             .iter()
             .position(|h| h.eq_ignore_ascii_case(column))
@@ -104,7 +141,11 @@ pub fn read_manifest(dir: &Path) -> Result<Corpus, CorpusError> {
     for rec in rdr.records() {
         let rec = rec.map_err(err)?;
         let get = |i: usize| rec.get(idx[i]).unwrap_or("").to_string();
-        let label = get(3);
+        let label = if all_neutral {
+            "neutral".to_string()
+        } else {
+            get(3)
+        };
         match class_of_label(&label) {
             Some(class) => corpus.clips.push(Clip {
                 path: dir.join(get(0)),
@@ -112,6 +153,8 @@ pub fn read_manifest(dir: &Path) -> Result<Corpus, CorpusError> {
                 gender: get(2),
                 label,
                 class,
+                corpus: String::new(),
+                assumed_neutral: all_neutral,
             }),
             None if is_excluded_label(&label) => corpus.excluded += 1,
             None => *corpus.unknown_labels.entry(label).or_default() += 1,
@@ -282,6 +325,44 @@ mod tests {
         assert_eq!(c.clips[0].path, dir.path().join("a.wav"));
         assert_eq!(c.excluded, 1);
         assert_eq!(c.unknown_labels.get("bored"), Some(&1));
+    }
+
+    #[test]
+    fn neutral_corpora_need_no_label_and_merged_speakers_keep_apart() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::write(
+            a.path().join("manifest.csv"),
+            "file,speaker,gender,emotion\nx.wav,s1,F,angry\ny.wav,s1,F,sad\n",
+        )
+        .unwrap();
+        std::fs::write(
+            b.path().join("manifest.csv"),
+            "file,speaker,gender,source\nr.flac,s1,M,LibriSpeech\n",
+        )
+        .unwrap();
+        // Without an emotion column the labelled reader refuses it, the neutral one takes it.
+        assert!(read_manifest(b.path()).is_err());
+        let calm = read_neutral_manifest(b.path()).unwrap();
+        assert_eq!(
+            (calm.clips[0].class, calm.clips[0].assumed_neutral),
+            (0, true)
+        );
+        let acted = read_manifest(a.path()).unwrap();
+        assert!(!acted.clips[0].assumed_neutral);
+        let m = merge(vec![("acted".into(), acted), ("read".into(), calm)]);
+        let ids: Vec<(&str, &str)> = m
+            .clips
+            .iter()
+            .map(|c| (c.speaker.as_str(), c.corpus.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("acted/s1", "acted"),
+                ("acted/s1", "acted"),
+                ("read/s1", "read")
+            ]
+        );
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub fn clip_data(corpus: &Corpus, features: Vec<Vec<VoiceVector>>) -> Vec<ClipDa
             speaker: c.speaker.clone(),
             gender: c.gender.clone(),
             class: c.class,
+            corpus: c.corpus.clone(),
+            assumed_neutral: c.assumed_neutral,
             utterances,
         })
         .collect()
@@ -357,6 +359,24 @@ pub fn write_scored(out: &mut impl std::io::Write, s: &Scored) -> std::io::Resul
             i.uar[1],
             100.0 * i.gender_gap[0],
             100.0 * i.gender_gap[1]
+        )?;
+    }
+    if let Some(c) = &s.calm_false_angry {
+        writeln!(
+            out,
+            "  calm clips read as angry: {} of {} ({:.1} %), angry >= 0.5 {:.1} %, fearful {:.1} %",
+            c.angry,
+            c.n,
+            100.0 * c.angry_share,
+            100.0 * c.angry_over_half_share,
+            100.0 * c.fearful_share
+        )?;
+    }
+    if let Some(d) = &s.dimensions {
+        writeln!(
+            out,
+            "  within-speaker Spearman: arousal {:.3}, valence {:.3} ({} speakers)",
+            d.arousal_spearman, d.valence_spearman, d.speakers
         )?;
     }
     writeln!(out, "  UAR by speaker: {}", listed(&s.per_speaker, 2))?;

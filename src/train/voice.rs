@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::core::rng::SplitMix64;
 use crate::emotion::features::{VoiceVector, N_VOICE};
-use crate::emotion::linear::{fit, FitConfig, Softmax};
+use crate::emotion::linear::{fit_weighted, FitConfig, Softmax};
 use crate::emotion::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
 use crate::emotion::voice::{embedding_distance, Familiarity, SpeakerBaseline, VoiceModel};
 use crate::emotion::{CLASSES, N_CLASSES};
@@ -41,6 +41,10 @@ pub struct ClipData {
     pub gender: String,
     /// Class index.
     pub class: usize,
+    /// The corpus it came from (empty for a corpus trained alone).
+    pub corpus: String,
+    /// Unlabelled calm speech taken as neutral ([`TrainConfig::neutral_share`]).
+    pub assumed_neutral: bool,
     /// Raw voice features of each utterance the call core found in the clip.
     pub utterances: Vec<VoiceVector>,
 }
@@ -63,6 +67,24 @@ pub struct TrainConfig {
     pub fit: FitConfig,
     /// Seed of the shuffles (training) and of the running protocol's order (evaluation).
     pub seed: u64,
+    /// How the classifier weighs the clips of its speakers.
+    pub weighting: Weighting,
+    /// Share of the neutral class's weight that clips taken as neutral
+    /// ([`ClipData::assumed_neutral`]) hold together, 0..1 (0 leaves them out of the fit).
+    pub neutral_share: f32,
+}
+
+/// How the classifier weighs training clips (within each class: classes are balanced
+/// either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// Every clip the same: a speaker with many clips counts for more.
+    #[default]
+    Clip,
+    /// Every speaker the same (in each condition), however many clips they recorded: two
+    /// voices with 1400 clips each count for as much as two with 50.
+    Speaker,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +100,8 @@ impl Default for TrainConfig {
                 ..FitConfig::default()
             },
             seed: 2024,
+            weighting: Weighting::Clip,
+            neutral_share: 0.25,
         }
     }
 }
@@ -110,6 +134,69 @@ pub struct Scored {
     pub n: usize,
     /// How the calm (neutral-labelled) clips were misread; `None` without any.
     pub calm_false_angry: Option<CalmFalseAlarms>,
+    /// How well `arousal` and `valence` rank a speaker's clips; `None` when no speaker has
+    /// clips of two labels that differ on either.
+    pub dimensions: Option<Dimensions>,
+}
+
+/// Within-speaker rank agreement of the predicted dimensions with the labels': for each
+/// speaker, Spearman's ρ between the `arousal` (`valence`) the service reports for each clip
+/// (probability-weighted [`crate::emotion::CIRCUMPLEX`]) and that of the clip's labelled
+/// class, then the mean over speakers (those whose labels all sit at one value are left
+/// out of that dimension).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Dimensions {
+    /// Mean within-speaker ρ of arousal.
+    pub arousal_spearman: f32,
+    /// Mean within-speaker ρ of valence.
+    pub valence_spearman: f32,
+    /// Speakers behind the arousal figure.
+    pub speakers: usize,
+}
+
+impl Dimensions {
+    fn of(y: &[usize], probs: &[Vec<f32>], speaker: &[String]) -> Option<Self> {
+        use crate::emotion::CIRCUMPLEX;
+        let mut by: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, s) in speaker.iter().enumerate() {
+            by.entry(s.as_str()).or_default().push(i);
+        }
+        let dim = |i: usize, d: usize| -> (f64, f64) {
+            let pick = |c: usize| {
+                let (v, a) = CIRCUMPLEX[c];
+                if d == 0 {
+                    a as f64
+                } else {
+                    v as f64
+                }
+            };
+            let pred = probs[i]
+                .iter()
+                .enumerate()
+                .map(|(c, p)| *p as f64 * pick(c))
+                .sum();
+            (pred, pick(y[i]))
+        };
+        let mut sums = [(0.0f64, 0usize); 2];
+        for idx in by.values() {
+            for (d, sum) in sums.iter_mut().enumerate() {
+                let (pred, truth): (Vec<f64>, Vec<f64>) = idx.iter().map(|&i| dim(i, d)).unzip();
+                if truth.iter().any(|t| *t != truth[0]) {
+                    sum.0 += crate::train::text::spearman(&pred, &truth);
+                    sum.1 += 1;
+                }
+            }
+        }
+        if sums[0].1 == 0 && sums[1].1 == 0 {
+            return None;
+        }
+        let mean = |(s, n): (f64, usize)| if n == 0 { 0.0 } else { (s / n as f64) as f32 };
+        Some(Self {
+            arousal_spearman: mean(sums[0]),
+            valence_spearman: mean(sums[1]),
+            speakers: sums[0].1,
+        })
+    }
 }
 
 /// The calm clips' false alarms: the product's worst mistake is calling a calm caller angry.
@@ -177,6 +264,29 @@ impl Predictions {
         self.speaker.push(speaker.to_string());
     }
 
+    /// The clips whose speaker `keep` accepts.
+    pub fn filter(&self, keep: impl Fn(&str) -> bool) -> Predictions {
+        let mut out = Predictions::default();
+        for i in (0..self.y.len()).filter(|&i| keep(&self.speaker[i])) {
+            out.push(
+                self.y[i],
+                self.probs[i].clone(),
+                &self.gender[i],
+                &self.speaker[i],
+            );
+        }
+        out
+    }
+
+    /// Each probability vector sharpened or softened by `temperature` (on its log).
+    fn calibrate(&mut self, temperature: f32) {
+        for q in self.probs.iter_mut() {
+            q.iter_mut()
+                .for_each(|v| *v = v.max(1e-9).ln() / temperature);
+            crate::emotion::softmax_in_place(q);
+        }
+    }
+
     /// Adds all of `other`.
     pub fn extend(&mut self, other: Predictions) {
         self.y.extend(other.y);
@@ -222,6 +332,7 @@ impl Predictions {
             ),
             n: self.y.len(),
             calm_false_angry: CalmFalseAlarms::of(&self.y, &self.probs),
+            dimensions: Dimensions::of(&self.y, &self.probs, &self.speaker),
         }
     }
 }
@@ -415,7 +526,11 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
         },
     );
     let (mut x, mut y) = (Vec::new(), Vec::new());
+    // Per row: the weight of its speaker's group spread over its rows, and whether it is
+    // taken as neutral.
+    let (mut row_w, mut assumed) = (Vec::new(), Vec::new());
     for (g, clips) in by_speaker(sets).iter().enumerate() {
+        let first_row = y.len();
         let ident: Vec<usize> = (0..clips.len()).collect();
         let mut rng = SplitMix64::new(cfg.seed ^ (g as u64).wrapping_mul(0x9E37_79B9));
         let mut orders = vec![(ident.clone(), true)];
@@ -432,10 +547,26 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
             for (i, z) in sequence_inputs(&model, clips, &order, cold) {
                 x.push(z.to_vec());
                 y.push(clips[i].class);
+                assumed.push(clips[i].assumed_neutral);
             }
         }
+        let rows = (y.len() - first_row).max(1) as f32;
+        row_w.resize(y.len(), 1.0 / rows);
     }
-    model.softmax = fit(&x, &y, N_CLASSES, &cfg.fit);
+    if cfg.weighting == Weighting::Clip {
+        row_w.iter_mut().for_each(|w| *w = 1.0);
+    }
+    let weighted = cfg.weighting != Weighting::Clip || assumed.iter().any(|&a| a);
+    if weighted {
+        share_assumed_neutral(&mut row_w, &y, &assumed, cfg.neutral_share);
+    }
+    model.softmax = fit_weighted(
+        &x,
+        &y,
+        weighted.then_some(row_w.as_slice()),
+        N_CLASSES,
+        &cfg.fit,
+    );
     // Where the training utterances lay, for how unfamiliar a voice sounds in service.
     let distances = all
         .iter()
@@ -444,6 +575,29 @@ pub fn fit_voice(sets: &[Vec<&ClipData>], cfg: &TrainConfig) -> VoiceModel {
         .collect();
     model.familiarity = Familiarity::of(distances);
     model
+}
+
+/// Scales the rows taken as neutral so that together they hold `share` of the neutral
+/// class's weight (all of it when no labelled neutral row exists; none when `share` is 0).
+fn share_assumed_neutral(row_w: &mut [f32], y: &[usize], assumed: &[bool], share: f32) {
+    let (mut labelled, mut taken) = (0.0f64, 0.0f64);
+    for ((w, &c), &a) in row_w.iter().zip(y).zip(assumed) {
+        match (c, a) {
+            (_, true) => taken += *w as f64,
+            (0, false) => labelled += *w as f64,
+            _ => {}
+        }
+    }
+    if taken == 0.0 || labelled == 0.0 {
+        return;
+    }
+    let share = share.clamp(0.0, 0.99) as f64;
+    let scale = (share / (1.0 - share) * labelled / taken) as f32;
+    for (w, &a) in row_w.iter_mut().zip(assumed) {
+        if a {
+            *w *= scale;
+        }
+    }
 }
 
 /// The order the running protocol feeds a speaker's `n` clips in.
@@ -576,6 +730,66 @@ pub struct CvReport {
     pub temperature: f32,
     /// `condition → protocol (running, calm_first) → ` the figures of each order.
     pub order_spread: BTreeMap<String, BTreeMap<String, OrderSpread>>,
+    /// With several corpora: `condition → corpus → protocol → figures` of the same
+    /// out-of-fold predictions, each corpus's speakers alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_corpus: BTreeMap<String, BTreeMap<String, BTreeMap<String, Scored>>>,
+    /// With two or more labelled corpora: `corpus → condition → protocol → figures` of a
+    /// model trained on every other corpus (and the --neutral-corpus clips) and scored on
+    /// this one, which it never saw, at the cross-validation's temperature.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub leave_one_corpus_out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Scored>>>,
+}
+
+/// The corpus part of a merged speaker id (`corpus/speaker`); empty for a corpus alone.
+pub fn corpus_of(speaker: &str) -> &str {
+    speaker.split_once('/').map_or("", |(c, _)| c)
+}
+
+/// Scores every labelled corpus with a model trained without it: `corpus → condition →
+/// protocol → figures`, at `temperature`. Empty with fewer than two labelled corpora.
+pub fn leave_one_corpus_out(
+    sets: &[Vec<&ClipData>],
+    names: &[&str],
+    cfg: &TrainConfig,
+    temperature: f32,
+) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, Scored>>> {
+    let mut labelled: Vec<&str> = sets
+        .iter()
+        .flatten()
+        .filter(|c| !c.assumed_neutral)
+        .map(|c| c.corpus.as_str())
+        .collect();
+    labelled.sort();
+    labelled.dedup();
+    if labelled.len() < 2 {
+        return BTreeMap::new();
+    }
+    labelled
+        .par_iter()
+        .map(|&held| {
+            let train: Vec<Vec<&ClipData>> = sets
+                .iter()
+                .map(|s| s.iter().copied().filter(|c| c.corpus != held).collect())
+                .collect();
+            let model = fit_voice(&train, cfg);
+            let mut by_cond = BTreeMap::new();
+            for (k, set) in sets.iter().enumerate() {
+                let test = vec![set.iter().copied().filter(|c| c.corpus == held).collect()];
+                let mut preds = ProtocolPredictions::default();
+                for clips in by_speaker(&test) {
+                    preds.extend(predict_speaker(&model, &clips, cfg.seed));
+                }
+                let mut scored = BTreeMap::new();
+                for (name, p) in preds.named_mut() {
+                    p.calibrate(temperature);
+                    scored.insert(name.to_string(), p.score());
+                }
+                by_cond.insert(names[k].to_string(), scored);
+            }
+            (held.to_string(), by_cond)
+        })
+        .collect()
 }
 
 /// How the figures of a call protocol move with the order of the clips alone: one value
@@ -694,15 +908,26 @@ pub fn cross_validate(
             }
         }
     }
+    let mut corpora: Vec<&str> = sets.iter().flatten().map(|c| c.corpus.as_str()).collect();
+    corpora.sort();
+    corpora.dedup();
     for (k, mut pp) in preds.into_iter().enumerate() {
         let entry = report.results.entry(names[k].to_string()).or_default();
         for (name, p) in pp.named_mut() {
-            for q in p.probs.iter_mut() {
-                q.iter_mut()
-                    .for_each(|v| *v = v.max(1e-9).ln() / temperature);
-                crate::emotion::softmax_in_place(q);
-            }
+            p.calibrate(temperature);
             entry.insert(name.into(), p.score());
+            if corpora.len() > 1 {
+                for &c in &corpora {
+                    let of = p.filter(|s| corpus_of(s) == c);
+                    report
+                        .by_corpus
+                        .entry(names[k].to_string())
+                        .or_default()
+                        .entry(c.to_string())
+                        .or_default()
+                        .insert(name.into(), of.score());
+                }
+            }
         }
     }
     report
@@ -733,6 +958,8 @@ mod tests {
                     speaker: format!("s{s:02}"),
                     gender: if s % 2 == 0 { "M".into() } else { "F".into() },
                     class,
+                    corpus: String::new(),
+                    assumed_neutral: false,
                     utterances: vec![v],
                 });
             }
@@ -836,6 +1063,114 @@ mod tests {
             genders.dedup();
             assert_eq!(genders, ["F", "M"], "fold {f}");
         }
+    }
+
+    #[test]
+    fn assumed_neutral_rows_take_their_share_of_the_neutral_class() {
+        let y = [0, 0, 2, 0, 0, 0];
+        let assumed = [false, false, false, true, true, true];
+        let mut w = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5];
+        share_assumed_neutral(&mut w, &y, &assumed, 0.25);
+        let taken: f32 = w[3..].iter().sum();
+        assert!((taken / (taken + 2.0) - 0.25).abs() < 1e-6, "{w:?}");
+        assert_eq!(w[..3], [1.0, 1.0, 1.0]);
+        share_assumed_neutral(&mut w, &y, &assumed, 0.0);
+        assert_eq!(w[3..], [0.0, 0.0, 0.0]);
+    }
+
+    /// Speaker weighting: a speaker with many clips of a misleading pattern outvotes several
+    /// with fewer clips each less than when every clip weighs the same.
+    #[test]
+    fn speaker_weighting_keeps_one_loud_speaker_from_dominating() {
+        let mut data = synthetic(6);
+        // One more speaker, 20 times over, whose feature 0 rises for class 1 instead of 0.
+        let mut rng = SplitMix64::new(9);
+        for k in 0..240 {
+            let class = k % 2;
+            let mut v = [f32::NAN; N_VOICE];
+            v[0] = if class == 1 { 2.5 } else { 0.0 } + 0.5 * rng.normal();
+            v[1] = if class == 0 { 2.5 } else { 0.0 } + 0.5 * rng.normal();
+            data.push(ClipData {
+                speaker: "loud".into(),
+                gender: "F".into(),
+                class,
+                corpus: "big".into(),
+                assumed_neutral: false,
+                utterances: vec![v],
+            });
+        }
+        let set: Vec<&ClipData> = data.iter().collect();
+        let fit_with = |weighting| {
+            let cfg = TrainConfig {
+                permutations: 0,
+                calm_first: 0,
+                weighting,
+                fit: FitConfig {
+                    iterations: 80,
+                    ..TrainConfig::default().fit
+                },
+                ..TrainConfig::default()
+            };
+            let m = fit_voice(std::slice::from_ref(&set), &cfg);
+            // Weight of feature 0 toward class 0 (the six regular speakers' pattern).
+            m.softmax.weights[0][0] - m.softmax.weights[1][0]
+        };
+        let (by_clip, by_speaker) = (fit_with(Weighting::Clip), fit_with(Weighting::Speaker));
+        assert!(by_speaker > by_clip + 0.05, "{by_clip} {by_speaker}");
+    }
+
+    #[test]
+    fn dimensions_rank_within_speakers() {
+        let mut p = Predictions::default();
+        // Speaker a: arousal follows the labels exactly; b: exactly reversed on arousal.
+        for (s, flip) in [("a", false), ("b", true)] {
+            for c in [0usize, 2, 3] {
+                let mut probs = vec![0.0; N_CLASSES];
+                let guess = match (c, flip) {
+                    (_, false) => c,
+                    (2, true) => 3,
+                    (3, true) => 2,
+                    _ => 0,
+                };
+                probs[guess] = 1.0;
+                p.push(c, probs, "F", s);
+            }
+        }
+        let d = p.score().dimensions.unwrap();
+        assert_eq!(d.speakers, 2);
+        assert!(d.arousal_spearman.abs() < 1e-6, "{d:?}");
+        let only_a = p.filter(|s| s == "a").score().dimensions.unwrap();
+        assert!((only_a.arousal_spearman - 1.0).abs() < 1e-6);
+        assert!((only_a.valence_spearman - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn leave_one_corpus_out_scores_each_labelled_corpus_unseen() {
+        let mut data = synthetic(8);
+        for c in data.iter_mut() {
+            let n: usize = c.speaker[1..].parse().unwrap();
+            c.corpus = if n < 4 { "one" } else { "two" }.into();
+            c.speaker = format!("{}/{}", c.corpus, c.speaker);
+        }
+        let set: Vec<&ClipData> = data.iter().collect();
+        let cfg = TrainConfig {
+            permutations: 1,
+            calm_first: 0,
+            fit: FitConfig {
+                iterations: 80,
+                ..TrainConfig::default().fit
+            },
+            ..TrainConfig::default()
+        };
+        let r = leave_one_corpus_out(std::slice::from_ref(&set), &["clean"], &cfg, 1.0);
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["one", "two"]);
+        let s = &r["one"]["clean"]["running"];
+        assert_eq!(s.n, 4 * 30);
+        assert!(s.per_speaker.keys().all(|k| k.starts_with("one/")));
+        assert!(s.uar > 0.3, "{s:?}");
+        // One labelled corpus: nothing to leave out.
+        let one: Vec<&ClipData> = set.into_iter().filter(|c| c.corpus == "one").collect();
+        assert!(leave_one_corpus_out(&[one], &["clean"], &cfg, 1.0).is_empty());
     }
 
     #[test]
