@@ -75,6 +75,11 @@ pub struct EvalTextArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     pub format: EvalFormat,
+    /// With --sentences: instead of the figures, one JSON object per sentence as written
+    /// (`text`, `class`, `probs` in class order, `frustration`), for measurements that need
+    /// the scores themselves (e.g. alert thresholds).
+    #[arg(long, requires = "sentences")]
+    pub per_line: bool,
 }
 
 /// How `eval-text` prints its figures.
@@ -159,6 +164,20 @@ pub fn eval_text(a: EvalTextArgs) -> anyhow::Result<()> {
         );
     }
     match (&a.sentences, &a.goemotions) {
+        (Some(p), _) if a.per_line => {
+            let mut out = std::io::stdout().lock();
+            for r in text_train::read_sentences(p)? {
+                let s = model.score(&lexicon, &r.text);
+                let line = serde_json::json!({
+                    "text": r.text,
+                    "class": crate::emotion::CLASSES[r.class],
+                    "probs": s.probs,
+                    "frustration": s.frustration,
+                });
+                writeln!(out, "{line}")?;
+            }
+            Ok(())
+        }
         (Some(p), _) => {
             let rows = text_train::read_sentences(p)?;
             let name = p.display().to_string();
