@@ -55,6 +55,23 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub audiohook_api_keys: Vec<String>,
+    /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
+    #[command(flatten)]
+    pub security: Box<SecurityArgs>,
+}
+
+/// `serve`'s security flags.
+#[derive(Args, Debug)]
+pub struct SecurityArgs {
+    /// Require `authorization: Bearer TOKEN` on every RPC; FILE has `TOKEN TENANT` lines (# comments), reloaded on SIGHUP.
+    #[arg(long, env = "CALLMOOD_AUTH_TOKENS", value_name = "FILE")]
+    pub auth_tokens: Option<std::path::PathBuf>,
+    /// With --auth-tokens: calls in flight per tenant at most.
+    #[arg(long, env = "CALLMOOD_TENANT_MAX_CALLS", requires = "auth_tokens")]
+    pub tenant_max_calls: Option<usize>,
+    /// With --auth-tokens: the tenant that owns calls coming over AudioSocket and WebSocket media (no tenant, so no RPC reaches them, if unset).
+    #[arg(long, env = "CALLMOOD_MEDIA_TENANT", requires = "auth_tokens")]
+    pub media_tenant: Option<String>,
 }
 
 /// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
@@ -92,6 +109,14 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.leg_idle_timeout == 0 {
         bail!("--leg-idle-timeout must be at least 1 s");
     }
+    let sec = *a.security;
+    if sec.tenant_max_calls == Some(0) {
+        bail!("--tenant-max-calls must be at least 1");
+    }
+    if let Some(path) = &sec.auth_tokens {
+        // Refused before the models load; the service reads the file again as it starts.
+        crate::server::security::Tokens::read(path)?;
+    }
     let cfg = ServeConfig {
         addr: a.addr,
         model: a.asr.require_model()?.to_path_buf(),
@@ -117,6 +142,11 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
             twilio_call_id_param: a.twilio_call_id_param,
             audiohook_api_keys: a.audiohook_api_keys,
             ..server::ws::WsConfig::default()
+        },
+        security: server::security::SecurityConfig {
+            auth_tokens: sec.auth_tokens,
+            tenant_max_calls: sec.tenant_max_calls,
+            media_tenant: sec.media_tenant,
         },
     };
     super::runtime()?.block_on(server::serve(cfg))

@@ -9,7 +9,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::legs::{Calls, LegRequest};
+use super::legs::{CallPermit, Calls, LegRequest};
+use super::security::{check_call_id, tenant_of, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
@@ -41,6 +42,10 @@ impl Service {
             cfg.max_calls,
             cfg.legs.clone(),
             cfg.call.clone(),
+        )
+        .with_tenants(
+            cfg.security.tenant_max_calls,
+            cfg.security.media_tenant.as_deref().map(Tenant::from),
         );
         Self {
             analyzer,
@@ -70,8 +75,10 @@ impl Service {
     }
 }
 
-fn call_id_or_new(id: &str) -> String {
-    if id.is_empty() {
+/// The client's call id, checked, or a new one when it gave none.
+fn call_id_or_new(id: &str) -> Result<String, ServerError> {
+    check_call_id(id)?;
+    Ok(if id.is_empty() {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -79,7 +86,7 @@ fn call_id_or_new(id: &str) -> String {
         format!("call-{t:x}")
     } else {
         id.to_string()
-    }
+    })
 }
 
 /// The next tick of a live RTP call, or else the idle deadline.
@@ -100,7 +107,7 @@ async fn drained(signal: &mut tokio::sync::watch::Receiver<bool>) {
 /// Wraps a call's events as a gRPC stream that holds the call's permit.
 fn into_stream(
     events: tokio::sync::mpsc::Receiver<Result<CallEvent, CallError>>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: CallPermit,
 ) -> EventStream {
     Box::pin(ReceiverStream::new(events).map(move |r| {
         let _held = &permit;
@@ -118,7 +125,9 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<proto::OpenRtpLegRequest>,
     ) -> Result<Response<proto::OpenRtpLegResponse>, Status> {
+        let tenant = tenant_of(&request);
         let r = request.into_inner();
+        check_call_id(&r.call_id).map_err(status)?;
         check_language(&r.language).map_err(status)?;
         // The same checks as a StreamCall channel, with the same field names.
         let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
@@ -137,15 +146,18 @@ impl CallAnalyzer for Service {
         .map_err(status)?;
         let (channel_id, port) = self
             .legs
-            .open_rtp_leg(LegRequest {
-                call_id: r.call_id.clone(),
-                role: spec.role,
-                encoding: spec.encoding,
-                sample_rate_hz: spec.sample_rate_hz,
-                rtp: spec.rtp,
-                transport: Transport::RtpUdp,
-                options: r.options.unwrap_or_default(),
-            })
+            .open_rtp_leg(
+                tenant,
+                LegRequest {
+                    call_id: r.call_id.clone(),
+                    role: spec.role,
+                    encoding: spec.encoding,
+                    sample_rate_hz: spec.sample_rate_hz,
+                    rtp: spec.rtp,
+                    transport: Transport::RtpUdp,
+                    options: r.options.unwrap_or_default(),
+                },
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(proto::OpenRtpLegResponse {
@@ -159,8 +171,12 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<proto::CloseLegRequest>,
     ) -> Result<Response<proto::CloseLegResponse>, Status> {
+        let tenant = tenant_of(&request);
         let r = request.into_inner();
-        self.legs.close(&r.call_id, r.channel_id).map_err(status)?;
+        check_call_id(&r.call_id).map_err(status)?;
+        self.legs
+            .close(tenant.as_ref(), &r.call_id, r.channel_id)
+            .map_err(status)?;
         Ok(Response::new(proto::CloseLegResponse {}))
     }
 
@@ -168,11 +184,17 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<proto::WatchCallRequest>,
     ) -> Result<Response<Self::WatchCallStream>, Status> {
+        let tenant = tenant_of(&request);
         let r = request.into_inner();
         if r.call_id.is_empty() {
             return Err(status(ServerError::CallIdRequired));
         }
-        let call = self.legs.find(&r.call_id).await.map_err(status)?;
+        check_call_id(&r.call_id).map_err(status)?;
+        let call = self
+            .legs
+            .find(tenant.as_ref(), &r.call_id)
+            .await
+            .map_err(status)?;
         let watcher = self.legs.watcher();
         Ok(Response::new(Box::pin(
             ReceiverStream::new(call.watch()).map(move |r| {
@@ -186,7 +208,10 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<Streaming<proto::StreamCallRequest>>,
     ) -> Result<Response<Self::StreamCallStream>, Status> {
-        let permit = self.legs.permit().map_err(status)?;
+        let permit = self
+            .legs
+            .permit(tenant_of(&request).as_ref())
+            .map_err(status)?;
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.config_timeout, inbound.message())
             .await
@@ -209,9 +234,10 @@ impl CallAnalyzer for Service {
             .collect::<Result<Vec<_>, _>>()
             .map_err(status)?;
         let opts = self.options(cfg.options.as_ref(), AsrBackpressure::Drop);
+        let call_id = call_id_or_new(&cfg.call_id).map_err(status)?;
         let (handle, events) = self
             .analyzer
-            .start_call(call_id_or_new(&cfg.call_id), &specs, opts)
+            .start_call(call_id, &specs, opts)
             .map_err(status)?;
         let idle = self.idle_timeout;
         let mut drain = self.legs.drain_signal();
@@ -286,8 +312,12 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<proto::AnalyzeRecordingRequest>,
     ) -> Result<Response<Self::AnalyzeRecordingStream>, Status> {
-        let permit = self.legs.permit().map_err(status)?;
+        let permit = self
+            .legs
+            .permit(tenant_of(&request).as_ref())
+            .map_err(status)?;
         let req = request.into_inner();
+        let call_id = call_id_or_new(&req.call_id).map_err(status)?;
         check_language(&req.language).map_err(status)?;
         let (rate, channels) = match req.audio {
             Some(proto::analyze_recording_request::Audio::Wav(bytes)) => {
@@ -304,7 +334,7 @@ impl CallAnalyzer for Service {
         let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
         let (handle, events) = self
             .analyzer
-            .start_call(call_id_or_new(&req.call_id), &specs, opts)
+            .start_call(call_id, &specs, opts)
             .map_err(status)?;
         tokio::spawn(session::feed_recording(handle, channels, rate));
         Ok(Response::new(into_stream(events, permit)))

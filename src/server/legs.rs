@@ -28,6 +28,7 @@ use crate::contact::finish::FinishOptions;
 use crate::core::audiosocket::{self, AudioSocketError, FrameDecoder, Message};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
+use crate::server::security::{check_call_id, Tenant};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 
@@ -132,9 +133,18 @@ struct CallState {
     legs: Vec<LegState>,
 }
 
+/// A call's place in the registry: its id within its tenant's namespace (no tenant:
+/// the service runs without tokens, or the call came over a transport without one).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CallKey {
+    tenant: Option<Tenant>,
+    call_id: String,
+}
+
 /// One live call of joined legs.
 pub struct LiveCall {
     call_id: String,
+    key: CallKey,
     state: Mutex<CallState>,
     history: Mutex<History>,
     /// Bumped on every new event (and at the end): watchers wait on it.
@@ -148,7 +158,12 @@ pub struct Calls {
     max_calls: usize,
     cfg: LegsConfig,
     settings: CallSettings,
-    calls: Mutex<HashMap<String, Arc<LiveCall>>>,
+    calls: Mutex<HashMap<CallKey, Arc<LiveCall>>>,
+    /// Calls in flight per tenant, and the cap on them (`None`: none).
+    tenant_calls: Arc<Mutex<HashMap<Tenant, usize>>>,
+    tenant_max_calls: Option<usize>,
+    /// The tenant that owns calls started by AudioSocket and WebSocket legs.
+    media_tenant: Option<Tenant>,
     /// A call id got its first leg (wakes `WatchCall`s waiting for it).
     appeared: Notify,
     next_port: AtomicU32,
@@ -168,6 +183,31 @@ pub struct Watcher(Arc<AtomicUsize>);
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A call's place under the caps on calls in flight (all, and its tenant's), held until
+/// the call ends.
+pub struct CallPermit {
+    _all: OwnedSemaphorePermit,
+    _tenant: Option<TenantSlot>,
+}
+
+/// One of a tenant's calls in flight, counted until dropped.
+struct TenantSlot {
+    counts: Arc<Mutex<HashMap<Tenant, usize>>>,
+    tenant: Tenant,
+}
+
+impl Drop for TenantSlot {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.counts);
+        if let Some(n) = counts.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.tenant);
+            }
+        }
     }
 }
 
@@ -200,6 +240,9 @@ impl Calls {
             cfg,
             settings,
             calls: Mutex::new(HashMap::new()),
+            tenant_calls: Arc::new(Mutex::new(HashMap::new())),
+            tenant_max_calls: None,
+            media_tenant: None,
             appeared: Notify::new(),
             next_port: AtomicU32::new(0),
             draining: watch::channel(false).0,
@@ -207,18 +250,54 @@ impl Calls {
         })
     }
 
-    /// A place for one more call in flight (`StreamCall`, `AnalyzeRecording` and joined
-    /// legs share the cap), held until the call ends.
-    pub fn permit(&self) -> Result<OwnedSemaphorePermit, ServerError> {
+    /// The same registry with tenants: each tenant has at most `tenant_max_calls` calls
+    /// in flight, and calls started by AudioSocket and WebSocket legs (which carry no
+    /// token) belong to `media_tenant`.
+    pub fn with_tenants(
+        mut self: Arc<Self>,
+        tenant_max_calls: Option<usize>,
+        media_tenant: Option<Tenant>,
+    ) -> Arc<Self> {
+        let calls = Arc::get_mut(&mut self).expect("set up before it is shared");
+        calls.tenant_max_calls = tenant_max_calls;
+        calls.media_tenant = media_tenant;
+        self
+    }
+
+    /// A place for one more call in flight of `tenant` (`StreamCall`, `AnalyzeRecording`
+    /// and joined legs share the caps), held until the call ends.
+    pub fn permit(&self, tenant: Option<&Tenant>) -> Result<CallPermit, ServerError> {
         if *self.draining.borrow() {
             self.analyzer.metrics.call_refused("draining");
             return Err(ServerError::Draining);
         }
-        self.permits.clone().try_acquire_owned().map_err(|_| {
+        let slot = match (tenant, self.tenant_max_calls) {
+            (Some(tenant), Some(max)) => {
+                let mut counts = lock(&self.tenant_calls);
+                let n = counts.entry(tenant.clone()).or_insert(0);
+                if *n >= max {
+                    drop(counts);
+                    self.analyzer.metrics.call_refused("tenant_calls_in_flight");
+                    return Err(ServerError::TenantCallsInFlight { max });
+                }
+                *n += 1;
+                Some(TenantSlot {
+                    counts: self.tenant_calls.clone(),
+                    tenant: tenant.clone(),
+                })
+            }
+            _ => None,
+        };
+        // A refusal here drops the tenant's slot again.
+        let all = self.permits.clone().try_acquire_owned().map_err(|_| {
             self.analyzer.metrics.call_refused("calls_in_flight");
             ServerError::CallsInFlight {
                 max: self.max_calls,
             }
+        })?;
+        Ok(CallPermit {
+            _all: all,
+            _tenant: slot,
         })
     }
 
@@ -257,11 +336,26 @@ impl Calls {
         }
     }
 
-    /// Admits a leg: joins the live call with its id, or starts one.
+    /// Admits a leg of a transport without tokens (AudioSocket, WebSocket media): joins
+    /// the live call with its id among the media tenant's calls, or starts one.
     pub async fn join(self: &Arc<Self>, req: LegRequest) -> Result<Leg, ServerError> {
+        self.join_as(self.media_tenant.clone(), req).await
+    }
+
+    /// Admits a leg of `tenant`: joins that tenant's live call with its id, or starts one.
+    pub async fn join_as(
+        self: &Arc<Self>,
+        tenant: Option<Tenant>,
+        req: LegRequest,
+    ) -> Result<Leg, ServerError> {
         if req.call_id.is_empty() {
             return Err(ServerError::CallIdRequiredToJoin);
         }
+        check_call_id(&req.call_id)?;
+        let key = CallKey {
+            tenant,
+            call_id: req.call_id.clone(),
+        };
         // Decide under the lock; send the join (which may wait) outside it.
         let (call, channel_id, input, close, join) = {
             let mut calls = lock(&self.calls);
@@ -270,7 +364,7 @@ impl Calls {
                 return Err(ServerError::Draining);
             }
             let live = calls
-                .get(&req.call_id)
+                .get(&key)
                 .filter(|c| lock(&c.state).input.is_some())
                 .cloned();
             match live {
@@ -297,7 +391,7 @@ impl Calls {
                     (call, channel_id, input, close, Some(spec))
                 }
                 None => {
-                    let permit = self.permit()?;
+                    let permit = self.permit(key.tenant.as_ref())?;
                     let role = pick_role(req.role, &[]);
                     let opts = SessionOptions {
                         settings: self.settings.clone(),
@@ -314,6 +408,7 @@ impl Calls {
                     let (changed, _) = watch::channel(0);
                     let call = Arc::new(LiveCall {
                         call_id: req.call_id.clone(),
+                        key: key.clone(),
                         state: Mutex::new(CallState {
                             input: Some(handle.input.clone()),
                             legs: vec![LegState {
@@ -326,7 +421,7 @@ impl Calls {
                         history: Mutex::new(History::default()),
                         changed,
                     });
-                    calls.insert(req.call_id.clone(), call.clone());
+                    calls.insert(key, call.clone());
                     tokio::spawn(collect(self.clone(), call.clone(), handle, events, permit));
                     self.appeared.notify_waiters();
                     let input = lock(&call.state).input.clone().expect("just set");
@@ -355,13 +450,32 @@ impl Calls {
         &self.cfg
     }
 
-    /// Asks a leg to end (`CloseLeg`).
-    pub fn close(&self, call_id: &str, channel_id: u32) -> Result<(), ServerError> {
+    /// The registry key of `tenant`'s call `call_id`.
+    fn key(tenant: Option<&Tenant>, call_id: &str) -> CallKey {
+        CallKey {
+            tenant: tenant.cloned(),
+            call_id: call_id.to_string(),
+        }
+    }
+
+    /// Asks a leg of `tenant`'s call to end (`CloseLeg`). With a tenant, a call id it
+    /// does not have is `NotPermitted`, whether or not another tenant has it.
+    pub fn close(
+        &self,
+        tenant: Option<&Tenant>,
+        call_id: &str,
+        channel_id: u32,
+    ) -> Result<(), ServerError> {
         let call = lock(&self.calls)
-            .get(call_id)
+            .get(&Self::key(tenant, call_id))
             .cloned()
-            .ok_or_else(|| ServerError::NoCall {
-                call_id: call_id.to_string(),
+            .ok_or_else(|| match tenant {
+                Some(_) => ServerError::NotPermitted {
+                    call_id: call_id.to_string(),
+                },
+                None => ServerError::NoCall {
+                    call_id: call_id.to_string(),
+                },
             })?;
         let st = lock(&call.state);
         let leg = st
@@ -376,15 +490,27 @@ impl Calls {
         Ok(())
     }
 
-    /// The call with this id, waiting up to `join_timeout` for its first leg.
-    pub async fn find(&self, call_id: &str) -> Result<Arc<LiveCall>, ServerError> {
+    /// `tenant`'s call with this id, waiting up to `join_timeout` for its first leg.
+    /// With a tenant, an id it has no call with is `NotPermitted` after the same wait,
+    /// whether or not another tenant has it.
+    pub async fn find(
+        &self,
+        tenant: Option<&Tenant>,
+        call_id: &str,
+    ) -> Result<Arc<LiveCall>, ServerError> {
+        let key = Self::key(tenant, call_id);
         let deadline = tokio::time::Instant::now() + self.cfg.join_timeout;
         loop {
             let appeared = self.appeared.notified();
-            if let Some(c) = lock(&self.calls).get(call_id) {
+            if let Some(c) = lock(&self.calls).get(&key) {
                 return Ok(c.clone());
             }
             if tokio::time::timeout_at(deadline, appeared).await.is_err() {
+                if tenant.is_some() {
+                    return Err(ServerError::NotPermitted {
+                        call_id: call_id.to_string(),
+                    });
+                }
                 return Err(ServerError::NotStarted {
                     call_id: call_id.to_string(),
                     secs: self.cfg.join_timeout.as_secs(),
@@ -394,13 +520,16 @@ impl Calls {
     }
 
     /// Opens an RTP/UDP leg: binds a port from the range and starts its task.
+    /// `tenant`'s leg joins (or starts) that tenant's call with the id.
     pub async fn open_rtp_leg(
         self: &Arc<Self>,
+        tenant: Option<Tenant>,
         req: LegRequest,
     ) -> Result<(u32, u16), ServerError> {
+        check_call_id(&req.call_id)?;
         let socket = self.bind_port().await?;
         let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let leg = self.join(req).await?;
+        let leg = self.join_as(tenant, req).await?;
         let channel_id = leg.channel_id;
         tracing::info!(call = %leg.call.call_id, channel_id, port, "RTP leg opened");
         tokio::spawn(run_udp_leg(socket, leg, self.cfg.idle_timeout));
@@ -634,7 +763,7 @@ async fn collect(
     call: Arc<LiveCall>,
     handle: crate::server::session::CallHandle,
     mut events: mpsc::Receiver<Result<CallEvent, CallError>>,
-    permit: OwnedSemaphorePermit,
+    permit: CallPermit,
 ) {
     // The registry holds the call's input; this task only needs the events.
     drop(handle);
@@ -672,11 +801,8 @@ async fn collect(
     drop(permit);
     tokio::time::sleep(ENDED_CALL_KEEP).await;
     let mut map = lock(&calls.calls);
-    if map
-        .get(&call.call_id)
-        .is_some_and(|c| Arc::ptr_eq(c, &call))
-    {
-        map.remove(&call.call_id);
+    if map.get(&call.key).is_some_and(|c| Arc::ptr_eq(c, &call)) {
+        map.remove(&call.key);
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod grpc;
 pub mod legs;
 pub mod metrics;
+pub mod security;
 pub mod session;
 pub mod status;
 pub mod ws;
@@ -97,6 +98,8 @@ pub struct ServeConfig {
     pub ws_addr: Option<SocketAddr>,
     /// Settings of the WebSocket media connectors.
     pub ws: ws::WsConfig,
+    /// Tokens, tenants and their caps (default: none, as an open service).
+    pub security: security::SecurityConfig,
 }
 
 /// Loads the model and serves until Ctrl-C / SIGTERM.
@@ -203,6 +206,27 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let auth = match &cfg.security.auth_tokens {
+        Some(path) => Some(security::Auth::load(path)?),
+        None => None,
+    };
+    match &auth {
+        Some(a) => {
+            let t = a.tokens();
+            eprintln!(
+                "callmood: authentication on: {} tokens of {} tenants from {} (reloaded on SIGHUP)",
+                t.len(),
+                t.tenants(),
+                a.path().display()
+            );
+        }
+        None => eprintln!("callmood: authentication off: any client may use every call"),
+    }
+    // Dropped (and with it the SIGHUP handler) when serving ends.
+    let _reload = auth
+        .clone()
+        .map(|a| AbortOnDrop(tokio::spawn(security::reload_on_sighup(a))));
+    let authenticate = security::Authenticate(auth);
     let metrics = analyzer.metrics.clone();
     let service = Service::new(analyzer, cfg);
     let legs = service.legs();
@@ -212,6 +236,9 @@ pub async fn serve_on(
     let _websocket =
         websocket.map(|l| AbortOnDrop(tokio::spawn(ws::serve(l, service.legs(), cfg.ws.clone()))));
     let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, authenticate.clone());
+    // Health stays open to probes; reflection needs a token like the calls.
+    let reflection = tonic::service::interceptor::InterceptedService::new(reflection, authenticate);
     let drain_timeout = cfg.drain_timeout;
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     // The listener stays open while draining, so that a new call is told UNAVAILABLE

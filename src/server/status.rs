@@ -58,6 +58,25 @@ pub enum ServerError {
     /// The service is draining (shutting down): it takes no new call or leg.
     #[error("the service is shutting down: retry on another replica")]
     Draining,
+    /// The service requires a bearer token and the request has no known one (the
+    /// message never repeats what was sent).
+    #[error("authorization: a valid `Bearer` token is required")]
+    Unauthenticated,
+    /// A call id that is too long or holds other characters than ids may (shown cut
+    /// short).
+    #[error("call_id: {why} ({bytes} bytes; at most 128 of A-Z a-z 0-9 . _ : @ + = -): {shown:?}")]
+    BadCallId {
+        shown: String,
+        bytes: usize,
+        why: &'static str,
+    },
+    /// With tokens: the tenant has no call with this id. The same whether the id is
+    /// another tenant's or nobody's.
+    #[error("call {call_id:?}: no such call of this tenant")]
+    NotPermitted { call_id: String },
+    /// The tenant's cap on calls in flight is reached.
+    #[error("this tenant has {max} calls in flight, its limit: retry later")]
+    TenantCallsInFlight { max: usize },
     /// The client's own stream failed (bad protobuf, a message over the limit, a
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
@@ -87,7 +106,10 @@ pub fn status(e: impl Into<ServerError>) -> Status {
             | CallError::ChannelEnded(_)
             | CallError::Resample { .. } => Status::invalid_argument(msg),
         },
+        ServerError::Unauthenticated => Status::unauthenticated(msg),
+        ServerError::NotPermitted { .. } => Status::permission_denied(msg),
         ServerError::CallsInFlight { .. }
+        | ServerError::TenantCallsInFlight { .. }
         | ServerError::TooManyLegs { .. }
         | ServerError::NoFreePort { .. } => Status::resource_exhausted(msg),
         ServerError::ConfigTimeout { .. } => Status::deadline_exceeded(msg),
@@ -95,6 +117,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::CallIdRequired
         | ServerError::CallIdRequiredToJoin
         | ServerError::NoRecording
+        | ServerError::BadCallId { .. }
         | ServerError::BadWav(_) => Status::invalid_argument(msg),
         ServerError::EndedWhileJoining { .. } | ServerError::Draining => Status::unavailable(msg),
         ServerError::NoCall { .. }

@@ -195,6 +195,7 @@ pub async fn start_servers(
         drain_timeout: std::time::Duration::from_secs(5),
         ws_addr,
         ws: ws.unwrap_or_default(),
+        security: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

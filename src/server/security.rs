@@ -1,0 +1,402 @@
+//! Who may use the service and what a request may name: bearer tokens mapped to
+//! tenants (`serve --auth-tokens FILE`), the interceptor that checks them on every RPC,
+//! and the limits on call ids.
+//!
+//! A token file has one `TOKEN TENANT` pair a line; blank lines and lines starting with
+//! `#` are skipped. A malformed file is refused with its line number, never its text (a
+//! line may hold a token). The file is read at start and again on SIGHUP; a reload that
+//! fails keeps the tokens in use.
+//!
+//! Calls are namespaced by tenant inside [`super::legs::Calls`]: tenant B's call id `X`
+//! is another call than tenant A's `X`, so B can neither watch, close nor join A's call,
+//! and B's answer for A's id is the answer for an id that exists nowhere.
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tonic::{Request, Status};
+
+use super::status::{status, ServerError};
+
+/// A tenant's name, as the token file gives it.
+pub type Tenant = Arc<str>;
+
+/// Longest call id accepted, bytes.
+pub const MAX_CALL_ID_BYTES: usize = 128;
+/// How much of a refused id an error shows, characters.
+const SHOWN_ID_CHARS: usize = 32;
+/// Shortest token accepted, bytes (a guessable token is no lock).
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// Longest tenant name, bytes.
+const MAX_TENANT_BYTES: usize = 64;
+
+/// Security settings of the service; the default is today's open service.
+#[derive(Clone, Debug, Default)]
+pub struct SecurityConfig {
+    /// Token file (`TOKEN TENANT` lines); `None`: no authentication.
+    pub auth_tokens: Option<PathBuf>,
+    /// Calls in flight per tenant at most (with tokens only); `None`: only `--max-calls`.
+    pub tenant_max_calls: Option<usize>,
+    /// The tenant that owns calls arriving over AudioSocket and WebSocket media, which
+    /// carry no token; `None`: no tenant, so with tokens no RPC can reach them.
+    pub media_tenant: Option<String>,
+}
+
+/// Whether `b` is a byte that call ids may hold: letters, digits and `. _ : @ + = -`
+/// (Twilio `CA…` call SIDs, UUIDs of Genesys conversations, AudioSocket and FreeSWITCH,
+/// SIP Call-IDs such as `a84b4c76e66710@pc33.example.com`).
+fn call_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'+' | b'=' | b'-')
+}
+
+/// At most the first [`SHOWN_ID_CHARS`] characters of untrusted text, for an error.
+pub fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_ID_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Checks a call id a client gave (an empty one is the caller's business: some RPCs
+/// make one up, others require it).
+pub fn check_call_id(id: &str) -> Result<(), ServerError> {
+    let why = if id.len() > MAX_CALL_ID_BYTES {
+        "too long"
+    } else if !id.bytes().all(call_id_byte) {
+        "a character outside A-Z a-z 0-9 . _ : @ + = -"
+    } else {
+        return Ok(());
+    };
+    Err(ServerError::BadCallId {
+        shown: shown(id),
+        bytes: id.len(),
+        why,
+    })
+}
+
+/// Why a token file was refused. Names lines, never their text.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read the token file {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("token file {path}, line {line}: {why}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        why: &'static str,
+    },
+    #[error("token file {path}: no tokens (every request would be refused)")]
+    Empty { path: PathBuf },
+}
+
+/// The tokens of a token file, each with its tenant.
+#[derive(Debug)]
+pub struct Tokens {
+    entries: Vec<(Vec<u8>, Tenant)>,
+}
+
+impl Tokens {
+    /// Parses a token file's text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TokenFileError> {
+        let err = |line: usize, why: &'static str| TokenFileError::Line {
+            path: path.to_path_buf(),
+            line,
+            why,
+        };
+        let mut entries: Vec<(Vec<u8>, Tenant)> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [token, tenant] = fields[..] else {
+                return Err(err(i + 1, "expected `TOKEN TENANT`, two fields"));
+            };
+            if token.len() < MIN_TOKEN_BYTES {
+                return Err(err(i + 1, "token shorter than 16 characters"));
+            }
+            if tenant.len() > MAX_TENANT_BYTES
+                || !tenant
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                return Err(err(
+                    i + 1,
+                    "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected",
+                ));
+            }
+            if entries.iter().any(|(t, _)| t == token.as_bytes()) {
+                return Err(err(i + 1, "the same token is on an earlier line"));
+            }
+            entries.push((token.as_bytes().to_vec(), Tenant::from(tenant)));
+        }
+        if entries.is_empty() {
+            return Err(TokenFileError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    /// Reads and parses a token file.
+    pub fn read(path: &Path) -> Result<Self, TokenFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| TokenFileError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The tenant of `token`. Every entry is compared in full, in time that depends on
+    /// lengths only, so timing tells nothing of how much of a token was right.
+    pub fn tenant(&self, token: &[u8]) -> Option<Tenant> {
+        let mut found = None;
+        for (t, tenant) in &self.entries {
+            if constant_time_eq(t, token) {
+                found = Some(tenant.clone());
+            }
+        }
+        found
+    }
+
+    /// How many tokens there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none (never, for a parsed file).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// How many distinct tenants there are.
+    pub fn tenants(&self) -> usize {
+        let mut names: Vec<&str> = self.entries.iter().map(|(_, t)| &**t).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The token file in use, replaced on reload.
+#[derive(Debug)]
+pub struct Auth {
+    path: PathBuf,
+    tokens: RwLock<Arc<Tokens>>,
+}
+
+impl Auth {
+    /// Reads the token file; refused when it is unreadable or malformed.
+    pub fn load(path: &Path) -> Result<Arc<Self>, TokenFileError> {
+        let tokens = Tokens::read(path)?;
+        Ok(Arc::new(Self {
+            path: path.to_path_buf(),
+            tokens: RwLock::new(Arc::new(tokens)),
+        }))
+    }
+
+    /// Reads the file again; on error the tokens in use stay. Returns the new tokens'
+    /// count.
+    pub fn reload(&self) -> Result<usize, TokenFileError> {
+        let tokens = Arc::new(Tokens::read(&self.path)?);
+        let n = tokens.len();
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens;
+        Ok(n)
+    }
+
+    /// The tokens in use.
+    pub fn tokens(&self) -> Arc<Tokens> {
+        self.tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The token file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The tenant a request was authenticated as, put in its extensions by [`Authenticate`].
+#[derive(Clone, Debug)]
+pub struct Caller(pub Tenant);
+
+/// The tenant of an authenticated request; `None` when the service runs without tokens.
+pub fn tenant_of<T>(req: &Request<T>) -> Option<Tenant> {
+    req.extensions().get::<Caller>().map(|c| c.0.clone())
+}
+
+/// Checks `authorization: Bearer TOKEN` on every request when tokens are configured, and
+/// tags the request with its tenant; without tokens it lets everything through.
+#[derive(Clone, Debug)]
+pub struct Authenticate(pub Option<Arc<Auth>>);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(auth) = &self.0 else {
+            return Ok(req);
+        };
+        let tenant = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|token| auth.tokens().tenant(token.trim_ascii()))
+            .ok_or_else(|| status(ServerError::Unauthenticated))?;
+        req.extensions_mut().insert(Caller(tenant));
+        Ok(req)
+    }
+}
+
+/// Reloads the token file on every SIGHUP until the task is dropped.
+pub async fn reload_on_sighup(auth: Arc<Auth>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the token file will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match auth.reload() {
+                Ok(n) => eprintln!(
+                    "callmood: SIGHUP: {n} tokens reloaded from {}",
+                    auth.path().display()
+                ),
+                Err(e) => eprintln!("callmood: SIGHUP: {e}; the tokens in use stay"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = auth;
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaa-token";
+    const B: &str = "bbbbbbbbbbbbbbbb-token";
+
+    fn parse(text: &str) -> Result<Tokens, TokenFileError> {
+        Tokens::parse(text, Path::new("tokens.txt"))
+    }
+
+    #[test]
+    fn token_file_maps_tokens_to_tenants() {
+        let t = parse(&format!(
+            "# tokens\n\n{A} acme\n   {B}\tglobex  # not a comment here\n"
+        ));
+        // a third field after the tenant is refused, comments are whole lines only
+        let e = t.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "token file tokens.txt, line 4: expected `TOKEN TENANT`, two fields"
+        );
+        let t = parse(&format!("# tokens\n\n{A} acme\n   {B}\tglobex\n  # x\n")).unwrap();
+        assert_eq!((t.len(), t.tenants()), (2, 2));
+        assert_eq!(t.tenant(A.as_bytes()).as_deref(), Some("acme"));
+        assert_eq!(t.tenant(B.as_bytes()).as_deref(), Some("globex"));
+        assert_eq!(t.tenant(b"aaaaaaaaaaaaaaaa-toke"), None);
+        assert_eq!(t.tenant(b""), None);
+    }
+
+    #[test]
+    fn malformed_lines_are_named_and_never_shown() {
+        let cases = [
+            (format!("{A}\n"), 1, "expected `TOKEN TENANT`, two fields"),
+            (
+                format!("#\n{A} acme\ntiny acme\n"),
+                3,
+                "token shorter than 16 characters",
+            ),
+            (
+                format!("{A} ac/me\n"),
+                1,
+                "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected",
+            ),
+            (
+                format!("{A} acme\n{A} globex\n"),
+                2,
+                "the same token is on an earlier line",
+            ),
+        ];
+        for (text, line, why) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(
+                matches!(e, TokenFileError::Line { line: l, why: w, .. } if l == line && w == why),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(!msg.contains("aaaa") && !msg.contains("tiny"), "{msg}");
+        }
+        assert!(matches!(
+            parse("# nothing\n\n").unwrap_err(),
+            TokenFileError::Empty { .. }
+        ));
+    }
+
+    #[test]
+    fn reload_keeps_the_old_tokens_when_the_new_file_is_bad() {
+        let dir = std::env::temp_dir().join(format!("callmood-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens");
+        std::fs::write(&path, format!("{A} acme\n")).unwrap();
+        let auth = Auth::load(&path).unwrap();
+        std::fs::write(&path, format!("{B} globex\n")).unwrap();
+        assert_eq!(auth.reload().unwrap(), 1);
+        assert!(auth.tokens().tenant(A.as_bytes()).is_none());
+        assert_eq!(
+            auth.tokens().tenant(B.as_bytes()).as_deref(),
+            Some("globex")
+        );
+        std::fs::write(&path, "broken\n").unwrap();
+        assert!(auth.reload().is_err());
+        assert_eq!(
+            auth.tokens().tenant(B.as_bytes()).as_deref(),
+            Some("globex")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn call_ids_of_the_connectors_pass_and_others_are_refused_briefly() {
+        for ok in [
+            "CA5f6e1a2b3c4d5e6f708192a3b4c5d6e7",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "a84b4c76e66710@pc33.example.com",
+            "call-18d2f0a1b2c3",
+            "queue:42_x+y=",
+            &"x".repeat(MAX_CALL_ID_BYTES),
+        ] {
+            assert!(check_call_id(ok).is_ok(), "{ok}");
+        }
+        let huge = "y".repeat(1 << 20);
+        let e = check_call_id(&huge).unwrap_err().to_string();
+        assert!(e.len() < 200, "{e}");
+        assert!(e.contains("1048576 bytes"), "{e}");
+        for bad in [
+            "a b",
+            "a/b",
+            "naïve",
+            "x\n",
+            &"x".repeat(MAX_CALL_ID_BYTES + 1),
+        ] {
+            assert!(check_call_id(bad).is_err(), "{bad}");
+        }
+        assert_eq!(shown(&"é".repeat(40)), format!("{}…", "é".repeat(32)));
+    }
+}

@@ -1,0 +1,343 @@
+//! Issue 20: tokens and tenants, call id limits (and TLS). The server runs in-process
+//! without any model (prosody only): no audio needs to be understood here.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use callmood::call::CallSettings;
+use callmood::core::dsp::DspPlan;
+use callmood::proto::call_analyzer_client::CallAnalyzerClient;
+use callmood::proto::{self, stream_call_request, StreamCallRequest};
+use callmood::server::security::SecurityConfig;
+use callmood::server::session::Analyzer;
+use callmood::server::{serve_on, ServeConfig};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+const TOKEN_A: &str = "acme-0123456789abcdef";
+const TOKEN_B: &str = "globex-0123456789abcdef";
+/// How long `WatchCall` waits for a call that has no leg yet, in these tests.
+const JOIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
+    ServeConfig {
+        addr,
+        model: Default::default(),
+        emotion_model: None,
+        words_model: None,
+        asr: Default::default(),
+        max_calls: 16,
+        max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
+        idle_timeout: Duration::from_secs(30),
+        config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
+        call: CallSettings::default(),
+        legs: callmood::server::legs::LegsConfig {
+            rtp_addr: [127, 0, 0, 1].into(),
+            rtp_ports: 42000..=42999,
+            idle_timeout: Duration::from_secs(30),
+            join_timeout: JOIN_TIMEOUT,
+        },
+        audiosocket_addr: None,
+        metrics_addr: None,
+        drain_timeout: Duration::from_secs(1),
+        ws_addr: None,
+        ws: Default::default(),
+        security,
+    }
+}
+
+/// A server on loopback with the token file `tokens` (tenants acme and globex) and
+/// `tenant_max_calls`; it stops when the sender drops.
+async fn start(
+    dir: &Path,
+    tenant_max_calls: Option<usize>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("# test tenants\n{TOKEN_A} acme\n\n{TOKEN_B}   globex\n"),
+    )
+    .unwrap();
+    let security = SecurityConfig {
+        auth_tokens: Some(tokens),
+        tenant_max_calls,
+        media_tenant: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = config(addr, security);
+    let analyzer = Analyzer {
+        plan: DspPlan::new(),
+        asr: None,
+        voice: None,
+        words: None,
+        metrics: Default::default(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve_on(listener, None, None, analyzer, &cfg, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (addr, tx)
+}
+
+/// Adds the token to each request.
+type AddToken = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
+type Client = CallAnalyzerClient<InterceptedService<Channel, AddToken>>;
+
+/// A client that sends `authorization: Bearer TOKEN` (or nothing, for `None`).
+async fn client(addr: SocketAddr, token: Option<&str>) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let header: Option<tonic::metadata::AsciiMetadataValue> =
+        token.map(|t| format!("Bearer {t}").parse().unwrap());
+    let add: AddToken = Box::new(move |mut req: Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    CallAnalyzerClient::with_interceptor(channel, add)
+}
+
+fn rtp_leg(call_id: &str) -> proto::OpenRtpLegRequest {
+    proto::OpenRtpLegRequest {
+        call_id: call_id.into(),
+        encoding: proto::Encoding::Mulaw as i32,
+        ..Default::default()
+    }
+}
+
+fn watch(call_id: &str) -> proto::WatchCallRequest {
+    proto::WatchCallRequest {
+        call_id: call_id.into(),
+    }
+}
+
+fn close(call_id: &str, channel_id: u32) -> proto::CloseLegRequest {
+    proto::CloseLegRequest {
+        call_id: call_id.into(),
+        channel_id,
+    }
+}
+
+#[tokio::test]
+async fn requests_without_a_known_token_are_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(dir.path(), None).await;
+    for token in [None, Some("acme-0123456789abcdeX"), Some("")] {
+        let mut c = client(addr, token).await;
+        let e = c.watch_call(watch("c1")).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e:?}");
+        assert_eq!(
+            e.message(),
+            "authorization: a valid `Bearer` token is required"
+        );
+        let e = c.open_rtp_leg(rtp_leg("c1")).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let e = c.close_leg(close("c1", 0)).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(1);
+        drop(tx);
+        let e = c
+            .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let e = c
+            .analyze_recording(proto::AnalyzeRecordingRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    // The token itself is the whole secret: a right token opens the door.
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    a.open_rtp_leg(rtp_leg("c1")).await.unwrap();
+    a.close_leg(close("c1", 0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn another_tenants_call_is_out_of_reach_and_looks_like_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(dir.path(), None).await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut b = client(addr, Some(TOKEN_B)).await;
+    let leg = a
+        .open_rtp_leg(rtp_leg("shared-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(leg.channel_id, 0);
+
+    // WatchCall: the same code, message and wait for A's id as for an id nobody has.
+    let t = Instant::now();
+    let theirs = b.watch_call(watch("shared-1")).await.unwrap_err();
+    let waited_theirs = t.elapsed();
+    let t = Instant::now();
+    let nobodys = b.watch_call(watch("nobody-1")).await.unwrap_err();
+    let waited_nobodys = t.elapsed();
+    assert_eq!(theirs.code(), Code::PermissionDenied, "{theirs:?}");
+    assert_eq!(nobodys.code(), Code::PermissionDenied, "{nobodys:?}");
+    assert_eq!(
+        theirs.message(),
+        nobodys.message().replace("nobody-1", "shared-1")
+    );
+    assert_eq!(
+        theirs.message(),
+        "call \"shared-1\": no such call of this tenant"
+    );
+    for w in [waited_theirs, waited_nobodys] {
+        assert!(w >= JOIN_TIMEOUT && w < JOIN_TIMEOUT * 3, "{w:?}");
+    }
+
+    // CloseLeg: refused alike, and A's leg stays open.
+    let theirs = b.close_leg(close("shared-1", 0)).await.unwrap_err();
+    let nobodys = b.close_leg(close("nobody-1", 0)).await.unwrap_err();
+    assert_eq!(theirs.code(), Code::PermissionDenied);
+    assert_eq!(
+        theirs.message(),
+        nobodys.message().replace("nobody-1", "shared-1")
+    );
+
+    // OpenRtpLeg on A's id starts B's own call of that name (channel 0), exactly as
+    // for an id nobody has; nothing joins A's call: A's next leg is its channel 1.
+    let bs = b
+        .open_rtp_leg(rtp_leg("shared-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bs.channel_id, 0);
+    assert_ne!(bs.port, leg.port);
+    let a2 = a
+        .open_rtp_leg(rtp_leg("shared-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a2.channel_id, 1);
+
+    // Each tenant watches its own call of that id: A's summary lists A's two legs.
+    let mut wa = a.watch_call(watch("shared-1")).await.unwrap().into_inner();
+    let mut wb = b.watch_call(watch("shared-1")).await.unwrap().into_inner();
+    for ch in [0, 1] {
+        a.close_leg(close("shared-1", ch)).await.unwrap();
+    }
+    b.close_leg(close("shared-1", 0)).await.unwrap();
+    let legs_in_summary = |events: Vec<proto::CallEvent>| {
+        events
+            .into_iter()
+            .find_map(|e| match e.event {
+                Some(proto::call_event::Event::Summary(s)) => Some(s.legs.len()),
+                _ => None,
+            })
+            .expect("a summary")
+    };
+    let mut all_a = Vec::new();
+    while let Some(e) = wa.message().await.unwrap() {
+        all_a.push(e);
+    }
+    let mut all_b = Vec::new();
+    while let Some(e) = wb.message().await.unwrap() {
+        all_b.push(e);
+    }
+    assert_eq!(legs_in_summary(all_a), 2);
+    assert_eq!(legs_in_summary(all_b), 1);
+}
+
+#[tokio::test]
+async fn each_tenant_has_its_own_cap_on_calls_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(dir.path(), Some(2)).await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut b = client(addr, Some(TOKEN_B)).await;
+    a.open_rtp_leg(rtp_leg("a1")).await.unwrap();
+    a.open_rtp_leg(rtp_leg("a2")).await.unwrap();
+    // A second leg of a call in flight is no new call.
+    a.open_rtp_leg(rtp_leg("a2")).await.unwrap();
+    let e = a.open_rtp_leg(rtp_leg("a3")).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert_eq!(
+        e.message(),
+        "this tenant has 2 calls in flight, its limit: retry later"
+    );
+    // StreamCall counts too.
+    let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(1);
+    drop(tx);
+    let e = a
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    // The other tenant is not held up.
+    b.open_rtp_leg(rtp_leg("b1")).await.unwrap();
+    b.open_rtp_leg(rtp_leg("b2")).await.unwrap();
+    // A call that ends gives its place back.
+    a.close_leg(close("a1", 0)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match a.open_rtp_leg(rtp_leg("a3")).await {
+            Ok(_) => break,
+            Err(e) if e.code() == Code::ResourceExhausted && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn call_ids_are_limited_and_never_echoed_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(dir.path(), None).await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let huge = "x".repeat(1 << 20);
+    let check = |e: Status| {
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", &e.message()[..100]);
+        assert!(e.message().len() < 200, "{} bytes", e.message().len());
+        assert!(e.message().contains("1048576 bytes"), "{}", e.message());
+    };
+    check(a.watch_call(watch(&huge)).await.unwrap_err());
+    check(a.open_rtp_leg(rtp_leg(&huge)).await.unwrap_err());
+    check(a.close_leg(close(&huge, 0)).await.unwrap_err());
+    let config = StreamCallRequest {
+        request: Some(stream_call_request::Request::Config(proto::CallConfig {
+            call_id: huge.clone(),
+            channels: vec![proto::ChannelConfig {
+                channel_id: 0,
+                role: proto::Role::Caller as i32,
+                encoding: proto::Encoding::Mulaw as i32,
+                sample_rate_hz: 8000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+    };
+    let s = a
+        .stream_call(tokio_stream::iter(vec![config]))
+        .await
+        .unwrap_err();
+    check(s);
+    // A bad character is refused whatever the length.
+    let e = a.watch_call(watch("a/../b")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("a character outside"),
+        "{}",
+        e.message()
+    );
+    // Ids of the connectors pass: a Twilio call SID, a UUID, a SIP Call-ID.
+    for id in [
+        "CA5f6e1a2b3c4d5e6f708192a3b4c5d6e7",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "a84b4c76e66710@pc33.example.com",
+    ] {
+        a.open_rtp_leg(rtp_leg(id)).await.unwrap();
+        a.close_leg(close(id, 0)).await.unwrap();
+    }
+}
