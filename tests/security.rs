@@ -62,8 +62,13 @@ async fn start(
     let security = SecurityConfig {
         auth_tokens: Some(tokens),
         tenant_max_calls,
-        media_tenant: None,
+        ..Default::default()
     };
+    start_with(security).await
+}
+
+/// A server on loopback with these security settings.
+async fn start_with(security: SecurityConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = config(addr, security);
@@ -340,4 +345,74 @@ async fn call_ids_are_limited_and_never_echoed_in_full() {
         a.open_rtp_leg(rtp_leg(id)).await.unwrap();
         a.close_leg(close(id, 0)).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn tls_clients_connect_and_plaintext_ones_do_not() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let (addr, _stop) = start_with(SecurityConfig {
+        tls: Some(callmood::server::security::TlsFiles {
+            cert: cert_pem.clone(),
+            key: key_pem,
+            client_ca: None,
+        }),
+        ..Default::default()
+    })
+    .await;
+
+    // The crate's own client (`callmood stream` and the others) with --tls-ca.
+    let access = callmood::client::stream::Access {
+        tls_ca: Some(cert_pem.clone()),
+        token: None,
+    };
+    let mut c = callmood::client::stream::connect(&format!("https://{addr}"), &access)
+        .await
+        .unwrap();
+    c.open_rtp_leg(rtp_leg("tls-1")).await.unwrap();
+    c.close_leg(close("tls-1", 0)).await.unwrap();
+    // By name too.
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(cert.cert.pem()))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    CallAnalyzerClient::new(channel)
+        .open_rtp_leg(rtp_leg("tls-2"))
+        .await
+        .unwrap();
+
+    // Plaintext gets no answer from a TLS listener.
+    let plain = async {
+        let mut c = CallAnalyzerClient::connect(format!("http://{addr}")).await?;
+        c.open_rtp_leg(rtp_leg("plain-1")).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    };
+    let r = tokio::time::timeout(Duration::from_secs(10), plain)
+        .await
+        .expect("a plaintext client is refused, not left hanging");
+    assert!(r.is_err(), "a plaintext client got through");
+    // A client that trusts another certificate is refused too.
+    let other_ca = dir.path().join("other.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let untrusted = callmood::client::stream::connect(
+        &format!("https://{addr}"),
+        &callmood::client::stream::Access {
+            tls_ca: Some(other_ca),
+            token: None,
+        },
+    )
+    .await;
+    assert!(untrusted.is_err());
 }

@@ -18,6 +18,8 @@ use crate::report;
 
 #[derive(Args, Debug)]
 pub struct StreamArgs {
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// WAV file to play (its own encoding is sent: LINEAR16, MULAW or ALAW).
     pub file: PathBuf,
     /// Server URL, e.g. http://127.0.0.1:50051.
@@ -39,6 +41,8 @@ pub struct StreamArgs {
 
 #[derive(Args, Debug)]
 pub struct LoadtestArgs {
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// WAV recordings to play (each in its own encoding: LINEAR16, MULAW or ALAW; stereo:
     /// caller left, agent right); call k plays file k modulo their number.
     #[arg(required = true)]
@@ -69,6 +73,8 @@ pub struct LoadtestArgs {
 
 #[derive(Args, Debug)]
 pub struct ListenArgs {
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Server URL, e.g. http://127.0.0.1:50051.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
@@ -85,6 +91,26 @@ pub struct ListenArgs {
     /// Print the input devices (name, default configuration) and exit.
     #[arg(long)]
     pub list_devices: bool,
+}
+
+/// How the clients reach a secured server.
+#[derive(Args, Debug)]
+pub struct AccessArgs {
+    /// Trust the server's TLS certificate signed by this CA (PEM); use an https:// URL.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// Token sent as `authorization: Bearer TOKEN` (the server's --auth-tokens).
+    #[arg(long, env = "CALLMOOD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl AccessArgs {
+    fn access(&self) -> stream::Access {
+        stream::Access {
+            tls_ca: self.tls_ca.clone(),
+            token: self.token.clone(),
+        }
+    }
 }
 
 /// Checks `--chunk-ms`.
@@ -124,7 +150,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
         a.chunk_ms,
         0,
     );
-    let mut client = stream::connect(&a.server).await?;
+    let mut client = stream::connect(&a.server, &a.access.access()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(16);
     tx.send(stream::config_request(call_id, wire.configs, None))
         .await
@@ -162,7 +188,12 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
         calls.iter().map(|c| c.audio.duration_ms).max().unwrap_or(0) as f64 / 1000.0
     );
     let results = super::runtime()?
-        .block_on(loadtest::run(&a.server, calls, a.chunk_ms))
+        .block_on(loadtest::run(
+            &a.server,
+            &a.access.access(),
+            calls,
+            a.chunk_ms,
+        ))
         .context("a load-test call panicked")?;
     let report = LoadReport::of(&results);
     let max_delay = f64::from(a.max_delay_ms);
@@ -219,7 +250,7 @@ async fn listen_call(
 ) -> anyhow::Result<()> {
     use crate::client::listen::{pump, PumpEnd, CAPTURE_QUEUE};
     use std::sync::Arc;
-    let mut client = stream::connect(&a.server).await?;
+    let mut client = stream::connect(&a.server, &a.access.access()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let channel = proto::ChannelConfig {
         channel_id: 0,

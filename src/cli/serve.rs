@@ -72,6 +72,30 @@ pub struct SecurityArgs {
     /// With --auth-tokens: the tenant that owns calls coming over AudioSocket and WebSocket media (no tenant, so no RPC reaches them, if unset).
     #[arg(long, env = "CALLMOOD_MEDIA_TENANT", requires = "auth_tokens")]
     pub media_tenant: Option<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "CALLMOOD_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "CALLMOOD_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require client certificates signed by this CA (PEM); needs --tls-cert.
+    #[arg(
+        long,
+        env = "CALLMOOD_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
@@ -117,6 +141,19 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
         // Refused before the models load; the service reads the file again as it starts.
         crate::server::security::Tokens::read(path)?;
     }
+    let tls = match (sec.tls_cert, sec.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = server::security::TlsFiles {
+                cert,
+                key,
+                client_ca: sec.tls_client_ca,
+            };
+            // Refused before the models load when a file cannot be read.
+            files.server_config()?;
+            Some(files)
+        }
+        _ => None,
+    };
     let cfg = ServeConfig {
         addr: a.addr,
         model: a.asr.require_model()?.to_path_buf(),
@@ -147,6 +184,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
             auth_tokens: sec.auth_tokens,
             tenant_max_calls: sec.tenant_max_calls,
             media_tenant: sec.media_tenant,
+            tls,
         },
     };
     super::runtime()?.block_on(server::serve(cfg))

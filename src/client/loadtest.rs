@@ -81,12 +81,13 @@ pub fn plan(
 /// what each saw, in plan order. Fails only if a call's task panicked.
 pub async fn run(
     server: &str,
+    access: &stream::Access,
     calls: Vec<PlannedCall>,
     chunk_ms: u32,
 ) -> Result<Vec<CallResult>, tokio::task::JoinError> {
     let tasks: Vec<_> = calls
         .into_iter()
-        .map(|c| tokio::spawn(call(server.to_string(), c, chunk_ms)))
+        .map(|c| tokio::spawn(call(server.to_string(), access.clone(), c, chunk_ms)))
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -98,7 +99,12 @@ pub async fn run(
 /// One load-test call: sends its audio at real-time pace (tick k at k × `chunk_ms` after
 /// the start, carrying the audio of the chunk just spoken) and times each event against
 /// the moment its utterance's speech ended. A failure is recorded in the result.
-pub async fn call(server: String, planned: PlannedCall, chunk_ms: u32) -> CallResult {
+pub async fn call(
+    server: String,
+    access: stream::Access,
+    planned: PlannedCall,
+    chunk_ms: u32,
+) -> CallResult {
     use crate::proto::call_event::Event;
     use tokio::time::Instant;
     let PlannedCall { config, audio } = planned;
@@ -106,7 +112,7 @@ pub async fn call(server: String, planned: PlannedCall, chunk_ms: u32) -> CallRe
         audio_ms: audio.duration_ms,
         ..Default::default()
     };
-    let mut client = match stream::connect(&server).await {
+    let mut client = match stream::connect(&server, &access).await {
         Ok(c) => c,
         Err(e) => {
             r.error = Some(error_chain(&e));

@@ -26,8 +26,33 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Audio sent per `AudioChunk` unless told otherwise, ms.
 pub const DEFAULT_CHUNK_MS: u32 = 20;
 
-/// A `CallAnalyzer` client over one connection.
-pub type Client = CallAnalyzerClient<tonic::transport::Channel>;
+/// A `CallAnalyzer` client over one connection, sending its token (if any) with each call.
+pub type Client = CallAnalyzerClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+/// How to reach a secured server: the CA that signed its TLS certificate, and a token.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// PEM file of the CA (or the self-signed certificate) to trust; with it the URL
+    /// should be `https://`.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Sent as `authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+}
+
+/// Adds `authorization: Bearer TOKEN` to every request (nothing without a token).
+#[derive(Clone, Debug)]
+pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
 
 /// Why a call could not be made or did not finish. All of them end that call only.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +66,9 @@ pub enum StreamError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// `--tls-ca` or `--token` cannot be used (the token itself is never shown).
+    #[error("{0}")]
+    Access(String),
     /// The server answered the call with an error status before any event.
     #[error("server refused the call: {}: {}", .0.code(), .0.message())]
     Refused(tonic::Status),
@@ -53,14 +81,34 @@ pub enum StreamError {
     Output(#[source] std::io::Error),
 }
 
-/// A `StreamCall` client of `server` (a URL such as [`DEFAULT_SERVER`]).
-pub async fn connect(server: &str) -> Result<Client, StreamError> {
-    CallAnalyzerClient::connect(server.to_string())
-        .await
-        .map_err(|source| StreamError::Connect {
-            server: server.to_string(),
-            source,
-        })
+/// A `StreamCall` client of `server` (a URL such as [`DEFAULT_SERVER`]), over TLS and
+/// with a token as `access` says.
+pub async fn connect(server: &str, access: &Access) -> Result<Client, StreamError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let connect_error = |source| StreamError::Connect {
+        server: server.to_string(),
+        source,
+    };
+    let bearer = match &access.token {
+        Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
+            StreamError::Access("the token holds characters a header cannot carry".into())
+        })?),
+        None => None,
+    };
+    let mut endpoint = Endpoint::from_shared(server.to_string()).map_err(connect_error)?;
+    if let Some(ca) = &access.tls_ca {
+        let pem = std::fs::read(ca).map_err(|e| {
+            StreamError::Access(format!("cannot read --tls-ca {}: {e}", ca.display()))
+        })?;
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(connect_error)?;
+    }
+    let channel = endpoint.connect().await.map_err(connect_error)?;
+    Ok(CallAnalyzerClient::with_interceptor(
+        channel,
+        Bearer(bearer),
+    ))
 }
 
 /// The first message of a call: its id, channels and options, in English.

@@ -263,7 +263,15 @@ pub async fn serve_on(
         }
         let _ = drained_tx.send(());
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    match &cfg.security.tls {
+        Some(tls) => {
+            builder = builder.tls_config(tls.server_config()?)?;
+            eprintln!("callmood: gRPC {}", tls.describe());
+        }
+        None => eprintln!("callmood: gRPC TLS off: plaintext (loopback and development only)"),
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(svc)

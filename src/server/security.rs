@@ -39,6 +39,50 @@ pub struct SecurityConfig {
     /// The tenant that owns calls arriving over AudioSocket and WebSocket media, which
     /// carry no token; `None`: no tenant, so with tokens no RPC can reach them.
     pub media_tenant: Option<String>,
+    /// TLS for gRPC; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of `serve --tls-cert/--tls-key/--tls-client-ca`.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// CA whose client certificates are required; `None`: clients need none.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The rustls settings of the gRPC listener; an unreadable file is named.
+    pub fn server_config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let read = |flag: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {flag} {}: {e}", p.display()))
+        };
+        let identity = Identity::from_pem(
+            read("--tls-cert", &self.cert)?,
+            read("--tls-key", &self.key)?,
+        );
+        let mut cfg = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            cfg = cfg.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+        }
+        Ok(cfg)
+    }
+
+    /// What the start line says.
+    pub fn describe(&self) -> String {
+        match &self.client_ca {
+            Some(ca) => format!(
+                "TLS on ({}), client certificates signed by {} required",
+                self.cert.display(),
+                ca.display()
+            ),
+            None => format!("TLS on ({})", self.cert.display()),
+        }
+    }
 }
 
 /// Whether `b` is a byte that call ids may hold: letters, digits and `. _ : @ + = -`
