@@ -416,3 +416,68 @@ async fn tls_clients_connect_and_plaintext_ones_do_not() {
     .await;
     assert!(untrusted.is_err());
 }
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_its_certificate_get_in() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = signed(vec!["localhost".into()]);
+    let (client_cert, client_key) = signed(vec!["dialler.acme".into()]);
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (addr, _stop) = start_with(SecurityConfig {
+        tls: Some(callmood::server::security::TlsFiles {
+            cert: path("server.pem", &server_cert),
+            key: path("server.key", &server_key),
+            client_ca: Some(path("ca.pem", &ca.pem())),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let try_call = |identity: Option<Identity>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.pem()))
+            .domain_name("localhost");
+        if let Some(id) = identity {
+            tls = tls.identity(id);
+        }
+        async move {
+            let channel = Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(tls)?
+                .connect()
+                .await?;
+            CallAnalyzerClient::new(channel)
+                .open_rtp_leg(rtp_leg("mtls-1"))
+                .await?;
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }
+    };
+    let with = tokio::time::timeout(
+        Duration::from_secs(10),
+        try_call(Some(Identity::from_pem(client_cert, client_key))),
+    )
+    .await
+    .unwrap();
+    assert!(with.is_ok(), "{with:?}");
+    let without = tokio::time::timeout(Duration::from_secs(10), try_call(None))
+        .await
+        .unwrap();
+    assert!(without.is_err(), "a client without a certificate got in");
+}
