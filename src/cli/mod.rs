@@ -9,11 +9,13 @@
 //!   (the gRPC client itself is [`crate::client`]).
 //! - [`train`]: `train` and `eval`, the voice emotion model on a labelled corpus.
 //! - [`text`]: `train-text` and `eval-text`, the words emotion model.
+//! - [`audit`]: `audit`, the voice model's fairness audit.
 //! - [`model`]: `model convert`.
 //! - [`score`]: `score wer` and `score uar`, the crate's metrics for the scripts in tools/.
 //! - [`args`]: the argument groups several subcommands share.
 pub mod analyze;
 pub mod args;
+pub mod audit;
 pub mod client;
 pub mod model;
 pub mod score;
@@ -72,6 +74,10 @@ pub enum Command {
     /// Score a labelled corpus with the voice emotion model, through the service's own
     /// path: UAR, per-class recall, confusion, per-gender UAR, calibration.
     Eval(EvalArgs),
+    /// Fairness audit of the voice emotion model on labelled corpora: UAR, accuracy,
+    /// calibration and calm false alarms per gender, age group, corpus and accent, with
+    /// speaker-bootstrap intervals and one verdict per pair of groups (text, JSON or HTML).
+    Audit(audit::AuditArgs),
     /// Score texts or labels with the crate's own metrics (word error rate, UAR): JSON on
     /// stdout, for the measurement scripts in tools/.
     #[command(subcommand)]
@@ -92,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EvalText(a) => text::eval_text(a),
         Command::Train(a) => train::train(a),
         Command::Eval(a) => train::eval(a),
+        Command::Audit(a) => audit::audit(a),
         Command::Model(m) => model::run(m),
         Command::Score(s) => score::run(s),
     }

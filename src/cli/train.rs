@@ -124,9 +124,17 @@ fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
     Ok(corpus)
 }
 
+/// The name a corpus goes by when several are merged: its directory's name.
+pub(super) fn corpus_name(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
 /// Reads every `--corpus` and `--neutral-corpus`: one corpus read alone keeps its speaker
 /// ids; several are merged, each speaker named `DIR-NAME/speaker`.
-fn read_training_labels(
+pub(super) fn read_training_labels(
     corpora: &[PathBuf],
     neutral: &[PathBuf],
 ) -> anyhow::Result<crate::train::corpus::Corpus> {
@@ -137,10 +145,7 @@ fn read_training_labels(
     let mut parts: Vec<(String, corpus::Corpus)> = Vec::new();
     let dirs = corpora.iter().map(|d| (d, false));
     for (dir, calm) in dirs.chain(neutral.iter().map(|d| (d, true))) {
-        let name = std::path::absolute(dir)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| dir.display().to_string());
+        let name = corpus_name(dir);
         if parts.iter().any(|(n, _)| *n == name) {
             bail!(
                 "{}: two corpora named `{name}`: corpus directories must have different names",
@@ -180,7 +185,9 @@ fn read_corpus(
 }
 
 /// Loads a corpus's audio and says on stderr which clips could not be read.
-fn load_audio(corpus: &crate::train::corpus::Corpus) -> crate::train::dataset::LoadedAudio {
+pub(super) fn load_audio(
+    corpus: &crate::train::corpus::Corpus,
+) -> crate::train::dataset::LoadedAudio {
     let loaded = crate::train::dataset::load(corpus);
     for (i, e) in &loaded.failed {
         eprintln!("callmood: skipped {}: {e}", corpus.clips[*i].path.display());

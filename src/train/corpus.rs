@@ -115,7 +115,11 @@ pub fn merge(parts: Vec<(String, Corpus)>) -> Corpus {
     out
 }
 
-fn read(dir: &Path, all_neutral: bool) -> Result<Corpus, CorpusError> {
+/// An open `dir/manifest.csv` (fields trimmed): its path, reader and header row.
+pub type Manifest = (PathBuf, csv::Reader<std::fs::File>, csv::StringRecord);
+
+/// Opens `dir/manifest.csv` and reads its header row.
+pub fn open_manifest(dir: &Path) -> Result<Manifest, CorpusError> {
     let path = dir.join("manifest.csv");
     let err = |source| CorpusError::Manifest {
         path: path.clone(),
@@ -126,6 +130,15 @@ fn read(dir: &Path, all_neutral: bool) -> Result<Corpus, CorpusError> {
         .from_path(&path)
         .map_err(err)?;
     let headers = rdr.headers().map_err(err)?.clone();
+    Ok((path, rdr, headers))
+}
+
+fn read(dir: &Path, all_neutral: bool) -> Result<Corpus, CorpusError> {
+    let (path, mut rdr, headers) = open_manifest(dir)?;
+    let err = |source| CorpusError::Manifest {
+        path: path.clone(),
+        source,
+    };
     let mut idx = [0usize; 4];
     let required = if all_neutral { 3 } else { 4 };
     for (slot, column) in idx.iter_mut().zip(REQUIRED_COLUMNS).take(required) {

@@ -204,6 +204,34 @@ pub fn evaluate(
     condition: Condition,
     seed: u64,
 ) -> EvalReport {
+    let p = predict(plan, corpus, loaded, model, condition, seed, true);
+    report(corpus, loaded, condition, p)
+}
+
+/// The per-clip predictions [`evaluate`] scores, one set per protocol.
+#[derive(Clone, Debug, Default)]
+pub struct EvalPredictions {
+    /// Each clip alone.
+    pub cold: Predictions,
+    /// Each speaker's clips as one call, shuffled.
+    pub running: Predictions,
+    /// Each speaker's clips as one call, neutral first (empty unless asked for).
+    pub calm_first: Predictions,
+    /// Readable clips without any utterance in the running protocol.
+    pub no_utterance: usize,
+}
+
+/// The per-clip predictions of [`evaluate`]: cold and running, and calm first when
+/// `calm_first` is set (left empty otherwise, saving a third pass).
+pub fn predict(
+    plan: &Arc<DspPlan>,
+    corpus: &Corpus,
+    loaded: &LoadedAudio,
+    model: &Arc<VoiceModel>,
+    condition: Condition,
+    seed: u64,
+    calm_first: bool,
+) -> EvalPredictions {
     let probs_of = |u: &ClipUtterance| -> Option<[f32; N_CLASSES]> {
         let e = u.ended.prosody.emotion.as_ref()?;
         Some([e.neutral, e.happy, e.angry, e.sad, e.fearful])
@@ -277,10 +305,14 @@ pub fn evaluate(
             .collect::<Vec<_>>()
     };
     let running_groups = as_calls(&|speaker, idx| running_order(idx.len(), seed, speaker));
-    let calm_groups = as_calls(&|speaker, idx| {
-        let classes: Vec<usize> = idx.iter().map(|&i| corpus.clips[i].class).collect();
-        eval_calm_first_order(&classes, seed, speaker)
-    });
+    let calm_groups = if calm_first {
+        as_calls(&|speaker, idx| {
+            let classes: Vec<usize> = idx.iter().map(|&i| corpus.clips[i].class).collect();
+            eval_calm_first_order(&classes, seed, speaker)
+        })
+    } else {
+        Vec::new()
+    };
 
     // The predictions of `(clip, probabilities)` pairs, and how many clips had none.
     let collect = |pairs: Vec<(usize, Option<Vec<f32>>)>| {
@@ -297,7 +329,23 @@ pub fn evaluate(
     let (p_cold, _) = collect(cold.into_iter().enumerate().collect());
     let (p_run, no_utterance) = collect(running_groups.into_iter().flatten().collect());
     let (p_calm, _) = collect(calm_groups.into_iter().flatten().collect());
-    let (cold, running, calm_first) = (p_cold.score(), p_run.score(), p_calm.score());
+    EvalPredictions {
+        cold: p_cold,
+        running: p_run,
+        calm_first: p_calm,
+        no_utterance,
+    }
+}
+
+/// The report of [`evaluate`] from its predictions.
+fn report(
+    corpus: &Corpus,
+    loaded: &LoadedAudio,
+    condition: Condition,
+    p: EvalPredictions,
+) -> EvalReport {
+    let no_utterance = p.no_utterance;
+    let (cold, running, calm_first) = (p.cold.score(), p.running.score(), p.calm_first.score());
     let mut skipped = BTreeMap::new();
     skipped.insert("unreadable".to_string(), loaded.failed.len());
     skipped.insert("no_utterance".to_string(), no_utterance);
