@@ -69,6 +69,15 @@ async fn start(
 
 /// A server on loopback with these security settings.
 async fn start_with(security: SecurityConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_serving(security, None).await
+}
+
+/// A server on loopback with these security settings, and an AudioSocket listener if
+/// one is given.
+async fn start_serving(
+    security: SecurityConfig,
+    audiosocket: Option<tokio::net::TcpListener>,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = config(addr, security);
@@ -81,7 +90,7 @@ async fn start_with(security: SecurityConfig) -> (SocketAddr, tokio::sync::onesh
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve_on(listener, None, None, analyzer, &cfg, async {
+        serve_on(listener, audiosocket, None, analyzer, &cfg, async {
             let _ = rx.await;
         })
         .await
@@ -480,4 +489,53 @@ async fn with_a_client_ca_only_clients_with_its_certificate_get_in() {
         .await
         .unwrap();
     assert!(without.is_err(), "a client without a certificate got in");
+}
+
+#[tokio::test]
+async fn calls_of_transports_without_tokens_belong_to_the_media_tenant() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN_A} acme\n{TOKEN_B} globex\n")).unwrap();
+    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let as_addr = audiosocket.local_addr().unwrap();
+    let (addr, _stop) = start_serving(
+        SecurityConfig {
+            auth_tokens: Some(tokens),
+            media_tenant: Some("acme".into()),
+            ..Default::default()
+        },
+        Some(audiosocket),
+    )
+    .await;
+    // An AudioSocket call: its UUID, 200 ms of silence, then a hang-up.
+    let uuid: Vec<u8> = (0u8..16).collect();
+    let id = "00010203-0405-0607-0809-0a0b0c0d0e0f";
+    let mut conn = tokio::net::TcpStream::connect(as_addr).await.unwrap();
+    let mut frames = vec![0x01, 0, 16];
+    frames.extend(&uuid);
+    conn.write_all(&frames).await.unwrap();
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut b = client(addr, Some(TOKEN_B)).await;
+    let mut watched = a.watch_call(watch(id)).await.unwrap().into_inner();
+    let e = b.watch_call(watch(id)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = b.close_leg(close(id, 0)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    for _ in 0..10 {
+        let mut audio = vec![0x10, 0x01, 0x40];
+        audio.extend(vec![0u8; 320]);
+        conn.write_all(&audio).await.unwrap();
+    }
+    conn.write_all(&[0x00, 0, 0]).await.unwrap();
+    let mut summary = false;
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), watched.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        assert_eq!(ev.call_id, id);
+        summary |= matches!(ev.event, Some(proto::call_event::Event::Summary(_)));
+    }
+    assert!(summary, "the media tenant watched the call to its summary");
 }
