@@ -28,7 +28,7 @@ pub struct StreamArgs {
     /// Playback speed: 1 is real time, 10 ten times faster.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
-    /// Call id (defaults to the file name).
+    /// Call id (defaults to the file name, characters other than A-Z a-z 0-9 . _ : @ + = - as `_`).
     #[arg(long)]
     pub call_id: Option<String>,
     /// Chunk length, ms.
@@ -134,10 +134,9 @@ pub(super) fn stream(a: StreamArgs) -> anyhow::Result<()> {
     }
     check_chunk_ms(a.chunk_ms)?;
     let wav = read_wav(&a.file)?;
-    let call_id = a
-        .call_id
-        .clone()
-        .unwrap_or_else(|| crate::replay::call_id_of(&a.file));
+    let call_id = a.call_id.clone().unwrap_or_else(|| {
+        crate::server::security::call_id_from(&crate::replay::call_id_of(&a.file))
+    });
     super::runtime()?.block_on(stream_file(a, wav, call_id))
 }
 

@@ -117,6 +117,17 @@ pub fn check_call_id(id: &str) -> Result<(), ServerError> {
     })
 }
 
+/// A call id the service accepts made from any text (e.g. a file name): characters
+/// outside the alphabet become `_`, and it is cut to [`MAX_CALL_ID_BYTES`].
+pub fn call_id_from(text: &str) -> String {
+    let mut id: String = text
+        .bytes()
+        .map(|b| if call_id_byte(b) { b as char } else { '_' })
+        .collect();
+    id.truncate(MAX_CALL_ID_BYTES);
+    id
+}
+
 /// Why a token file was refused. Names lines, never their text.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenFileError {
@@ -442,5 +453,7 @@ mod tests {
             assert!(check_call_id(bad).is_err(), "{bad}");
         }
         assert_eq!(shown(&"é".repeat(40)), format!("{}…", "é".repeat(32)));
+        assert_eq!(call_id_from("day 1/Müller"), "day_1_M__ller");
+        assert!(check_call_id(&call_id_from(&"é x".repeat(100))).is_ok());
     }
 }
