@@ -556,3 +556,39 @@ fn score_prints_the_crate_metrics_as_json() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["uar"].as_f64(), Some(0.5), "{v}");
 }
+
+/// `audit` scores a corpus with the shipped model and writes the page and the verdicts:
+/// one speaker a gender, so the gender verdicts cannot be settled.
+#[test]
+fn audit_writes_a_self_contained_page_and_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_corpus(dir.path());
+    let page = dir.path().join("audit.html");
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["audit", "--format", "html", "--age", "s1=64", "--corpus"])
+        .arg(dir.path())
+        .arg("--model")
+        .arg("models/emotion-voice.json")
+        .arg("--out")
+        .arg(&page));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Running (each speaker as one call"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not settled (one speaker in a group"),
+        "{stdout}"
+    );
+    // Only s1 has an age: one age group, nothing to compare.
+    assert!(
+        stdout.contains("age group: one group only (60 and over)"),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<style>"));
+    assert!(
+        !html.contains("<script") && !html.contains("src="),
+        "{html}"
+    );
+}
