@@ -450,7 +450,9 @@ pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {
     } else {
         Condition::Clean
     };
-    let r = dataset::evaluate(&DspPlan::new(), &corpus, &loaded, &model, condition, a.seed);
+    let plan = DspPlan::new();
+    let p = dataset::predict(&plan, &corpus, &loaded, &model, condition, a.seed, true);
+    let r = dataset::evaluate(&corpus, &loaded, condition, p);
     let mut out = std::io::stdout().lock();
     match a.format {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string(&r)?)?,

@@ -191,24 +191,7 @@ pub struct EvalReport {
     pub calm_first: Scored,
 }
 
-/// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
-/// the model set on the call core): each clip alone (cold) and each speaker's clips as one
-/// call in a shuffled order (running), and as one call with the neutral clips first
-/// (calm first; see [`crate::train::voice`]). A clip's probabilities are the mean of its
-/// utterances' `UtteranceProsody.emotion`.
-pub fn evaluate(
-    plan: &Arc<DspPlan>,
-    corpus: &Corpus,
-    loaded: &LoadedAudio,
-    model: &Arc<VoiceModel>,
-    condition: Condition,
-    seed: u64,
-) -> EvalReport {
-    let p = predict(plan, corpus, loaded, model, condition, seed, true);
-    report(corpus, loaded, condition, p)
-}
-
-/// The per-clip predictions [`evaluate`] scores, one set per protocol.
+/// The per-clip predictions of [`predict`], one set per protocol.
 #[derive(Clone, Debug, Default)]
 pub struct EvalPredictions {
     /// Each clip alone.
@@ -221,8 +204,12 @@ pub struct EvalPredictions {
     pub no_utterance: usize,
 }
 
-/// The per-clip predictions of [`evaluate`]: cold and running, and calm first when
-/// `calm_first` is set (left empty otherwise, saving a third pass).
+/// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
+/// the model set on the call core): each clip alone (cold) and each speaker's clips as one
+/// call in a shuffled order (running), and, when `calm_first` is set, as one call with the
+/// neutral clips first (calm first; see [`crate::train::voice`]; left empty otherwise,
+/// saving a third pass). A clip's probabilities are the mean of its utterances'
+/// `UtteranceProsody.emotion`. [`evaluate`] turns them into `callmood eval`'s report.
 pub fn predict(
     plan: &Arc<DspPlan>,
     corpus: &Corpus,
@@ -337,8 +324,8 @@ pub fn predict(
     }
 }
 
-/// The report of [`evaluate`] from its predictions.
-fn report(
+/// `callmood eval`'s report of the predictions of [`predict`] (run with `calm_first`).
+pub fn evaluate(
     corpus: &Corpus,
     loaded: &LoadedAudio,
     condition: Condition,
