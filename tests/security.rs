@@ -171,6 +171,22 @@ async fn requests_without_a_known_token_are_unauthenticated() {
             .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
     }
+    // A token of another scheme is no bearer token.
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let basic: AddToken = Box::new(|mut req: Request<()>| {
+        let v = format!("Basic {TOKEN_A}").parse().unwrap();
+        req.metadata_mut().insert("authorization", v);
+        Ok(req)
+    });
+    let e = CallAnalyzerClient::with_interceptor(channel, basic)
+        .watch_call(watch("c1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
     // The token itself is the whole secret: a right token opens the door.
     let mut a = client(addr, Some(TOKEN_A)).await;
     a.open_rtp_leg(rtp_leg("c1")).await.unwrap();

@@ -305,12 +305,21 @@ impl tonic::service::Interceptor for Authenticate {
         let tenant = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|v| bearer_token(v.as_bytes()))
             .and_then(|token| auth.tokens().tenant(token.trim_ascii()))
             .ok_or_else(|| status(ServerError::Unauthenticated))?;
         req.extensions_mut().insert(Caller(tenant));
         Ok(req)
     }
+}
+
+/// The token of an `authorization` value `Bearer TOKEN` (the scheme in any case, as
+/// RFC 6750 allows).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| token.trim_ascii())
 }
 
 /// Reloads the token file on every SIGHUP until the task is dropped.
@@ -425,6 +434,14 @@ mod tests {
             Some("globex")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_taken_in_any_case() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"bearer  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Basic abc"), None);
+        assert_eq!(bearer_token(b"Bearer"), None);
     }
 
     #[test]
