@@ -136,6 +136,7 @@ pub fn read_speaker_attributes(
     let speaker = column("speaker").ok_or(CorpusError::MissingColumn {
         path: path.clone(),
         column: "speaker",
+        need: &crate::train::corpus::REQUIRED_COLUMNS,
     })?;
     let wanted: Vec<(&str, usize)> = ATTRIBUTE_COLUMNS
         .iter()

@@ -35,12 +35,14 @@ pub enum CorpusError {
         source: csv::Error,
     },
     /// A required column is missing.
-    #[error("{path}: no column `{column}` (need {REQUIRED_COLUMNS:?})")]
+    #[error("{path}: no column `{column}` (need {need:?})")]
     MissingColumn {
         /// The manifest's path.
         path: PathBuf,
         /// The missing column.
         column: &'static str,
+        /// The columns this kind of manifest needs.
+        need: &'static [&'static str],
     },
     /// An audio file could not be read or decoded.
     #[error("{path}: {reason}")]
@@ -148,6 +150,7 @@ fn read(dir: &Path, all_neutral: bool) -> Result<Corpus, CorpusError> {
             .ok_or(CorpusError::MissingColumn {
                 path: path.clone(),
                 column,
+                need: &REQUIRED_COLUMNS[..required],
             })?;
     }
     let mut corpus = Corpus::default();
@@ -354,7 +357,23 @@ mod tests {
         )
         .unwrap();
         // Without an emotion column the labelled reader refuses it, the neutral one takes it.
-        assert!(read_manifest(b.path()).is_err());
+        let e = read_manifest(b.path()).unwrap_err().to_string();
+        assert!(e.contains("no column `emotion`"), "{e}");
+        std::fs::write(
+            b.path().join("manifest.csv"),
+            "file,speaker,source\nr.flac,s1,LibriSpeech\n",
+        )
+        .unwrap();
+        let e = read_neutral_manifest(b.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(r#"no column `gender` (need ["file", "speaker", "gender"])"#),
+            "{e}"
+        );
+        std::fs::write(
+            b.path().join("manifest.csv"),
+            "file,speaker,gender,source\nr.flac,s1,M,LibriSpeech\n",
+        )
+        .unwrap();
         let calm = read_neutral_manifest(b.path()).unwrap();
         assert_eq!(
             (calm.clips[0].class, calm.clips[0].assumed_neutral),
