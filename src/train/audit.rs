@@ -17,12 +17,12 @@ use crate::core::rng::SplitMix64;
 use crate::emotion::metrics::{argmax, confusion, ece, uar};
 use crate::emotion::N_CLASSES;
 use crate::report::html::escape;
-use crate::train::voice::{Predictions, BOOTSTRAP_RESAMPLES};
+use crate::train::voice::{percentiles_95, CalmFalseAlarms, Predictions, BOOTSTRAP_RESAMPLES};
 
 /// Class indices in [`crate::emotion::CLASSES`].
 const NEUTRAL: usize = 0;
+#[cfg(test)]
 const ANGRY: usize = 2;
-const FEARFUL: usize = 4;
 
 /// Manifest columns read as speaker attributes, besides gender.
 pub const ATTRIBUTE_COLUMNS: [&str; 2] = ["age", "accent"];
@@ -224,24 +224,14 @@ fn figures(p: &Predictions, pred: &[usize], clips: &[usize]) -> [f32; 5] {
     let probs: Vec<Vec<f32>> = clips.iter().map(|&i| p.probs[i].clone()).collect();
     let n = clips.len().max(1) as f32;
     let right = y.iter().zip(&yp).filter(|(a, b)| a == b).count() as f32;
-    let calm: Vec<usize> = clips
-        .iter()
-        .copied()
-        .filter(|&i| p.y[i] == NEUTRAL)
-        .collect();
-    let share = |c: usize| {
-        if calm.is_empty() {
-            f32::NAN
-        } else {
-            calm.iter().filter(|&&i| pred[i] == c).count() as f32 / calm.len() as f32
-        }
-    };
+    let calm = CalmFalseAlarms::of(&y, &probs);
+    let share = |f: fn(&CalmFalseAlarms) -> f32| calm.as_ref().map_or(f32::NAN, f);
     [
         uar(&confusion(&y, &yp, N_CLASSES)),
         right / n,
         ece(&probs, &y, 10),
-        share(ANGRY),
-        share(FEARFUL),
+        share(|c| c.angry_share),
+        share(|c| c.fearful_share),
     ]
 }
 
@@ -268,9 +258,7 @@ fn interval_95(mut v: Vec<f32>) -> [f32; 2] {
     if v.is_empty() {
         return [f32::NAN; 2];
     }
-    v.sort_by(f32::total_cmp);
-    let at = |q: f32| v[((q * (v.len() - 1) as f32).round() as usize).min(v.len() - 1)];
-    [at(0.025), at(0.975)]
+    percentiles_95(&mut v)
 }
 
 /// A group's figures with their speaker-bootstrap intervals.

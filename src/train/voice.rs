@@ -217,7 +217,7 @@ pub struct CalmFalseAlarms {
 
 impl CalmFalseAlarms {
     /// Of the clips with true class neutral (class 0); `None` when there are none.
-    fn of(y: &[usize], probs: &[Vec<f32>]) -> Option<Self> {
+    pub(crate) fn of(y: &[usize], probs: &[Vec<f32>]) -> Option<Self> {
         let calm: Vec<&Vec<f32>> = y
             .iter()
             .zip(probs)
@@ -443,7 +443,7 @@ pub fn speaker_interval(
 }
 
 /// The 2.5th and 97.5th percentiles of `v` (nearest rank; sorts `v`).
-fn percentiles_95(v: &mut [f32]) -> [f32; 2] {
+pub(crate) fn percentiles_95(v: &mut [f32]) -> [f32; 2] {
     v.sort_by(f32::total_cmp);
     let at = |q: f32| v[((q * (v.len() - 1) as f32).round() as usize).min(v.len() - 1)];
     [at(0.025), at(0.975)]
