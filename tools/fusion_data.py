@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Builds the held-out predictions the voice/words fusion is fitted and measured on (issue 17,
+item 3): every clip through `callmood analyze` as 8 kHz mu-law (each clip its own call, cold
+start, Whisper transcripts), one JSON line per utterance with the voice-only estimate (the
+`utterance_prosody` event: probabilities and unfamiliarity), the fused one the binary made
+(the `utterance` event) and the transcript, then the words model's probabilities of that
+transcript (`callmood eval-text --per-line`) and its prior (the probabilities of an empty
+transcript, which fusion compares them with).
+
+Sets (`set`, `split` fit/test; speakers or sentences split in halves, never clips):
+  ravdess   RAVDESS actors 13-18 scored by a voice model trained on actors 01-12
+            (--ravdess-model): emotional voices, neutral words. fit 13-15, test 16-18.
+  spoken    GoEmotions dev rows of one class (--per-class of each), spoken by espeak-ng in a
+            flat voice: only the words carry the emotion. fit/test alternate.
+  read      read-speech/ readers, labelled neutral: calm voices, ordinary words. Speakers
+            sorted by id, even ones fit, odd ones test (the halves of models/README.md).
+  tess, savee  acted corpora the shipped voice model never saw (every --step-th TESS clip):
+            emotional voices, neutral words. test only.
+
+  python3 tools/fusion_data.py --data ../shared/data --ravdess-model M0112.json --out F.jsonl
+"""
+import argparse, csv, json, os, random, subprocess, sys, tempfile
+
+from callmood_events import ROOT, analyze
+
+CLASSES = ["neutral", "happy", "angry", "sad", "fearful"]
+MAP = {"calm": "neutral", "disgust": "angry"}
+GO = {"anger": "angry", "disgust": "angry", "fear": "fearful", "joy": "happy",
+      "neutral": "neutral", "sadness": "sad"}
+
+
+def to_phone(src, dst, pad=False):
+    """src as 8 kHz mu-law mono (the phone line without noise), optionally padded."""
+    cmd = ["sox", "-R", src, "-r", "8000", "-c", "1", "-e", "u-law", dst]
+    if pad:
+        cmd += ["pad", "0.5", "0.5"]
+    subprocess.run(cmd, check=True)
+
+
+def corpus_items(root, name, tmp, keep, split_of):
+    rows = list(csv.DictReader(open(os.path.join(root, "manifest.csv"))))
+    out = []
+    for i, r in enumerate(rows):
+        label = MAP.get(r.get("emotion", "neutral"), r.get("emotion", "neutral"))
+        if label not in CLASSES or not keep(i, r):
+            continue
+        wav = os.path.join(tmp, f"{name}-{i}.wav")
+        to_phone(os.path.join(root, r["file"]), wav)
+        out.append({"set": name, "split": split_of(r), "wav": wav, "label": label,
+                    "speaker": r["speaker"], "text": r.get("transcript", "")})
+    return out
+
+
+def spoken_items(dev, per_class, tmp, seed):
+    labels = [l.strip() for l in open(os.path.join(os.path.dirname(dev), "labels.txt"))]
+    by_class = {c: [] for c in CLASSES}
+    for line in open(dev):
+        text, ids, _ = line.rstrip("\n").split("\t")
+        names = {labels[int(k)] for k in ids.split(",")} - {"surprise"}
+        classes = {GO[n] for n in names}
+        if len(classes) == 1 and len(text.split()) >= 3:
+            by_class[classes.pop()].append(text)
+    rng = random.Random(seed)
+    out = []
+    for c in CLASSES:
+        rows = by_class[c][:]
+        rng.shuffle(rows)
+        for j, text in enumerate(rows[:per_class]):
+            raw = os.path.join(tmp, f"spoken-{c}-{j}.raw.wav")
+            wav = os.path.join(tmp, f"spoken-{c}-{j}.wav")
+            subprocess.run(["espeak-ng", "-w", raw, text], check=True)
+            to_phone(raw, wav, pad=True)
+            out.append({"set": "spoken", "split": "fit" if j % 2 == 0 else "test", "wav": wav,
+                        "label": c, "speaker": "espeak", "text": text})
+    return out
+
+
+def words_scores(binary, texts, tmp):
+    """The words model's probabilities of each text, and its prior (an empty transcript)."""
+    path = os.path.join(tmp, "words.tsv")
+    with open(path, "w") as f:
+        f.write("[BLANK_AUDIO]\tneutral\n")
+        for t in texts:
+            f.write(t.replace("\t", " ").replace("\n", " ") + "\tneutral\n")
+    run = subprocess.run([binary, "eval-text", "--sentences", path, "--per-line"],
+                         cwd=ROOT, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"callmood eval-text failed:\n{run.stderr}")
+    rows = [json.loads(l) for l in run.stdout.splitlines()]
+    if len(rows) != len(texts) + 1:
+        sys.exit(f"eval-text gave {len(rows)} lines for {len(texts) + 1}")
+    return rows[0], rows[1:]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--ravdess-model", required=True, help="voice model trained on actors 01-12")
+    ap.add_argument("--per-class", type=int, default=50)
+    ap.add_argument("--tess-step", type=int, default=8)
+    ap.add_argument("--sets", default="ravdess,spoken,read,tess,savee")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/callmood"))
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp()
+    sets = a.sets.split(",")
+    groups = []  # (items, analyze options)
+    if "ravdess" in sets:
+        actor = lambda r: int(r["speaker"].replace("actor", ""))
+        items = corpus_items(os.path.join(a.data, "ravdess-train"), "ravdess", tmp,
+                             lambda i, r: actor(r) >= 13,
+                             lambda r: "fit" if actor(r) <= 15 else "test")
+        groups.append((items, ["--emotion-model", os.path.abspath(a.ravdess_model)]))
+    if "spoken" in sets:
+        groups.append((spoken_items(os.path.join(a.data, "goemotions", "dev.tsv"),
+                                    a.per_class, tmp, a.seed), []))
+    if "read" in sets:
+        root = os.path.join(a.data, "read-speech")
+        spk = sorted({r["speaker"] for r in csv.DictReader(open(os.path.join(root, "manifest.csv")))})
+        half = {s: ("fit" if k % 2 == 0 else "test") for k, s in enumerate(spk)}
+        groups.append((corpus_items(root, "read", tmp, lambda i, r: True,
+                                    lambda r: half[r["speaker"]]), []))
+    if "tess" in sets:
+        groups.append((corpus_items(os.path.join(a.data, "tess"), "tess", tmp,
+                                    lambda i, r: i % a.tess_step == 0, lambda r: "test"), []))
+    if "savee" in sets:
+        groups.append((corpus_items(os.path.join(a.data, "savee"), "savee", tmp,
+                                    lambda i, r: True, lambda r: "test"), []))
+    rows = []
+    for items, opts in groups:
+        by_call = {os.path.splitext(os.path.basename(it["wav"]))[0]: it for it in items}
+        print(f"{items[0]['set']}: {len(items)} clips", file=sys.stderr, flush=True)
+        voice = {}
+        for ev in analyze(a.binary, [it["wav"] for it in items], "--jobs", "2", *opts):
+            cid = ev["call_id"]
+            if "utterance_prosody" in ev and "emotion" in ev["utterance_prosody"]:
+                u = ev["utterance_prosody"]
+                voice[(cid, u["utterance_id"])] = u["emotion"]
+            elif "utterance" in ev and "emotion" in ev["utterance"]:
+                u = ev["utterance"]
+                it = by_call[cid]
+                v = voice.get((cid, u["utterance_id"]))
+                if v is None:
+                    continue
+                rows.append({"set": it["set"], "split": it["split"], "call": cid,
+                             "utterance": u["utterance_id"], "speaker": it["speaker"],
+                             "label": it["label"], "said": it["text"],
+                             "transcript": u.get("transcript", ""),
+                             "voice": [v.get(c, 0.0) for c in CLASSES],
+                             "unfamiliarity": v.get("unfamiliarity", 0.0),
+                             "fused": [u["emotion"].get(c, 0.0) for c in CLASSES]})
+    prior, scores = words_scores(a.binary, [r["transcript"] for r in rows], tmp)
+    with open(a.out, "w") as f:
+        for r, s in zip(rows, scores):
+            r["words"] = s["probs"]
+            r["frustration"] = s.get("frustration", 0.0)
+            r["words_prior"] = prior["probs"]
+            f.write(json.dumps(r) + "\n")
+    print(f"wrote {len(rows)} utterances to {a.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
