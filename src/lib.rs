@@ -26,6 +26,8 @@
 //! - [`server`]: the gRPC service ([`server::grpc`]), calls whose legs arrive over RTP or
 //!   AudioSocket ([`server::legs`]), one call's thread and pump ([`server::session`], which
 //!   only moves messages), and [`server::status`], the one error-to-`Status` mapping.
+//! - [`config`]: `serve`'s one typed configuration (file, environment, flags) and how it
+//!   becomes a [`server::ServeConfig`].
 //! - [`replay`]: bulk `analyze`: many recordings on one recogniser pool, resumable.
 //!
 //! Beside it:
@@ -40,6 +42,7 @@ pub mod asr;
 pub mod call;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod contact;
 pub mod core;
 pub mod emotion;

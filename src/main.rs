@@ -1,5 +1,3 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -8,7 +6,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = callmood::cli::Cli::parse();
+    let cli = callmood::cli::Cli::parse_sourced();
     match callmood::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if callmood::cli::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,

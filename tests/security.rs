@@ -32,6 +32,7 @@ fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
         idle_timeout: Duration::from_secs(30),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),
+        alerts: Default::default(),
         legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
             rtp_ports: 42000..=42999,

@@ -54,7 +54,7 @@ pub const DEFAULT_MAX_JOB_S: f32 = 600.0;
 const SILENCE_PEAK: f32 = 1e-4;
 
 /// Pool configuration; every field has a named default.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsrConfig {
     /// Worker threads, each with its own Whisper state (≥ 1).

@@ -3,7 +3,8 @@
 //!
 //! One file per group of subcommands, each holding its argument structs and a thin
 //! function that runs it on the library:
-//! - [`serve`]: `serve`, the gRPC service.
+//! - [`serve`]: `serve`, the gRPC service, and `config check`, the configuration it would
+//!   run with ([`crate::config`]).
 //! - [`analyze`]: `analyze`, `features` and `transcribe`, on local WAV files.
 //! - [`client`]: `stream`, `loadtest` and `listen`, clients of a running server
 //!   (the gRPC client itself is [`crate::client`]).
@@ -24,7 +25,7 @@ pub mod text;
 pub mod train;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use analyze::{AnalyzeArgs, FeaturesArgs, TranscribeArgs};
 pub use args::{AsrArgs, EmotionArgs, ReportFormat, RoleArg};
@@ -45,6 +46,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC service (callmood.v1.CallAnalyzer, health, reflection).
     Serve(ServeArgs),
+    /// The service's configuration (file, environment, flags).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Analyse WAV recordings locally, in parallel: one JSON event per line on stdout,
     /// or per-call files, a CSV and an HTML report in --out DIR.
     Analyze(AnalyzeArgs),
@@ -84,10 +88,84 @@ pub enum Command {
     Score(score::ScoreCommand),
 }
 
+/// `callmood config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the configuration `serve` would run with (--config FILE, CALLMOOD_*
+    /// variables and serve's flags) and print it, each key with where it came from;
+    /// exits non-zero, naming the key, when it is wrong.
+    Check(ServeArgs),
+}
+
+impl Cli {
+    /// Parses `std::env::args`, exiting with clap's message on a bad command line; as
+    /// [`Cli::parse`], but `serve` and `config check` learn which of their flags were typed
+    /// or set in the environment (to lay them over the configuration file).
+    pub fn parse_sourced() -> Self {
+        Self::parse_from_matches(Self::command().get_matches()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// As [`Cli::parse_sourced`], on `args` (the first is the program's name).
+    pub fn try_parse_sourced<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::parse_from_matches(Self::command().try_get_matches_from(args)?)
+    }
+
+    fn parse_from_matches(m: clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut cli = Self::from_arg_matches(&m)?;
+        let root = Self::command();
+        let (args, cmd, sub) = match &mut cli.command {
+            Command::Serve(a) => (
+                a,
+                root.find_subcommand("serve"),
+                m.subcommand_matches("serve"),
+            ),
+            Command::Config(ConfigCommand::Check(a)) => (
+                a,
+                root.find_subcommand("config")
+                    .and_then(|c| c.find_subcommand("check")),
+                m.subcommand_matches("config")
+                    .and_then(|c| c.subcommand_matches("check")),
+            ),
+            _ => return Ok(cli),
+        };
+        if let (Some(cmd), Some(sub)) = (cmd, sub) {
+            args.origins = origins(cmd, sub);
+        }
+        Ok(cli)
+    }
+}
+
+/// Where each argument that was given came from: its flag, or its environment variable.
+fn origins(
+    cmd: &clap::Command,
+    m: &clap::ArgMatches,
+) -> std::collections::BTreeMap<String, crate::config::Origin> {
+    use crate::config::Origin;
+    use clap::parser::ValueSource;
+    cmd.get_arguments()
+        .filter_map(|arg| {
+            let id = arg.get_id().as_str();
+            let origin = match m.value_source(id)? {
+                ValueSource::CommandLine => Origin::Flag(format!("--{}", arg.get_long()?)),
+                ValueSource::EnvVariable => {
+                    Origin::Env(arg.get_env()?.to_string_lossy().into_owned())
+                }
+                _ => return None,
+            };
+            Some((id.to_string(), origin))
+        })
+        .collect()
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => serve::serve(a),
+        Command::Config(ConfigCommand::Check(a)) => serve::check(a),
         Command::Analyze(a) => analyze::analyze(a),
         Command::Features(a) => analyze::features(a),
         Command::Stream(a) => client::stream(a),

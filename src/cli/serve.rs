@@ -1,19 +1,25 @@
 //! `callmood serve`: the gRPC service.
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 
 use super::args::{AsrArgs, EmotionArgs};
-use crate::call::CallSettings;
+use crate::config::{Config, Layered, Origin, PortRange};
+use crate::server;
 use crate::server::legs::{LegsConfig, DEFAULT_LEG_IDLE_TIMEOUT, DEFAULT_RTP_PORTS};
-use crate::server::{self, ServeConfig};
 
+/// `serve`'s flags (and `config check`'s, which prints what they make). Every one sets a key
+/// of the configuration ([`crate::config::Config`]) over the file's and the defaults.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// TOML configuration file (callmood.example.toml lists every key); the environment
+    /// and flags override it.
+    #[arg(long, env = "CALLMOOD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "CALLMOOD_ADDR", default_value = server::DEFAULT_ADDR)]
     pub addr: SocketAddr,
@@ -22,16 +28,16 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub emotion: EmotionArgs,
     /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_CALLS)]
+    #[arg(long, env = "CALLMOOD_MAX_CALLS", default_value_t = server::DEFAULT_MAX_CALLS)]
     pub max_calls: usize,
     /// Address RTP legs (OpenRtpLeg) bind.
     #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value_t = LegsConfig::default().rtp_addr)]
     pub rtp_addr: IpAddr,
     /// UDP ports handed out to RTP legs, FIRST-LAST.
-    #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS), value_parser = parse_port_range)]
+    #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS))]
     pub rtp_ports: PortRange,
     /// Seconds without a packet after which an RTP or AudioSocket leg ends.
-    #[arg(long, default_value_t = DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
+    #[arg(long, env = "CALLMOOD_LEG_IDLE_TIMEOUT", default_value_t = DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
     pub leg_idle_timeout: u64,
     /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
     #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
@@ -58,6 +64,10 @@ pub struct ServeArgs {
     /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
+    /// Where each flag's value came from, by clap id: only flags typed and environment
+    /// variables set are here (filled by [`super::Cli::parse_from`]).
+    #[arg(skip)]
+    pub origins: BTreeMap<String, Origin>,
 }
 
 /// `serve`'s security flags.
@@ -67,127 +77,124 @@ pub struct SecurityArgs {
     #[arg(long, env = "CALLMOOD_AUTH_TOKENS", value_name = "FILE")]
     pub auth_tokens: Option<std::path::PathBuf>,
     /// With --auth-tokens: calls in flight per tenant at most.
-    #[arg(long, env = "CALLMOOD_TENANT_MAX_CALLS", requires = "auth_tokens")]
+    #[arg(long, env = "CALLMOOD_TENANT_MAX_CALLS")]
     pub tenant_max_calls: Option<usize>,
     /// With --auth-tokens: the tenant that owns calls coming over AudioSocket and WebSocket media (no tenant, so no RPC reaches them, if unset).
-    #[arg(long, env = "CALLMOOD_MEDIA_TENANT", requires = "auth_tokens")]
+    #[arg(long, env = "CALLMOOD_MEDIA_TENANT")]
     pub media_tenant: Option<String>,
     /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.
-    #[arg(
-        long,
-        env = "CALLMOOD_TLS_CERT",
-        value_name = "PEM",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "CALLMOOD_TLS_CERT", value_name = "PEM")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// The private key of --tls-cert (PEM).
-    #[arg(
-        long,
-        env = "CALLMOOD_TLS_KEY",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "CALLMOOD_TLS_KEY", value_name = "PEM")]
     pub tls_key: Option<std::path::PathBuf>,
     /// Require client certificates signed by this CA (PEM); needs --tls-cert.
-    #[arg(
-        long,
-        env = "CALLMOOD_TLS_CLIENT_CA",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "CALLMOOD_TLS_CLIENT_CA", value_name = "PEM")]
     pub tls_client_ca: Option<std::path::PathBuf>,
-}
-
-/// A range of UDP ports as `--rtp-ports` takes and shows it: `FIRST-LAST`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortRange(pub RangeInclusive<u16>);
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.0.start(), self.0.end())
-    }
-}
-
-/// Parses `FIRST-LAST` (or a single port).
-fn parse_port_range(s: &str) -> Result<PortRange, String> {
-    let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let port = |p: &str| {
-        p.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("{p:?} is not a port number 1-65535"))
-    };
-    let (a, b) = (port(a)?, port(b)?);
-    if a > b {
-        return Err(format!("{a}-{b}: the first port is above the last"));
-    }
-    Ok(PortRange(a..=b))
 }
 
 /// Runs the service until it is stopped.
 pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    if a.max_calls == 0 {
-        bail!("--max-calls must be at least 1");
+    let layered = a.layered()?;
+    check_files(&layered.config, false)?;
+    super::runtime()?.block_on(server::serve(layered.config.serve_config()))
+}
+
+/// `callmood config check`: the configuration `serve` would run with, validated and
+/// printed with where each value came from.
+pub(super) fn check(a: ServeArgs) -> anyhow::Result<()> {
+    let layered = a.layered()?;
+    check_files(&layered.config, true)?;
+    print!("{}", layered.render());
+    eprintln!("callmood: configuration OK");
+    Ok(())
+}
+
+/// Refuses, before any model loads, files the service would fail on: the Whisper model,
+/// the token file and the TLS PEM files (and, with `all`, the emotion models too). Token
+/// and key contents are never printed.
+fn check_files(c: &Config, all: bool) -> anyhow::Result<()> {
+    let m = &c.models;
+    if !m.whisper.is_file() {
+        bail!(
+            "model file {} not found: run models/fetch.sh to fetch and convert it, or pass --model (models.whisper)",
+            m.whisper.display()
+        );
     }
-    if a.leg_idle_timeout == 0 {
-        bail!("--leg-idle-timeout must be at least 1 s");
+    if all && m.emotion {
+        let mut need = vec![("models.voice", &m.voice, true)];
+        if m.words {
+            need.push(("models.text", &m.text, true));
+            need.push(("models.lexicon", &m.lexicon, false));
+        }
+        for (key, path, file) in need {
+            if (file && !path.is_file()) || (!file && !path.is_dir()) {
+                bail!("{key} = {}: not found", path.display());
+            }
+        }
     }
-    let sec = *a.security;
-    if sec.tenant_max_calls == Some(0) {
-        bail!("--tenant-max-calls must be at least 1");
-    }
-    if let Some(path) = &sec.auth_tokens {
+    if let Some(path) = &c.security.auth_tokens {
         // Refused before the models load; the service reads the file again as it starts.
         crate::server::security::Tokens::read(path)?;
     }
-    let tls = match (sec.tls_cert, sec.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = server::security::TlsFiles {
-                cert,
-                key,
-                client_ca: sec.tls_client_ca,
-            };
-            // Refused before the models load when a file cannot be read.
-            files.server_config()?;
-            Some(files)
+    if let Some(tls) = &c.serve_config().security.tls {
+        tls.server_config()?;
+    }
+    Ok(())
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then `--config`'s file, then the environment and the
+    /// flags (clap gives an environment variable only where no flag was typed); checked.
+    pub fn layered(&self) -> anyhow::Result<Layered> {
+        let mut l = match &self.config {
+            Some(path) => Layered::from_file(path)?,
+            None => Layered::default(),
+        };
+        let o = &self.origins;
+        let (asr, em, sec) = (&self.asr, &self.emotion, &*self.security);
+        // Each flag's clap id (its field's name) onto its key; only flags and variables
+        // actually given count, so a file's value is not undone by a flag's default.
+        macro_rules! overlay {
+            ($($id:literal => $sec:ident . $key:ident = $val:expr;)*) => {$(
+                if let Some(origin) = o.get($id) {
+                    l.config.$sec.$key = $val;
+                    l.set_origin(concat!(stringify!($sec), ".", stringify!($key)), origin.clone());
+                }
+            )*};
         }
-        _ => None,
-    };
-    let cfg = ServeConfig {
-        addr: a.addr,
-        model: a.asr.require_model()?.to_path_buf(),
-        emotion_model: a.emotion.path(),
-        words_model: a.emotion.words_paths(),
-        asr: a.asr.config()?,
-        max_calls: a.max_calls,
-        max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
-        idle_timeout: server::DEFAULT_IDLE_TIMEOUT,
-        config_timeout: server::DEFAULT_CONFIG_TIMEOUT,
-        call: CallSettings::default(),
-        legs: LegsConfig {
-            rtp_addr: a.rtp_addr,
-            rtp_ports: a.rtp_ports.0,
-            idle_timeout: std::time::Duration::from_secs(a.leg_idle_timeout),
-            ..LegsConfig::default()
-        },
-        audiosocket_addr: a.audiosocket_addr,
-        metrics_addr: a.metrics_addr,
-        drain_timeout: std::time::Duration::from_secs(a.drain_timeout),
-        ws_addr: a.ws_addr,
-        ws: server::ws::WsConfig {
-            twilio_call_id_param: a.twilio_call_id_param,
-            audiohook_api_keys: a.audiohook_api_keys,
-            ..server::ws::WsConfig::default()
-        },
-        security: server::security::SecurityConfig {
-            auth_tokens: sec.auth_tokens,
-            tenant_max_calls: sec.tenant_max_calls,
-            media_tenant: sec.media_tenant,
-            tls,
-        },
-    };
-    super::runtime()?.block_on(server::serve(cfg))
+        overlay! {
+            "addr" => server.addr = self.addr;
+            "max_calls" => server.max_calls = self.max_calls;
+            "drain_timeout" => server.drain_timeout_s = self.drain_timeout;
+            "model" => models.whisper = asr.model.clone();
+            "emotion_model" => models.voice = em.emotion_model.clone();
+            "text_model" => models.text = em.text_model.clone();
+            "lexicon" => models.lexicon = em.lexicon.clone();
+            "no_emotion" => models.emotion = !em.no_emotion;
+            "no_words" => models.words = !em.no_words;
+            "workers" => asr.workers = asr.workers;
+            "threads" => asr.threads_per_worker = asr.threads;
+            "queue" => asr.queue_capacity = asr.queue;
+            "max_queue_wait" => asr.max_queue_wait_s = asr.max_queue_wait;
+            "rtp_addr" => legs.rtp_addr = self.rtp_addr;
+            "rtp_ports" => legs.rtp_ports = self.rtp_ports.clone();
+            "leg_idle_timeout" => legs.idle_timeout_s = self.leg_idle_timeout;
+            "audiosocket_addr" => legs.audiosocket_addr = self.audiosocket_addr;
+            "metrics_addr" => metrics.addr = self.metrics_addr;
+            "ws_addr" => ws.addr = self.ws_addr;
+            "twilio_call_id_param" => ws.twilio_call_id_param = self.twilio_call_id_param.clone();
+            "audiohook_api_keys" => ws.audiohook_api_keys = self.audiohook_api_keys.clone();
+            "auth_tokens" => security.auth_tokens = sec.auth_tokens.clone();
+            "tenant_max_calls" => security.tenant_max_calls = sec.tenant_max_calls;
+            "media_tenant" => security.media_tenant = sec.media_tenant.clone();
+            "tls_cert" => security.tls_cert = sec.tls_cert.clone();
+            "tls_key" => security.tls_key = sec.tls_key.clone();
+            "tls_client_ca" => security.tls_client_ca = sec.tls_client_ca.clone();
+        }
+        l.validate()?;
+        Ok(l)
+    }
 }
 
 #[cfg(test)]
@@ -197,11 +204,11 @@ mod tests {
     #[test]
     fn port_ranges_parse_and_print_alike() {
         let default = PortRange(DEFAULT_RTP_PORTS);
-        assert_eq!(parse_port_range(&default.to_string()), Ok(default));
-        assert_eq!(parse_port_range("5004"), Ok(PortRange(5004..=5004)));
-        assert_eq!(parse_port_range(" 10-20"), Ok(PortRange(10..=20)));
-        assert!(parse_port_range("0-10").is_err());
-        assert!(parse_port_range("20-10").is_err());
-        assert!(parse_port_range("70000").is_err());
+        assert_eq!(default.to_string().parse(), Ok(default));
+        assert_eq!("5004".parse(), Ok(PortRange(5004..=5004)));
+        assert_eq!(" 10-20".parse(), Ok(PortRange(10..=20)));
+        assert!("0-10".parse::<PortRange>().is_err());
+        assert!("20-10".parse::<PortRange>().is_err());
+        assert!("70000".parse::<PortRange>().is_err());
     }
 }

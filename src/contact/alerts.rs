@@ -154,8 +154,10 @@ pub const DEFAULT_COOLDOWN_MS: u32 = 60_000;
 /// Default [`AlertConfig::realert_margin`], severity.
 pub const DEFAULT_REALERT_MARGIN: f32 = 0.25;
 
-/// Alert settings; every field documented with its unit and default.
-#[derive(Clone, Debug, PartialEq)]
+/// Alert settings; every field documented with its unit and default. The `[alerts]` section
+/// of `serve`'s configuration file (unknown keys refused, absent keys default).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AlertConfig {
     /// The role's last scored utterances that an anger trend looks at; at least
     /// `escalate_min_utterances`. Default [`DEFAULT_ESCALATE_WINDOW`] (4).
@@ -218,6 +220,7 @@ pub struct AlertConfig {
     /// fixed before the run (models/README.md), the θ that kept calm calls quiet (0.7: false
     /// alarms on 1.8 % of calm calls of GoEmotions neutral rows, 0.1 % of read sentences)
     /// caught 42 % of calls turning to anger-labelled rows, under the half the rule asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub escalate_frustration: Option<f32>,
 }
 
@@ -243,6 +246,61 @@ impl Default for AlertConfig {
             discount_unfamiliar: false,
             escalate_frustration: None,
         }
+    }
+}
+
+impl AlertConfig {
+    /// Checks every field's range: the first field out of range and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let unit = |field, v: f32| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err((field, "must be within 0..1".to_string()))
+            }
+        };
+        unit("escalate_angry", self.escalate_angry)?;
+        unit("escalate_rise", self.escalate_rise)?;
+        unit("anxious_fearful", self.anxious_fearful)?;
+        unit("anxious_cue_fearful", self.anxious_cue_fearful)?;
+        unit("cue_weight", self.cue_weight)?;
+        if let Some(theta) = self.escalate_frustration {
+            unit("escalate_frustration", theta)?;
+        }
+        if !(-1.0..=1.0).contains(&self.anxious_arousal) {
+            return Err(("anxious_arousal", "must be within -1..1".into()));
+        }
+        if !(self.realert_margin >= 0.0 && self.realert_margin.is_finite()) {
+            return Err(("realert_margin", "must be 0 or more".into()));
+        }
+        let window = |field, min_field, min: usize, window: usize| {
+            if min == 0 {
+                Err((min_field, "must be at least 1".to_string()))
+            } else if window < min {
+                Err((field, format!("must be at least {min_field} ({min})")))
+            } else {
+                Ok(())
+            }
+        };
+        window(
+            "escalate_window",
+            "escalate_min_utterances",
+            self.escalate_min_utterances,
+            self.escalate_window,
+        )?;
+        window(
+            "anxious_window",
+            "anxious_min_utterances",
+            self.anxious_min_utterances,
+            self.anxious_window,
+        )?;
+        if self.cross_talk_count > 0 && self.cross_talk_window_ms == 0 {
+            return Err((
+                "cross_talk_window_ms",
+                "must be at least 1 when cross_talk_count is not 0".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

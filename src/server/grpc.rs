@@ -15,6 +15,7 @@ use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TIC
 use super::status::{status, ServerError};
 use super::ServeConfig;
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
+use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::codec;
 use crate::proto::call_analyzer_server::CallAnalyzer;
@@ -26,6 +27,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<CallEvent, Status>> + Send>>
 pub struct Service {
     analyzer: Analyzer,
     settings: CallSettings,
+    alerts: AlertConfig,
     idle_timeout: Duration,
     config_timeout: Duration,
     legs: Arc<Calls>,
@@ -42,6 +44,7 @@ impl Service {
             cfg.max_calls,
             cfg.legs.clone(),
             cfg.call.clone(),
+            cfg.alerts.clone(),
         )
         .with_tenants(
             cfg.security.tenant_max_calls,
@@ -50,6 +53,7 @@ impl Service {
         Self {
             analyzer,
             settings: cfg.call.clone(),
+            alerts: cfg.alerts.clone(),
             idle_timeout: cfg.idle_timeout,
             config_timeout: cfg.config_timeout,
             legs,
@@ -70,7 +74,10 @@ impl Service {
             settings: self.settings.clone(),
             backpressure,
             joining: None,
-            finish: FinishOptions::from_call_options(o),
+            finish: FinishOptions {
+                alerts: self.alerts.clone(),
+                ..FinishOptions::from_call_options(o)
+            },
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS};
+use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::audiosocket::{self, AudioSocketError, FrameDecoder, Message};
 use crate::core::codec::Encoding;
@@ -158,6 +159,8 @@ pub struct Calls {
     max_calls: usize,
     cfg: LegsConfig,
     settings: CallSettings,
+    /// Alert settings of the calls legs start.
+    alerts: AlertConfig,
     calls: Mutex<HashMap<CallKey, Arc<LiveCall>>>,
     /// Calls in flight per tenant, and the cap on them (`None`: none).
     tenant_calls: Arc<Mutex<HashMap<Tenant, usize>>>,
@@ -232,6 +235,7 @@ impl Calls {
         max_calls: usize,
         cfg: LegsConfig,
         settings: CallSettings,
+        alerts: AlertConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             analyzer,
@@ -239,6 +243,7 @@ impl Calls {
             max_calls,
             cfg,
             settings,
+            alerts,
             calls: Mutex::new(HashMap::new()),
             tenant_calls: Arc::new(Mutex::new(HashMap::new())),
             tenant_max_calls: None,
@@ -397,7 +402,10 @@ impl Calls {
                         settings: self.settings.clone(),
                         backpressure: AsrBackpressure::Drop,
                         joining: Some(req.transport),
-                        finish: FinishOptions::from_call_options(Some(&req.options)),
+                        finish: FinishOptions {
+                            alerts: self.alerts.clone(),
+                            ..FinishOptions::from_call_options(Some(&req.options))
+                        },
                     };
                     let (handle, events) = self.analyzer.start_call(
                         req.call_id.clone(),

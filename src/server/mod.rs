@@ -85,6 +85,8 @@ pub struct ServeConfig {
     pub config_timeout: Duration,
     /// Per-call analysis settings.
     pub call: CallSettings,
+    /// Alert thresholds, evidence and cool-down of every call.
+    pub alerts: crate::contact::alerts::AlertConfig,
     /// RTP/UDP legs: bind address, port range, idle timeout.
     pub legs: LegsConfig,
     /// Where to accept Asterisk AudioSocket connections; `None`: not at all.

@@ -184,6 +184,7 @@ pub async fn start_servers(
         idle_timeout: std::time::Duration::from_secs(2),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),
+        alerts: Default::default(),
         legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
             rtp_ports: 41000..=41999,

@@ -1,0 +1,712 @@
+//! The service's one typed configuration: what `callmood serve` reads from a TOML file
+//! (`--config`), the environment and its flags, in that order of strength (flags over the
+//! environment over the file over the defaults).
+//!
+//! [`Config`] is that configuration: every field has a named default and a doc comment, and
+//! unknown keys are refused. Its sections reuse the runtime settings where those are plain
+//! values ([`AsrConfig`], [`AlertConfig`]); the others are written in the units an operator
+//! types (seconds, `FIRST-LAST` port ranges) and become a [`ServeConfig`] through
+//! [`Config::serve_config`]. Every value remembers where it came from ([`Origin`]), so an
+//! error names the file's key, the environment variable or the flag that set it:
+//! `callmood.toml: alerts.escalate_angry = 1.7: must be within 0..1`.
+//!
+//! Why TOML with serde and the `toml` crate: TOML is what Rust operators already write
+//! (Cargo, vector, linkerd's proxies), it has comments and typed values (a number is not a
+//! string), and serde's derive gives the typed structs, their defaults and the refusal of
+//! unknown keys with no hand-written parser.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::asr::{AsrConfig, AsrError};
+use crate::call::{CallSettings, DEFAULT_MAX_CALL_MS};
+use crate::contact::alerts::AlertConfig;
+use crate::server::legs::{LegsConfig, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEG_IDLE_TIMEOUT};
+use crate::server::{self, security, ws, ServeConfig};
+
+/// The file `serve` reads when given `--config` without a path is not a thing; this is the
+/// name the README and the example use.
+pub const EXAMPLE_FILE: &str = "callmood.example.toml";
+
+/// Everything `callmood serve` can be told; see the README's "Configuration" section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The gRPC listener and its limits.
+    pub server: ServerSection,
+    /// The model files.
+    pub models: ModelsSection,
+    /// The recogniser pool.
+    pub asr: AsrConfig,
+    /// RTP and AudioSocket legs.
+    pub legs: LegsSection,
+    /// WebSocket media (Twilio Media Streams, audio fork, AudioHook).
+    pub ws: WsSection,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSection,
+    /// Tokens, tenants and TLS.
+    pub security: SecuritySection,
+    /// Alert thresholds, evidence and cool-down of every call.
+    pub alerts: AlertConfig,
+}
+
+/// `[server]`: the gRPC listener and its limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address the gRPC service listens on. Default [`server::DEFAULT_ADDR`].
+    pub addr: SocketAddr,
+    /// Calls in flight at most (all transports); more are refused with
+    /// `RESOURCE_EXHAUSTED`. Default [`server::DEFAULT_MAX_CALLS`].
+    pub max_calls: usize,
+    /// On SIGTERM / Ctrl-C, seconds the calls in flight get to finish and send their
+    /// summaries. Default [`server::DEFAULT_DRAIN_TIMEOUT`].
+    pub drain_timeout_s: u64,
+    /// Largest gRPC request message, bytes. Default [`server::DEFAULT_MAX_MESSAGE_BYTES`].
+    pub max_message_bytes: usize,
+    /// A live call with no message for this long is ended, s. Default
+    /// [`server::DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout_s: u64,
+    /// A new `StreamCall` that sends no config for this long is refused, s. Default
+    /// [`server::DEFAULT_CONFIG_TIMEOUT`].
+    pub config_timeout_s: u64,
+    /// Longest call accepted, s; longer streams are refused, not buffered. Default
+    /// [`DEFAULT_MAX_CALL_MS`] (4 h).
+    pub max_call_s: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            addr: server::DEFAULT_ADDR
+                .parse()
+                .expect("DEFAULT_ADDR is an address"),
+            max_calls: server::DEFAULT_MAX_CALLS,
+            drain_timeout_s: server::DEFAULT_DRAIN_TIMEOUT.as_secs(),
+            max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
+            idle_timeout_s: server::DEFAULT_IDLE_TIMEOUT.as_secs(),
+            config_timeout_s: server::DEFAULT_CONFIG_TIMEOUT.as_secs(),
+            max_call_s: DEFAULT_MAX_CALL_MS / 1000,
+        }
+    }
+}
+
+/// `[models]`: the model files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSection {
+    /// GGML Whisper model file. Default [`server::DEFAULT_MODEL`].
+    pub whisper: PathBuf,
+    /// Voice emotion model (trained by `callmood train`). Default
+    /// [`crate::emotion::voice::DEFAULT_VOICE_MODEL`].
+    pub voice: PathBuf,
+    /// Words emotion model (trained by `callmood train-text`). Default
+    /// [`crate::emotion::text::DEFAULT_TEXT_MODEL`].
+    pub text: PathBuf,
+    /// Directory of the words lexicon, negations, boosters and cues. Default
+    /// [`crate::emotion::text::DEFAULT_LEXICON_DIR`].
+    pub lexicon: PathBuf,
+    /// Score emotion at all; false serves without `emotion` scores and cues. Default true.
+    pub emotion: bool,
+    /// Score the words as well as the voice. Default true.
+    pub words: bool,
+}
+
+impl Default for ModelsSection {
+    fn default() -> Self {
+        Self {
+            whisper: server::DEFAULT_MODEL.into(),
+            voice: crate::emotion::voice::DEFAULT_VOICE_MODEL.into(),
+            text: crate::emotion::text::DEFAULT_TEXT_MODEL.into(),
+            lexicon: crate::emotion::text::DEFAULT_LEXICON_DIR.into(),
+            emotion: true,
+            words: true,
+        }
+    }
+}
+
+/// `[legs]`: RTP and AudioSocket legs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegsSection {
+    /// Address RTP legs (`OpenRtpLeg`) bind. Default `0.0.0.0`.
+    pub rtp_addr: IpAddr,
+    /// UDP ports handed out to RTP legs, `FIRST-LAST`. Default
+    /// [`crate::server::legs::DEFAULT_RTP_PORTS`].
+    pub rtp_ports: PortRange,
+    /// Seconds without a packet after which an RTP or AudioSocket leg ends. Default
+    /// [`DEFAULT_LEG_IDLE_TIMEOUT`].
+    pub idle_timeout_s: u64,
+    /// How long `WatchCall` waits for a call id that has no leg yet, and an AudioSocket
+    /// connection for its UUID message, s. Default [`DEFAULT_JOIN_TIMEOUT`].
+    pub join_timeout_s: u64,
+    /// Accept Asterisk AudioSocket connections on this address. Default: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audiosocket_addr: Option<SocketAddr>,
+}
+
+impl Default for LegsSection {
+    fn default() -> Self {
+        let legs = LegsConfig::default();
+        Self {
+            rtp_addr: legs.rtp_addr,
+            rtp_ports: PortRange(legs.rtp_ports),
+            idle_timeout_s: DEFAULT_LEG_IDLE_TIMEOUT.as_secs(),
+            join_timeout_s: DEFAULT_JOIN_TIMEOUT.as_secs(),
+            audiosocket_addr: None,
+        }
+    }
+}
+
+/// `[ws]`: WebSocket media.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsSection {
+    /// Accept WebSocket media (`/twilio`, `/fork`, `/audiohook`) on this address. Default:
+    /// off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+    /// Largest WebSocket message (and frame), bytes. Default [`ws::DEFAULT_MAX_MESSAGE_BYTES`].
+    pub max_message_bytes: usize,
+    /// Twilio Media Streams: the `customParameters` key whose value is the call id. Default:
+    /// none (the call id is `callSid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_call_id_param: Option<String>,
+    /// AudioHook: the accepted `X-API-KEY` values (secrets: never printed). Default: none,
+    /// which refuses AudioHook.
+    pub audiohook_api_keys: Vec<String>,
+}
+
+impl Default for WsSection {
+    fn default() -> Self {
+        let ws = ws::WsConfig::default();
+        Self {
+            addr: None,
+            max_message_bytes: ws.max_message_bytes,
+            twilio_call_id_param: ws.twilio_call_id_param,
+            audiohook_api_keys: ws.audiohook_api_keys,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve Prometheus metrics at `http://ADDR/metrics`. Default: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+}
+
+/// `[security]`: tokens, tenants and TLS. Files are named here; their contents (tokens,
+/// keys) are read by the service and never printed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Require `authorization: Bearer TOKEN` on every RPC: a file of `TOKEN TENANT` lines,
+    /// reloaded on SIGHUP. Default: off (any client may use every call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_tokens: Option<PathBuf>,
+    /// With `auth_tokens`: calls in flight per tenant at most. Default: only
+    /// `server.max_calls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_max_calls: Option<usize>,
+    /// With `auth_tokens`: the tenant that owns AudioSocket and WebSocket media calls.
+    /// Default: none, so no RPC reaches them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_tenant: Option<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs `tls_key`. Default:
+    /// plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM); needs `tls_cert`. Default:
+    /// clients need none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// A range of UDP ports, written `FIRST-LAST` (or one port) in files, the environment and
+/// flags alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0.start(), self.0.end())
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    /// Parses `FIRST-LAST` (or a single port).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| format!("{p:?} is not a port number 1-65535"))
+        };
+        let (a, b) = (port(a)?, port(b)?);
+        if a > b {
+            return Err(format!("{a}-{b}: the first port is above the last"));
+        }
+        Ok(PortRange(a..=b))
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<PortRange> for String {
+    fn from(p: PortRange) -> String {
+        p.to_string()
+    }
+}
+
+/// Where a value of the configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The named default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag (`--max-calls`).
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Env(v) => write!(f, "env {v}"),
+            Origin::Flag(l) => write!(f, "flag {l}"),
+        }
+    }
+}
+
+/// Why a configuration was refused; every variant names the key and where it was set.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML at all; `message` gives the line and column.
+    #[error("{}: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}: {key}: unknown key (known: {known})", path.display())]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        known: String,
+    },
+    #[error("{}: {key} = {value}: {message}", path.display())]
+    WrongType {
+        path: PathBuf,
+        key: String,
+        value: String,
+        message: String,
+    },
+    /// A value out of range, or keys that do not go together.
+    #[error("{place}: {reason}")]
+    Invalid { place: String, reason: String },
+}
+
+/// A [`Config`] and where each of its keys (`section.key`) was set; keys not in the map
+/// have their default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layered {
+    pub config: Config,
+    pub origins: BTreeMap<String, Origin>,
+}
+
+impl Layered {
+    /// The defaults with the file's keys laid over them. An unknown section or key, or a
+    /// value of the wrong type, is refused with the key named.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// As [`Layered::from_file`], on the file's text; errors name `path`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.into(),
+                    message: one_line(&e.to_string()),
+                })?;
+        let mut merged = to_table(&Config::default());
+        let mut origins = BTreeMap::new();
+        let sections = keys_of::<Config>();
+        for (section, value) in table {
+            if !sections.contains(&section.as_str()) {
+                return Err(ConfigError::UnknownKey {
+                    path: path.into(),
+                    key: section,
+                    known: sections.join(", "),
+                });
+            }
+            let toml::Value::Table(keys) = value else {
+                return Err(ConfigError::WrongType {
+                    path: path.into(),
+                    key: section.clone(),
+                    value: value.to_string(),
+                    message: format!("must be a [{section}] table"),
+                });
+            };
+            let known = section_keys(&section);
+            let target = merged
+                .entry(section.clone())
+                .or_insert_with(|| toml::Table::new().into());
+            for (key, value) in keys {
+                let name = format!("{section}.{key}");
+                if !known.contains(&key.as_str()) {
+                    return Err(ConfigError::UnknownKey {
+                        path: path.into(),
+                        key: name,
+                        known: known.join(", "),
+                    });
+                }
+                // Each key is tried alone on the defaults, so a wrong type is pinned to it.
+                let mut alone = to_table(&Config::default());
+                set(&mut alone, &section, &key, value.clone());
+                if let Err(e) = Config::deserialize(toml::Value::Table(alone)) {
+                    return Err(ConfigError::WrongType {
+                        path: path.into(),
+                        value: shown(&name, &value),
+                        key: name,
+                        message: one_line(e.message()),
+                    });
+                }
+                if let Some(t) = target.as_table_mut() {
+                    t.insert(key, value);
+                }
+                origins.insert(name, Origin::File(path.into()));
+            }
+        }
+        let config =
+            Config::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Syntax {
+                path: path.into(),
+                message: one_line(e.message()),
+            })?;
+        Ok(Self { config, origins })
+    }
+
+    /// Records that `key` (`section.key`) was set from `origin`.
+    pub fn set_origin(&mut self, key: &str, origin: Origin) {
+        self.origins.insert(key.to_string(), origin);
+    }
+
+    /// Where `key` came from.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
+    /// Checks every range and the keys that need each other; the error names the key, its
+    /// value and where it was set.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.config
+            .check()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                place: self.place(&key),
+                reason,
+            })
+    }
+
+    /// `callmood.toml: alerts.escalate_angry = 1.7`, `--max-calls 0 (server.max_calls)` or
+    /// `CALLMOOD_ADDR=… (server.addr)`.
+    fn place(&self, key: &str) -> String {
+        let value = self.value_text(key);
+        match self.origin(key) {
+            Origin::Default => format!("{key} = {value} (default)"),
+            Origin::File(p) => format!("{}: {key} = {value}", p.display()),
+            Origin::Env(v) => format!("{v}={} ({key})", unquoted(&value)),
+            Origin::Flag(l) => format!("{l} {} ({key})", unquoted(&value)),
+        }
+    }
+
+    /// The value of `key` as TOML, secrets hidden; `(not set)` for an absent option.
+    pub fn value_text(&self, key: &str) -> String {
+        let (section, name) = key.split_once('.').unwrap_or((key, ""));
+        match to_table(&self.config)
+            .get(section)
+            .and_then(|s| s.get(name))
+        {
+            Some(v) => shown(key, v),
+            None => "(not set)".into(),
+        }
+    }
+
+    /// The effective configuration as TOML, each key with where it came from; secrets are
+    /// shown as `"<hidden>"`, options not set as comments.
+    pub fn render(&self) -> String {
+        let table = to_table(&self.config);
+        let mut out = String::new();
+        for section in keys_of::<Config>() {
+            out.push_str(&format!("[{section}]\n"));
+            let values = table.get(*section).and_then(|v| v.as_table());
+            for name in section_keys(section) {
+                let key = format!("{section}.{name}");
+                let line = match values.and_then(|t| t.get(*name)) {
+                    Some(v) => format!("{name} = {}", shown(&key, v)),
+                    None => format!("# {name} (not set)"),
+                };
+                out.push_str(&format!("{line:<44} # {}\n", self.origin(&key)));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Keys whose values are secrets: shown as `"<hidden>"` wherever a value is printed.
+pub const SECRET_KEYS: &[&str] = &["ws.audiohook_api_keys"];
+
+/// `value` as TOML, or `"<hidden>"` (each element, for a list) if `key` is a secret.
+fn shown(key: &str, value: &toml::Value) -> String {
+    if !SECRET_KEYS.contains(&key) {
+        return value.to_string();
+    }
+    match value {
+        toml::Value::Array(a) => {
+            toml::Value::Array(a.iter().map(|_| "<hidden>".into()).collect()).to_string()
+        }
+        _ => "\"<hidden>\"".into(),
+    }
+}
+
+/// A TOML string without its quotes, as it was typed in a flag or the environment.
+fn unquoted(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// An error message of the `toml` crate on one line, without the quoted line of the file
+/// (which may hold a secret): `TOML parse error at line 3, column 7: invalid string`.
+fn one_line(m: &str) -> String {
+    let quoted = |l: &str| {
+        let l = l
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        l.starts_with('|')
+    };
+    m.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !quoted(l))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// `v` as a TOML table; the configuration's floats are all `f32`, written as their
+/// shortest `f32` form (`0.2`, not `0.20000000298023224`).
+fn to_table<T: Serialize>(v: &T) -> toml::Table {
+    fn short(v: &mut toml::Value) {
+        match v {
+            toml::Value::Float(f) => {
+                if let Ok(g) = (*f as f32).to_string().parse::<f64>() {
+                    *f = g;
+                }
+            }
+            toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| short(v)),
+            toml::Value::Array(a) => a.iter_mut().for_each(short),
+            _ => {}
+        }
+    }
+    let mut t = toml::Table::try_from(v).expect("the configuration is representable in TOML");
+    t.iter_mut().for_each(|(_, v)| short(v));
+    t
+}
+
+fn set(t: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+    if let Some(s) = t
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+    {
+        s.insert(key.to_string(), value);
+    }
+}
+
+/// The keys of one section, in declaration order.
+pub fn section_keys(section: &str) -> &'static [&'static str] {
+    match section {
+        "server" => keys_of::<ServerSection>(),
+        "models" => keys_of::<ModelsSection>(),
+        "asr" => keys_of::<AsrConfig>(),
+        "legs" => keys_of::<LegsSection>(),
+        "ws" => keys_of::<WsSection>(),
+        "metrics" => keys_of::<MetricsSection>(),
+        "security" => keys_of::<SecuritySection>(),
+        "alerts" => keys_of::<AlertConfig>(),
+        _ => &[],
+    }
+}
+
+/// Every key, `section.key`, in the order of the file.
+pub fn all_keys() -> Vec<String> {
+    keys_of::<Config>()
+        .iter()
+        .flat_map(|s| section_keys(s).iter().map(move |k| format!("{s}.{k}")))
+        .collect()
+}
+
+/// The field names serde's derive gives a struct, in declaration order: asked of the
+/// derived `Deserialize` itself, so no list is kept by hand.
+fn keys_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields(Option<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut f = Fields(None);
+    let _ = T::deserialize(&mut f);
+    f.0.unwrap_or(&[])
+}
+
+impl Config {
+    /// Every range and every pair of keys that need each other: the first key wrong and why.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let at_least_1 = |key: &str, v: u64| {
+            if v == 0 {
+                Err((key.to_string(), "must be at least 1".to_string()))
+            } else {
+                Ok(())
+            }
+        };
+        let s = &self.server;
+        at_least_1("server.max_calls", s.max_calls as u64)?;
+        at_least_1("server.max_message_bytes", s.max_message_bytes as u64)?;
+        at_least_1("server.idle_timeout_s", s.idle_timeout_s)?;
+        at_least_1("server.config_timeout_s", s.config_timeout_s)?;
+        at_least_1("server.max_call_s", s.max_call_s)?;
+        if let Err(AsrError::InvalidConfig(m)) = self.asr.validate() {
+            // AsrConfig's messages start with the field's name.
+            let (field, reason) = m.split_once(' ').unwrap_or((&m, ""));
+            return Err((format!("asr.{field}"), reason.to_string()));
+        }
+        at_least_1("legs.idle_timeout_s", self.legs.idle_timeout_s)?;
+        at_least_1("legs.join_timeout_s", self.legs.join_timeout_s)?;
+        at_least_1("ws.max_message_bytes", self.ws.max_message_bytes as u64)?;
+        let sec = &self.security;
+        let needs = |key: &str, other: &str| {
+            Err((format!("security.{key}"), format!("needs security.{other}")))
+        };
+        if sec.auth_tokens.is_none() {
+            if sec.tenant_max_calls.is_some() {
+                return needs("tenant_max_calls", "auth_tokens");
+            }
+            if sec.media_tenant.is_some() {
+                return needs("media_tenant", "auth_tokens");
+            }
+        }
+        if let Some(n) = sec.tenant_max_calls {
+            at_least_1("security.tenant_max_calls", n as u64)?;
+        }
+        match (&sec.tls_cert, &sec.tls_key) {
+            (Some(_), None) => return needs("tls_cert", "tls_key"),
+            (None, Some(_)) => return needs("tls_key", "tls_cert"),
+            _ => {}
+        }
+        if sec.tls_client_ca.is_some() && sec.tls_cert.is_none() {
+            return needs("tls_client_ca", "tls_cert");
+        }
+        self.alerts
+            .validate()
+            .map_err(|(field, reason)| (format!("alerts.{field}"), reason))
+    }
+
+    /// The service's runtime settings (after [`Config::check`]).
+    pub fn serve_config(&self) -> ServeConfig {
+        let m = &self.models;
+        let sec = &self.security;
+        ServeConfig {
+            addr: self.server.addr,
+            model: m.whisper.clone(),
+            emotion_model: m.emotion.then(|| m.voice.clone()),
+            words_model: (m.emotion && m.words).then(|| (m.text.clone(), m.lexicon.clone())),
+            asr: self.asr.clone(),
+            max_calls: self.server.max_calls,
+            max_message_bytes: self.server.max_message_bytes,
+            idle_timeout: Duration::from_secs(self.server.idle_timeout_s),
+            config_timeout: Duration::from_secs(self.server.config_timeout_s),
+            call: CallSettings {
+                max_call_ms: self.server.max_call_s.saturating_mul(1000),
+                ..CallSettings::default()
+            },
+            alerts: self.alerts.clone(),
+            legs: LegsConfig {
+                rtp_addr: self.legs.rtp_addr,
+                rtp_ports: self.legs.rtp_ports.0.clone(),
+                idle_timeout: Duration::from_secs(self.legs.idle_timeout_s),
+                join_timeout: Duration::from_secs(self.legs.join_timeout_s),
+            },
+            audiosocket_addr: self.legs.audiosocket_addr,
+            metrics_addr: self.metrics.addr,
+            drain_timeout: Duration::from_secs(self.server.drain_timeout_s),
+            ws_addr: self.ws.addr,
+            ws: ws::WsConfig {
+                max_message_bytes: self.ws.max_message_bytes,
+                twilio_call_id_param: self.ws.twilio_call_id_param.clone(),
+                audiohook_api_keys: self.ws.audiohook_api_keys.clone(),
+            },
+            security: security::SecurityConfig {
+                auth_tokens: sec.auth_tokens.clone(),
+                tenant_max_calls: sec.tenant_max_calls,
+                media_tenant: sec.media_tenant.clone(),
+                tls: match (&sec.tls_cert, &sec.tls_key) {
+                    (Some(cert), Some(key)) => Some(security::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: sec.tls_client_ca.clone(),
+                    }),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
