@@ -396,11 +396,19 @@ impl Layered {
                 let mut alone = to_table(&Config::default());
                 set(&mut alone, &section, &key, value.clone());
                 if let Err(e) = Config::deserialize(toml::Value::Table(alone)) {
+                    let mut message = one_line(e.message());
+                    if SECRET_KEYS.contains(&name.as_str()) {
+                        // serde's message quotes the value: keep only what was expected.
+                        message = match message.split_once(", expected ") {
+                            Some((_, expected)) => format!("wrong type, expected {expected}"),
+                            None => "wrong value".into(),
+                        };
+                    }
                     return Err(ConfigError::WrongType {
                         path: path.into(),
                         value: shown(&name, &value),
                         key: name,
-                        message: one_line(e.message()),
+                        message,
                     });
                 }
                 if let Some(t) = target.as_table_mut() {

@@ -1,0 +1,325 @@
+//! `serve`'s configuration: the example file and the README's table against the code, and
+//! `callmood config check` as a user runs it (file, environment, flags, errors, secrets).
+//! No model is loaded: `config check` only looks for the files.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use callmood::config::{all_keys, Config, Layered};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `callmood SUBCOMMAND` run from the repository (where the committed emotion models are),
+/// with no CALLMOOD_* variable of the test's own environment, and `--model` pointing at
+/// `model` (`config check` only looks that the file exists).
+fn callmood(subcommand: &[&str], model: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_callmood"));
+    c.current_dir(repo())
+        .args(subcommand)
+        .arg("--model")
+        .arg(model);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CALLMOOD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `callmood config check --model MODEL`.
+fn check(model: &Path) -> Command {
+    callmood(&["config", "check"], model)
+}
+
+/// Runs `c`: (success, stdout, stderr).
+fn run(c: &mut Command) -> (bool, String, String) {
+    let out = c.output().expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A temporary directory with a stand-in model file and a configuration file holding `toml`.
+struct Setup {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    file: PathBuf,
+}
+
+fn setup(toml: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, b"not read by config check").unwrap();
+    let file = dir.path().join("callmood.toml");
+    std::fs::write(&file, toml).unwrap();
+    Setup { dir, model, file }
+}
+
+/// The line of `config check`'s output that sets `key` of `section`.
+fn line<'a>(out: &'a str, section: &str, key: &str) -> &'a str {
+    let start = out
+        .find(&format!("[{section}]\n"))
+        .unwrap_or_else(|| panic!("no [{section}] in {out}"));
+    out[start..]
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {section}.{key} in {out}"))
+}
+
+#[test]
+fn the_example_file_parses_to_the_defaults_and_names_every_key() {
+    let path = repo().join(callmood::config::EXAMPLE_FILE);
+    let l = Layered::from_file(&path).unwrap();
+    assert_eq!(l.config, Config::default());
+    l.validate().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    for key in all_keys() {
+        let (section, name) = key.split_once('.').unwrap();
+        let body = text
+            .split(&format!("[{section}]\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no [{section}]"));
+        let body = body.split("\n[").next().unwrap();
+        assert!(
+            body.lines().any(|l| l
+                .trim_start_matches("# ")
+                .starts_with(&format!("{name} = "))),
+            "{key} missing from the example"
+        );
+    }
+}
+
+#[test]
+fn the_readme_lists_every_key_with_its_default() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### Configuration\n")
+        .nth(1)
+        .expect("a Configuration section")
+        .split("\n##")
+        .next()
+        .unwrap();
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            (
+                cells[0]
+                    .trim_start_matches("| ")
+                    .trim_matches('`')
+                    .to_string(),
+                cells[1].to_string(),
+            )
+        })
+        .collect();
+    let keys: Vec<&String> = rows.iter().map(|(k, _)| k).collect();
+    let want = all_keys();
+    assert_eq!(keys, want.iter().collect::<Vec<_>>());
+    let defaults = Layered::default();
+    for (key, cell) in &rows {
+        let value = defaults.value_text(key);
+        if value == "(not set)" {
+            assert!(
+                !cell.starts_with('`'),
+                "{key}: {cell} but not set by default"
+            );
+        } else {
+            assert_eq!(cell, &format!("`{value}`"), "{key}");
+        }
+    }
+}
+
+#[test]
+fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
+    let s = setup("[alerts]\nescalate_angry = 1.7\n");
+    let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}: alerts.escalate_angry = 1.7: must be within 0..1",
+            s.file.display()
+        )),
+        "{err}"
+    );
+    // serve refuses the same file the same way, before any model loads.
+    let (ok, _, err) = run(callmood(&["serve"], &s.model).arg("--config").arg(&s.file));
+    assert!(!ok);
+    assert!(
+        err.contains("alerts.escalate_angry = 1.7: must be within 0..1"),
+        "{err}"
+    );
+
+    for (toml, needle) in [
+        (
+            "[server]\nmax_calls = \"many\"\n",
+            "server.max_calls = \"many\": invalid type: string \"many\", expected usize",
+        ),
+        (
+            "[server]\nmax_calls = 0\n",
+            "server.max_calls = 0: must be at least 1",
+        ),
+        ("[asr]\nworkers = 0\n", "asr.workers = 0: must be ≥ 1"),
+        (
+            "[legs]\nrtp_ports = \"5000-4000\"\n",
+            "legs.rtp_ports = \"5000-4000\"",
+        ),
+        (
+            "[security]\ntenant_max_calls = 4\n",
+            "security.tenant_max_calls = 4: needs security.auth_tokens",
+        ),
+        (
+            "[alerts]\nescalate_window = 2\n",
+            "alerts.escalate_window = 2: must be at least escalate_min_utterances (3)",
+        ),
+    ] {
+        let s = setup(toml);
+        let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
+        assert!(!ok, "{toml}");
+        assert!(err.contains(needle), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn an_unknown_key_or_section_is_refused() {
+    for (toml, needle) in [
+        (
+            "[server]\nmax_cals = 3\n",
+            "server.max_cals: unknown key (known: addr, max_calls,",
+        ),
+        (
+            "[alrets]\ncooldown_ms = 1\n",
+            "alrets: unknown key (known: server, models,",
+        ),
+        ("max_calls = 3\n", "max_calls: unknown key"),
+    ] {
+        let s = setup(toml);
+        let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
+        assert!(!ok, "{toml}");
+        assert!(err.contains(needle), "{toml}: {err}");
+    }
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let s = setup("[server]\naddr = \"127.0.0.1:1001\"\nmax_calls = 5\ndrain_timeout_s = 7\n");
+    let file = |c: &mut Command| {
+        c.arg("--config").arg(&s.file);
+    };
+    // The file alone; a flag's default (--drain-timeout 30) does not undo it.
+    let mut c = check(&s.model);
+    file(&mut c);
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    let file_name = s.file.display().to_string();
+    assert!(line(&out, "server", "addr").contains("\"127.0.0.1:1001\""));
+    assert!(line(&out, "server", "addr").ends_with(&file_name), "{out}");
+    assert!(line(&out, "server", "drain_timeout_s").starts_with("drain_timeout_s = 7 "));
+    assert!(line(&out, "server", "idle_timeout_s").ends_with("# default"));
+    // The environment over the file.
+    let mut c = check(&s.model);
+    file(&mut c);
+    c.env("CALLMOOD_ADDR", "127.0.0.1:1002")
+        .env("CALLMOOD_MAX_CALLS", "9");
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    assert!(line(&out, "server", "addr").contains("\"127.0.0.1:1002\""));
+    assert!(line(&out, "server", "addr").ends_with("# env CALLMOOD_ADDR"));
+    assert!(line(&out, "server", "max_calls").starts_with("max_calls = 9 "));
+    // A flag over both.
+    let mut c = check(&s.model);
+    file(&mut c);
+    c.env("CALLMOOD_ADDR", "127.0.0.1:1002").args([
+        "--addr",
+        "127.0.0.1:1003",
+        "--no-words",
+        "--workers",
+        "3",
+    ]);
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    assert!(line(&out, "server", "addr").contains("\"127.0.0.1:1003\""));
+    assert!(line(&out, "server", "addr").ends_with("# flag --addr"));
+    assert!(line(&out, "models", "words").starts_with("words = false "));
+    assert!(line(&out, "asr", "workers").starts_with("workers = 3 "));
+    assert!(line(&out, "server", "max_calls").starts_with("max_calls = 5 "));
+    // A wrong value from the environment names the variable.
+    let mut c = check(&s.model);
+    c.env("CALLMOOD_MAX_CALLS", "0");
+    let (ok, _, err) = run(&mut c);
+    assert!(!ok);
+    assert!(
+        err.contains("CALLMOOD_MAX_CALLS=0 (server.max_calls): must be at least 1"),
+        "{err}"
+    );
+    // The file named by CALLMOOD_CONFIG.
+    let mut c = check(&s.model);
+    c.env("CALLMOOD_CONFIG", &s.file);
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    assert!(line(&out, "server", "max_calls").starts_with("max_calls = 5 "));
+}
+
+#[test]
+fn secrets_are_never_printed() {
+    let s = setup("");
+    let tokens = s.dir.path().join("tokens");
+    std::fs::write(&tokens, "tok-secret-0123456789 acme\n").unwrap();
+    let toml = format!(
+        "[security]\nauth_tokens = {:?}\ntenant_max_calls = 2\n",
+        tokens.display().to_string()
+    );
+    std::fs::write(&s.file, toml).unwrap();
+    let mut c = check(&s.model);
+    c.arg("--config")
+        .arg(&s.file)
+        .env("CALLMOOD_AUDIOHOOK_API_KEYS", "hook-secret-1,hook-secret-2");
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    let all = format!("{out}{err}");
+    assert!(!all.contains("secret"), "{all}");
+    assert!(
+        line(&out, "ws", "audiohook_api_keys")
+            .starts_with("audiohook_api_keys = [\"<hidden>\", \"<hidden>\"]"),
+        "{out}"
+    );
+    assert!(line(&out, "security", "auth_tokens").contains(&tokens.display().to_string()));
+
+    // Nor in errors: a secret of the wrong type, a file that is not TOML on the secret's
+    // line, a token file refused.
+    for toml in [
+        "[ws]\naudiohook_api_keys = \"hook-secret\"\n",
+        "[ws]\naudiohook_api_keys = [\"hook-secret\", 3]\n",
+        "[ws]\naudiohook_api_keys = [\"hook-secret\"\n",
+    ] {
+        std::fs::write(&s.file, toml).unwrap();
+        let (ok, out, err) = run(check(&s.model).arg("--config").arg(&s.file));
+        assert!(!ok, "{toml}");
+        assert!(!format!("{out}{err}").contains("secret"), "{toml}: {err}");
+        assert!(err.contains(&s.file.display().to_string()), "{err}");
+    }
+    std::fs::write(&tokens, "tok-secret-0123456789\n").unwrap();
+    let (ok, out, err) = run(check(&s.model).arg("--auth-tokens").arg(&tokens));
+    assert!(!ok);
+    assert!(!format!("{out}{err}").contains("secret"), "{err}");
+}
+
+#[test]
+fn a_missing_model_fails_the_check() {
+    let s = setup("");
+    let (ok, _, err) = run(&mut check(&s.dir.path().join("none.bin")));
+    assert!(!ok);
+    assert!(err.contains("models/fetch.sh"), "{err}");
+    let (ok, _, err) = run(check(&s.model).args(["--lexicon", "no/such/dir"]));
+    assert!(!ok);
+    assert!(
+        err.contains("models.lexicon = no/such/dir: not found"),
+        "{err}"
+    );
+    // Unless the words are off.
+    let (ok, _, err) = run(check(&s.model).args(["--lexicon", "no/such/dir", "--no-words"]));
+    assert!(ok, "{err}");
+}
