@@ -29,8 +29,8 @@ use crate::contact::alerts::AlertConfig;
 use crate::server::legs::{LegsConfig, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEG_IDLE_TIMEOUT};
 use crate::server::{self, security, ws, ServeConfig};
 
-/// The file `serve` reads when given `--config` without a path is not a thing; this is the
-/// name the README and the example use.
+/// The example configuration at the repository's root: every key at its default, with a
+/// comment on each (a test checks both).
 pub const EXAMPLE_FILE: &str = "callmood.example.toml";
 
 /// Everything `callmood serve` can be told; see the README's "Configuration" section.
@@ -716,5 +716,109 @@ impl Config {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::legs::DEFAULT_RTP_PORTS;
+
+    #[test]
+    fn port_ranges_parse_and_print_alike() {
+        let default = PortRange(DEFAULT_RTP_PORTS);
+        assert_eq!(default.to_string().parse(), Ok(default));
+        assert_eq!("5004".parse(), Ok(PortRange(5004..=5004)));
+        assert_eq!(" 10-20".parse(), Ok(PortRange(10..=20)));
+        assert!("0-10".parse::<PortRange>().is_err());
+        assert!("20-10".parse::<PortRange>().is_err());
+        assert!("70000".parse::<PortRange>().is_err());
+    }
+
+    fn parse(toml: &str) -> Result<Layered, ConfigError> {
+        let l = Layered::from_toml(toml, Path::new("callmood.toml"))?;
+        l.validate()?;
+        Ok(l)
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_every_section_has_keys() {
+        Config::default().check().unwrap();
+        for s in keys_of::<Config>() {
+            assert!(!section_keys(s).is_empty(), "{s}");
+        }
+        assert_eq!(all_keys().len(), 54);
+    }
+
+    #[test]
+    fn a_file_becomes_the_services_settings() {
+        let l = parse(
+            "[server]\nmax_call_s = 60\nidle_timeout_s = 5\n\
+             [legs]\nrtp_ports = \"5000-5009\"\njoin_timeout_s = 3\n\
+             [alerts]\nescalate_angry = 0.7\nescalate_frustration = 1\n\
+             [models]\nwords = false\n\
+             [security]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        let s = l.config.serve_config();
+        assert_eq!(s.call.max_call_ms, 60_000);
+        assert_eq!(s.idle_timeout, Duration::from_secs(5));
+        assert_eq!(s.legs.rtp_ports, 5000..=5009);
+        assert_eq!(s.legs.join_timeout, Duration::from_secs(3));
+        assert_eq!(s.alerts.escalate_angry, 0.7);
+        // An integer where a number is asked is taken.
+        assert_eq!(s.alerts.escalate_frustration, Some(1.0));
+        assert!(s.emotion_model.is_some() && s.words_model.is_none());
+        let tls = s.security.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!(
+            l.origin("legs.rtp_ports"),
+            Origin::File("callmood.toml".into())
+        );
+        assert_eq!(l.origin("legs.rtp_addr"), Origin::Default);
+    }
+
+    #[test]
+    fn errors_name_the_key_its_value_and_the_file() {
+        let e = |toml: &str| parse(toml).unwrap_err().to_string();
+        assert_eq!(
+            e("[alerts]\nescalate_angry = 1.7\n"),
+            "callmood.toml: alerts.escalate_angry = 1.7: must be within 0..1"
+        );
+        assert_eq!(
+            e("[alerts]\nanxious_arousal = -2\n"),
+            "callmood.toml: alerts.anxious_arousal = -2.0: must be within -1..1"
+        );
+        assert_eq!(
+            e("[asr]\ngap_s = 9\n"),
+            "callmood.toml: asr.gap_s = 9.0: must be in 0..=5"
+        );
+        assert_eq!(
+            e("[security]\ntls_key = \"k.pem\"\n"),
+            "callmood.toml: security.tls_key = \"k.pem\": needs security.tls_cert"
+        );
+        assert!(
+            e("[server]\naddr = 5\n").starts_with("callmood.toml: server.addr = 5: invalid type")
+        );
+        assert!(e("[server\n").starts_with("callmood.toml: TOML parse error at line 1"));
+        assert!(e("[ws]\nmax_message_bytes = 0\n")
+            .contains("ws.max_message_bytes = 0: must be at least 1"));
+    }
+
+    #[test]
+    fn the_rendered_configuration_reads_back_and_hides_secrets() {
+        let mut l = parse("[ws]\naudiohook_api_keys = [\"k1-secret\"]\n").unwrap();
+        l.set_origin("server.max_calls", Origin::Flag("--max-calls".into()));
+        let text = l.render();
+        assert!(!text.contains("k1-secret"), "{text}");
+        assert!(
+            text.contains("audiohook_api_keys = [\"<hidden>\"]"),
+            "{text}"
+        );
+        assert!(text.contains("# flag --max-calls"), "{text}");
+        // Without the secret, what is printed is a configuration file that gives the same.
+        let plain = parse("[alerts]\ncooldown_ms = 5\n").unwrap();
+        let back = Layered::from_toml(&plain.render(), Path::new("x")).unwrap();
+        assert_eq!(back.config, plain.config);
     }
 }

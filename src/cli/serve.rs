@@ -1,4 +1,5 @@
-//! `callmood serve`: the gRPC service.
+//! `callmood serve`: the gRPC service; `callmood config check`: the configuration it would
+//! run with. Both lay the flags and environment over the file ([`crate::config`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -200,15 +201,91 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::CommandFactory;
+
+    /// A value each of serve's flags accepts (together with the others).
+    fn sample(long: &str) -> &'static str {
+        match long {
+            "addr" => "127.0.0.1:1",
+            "audiosocket-addr" => "127.0.0.1:2",
+            "metrics-addr" => "127.0.0.1:3",
+            "ws-addr" => "127.0.0.1:4",
+            "rtp-addr" => "127.0.0.1",
+            "rtp-ports" => "5000-5001",
+            "workers" | "threads" | "queue" | "max-calls" | "tenant-max-calls" => "2",
+            "max-queue-wait" | "leg-idle-timeout" | "drain-timeout" => "5",
+            "model" | "emotion-model" | "text-model" | "lexicon" | "auth-tokens" | "tls-cert"
+            | "tls-key" | "tls-client-ca" => "some/file",
+            "twilio-call-id-param" | "audiohook-api-key" | "media-tenant" => "x",
+            other => panic!("--{other}: a new serve flag: map it onto a key in ServeArgs::layered and give it a sample here"),
+        }
+    }
 
     #[test]
-    fn port_ranges_parse_and_print_alike() {
-        let default = PortRange(DEFAULT_RTP_PORTS);
-        assert_eq!(default.to_string().parse(), Ok(default));
-        assert_eq!("5004".parse(), Ok(PortRange(5004..=5004)));
-        assert_eq!(" 10-20".parse(), Ok(PortRange(10..=20)));
-        assert!("0-10".parse::<PortRange>().is_err());
-        assert!("20-10".parse::<PortRange>().is_err());
-        assert!("70000".parse::<PortRange>().is_err());
+    fn every_serve_flag_sets_a_key_of_the_configuration() {
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let mut argv = vec!["callmood".to_string(), "serve".to_string()];
+        let mut longs = Vec::new();
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "config") {
+                continue;
+            }
+            argv.push(format!("--{long}"));
+            if arg.get_action().takes_values() {
+                argv.push(sample(long).to_string());
+            }
+            longs.push(long);
+        }
+        let Command::Serve(a) = Cli::try_parse_sourced(&argv).unwrap().command else {
+            panic!("serve parsed as another command")
+        };
+        let l = a.layered().unwrap();
+        for long in longs {
+            let flag = Origin::Flag(format!("--{long}"));
+            assert!(
+                l.origins.values().any(|o| *o == flag),
+                "--{long} sets no key"
+            );
+        }
+        assert_eq!(l.config.server.addr, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(l.config.legs.rtp_ports, PortRange(5000..=5001));
+        assert!(!l.config.models.emotion && !l.config.models.words);
+        assert_eq!(l.config.security.tls_client_ca, Some("some/file".into()));
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_configurations() {
+        let Command::Serve(mut a) = Cli::try_parse_sourced(["callmood", "serve"])
+            .unwrap()
+            .command
+        else {
+            panic!("serve parsed as another command")
+        };
+        // Lay every flag's value over the defaults as if typed, except those the test's
+        // own environment set: each must equal the configuration's default.
+        let from_env: Vec<String> = a.origins.keys().cloned().collect();
+        let cmd = Cli::command();
+        for arg in cmd.find_subcommand("serve").unwrap().get_arguments() {
+            let id = arg.get_id().to_string();
+            if !from_env.contains(&id) {
+                a.origins.insert(id, Origin::Flag("--default".into()));
+            }
+        }
+        let l = a.layered().unwrap();
+        let defaults = Layered::default();
+        let mut compared = 0;
+        for (key, origin) in &l.origins {
+            if *origin == Origin::Flag("--default".into()) {
+                assert_eq!(l.value_text(key), defaults.value_text(key), "{key}");
+                compared += 1;
+            }
+        }
+        assert!(
+            compared >= 20 || !from_env.is_empty(),
+            "{compared} keys compared"
+        );
     }
 }
