@@ -323,3 +323,80 @@ fn a_missing_model_fails_the_check() {
     let (ok, _, err) = run(check(&s.model).args(["--lexicon", "no/such/dir", "--no-words"]));
     assert!(ok, "{err}");
 }
+
+/// `long_silence` alerts of one recording of `secs` of silence sent through
+/// `AnalyzeRecording` to a server (no models: prosody only) run with `toml`'s settings.
+async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
+    use callmood::proto::{self, call_analyzer_client::CallAnalyzerClient, call_event::Event};
+    let l = Layered::from_toml(toml, Path::new("callmood.toml")).unwrap();
+    l.validate().unwrap();
+    let cfg = l.config.serve_config();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let analyzer = callmood::server::session::Analyzer {
+        plan: callmood::core::dsp::DspPlan::new(),
+        asr: None,
+        voice: None,
+        words: None,
+        metrics: Default::default(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        callmood::server::serve_on(listener, None, None, analyzer, &cfg, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let mut wav = std::io::Cursor::new(Vec::new());
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut wav, spec).unwrap();
+        for _ in 0..secs * 16_000 {
+            w.write_sample(0i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let mut client = CallAnalyzerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut events = client
+        .analyze_recording(proto::AnalyzeRecordingRequest {
+            call_id: "quiet".into(),
+            audio: Some(proto::analyze_recording_request::Audio::Wav(
+                wav.into_inner(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut alerts = 0;
+    let mut summary = false;
+    while let Some(e) = events.message().await.unwrap() {
+        match e.event {
+            Some(Event::Alert(a)) if a.kind == "long_silence" => alerts += 1,
+            Some(Event::Summary(_)) => summary = true,
+            _ => {}
+        }
+    }
+    assert!(summary, "no summary");
+    let _ = stop.send(());
+    server.await.unwrap();
+    alerts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_alert_settings_reach_every_call() {
+    // 4 s of silence: under the default 10 s, over the file's 1 s.
+    assert_eq!(long_silence_alerts("", 4).await, 0);
+    assert_eq!(
+        long_silence_alerts("[alerts]\nlong_silence_ms = 1000\n", 4).await,
+        1
+    );
+}
