@@ -92,8 +92,8 @@ fn the_example_file_parses_to_the_defaults_and_names_every_key() {
     }
 }
 
-#[test]
-fn the_readme_lists_every_key_with_its_default() {
+/// The cells of each row of the README's "Configuration" table.
+fn readme_table() -> Vec<Vec<String>> {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let section = readme
         .split("### Configuration\n")
@@ -101,26 +101,58 @@ fn the_readme_lists_every_key_with_its_default() {
         .expect("a Configuration section")
         .split("\n##")
         .next()
-        .unwrap();
-    let rows: Vec<(String, String)> = section
+        .unwrap()
+        .to_string();
+    section
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
-            let cells: Vec<&str> = l.split(" | ").collect();
-            (
-                cells[0]
-                    .trim_start_matches("| ")
-                    .trim_matches('`')
-                    .to_string(),
-                cells[1].to_string(),
-            )
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
         })
+        .collect()
+}
+
+#[test]
+fn the_readme_names_every_flag_and_variable_of_serve() {
+    use clap::CommandFactory;
+    let rows = readme_table();
+    let cli = callmood::cli::Cli::command();
+    let serve = cli.find_subcommand("serve").unwrap();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "config") {
+            continue;
+        }
+        // The flag's row names its variable too.
+        let row = rows
+            .iter()
+            .find(|r| r[2].contains(&format!("`--{long}`")))
+            .unwrap_or_else(|| panic!("--{long} is in no row of the README's table"));
+        if let Some(env) = arg.get_env() {
+            let env = env.to_string_lossy();
+            assert!(
+                row[2].contains(&format!("`{env}`")),
+                "{env} not beside --{long}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_lists_every_key_with_its_default() {
+    let rows = readme_table();
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| r[0].trim_matches('`').to_string())
         .collect();
-    let keys: Vec<&String> = rows.iter().map(|(k, _)| k).collect();
     let want = all_keys();
-    assert_eq!(keys, want.iter().collect::<Vec<_>>());
+    assert_eq!(keys, want);
     let defaults = Layered::default();
-    for (key, cell) in &rows {
+    for (key, row) in keys.iter().zip(&rows) {
+        let cell = &row[1];
         let value = defaults.value_text(key);
         if value == "(not set)" {
             assert!(

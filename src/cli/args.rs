@@ -83,18 +83,18 @@ pub struct AsrArgs {
     #[arg(long, env = "CALLMOOD_MODEL", default_value = server::DEFAULT_MODEL)]
     pub model: PathBuf,
     /// Recogniser worker threads (each shares the one loaded model).
-    #[arg(long, default_value_t = AsrConfig::default().workers)]
+    #[arg(long, env = "CALLMOOD_WORKERS", default_value_t = AsrConfig::default().workers)]
     pub workers: usize,
     /// CPU threads each recogniser worker uses.
-    #[arg(long, default_value_t = AsrConfig::default().threads_per_worker)]
+    #[arg(long, env = "CALLMOOD_THREADS", default_value_t = AsrConfig::default().threads_per_worker)]
     pub threads: usize,
     /// Utterances queued for the recogniser at most.
-    #[arg(long, default_value_t = AsrConfig::default().queue_capacity)]
+    #[arg(long, env = "CALLMOOD_QUEUE", default_value_t = AsrConfig::default().queue_capacity)]
     pub queue: usize,
     /// Seconds a live call's utterance may wait for the recogniser: one that waited longer
     /// is sent without words (counted in the summary's transcripts_dropped), so results
     /// stay timely when the recogniser is behind. Recordings always wait.
-    #[arg(long, default_value_t = AsrConfig::default().max_queue_wait_s)]
+    #[arg(long, env = "CALLMOOD_MAX_QUEUE_WAIT", default_value_t = AsrConfig::default().max_queue_wait_s)]
     pub max_queue_wait: f32,
 }
 
