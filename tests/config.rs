@@ -165,6 +165,14 @@ fn the_readme_lists_every_key_with_its_default() {
     }
 }
 
+/// What `config check` says of a file holding `toml`, which it must refuse.
+fn refused(toml: &str) -> String {
+    let s = setup(toml);
+    let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
+    assert!(!ok, "{toml} accepted");
+    err
+}
+
 #[test]
 fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
     let s = setup("[alerts]\nescalate_angry = 1.7\n");
@@ -208,9 +216,7 @@ fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
             "alerts.escalate_window = 2: must be at least escalate_min_utterances (3)",
         ),
     ] {
-        let s = setup(toml);
-        let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
-        assert!(!ok, "{toml}");
+        let err = refused(toml);
         assert!(err.contains(needle), "{toml}: {err}");
     }
 }
@@ -228,9 +234,7 @@ fn an_unknown_key_or_section_is_refused() {
         ),
         ("max_calls = 3\n", "max_calls: unknown key"),
     ] {
-        let s = setup(toml);
-        let (ok, _, err) = run(check(&s.model).arg("--config").arg(&s.file));
-        assert!(!ok, "{toml}");
+        let err = refused(toml);
         assert!(err.contains(needle), "{toml}: {err}");
     }
 }

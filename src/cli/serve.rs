@@ -98,6 +98,12 @@ pub struct SecurityArgs {
 pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let layered = a.layered()?;
     check_files(&layered.config, false)?;
+    if let Some(path) = &a.config {
+        eprintln!(
+            "callmood: configuration from {} (`callmood config check` shows it)",
+            path.display()
+        );
+    }
     super::runtime()?.block_on(server::serve(layered.config.serve_config()))
 }
 
