@@ -303,7 +303,8 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Why a configuration was refused; every variant names the key and where it was set.
+/// Why a configuration was refused; every variant names the key and where it was set (the
+/// file's path, or `env NAME`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}: {source}", path.display())]
@@ -315,15 +316,15 @@ pub enum ConfigError {
     /// Not TOML at all; `message` gives the line and column.
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}: {key}: unknown key (known: {known})", path.display())]
+    #[error("{from}: {key}: unknown key (known: {known})")]
     UnknownKey {
-        path: PathBuf,
+        from: Origin,
         key: String,
         known: String,
     },
-    #[error("{}: {key} = {value}: {message}", path.display())]
+    #[error("{from}: {key} = {value}: {message}")]
     WrongType {
-        path: PathBuf,
+        from: Origin,
         key: String,
         value: String,
         message: String,
@@ -332,6 +333,10 @@ pub enum ConfigError {
     #[error("{place}: {reason}")]
     Invalid { place: String, reason: String },
 }
+
+/// Prefix of the variables that set any key: `CALLMOOD_SECTION__KEY` (a double underscore
+/// between section and key, e.g. `CALLMOOD_ALERTS__ESCALATE_ANGRY=0.6`).
+pub const ENV_PREFIX: &str = "CALLMOOD_";
 
 /// A [`Config`] and where each of its keys (`section.key`) was set; keys not in the map
 /// have their default.
@@ -360,40 +365,89 @@ impl Layered {
                     path: path.into(),
                     message: one_line(&e.to_string()),
                 })?;
-        let mut merged = to_table(&Config::default());
-        let mut origins = BTreeMap::new();
+        let mut l = Self::default();
+        l.lay(table, &Origin::File(path.into()))?;
+        Ok(l)
+    }
+
+    /// Lays the `CALLMOOD_SECTION__KEY=VALUE` variables among `vars` over the configuration.
+    /// VALUE is read as TOML (`0.6`, `true`, `["a", "b"]`), else as a string
+    /// (`127.0.0.1:50051`, `/etc/callmood/tokens`). An unknown section or key is refused
+    /// with the variable named; variables without the double underscore are left to the
+    /// flags' own (`CALLMOOD_ADDR`).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, raw) in vars {
+            let Some((section, key)) = name
+                .strip_prefix(ENV_PREFIX)
+                .and_then(|rest| rest.split_once("__"))
+            else {
+                continue;
+            };
+            let (section, key) = (section.to_lowercase(), key.to_lowercase());
+            let one = |v: toml::Value| {
+                let mut keys = toml::Table::new();
+                keys.insert(key.clone(), v);
+                let mut t = toml::Table::new();
+                t.insert(section.clone(), keys.into());
+                t
+            };
+            let origin = Origin::Env(name.clone());
+            let typed = format!("v = {raw}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"));
+            let typed_error = match typed {
+                Some(v) => match self.lay(one(v), &origin) {
+                    Ok(()) => continue,
+                    Err(e @ ConfigError::UnknownKey { .. }) => return Err(e),
+                    Err(e) => Some(e),
+                },
+                None => None,
+            };
+            // Not TOML, or not of the key's type: the text itself (`media_tenant=123`).
+            if let Err(e) = self.lay(one(raw.into()), &origin) {
+                return Err(typed_error.unwrap_or(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lays `table`'s sections and keys over the configuration, each key checked alone so
+    /// that an unknown key or a wrong type is pinned to it.
+    fn lay(&mut self, table: toml::Table, from: &Origin) -> Result<(), ConfigError> {
+        let mut merged = to_table(&self.config);
         let sections = keys_of::<Config>();
+        let mut set_here = Vec::new();
         for (section, value) in table {
             if !sections.contains(&section.as_str()) {
                 return Err(ConfigError::UnknownKey {
-                    path: path.into(),
+                    from: from.clone(),
                     key: section,
                     known: sections.join(", "),
                 });
             }
             let toml::Value::Table(keys) = value else {
                 return Err(ConfigError::WrongType {
-                    path: path.into(),
+                    from: from.clone(),
                     key: section.clone(),
                     value: value.to_string(),
                     message: format!("must be a [{section}] table"),
                 });
             };
             let known = section_keys(&section);
-            let target = merged
-                .entry(section.clone())
-                .or_insert_with(|| toml::Table::new().into());
             for (key, value) in keys {
                 let name = format!("{section}.{key}");
                 if !known.contains(&key.as_str()) {
                     return Err(ConfigError::UnknownKey {
-                        path: path.into(),
+                        from: from.clone(),
                         key: name,
                         known: known.join(", "),
                     });
                 }
-                // Each key is tried alone on the defaults, so a wrong type is pinned to it.
-                let mut alone = to_table(&Config::default());
+                let mut alone = to_table(&self.config);
                 set(&mut alone, &section, &key, value.clone());
                 if let Err(e) = Config::deserialize(toml::Value::Table(alone)) {
                     let mut message = one_line(e.message());
@@ -405,24 +459,26 @@ impl Layered {
                         };
                     }
                     return Err(ConfigError::WrongType {
-                        path: path.into(),
+                        from: from.clone(),
                         value: shown(&name, &value),
                         key: name,
                         message,
                     });
                 }
-                if let Some(t) = target.as_table_mut() {
-                    t.insert(key, value);
-                }
-                origins.insert(name, Origin::File(path.into()));
+                set(&mut merged, &section, &key, value);
+                set_here.push(name);
             }
         }
-        let config =
-            Config::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Syntax {
-                path: path.into(),
-                message: one_line(e.message()),
+        // Every key deserialized alone, so together they do too.
+        self.config =
+            Config::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Invalid {
+                place: from.to_string(),
+                reason: one_line(e.message()),
             })?;
-        Ok(Self { config, origins })
+        for name in set_here {
+            self.origins.insert(name, from.clone());
+        }
+        Ok(())
     }
 
     /// Records that `key` (`section.key`) was set from `origin`.
@@ -803,6 +859,37 @@ mod tests {
         assert!(e("[server\n").starts_with("callmood.toml: TOML parse error at line 1"));
         assert!(e("[ws]\nmax_message_bytes = 0\n")
             .contains("ws.max_message_bytes = 0: must be at least 1"));
+    }
+
+    #[test]
+    fn any_key_can_be_set_from_the_environment() {
+        let mut l = parse("[alerts]\nescalate_angry = 0.6\n").unwrap();
+        let var = |k: &str, v: &str| (k.to_string(), v.to_string());
+        l.apply_env([
+            var("CALLMOOD_ALERTS__ESCALATE_ANGRY", "0.7"),
+            var("CALLMOOD_SERVER__ADDR", "127.0.0.1:7"),
+            var("CALLMOOD_SECURITY__MEDIA_TENANT", "123"),
+            var("CALLMOOD_WS__AUDIOHOOK_API_KEYS", "[\"k1\", \"k2\"]"),
+            var("CALLMOOD_ADDR", "ignored: a flag's variable"),
+            var("HOME", "/root"),
+        ])
+        .unwrap();
+        assert_eq!(l.config.alerts.escalate_angry, 0.7);
+        assert_eq!(l.config.server.addr, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(l.config.security.media_tenant.as_deref(), Some("123"));
+        assert_eq!(l.config.ws.audiohook_api_keys, ["k1", "k2"]);
+        assert_eq!(
+            l.origin("alerts.escalate_angry"),
+            Origin::Env("CALLMOOD_ALERTS__ESCALATE_ANGRY".into())
+        );
+        assert_eq!(l.origin("alerts.cooldown_ms"), Origin::Default);
+        let e = |k: &str, v: &str| l.clone().apply_env([var(k, v)]).unwrap_err().to_string();
+        assert!(e("CALLMOOD_ALERTS__ESCALAT_ANGRY", "1")
+            .starts_with("env CALLMOOD_ALERTS__ESCALAT_ANGRY: alerts.escalat_angry: unknown key"));
+        assert_eq!(
+            e("CALLMOOD_SERVER__MAX_CALLS", "many"),
+            "env CALLMOOD_SERVER__MAX_CALLS: server.max_calls = \"many\": invalid type: string \"many\", expected usize"
+        );
     }
 
     #[test]

@@ -300,6 +300,47 @@ fn flags_beat_the_environment_which_beats_the_file() {
 }
 
 #[test]
+fn any_key_set_in_the_environment_beats_the_file_and_loses_to_a_flag() {
+    let s = setup("[server]\nmax_calls = 5\n[alerts]\nescalate_angry = 0.6\n");
+    let mut c = check(&s.model);
+    c.arg("--config")
+        .arg(&s.file)
+        .env("CALLMOOD_ALERTS__ESCALATE_ANGRY", "0.7")
+        .env("CALLMOOD_SERVER__MAX_CALLS", "4");
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    let angry = line(&out, "alerts", "escalate_angry");
+    assert!(angry.starts_with("escalate_angry = 0.7 "), "{out}");
+    assert!(
+        angry.ends_with("# env CALLMOOD_ALERTS__ESCALATE_ANGRY"),
+        "{out}"
+    );
+    assert!(line(&out, "server", "max_calls").starts_with("max_calls = 4 "));
+    let (ok, out, err) = run(c.args(["--max-calls", "6"]));
+    assert!(ok, "{err}");
+    assert!(line(&out, "server", "max_calls").ends_with("# flag --max-calls"));
+    // A misspelt variable is refused, not ignored; so is a value out of range.
+    let mut c = check(&s.model);
+    c.env("CALLMOOD_ALERTS__ESCALATE_ANGER", "0.7");
+    let (ok, _, err) = run(&mut c);
+    assert!(!ok);
+    assert!(
+        err.contains("env CALLMOOD_ALERTS__ESCALATE_ANGER: alerts.escalate_anger: unknown key"),
+        "{err}"
+    );
+    let mut c = check(&s.model);
+    c.env("CALLMOOD_ALERTS__ESCALATE_ANGRY", "1.7");
+    let (ok, _, err) = run(&mut c);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "CALLMOOD_ALERTS__ESCALATE_ANGRY=1.7 (alerts.escalate_angry): must be within 0..1"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn secrets_are_never_printed() {
     let s = setup("");
     let tokens = s.dir.path().join("tokens");
@@ -336,6 +377,14 @@ fn secrets_are_never_printed() {
         assert!(!ok, "{toml}");
         assert!(!format!("{out}{err}").contains("secret"), "{toml}: {err}");
         assert!(err.contains(&s.file.display().to_string()), "{err}");
+    }
+    for value in ["hook-secret", "[\"hook-secret\", 3]"] {
+        let mut c = check(&s.model);
+        c.env("CALLMOOD_WS__AUDIOHOOK_API_KEYS", value);
+        let (ok, out, err) = run(&mut c);
+        assert!(!ok, "{value}");
+        assert!(!format!("{out}{err}").contains("secret"), "{value}: {err}");
+        assert!(err.contains("ws.audiohook_api_keys"), "{err}");
     }
     std::fs::write(&tokens, "tok-secret-0123456789\n").unwrap();
     let (ok, out, err) = run(check(&s.model).arg("--auth-tokens").arg(&tokens));

@@ -151,13 +151,19 @@ fn check_files(c: &Config, all: bool) -> anyhow::Result<()> {
 }
 
 impl ServeArgs {
-    /// The configuration: defaults, then `--config`'s file, then the environment and the
-    /// flags (clap gives an environment variable only where no flag was typed); checked.
+    /// The configuration: defaults, then `--config`'s file, then `CALLMOOD_SECTION__KEY`
+    /// variables, then the flags and their own variables (clap gives a flag's variable only
+    /// where the flag was not typed); checked.
     pub fn layered(&self) -> anyhow::Result<Layered> {
         let mut l = match &self.config {
             Some(path) => Layered::from_file(path)?,
             None => Layered::default(),
         };
+        // `CALLMOOD_SECTION__KEY` for any key; the flags' own variables come with the flags.
+        l.apply_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )?;
         let o = &self.origins;
         let (asr, em, sec) = (&self.asr, &self.emotion, &*self.security);
         // Each flag's clap id (its field's name) onto its key; only flags and variables
