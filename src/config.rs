@@ -10,10 +10,15 @@
 //! error names the file's key, the environment variable or the flag that set it:
 //! `callmood.toml: alerts.escalate_angry = 1.7: must be within 0..1`.
 //!
+//! Layers, weakest first: the defaults; the file ([`Layered::from_file`]); variables
+//! `CALLMOOD_SECTION__KEY` for any key ([`Layered::apply_env`]); then the flags and their
+//! own variables (`--addr`, `CALLMOOD_ADDR`), laid on by the CLI (`cli::serve`) only where
+//! typed or set. [`Layered::validate`] checks the result.
+//!
 //! Why TOML with serde and the `toml` crate: TOML is what Rust operators already write
-//! (Cargo, vector, linkerd's proxies), it has comments and typed values (a number is not a
-//! string), and serde's derive gives the typed structs, their defaults and the refusal of
-//! unknown keys with no hand-written parser.
+//! (Cargo, vector), it has comments and typed values (a number is not a string), and
+//! serde's derive gives the typed structs, their defaults and the refusal of unknown keys
+//! with no hand-written parser.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -602,11 +607,14 @@ fn to_table<T: Serialize>(v: &T) -> toml::Table {
             _ => {}
         }
     }
-    let mut t = toml::Table::try_from(v).expect("the configuration is representable in TOML");
+    // Only a path that is not UTF-8 (from a flag) has no TOML form: then nothing is shown
+    // rather than a panic (files and variables are text, so the layering never meets one).
+    let mut t = toml::Table::try_from(v).unwrap_or_default();
     t.iter_mut().for_each(|(_, v)| short(v));
     t
 }
 
+/// Sets `section.key` of a configuration table.
 fn set(t: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
     if let Some(s) = t
         .entry(section.to_string())

@@ -66,7 +66,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
     /// Where each flag's value came from, by clap id: only flags typed and environment
-    /// variables set are here (filled by [`super::Cli::parse_from`]).
+    /// variables set are here (filled by [`super::Cli::parse_sourced`]).
     #[arg(skip)]
     pub origins: BTreeMap<String, Origin>,
 }
