@@ -409,15 +409,24 @@ fn a_missing_model_fails_the_check() {
     assert!(ok, "{err}");
 }
 
-/// `long_silence` alerts of one recording of `secs` of silence sent through
-/// `AnalyzeRecording` to a server (no models: prosody only) run with `toml`'s settings.
-async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
-    use callmood::proto::{self, call_analyzer_client::CallAnalyzerClient, call_event::Event};
+/// A server (no models: prosody only) run with `toml`'s settings on loopback, with an
+/// AudioSocket listener: its gRPC and AudioSocket addresses, and the sender that stops it.
+async fn serve_with(
+    toml: &str,
+) -> (
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let l = Layered::from_toml(toml, Path::new("callmood.toml")).unwrap();
     l.validate().unwrap();
     let cfg = l.config.serve_config();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addrs = (
+        listener.local_addr().unwrap(),
+        audiosocket.local_addr().unwrap(),
+    );
     let analyzer = callmood::server::session::Analyzer {
         plan: callmood::core::dsp::DspPlan::new(),
         asr: None,
@@ -426,13 +435,41 @@ async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
         metrics: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        callmood::server::serve_on(listener, None, None, analyzer, &cfg, async {
+    tokio::spawn(async move {
+        callmood::server::serve_on(listener, Some(audiosocket), None, analyzer, &cfg, async {
             let _ = stopped.await;
         })
         .await
         .unwrap();
     });
+    (addrs.0, addrs.1, stop)
+}
+
+/// The `long_silence` alerts among a call's events, which must end with its summary.
+async fn long_silences(mut events: tonic::Streaming<callmood::proto::CallEvent>) -> usize {
+    use callmood::proto::call_event::Event;
+    let mut alerts = 0;
+    let mut summary = false;
+    while let Some(e) = tokio::time::timeout(std::time::Duration::from_secs(20), events.message())
+        .await
+        .expect("events within 20 s")
+        .unwrap()
+    {
+        match e.event {
+            Some(Event::Alert(a)) if a.kind == "long_silence" => alerts += 1,
+            Some(Event::Summary(_)) => summary = true,
+            _ => {}
+        }
+    }
+    assert!(summary, "no summary");
+    alerts
+}
+
+/// `long_silence` alerts of one recording of `secs` of silence sent through
+/// `AnalyzeRecording` to a server run with `toml`'s settings.
+async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
+    use callmood::proto::{self, call_analyzer_client::CallAnalyzerClient};
+    let (addr, _, _stop) = serve_with(toml).await;
     let mut wav = std::io::Cursor::new(Vec::new());
     {
         let spec = hound::WavSpec {
@@ -450,7 +487,7 @@ async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
     let mut client = CallAnalyzerClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    let mut events = client
+    let events = client
         .analyze_recording(proto::AnalyzeRecordingRequest {
             call_id: "quiet".into(),
             audio: Some(proto::analyze_recording_request::Audio::Wav(
@@ -461,27 +498,43 @@ async fn long_silence_alerts(toml: &str, secs: u32) -> usize {
         .await
         .unwrap()
         .into_inner();
-    let mut alerts = 0;
-    let mut summary = false;
-    while let Some(e) = events.message().await.unwrap() {
-        match e.event {
-            Some(Event::Alert(a)) if a.kind == "long_silence" => alerts += 1,
-            Some(Event::Summary(_)) => summary = true,
-            _ => {}
-        }
+    long_silences(events).await
+}
+
+/// The same over an AudioSocket leg (the legs' registry starts that call): `secs` of
+/// 8 kHz silence in 20 ms frames, then a hang-up, watched with `WatchCall`.
+async fn long_silence_alerts_of_a_leg(toml: &str, secs: u32) -> usize {
+    use callmood::proto::{self, call_analyzer_client::CallAnalyzerClient};
+    use tokio::io::AsyncWriteExt;
+    let (addr, audiosocket, _stop) = serve_with(toml).await;
+    let id = "00010203-0405-0607-0809-0a0b0c0d0e0f";
+    let mut conn = tokio::net::TcpStream::connect(audiosocket).await.unwrap();
+    let mut frames = vec![0x01, 0, 16];
+    frames.extend(0u8..16);
+    conn.write_all(&frames).await.unwrap();
+    let mut client = CallAnalyzerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let events = client
+        .watch_call(proto::WatchCallRequest { call_id: id.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..secs * 50 {
+        let mut audio = vec![0x10, 0x01, 0x40];
+        audio.extend([0u8; 320]);
+        conn.write_all(&audio).await.unwrap();
     }
-    assert!(summary, "no summary");
-    let _ = stop.send(());
-    server.await.unwrap();
-    alerts
+    conn.write_all(&[0x00, 0, 0]).await.unwrap();
+    long_silences(events).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_files_alert_settings_reach_every_call() {
     // 4 s of silence: under the default 10 s, over the file's 1 s.
+    let file = "[alerts]\nlong_silence_ms = 1000\n";
     assert_eq!(long_silence_alerts("", 4).await, 0);
-    assert_eq!(
-        long_silence_alerts("[alerts]\nlong_silence_ms = 1000\n", 4).await,
-        1
-    );
+    assert_eq!(long_silence_alerts(file, 4).await, 1);
+    assert_eq!(long_silence_alerts_of_a_leg("", 4).await, 0);
+    assert_eq!(long_silence_alerts_of_a_leg(file, 4).await, 1);
 }
