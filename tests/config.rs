@@ -173,6 +173,13 @@ fn refused(toml: &str) -> String {
     err
 }
 
+/// What `config check` says when the environment has `var=value`, which it must refuse.
+fn env_refused(model: &Path, var: &str, value: &str) -> String {
+    let (ok, _, err) = run(check(model).env(var, value));
+    assert!(!ok, "{var}={value} accepted");
+    err
+}
+
 #[test]
 fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
     let s = setup("[alerts]\nescalate_angry = 1.7\n");
@@ -283,10 +290,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     assert!(line(&out, "asr", "workers").starts_with("workers = 3 "));
     assert!(line(&out, "server", "max_calls").starts_with("max_calls = 5 "));
     // A wrong value from the environment names the variable.
-    let mut c = check(&s.model);
-    c.env("CALLMOOD_MAX_CALLS", "0");
-    let (ok, _, err) = run(&mut c);
-    assert!(!ok);
+    let err = env_refused(&s.model, "CALLMOOD_MAX_CALLS", "0");
     assert!(
         err.contains("CALLMOOD_MAX_CALLS=0 (server.max_calls): must be at least 1"),
         "{err}"
@@ -320,18 +324,12 @@ fn any_key_set_in_the_environment_beats_the_file_and_loses_to_a_flag() {
     assert!(ok, "{err}");
     assert!(line(&out, "server", "max_calls").ends_with("# flag --max-calls"));
     // A misspelt variable is refused, not ignored; so is a value out of range.
-    let mut c = check(&s.model);
-    c.env("CALLMOOD_ALERTS__ESCALATE_ANGER", "0.7");
-    let (ok, _, err) = run(&mut c);
-    assert!(!ok);
+    let err = env_refused(&s.model, "CALLMOOD_ALERTS__ESCALATE_ANGER", "0.7");
     assert!(
         err.contains("env CALLMOOD_ALERTS__ESCALATE_ANGER: alerts.escalate_anger: unknown key"),
         "{err}"
     );
-    let mut c = check(&s.model);
-    c.env("CALLMOOD_ALERTS__ESCALATE_ANGRY", "1.7");
-    let (ok, _, err) = run(&mut c);
-    assert!(!ok);
+    let err = env_refused(&s.model, "CALLMOOD_ALERTS__ESCALATE_ANGRY", "1.7");
     assert!(
         err.contains(
             "CALLMOOD_ALERTS__ESCALATE_ANGRY=1.7 (alerts.escalate_angry): must be within 0..1"
