@@ -139,7 +139,8 @@ impl Default for ModelsSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LegsSection {
-    /// Address RTP legs (`OpenRtpLeg`) bind. Default `0.0.0.0`.
+    /// Address RTP legs (`OpenRtpLeg`) bind. Default
+    /// [`crate::server::legs::DEFAULT_RTP_ADDR`] (every interface).
     pub rtp_addr: IpAddr,
     /// UDP ports handed out to RTP legs, `FIRST-LAST`. Default
     /// [`crate::server::legs::DEFAULT_RTP_PORTS`].

@@ -11,7 +11,7 @@ use clap::Args;
 use super::args::{AsrArgs, EmotionArgs};
 use crate::config::{Config, Layered, Origin, PortRange};
 use crate::server;
-use crate::server::legs::{LegsConfig, DEFAULT_LEG_IDLE_TIMEOUT, DEFAULT_RTP_PORTS};
+use crate::server::legs::{DEFAULT_LEG_IDLE_TIMEOUT, DEFAULT_RTP_ADDR, DEFAULT_RTP_PORTS};
 
 /// `serve`'s flags (and `config check`'s, which prints what they make). Every one sets a key
 /// of the configuration ([`crate::config::Config`]) over the file's and the defaults.
@@ -32,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CALLMOOD_MAX_CALLS", default_value_t = server::DEFAULT_MAX_CALLS)]
     pub max_calls: usize,
     /// Address RTP legs (OpenRtpLeg) bind.
-    #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value_t = LegsConfig::default().rtp_addr)]
+    #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value_t = DEFAULT_RTP_ADDR)]
     pub rtp_addr: IpAddr,
     /// UDP ports handed out to RTP legs, FIRST-LAST.
     #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS))]

@@ -33,6 +33,8 @@ use crate::server::security::{check_call_id, Tenant};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 
+/// Default address RTP legs bind: every interface.
+pub const DEFAULT_RTP_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 /// Default first and last UDP port for RTP legs.
 pub const DEFAULT_RTP_PORTS: RangeInclusive<u16> = 40000..=40999;
 /// Default: a leg with no packet (or AudioSocket message) for this long ends.
@@ -90,7 +92,7 @@ pub struct LegsConfig {
 impl Default for LegsConfig {
     fn default() -> Self {
         Self {
-            rtp_addr: IpAddr::from([0, 0, 0, 0]),
+            rtp_addr: DEFAULT_RTP_ADDR,
             rtp_ports: DEFAULT_RTP_PORTS,
             idle_timeout: DEFAULT_LEG_IDLE_TIMEOUT,
             join_timeout: DEFAULT_JOIN_TIMEOUT,
