@@ -133,7 +133,7 @@ impl Cli {
             _ => return Ok(cli),
         };
         if let (Some(cmd), Some(sub)) = (cmd, sub) {
-            args.origins = origins(cmd, sub);
+            args.origins = Some(origins(cmd, sub));
         }
         Ok(cli)
     }

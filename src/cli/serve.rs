@@ -66,9 +66,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
     /// Where each flag's value came from, by clap id: only flags typed and environment
-    /// variables set are here (filled by [`super::Cli::parse_sourced`]).
+    /// variables set are here. Filled by [`super::Cli::parse_sourced`]; `None` after a
+    /// plain `Cli::parse`, which cannot tell a typed flag from its default.
     #[arg(skip)]
-    pub origins: BTreeMap<String, Origin>,
+    pub origins: Option<BTreeMap<String, Origin>>,
 }
 
 /// `serve`'s security flags.
@@ -164,7 +165,9 @@ impl ServeArgs {
             std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
         )?;
-        let o = &self.origins;
+        let Some(o) = &self.origins else {
+            bail!("serve's flags were parsed without their sources: use Cli::parse_sourced");
+        };
         let (asr, em, sec) = (&self.asr, &self.emotion, &*self.security);
         // Each flag's clap id (its field's name) onto its key; only flags and variables
         // actually given count, so a file's value is not undone by a flag's default.
@@ -269,6 +272,22 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_parse_is_refused_rather_than_ignoring_the_flags() {
+        use clap::Parser;
+        let Command::Serve(a) = Cli::try_parse_from(["callmood", "serve", "--max-calls", "3"])
+            .unwrap()
+            .command
+        else {
+            panic!("serve parsed as another command")
+        };
+        assert!(a
+            .layered()
+            .unwrap_err()
+            .to_string()
+            .contains("parse_sourced"));
+    }
+
+    #[test]
     fn the_flags_defaults_are_the_configurations() {
         let Command::Serve(mut a) = Cli::try_parse_sourced(["callmood", "serve"])
             .unwrap()
@@ -278,12 +297,13 @@ mod tests {
         };
         // Lay every flag's value over the defaults as if typed, except those the test's
         // own environment set: each must equal the configuration's default.
-        let from_env: Vec<String> = a.origins.keys().cloned().collect();
+        let origins = a.origins.get_or_insert_with(Default::default);
+        let from_env: Vec<String> = origins.keys().cloned().collect();
         let cmd = Cli::command();
         for arg in cmd.find_subcommand("serve").unwrap().get_arguments() {
             let id = arg.get_id().to_string();
             if !from_env.contains(&id) {
-                a.origins.insert(id, Origin::Flag("--default".into()));
+                origins.insert(id, Origin::Flag("--default".into()));
             }
         }
         let l = a.layered().unwrap();
