@@ -298,3 +298,42 @@ async fn listen_call(
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct AsteriskAriArgs {
+    /// Asterisk's HTTP server, e.g. http://pbx:8088 (plain HTTP; `/ari` is added).
+    #[arg(long, env = "CALLMOOD_ARI_URL")]
+    pub url: String,
+    /// ARI user (ari.conf).
+    #[arg(long, env = "CALLMOOD_ARI_USER")]
+    pub user: String,
+    /// ARI password.
+    #[arg(long, env = "CALLMOOD_ARI_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Stasis application name: the dialplan sends calls to Stasis(APP).
+    #[arg(long, default_value = crate::client::ari::DEFAULT_APP)]
+    pub app: String,
+    /// callmood's AudioSocket listener (`serve --audiosocket-addr`) as Asterisk reaches
+    /// it, HOST:PORT.
+    #[arg(long)]
+    pub external_host: String,
+    /// ExternalMedia format: AudioSocket carries slin (16-bit 8 kHz).
+    #[arg(long, default_value = crate::client::ari::DEFAULT_FORMAT)]
+    pub format: String,
+}
+
+/// Runs the ARI application until Ctrl-C (calls still attached are torn down).
+pub fn asterisk_ari(a: AsteriskAriArgs) -> anyhow::Result<()> {
+    let cfg = crate::client::ari::AriConfig {
+        url: a.url,
+        user: a.user,
+        password: a.password,
+        app: a.app,
+        external_host: a.external_host,
+        format: a.format,
+    };
+    super::runtime()?.block_on(crate::client::ari::run(cfg, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    Ok(())
+}

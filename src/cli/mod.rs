@@ -6,7 +6,7 @@
 //! - [`serve`]: `serve`, the gRPC service, and `config check`, the configuration it would
 //!   run with ([`crate::config`]).
 //! - [`analyze`]: `analyze`, `features` and `transcribe`, on local WAV files.
-//! - [`client`]: `stream`, `loadtest` and `listen`, clients of a running server
+//! - [`client`]: `stream`, `loadtest`, `listen` and `asterisk-ari`, clients of a running server
 //!   (the gRPC client itself is [`crate::client`]).
 //! - [`train`]: `train` and `eval`, the voice emotion model on a labelled corpus.
 //! - [`text`]: `train-text` and `eval-text`, the words emotion model.
@@ -62,6 +62,9 @@ pub enum Command {
     /// Stream a microphone into a server's StreamCall and print the events; Ctrl-C ends
     /// the call (the summary still arrives).
     Listen(ListenArgs),
+    /// An Asterisk ARI application: each call sent to Stasis(APP) has its caller and agent
+    /// snooped to callmood's AudioSocket listener as two legs of one call, until it ends.
+    AsteriskAri(client::AsteriskAriArgs),
     /// Transcribe a WAV file with the bare recogniser (no endpointing, no
     /// packing): the yardstick `analyze` is compared with.
     Transcribe(TranscribeArgs),
@@ -171,6 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stream(a) => client::stream(a),
         Command::Loadtest(a) => client::loadtest(a),
         Command::Listen(a) => client::listen(a),
+        Command::AsteriskAri(a) => client::asterisk_ari(a),
         Command::Transcribe(a) => analyze::transcribe(a),
         Command::TrainText(a) => text::train_text(a),
         Command::EvalText(a) => text::eval_text(a),

@@ -7,7 +7,10 @@
 //! - [`listen`]: the microphone (cpal, with the default `listen` feature) as a call's
 //!   audio; its `ChunkAdapter`, device samples to 20 ms 16 kHz chunks, is sans-I/O and
 //!   always built.
+//! - [`ari`]: `asterisk-ari`, an Asterisk ARI application that snoops each call's caller
+//!   and agent to callmood over AudioSocket (REST and the events WebSocket, no gRPC).
 
+pub mod ari;
 pub mod listen;
 pub mod loadtest;
 pub mod stream;
