@@ -593,3 +593,67 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
         "{c:?} {a:?}"
     );
 }
+
+/// A UUID message and frames of `frame_bytes` each, sent 4x faster than real time
+/// (`bytes_per_ms` tells the pace), then a hang-up; whether the server closed first.
+async fn audiosocket_call(
+    to: SocketAddr,
+    uuid: [u8; 16],
+    audio: &[u8],
+    frame_bytes: usize,
+    bytes_per_ms: usize,
+) -> bool {
+    use callmood::core::audiosocket::{encode, Message as As};
+    let mut tcp = TcpStream::connect(to).await.unwrap();
+    tcp.write_all(&encode(&As::Uuid(uuid))).await.unwrap();
+    let pace = Duration::from_micros((frame_bytes / bytes_per_ms) as u64 * 250);
+    let mut ticks = tokio::time::interval(pace);
+    for f in audio.chunks(frame_bytes) {
+        ticks.tick().await;
+        if tcp
+            .write_all(&encode(&As::Audio(f.to_vec())))
+            .await
+            .is_err()
+        {
+            return true;
+        }
+    }
+    let _ = tcp.write_all(&encode(&As::Hangup)).await;
+    false
+}
+
+/// The AudioSocket channel driver without `c(slin)` sends the channel's μ-law under the
+/// audio kind: callmood refuses that leg (counted malformed) instead of analysing noise,
+/// and a healthy slin call beside it is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiosocket_mulaw_sent_as_slin_is_refused_next_to_a_healthy_call() {
+    use callmood::core::audiosocket::uuid_string;
+    let srv = start_servers(8, None, None).await;
+    let (speech, spans, _) = speech_call(&["0890"], 500);
+    let pcm: Vec<u8> = pcm_8k(&speech)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let ulaw = mulaw_8k_bytes(&speech);
+    let (good, bad) = ([0x11; 16], [0x22; 16]);
+    let good_events = watch(srv.grpc, &uuid_string(&good));
+    let bad_events = watch(srv.grpc, &uuid_string(&bad));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (good_closed, bad_closed) = tokio::join!(
+        audiosocket_call(srv.audiosocket, good, &pcm, 320, 16),
+        // 20 ms of μ-law is 160 bytes: what Asterisk sends without c(slin).
+        audiosocket_call(srv.audiosocket, bad, &ulaw, 160, 8),
+    );
+    assert!(!good_closed);
+    assert!(bad_closed, "the server hung up on the μ-law leg");
+    let bad = bad_events.await.unwrap();
+    let l = leg(summary(&bad), 0);
+    eprintln!("refused leg: {l:?}");
+    assert_eq!(l.packets_malformed, 1, "{l:?}");
+    // Decided on its first 500 ms with sound: 4000 "samples", 50 frames of 160 bytes.
+    assert!(l.packets_received <= 60, "{l:?}");
+    let good = good_events.await.unwrap();
+    let l = healthy_leg(&good, spans[0].0);
+    assert_eq!(l.packets_malformed, 0, "{l:?}");
+    assert_eq!(l.packets_received as usize, pcm.len().div_ceil(320));
+}

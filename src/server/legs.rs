@@ -73,6 +73,12 @@ enum ConnError {
     Idle { secs: u64 },
     #[error("closed in the middle of a message")]
     Truncated,
+    #[error(
+        "the audio is not 16-bit linear PCM but looks like G.711 bytes sent as kind 0x10: \
+             give the AudioSocket channel c(slin) (Dial(AudioSocket/HOST:PORT/UUID/c(slin))), \
+             or ExternalMedia format=slin"
+    )]
+    NotLinear,
 }
 
 /// Settings of the RTP and AudioSocket transports.
@@ -578,8 +584,15 @@ impl Calls {
                 Ok((stream, peer)) => {
                     let calls = self.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = calls.audiosocket_conn(stream).await {
-                            tracing::info!(%peer, error = %e, "AudioSocket connection ended");
+                        match calls.audiosocket_conn(stream).await {
+                            // A configuration mistake on the PBX: say it where it is seen.
+                            Err(e @ ConnError::NotLinear) => {
+                                tracing::error!(%peer, error = %e, "AudioSocket connection refused")
+                            }
+                            Err(e) => {
+                                tracing::info!(%peer, error = %e, "AudioSocket connection ended")
+                            }
+                            Ok(()) => {}
                         }
                     });
                 }
@@ -627,15 +640,22 @@ impl Calls {
         tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");
         let idle = self.cfg.idle_timeout;
         let id = leg.channel_id;
+        let mut linear = audiosocket::LinearCheck::new();
         let result = async {
             loop {
                 loop {
                     let input = match decoder.next_message() {
                         Ok(None) => break,
-                        Ok(Some(Message::Audio(data))) => Input::Audio {
-                            channel_id: id,
-                            data,
-                        },
+                        Ok(Some(Message::Audio(data))) => {
+                            if linear.push(&data) == Some(false) {
+                                let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
+                                return Err(ConnError::NotLinear);
+                            }
+                            Input::Audio {
+                                channel_id: id,
+                                data,
+                            }
+                        }
                         Ok(Some(Message::Dtmf(digit))) => Input::Dtmf {
                             channel_id: id,
                             digit,
