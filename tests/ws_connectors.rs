@@ -686,3 +686,153 @@ async fn websocket_calls_count_against_the_call_cap() {
     assert_eq!(s.legs.len(), 2);
     assert_eq!(leg(&s, 0).packets_received, 2);
 }
+
+/// The AudioHook numbering rules, `update` and the client's `error`: a healthy session
+/// sends both and goes on to its end, while sessions that repeat a `seq`, claim a
+/// server message never sent (`serverseq`), change the session `id` or send a type the
+/// protocol does not have are each ended with `disconnect` (reason `error`), their bad
+/// message counted in the leg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiohook_numbering_rules_update_and_client_error_next_to_a_healthy_session() {
+    let cfg = WsConfig {
+        audiohook_api_keys: vec!["k".into()],
+        ..WsConfig::default()
+    };
+    let srv = start_servers(8, None, Some(cfg)).await;
+    let ws_addr = srv.ws.unwrap();
+    let (call, spans, _) = speech_call(&["0890"], 500);
+    // External (caller) speaks, internal (agent) is silent: stereo PCMU interleaved.
+    let stereo: Vec<u8> = mulaw_8k_bytes(&call)
+        .iter()
+        .flat_map(|&b| [b, 0xff])
+        .collect();
+    let healthy_events = watch(srv.grpc, "ah-healthy");
+    let bad = ["ah-repeat", "ah-serverseq", "ah-id", "ah-type"];
+    let bad_events: Vec<_> = bad.iter().map(|c| watch(srv.grpc, c)).collect();
+    let healthy = async {
+        let mut ws = connect_audiohook(ws_addr, "k").await;
+        send(&mut ws, audiohook_open("ah-healthy")).await;
+        assert_eq!(next_json(&mut ws).await["type"], "opened");
+        let mut seq = 1;
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        for (i, frame) in stereo.chunks(320).enumerate() {
+            ticks.tick().await;
+            ws.send(Message::Binary(frame.to_vec().into()))
+                .await
+                .unwrap();
+            if i == 50 {
+                seq += 1;
+                send(
+                    &mut ws,
+                    audiohook_msg("update", seq, 1, json!({"language": "en-GB"})),
+                )
+                .await;
+                let updated = next_json(&mut ws).await;
+                assert_eq!(
+                    (updated["type"].as_str(), updated["clientseq"].as_u64()),
+                    (Some("updated"), Some(seq)),
+                    "{updated}"
+                );
+            }
+            if i == 60 {
+                // The client tells of an error of its own (rate limited): noted, the
+                // session goes on.
+                seq += 1;
+                let e = json!({"code": 429, "message": "Too many requests", "retryAfter": "PT1S"});
+                send(&mut ws, audiohook_msg("error", seq, 2, e)).await;
+            }
+        }
+        seq += 1;
+        send(&mut ws, audiohook_msg("ping", seq, 2, json!({}))).await;
+        loop {
+            let m = next_json(&mut ws).await;
+            if m["type"] == "pong" {
+                assert_eq!(m["clientseq"].as_u64(), Some(seq));
+                break;
+            }
+        }
+        seq += 1;
+        send(
+            &mut ws,
+            audiohook_msg("close", seq, 3, json!({"reason": "end"})),
+        )
+        .await;
+        loop {
+            let m = next_json(&mut ws).await;
+            if m["type"] == "closed" {
+                break;
+            }
+        }
+    };
+    let attack = async {
+        for (conv, bad_msg, why) in [
+            (
+                "ah-repeat",
+                // ping 2 is fine, the same seq again is not
+                vec![
+                    audiohook_msg("ping", 2, 1, json!({})),
+                    audiohook_msg("ping", 2, 1, json!({})),
+                ],
+                "seq",
+            ),
+            (
+                "ah-serverseq",
+                vec![audiohook_msg("ping", 2, 9, json!({}))],
+                "serverseq",
+            ),
+            (
+                "ah-id",
+                vec![{
+                    let mut m = audiohook_msg("ping", 2, 1, json!({}));
+                    m["id"] = json!("00000000-0000-0000-0000-000000000000");
+                    m
+                }],
+                "identifier",
+            ),
+            (
+                "ah-type",
+                vec![audiohook_msg("reconnecting", 2, 1, json!({}))],
+                "not a supported client message",
+            ),
+        ] {
+            let mut ws = connect_audiohook(ws_addr, "k").await;
+            send(&mut ws, audiohook_open(conv)).await;
+            assert_eq!(next_json(&mut ws).await["type"], "opened");
+            ws.send(Message::Binary(vec![0xff; 320].into()))
+                .await
+                .unwrap();
+            for m in bad_msg {
+                send(&mut ws, m).await;
+            }
+            let bye = loop {
+                let m = next_json(&mut ws).await;
+                if m["type"] != "pong" {
+                    break m;
+                }
+            };
+            assert_eq!(
+                (bye["type"].as_str(), bye["parameters"]["reason"].as_str()),
+                (Some("disconnect"), Some("error")),
+                "{conv}: {bye}"
+            );
+            let info = bye["parameters"]["info"].as_str().unwrap_or("");
+            assert!(info.contains(why), "{conv}: {info}");
+            assert!(
+                ended_by_server(&mut ws, Duration::from_secs(5)).await,
+                "{conv}"
+            );
+        }
+    };
+    tokio::join!(healthy, attack);
+    let events = healthy_events.await.unwrap();
+    let l = healthy_leg(&events, spans[0].0);
+    assert_eq!(l.transport, "audiohook");
+    assert_eq!((l.packets_malformed, l.packets_lost), (0, 0), "{l:?}");
+    for (conv, events) in bad.iter().zip(bad_events) {
+        let events = events.await.unwrap();
+        let l = leg(summary(&events), 0);
+        assert_eq!(l.packets_malformed, 1, "{conv}: {l:?}");
+        // the audio frame and the bad message
+        assert_eq!(l.packets_received, 2, "{conv}: {l:?}");
+    }
+}

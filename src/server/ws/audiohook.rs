@@ -8,14 +8,22 @@
 //! `external` (the customer) is the caller leg, `internal` (the agent) the agent leg of
 //! the call whose id is the `conversationId`. `ping` gets `pong`, `close` gets `closed`;
 //! `paused`/`resumed` and `discarded` fill the audio they report as not sent with
-//! silence of its length, so time stays true; `update` and the client's `error` are
-//! noted. Every message carries a sequence number: the client's must count up by one
-//! from 1 (a message that breaks this is counted as malformed and the session is
-//! ended with `disconnect`), and each server message carries its own `seq` and the last
-//! `clientseq` seen. Each `Alert` of the call goes to the client as an `event`
+//! silence of its length, so time stays true; `update` (a language change) gets
+//! `updated`; the client's `error` is logged, and a 429 (too many requests) holds the
+//! `event` messages back for its `retryAfter`. The numbering rules of the protocol:
+//! the client's `seq` counts up by one from 1, its `serverseq` is never above the last
+//! server `seq`, and its `id` is the session's; a message that breaks one of them, or
+//! whose type is not a client message of the protocol, is counted as malformed and the
+//! session is ended with `disconnect` (reason `error`), as the reference server does. A
+//! second `open` is counted and ignored. Each server message carries its own `seq` and
+//! the last `clientseq` seen. Each `Alert` of the call goes to the client as an `event`
 //! message (entity type `callmood.alert`, data the alert as `analyze` writes it).
-//! HTTP message signatures (`Signature`, `Signature-Input`) are not checked.
+//! Not done: HTTP message signatures (`Signature`, `Signature-Input`) are not checked,
+//! and sessions are not resumed (the server never sends `reconnect`; an `open` with
+//! `continuedSessions` is a new session; Genesys documents that AudioHook does not
+//! re-establish sessions).
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -40,6 +48,8 @@ use crate::server::session::Input;
 const RATE_HZ: u32 = 8000;
 /// Longest gap (`discarded`, `resumed`) filled with silence at once, ms.
 const MAX_FILL_MS: u64 = 60_000;
+/// How long `event` messages are held back after a 429 without `retryAfter`, ms.
+const DEFAULT_RETRY_MS: u64 = 1000;
 
 /// Whether the request's `X-API-KEY` header is one of `keys`.
 pub fn key_ok(req: &Request, keys: &[String]) -> bool {
@@ -55,6 +65,9 @@ pub struct ClientMsg {
     #[serde(rename = "type")]
     pub kind: String,
     pub seq: u64,
+    /// The last server `seq` the client had seen.
+    #[serde(default)]
+    pub serverseq: u64,
     #[serde(default)]
     pub id: String,
     #[serde(default)]
@@ -125,6 +138,38 @@ impl Numbering {
         WsMessage::Text(m.to_string().into())
     }
 }
+
+/// Why a client message breaks the protocol's numbering, if it does (the words go to
+/// the client in `disconnect`).
+fn numbering_error(m: &ClientMsg, n: &Numbering) -> Option<String> {
+    if m.seq != n.clientseq + 1 {
+        return Some(format!(
+            "Invalid seq value: {} after {} (not monotonically increasing)",
+            m.seq, n.clientseq
+        ));
+    }
+    if m.serverseq > n.seq {
+        return Some(format!(
+            "Invalid serverseq value: {} is above the last seq sent, {}",
+            m.serverseq, n.seq
+        ));
+    }
+    if m.id != n.id {
+        return Some(format!("Session identifier mismatch: {:?}", m.id));
+    }
+    None
+}
+
+/// The client message types of protocol v2 besides `open`.
+const CLIENT_TYPES: [&str; 7] = [
+    "close",
+    "discarded",
+    "error",
+    "paused",
+    "ping",
+    "resumed",
+    "update",
+];
 
 /// Serves one AudioHook session.
 pub(super) async fn run(
@@ -197,6 +242,8 @@ pub(super) async fn run(
         }
         let mut last = tokio::time::Instant::now();
         let mut alerts_open = true;
+        // Until when the client asked (429) for no `event` messages.
+        let mut hold_events: Option<tokio::time::Instant> = None;
         loop {
             enum Step {
                 Socket(Result<Next, WsError>),
@@ -219,6 +266,10 @@ pub(super) async fn run(
             };
             let msg = match step {
                 Step::Alert(Some(alert)) => {
+                    if hold_events.is_some_and(|t| tokio::time::Instant::now() < t) {
+                        tracing::info!(call = %call_id, "alert not sent: the client asked to wait (429)");
+                        continue;
+                    }
                     let entity = json!({"type": "callmood.alert", "data": alert});
                     ws.send(n.message("event", json!({"entity": entity})))
                         .await?;
@@ -256,9 +307,16 @@ pub(super) async fn run(
                 count_malformed(&legs[0], 1).await;
                 continue;
             };
-            if m.seq != n.clientseq + 1 {
+            let broken = numbering_error(&m, &n).or_else(|| {
+                (m.kind != "open" && !CLIENT_TYPES.contains(&m.kind.as_str())).then(|| {
+                    format!(
+                        "Invalid Message: {:?} is not a supported client message",
+                        m.kind
+                    )
+                })
+            });
+            if let Some(info) = broken {
                 count_malformed(&legs[0], 1).await;
-                let info = format!("seq {} after {}", m.seq, n.clientseq);
                 let bye = json!({"reason": "error", "info": info});
                 ws.send(n.message("disconnect", bye)).await?;
                 return Err(WsError::BadStart(info));
@@ -283,12 +341,28 @@ pub(super) async fn run(
                         }
                     }
                 }
-                "paused" | "update" | "reconnecting" | "reconnected" => {}
+                "paused" => {}
+                "update" => {
+                    let language = m.parameters.get("language").and_then(Value::as_str);
+                    tracing::info!(call = %call_id, ?language, "AudioHook update");
+                    ws.send(n.message("updated", json!({}))).await?;
+                }
                 "error" => {
-                    tracing::info!(call = %call_id, parameters = %m.parameters, "AudioHook client error")
+                    let code = m.parameters.get("code").and_then(Value::as_u64);
+                    let message = m.parameters.get("message").and_then(Value::as_str);
+                    let retry = m
+                        .parameters
+                        .get("retryAfter")
+                        .and_then(Value::as_str)
+                        .and_then(duration_ms);
+                    tracing::warn!(call = %call_id, ?code, ?message, ?retry, "AudioHook client error");
+                    if code == Some(429) {
+                        let wait = Duration::from_millis(retry.unwrap_or(DEFAULT_RETRY_MS));
+                        hold_events = Some(tokio::time::Instant::now() + wait);
+                    }
                 }
                 _ => {
-                    // a second open, or a type the protocol does not have
+                    // a second open
                     count_malformed(&legs[0], 1).await;
                 }
             }
@@ -363,5 +437,34 @@ mod tests {
             ),
             (Some("pong"), Some(1), Some(3))
         );
+    }
+
+    #[test]
+    fn numbering_rules_of_client_messages() {
+        let n = Numbering {
+            id: "s".into(),
+            seq: 4,
+            clientseq: 6,
+        };
+        let msg = |seq: u64, serverseq: u64, id: &str| {
+            parse(
+                &json!({"version": "2", "type": "ping", "seq": seq, "serverseq": serverseq,
+                "id": id, "position": "PT2S", "parameters": {}})
+                .to_string(),
+            )
+            .unwrap()
+        };
+        assert_eq!(numbering_error(&msg(7, 4, "s"), &n), None);
+        assert_eq!(numbering_error(&msg(7, 0, "s"), &n), None);
+        for (m, why) in [
+            (msg(6, 4, "s"), "seq"),       // repeated
+            (msg(8, 4, "s"), "seq"),       // skipped
+            (msg(5, 4, "s"), "seq"),       // backwards
+            (msg(7, 5, "s"), "serverseq"), // a server message that was never sent
+            (msg(7, 4, "t"), "identifier"),
+        ] {
+            let e = numbering_error(&m, &n).expect(why);
+            assert!(e.contains(why), "{e}");
+        }
     }
 }
