@@ -367,7 +367,7 @@ async fn events(mock: Shared, s: TcpStream) {
     };
     let (mut tx, mut rx) = ws.split();
     let (etx, mut erx) = mpsc::unbounded_channel();
-    mock.lock().unwrap().events = Some(etx);
+    mock.lock().unwrap().events = Some(etx.clone());
     loop {
         tokio::select! {
             ev = erx.recv() => match ev {
@@ -375,9 +375,19 @@ async fn events(mock: Shared, s: TcpStream) {
                 None => break,
             },
             m = rx.next() => if !matches!(m, Some(Ok(_))) { break },
+            // Dropped by the test (taken out of the mock): close the socket.
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                let m = mock.lock().unwrap();
+                if !m.events.as_ref().is_some_and(|tx| tx.same_channel(&etx)) {
+                    break;
+                }
+            }
         }
     }
-    mock.lock().unwrap().events = None;
+    let mut m = mock.lock().unwrap();
+    if m.events.as_ref().is_some_and(|tx| tx.same_channel(&etx)) {
+        m.events = None;
+    }
 }
 
 async fn start_mock(mock: Shared) -> SocketAddr {
@@ -461,6 +471,17 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
         Duration::from_secs(10),
         || mock.lock().unwrap().events.is_some(),
     )
+    .await;
+
+    // Asterisk drops the events WebSocket (a restart, say): the app comes back.
+    let first = mock.lock().unwrap().events.take().unwrap();
+    wait_for("the app to reconnect", Duration::from_secs(10), || {
+        mock.lock()
+            .unwrap()
+            .events
+            .as_ref()
+            .is_some_and(|tx| !tx.same_channel(&first))
+    })
     .await;
 
     let call_id = "3f2b6a52-8c1e-4d7a-9b0e-5a6c7d8e9f01";
@@ -656,4 +677,22 @@ async fn audiosocket_mulaw_sent_as_slin_is_refused_next_to_a_healthy_call() {
     let l = healthy_leg(&good, spans[0].0);
     assert_eq!(l.packets_malformed, 0, "{l:?}");
     assert_eq!(l.packets_received as usize, pcm.len().div_ceil(320));
+}
+
+/// The command line: a URL it cannot use is refused at once, in words.
+#[test]
+fn asterisk_ari_command_refuses_an_https_url() {
+    let (ok, _, err) = run(callmood().args([
+        "asterisk-ari",
+        "--url",
+        "https://pbx:8089",
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--external-host",
+        "127.0.0.1:9093",
+    ]));
+    assert!(!ok);
+    assert!(err.contains("expected http://HOST:PORT"), "{err}");
 }

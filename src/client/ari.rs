@@ -219,7 +219,7 @@ impl CallPlan {
     /// channel, the bridge and the two channels into it; then `CALLMOOD_ID` on the
     /// caller's channel and back to the dialplan.
     pub fn setup(&self, cfg: &AriConfig) -> Vec<Request> {
-        let c = &self.channel_id;
+        let c = &percent_encode(&self.channel_id);
         let mut out = Vec::new();
         for leg in &self.legs {
             out.push(Request::post(
@@ -534,6 +534,9 @@ impl Ari {
 /// Runs the ARI application until `shutdown` resolves: keeps the events WebSocket open
 /// (reconnecting with a growing delay when it drops), attaches each call that enters
 /// the app and detaches it when it ends. Calls still attached at shutdown are torn down.
+/// Events are handled one at a time, each call's requests in order (ten to attach, six
+/// to detach): simple and ordered, at the cost of one slow Asterisk answer delaying the
+/// next call's setup.
 pub async fn run(
     cfg: AriConfig,
     shutdown: impl std::future::Future<Output = ()>,
