@@ -506,12 +506,53 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
         m.channels.is_empty() && m.bridges.is_empty()
     })
     .await;
+    // A third call is still up when the app is stopped: the app detaches it on its way
+    // out (the caller's own channel stays, everything made for it goes).
+    let live = "1733364000.18";
+    let live_id = "9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
+    let live_events = watch(srv.grpc, live_id);
+    {
+        let mut m = mock.lock().unwrap();
+        m.channels.insert(
+            live.into(),
+            Channel {
+                snoop_of: None,
+                media: None,
+            },
+        );
+        m.event("StasisStart", live, json!([live_id]));
+    }
+    wait_for("the live call attached", Duration::from_secs(10), || {
+        let m = mock.lock().unwrap();
+        m.log
+            .iter()
+            .any(|(_, t)| t.starts_with(&format!("/ari/channels/{live}/continue")))
+    })
+    .await;
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(10), app)
         .await
         .expect("the app stops")
         .unwrap()
         .unwrap();
+    {
+        let m = mock.lock().unwrap();
+        assert!(m.bridges.is_empty(), "{:?}", m.bridges.keys());
+        let left: Vec<&String> = m.channels.keys().collect();
+        assert_eq!(
+            left,
+            vec![live],
+            "only the live caller's own channel is left"
+        );
+    }
+    let s = summary(
+        &tokio::time::timeout(Duration::from_secs(30), live_events)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .clone();
+    assert_eq!(s.legs.len(), 2, "{s:?}");
 
     // The exact requests of the healthy call, in order.
     let log = mock.lock().unwrap().log.clone();
@@ -545,7 +586,7 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
     }
     let healthy: Vec<String> = log
         .iter()
-        .filter(|(_, t)| t.contains(call_id) || t.contains(chan))
+        .filter(|(_, t)| t.contains(call_id) || t.contains(&format!("/{chan}/")))
         .map(|(m, t)| format!("{m} {}", t.split('?').next().unwrap()))
         .collect();
     assert_eq!(healthy, want, "{log:#?}");
@@ -577,14 +618,14 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
         .iter()
         .filter(|(m, t)| m == "POST" && t.contains("externalMedia"))
         .count();
-    assert_eq!(creates, 2, "only the healthy call's two legs: {log:#?}");
+    assert_eq!(creates, 4, "the two calls' two legs each: {log:#?}");
     let deletes: HashSet<&String> = log
         .iter()
         .filter(|(m, _)| m == "DELETE")
         .map(|(_, t)| t)
         .collect();
     // Six for each call: the gone one's all answered "not found".
-    assert_eq!(deletes.len(), 12, "{deletes:?}");
+    assert_eq!(deletes.len(), 18, "{deletes:?}");
 
     // callmood: one call, two AudioSocket legs, the caller's words on the caller's leg
     // and the agent's on the agent's.
