@@ -38,7 +38,10 @@ struct Channel {
 }
 
 enum Media {
+    /// AudioSocket: connected, its UUID sent.
     Connected(TcpStream),
+    /// RTP: a socket and where to send.
+    Rtp(tokio::net::UdpSocket, SocketAddr),
     Sending(oneshot::Sender<()>),
 }
 
@@ -82,7 +85,7 @@ impl Mock {
                     let _ = s.write_all(&[0, 0, 0]).await;
                 });
             }
-            None => {}
+            Some(Media::Rtp(..)) | None => {}
         }
         self.event("StasisEnd", id, json!([]));
         self.event("ChannelDestroyed", id, json!([]));
@@ -154,6 +157,33 @@ async fn send_audio(mut s: TcpStream, speech: Vec<i16>, mut stop: oneshot::Recei
     }
 }
 
+/// Sends 20 ms RTP packets (PCMU) of `speech` then silence, paced, until stopped.
+async fn send_rtp(
+    s: tokio::net::UdpSocket,
+    to: SocketAddr,
+    speech: Vec<i16>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    use callmood::core::{codec::g711, rtp};
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let mut frames = speech
+        .chunks(160)
+        .map(<[i16]>::to_vec)
+        .collect::<Vec<_>>()
+        .into_iter();
+    for i in 0u32.. {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = &mut stop => return,
+        }
+        let frame = frames.next().unwrap_or_else(|| vec![0; 160]);
+        let mut payload: Vec<u8> = frame.iter().map(|&x| g711::ulaw_encode(x)).collect();
+        payload.resize(160, 0xff);
+        let pkt = rtp::build(i == 0, 0, i as u16, i * 160, 0xA57E, &payload);
+        let _ = s.send_to(&pkt, to).await;
+    }
+}
+
 /// One REST request of the mock: the status and JSON body to answer.
 async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
     let path = target.split('?').next().unwrap().to_string();
@@ -169,6 +199,29 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
             };
             if q.get("app").map(String::as_str) != Some("callmood") {
                 return err(400, "app is required");
+            }
+            if q.get("encapsulation").map(String::as_str) == Some("rtp") {
+                // chan_rtp: a UDP socket that sends to external_host.
+                if q.get("transport").map(String::as_str) != Some("udp") || fmt != "ulaw" {
+                    return err(422, "mock: rtp over udp in ulaw only");
+                }
+                let Ok(to) = host.parse::<SocketAddr>() else {
+                    return err(400, "external_host is not HOST:PORT");
+                };
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let mut m = mock.lock().unwrap();
+                if m.events.is_none() {
+                    return (200, channel_json(id));
+                }
+                m.channels.insert(
+                    id.clone(),
+                    Channel {
+                        snoop_of: None,
+                        media: Some(Media::Rtp(udp, to)),
+                    },
+                );
+                m.event("StasisStart", id, json!([]));
+                return (200, channel_json(id));
             }
             if q.get("encapsulation").map(String::as_str) != Some("audiosocket")
                 || q.get("transport").map(String::as_str) != Some("tcp")
@@ -282,16 +335,26 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
             let snoop = chans.iter().find_map(|c| m.channels[c].snoop_of.clone());
             let media = chans
                 .iter()
-                .find(|c| matches!(m.channels[*c].media, Some(Media::Connected(_))))
+                .find(|c| {
+                    matches!(
+                        m.channels[*c].media,
+                        Some(Media::Connected(_) | Media::Rtp(..))
+                    )
+                })
                 .cloned();
             if let (Some(key), Some(media)) = (snoop, media) {
                 let speech = m.speech.get(&key).cloned().unwrap_or_default();
                 let (tx, rx) = oneshot::channel();
                 let ch = m.channels.get_mut(&media).unwrap();
-                let Some(Media::Connected(s)) = ch.media.replace(Media::Sending(tx)) else {
-                    unreachable!()
-                };
-                tokio::spawn(send_audio(s, speech, rx));
+                match ch.media.replace(Media::Sending(tx)) {
+                    Some(Media::Connected(s)) => {
+                        tokio::spawn(send_audio(s, speech, rx));
+                    }
+                    Some(Media::Rtp(s, to)) => {
+                        tokio::spawn(send_rtp(s, to, speech, rx));
+                    }
+                    _ => unreachable!(),
+                }
             }
             (204, Value::Null)
         }
@@ -426,10 +489,10 @@ async fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a_gone_channel() {
-    let srv = start_servers(8, None, None).await;
-    let mock: Shared = Arc::default();
+/// A two-party call on the mock's caller channel `chan`: the caller says one clip, the
+/// agent answers with another 200 ms after it. Returns where the caller's speech starts
+/// and where the agent's track starts, and how long the talk lasts, ms.
+fn add_call(mock: &Shared, chan: &str) -> (u32, u32, u64) {
     let (caller_speech, spans, _) = speech_call(&["0890"], 300);
     let (agent_speech, _, _) = speech_call(&["0880"], 0);
     let caller = pcm_8k(&caller_speech);
@@ -438,20 +501,27 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
     let mut agent = vec![0i16; agent_start_ms as usize * 8];
     agent.extend(pcm_8k(&agent_speech));
     let talk_ms = agent.len() as u64 / 8;
-    let chan = "1733364000.17";
-    {
-        let mut m = mock.lock().unwrap();
-        m.channels.insert(
-            chan.into(),
-            Channel {
-                snoop_of: None,
-                media: None,
-            },
-        );
-        m.speech.insert((chan.into(), "in".into()), caller);
-        m.speech.insert((chan.into(), "out".into()), agent);
-    }
-    let ari_addr = start_mock(mock.clone()).await;
+    let mut m = mock.lock().unwrap();
+    m.channels.insert(
+        chan.into(),
+        Channel {
+            snoop_of: None,
+            media: None,
+        },
+    );
+    m.speech.insert((chan.into(), "in".into()), caller);
+    m.speech.insert((chan.into(), "out".into()), agent);
+    (spans[0].0, agent_start_ms, talk_ms)
+}
+
+/// The app against the mock at `ari_addr`, running until the sender is used.
+fn start_app(
+    ari_addr: SocketAddr,
+    target: ari::Target,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ari::AriError>>,
+) {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let app = tokio::spawn(ari::run(
         AriConfig {
@@ -459,13 +529,58 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
             user: "u".into(),
             password: "p".into(),
             app: "callmood".into(),
-            external_host: srv.audiosocket.to_string(),
-            format: ari::DEFAULT_FORMAT.into(),
+            target,
         },
         async {
             let _ = stop_rx.await;
         },
     ));
+    (stop_tx, app)
+}
+
+/// Checks a call's two legs of `transport` (nothing malformed) and that the caller's
+/// speech is on the caller's leg and the agent's on the agent's, on one clock.
+fn check_parties(events: &[proto::CallEvent], transport: &str, caller_ms: u32, agent_ms: u32) {
+    let s = summary(events);
+    assert_eq!(s.legs.len(), 2, "{s:?}");
+    for l in &s.legs {
+        assert_eq!(l.transport, transport);
+        assert_eq!(l.packets_malformed, 0, "{l:?}");
+        assert!(l.packets_received > 100, "{l:?}");
+    }
+    let us = utterances(events);
+    let first = |role: proto::Role| {
+        us.iter()
+            .find(|u| u.role == role as i32)
+            .unwrap_or_else(|| panic!("a {role:?} utterance: {us:?}"))
+    };
+    let (c, a) = (first(proto::Role::Caller), first(proto::Role::Agent));
+    eprintln!(
+        "{transport}: caller {}-{} ms (speech from {caller_ms} ms), agent {}-{} ms (track from {agent_ms} ms)",
+        c.start_ms, c.end_ms, a.start_ms, a.end_ms
+    );
+    assert!(c.start_ms.abs_diff(caller_ms) < 600, "{c:?}");
+    // The agent's leg runs on the caller's clock: its speech starts where its track
+    // says (after the clip's own lead-in).
+    assert!(
+        (agent_ms.saturating_sub(200)..agent_ms + 1500).contains(&a.start_ms),
+        "{c:?} {a:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a_gone_channel() {
+    let srv = start_servers(8, None, None).await;
+    let mock: Shared = Arc::default();
+    let chan = "1733364000.17";
+    let (caller_ms, agent_start_ms, talk_ms) = add_call(&mock, chan);
+    let ari_addr = start_mock(mock.clone()).await;
+    let (stop_tx, app) = start_app(
+        ari_addr,
+        ari::Target::AudioSocket {
+            external_host: srv.audiosocket.to_string(),
+        },
+    );
     wait_for(
         "the app's events WebSocket",
         Duration::from_secs(10),
@@ -627,33 +742,91 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
     // Six for each call: the gone one's all answered "not found".
     assert_eq!(deletes.len(), 18, "{deletes:?}");
 
-    // callmood: one call, two AudioSocket legs, the caller's words on the caller's leg
+    // callmood: one call, two AudioSocket legs, the caller's speech on the caller's leg
     // and the agent's on the agent's.
-    let s = summary(&events);
-    assert_eq!(s.legs.len(), 2, "{s:?}");
-    for l in &s.legs {
-        assert_eq!(l.transport, "audiosocket");
-        assert_eq!(l.packets_malformed, 0, "{l:?}");
-        assert!(l.packets_received > 100, "{l:?}");
-    }
-    let us = utterances(&events);
-    let first = |role: proto::Role| {
-        us.iter()
-            .find(|u| u.role == role as i32)
-            .unwrap_or_else(|| panic!("a {role:?} utterance: {us:?}"))
-    };
-    let (c, a) = (first(proto::Role::Caller), first(proto::Role::Agent));
-    eprintln!(
-        "caller {}-{} ms (speech from {} ms), agent {}-{} ms (speech from {agent_start_ms} ms)",
-        c.start_ms, c.end_ms, spans[0].0, a.start_ms, a.end_ms
+    check_parties(&events, "audiosocket", caller_ms, agent_start_ms);
+}
+
+/// Over RTP: a leg per party opened with its role before its ExternalMedia channel is
+/// pointed at it (μ-law over UDP), and closed after the hang-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ari_app_over_rtp_opens_a_leg_per_party_with_its_role_and_closes_them() {
+    let srv = start_servers(8, None, None).await;
+    let mock: Shared = Arc::default();
+    let chan = "1733364000.21";
+    let (caller_ms, agent_start_ms, talk_ms) = add_call(&mock, chan);
+    let ari_addr = start_mock(mock.clone()).await;
+    let (stop_tx, app) = start_app(
+        ari_addr,
+        ari::Target::Rtp {
+            server: format!("http://{}", srv.grpc),
+            access: Default::default(),
+            rtp_host: "127.0.0.1".into(),
+        },
     );
-    assert!(c.start_ms.abs_diff(spans[0].0) < 600, "{c:?}");
-    // The agent's leg runs on the caller's clock: its speech starts where its track
-    // says (after the clip's own lead-in).
+    wait_for(
+        "the app's events WebSocket",
+        Duration::from_secs(10),
+        || mock.lock().unwrap().events.is_some(),
+    )
+    .await;
+    let call_id = "5b0c1d2e-3f40-4a51-8b62-7c83d94ea5f6";
+    let events = watch(srv.grpc, call_id);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    mock.lock()
+        .unwrap()
+        .event("StasisStart", chan, json!([call_id]));
+    tokio::time::sleep(Duration::from_millis(talk_ms + 1500)).await;
+    let hung_up = tokio::time::Instant::now();
+    assert!(mock.lock().unwrap().hang_up(chan));
+    let events = tokio::time::timeout(Duration::from_secs(30), events)
+        .await
+        .expect("the call ends")
+        .unwrap();
+    // CloseLeg ends the legs at once, not after their idle timeout (3 s here).
     assert!(
-        (agent_start_ms.saturating_sub(200)..agent_start_ms + 1500).contains(&a.start_ms),
-        "{c:?} {a:?}"
+        hung_up.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        hung_up.elapsed()
     );
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), app)
+        .await
+        .expect("the app stops")
+        .unwrap()
+        .unwrap();
+    let m = mock.lock().unwrap();
+    assert!(m.channels.is_empty() && m.bridges.is_empty());
+    let media: Vec<HashMap<String, String>> = m
+        .log
+        .iter()
+        .filter(|(_, t)| t.contains("externalMedia"))
+        .map(|(_, t)| query(t))
+        .collect();
+    assert_eq!(media.len(), 2);
+    let ports: Vec<u16> = media
+        .iter()
+        .map(|q| {
+            assert_eq!(
+                (
+                    q["encapsulation"].as_str(),
+                    q["transport"].as_str(),
+                    q["format"].as_str()
+                ),
+                ("rtp", "udp", "ulaw")
+            );
+            assert!(!q.contains_key("data"));
+            let (host, port) = q["external_host"].rsplit_once(':').unwrap();
+            assert_eq!(host, "127.0.0.1");
+            port.parse().unwrap()
+        })
+        .collect();
+    assert!(
+        ports[0] != ports[1] && (41000..=41999).contains(&ports[0]),
+        "{ports:?}"
+    );
+    drop(m);
+    check_parties(&events, "rtp-udp", caller_ms, agent_start_ms);
 }
 
 /// A UUID message and frames of `frame_bytes` each, sent 4x faster than real time

@@ -313,24 +313,46 @@ pub struct AsteriskAriArgs {
     /// Stasis application name: the dialplan sends calls to Stasis(APP).
     #[arg(long, default_value = crate::client::ari::DEFAULT_APP)]
     pub app: String,
-    /// callmood's AudioSocket listener (`serve --audiosocket-addr`) as Asterisk reaches
-    /// it, HOST:PORT.
-    #[arg(long)]
-    pub external_host: String,
-    /// ExternalMedia format: AudioSocket carries slin (16-bit 8 kHz).
-    #[arg(long, default_value = crate::client::ari::DEFAULT_FORMAT)]
-    pub format: String,
+    /// Send each party over AudioSocket to callmood's listener (`serve
+    /// --audiosocket-addr`) as Asterisk reaches it, HOST:PORT.
+    #[arg(
+        long,
+        required_unless_present = "rtp_server",
+        conflicts_with = "rtp_server"
+    )]
+    pub external_host: Option<String>,
+    /// Send each party over RTP instead: legs are opened (roles named) on this callmood
+    /// gRPC server, e.g. http://callmood:50051.
+    #[arg(long, requires = "rtp_host")]
+    pub rtp_server: Option<String>,
+    /// With --rtp-server: callmood's RTP address (`serve --rtp-addr`) as Asterisk
+    /// reaches it; the port of each leg comes from OpenRtpLeg.
+    #[arg(long, requires = "rtp_server")]
+    pub rtp_host: Option<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// Runs the ARI application until Ctrl-C (calls still attached are torn down).
 pub fn asterisk_ari(a: AsteriskAriArgs) -> anyhow::Result<()> {
+    use crate::client::ari::Target;
+    let target = match (a.external_host, a.rtp_server, a.rtp_host) {
+        (Some(external_host), _, _) => Target::AudioSocket { external_host },
+        (None, Some(server), Some(rtp_host)) => Target::Rtp {
+            server,
+            access: a.access.access(),
+            rtp_host,
+        },
+        _ => bail!(
+            "give --external-host HOST:PORT (AudioSocket) or --rtp-server URL --rtp-host HOST"
+        ),
+    };
     let cfg = crate::client::ari::AriConfig {
         url: a.url,
         user: a.user,
         password: a.password,
         app: a.app,
-        external_host: a.external_host,
-        format: a.format,
+        target,
     };
     super::runtime()?.block_on(crate::client::ari::run(cfg, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,5 +1,6 @@
 //! `callmood asterisk-ari`: a small Asterisk ARI application that attaches every call
-//! that enters it to callmood over AudioSocket, caller and agent as two legs of one call.
+//! that enters it to callmood, caller and agent as two legs of one call, over AudioSocket
+//! (TCP) or RTP (UDP legs opened with `OpenRtpLeg`, roles named).
 //!
 //! ```text
 //!  dialplan: Stasis(callmood[,CALL_UUID]) ──StasisStart──► this client (events WebSocket)
@@ -21,7 +22,7 @@
 //!
 //! Roles: callmood gives an AudioSocket leg the role its call lacks, caller first, so
 //! the caller's leg is set up (and its ExternalMedia channel connected) before the
-//! agent's. Key presses do not reach callmood on this path: a snoop channel carries
+//! agent's; RTP legs are opened with their role. Key presses do not reach callmood on this path: a snoop channel carries
 //! audio only.
 //!
 //! Checked against Asterisk's ARI documentation (`channels.json`, `bridges.json`, the
@@ -43,8 +44,6 @@ use crate::core::rng::SplitMix64;
 
 /// Default Stasis application name.
 pub const DEFAULT_APP: &str = "callmood";
-/// Default ExternalMedia format: 16-bit 8 kHz signed linear, what AudioSocket carries.
-pub const DEFAULT_FORMAT: &str = "slin";
 /// Longest wait for one ARI request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait between two attempts to reach the events WebSocket.
@@ -61,10 +60,41 @@ pub struct AriConfig {
     pub password: String,
     /// Stasis application name: the dialplan sends calls to `Stasis(<app>)`.
     pub app: String,
-    /// callmood's AudioSocket listener as Asterisk reaches it, `host:port`.
+    /// Where the ExternalMedia channels send the audio.
+    pub target: Target,
+}
+
+/// Where the ExternalMedia channels send each party's audio.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// callmood's AudioSocket listener as Asterisk reaches it, `host:port`: 16-bit
+    /// 8 kHz (`format=slin`), the call's UUID as `data`. callmood gives the first leg
+    /// of a call the caller role, so the caller's leg is set up first.
+    AudioSocket {
+        /// `host:port`.
+        external_host: String,
+    },
+    /// An RTP leg per party opened on callmood's gRPC server (`OpenRtpLeg`, role named)
+    /// before its ExternalMedia channel (`format=ulaw`) is pointed at it, and closed
+    /// (`CloseLeg`) at the end.
+    Rtp {
+        /// callmood's gRPC URL.
+        server: String,
+        /// TLS and token for it.
+        access: crate::client::stream::Access,
+        /// callmood's RTP address as Asterisk reaches it (the port comes from
+        /// `OpenRtpLeg`).
+        rtp_host: String,
+    },
+}
+
+/// Where one party's ExternalMedia channel sends its audio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sink {
+    /// `host:port`.
     pub external_host: String,
-    /// ExternalMedia format; AudioSocket carries `slin` (16-bit, 8 kHz).
-    pub format: String,
+    /// RTP over UDP (μ-law) rather than AudioSocket over TCP (slin).
+    pub rtp: bool,
 }
 
 /// Why an ARI request or the events socket failed.
@@ -86,6 +116,9 @@ pub enum AriError {
         /// ARI's `message`, or the body.
         message: String,
     },
+    /// callmood's gRPC server refused or could not be reached (RTP legs).
+    #[error("callmood: {0}")]
+    Callmood(String),
     /// No answer, or a broken connection.
     #[error("{method} {path}: {reason}")]
     Transport {
@@ -218,34 +251,39 @@ impl CallPlan {
     /// The requests that attach the call, in order: per leg the snoop, the ExternalMedia
     /// channel, the bridge and the two channels into it; then `CALLMOOD_ID` on the
     /// caller's channel and back to the dialplan.
-    pub fn setup(&self, cfg: &AriConfig) -> Vec<Request> {
+    pub fn setup(&self, app: &str, sinks: &[Sink; 2]) -> Vec<Request> {
         let c = &percent_encode(&self.channel_id);
         let mut out = Vec::new();
-        for leg in &self.legs {
+        for (leg, sink) in self.legs.iter().zip(sinks) {
             out.push(Request::post(
                 format!("/channels/{c}/snoop"),
                 vec![
                     ("spy", leg.spy.into()),
                     ("whisper", "none".into()),
-                    ("app", cfg.app.clone()),
+                    ("app", app.to_string()),
                     ("appArgs", format!("callmood-{}", leg.role)),
                     ("snoopId", leg.snoop_id.clone()),
                 ],
             ));
-            out.push(Request::post(
-                "/channels/externalMedia".into(),
-                vec![
-                    ("channelId", leg.media_id.clone()),
-                    ("app", cfg.app.clone()),
-                    ("external_host", cfg.external_host.clone()),
-                    ("encapsulation", "audiosocket".into()),
-                    ("transport", "tcp".into()),
-                    ("connection_type", "client".into()),
-                    ("format", cfg.format.clone()),
-                    ("direction", "both".into()),
-                    ("data", self.call_id.clone()),
-                ],
-            ));
+            let (encapsulation, transport, format) = if sink.rtp {
+                ("rtp", "udp", "ulaw")
+            } else {
+                ("audiosocket", "tcp", "slin")
+            };
+            let mut q = vec![
+                ("channelId", leg.media_id.clone()),
+                ("app", app.to_string()),
+                ("external_host", sink.external_host.clone()),
+                ("encapsulation", encapsulation.into()),
+                ("transport", transport.into()),
+                ("connection_type", "client".into()),
+                ("format", format.into()),
+                ("direction", "both".into()),
+            ];
+            if !sink.rtp {
+                q.push(("data", self.call_id.clone()));
+            }
+            out.push(Request::post("/channels/externalMedia".into(), q));
             out.push(Request::post(
                 "/bridges".into(),
                 vec![
@@ -497,10 +535,15 @@ impl Ari {
         )
     }
 
-    /// Runs a plan's setup in order; on the first failure, logs it, runs the teardown
-    /// and returns the error.
-    pub async fn setup(&self, plan: &CallPlan, cfg: &AriConfig) -> Result<(), AriError> {
-        for r in plan.setup(cfg) {
+    /// Runs a plan's setup in order, the ExternalMedia channels sending to `sinks`; on
+    /// the first failure, logs it, runs the teardown and returns the error.
+    pub async fn setup(
+        &self,
+        plan: &CallPlan,
+        app: &str,
+        sinks: &[Sink; 2],
+    ) -> Result<(), AriError> {
+        for r in plan.setup(app, sinks) {
             if let Err(e) = self.send(&r).await {
                 tracing::error!(call = %plan.call_id, channel = %plan.channel_id, error = %e,
                     "cannot attach the call; undoing what was set up");
@@ -508,8 +551,8 @@ impl Ari {
                 return Err(e);
             }
         }
-        tracing::info!(call = %plan.call_id, channel = %plan.channel_id,
-            "call attached: caller and agent snooped to callmood over AudioSocket");
+        tracing::info!(call = %plan.call_id, channel = %plan.channel_id, rtp = sinks[0].rtp,
+            "call attached: caller and agent snooped to callmood");
         Ok(())
     }
 
@@ -542,6 +585,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AriError> {
     let ari = Ari::new(&cfg)?;
+    let mut legs = Legs::new(&cfg.target).await?;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -582,13 +626,24 @@ pub async fn run(
                         Action::Setup(plan) => {
                             tracing::info!(call = %plan.call_id, channel = %plan.channel_id,
                                 "call entered the app");
-                            if ari.setup(&plan, &cfg).await.is_ok() {
+                            let sinks = match legs.open(&plan).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::error!(call = %plan.call_id, error = %e,
+                                        "cannot open the call's legs on callmood");
+                                    continue;
+                                }
+                            };
+                            if ari.setup(&plan, &cfg.app, &sinks).await.is_ok() {
                                 attached.insert(plan.channel_id.clone(), plan);
+                            } else {
+                                legs.close(&plan).await;
                             }
                         }
                         Action::Teardown(plan) => {
                             if attached.remove(&plan.channel_id).is_some() {
                                 ari.teardown(&plan).await;
+                                legs.close(&plan).await;
                             }
                         }
                     }
@@ -612,8 +667,110 @@ pub async fn run(
     }
     for plan in attached.values() {
         ari.teardown(plan).await;
+        legs.close(plan).await;
     }
     Ok(())
+}
+
+/// callmood's side of each call's two legs: nothing to do for AudioSocket (the legs
+/// come and go with their connections), `OpenRtpLeg` / `CloseLeg` for RTP.
+enum Legs {
+    AudioSocket {
+        external_host: String,
+    },
+    Rtp {
+        client: crate::client::stream::Client,
+        rtp_host: String,
+        /// Open legs' channel ids by call id.
+        open: HashMap<String, Vec<u32>>,
+    },
+}
+
+impl Legs {
+    async fn new(target: &Target) -> Result<Self, AriError> {
+        Ok(match target {
+            Target::AudioSocket { external_host } => Legs::AudioSocket {
+                external_host: external_host.clone(),
+            },
+            Target::Rtp {
+                server,
+                access,
+                rtp_host,
+            } => Legs::Rtp {
+                client: crate::client::stream::connect(server, access)
+                    .await
+                    .map_err(|e| AriError::Callmood(e.to_string()))?,
+                rtp_host: rtp_host.clone(),
+                open: HashMap::new(),
+            },
+        })
+    }
+
+    /// Where the call's caller and agent ExternalMedia channels send audio (for RTP,
+    /// after opening a leg for each, role named).
+    async fn open(&mut self, plan: &CallPlan) -> Result<[Sink; 2], AriError> {
+        match self {
+            Legs::AudioSocket { external_host } => Ok([0, 1].map(|_| Sink {
+                external_host: external_host.clone(),
+                rtp: false,
+            })),
+            Legs::Rtp {
+                client,
+                rtp_host,
+                open,
+            } => {
+                let mut sinks = Vec::new();
+                for role in [crate::proto::Role::Caller, crate::proto::Role::Agent] {
+                    let req = crate::proto::OpenRtpLegRequest {
+                        call_id: plan.call_id.clone(),
+                        role: role as i32,
+                        encoding: crate::proto::Encoding::Mulaw as i32,
+                        ..Default::default()
+                    };
+                    match client.open_rtp_leg(req).await {
+                        Ok(r) => {
+                            let r = r.into_inner();
+                            open.entry(plan.call_id.clone())
+                                .or_default()
+                                .push(r.channel_id);
+                            sinks.push(Sink {
+                                external_host: format!("{rtp_host}:{}", r.port),
+                                rtp: true,
+                            });
+                        }
+                        Err(status) => {
+                            self.close(plan).await;
+                            return Err(AriError::Callmood(format!(
+                                "OpenRtpLeg: {}: {}",
+                                status.code(),
+                                status.message()
+                            )));
+                        }
+                    }
+                }
+                let [caller, agent]: [Sink; 2] = sinks
+                    .try_into()
+                    .map_err(|_| AriError::Callmood("two legs".into()))?;
+                Ok([caller, agent])
+            }
+        }
+    }
+
+    /// Ends the call's RTP legs (what their jitter buffers hold is played out).
+    async fn close(&mut self, plan: &CallPlan) {
+        if let Legs::Rtp { client, open, .. } = self {
+            for channel_id in open.remove(&plan.call_id).unwrap_or_default() {
+                let req = crate::proto::CloseLegRequest {
+                    call_id: plan.call_id.clone(),
+                    channel_id,
+                };
+                if let Err(status) = client.close_leg(req).await {
+                    // Already ended (idle, or the call ended): nothing left to close.
+                    tracing::debug!(call = %plan.call_id, channel_id, %status, "CloseLeg");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -627,16 +784,24 @@ mod tests {
             user: "u".into(),
             password: "p".into(),
             app: "callmood".into(),
-            external_host: "callmood:9093".into(),
-            format: DEFAULT_FORMAT.into(),
+            target: Target::AudioSocket {
+                external_host: "callmood:9093".into(),
+            },
         }
+    }
+
+    fn sinks(rtp: bool) -> [Sink; 2] {
+        [40000, 40002].map(|port| Sink {
+            external_host: format!("callmood:{}", if rtp { port } else { 9093 }),
+            rtp,
+        })
     }
 
     #[test]
     fn the_plan_snoops_both_directions_and_tears_down_everything_it_made() {
         let id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
         let p = CallPlan::new("1700000000.1", id);
-        let setup = p.setup(&cfg());
+        let setup = p.setup(&cfg().app, &sinks(false));
         let targets: Vec<String> = setup.iter().map(Request::target).collect();
         assert_eq!(targets.len(), 10);
         assert_eq!(
@@ -653,6 +818,16 @@ mod tests {
             format!("/ari/bridges/callmood-{id}-agent-bridge/addChannel?channel=callmood-{id}-agent-snoop%2Ccallmood-{id}-agent-media")
         );
         assert_eq!(targets[9], "/ari/channels/1700000000.1/continue");
+        // Over RTP: μ-law to each leg's own port, no data.
+        let rtp: Vec<String> = p
+            .setup("callmood", &sinks(true))
+            .iter()
+            .map(Request::target)
+            .collect();
+        assert_eq!(
+            rtp[5],
+            format!("/ari/channels/externalMedia?channelId=callmood-{id}-agent-media&app=callmood&external_host=callmood%3A40002&encapsulation=rtp&transport=udp&connection_type=client&format=ulaw&direction=both")
+        );
         let down = p.teardown();
         assert_eq!(down.len(), 6);
         assert!(down.iter().all(|r| r.method == "DELETE"));
