@@ -6,10 +6,13 @@
 //!  dialplan: Stasis(callmood[,CALL_UUID]) ──StasisStart──► this client (events WebSocket)
 //!    per call, on the caller's channel C:
 //!      POST /channels/C/snoop?spy=in   (what the caller says)   ─┐ mixing bridge ─► ExternalMedia
-//!      POST /channels/C/snoop?spy=out  (what the caller hears:  ─┘   (one each)     AudioSocket/TCP
-//!                                        the agent)                                 to callmood,
-//!      POST /channels/C/variable CALLMOOD_ID=<uuid>;  POST /channels/C/continue      same UUID
+//!      POST /channels/C/snoop?spy=out  (what the caller hears:  ─┘   (one each)     to callmood:
+//!                                        the agent)                   AudioSocket/TCP (slin, the
+//!                                                                     UUID) or RTP/UDP (ulaw, a
+//!                                                                     leg from OpenRtpLeg)
+//!      POST /channels/C/variable CALLMOOD_ID=<uuid>;  POST /channels/C/continue
 //!    when a snoop or ExternalMedia channel ends (the caller hung up): DELETE the rest
+//!    (and CloseLeg the RTP legs)
 //! ```
 //!
 //! The app must stay connected to `/ari/events?app=NAME` for as long as calls run:
@@ -22,8 +25,8 @@
 //!
 //! Roles: callmood gives an AudioSocket leg the role its call lacks, caller first, so
 //! the caller's leg is set up (and its ExternalMedia channel connected) before the
-//! agent's; RTP legs are opened with their role. Key presses do not reach callmood on this path: a snoop channel carries
-//! audio only.
+//! agent's; RTP legs are opened with their role. Key presses do not reach callmood on
+//! this path: a snoop channel carries audio only.
 //!
 //! Checked against Asterisk's ARI documentation (`channels.json`, `bridges.json`, the
 //! "External Media and ARI" page); tested against a mock ARI server written from them,
@@ -679,7 +682,8 @@ enum Legs {
         external_host: String,
     },
     Rtp {
-        client: crate::client::stream::Client,
+        /// Boxed: a tonic client is large, and there is one `Legs` per app.
+        client: Box<crate::client::stream::Client>,
         rtp_host: String,
         /// Open legs' channel ids by call id.
         open: HashMap<String, Vec<u32>>,
@@ -697,9 +701,11 @@ impl Legs {
                 access,
                 rtp_host,
             } => Legs::Rtp {
-                client: crate::client::stream::connect(server, access)
-                    .await
-                    .map_err(|e| AriError::Callmood(e.to_string()))?,
+                client: Box::new(
+                    crate::client::stream::connect(server, access)
+                        .await
+                        .map_err(|e| AriError::Callmood(e.to_string()))?,
+                ),
                 rtp_host: rtp_host.clone(),
                 open: HashMap::new(),
             },
