@@ -38,11 +38,17 @@ struct Channel {
 }
 
 enum Media {
+    /// Ready to send once bridged with a snoop.
+    Ready(Out),
+    Sending(oneshot::Sender<()>),
+}
+
+/// How an ExternalMedia channel reaches callmood.
+enum Out {
     /// AudioSocket: connected, its UUID sent.
-    Connected(TcpStream),
+    AudioSocket(TcpStream),
     /// RTP: a socket and where to send.
     Rtp(tokio::net::UdpSocket, SocketAddr),
-    Sending(oneshot::Sender<()>),
 }
 
 #[derive(Default)]
@@ -80,12 +86,12 @@ impl Mock {
             Some(Media::Sending(stop)) => {
                 let _ = stop.send(());
             }
-            Some(Media::Connected(mut s)) => {
+            Some(Media::Ready(Out::AudioSocket(mut s))) => {
                 tokio::spawn(async move {
                     let _ = s.write_all(&[0, 0, 0]).await;
                 });
             }
-            Some(Media::Rtp(..)) | None => {}
+            Some(Media::Ready(Out::Rtp(..))) | None => {}
         }
         self.event("StasisEnd", id, json!([]));
         self.event("ChannelDestroyed", id, json!([]));
@@ -131,39 +137,9 @@ fn err(status: u16, message: &str) -> (u16, Value) {
     (status, json!({ "message": message }))
 }
 
-/// Sends 20 ms slin frames of `speech` then silence, paced, until stopped.
-async fn send_audio(mut s: TcpStream, speech: Vec<i16>, mut stop: oneshot::Receiver<()>) {
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    let mut frames = speech
-        .chunks(160)
-        .map(<[i16]>::to_vec)
-        .collect::<Vec<_>>()
-        .into_iter();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = &mut stop => {
-                let _ = s.write_all(&[0, 0, 0]).await; // hang-up
-                return;
-            }
-        }
-        let frame = frames.next().unwrap_or_else(|| vec![0; 160]);
-        let mut msg = vec![0x10, 0x01, 0x40]; // audio, 320 bytes
-        msg.extend(frame.iter().flat_map(|s| s.to_le_bytes()));
-        msg.resize(3 + 320, 0);
-        if s.write_all(&msg).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends 20 ms RTP packets (PCMU) of `speech` then silence, paced, until stopped.
-async fn send_rtp(
-    s: tokio::net::UdpSocket,
-    to: SocketAddr,
-    speech: Vec<i16>,
-    mut stop: oneshot::Receiver<()>,
-) {
+/// Sends `speech`, then silence, in 20 ms frames at real-time pace until stopped: as
+/// AudioSocket slin messages (a hang-up at the end) or RTP PCMU packets.
+async fn send_audio(mut out: Out, speech: Vec<i16>, mut stop: oneshot::Receiver<()>) {
     use callmood::core::{codec::g711, rtp};
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
     let mut frames = speech
@@ -174,13 +150,30 @@ async fn send_rtp(
     for i in 0u32.. {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                if let Out::AudioSocket(s) = &mut out {
+                    let _ = s.write_all(&[0, 0, 0]).await; // hang-up
+                }
+                return;
+            }
         }
-        let frame = frames.next().unwrap_or_else(|| vec![0; 160]);
-        let mut payload: Vec<u8> = frame.iter().map(|&x| g711::ulaw_encode(x)).collect();
-        payload.resize(160, 0xff);
-        let pkt = rtp::build(i == 0, 0, i as u16, i * 160, 0xA57E, &payload);
-        let _ = s.send_to(&pkt, to).await;
+        let mut frame = frames.next().unwrap_or_default();
+        frame.resize(160, 0);
+        let sent = match &mut out {
+            Out::AudioSocket(s) => {
+                let mut msg = vec![0x10, 0x01, 0x40]; // audio, 320 bytes
+                msg.extend(frame.iter().flat_map(|s| s.to_le_bytes()));
+                s.write_all(&msg).await.is_ok()
+            }
+            Out::Rtp(s, to) => {
+                let payload: Vec<u8> = frame.iter().map(|&x| g711::ulaw_encode(x)).collect();
+                let pkt = rtp::build(i == 0, 0, i as u16, i * 160, 0xA57E, &payload);
+                s.send_to(&pkt, *to).await.is_ok()
+            }
+        };
+        if !sent {
+            return;
+        }
     }
 }
 
@@ -200,7 +193,7 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
             if q.get("app").map(String::as_str) != Some("callmood") {
                 return err(400, "app is required");
             }
-            if q.get("encapsulation").map(String::as_str) == Some("rtp") {
+            let media = if q.get("encapsulation").map(String::as_str) == Some("rtp") {
                 // chan_rtp: a UDP socket that sends to external_host.
                 if q.get("transport").map(String::as_str) != Some("udp") || fmt != "ulaw" {
                     return err(422, "mock: rtp over udp in ulaw only");
@@ -208,42 +201,34 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
                 let Ok(to) = host.parse::<SocketAddr>() else {
                     return err(400, "external_host is not HOST:PORT");
                 };
-                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-                let mut m = mock.lock().unwrap();
-                if m.events.is_none() {
-                    return (200, channel_json(id));
+                Out::Rtp(
+                    tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+                    to,
+                )
+            } else {
+                if q.get("encapsulation").map(String::as_str) != Some("audiosocket")
+                    || q.get("transport").map(String::as_str) != Some("tcp")
+                    || fmt != "slin"
+                {
+                    return err(422, "mock: audiosocket over tcp in slin only");
                 }
-                m.channels.insert(
-                    id.clone(),
-                    Channel {
-                        snoop_of: None,
-                        media: Some(Media::Rtp(udp, to)),
-                    },
+                let Some(uuid) = q.get("data").filter(|d| ari::is_uuid(d)) else {
+                    return err(400, "data must be a UUID for audiosocket");
+                };
+                // chan_audiosocket connects, then sends the UUID.
+                let Ok(mut s) = TcpStream::connect(host).await else {
+                    return err(500, "cannot connect to external_host");
+                };
+                let mut msg = vec![0x01, 0x00, 0x10];
+                msg.extend(
+                    uuid.replace('-', "")
+                        .as_bytes()
+                        .chunks(2)
+                        .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap()),
                 );
-                m.event("StasisStart", id, json!([]));
-                return (200, channel_json(id));
-            }
-            if q.get("encapsulation").map(String::as_str) != Some("audiosocket")
-                || q.get("transport").map(String::as_str) != Some("tcp")
-                || fmt != "slin"
-            {
-                return err(422, "mock: audiosocket over tcp in slin only");
-            }
-            let Some(uuid) = q.get("data").filter(|d| ari::is_uuid(d)) else {
-                return err(400, "data must be a UUID for audiosocket");
+                s.write_all(&msg).await.unwrap();
+                Out::AudioSocket(s)
             };
-            // chan_audiosocket connects, then sends the UUID.
-            let Ok(mut s) = TcpStream::connect(host).await else {
-                return err(500, "cannot connect to external_host");
-            };
-            let mut msg = vec![0x01, 0x00, 0x10];
-            msg.extend(
-                uuid.replace('-', "")
-                    .as_bytes()
-                    .chunks(2)
-                    .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap()),
-            );
-            s.write_all(&msg).await.unwrap();
             let mut m = mock.lock().unwrap();
             if m.events.is_none() {
                 // No WebSocket for the app: Asterisk hangs the channel up at once.
@@ -253,7 +238,7 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
                 id.clone(),
                 Channel {
                     snoop_of: None,
-                    media: Some(Media::Connected(s)),
+                    media: Some(Media::Ready(media)),
                 },
             );
             m.event("StasisStart", id, json!([]));
@@ -335,26 +320,16 @@ async fn rest(mock: &Shared, method: &str, target: &str) -> (u16, Value) {
             let snoop = chans.iter().find_map(|c| m.channels[c].snoop_of.clone());
             let media = chans
                 .iter()
-                .find(|c| {
-                    matches!(
-                        m.channels[*c].media,
-                        Some(Media::Connected(_) | Media::Rtp(..))
-                    )
-                })
+                .find(|c| matches!(m.channels[*c].media, Some(Media::Ready(_))))
                 .cloned();
             if let (Some(key), Some(media)) = (snoop, media) {
                 let speech = m.speech.get(&key).cloned().unwrap_or_default();
                 let (tx, rx) = oneshot::channel();
                 let ch = m.channels.get_mut(&media).unwrap();
-                match ch.media.replace(Media::Sending(tx)) {
-                    Some(Media::Connected(s)) => {
-                        tokio::spawn(send_audio(s, speech, rx));
-                    }
-                    Some(Media::Rtp(s, to)) => {
-                        tokio::spawn(send_rtp(s, to, speech, rx));
-                    }
-                    _ => unreachable!(),
-                }
+                let Some(Media::Ready(out)) = ch.media.replace(Media::Sending(tx)) else {
+                    unreachable!()
+                };
+                tokio::spawn(send_audio(out, speech, rx));
             }
             (204, Value::Null)
         }
@@ -514,28 +489,95 @@ fn add_call(mock: &Shared, chan: &str) -> (u32, u32, u64) {
     (spans[0].0, agent_start_ms, talk_ms)
 }
 
-/// The app against the mock at `ari_addr`, running until the sender is used.
-fn start_app(
-    ari_addr: SocketAddr,
-    target: ari::Target,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), ari::AriError>>,
-) {
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+/// A callmood server, the mock with one two-party call on caller channel `chan`, and
+/// the app between them, connected.
+struct Rig {
+    srv: Servers,
+    mock: Shared,
+    /// Where the caller's speech and the agent's track start, ms.
+    caller_ms: u32,
+    agent_ms: u32,
+    /// How long the two talk, ms.
+    talk_ms: u64,
+    stop: oneshot::Sender<()>,
+    app: tokio::task::JoinHandle<Result<(), ari::AriError>>,
+}
+
+async fn rig(chan: &str, target: impl FnOnce(&Servers) -> ari::Target) -> Rig {
+    let srv = start_servers(8, None, None).await;
+    let mock: Shared = Arc::default();
+    let (caller_ms, agent_ms, talk_ms) = add_call(&mock, chan);
+    let ari_addr = start_mock(mock.clone()).await;
+    let (stop, stop_rx) = oneshot::channel::<()>();
     let app = tokio::spawn(ari::run(
         AriConfig {
             url: format!("http://{ari_addr}"),
             user: "u".into(),
             password: "p".into(),
             app: "callmood".into(),
-            target,
+            target: target(&srv),
         },
         async {
             let _ = stop_rx.await;
         },
     ));
-    (stop_tx, app)
+    wait_for(
+        "the app's events WebSocket",
+        Duration::from_secs(10),
+        || mock.lock().unwrap().events.is_some(),
+    )
+    .await;
+    Rig {
+        srv,
+        mock,
+        caller_ms,
+        agent_ms,
+        talk_ms,
+        stop,
+        app,
+    }
+}
+
+impl Rig {
+    /// The call enters the app as `call_id` (with `also`, more events right after its
+    /// StasisStart), the two talk, the caller hangs up: the call's events, and how long
+    /// callmood took to end it after the hang-up.
+    async fn talk(
+        &self,
+        chan: &str,
+        call_id: &str,
+        also: &[(&str, Value)],
+    ) -> (Vec<proto::CallEvent>, Duration) {
+        let events = watch(self.srv.grpc, call_id);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        {
+            let m = self.mock.lock().unwrap();
+            m.event("StasisStart", chan, json!([call_id]));
+            for (ch, args) in also {
+                m.event("StasisStart", ch, args.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(self.talk_ms + 1500)).await;
+        // The caller hangs up: Asterisk ends the snoops on it; the app deletes the rest.
+        let hung_up = tokio::time::Instant::now();
+        assert!(self.mock.lock().unwrap().hang_up(chan));
+        let events = tokio::time::timeout(Duration::from_secs(30), events)
+            .await
+            .expect("the call ends once its legs do")
+            .unwrap();
+        (events, hung_up.elapsed())
+    }
+
+    /// Stops the app (it detaches what is still attached) and waits for it.
+    async fn stop(self) -> (Servers, Shared) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.app)
+            .await
+            .expect("the app stops")
+            .unwrap()
+            .unwrap();
+        (self.srv, self.mock)
+    }
 }
 
 /// Checks a call's two legs of `transport` (nothing malformed) and that the caller's
@@ -570,24 +612,14 @@ fn check_parties(events: &[proto::CallEvent], transport: &str, caller_ms: u32, a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a_gone_channel() {
-    let srv = start_servers(8, None, None).await;
-    let mock: Shared = Arc::default();
     let chan = "1733364000.17";
-    let (caller_ms, agent_start_ms, talk_ms) = add_call(&mock, chan);
-    let ari_addr = start_mock(mock.clone()).await;
-    let (stop_tx, app) = start_app(
-        ari_addr,
-        ari::Target::AudioSocket {
-            external_host: srv.audiosocket.to_string(),
-        },
-    );
-    wait_for(
-        "the app's events WebSocket",
-        Duration::from_secs(10),
-        || mock.lock().unwrap().events.is_some(),
-    )
+    let r = rig(chan, |srv| ari::Target::AudioSocket {
+        external_host: srv.audiosocket.to_string(),
+    })
     .await;
-
+    let mock = r.mock.clone();
+    let grpc = r.srv.grpc;
+    let audiosocket = r.srv.audiosocket;
     // Asterisk drops the events WebSocket (a restart, say): the app comes back.
     let first = mock.lock().unwrap().events.take().unwrap();
     wait_for("the app to reconnect", Duration::from_secs(10), || {
@@ -600,22 +632,8 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
     .await;
 
     let call_id = "3f2b6a52-8c1e-4d7a-9b0e-5a6c7d8e9f01";
-    let events = watch(srv.grpc, call_id);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     // A healthy call, and one whose channel hung up before the app got to it.
-    mock.lock()
-        .unwrap()
-        .event("StasisStart", chan, json!([call_id]));
-    mock.lock()
-        .unwrap()
-        .event("StasisStart", "1733364000.99", json!([]));
-    tokio::time::sleep(Duration::from_millis(talk_ms + 1500)).await;
-    // The caller hangs up: Asterisk ends the snoops on it; the app deletes the rest.
-    assert!(mock.lock().unwrap().hang_up(chan));
-    let events = tokio::time::timeout(Duration::from_secs(30), events)
-        .await
-        .expect("the call ends once its AudioSocket legs hang up")
-        .unwrap();
+    let (events, _) = r.talk(chan, call_id, &[("1733364000.99", json!([]))]).await;
     wait_for("the teardown", Duration::from_secs(10), || {
         let m = mock.lock().unwrap();
         m.channels.is_empty() && m.bridges.is_empty()
@@ -625,7 +643,7 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
     // out (the caller's own channel stays, everything made for it goes).
     let live = "1733364000.18";
     let live_id = "9a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d";
-    let live_events = watch(srv.grpc, live_id);
+    let live_events = watch(grpc, live_id);
     {
         let mut m = mock.lock().unwrap();
         m.channels.insert(
@@ -644,12 +662,8 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
             .any(|(_, t)| t.starts_with(&format!("/ari/channels/{live}/continue")))
     })
     .await;
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(10), app)
-        .await
-        .expect("the app stops")
-        .unwrap()
-        .unwrap();
+    let (caller_ms, agent_ms) = (r.caller_ms, r.agent_ms);
+    let (_srv, _) = r.stop().await;
     {
         let m = mock.lock().unwrap();
         assert!(m.bridges.is_empty(), "{:?}", m.bridges.keys());
@@ -712,7 +726,7 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
             .1,
     );
     assert_eq!(q["data"], call_id);
-    assert_eq!(q["external_host"], srv.audiosocket.to_string());
+    assert_eq!(q["external_host"], audiosocket.to_string());
     let snoops: Vec<HashMap<String, String>> = log
         .iter()
         .filter(|(_, t)| t.contains("/snoop?"))
@@ -744,57 +758,27 @@ async fn ari_app_snoops_caller_and_agent_to_audiosocket_and_tears_down_next_to_a
 
     // callmood: one call, two AudioSocket legs, the caller's speech on the caller's leg
     // and the agent's on the agent's.
-    check_parties(&events, "audiosocket", caller_ms, agent_start_ms);
+    check_parties(&events, "audiosocket", caller_ms, agent_ms);
 }
 
 /// Over RTP: a leg per party opened with its role before its ExternalMedia channel is
 /// pointed at it (μ-law over UDP), and closed after the hang-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ari_app_over_rtp_opens_a_leg_per_party_with_its_role_and_closes_them() {
-    let srv = start_servers(8, None, None).await;
-    let mock: Shared = Arc::default();
     let chan = "1733364000.21";
-    let (caller_ms, agent_start_ms, talk_ms) = add_call(&mock, chan);
-    let ari_addr = start_mock(mock.clone()).await;
-    let (stop_tx, app) = start_app(
-        ari_addr,
-        ari::Target::Rtp {
-            server: format!("http://{}", srv.grpc),
-            access: Default::default(),
-            rtp_host: "127.0.0.1".into(),
-        },
-    );
-    wait_for(
-        "the app's events WebSocket",
-        Duration::from_secs(10),
-        || mock.lock().unwrap().events.is_some(),
-    )
+    let r = rig(chan, |srv| ari::Target::Rtp {
+        server: format!("http://{}", srv.grpc),
+        access: Default::default(),
+        rtp_host: "127.0.0.1".into(),
+    })
     .await;
-    let call_id = "5b0c1d2e-3f40-4a51-8b62-7c83d94ea5f6";
-    let events = watch(srv.grpc, call_id);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    mock.lock()
-        .unwrap()
-        .event("StasisStart", chan, json!([call_id]));
-    tokio::time::sleep(Duration::from_millis(talk_ms + 1500)).await;
-    let hung_up = tokio::time::Instant::now();
-    assert!(mock.lock().unwrap().hang_up(chan));
-    let events = tokio::time::timeout(Duration::from_secs(30), events)
-        .await
-        .expect("the call ends")
-        .unwrap();
+    let (events, ended_after) = r
+        .talk(chan, "5b0c1d2e-3f40-4a51-8b62-7c83d94ea5f6", &[])
+        .await;
     // CloseLeg ends the legs at once, not after their idle timeout (3 s here).
-    assert!(
-        hung_up.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        hung_up.elapsed()
-    );
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(10), app)
-        .await
-        .expect("the app stops")
-        .unwrap()
-        .unwrap();
+    assert!(ended_after < Duration::from_secs(2), "{ended_after:?}");
+    let (caller_ms, agent_ms) = (r.caller_ms, r.agent_ms);
+    let (_srv, mock) = r.stop().await;
     let m = mock.lock().unwrap();
     assert!(m.channels.is_empty() && m.bridges.is_empty());
     let media: Vec<HashMap<String, String>> = m
@@ -826,7 +810,7 @@ async fn ari_app_over_rtp_opens_a_leg_per_party_with_its_role_and_closes_them() 
         "{ports:?}"
     );
     drop(m);
-    check_parties(&events, "rtp-udp", caller_ms, agent_start_ms);
+    check_parties(&events, "rtp-udp", caller_ms, agent_ms);
 }
 
 /// A UUID message and frames of `frame_bytes` each, sent 4x faster than real time
