@@ -689,9 +689,9 @@ async fn websocket_calls_count_against_the_call_cap() {
 
 /// The AudioHook numbering rules, `update` and the client's `error`: a healthy session
 /// sends both and goes on to its end, while sessions that repeat a `seq`, claim a
-/// server message never sent (`serverseq`), change the session `id` or send a type the
-/// protocol does not have are each ended with `disconnect` (reason `error`), their bad
-/// message counted in the leg.
+/// server message never sent (`serverseq`), change the session `id`, move `position`
+/// back or send a type the protocol does not have are each ended with `disconnect`
+/// (reason `error`), their bad message counted in the leg.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audiohook_numbering_rules_update_and_client_error_next_to_a_healthy_session() {
     let cfg = WsConfig {
@@ -707,7 +707,13 @@ async fn audiohook_numbering_rules_update_and_client_error_next_to_a_healthy_ses
         .flat_map(|&b| [b, 0xff])
         .collect();
     let healthy_events = watch(srv.grpc, "ah-healthy");
-    let bad = ["ah-repeat", "ah-serverseq", "ah-id", "ah-type"];
+    let bad = [
+        "ah-repeat",
+        "ah-serverseq",
+        "ah-id",
+        "ah-position",
+        "ah-type",
+    ];
     let bad_events: Vec<_> = bad.iter().map(|c| watch(srv.grpc, c)).collect();
     let healthy = async {
         let mut ws = connect_audiohook(ws_addr, "k").await;
@@ -788,6 +794,23 @@ async fn audiohook_numbering_rules_update_and_client_error_next_to_a_healthy_ses
                     m
                 }],
                 "identifier",
+            ),
+            (
+                "ah-position",
+                // the stream's position goes back
+                vec![
+                    {
+                        let mut m = audiohook_msg("ping", 2, 1, json!({}));
+                        m["position"] = json!("PT5S");
+                        m
+                    },
+                    {
+                        let mut m = audiohook_msg("ping", 3, 2, json!({}));
+                        m["position"] = json!("PT1S");
+                        m
+                    },
+                ],
+                "position",
             ),
             (
                 "ah-type",

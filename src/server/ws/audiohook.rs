@@ -12,7 +12,7 @@
 //! `updated`; the client's `error` is logged, and a 429 (too many requests) holds the
 //! `event` messages back for its `retryAfter`. The numbering rules of the protocol:
 //! the client's `seq` counts up by one from 1, its `serverseq` is never above the last
-//! server `seq`, and its `id` is the session's; a message that breaks one of them, or
+//! server `seq`, its `id` is the session's, and its `position` never goes back; a message that breaks one of them, or
 //! whose type is not a client message of the protocol, is counted as malformed and the
 //! session is ended with `disconnect` (reason `error`), as the reference server does. A
 //! second `open` is counted and ignored. Each server message carries its own `seq` and
@@ -72,6 +72,9 @@ pub struct ClientMsg {
     pub id: String,
     #[serde(default)]
     pub parameters: Value,
+    /// The client's position in the audio stream (`PT1.25S`).
+    #[serde(default)]
+    pub position: Option<String>,
 }
 
 /// Parses one text frame.
@@ -125,6 +128,8 @@ struct Numbering {
     seq: u64,
     /// The last client `seq` received.
     clientseq: u64,
+    /// The last client `position` received, ms.
+    position_ms: u64,
 }
 
 impl Numbering {
@@ -157,6 +162,15 @@ fn numbering_error(m: &ClientMsg, n: &Numbering) -> Option<String> {
     if m.id != n.id {
         return Some(format!("Session identifier mismatch: {:?}", m.id));
     }
+    // The stream's position only grows (a `position` that is not a duration is let be).
+    if let Some(ms) = m.position.as_deref().and_then(duration_ms) {
+        if ms < n.position_ms {
+            return Some(format!(
+                "Invalid position: {ms} ms after {} ms",
+                n.position_ms
+            ));
+        }
+    }
     None
 }
 
@@ -188,6 +202,7 @@ pub(super) async fn run(
                     id: m.id.clone(),
                     seq: 0,
                     clientseq: 1,
+                    position_ms: 0,
                 };
                 let Some(media) = choose_media(&m.parameters) else {
                     let info = "no PCMU 8000 Hz offer with external/internal channels";
@@ -322,6 +337,9 @@ pub(super) async fn run(
                 return Err(WsError::BadStart(info));
             }
             n.clientseq = m.seq;
+            if let Some(ms) = m.position.as_deref().and_then(duration_ms) {
+                n.position_ms = ms;
+            }
             match m.kind.as_str() {
                 "ping" => ws.send(n.message("pong", json!({}))).await?,
                 "close" => {
@@ -424,6 +442,7 @@ mod tests {
             id: "s".into(),
             seq: 0,
             clientseq: 3,
+            position_ms: 0,
         };
         let WsMessage::Text(t) = n.message("pong", json!({})) else {
             panic!()
@@ -445,23 +464,27 @@ mod tests {
             id: "s".into(),
             seq: 4,
             clientseq: 6,
+            position_ms: 2000,
         };
-        let msg = |seq: u64, serverseq: u64, id: &str| {
+        let at = |seq: u64, serverseq: u64, id: &str, position: &str| {
             parse(
                 &json!({"version": "2", "type": "ping", "seq": seq, "serverseq": serverseq,
-                "id": id, "position": "PT2S", "parameters": {}})
+                "id": id, "position": position, "parameters": {}})
                 .to_string(),
             )
             .unwrap()
         };
+        let msg = |seq: u64, serverseq: u64, id: &str| at(seq, serverseq, id, "PT2S");
         assert_eq!(numbering_error(&msg(7, 4, "s"), &n), None);
         assert_eq!(numbering_error(&msg(7, 0, "s"), &n), None);
+        assert_eq!(numbering_error(&at(7, 4, "s", "PT2.02S"), &n), None);
         for (m, why) in [
             (msg(6, 4, "s"), "seq"),       // repeated
             (msg(8, 4, "s"), "seq"),       // skipped
             (msg(5, 4, "s"), "seq"),       // backwards
             (msg(7, 5, "s"), "serverseq"), // a server message that was never sent
             (msg(7, 4, "t"), "identifier"),
+            (at(7, 4, "s", "PT1.5S"), "position"),
         ] {
             let e = numbering_error(&m, &n).expect(why);
             assert!(e.contains(why), "{e}");
