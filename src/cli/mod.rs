@@ -63,7 +63,8 @@ pub enum Command {
     /// the call (the summary still arrives).
     Listen(ListenArgs),
     /// An Asterisk ARI application: each call sent to Stasis(APP) has its caller and agent
-    /// snooped to callmood's AudioSocket listener as two legs of one call, until it ends.
+    /// snooped to callmood (over AudioSocket, or RTP legs) as two legs of one call, until
+    /// it ends.
     AsteriskAri(client::AsteriskAriArgs),
     /// Transcribe a WAV file with the bare recogniser (no endpointing, no
     /// packing): the yardstick `analyze` is compared with.
