@@ -14,8 +14,13 @@ Sets (`set`, `split` fit/test; speakers or sentences split in halves, never clip
             flat voice: only the words carry the emotion. fit/test alternate.
   read      read-speech/ readers, labelled neutral: calm voices, ordinary words. Speakers
             sorted by id, even ones fit, odd ones test (the halves of models/README.md).
-  tess, savee  acted corpora the shipped voice model never saw (every --step-th TESS clip):
-            emotional voices, neutral words. test only.
+  tess, savee  acted corpora the shipped voice model never saw (every --tess-step-th TESS
+            clip, every --savee-step-th SAVEE clip): emotional voices, neutral words. test only.
+
+RAVDESS and TESS clips say known carrier sentences, so their words are the manifest's
+transcript as written and the clips run without Whisper (`--no-transcript`, much faster);
+the other sets are transcribed by Whisper. Each set's utterances are appended to --out as
+soon as it is done.
 
   python3 tools/fusion_data.py --data ../shared/data --ravdess-model M0112.json --out F.jsonl
 """
@@ -31,7 +36,7 @@ GO = {"anger": "angry", "disgust": "angry", "fear": "fearful", "joy": "happy",
 
 def to_phone(src, dst, pad=False):
     """src as 8 kHz mu-law mono (the phone line without noise), optionally padded."""
-    cmd = ["sox", "-R", src, "-r", "8000", "-c", "1", "-e", "u-law", dst]
+    cmd = ["sox", "-q", "-G", "-R", src, "-r", "8000", "-c", "1", "-e", "u-law", dst]
     if pad:
         cmd += ["pad", "0.5", "0.5"]
     subprocess.run(cmd, check=True)
@@ -98,6 +103,7 @@ def main():
     ap.add_argument("--ravdess-model", required=True, help="voice model trained on actors 01-12")
     ap.add_argument("--per-class", type=int, default=50)
     ap.add_argument("--tess-step", type=int, default=8)
+    ap.add_argument("--savee-step", type=int, default=3)
     ap.add_argument("--sets", default="ravdess,spoken,read,tess,savee")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/callmood"))
@@ -111,7 +117,8 @@ def main():
         items = corpus_items(os.path.join(a.data, "ravdess-train"), "ravdess", tmp,
                              lambda i, r: actor(r) >= 13,
                              lambda r: "fit" if actor(r) <= 15 else "test")
-        groups.append((items, ["--emotion-model", os.path.abspath(a.ravdess_model)]))
+        groups.append((items, ["--emotion-model", os.path.abspath(a.ravdess_model),
+                               "--no-transcript"]))
     if "spoken" in sets:
         groups.append((spoken_items(os.path.join(a.data, "goemotions", "dev.tsv"),
                                     a.per_class, tmp, a.seed), []))
@@ -123,12 +130,15 @@ def main():
                                     lambda r: half[r["speaker"]]), []))
     if "tess" in sets:
         groups.append((corpus_items(os.path.join(a.data, "tess"), "tess", tmp,
-                                    lambda i, r: i % a.tess_step == 0, lambda r: "test"), []))
+                                    lambda i, r: i % a.tess_step == 0, lambda r: "test"),
+                       ["--no-transcript"]))
     if "savee" in sets:
         groups.append((corpus_items(os.path.join(a.data, "savee"), "savee", tmp,
-                                    lambda i, r: True, lambda r: "test"), []))
-    rows = []
+                                    lambda i, r: i % a.savee_step == 0, lambda r: "test"), []))
+    open(a.out, "w").close()
+    total = 0
     for items, opts in groups:
+        rows = []
         by_call = {os.path.splitext(os.path.basename(it["wav"]))[0]: it for it in items}
         print(f"{items[0]['set']}: {len(items)} clips", file=sys.stderr, flush=True)
         voice = {}
@@ -137,7 +147,7 @@ def main():
             if "utterance_prosody" in ev and "emotion" in ev["utterance_prosody"]:
                 u = ev["utterance_prosody"]
                 voice[(cid, u["utterance_id"])] = u["emotion"]
-            elif "utterance" in ev and "emotion" in ev["utterance"]:
+            if "utterance" in ev and "emotion" in ev["utterance"]:
                 u = ev["utterance"]
                 it = by_call[cid]
                 v = voice.get((cid, u["utterance_id"]))
@@ -146,18 +156,20 @@ def main():
                 rows.append({"set": it["set"], "split": it["split"], "call": cid,
                              "utterance": u["utterance_id"], "speaker": it["speaker"],
                              "label": it["label"], "said": it["text"],
-                             "transcript": u.get("transcript", ""),
+                             "transcript": u.get("transcript") or (it["text"] if "--no-transcript" in opts else ""),
                              "voice": [v.get(c, 0.0) for c in CLASSES],
                              "unfamiliarity": v.get("unfamiliarity", 0.0),
                              "fused": [u["emotion"].get(c, 0.0) for c in CLASSES]})
-    prior, scores = words_scores(a.binary, [r["transcript"] for r in rows], tmp)
-    with open(a.out, "w") as f:
-        for r, s in zip(rows, scores):
-            r["words"] = s["probs"]
-            r["frustration"] = s.get("frustration", 0.0)
-            r["words_prior"] = prior["probs"]
-            f.write(json.dumps(r) + "\n")
-    print(f"wrote {len(rows)} utterances to {a.out}", file=sys.stderr)
+        prior, scores = words_scores(a.binary, [r["transcript"] for r in rows], tmp)
+        with open(a.out, "a") as f:
+            for r, sc in zip(rows, scores):
+                r["words"] = sc["probs"]
+                r["frustration"] = sc.get("frustration", 0.0)
+                r["words_prior"] = prior["probs"]
+                f.write(json.dumps(r) + "\n")
+        total += len(rows)
+        print(f"{items[0]['set']}: {len(rows)} utterances", file=sys.stderr, flush=True)
+    print(f"wrote {total} utterances to {a.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
