@@ -29,7 +29,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{CallError, CallSettings};
 use crate::contact::finish::FinishOptions;
-use crate::core::codec::wav::{read_wav_file, WavError};
+use crate::core::codec::audio_file::{has_recording_extension, read_audio_file, AudioFileError};
 use crate::proto::{self, call_event::Event, CallEvent};
 use crate::report::{self, CallDigest, ReportCall};
 use crate::server::session::{self, Analyzer, AsrBackpressure, SessionOptions};
@@ -48,7 +48,7 @@ pub const HTML_FILE: &str = "report.html";
 pub enum ReplayError {
     #[error("{}: no such file or directory", .0.display())]
     NotFound(PathBuf),
-    #[error("no .wav files in {}", .0.display())]
+    #[error("no recordings (.wav, .flac, .mp3, .ogg, .oga, .opus) in {}", .0.display())]
     NoRecordings(PathBuf),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
@@ -67,7 +67,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReplayError + '_ {
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error(transparent)]
-    Wav(#[from] WavError),
+    Audio(#[from] AudioFileError),
     #[error(transparent)]
     Call(#[from] CallError),
     /// Writing its events failed (stdout closed, disk full).
@@ -102,7 +102,8 @@ pub fn call_id_of(path: &Path) -> String {
 }
 
 /// The recordings named by `inputs`: files as given, directories searched
-/// recursively for `*.wav` (any case; symlinked directories are not followed),
+/// recursively for `*.wav`, `*.flac`, `*.mp3`, `*.ogg`, `*.oga` and `*.opus` (any case;
+/// symlinked directories are not followed),
 /// each directory's files in name order; a file named twice counts once.
 pub fn find_recordings(inputs: &[PathBuf]) -> Result<Vec<Recording>, ReplayError> {
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -152,7 +153,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<()
         let kind = e.file_type().map_err(io_err(&path))?;
         if kind.is_dir() {
             walk(root, &path, out)?;
-        } else if is_wav_name(&path) && path.is_file() {
+        } else if has_recording_extension(&path) && path.is_file() {
             let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
             out.push((path, rel));
         }
@@ -160,13 +161,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, PathBuf)>) -> Result<()
     Ok(())
 }
 
-fn is_wav_name(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("wav"))
-}
-
-/// A relative path as a file name: components joined by `__`, a `.wav`
-/// extension dropped, anything but ASCII letters, digits, `-`, `_` and `.`
+/// A relative path as a file name: components joined by `__`, a recording's
+/// extension (`.wav`, `.flac`, ...) dropped, anything but ASCII letters, digits, `-`, `_` and `.`
 /// replaced by `_`, no leading dot, at most [`MAX_NAME`] bytes.
 pub fn safe_name(rel: &Path) -> String {
     let mut parts: Vec<String> = rel
@@ -177,8 +173,10 @@ pub fn safe_name(rel: &Path) -> String {
         })
         .collect();
     if let Some(last) = parts.last_mut() {
-        if is_wav_name(Path::new(last.as_str())) {
-            last.truncate(last.len() - 4);
+        let path = Path::new(last.as_str());
+        if has_recording_extension(path) {
+            let stem = path.file_stem().map_or(0, |s| s.len());
+            last.truncate(stem);
         }
     }
     let joined = parts.join("__");
@@ -425,7 +423,7 @@ async fn worker(s: Arc<Shared>) {
 /// Analyses one file into the sink; returns its duration (ms) and utterance count.
 async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usize), FileError> {
     let path = rec.path.clone();
-    let wav = tokio::task::spawn_blocking(move || read_wav_file(path))
+    let wav = tokio::task::spawn_blocking(move || read_audio_file(path))
         .await
         .map_err(|e| FileError::Output(io::Error::other(e)))??;
     let mut summary = None;
@@ -673,6 +671,12 @@ mod tests {
     #[test]
     fn names_are_safe_and_keep_the_relative_path() {
         assert_eq!(safe_name(Path::new("a.wav")), "a");
+        assert_eq!(safe_name(Path::new("b.Opus")), "b");
+        assert_eq!(
+            safe_name(Path::new("c.m4a")),
+            "c.m4a",
+            "not a recording read"
+        );
         assert_eq!(
             safe_name(Path::new("day 1/Agent #7/call.WAV")),
             "day_1__Agent__7__call"
@@ -693,6 +697,8 @@ mod tests {
             "in/b.wav",
             "in/a.WAV",
             "in/sub/c.wav",
+            "in/sub/d.flac",
+            "in/sub/e.m4a",
             "in/notes.txt",
             "other/a.wav",
         ] {
@@ -702,7 +708,7 @@ mod tests {
             find_recordings(&[d.join("in"), d.join("other/a.wav"), d.join("in/b.wav")]).unwrap();
         let names: Vec<&str> = recs.iter().map(|r| r.name.as_str()).collect();
         // a.WAV and other/a.wav both want "a"; in/b.wav is named twice and counts once.
-        assert_eq!(names, ["a", "b", "sub__c", "a-2"]);
+        assert_eq!(names, ["a", "b", "sub__c", "sub__d", "a-2"]);
         assert_eq!(recs[2].call_id(), "c");
         assert!(matches!(
             find_recordings(&[d.join("missing.wav")]),

@@ -1,4 +1,5 @@
-//! `callmood analyze`, `features` and `transcribe`: local WAV files, no server.
+//! `callmood analyze`, `features` and `transcribe`: local recordings (WAV, FLAC, MP3, Ogg
+//! Vorbis, Ogg Opus), no server.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use crate::server::session::Analyzer;
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// WAV files (PCM 8/16/24/32-bit, float, μ-law or A-law; mono or stereo), or
-    /// directories, searched recursively for *.wav.
+    /// Recordings: WAV (PCM 8/16/24/32-bit, float, μ-law or A-law), FLAC, MP3, Ogg Vorbis
+    /// or Ogg Opus, mono or stereo (told by their content, not their names); or
+    /// directories, searched recursively for *.wav, *.flac, *.mp3, *.ogg, *.oga, *.opus.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Files analysed at once (they share the recogniser pool).
@@ -52,7 +54,8 @@ fn default_jobs() -> usize {
 
 #[derive(Args, Debug)]
 pub struct FeaturesArgs {
-    /// A WAV file; stereo files are analysed on the left channel unless --channel says otherwise.
+    /// A recording (WAV, FLAC, MP3, Ogg); stereo files are analysed on the left channel
+    /// unless --channel says otherwise.
     pub file: PathBuf,
     /// Print the frame track: time_s, f0_hz (0 when unvoiced), energy_db, ...
     #[arg(long)]
@@ -64,21 +67,21 @@ pub struct FeaturesArgs {
 
 #[derive(Args, Debug)]
 pub struct TranscribeArgs {
-    /// A WAV file (first channel).
+    /// A recording (WAV, FLAC, MP3, Ogg; first channel).
     pub file: PathBuf,
     #[command(flatten)]
     pub asr: AsrArgs,
 }
 
-/// Reads and parses a WAV file; errors name the file.
-pub(super) fn read_wav(path: &Path) -> anyhow::Result<WavAudio> {
+/// Reads and decodes a recording (WAV, FLAC, MP3, Ogg Vorbis or Opus); errors name the file.
+pub(super) fn read_recording(path: &Path) -> anyhow::Result<WavAudio> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    codec::wav::parse_wav(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    codec::decode_audio_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// One channel of a WAV file, resampled to 16 kHz.
+/// One channel of a recording, resampled to 16 kHz.
 fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
-    let wav = read_wav(path)?;
+    let wav = read_recording(path)?;
     let Some(samples) = wav.samples.get(channel) else {
         bail!(
             "--channel {channel} but {} has {} channel(s)",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::analyze::read_wav;
+use super::analyze::read_recording;
 use super::args::{ReportFormat, RoleArg};
 use crate::client::loadtest::{self, LoadReport, DEFAULT_CALLS, DEFAULT_MAX_DELAY_MS};
 use crate::client::stream::{self, DEFAULT_CHUNK_MS, DEFAULT_SERVER};
@@ -20,7 +20,8 @@ use crate::report;
 pub struct StreamArgs {
     #[command(flatten)]
     pub access: AccessArgs,
-    /// WAV file to play (its own encoding is sent: LINEAR16, MULAW or ALAW).
+    /// Recording to play: WAV (its own encoding is sent: LINEAR16, MULAW or ALAW), or
+    /// FLAC, MP3, Ogg Vorbis or Opus (sent as LINEAR16 at the file's rate).
     pub file: PathBuf,
     /// Server URL, e.g. http://127.0.0.1:50051.
     #[arg(long, default_value = DEFAULT_SERVER)]
@@ -43,8 +44,9 @@ pub struct StreamArgs {
 pub struct LoadtestArgs {
     #[command(flatten)]
     pub access: AccessArgs,
-    /// WAV recordings to play (each in its own encoding: LINEAR16, MULAW or ALAW; stereo:
-    /// caller left, agent right); call k plays file k modulo their number.
+    /// Recordings to play (WAV in its own encoding: LINEAR16, MULAW or ALAW; FLAC, MP3 and
+    /// Ogg as LINEAR16; stereo: caller left, agent right); call k plays file k modulo
+    /// their number.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Server URL, e.g. http://127.0.0.1:50051.
@@ -133,7 +135,7 @@ pub(super) fn stream(a: StreamArgs) -> anyhow::Result<()> {
         bail!("--speed must be a positive number, got {}", a.speed);
     }
     check_chunk_ms(a.chunk_ms)?;
-    let wav = read_wav(&a.file)?;
+    let wav = read_recording(&a.file)?;
     let call_id = a.call_id.clone().unwrap_or_else(|| {
         crate::server::security::call_id_from(&crate::replay::call_id_of(&a.file))
     });
@@ -172,7 +174,7 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
     let wavs: Vec<WavAudio> = a
         .files
         .iter()
-        .map(|f| read_wav(f))
+        .map(|f| read_recording(f))
         .collect::<anyhow::Result<_>>()?;
     let options = proto::CallOptions {
         disable_transcript: a.no_transcript,

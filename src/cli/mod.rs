@@ -5,7 +5,7 @@
 //! function that runs it on the library:
 //! - [`serve`]: `serve`, the gRPC service, and `config check`, the configuration it would
 //!   run with ([`crate::config`]).
-//! - [`analyze`]: `analyze`, `features` and `transcribe`, on local WAV files.
+//! - [`analyze`]: `analyze`, `features` and `transcribe`, on local recordings (WAV, FLAC, MP3, Ogg).
 //! - [`client`]: `stream`, `loadtest`, `listen` and `asterisk-ari`, clients of a running server
 //!   (the gRPC client itself is [`crate::client`]).
 //! - [`train`]: `train` and `eval`, the voice emotion model on a labelled corpus.
@@ -49,12 +49,13 @@ pub enum Command {
     /// The service's configuration (file, environment, flags).
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Analyse WAV recordings locally, in parallel: one JSON event per line on stdout,
-    /// or per-call files, a CSV and an HTML report in --out DIR.
+    /// Analyse recordings (WAV, FLAC, MP3, Ogg Vorbis/Opus) in parallel, locally or on a
+    /// server (--server): one JSON event per line on stdout, or per-call files, a CSV and
+    /// an HTML report in --out DIR.
     Analyze(AnalyzeArgs),
-    /// Print the DSP frame track (CSV, one row per 10 ms) of a WAV file.
+    /// Print the DSP frame track (CSV, one row per 10 ms) of a recording.
     Features(FeaturesArgs),
-    /// Play a WAV file into a server's StreamCall and print the events.
+    /// Play a recording into a server's StreamCall and print the events.
     Stream(StreamArgs),
     /// Many live calls at once against a running server, each at real-time pace: how long
     /// after the end of each utterance its events arrive (p50/p95), and whether it kept up.
@@ -66,7 +67,7 @@ pub enum Command {
     /// snooped to callmood (over AudioSocket, or RTP legs) as two legs of one call, until
     /// it ends.
     AsteriskAri(client::AsteriskAriArgs),
-    /// Transcribe a WAV file with the bare recogniser (no endpointing, no
+    /// Transcribe a recording with the bare recogniser (no endpointing, no
     /// packing): the yardstick `analyze` is compared with.
     Transcribe(TranscribeArgs),
     /// Model management.

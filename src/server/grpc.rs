@@ -331,6 +331,14 @@ impl CallAnalyzer for Service {
                 let wav = codec::wav::parse_wav(&bytes).map_err(status)?;
                 (wav.sample_rate, wav.samples)
             }
+            Some(proto::analyze_recording_request::Audio::File(bytes)) => {
+                // Decoding an hour of MP3 takes seconds of CPU: off the reactor.
+                let audio = tokio::task::spawn_blocking(move || codec::decode_audio_file(&bytes))
+                    .await
+                    .map_err(|e| status(ServerError::DecoderFailed(e.to_string())))?
+                    .map_err(status)?;
+                (audio.sample_rate, audio.samples)
+            }
             Some(proto::analyze_recording_request::Audio::Raw(raw)) => {
                 decode_raw(&raw).map_err(status)?
             }

@@ -7,7 +7,7 @@
 use tonic::Status;
 
 use crate::call::CallError;
-use crate::core::codec::WavError;
+use crate::core::codec::{AudioFileError, WavError};
 
 /// Errors of the service's requests: all are fatal for the request (or the call) they
 /// end, none for the service.
@@ -32,11 +32,11 @@ pub enum ServerError {
     #[error("call_id: required to join legs")]
     CallIdRequiredToJoin,
     /// `AnalyzeRecording` without audio.
-    #[error("audio: a wav or raw recording is required")]
+    #[error("audio: a file, wav or raw recording is required")]
     NoRecording,
-    /// `AnalyzeRecording`'s WAV bytes do not parse.
+    /// `AnalyzeRecording`'s file (or WAV) bytes do not decode.
     #[error("audio: {0}")]
-    BadWav(#[from] WavError),
+    BadAudio(#[from] AudioFileError),
     /// A call already has as many legs as it may.
     #[error("call {call_id}: at most {max} legs per call")]
     TooManyLegs { call_id: String, max: usize },
@@ -81,6 +81,10 @@ pub enum ServerError {
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
     Stream(Status),
+    /// The thread decoding an `AnalyzeRecording` file died (a bug, not the client's
+    /// fault: the decoders return errors for bad bytes).
+    #[error("the recording's decoder failed: {0}")]
+    DecoderFailed(String),
 }
 
 /// Maps every error a client can cause to its gRPC status: the one place that does.
@@ -109,6 +113,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         ServerError::Unauthenticated => Status::unauthenticated(msg),
         ServerError::NotPermitted { .. } => Status::permission_denied(msg),
         ServerError::CallsInFlight { .. }
+        | ServerError::BadAudio(AudioFileError::TooLong { .. })
         | ServerError::TenantCallsInFlight { .. }
         | ServerError::TooManyLegs { .. }
         | ServerError::NoFreePort { .. } => Status::resource_exhausted(msg),
@@ -118,12 +123,19 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::CallIdRequiredToJoin
         | ServerError::NoRecording
         | ServerError::BadCallId { .. }
-        | ServerError::BadWav(_) => Status::invalid_argument(msg),
+        | ServerError::BadAudio(_) => Status::invalid_argument(msg),
         ServerError::EndedWhileJoining { .. } | ServerError::Draining => Status::unavailable(msg),
         ServerError::NoCall { .. }
         | ServerError::NoOpenLeg { .. }
         | ServerError::NotStarted { .. } => Status::not_found(msg),
         ServerError::Stream(s) => s,
+        ServerError::DecoderFailed(_) => Status::internal(msg),
+    }
+}
+
+impl From<WavError> for ServerError {
+    fn from(e: WavError) -> Self {
+        ServerError::BadAudio(e.into())
     }
 }
 
@@ -154,6 +166,19 @@ mod tests {
             ),
             (ServerError::NoRecording, Code::InvalidArgument),
             (WavError::NoFmtChunk.into(), Code::InvalidArgument),
+            (
+                AudioFileError::Unrecognised(b"abcd".to_vec()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                AudioFileError::TooLong {
+                    format: "MP3".into(),
+                    max: 1,
+                    hours: 1.0,
+                }
+                .into(),
+                Code::ResourceExhausted,
+            ),
             (
                 ServerError::EndedWhileJoining {
                     call_id: "c".into(),

@@ -2,6 +2,8 @@
 //!
 //! - [`g711`]: μ-law and A-law companding (ITU-T G.711).
 //! - [`wav`]: RIFF/WAVE parsing from bytes.
+//! - [`audio_file`]: recording files of any container call archives use (WAV, FLAC, MP3,
+//!   Ogg Vorbis, Ogg Opus), told apart by their first bytes and decoded from bytes.
 //! - [`i16_to_sample`] / [`sample_to_i16`], [`ulaw_to_sample`], [`alaw_to_sample`],
 //!   [`ByteOrder::l16_to_sample`]: the one place a telephony byte becomes a sample in
 //!   -1..1 (and back). The WAV parser, the RTP leg and the streaming decoder all call them.
@@ -10,9 +12,11 @@
 //! - [`Decoder`]: streaming decode of raw call audio (`LINEAR16`, `MULAW`, `ALAW`) into
 //!   f32 samples in -1..1, chunk by chunk, as it arrives from the network.
 
+pub mod audio_file;
 pub mod g711;
 pub mod wav;
 
+pub use audio_file::{decode_audio_file, read_audio_file, AudioFileError};
 pub use wav::{parse_wav, read_wav_file, WavAudio, WavEncoding, WavError};
 
 /// Encoding of raw call audio (the proto's `LINEAR16` / `MULAW` / `ALAW`).

@@ -1,0 +1,229 @@
+//! Recordings as call archives hold them: a stereo call (two different speakers, one per
+//! channel) made into a WAV by sox, then encoded by ffmpeg as FLAC, MP3, Ogg Vorbis and
+//! Ogg Opus. Each decodes to the WAV original: FLAC sample for sample, the lossy codecs
+//! in time (no shift: encoder delay and padding are cut), at full length and close in
+//! waveform, with the caller and agent channels still apart.
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use callmood::core::codec::audio_file::{read_audio_file, FileFormat};
+use callmood::core::codec::{read_wav_file, WavAudio, WavEncoding};
+use callmood::core::dsp::resample::Resampler;
+use common::*;
+
+/// A 4 s stereo call at `rate` Hz: caller (left) and agent (right) are different clips.
+fn stereo_call(dir: &Path, rate: u32) -> std::path::PathBuf {
+    let out = dir.join(format!("call-{rate}.wav"));
+    let st = Command::new("sox")
+        .arg("-M")
+        .arg(librivox("0880").0)
+        .arg(librivox("0890").0)
+        .args(["-b", "16", "-r", &rate.to_string()])
+        .arg(&out)
+        .args(["trim", "0", "4"])
+        .status()
+        .expect("sox runs (scripts/setup installs it)");
+    assert!(st.success(), "sox failed");
+    out
+}
+
+/// `input` encoded by ffmpeg with `codec_args` into `name`.
+fn ffmpeg(input: &Path, name: &str, codec_args: &[&str]) -> std::path::PathBuf {
+    let out = input.with_file_name(name);
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(input)
+        .args(codec_args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs (scripts/setup installs it)");
+    assert!(st.success(), "ffmpeg {codec_args:?} failed");
+    out
+}
+
+/// One channel at 16 kHz, through the service's own resampler.
+fn at_16k(audio: &WavAudio, channel: usize) -> Vec<f32> {
+    let mut r = Resampler::new(audio.sample_rate).unwrap();
+    let mut out = Vec::new();
+    r.process_into(&audio.samples[channel], &mut out);
+    r.flush_into(&mut out);
+    out
+}
+
+/// Normalised correlation of `a` and `b` with `b` shifted by `lag` samples.
+fn correlation(a: &[f32], b: &[f32], lag: i64) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (i, &x) in a.iter().enumerate() {
+        let j = i as i64 + lag;
+        let Some(&y) = usize::try_from(j).ok().and_then(|j| b.get(j)) else {
+            continue;
+        };
+        ab += f64::from(x) * f64::from(y);
+        aa += f64::from(x) * f64::from(x);
+        bb += f64::from(y) * f64::from(y);
+    }
+    ab / (aa * bb).sqrt().max(1e-12)
+}
+
+/// The lag (decoded against original, 16 kHz samples, within ±20 ms) of best correlation,
+/// and that correlation.
+fn best_lag(original: &[f32], decoded: &[f32]) -> (i64, f64) {
+    (-320..=320)
+        .map(|lag| (lag, correlation(original, decoded, lag)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+}
+
+/// A lossy decode of `original`: same channels, same length within 1 ms, no shift, and
+/// each channel like its own original and unlike the other one.
+fn check_lossy(what: &str, original: &WavAudio, decoded: &WavAudio, min_corr: f64) {
+    assert_eq!(decoded.channels, 2, "{what}: stereo kept");
+    assert_eq!(decoded.encoding, WavEncoding::Float32, "{what}");
+    let (want, got) = (original.duration_s(), decoded.duration_s());
+    assert!(
+        (want - got).abs() <= 0.001,
+        "{what}: {got} s decoded, {want} s in the original"
+    );
+    for ch in 0..2 {
+        let (o, d) = (at_16k(original, ch), at_16k(decoded, ch));
+        let (lag, corr) = best_lag(&o, &d);
+        assert!(
+            lag.abs() <= 1,
+            "{what} channel {ch}: shifted by {lag} samples"
+        );
+        assert!(
+            corr >= min_corr,
+            "{what} channel {ch}: correlation {corr:.3}"
+        );
+        let other = correlation(&at_16k(original, 1 - ch), &d, 0);
+        eprintln!(
+            "{what} channel {ch}: lag {lag}, correlation {corr:.3}, with the other {other:.3}"
+        );
+        assert!(
+            other < 0.3,
+            "{what} channel {ch}: like the other channel ({other:.3})"
+        );
+    }
+}
+
+#[test]
+fn flac_decodes_to_the_wav_it_was_made_from_sample_for_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = stereo_call(dir.path(), 8000);
+    let flac = ffmpeg(&wav, "call.flac", &["-c:a", "flac"]);
+    let original = read_wav_file(&wav).unwrap();
+    let decoded = read_audio_file(&flac).unwrap();
+    assert_eq!(decoded.encoding, WavEncoding::PcmI16);
+    assert_eq!((decoded.sample_rate, decoded.channels), (8000, 2));
+    assert_eq!(decoded.samples, original.samples, "lossless");
+    // sox writes FLAC too (its own encoder, 24-bit here): still exact.
+    let flac24 = dir.path().join("call-24.flac");
+    let st = Command::new("sox")
+        .arg(&wav)
+        .args(["-b", "24"])
+        .arg(&flac24)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let decoded = read_audio_file(&flac24).unwrap();
+    assert_eq!(decoded.encoding, WavEncoding::PcmI24);
+    assert_eq!(decoded.samples, original.samples);
+}
+
+#[test]
+fn mp3_vorbis_and_opus_decode_in_time_and_keep_the_channels_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = stereo_call(dir.path(), 16000);
+    let original = read_wav_file(&wav).unwrap();
+
+    let mp3 = ffmpeg(&wav, "call.mp3", &["-c:a", "libmp3lame", "-b:a", "96k"]);
+    let decoded = read_audio_file(&mp3).unwrap();
+    assert_eq!(decoded.sample_rate, 16000);
+    check_lossy("MP3", &original, &decoded, 0.95);
+
+    let ogg = ffmpeg(&wav, "call.ogg", &["-c:a", "libvorbis", "-q:a", "5"]);
+    let decoded = read_audio_file(&ogg).unwrap();
+    assert_eq!(decoded.sample_rate, 16000);
+    check_lossy("Ogg Vorbis", &original, &decoded, 0.95);
+
+    // Opus always decodes at 48 kHz; the comparison is at 16 kHz after resampling both.
+    let opus = ffmpeg(&wav, "call.opus", &["-c:a", "libopus", "-b:a", "48k"]);
+    let decoded = read_audio_file(&opus).unwrap();
+    assert_eq!(decoded.sample_rate, 48000);
+    check_lossy("Ogg Opus", &original, &decoded, 0.9);
+}
+
+#[test]
+fn an_ogg_of_another_codec_and_a_cut_file_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = stereo_call(dir.path(), 8000);
+    // FLAC inside Ogg: a real Ogg file, not a codec callmood reads.
+    let oga = ffmpeg(&wav, "call.oga", &["-c:a", "flac"]);
+    assert_eq!(
+        callmood::core::codec::audio_file::sniff(&std::fs::read(&oga).unwrap()),
+        Some(FileFormat::Ogg)
+    );
+    let e = read_audio_file(&oga).unwrap_err().to_string();
+    assert!(
+        e.contains("Ogg stream of a codec callmood does not read"),
+        "{e}"
+    );
+    // A FLAC cut in the middle yields the audio before the cut, as a cut WAV does.
+    let flac = std::fs::read(ffmpeg(&wav, "call.flac", &["-c:a", "flac"])).unwrap();
+    let cut = dir.path().join("cut.flac");
+    std::fs::write(&cut, &flac[..flac.len() / 2]).unwrap();
+    match read_audio_file(&cut) {
+        Ok(a) => assert!(
+            a.duration_s() > 0.5 && a.duration_s() < 4.0,
+            "{}",
+            a.duration_s()
+        ),
+        Err(e) => assert!(e.to_string().starts_with("FLAC: "), "{e}"),
+    }
+}
+
+#[test]
+fn analyze_reads_every_format_and_a_flac_gives_the_events_its_wav_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("archive");
+    std::fs::create_dir(&input).unwrap();
+    let wav = stereo_call(&input, 8000);
+    let wav = {
+        let to = input.join("call.wav");
+        std::fs::rename(&wav, &to).unwrap();
+        to
+    };
+    ffmpeg(&wav, "call.flac", &["-c:a", "flac"]);
+    ffmpeg(&wav, "call.mp3", &["-c:a", "libmp3lame", "-b:a", "64k"]);
+    ffmpeg(&wav, "call.ogg", &["-c:a", "libvorbis"]);
+    ffmpeg(&wav, "call.opus", &["-c:a", "libopus", "-b:a", "32k"]);
+    let out = dir.path().join("out");
+    let (ok, _, stderr) = run(callmood()
+        .args([
+            "analyze",
+            "--no-transcript",
+            "--verbose",
+            "--jobs",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&input));
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("5 files: 5 analysed"), "{stderr}");
+    // Names in file order: call.flac, call.mp3, call.ogg, call.opus, call.wav.
+    let calls = out.join("calls");
+    let read = |name: &str| std::fs::read_to_string(calls.join(format!("{name}.jsonl"))).unwrap();
+    let (flac, wav) = (read("call"), read("call-5"));
+    assert_eq!(flac, wav, "lossless: the same audio, the same events");
+    for lossy in ["call-2", "call-3", "call-4"] {
+        let events = read(lossy);
+        assert!(events.contains("\"summary\""), "{lossy}");
+        // Both speakers are heard on their own channels, as in the WAV.
+        for role in ["CALLER", "AGENT"] {
+            assert!(events.contains(role), "{lossy}: no {role}");
+        }
+    }
+}
