@@ -14,10 +14,15 @@
 //!
 //! A call's file is written as `calls/.<name>.jsonl.part` and renamed once its
 //! summary is in, so a file named `<name>.jsonl` that ends with a summary is a
-//! finished call and a second run with the same inputs skips it. All calls
-//! share one [`Analyzer`]: one Whisper pool whose workers take packed windows
-//! from every call, while each call's DSP runs on its own thread; `jobs`
-//! bounds the calls in flight (and so the decoded audio held in memory).
+//! finished call and a second run with the same inputs skips it.
+//!
+//! The [`Engine`] is local or remote. Locally all calls share one [`Analyzer`]:
+//! one Whisper pool whose workers take packed windows from every call, while
+//! each call's DSP runs on its own thread; `jobs` bounds the calls in flight
+//! (and so the decoded audio held in memory). Remotely each file's bytes go as
+//! they are to a running `callmood serve` (or a balancer in front of several)
+//! in one `AnalyzeRecording`, `jobs` at a time, and its events come back to the
+//! same outputs.
 use std::collections::HashSet;
 use std::io::{self, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
@@ -68,6 +73,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReplayError + '_ {
 pub enum FileError {
     #[error(transparent)]
     Audio(#[from] AudioFileError),
+    /// The server refused the call or it failed there (`--server`).
+    #[error(transparent)]
+    Remote(crate::client::stream::StreamError),
     #[error(transparent)]
     Call(#[from] CallError),
     /// Writing its events failed (stdout closed, disk full).
@@ -234,6 +242,24 @@ pub struct ReplayOutcome {
     pub written: Vec<PathBuf>,
 }
 
+/// What analyses the recordings.
+#[derive(Clone)]
+pub enum Engine {
+    /// In this process, on one shared [`Analyzer`].
+    Local(Analyzer),
+    /// On a server, through `AnalyzeRecording`.
+    Remote(RemoteEngine),
+}
+
+/// A server that analyses recordings (`callmood analyze --server`).
+#[derive(Clone)]
+pub struct RemoteEngine {
+    /// A client of the server; its connection is shared by the calls in flight.
+    pub client: crate::client::stream::Client,
+    /// Ask for no transcripts (`CallOptions.disable_transcript`).
+    pub no_transcript: bool,
+}
+
 /// Where events go.
 enum Sink {
     Stdout(OrderedStdout),
@@ -243,7 +269,7 @@ enum Sink {
 /// Runs the replay. Each file's failure is reported on stderr and in the
 /// outcome; only a problem with the output directory stops it.
 pub async fn replay(
-    analyzer: &Analyzer,
+    engine: &Engine,
     recordings: Vec<Recording>,
     cfg: &ReplayConfig,
 ) -> Result<ReplayOutcome, ReplayError> {
@@ -283,7 +309,7 @@ pub async fn replay(
     progress.reset_eta();
 
     let shared = Arc::new(Shared {
-        analyzer: analyzer.clone(),
+        engine: engine.clone(),
         recordings,
         pending,
         next: AtomicUsize::new(0),
@@ -334,7 +360,7 @@ pub async fn replay(
 
 /// State shared by the workers.
 struct Shared {
-    analyzer: Analyzer,
+    engine: Engine,
     recordings: Vec<Recording>,
     /// Indices into `recordings` still to analyse, in order.
     pending: Vec<usize>,
@@ -420,12 +446,25 @@ async fn worker(s: Arc<Shared>) {
     }
 }
 
+/// One file's work: its decoded audio for the local analyzer, or the server to send it to.
+enum Job<'a> {
+    Local(&'a Analyzer, crate::core::codec::WavAudio),
+    Remote(&'a RemoteEngine),
+}
+
 /// Analyses one file into the sink; returns its duration (ms) and utterance count.
 async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usize), FileError> {
-    let path = rec.path.clone();
-    let wav = tokio::task::spawn_blocking(move || read_audio_file(path))
-        .await
-        .map_err(|e| FileError::Output(io::Error::other(e)))??;
+    // Local: decoded before anything is written, so a bad file leaves no trace.
+    let job = match &s.engine {
+        Engine::Local(analyzer) => {
+            let path = rec.path.clone();
+            let wav = tokio::task::spawn_blocking(move || read_audio_file(path))
+                .await
+                .map_err(|e| FileError::Output(io::Error::other(e)))??;
+            Job::Local(analyzer, wav)
+        }
+        Engine::Remote(remote) => Job::Remote(remote),
+    };
     let mut summary = None;
     let mut utterances = 0;
     let mut note = |ev: &CallEvent| match &ev.event {
@@ -437,21 +476,27 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
         Sink::Stdout(o) => CallOut::Stdout(o),
         Sink::Dir(calls) => CallOut::File(CallFile::create(calls, &rec.name)?),
     };
-    let r = analyze_recording(
-        &s.analyzer,
-        wav,
-        rec.call_id(),
-        s.left_role,
-        s.redact_pii,
-        |ev| {
-            note(ev);
-            match &mut out {
-                CallOut::Stdout(o) => o.write(i, ev),
-                CallOut::File(f) => f.write(ev),
-            }
-        },
-    )
-    .await;
+    let sink = |ev: &CallEvent| {
+        note(ev);
+        match &mut out {
+            CallOut::Stdout(o) => o.write(i, ev),
+            CallOut::File(f) => f.write(ev),
+        }
+    };
+    let r = match job {
+        Job::Local(analyzer, wav) => {
+            analyze_recording(
+                analyzer,
+                wav,
+                rec.call_id(),
+                s.left_role,
+                s.redact_pii,
+                sink,
+            )
+            .await
+        }
+        Job::Remote(remote) => analyze_remote(remote, s, rec, sink).await,
+    };
     match out {
         CallOut::File(file) if r.is_ok() && summary.is_some() => file.commit()?,
         CallOut::File(file) => {
@@ -463,6 +508,41 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
     }
     let duration = summary.ok_or(FileError::NoSummary)?;
     Ok((duration, utterances))
+}
+
+/// Sends one file's bytes, as they are, to the server's `AnalyzeRecording`, handing each
+/// event to `sink` as it arrives. The call id is the local one made safe for the server.
+async fn analyze_remote(
+    remote: &RemoteEngine,
+    s: &Shared,
+    rec: &Recording,
+    mut sink: impl FnMut(&CallEvent) -> io::Result<()>,
+) -> Result<(), FileError> {
+    use crate::client::stream::{run_recording, StreamError};
+    let bytes = tokio::fs::read(&rec.path).await.map_err(|e| {
+        FileError::Audio(AudioFileError::Io {
+            path: rec.path.display().to_string(),
+            source: e,
+        })
+    })?;
+    let request = proto::AnalyzeRecordingRequest {
+        call_id: crate::server::security::call_id_from(&rec.call_id()),
+        audio: Some(proto::analyze_recording_request::Audio::File(bytes)),
+        options: Some(proto::CallOptions {
+            disable_transcript: remote.no_transcript,
+            disable_pii_redaction: !s.redact_pii,
+            ..Default::default()
+        }),
+        left_role: s.left_role as i32,
+        ..Default::default()
+    };
+    let mut client = remote.client.clone();
+    run_recording(&mut client, request, |ev| sink(&ev))
+        .await
+        .map_err(|e| match e {
+            StreamError::Output(io) => FileError::Output(io),
+            e => FileError::Remote(e),
+        })
 }
 
 /// Analyses one decoded recording, handing each event to `sink` as it arrives.

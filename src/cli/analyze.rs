@@ -20,9 +20,19 @@ pub struct AnalyzeArgs {
     /// directories, searched recursively for *.wav, *.flac, *.mp3, *.ogg, *.oga, *.opus.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Files analysed at once (they share the recogniser pool).
+    /// Files analysed at once (they share the recogniser pool; with --server, requests
+    /// in flight).
     #[arg(long, short = 'j', default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Analyse on a running `callmood serve` (or a load balancer in front of several)
+    /// instead of here, e.g. http://10.0.0.5:50051: each file's bytes go as they are in
+    /// one AnalyzeRecording request, and the outputs are the same. The server's models
+    /// are used; --model, --threads, --workers and the emotion model flags are ignored.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: TLS CA and token.
+    #[command(flatten)]
+    pub access: super::client::AccessArgs,
     /// Write the results to this directory instead of stdout: calls/<name>.jsonl per
     /// file, calls.csv and report.html. A second run with the same directory skips
     /// the files already finished.
@@ -98,27 +108,38 @@ fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
 }
 
 pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
-    use crate::replay::{self, ReplayConfig};
+    use crate::replay::{self, Engine, RemoteEngine, ReplayConfig};
     if a.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
     // Find every file before loading the model, so a typo fails fast.
     let recordings = replay::find_recordings(&a.files)?;
-    let asr = if a.no_transcript {
-        None
-    } else {
-        Some(Arc::new(a.asr.load()?))
-    };
-    let voice = a.emotion.load()?;
-    let words = a.emotion.load_words()?;
-    // One analyzer for all files: one Whisper pool shared by the calls in flight.
-    let analyzer = Analyzer {
-        plan: DspPlan::new(),
-        asr,
-        voice,
-        words,
-        // Counted, never served: `analyze` has no metrics endpoint.
-        metrics: Default::default(),
+    let runtime = super::runtime()?;
+    let engine = match &a.server {
+        Some(url) => {
+            let client =
+                runtime.block_on(crate::client::stream::connect(url, &a.access.access()))?;
+            Engine::Remote(RemoteEngine {
+                client,
+                no_transcript: a.no_transcript,
+            })
+        }
+        None => {
+            let asr = if a.no_transcript {
+                None
+            } else {
+                Some(Arc::new(a.asr.load()?))
+            };
+            // One analyzer for all files: one Whisper pool shared by the calls in flight.
+            Engine::Local(Analyzer {
+                plan: DspPlan::new(),
+                asr,
+                voice: a.emotion.load()?,
+                words: a.emotion.load_words()?,
+                // Counted, never served: `analyze` has no metrics endpoint.
+                metrics: Default::default(),
+            })
+        }
     };
     let cfg = ReplayConfig {
         jobs: a.jobs,
@@ -129,7 +150,7 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         // With events on a terminal's stdout a bar would be drawn over them.
         progress: a.out.is_some() || !std::io::stdout().is_terminal(),
     };
-    let outcome = super::runtime()?.block_on(replay::replay(&analyzer, recordings, &cfg))?;
+    let outcome = runtime.block_on(replay::replay(&engine, recordings, &cfg))?;
     if outcome.stdout_closed {
         // The reader (e.g. `head`) has had enough: stop quietly.
         return Ok(());

@@ -107,7 +107,7 @@ pub struct AccessArgs {
 }
 
 impl AccessArgs {
-    fn access(&self) -> stream::Access {
+    pub(super) fn access(&self) -> stream::Access {
         stream::Access {
             tls_ca: self.tls_ca.clone(),
             token: self.token.clone(),

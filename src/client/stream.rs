@@ -6,7 +6,9 @@
 //!   [`call_audio`] cuts them into the chunks sent at each tick; [`config_request`] and
 //!   [`audio_request`] build the call's messages.
 //! - [`connect`], [`send_paced`] and [`run_call`] are the I/O: a connection, audio sent at
-//!   the pace it would be spoken, and the events handed to the caller as they arrive.
+//!   the pace it would be spoken, and the events handed to the caller as they arrive;
+//!   [`run_recording`] does the same for a whole recording in one `AnalyzeRecording`
+//!   (`callmood analyze --server`).
 //!
 //! Errors are [`StreamError`]; what to do with each event (print it, time it) is the
 //! caller's business.
@@ -290,13 +292,37 @@ pub async fn send_paced(
 pub async fn run_call(
     client: &mut Client,
     requests: mpsc::Receiver<StreamCallRequest>,
-    mut on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
+    on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
 ) -> Result<(), StreamError> {
-    let mut events = client
+    let events = client
         .stream_call(tokio_stream::wrappers::ReceiverStream::new(requests))
         .await
         .map_err(StreamError::Refused)?
         .into_inner();
+    read_events(events, on_event).await
+}
+
+/// Runs an `AnalyzeRecording` (a whole recording in one request, e.g. a file's bytes in
+/// `audio.file`), handing each event to `on_event` as it arrives; returns after the
+/// server's last event, or at the first error of the call or of `on_event`.
+pub async fn run_recording(
+    client: &mut Client,
+    request: proto::AnalyzeRecordingRequest,
+    on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
+) -> Result<(), StreamError> {
+    let events = client
+        .analyze_recording(request)
+        .await
+        .map_err(StreamError::Refused)?
+        .into_inner();
+    read_events(events, on_event).await
+}
+
+/// A call's events, each to `on_event`, until the server ends the stream.
+async fn read_events(
+    mut events: tonic::Streaming<CallEvent>,
+    mut on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
+) -> Result<(), StreamError> {
     while let Some(ev) = events.message().await.map_err(StreamError::Failed)? {
         on_event(ev).map_err(StreamError::Output)?;
     }
