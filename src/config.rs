@@ -142,6 +142,11 @@ pub struct LegsSection {
     /// Address RTP legs (`OpenRtpLeg`) bind. Default
     /// [`crate::server::legs::DEFAULT_RTP_ADDR`] (every interface).
     pub rtp_addr: IpAddr,
+    /// The host (IP address or DNS name) `OpenRtpLeg` tells clients to send RTP to, e.g.
+    /// this replica's own IP behind a load balancer. Default: none, so `rtp_addr` unless
+    /// it is a wildcard ([`crate::server::legs::LegsConfig::rtp_host`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_addr: Option<String>,
     /// UDP ports handed out to RTP legs, `FIRST-LAST`. Default
     /// [`crate::server::legs::DEFAULT_RTP_PORTS`].
     pub rtp_ports: PortRange,
@@ -161,6 +166,7 @@ impl Default for LegsSection {
         let legs = LegsConfig::default();
         Self {
             rtp_addr: legs.rtp_addr,
+            advertise_addr: legs.advertise_addr,
             rtp_ports: PortRange(legs.rtp_ports),
             idle_timeout_s: DEFAULT_LEG_IDLE_TIMEOUT.as_secs(),
             join_timeout_s: DEFAULT_JOIN_TIMEOUT.as_secs(),
@@ -702,6 +708,10 @@ impl Config {
             let (field, reason) = m.split_once(' ').unwrap_or((&m, ""));
             return Err((format!("asr.{field}"), reason.to_string()));
         }
+        if let Some(host) = &self.legs.advertise_addr {
+            crate::server::legs::check_advertise_addr(host)
+                .map_err(|reason| ("legs.advertise_addr".to_string(), reason))?;
+        }
         at_least_1("legs.idle_timeout_s", self.legs.idle_timeout_s)?;
         at_least_1("legs.join_timeout_s", self.legs.join_timeout_s)?;
         at_least_1("ws.max_message_bytes", self.ws.max_message_bytes as u64)?;
@@ -754,6 +764,7 @@ impl Config {
             alerts: self.alerts.clone(),
             legs: LegsConfig {
                 rtp_addr: self.legs.rtp_addr,
+                advertise_addr: self.legs.advertise_addr.clone(),
                 rtp_ports: self.legs.rtp_ports.0.clone(),
                 idle_timeout: Duration::from_secs(self.legs.idle_timeout_s),
                 join_timeout: Duration::from_secs(self.legs.join_timeout_s),
@@ -812,7 +823,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 54);
+        assert_eq!(all_keys().len(), 55);
     }
 
     #[test]

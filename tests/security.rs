@@ -35,6 +35,7 @@ fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
         alerts: Default::default(),
         legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
+            advertise_addr: None,
             rtp_ports: 42000..=42999,
             idle_timeout: Duration::from_secs(30),
             join_timeout: JOIN_TIMEOUT,

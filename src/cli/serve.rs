@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Address RTP legs (OpenRtpLeg) bind.
     #[arg(long, env = "CALLMOOD_RTP_ADDR", default_value_t = DEFAULT_RTP_ADDR)]
     pub rtp_addr: IpAddr,
+    /// Host (IP or DNS name) OpenRtpLeg tells clients to send RTP to, e.g. this replica's
+    /// own IP behind a load balancer (default: --rtp-addr unless it is 0.0.0.0 or ::).
+    #[arg(long, env = "CALLMOOD_ADVERTISE_ADDR", value_parser = parse_advertise_addr)]
+    pub advertise_addr: Option<String>,
     /// UDP ports handed out to RTP legs, FIRST-LAST.
     #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS))]
     pub rtp_ports: PortRange,
@@ -93,6 +97,12 @@ pub struct SecurityArgs {
     /// Require client certificates signed by this CA (PEM); needs --tls-cert.
     #[arg(long, env = "CALLMOOD_TLS_CLIENT_CA", value_name = "PEM")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+}
+
+/// Checks `--advertise-addr` (an IP address or a DNS name).
+fn parse_advertise_addr(s: &str) -> Result<String, String> {
+    crate::server::legs::check_advertise_addr(s)?;
+    Ok(s.to_string())
 }
 
 /// Runs the service until it is stopped.
@@ -194,6 +204,7 @@ impl ServeArgs {
             "queue" => asr.queue_capacity = asr.queue;
             "max_queue_wait" => asr.max_queue_wait_s = asr.max_queue_wait;
             "rtp_addr" => legs.rtp_addr = self.rtp_addr;
+            "advertise_addr" => legs.advertise_addr = self.advertise_addr.clone();
             "rtp_ports" => legs.rtp_ports = self.rtp_ports.clone();
             "leg_idle_timeout" => legs.idle_timeout_s = self.leg_idle_timeout;
             "audiosocket_addr" => legs.audiosocket_addr = self.audiosocket_addr;
@@ -227,6 +238,7 @@ mod tests {
             "metrics-addr" => "127.0.0.1:3",
             "ws-addr" => "127.0.0.1:4",
             "rtp-addr" => "127.0.0.1",
+            "advertise-addr" => "10.0.0.9",
             "rtp-ports" => "5000-5001",
             "workers" | "threads" | "queue" | "max-calls" | "tenant-max-calls" => "2",
             "max-queue-wait" | "leg-idle-timeout" | "drain-timeout" => "5",

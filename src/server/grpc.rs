@@ -171,6 +171,7 @@ impl CallAnalyzer for Service {
             call_id: r.call_id,
             channel_id,
             port: port as u32,
+            address: self.legs.config().rtp_host(),
         }))
     }
 

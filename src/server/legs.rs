@@ -86,6 +86,10 @@ enum ConnError {
 pub struct LegsConfig {
     /// Address RTP legs bind (their port comes from `rtp_ports`).
     pub rtp_addr: IpAddr,
+    /// The host (IP address or DNS name) `OpenRtpLeg` tells clients to send RTP to, when
+    /// `rtp_addr` is not what they should use (a wildcard, or an address behind NAT):
+    /// e.g. the pod's IP behind a load balancer. See [`LegsConfig::rtp_host`].
+    pub advertise_addr: Option<String>,
     /// UDP ports handed out to RTP legs.
     pub rtp_ports: RangeInclusive<u16>,
     /// A leg silent for this long ends.
@@ -99,10 +103,45 @@ impl Default for LegsConfig {
     fn default() -> Self {
         Self {
             rtp_addr: DEFAULT_RTP_ADDR,
+            advertise_addr: None,
             rtp_ports: DEFAULT_RTP_PORTS,
             idle_timeout: DEFAULT_LEG_IDLE_TIMEOUT,
             join_timeout: DEFAULT_JOIN_TIMEOUT,
         }
+    }
+}
+
+impl LegsConfig {
+    /// The host `OpenRtpLeg` answers with: `advertise_addr`, else `rtp_addr` unless it is
+    /// a wildcard (0.0.0.0, ::), else empty (the client uses the host it reached us at).
+    pub fn rtp_host(&self) -> String {
+        match &self.advertise_addr {
+            Some(host) => host.clone(),
+            None if self.rtp_addr.is_unspecified() => String::new(),
+            None => self.rtp_addr.to_string(),
+        }
+    }
+}
+
+/// Checks an advertised host: an IP address, or a DNS name (labels of letters, digits and
+/// `-`, 253 bytes at most). Clients put it in a socket address, so nothing else passes.
+pub fn check_advertise_addr(host: &str) -> Result<(), String> {
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host:?} is neither an IP address nor a DNS name (a port goes nowhere: RTP ports come from --rtp-ports)"
+        ))
     }
 }
 
@@ -875,5 +914,47 @@ impl LiveCall {
     /// The call id.
     pub fn call_id(&self) -> &str {
         &self.call_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_host_is_the_flag_else_a_bound_address_else_nothing() {
+        let mut cfg = LegsConfig::default();
+        assert_eq!(cfg.rtp_host(), "", "0.0.0.0 is no address to send to");
+        cfg.rtp_addr = IpAddr::from([10, 0, 0, 7]);
+        assert_eq!(cfg.rtp_host(), "10.0.0.7");
+        cfg.rtp_addr = "::".parse().unwrap();
+        assert_eq!(cfg.rtp_host(), "");
+        cfg.advertise_addr = Some("rtp-1.callmood.svc".into());
+        assert_eq!(cfg.rtp_host(), "rtp-1.callmood.svc");
+    }
+
+    #[test]
+    fn advertised_hosts_are_addresses_or_dns_names() {
+        for ok in [
+            "10.1.2.3",
+            "::1",
+            "fd00::7",
+            "callmood-0.callmood",
+            "rtp-1.example.com",
+        ] {
+            assert_eq!(check_advertise_addr(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "10.1.2.3:4000",
+            "a..b",
+            "-x.example",
+            "sp ace",
+            "x_y.example",
+        ] {
+            assert!(check_advertise_addr(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("{}.example", "a".repeat(64));
+        assert!(check_advertise_addr(&long).is_err());
     }
 }

@@ -187,6 +187,7 @@ pub async fn start_servers(
         alerts: Default::default(),
         legs: callmood::server::legs::LegsConfig {
             rtp_addr: [127, 0, 0, 1].into(),
+            advertise_addr: None,
             rtp_ports: 41000..=41999,
             idle_timeout: std::time::Duration::from_secs(3),
             join_timeout: callmood::server::legs::DEFAULT_JOIN_TIMEOUT,
