@@ -170,6 +170,21 @@ fn an_ogg_of_another_codec_is_refused_and_cut_files_give_what_they_hold() {
         e.contains("Ogg stream of a codec callmood does not read"),
         "{e}"
     );
+    // Opus of more than two channels (mapping family 1) needs a multistream decoder.
+    let surround = ffmpeg(
+        &wav,
+        "three.opus",
+        &[
+            "-af",
+            "pan=3.0|c0=c0|c1=c1|c2=c0",
+            "-c:a",
+            "libopus",
+            "-mapping_family",
+            "1",
+        ],
+    );
+    let e = read_audio_file(&surround).unwrap_err().to_string();
+    assert_eq!(e, "Ogg Opus: 3 channels, at most 2 are read");
     // Files cut at two thirds (a recorder that died) yield the audio before the cut, as a
     // cut WAV does.
     for (name, codec) in [
