@@ -296,3 +296,50 @@ fn damaged_files_give_errors_or_audio_never_a_panic() {
         eprintln!("{}: {damaged} of 150 damaged copies refused", f.display());
     }
 }
+
+/// The Ogg page checksum (RFC 3533: CRC-32, polynomial 0x04C11DB7, not reflected, over the
+/// page with its checksum field zeroed).
+fn ogg_crc(page: &[u8]) -> u32 {
+    page.iter().fold(0u32, |mut crc, &b| {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    })
+}
+
+#[test]
+fn an_opus_header_gain_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = stereo_call(dir.path(), 16000);
+    let plain = std::fs::read(ffmpeg(&wav, "call.opus", &["-c:a", "libopus"])).unwrap();
+    // The first page holds OpusHead alone: set its output gain (Q7.8 dB at byte 16) to
+    // -6.0 dB and the page's checksum to match.
+    let head = plain.windows(8).position(|w| w == b"OpusHead").unwrap();
+    let segments = usize::from(plain[26]);
+    let body: usize = plain[27..27 + segments]
+        .iter()
+        .map(|&s| usize::from(s))
+        .sum();
+    let page_len = 27 + segments + body;
+    let mut quiet = plain.clone();
+    quiet[head + 16..head + 18].copy_from_slice(&(-6 * 256i16).to_le_bytes());
+    quiet[22..26].fill(0);
+    let crc = ogg_crc(&quiet[..page_len]);
+    quiet[22..26].copy_from_slice(&crc.to_le_bytes());
+
+    let decode = |bytes: &[u8]| callmood::core::codec::decode_audio_file(bytes).unwrap();
+    let (a, b) = (decode(&plain), decode(&quiet));
+    assert_eq!(a.frames(), b.frames());
+    let rms = |x: &WavAudio| {
+        let s = &x.samples[0];
+        (s.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+    };
+    let ratio_db = 20.0 * (rms(&b) / rms(&a)).log10();
+    assert!((ratio_db + 6.0).abs() < 0.05, "{ratio_db:.3} dB");
+}
