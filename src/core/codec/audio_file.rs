@@ -8,8 +8,9 @@
 //!   its gapless trimming: an MP3's encoder delay and padding (LAME header) and an Ogg
 //!   stream's end trim (granule position) are cut, so the audio lines up with the original.
 //! - Ogg Opus is demuxed by Symphonia (which has no Opus decoder) and decoded by libopus
-//!   (the `opus` crate, which builds the reference libopus from source with cmake), at
-//!   48 kHz; the stream's pre-skip and end trim are cut and its output gain applied.
+//!   (the `opus` crate, which builds the reference libopus from source with cmake) at
+//!   16 kHz, the rate the analysis runs at (a third of the memory of 48 kHz, and no
+//!   resampling); the stream's pre-skip and end trim are cut and its output gain applied.
 //!
 //! The format is told by the file's first bytes, never by its name. Decoded audio is
 //! capped at [`MAX_DECODED_SAMPLES`]: a small compressed file must not expand without
@@ -36,11 +37,19 @@ pub const MAX_DECODED_SAMPLES: usize = 1 << 28;
 /// rather than by the call, so the error names the file's format).
 pub const MAX_CHANNELS: usize = 8;
 
-/// Sample rate libopus decodes Ogg Opus at, Hz: the rate its pre-skip and granule
-/// positions count in (RFC 7845 §4).
-const OPUS_RATE_HZ: u32 = 48_000;
-/// Longest Opus packet, samples per channel at 48 kHz (120 ms).
-const OPUS_MAX_FRAME: usize = 5_760;
+/// The rate Ogg Opus pre-skip and granule positions count in, Hz (RFC 7845 §4).
+const OPUS_GRANULE_RATE_HZ: usize = 48_000;
+/// The rate libopus decodes at here, Hz: the analysis rate (libopus decodes at 8, 12,
+/// 16, 24 or 48 kHz natively).
+const OPUS_DECODE_RATE_HZ: u32 = crate::SAMPLE_RATE;
+/// Longest Opus packet, samples per channel at the decode rate (120 ms).
+const OPUS_MAX_FRAME: usize = OPUS_DECODE_RATE_HZ as usize * 120 / 1000;
+
+/// 48 kHz granule samples as samples at the decode rate, rounded.
+fn opus_frames(granules: usize) -> usize {
+    let ratio = OPUS_GRANULE_RATE_HZ / OPUS_DECODE_RATE_HZ as usize;
+    granules.saturating_add(ratio / 2) / ratio
+}
 
 /// File name extensions of the recordings `analyze` looks for in a directory (any case).
 pub const EXTENSIONS: [&str; 6] = ["wav", "flac", "mp3", "ogg", "oga", "opus"];
@@ -360,7 +369,7 @@ fn next_packet(
     }
 }
 
-/// Ogg Opus: Symphonia's packets decoded by libopus at 48 kHz; the first `pre_skip`
+/// Ogg Opus: Symphonia's packets decoded by libopus at 16 kHz; the first `pre_skip`
 /// samples (RFC 7845 §4.2) and each packet's end trim cut, the header's output gain
 /// applied.
 fn decode_opus(
@@ -395,11 +404,11 @@ fn decode_opus(
         format: NAME.into(),
         message: e.to_string(),
     };
-    let mut decoder = opus::Decoder::new(OPUS_RATE_HZ, channels).map_err(opus_error)?;
+    let mut decoder = opus::Decoder::new(OPUS_DECODE_RATE_HZ, channels).map_err(opus_error)?;
     let mut interleaved = vec![0f32; OPUS_MAX_FRAME * n];
     let mut planes: Vec<Vec<f32>> = vec![Vec::with_capacity(OPUS_MAX_FRAME); n];
     let mut out = Collector::new(NAME.into());
-    let mut skip = pre_skip;
+    let mut skip = opus_frames(pre_skip);
     while let Some(packet) = next_packet(reader, NAME)? {
         if packet.track_id != track_id {
             continue;
@@ -407,7 +416,7 @@ fn decode_opus(
         let frames = decoder
             .decode_float(&packet.data, &mut interleaved, false)
             .map_err(opus_error)?;
-        let trim_end = usize::try_from(packet.trim_end.get()).unwrap_or(usize::MAX);
+        let trim_end = opus_frames(usize::try_from(packet.trim_end.get()).unwrap_or(usize::MAX));
         let keep_end = frames.saturating_sub(trim_end);
         let start = skip.min(keep_end);
         skip -= start;
@@ -422,7 +431,7 @@ fn decode_opus(
             );
         }
         let refs: Vec<&[f32]> = planes.iter().map(Vec::as_slice).collect();
-        out.push(OPUS_RATE_HZ, &refs)?;
+        out.push(OPUS_DECODE_RATE_HZ, &refs)?;
     }
     out.finish(WavEncoding::Float32, FileFormat::Ogg)
 }
