@@ -154,6 +154,9 @@ pub struct RoleContext {
     /// Digits of an unredacted run at the very end of the last utterance: they count toward
     /// the 9-digit length rule of a run at the very start of the next.
     digits: usize,
+    /// The cue that is open reached past words that are not links: the next utterance's
+    /// number must have a few digits (see [`LOOSE_CUE_WORDS`]).
+    loose: bool,
 }
 
 impl RoleContext {
@@ -395,6 +398,11 @@ const CUE_LINK_WORDS: &[&str] = &[
 const COUNTED_WORDS: &[&str] = &["digits", "digit", "numbers", "letters", "characters"];
 /// Most link words between a cue and its number.
 const CUE_GAP_WORDS: usize = 4;
+/// Most other words between a cue and its number: Whisper mishears link words ("my social
+/// insight is ...", "the card in time for ..."), so a cue reaches past a few of them to a
+/// number of at least [`LOOSE_CUE_DIGITS`] digits.
+const LOOSE_CUE_WORDS: usize = 3;
+const LOOSE_CUE_DIGITS: usize = 3;
 const SSN_WORDS: &[&str] = &["ssn", "social", "socials", "socialsecurity"];
 const PHONE_WORDS: &[&str] = &[
     "phone",
@@ -528,6 +536,8 @@ fn keys(words: &[&str]) -> Vec<Keys> {
                 "digits" | "digit" => {
                     k.cvv = ["three", "3", "four", "4"].contains(&prev(1)) && prev(2) != "last"
                 }
+                // "PIN" as Whisper mishears it ("My BIN is", "my DIN ...")
+                "bin" | "din" => k.cvv = ["my", "your", "the"].contains(&prev(1)),
                 "through" | "until" | "till" => k.expiry = ["good", "valid"].contains(&prev(1)),
                 "number" => k.phone = NUMBER_IS_PHONE_AFTER.contains(&prev(1)),
                 "account" | "acct" => {
@@ -567,6 +577,13 @@ struct Lexed {
 
 /// A quantity, not an identifier: money, percentages, times, decimals, ordinals and other
 /// numbers with a letter suffix (`10am`, `5k`), thousands with commas, `#12345`.
+/// Letters after a number that make it a quantity: ordinals, times, units, `1990s`, `5k`.
+const QUANTITY_SUFFIXES: &[&str] = &[
+    "st", "nd", "rd", "th", "s", "am", "pm", "a", "p", "k", "m", "b", "bn", "g", "kg", "mg", "km",
+    "cm", "mm", "ml", "l", "lb", "lbs", "oz", "ft", "in", "gb", "mb", "tb", "kb", "x", "h", "hr",
+    "hrs", "min", "mins", "ms", "yr", "yrs", "mph", "d", "v", "hz", "khz", "mhz", "ghz", "f", "c",
+];
+
 fn is_quantity(word: &str) -> bool {
     let core = word.trim_matches(|c: char| {
         matches!(
@@ -581,10 +598,18 @@ fn is_quantity(word: &str) -> bool {
         return true;
     }
     let chars: Vec<char> = core.chars().collect();
-    for w in chars.windows(2) {
-        // "10am", "3rd", "1990s": a digit straight before a letter
+    for (i, w) in chars.windows(2).enumerate() {
+        // "10am", "3rd", "1990s": a digit straight before a unit or ordinal suffix. Other
+        // letters there are a misheard digit word ("411ice"): not a quantity (see `tokens`).
         if w[0].is_ascii_digit() && w[1].is_alphabetic() {
-            return true;
+            let suffix: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_alphabetic())
+                .flat_map(|c| c.to_lowercase())
+                .collect();
+            if QUANTITY_SUFFIXES.contains(&suffix.as_str()) {
+                return true;
+            }
         }
     }
     for w in chars.windows(3) {
@@ -659,6 +684,84 @@ fn lex(words: &[&str], opaque: &[bool]) -> Vec<Lexed> {
         }
     }
     out
+}
+
+/// A word Whisper writes for a digit word it misheard ("free" for three, "Nero" for zero),
+/// and whether it needs a digit on both sides to count ("4 to 9", "two for one" are digits
+/// only inside a number: "to" and "for" are too common to stand at its edge).
+fn sound_alike(a: &str) -> Option<(&'static str, bool)> {
+    Some(match a {
+        "free" | "tree" => ("three", false),
+        "nero" | "xero" | "zeero" => ("zero", false),
+        "won" => ("one", false),
+        "ate" => ("eight", false),
+        "niner" => ("nine", false),
+        "to" | "too" => ("two", true),
+        "for" | "fore" => ("four", true),
+        _ => return None,
+    })
+}
+
+/// Sound-alike digit words next to a number become the digit words they stand for, so a
+/// misheard digit does not cut a number in two: "two free free four" is 2334, "Free Nero 1
+/// Nero" is 3010. One sweep each way carries a chain of them ("Free Nero 1") to the digit;
+/// a neighbour is the nearest piece of another word, past punctuation. "toll free 1 800"
+/// stays as it is.
+fn sound_alikes(ps: &mut [Lexed]) {
+    let unglued_alpha = |p: &Lexed| !p.glued && matches!(p.piece, Piece::Alpha(_));
+    let neighbour = |ps: &[Lexed], k: usize, back: bool| -> Option<usize> {
+        let mut j = k;
+        loop {
+            j = if back { j.checked_sub(1)? } else { j + 1 };
+            let p = ps.get(j)?;
+            match p.piece {
+                Piece::Punct(c) if gap_of(c).is_some() => continue,
+                _ => return Some(j),
+            }
+        }
+    };
+    let single = |p: &Lexed| match &p.piece {
+        Piece::Digits(d) => d.len() == 1,
+        Piece::Alpha(a) => unit_value(a).is_some() || is_oh(a),
+        _ => false,
+    };
+    let whole_word = |ps: &[Lexed], k: usize| {
+        unglued_alpha(&ps[k])
+            && ps
+                .get(k + 1)
+                .is_none_or(|n| !n.glued || matches!(n.piece, Piece::Punct(_)))
+    };
+    for back in [true, false] {
+        let order: Vec<usize> = if back {
+            (0..ps.len()).collect()
+        } else {
+            (0..ps.len()).rev().collect()
+        };
+        for k in order {
+            let Some(a) = alpha(&ps[k]) else { continue };
+            let Some((digit, both)) = sound_alike(a) else {
+                continue;
+            };
+            if both || !whole_word(ps, k) {
+                continue;
+            }
+            let toll = k > 0 && alpha(&ps[k - 1]) == Some("toll");
+            let next_to_digit = neighbour(ps, k, back).is_some_and(|j| digitish(&ps[j]));
+            if next_to_digit && !toll {
+                ps[k].piece = Piece::Alpha(digit.into());
+            }
+        }
+    }
+    for k in 0..ps.len() {
+        let Some((digit, true)) = alpha(&ps[k]).and_then(sound_alike) else {
+            continue;
+        };
+        let around =
+            [true, false].map(|back| neighbour(ps, k, back).is_some_and(|j| single(&ps[j])));
+        if whole_word(ps, k) && around == [true, true] {
+            ps[k].piece = Piece::Alpha(digit.into());
+        }
+    }
 }
 
 fn unit_value(a: &str) -> Option<u8> {
@@ -799,6 +902,12 @@ fn two_digits(ps: &[Lexed], k: usize) -> Option<(String, usize)> {
     Some((format!("{t}0"), 1))
 }
 
+/// Words around a found card, code, date or SSN in which any other number is redacted.
+const NEAR_SECRET_WORDS: usize = 8;
+
+/// Digits read out one at a time that make a run secret whatever it is.
+const DICTATED_RUN_DIGITS: usize = 6;
+
 /// Digits in a run that make it secret whatever it is (an SSN has 9).
 const LONG_RUN_DIGITS: usize = 9;
 
@@ -913,6 +1022,11 @@ fn tokens(ps: &[Lexed]) -> Vec<Tok> {
                 ),
                 None => (
                     match a.as_str() {
+                        // "411ice": letters glued to digits are a misheard digit word, not
+                        // the end of the number
+                        _ if p.glued && k > 0 && matches!(ps[k - 1].piece, Piece::Digits(_)) => {
+                            Item::Filler
+                        }
                         "dash" | "hyphen" => Item::Sep(Gap::Dash),
                         "slash" => Item::Sep(Gap::Slash),
                         "plus" => Item::Plus,
@@ -1242,6 +1356,8 @@ struct Finder<'w> {
     keys: Vec<Keys>,
     /// The word holds a number (digits, number words, or a quantity).
     numeric: Vec<bool>,
+    /// Digits the number tokens starting in each word hold ("four" 1, "4111" 4).
+    word_digits: Vec<usize>,
     /// First word, last word (inclusive), kind.
     found: Vec<(usize, usize, PiiKind)>,
     /// What the speaker's previous utterance left open.
@@ -1254,6 +1370,7 @@ impl<'w> Finder<'w> {
             words,
             keys: keys(words),
             numeric: vec![false; words.len()],
+            word_digits: vec![0; words.len()],
             found: Vec::new(),
             lead,
         }
@@ -1266,10 +1383,13 @@ impl<'w> Finder<'w> {
             opaque[first..=last].fill(true);
             self.found.push((first, last, PiiKind::Email));
         }
-        let toks = tokens(&lex(self.words, &opaque));
+        let mut lexed = lex(self.words, &opaque);
+        sound_alikes(&mut lexed);
+        let toks = tokens(&lexed);
         for t in &toks {
-            if matches!(t.item, Item::Digits { .. }) {
+            if let Item::Digits { digits, .. } = &t.item {
                 self.numeric[t.first_word..=t.last_word].fill(true);
+                self.word_digits[t.first_word] += digits.len();
             }
         }
         for (w, word) in self.words.iter().enumerate() {
@@ -1292,7 +1412,8 @@ impl<'w> Finder<'w> {
         // the context decides the kind first; the length rule takes what is left
         let open = self.by_context(&opaque);
         let (trailing, ended_in) = self.by_length(&runs, &toks);
-        let open = open.or(ended_in);
+        let open = open.or(ended_in.map(|k| (k, false)));
+        self.near_secret(&opaque);
         self.found.sort_by_key(|f| (f.0, f.1));
         let mut out: Vec<PiiSpan> = Vec::with_capacity(self.found.len());
         for &(first, last, kind) in &self.found {
@@ -1317,8 +1438,9 @@ impl<'w> Finder<'w> {
             }
         }
         let next = RoleContext {
-            open,
+            open: open.map(|o| o.0),
             digits: trailing,
+            loose: open.is_some_and(|o| o.1),
         };
         (out, next)
     }
@@ -1372,7 +1494,27 @@ impl<'w> Finder<'w> {
             if at_end {
                 trailing = total;
             }
-            if total < LONG_RUN_DIGITS {
+            // "4, 4, 4, 4, 4, 4", "2-2-4-1-8-7": digits read out one at a time are an
+            // identifier sooner than grouped ones
+            let one_by_one = run.iter().filter(|g| !is_covered(g)).all(|g| {
+                g.cuts
+                    .iter()
+                    .scan(0, |at, c| Some(c.end - std::mem::replace(at, c.end)))
+                    .all(|d| d == 1)
+            });
+            // "one two three four five six": counting, not a number
+            let digits: Vec<u8> = run.iter().flat_map(|g| g.digits.bytes()).collect();
+            let counting = [1i16, -1].iter().any(|&step| {
+                digits
+                    .windows(2)
+                    .all(|p| i16::from(p[1]) - i16::from(p[0]) == step)
+            });
+            let least = if one_by_one && !counting && !self.blocked(run[0].first_word) {
+                DICTATED_RUN_DIGITS
+            } else {
+                LONG_RUN_DIGITS
+            };
+            if total < least {
                 continue;
             }
             let by_len = if (13..=19).contains(&total) {
@@ -1421,15 +1563,18 @@ impl<'w> Finder<'w> {
     /// secret, whatever its shape: "0.47", "3, 7", "ten thirty". Fillers and punctuation do
     /// not end the number; up to [`CUE_GAP_WORDS`] link words ("number is") may stand between
     /// the cue and it. Digits straight after a found card, code or date are more of it
-    /// ("[CARD] 1, 1, 1"). Returns what the end of the text leaves open.
-    fn by_context(&mut self, opaque: &[bool]) -> Option<PiiKind> {
+    /// ("[CARD] 1, 1, 1"). Returns what the end of the text leaves open, and whether that cue reached past other words.
+    fn by_context(&mut self, opaque: &[bool]) -> Option<(PiiKind, bool)> {
         let covered = self.covered();
         let n = self.words.len();
         let digit_word = |s: &Self, w: usize| {
             s.numeric[w] && !opaque[w] && !is_money(s.words[w]) && covered[w].is_none()
         };
-        // (kind, link words left)
-        let mut cue: Option<(PiiKind, usize)> = self.lead.open.map(|k| (k, CUE_GAP_WORDS));
+        // (kind, link words left, other words left, an other word was passed)
+        let mut cue: Option<(PiiKind, usize, usize, bool)> = self
+            .lead
+            .open
+            .map(|k| (k, CUE_GAP_WORDS, LOOSE_CUE_WORDS, self.lead.loose));
         // (kind, started from a cue: fillers do not end it)
         let mut phrase: Option<(PiiKind, bool)> = None;
         // the cue came after "last four"
@@ -1458,7 +1603,7 @@ impl<'w> Finder<'w> {
                             .get(x + 1)
                             .is_some_and(|y| ["four", "4"].contains(&norm(y).as_str()))
                 });
-                cue = Some((k, CUE_GAP_WORDS));
+                cue = Some((k, CUE_GAP_WORDS, LOOSE_CUE_WORDS, false));
                 phrase = None;
                 w += 1;
                 continue;
@@ -1470,7 +1615,7 @@ impl<'w> Finder<'w> {
                     w += 1;
                     continue;
                 }
-                if let Some((k, _)) = cue {
+                if let Some((k, links, others, loose)) = cue {
                     // the number phrase: digit words, joined by fillers and punctuation
                     let mut end = w + 1;
                     let mut j = w + 1;
@@ -1489,6 +1634,18 @@ impl<'w> Finder<'w> {
                         || COUNTED_WORDS.contains(&next.as_str())
                         || (digits.len() == 1 && norm(self.words[w]) == "one")
                         || (last_four && digits.len() == 1 && self.numeric_digits(w) == 4);
+                    // Past a word that is not a link ("my social insight is ..."): a number
+                    // of a few digits, not a short one or a quantity ("card in the 3rd
+                    // drawer"); a short one is passed like a word.
+                    let few = digits.iter().map(|&x| self.word_digits[x]).sum::<usize>()
+                        < LOOSE_CUE_DIGITS
+                        || digits.iter().any(|&x| is_quantity(self.words[x]))
+                        || (digits.len() == 1 && looks_like_year(&norm(self.words[w])));
+                    if loose && (few || quantity) {
+                        cue = Some((k, links, others, true));
+                        w = end;
+                        continue;
+                    }
                     cue = None;
                     if !quantity {
                         for &x in &digits {
@@ -1512,17 +1669,86 @@ impl<'w> Finder<'w> {
             }
             // a plain word ends a number; a link word may stand between a cue and its number
             phrase = None;
+            let unit = self.keys[w].unit;
             cue = match cue {
-                Some((k, left))
-                    if left > 0 && CUE_LINK_WORDS.contains(&norm(self.words[w]).as_str()) =>
+                Some((k, links, others, loose))
+                    if links > 0 && CUE_LINK_WORDS.contains(&norm(self.words[w]).as_str()) =>
                 {
-                    Some((k, left - 1))
+                    Some((k, links - 1, others, loose))
+                }
+                Some((k, links, others, _)) if others > 0 && !unit && !self.keys[w].block => {
+                    Some((k, links, others - 1, true))
                 }
                 _ => None,
             };
             w += 1;
         }
-        phrase.map(|p| p.0).or(cue.map(|c| c.0))
+        phrase.map(|p| (p.0, false)).or(cue.map(|c| (c.0, c.3)))
+    }
+
+    /// Fail closed around payment data: in an utterance that holds a card, code, expiry date,
+    /// SSN or other secret number, every other number within [`NEAR_SECRET_WORDS`] words of one is redacted as
+    /// `[NUMBER]` ("Calm number four 111! ... [CVV]": the misheard rest of the card), unless
+    /// it is money, a count ("2 tickets" is not: only a unit word after it), a time ("at
+    /// 10:30"), or says what else it is ("order 12").
+    fn near_secret(&mut self, opaque: &[bool]) {
+        let covered = self.covered();
+        let secret = |k: Option<PiiKind>| {
+            matches!(
+                k,
+                Some(
+                    PiiKind::Card | PiiKind::Cvv | PiiKind::Expiry | PiiKind::Ssn | PiiKind::Number
+                )
+            )
+        };
+        let n = self.words.len();
+        // distance to the nearest secret word, from both sides
+        let mut dist = vec![usize::MAX; n];
+        let mut last = None;
+        for w in 0..n {
+            if secret(covered[w]) {
+                last = Some(w);
+            }
+            if let Some(l) = last {
+                dist[w] = w - l;
+            }
+        }
+        last = None;
+        for w in (0..n).rev() {
+            if secret(covered[w]) {
+                last = Some(w);
+            }
+            if let Some(l) = last {
+                dist[w] = dist[w].min(l - w);
+            }
+        }
+        for w in 0..n {
+            let word = self.words[w];
+            // the first word of the number this word is in ("at ten thirty")
+            let mut start = w;
+            while start > 0 && self.numeric[start - 1] {
+                start -= 1;
+            }
+            let time = word.contains(':')
+                || start
+                    .checked_sub(1)
+                    .is_some_and(|p| ["at", "around"].contains(&norm(self.words[p]).as_str()));
+            let next = self.words.get(w + 1).map(|x| norm(x)).unwrap_or_default();
+            if dist[w] <= NEAR_SECRET_WORDS
+                && covered[w].is_none()
+                && self.numeric[w]
+                && !opaque[w]
+                && !is_money(word)
+                && !time
+                && norm(word) != "one"
+                && !looks_like_year(&norm(word))
+                && !COUNTED_WORDS.contains(&next.as_str())
+                && !self.unit_after(w)
+                && !self.blocked(w)
+            {
+                self.push(w, w, PiiKind::Number);
+            }
+        }
     }
 
     /// The distance in words to the nearest context word chosen by `want`, before `first` or
