@@ -513,7 +513,13 @@ fn keys(words: &[&str]) -> Vec<Keys> {
     let norms: Vec<String> = words.iter().map(|w| norm(w)).collect();
     (0..norms.len())
         .map(|w| {
-            let s = norms[w].as_str();
+            // "DIN44", "code:123": the cue is the letters before the number
+            let letters = norms[w].trim_end_matches(|c: char| c.is_ascii_digit());
+            let s = if letters.is_empty() {
+                norms[w].as_str()
+            } else {
+                letters
+            };
             let prev = |d: usize| w.checked_sub(d).map_or("", |p| norms[p].as_str());
             let next = norms.get(w + 1).map_or("", String::as_str);
             let mut k = Keys {
@@ -1605,6 +1611,12 @@ impl<'w> Finder<'w> {
                 });
                 cue = Some((k, CUE_GAP_WORDS, LOOSE_CUE_WORDS, false));
                 phrase = None;
+                // "DIN44", "CVV:123": the number glued to its cue
+                if self.numeric[w] && !opaque[w] && covered[w].is_none() {
+                    self.push(w, w, k);
+                    phrase = Some((k, true));
+                    cue = None;
+                }
                 w += 1;
                 continue;
             }
@@ -1643,7 +1655,12 @@ impl<'w> Finder<'w> {
                         || (digits.len() == 1 && looks_like_year(&norm(self.words[w])));
                     if loose && (few || quantity) {
                         cue = Some((k, links, others, true));
-                        w = end;
+                        // "two times": the unit goes with its number
+                        w = if self.unit_after(end - 1) {
+                            end + 1
+                        } else {
+                            end
+                        };
                         continue;
                     }
                     cue = None;
@@ -2462,6 +2479,62 @@ mod tests {
         ("two people", "two people"),
         ("back in 2024", "back in 2024"),
         ("I have 42 of them", "I have 42 of them"),
+        // --- misheard digit words (Whisper on telephone audio)
+        // sound-alikes next to digits are digits: 2 3 3 4 after a cue
+        ("card number two free free four", "card number [CARD]"),
+        // a chain of them reaches a digit: 7 digits read one at a time
+        ("Free Nero 1 Nero, nine Nero free.", "[NUMBER]"),
+        // "to" and "for" only between single digits
+        ("the code is 4 to 9", "the code is [CVV]"),
+        ("from 4 to 9 pm", "from 4 to 9 pm"),
+        ("two for one", "two for one"),
+        ("call the toll free number", "call the toll free number"),
+        ("it's free to join", "it's free to join"),
+        // letters glued to digits are a misheard word, not a quantity: one 13-digit run
+        ("number 411ice 1 11 1 1 1 11ice", "number [NUMBER]"),
+        ("meet at 10am on the 3rd", "meet at 10am on the 3rd"),
+        // a cue glued to its number
+        ("My DIN44 fan went 1.", "My [CVV] fan went [NUMBER]"),
+        ("CVV:123", "[CVV]"),
+        // --- a cue reaches past a few misheard words to a number of 3 or more digits
+        (
+            "My social insight is free, big, 2, 2, 4, 1, 8, and 1",
+            "My social insight is free, big, [SSN]",
+        ),
+        ("The card in time for 25, 2334,", "The card in time for [CARD]"),
+        // ... but not to a short number, a year, a quantity, or past a block word
+        ("my card was declined 3 times", "my card was declined 3 times"),
+        ("I got a new card in 2023", "I got a new card in 2023"),
+        ("the card arrived on the 12th", "the card arrived on the 12th"),
+        ("pay by card for order 123", "pay by card for order 123"),
+        (
+            "my credit card was charged twice, 250 dollars",
+            "my credit card was charged twice, 250 dollars",
+        ),
+        // --- digits read out one at a time: 6 make a secret number
+        ("4, 4, 4, 4, 4, 4, 4.", "[NUMBER]"),
+        ("My coach will be in time for a big 2-2-4-1-8-7.", "My coach will be in time for a big [NUMBER]"),
+        // counting, a 5-digit run, grouped digits and a blocked one are not
+        ("one two three four five six seven", "one two three four five six seven"),
+        ("4 4 4 4 4", "4 4 4 4 4"),
+        ("we sold 250 000 units", "we sold 250 000 units"),
+        ("order number 4 5 6 7 8 9", "order number 4 5 6 7 8 9"),
+        // --- numbers near a found secret are redacted too (fail closed)
+        (
+            "Calm number four 111! the code is 123",
+            "Calm number [NUMBER] [CVV] the code is [CVV]",
+        ),
+        ("card 4111 1111 1111 1111 undergoes 1 2 3", "card [CARD] undergoes [CVV]"),
+        ("card 4111 1111 1111 1111, the rest is 55", "card [CARD] the rest is [NUMBER]"),
+        // ... unless money, a time, a year, a count or blocked
+        (
+            "the CVV is 123 and I paid $25 at 10:30 for 2 tickets",
+            "the CVV is [CVV] and I paid $25 at 10:30 for [NUMBER] tickets",
+        ),
+        (
+            "card 4111 1111 1111 1111, it was 3 times in 2019",
+            "card [CARD] it was 3 times in 2019",
+        ),
     ];
 
     #[test]
@@ -2487,6 +2560,25 @@ mod tests {
     /// Consecutive utterances of one speaker, and what each becomes with the context the
     /// one before left.
     const SPLIT: &[(&[&str], &[&str])] = &[
+        // a misheard card read in two utterances: the second's sound-alike digits continue
+        // the first's run and its cue
+        (
+            &[
+                "The card in time for two times, two free free four.",
+                "Free Nero 1 Nero, nine Nero free.",
+            ],
+            &["The card in time for two times, [CARD]", "[CARD]"],
+        ),
+        // a cue that reached past a misheard word carries to the next utterance
+        (
+            &["The free digits code on the", "mark. 7.7.3"],
+            &["The free digits code on the", "mark. [CVV]"],
+        ),
+        // ... and then still wants a few digits
+        (
+            &["The security code on the", "back is fine, 2 of them"],
+            &["The security code on the", "back is fine, 2 of them"],
+        ),
         // a cue at the end of one, the digits in the next
         (
             &["Okay, my card number is", "4111 1111 1111 1111."],
