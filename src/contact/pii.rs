@@ -40,6 +40,23 @@
 //!    or shape, as `[CARD]` with 13–19 digits and `[NUMBER]` otherwise; so is one word of 9 or
 //!    more digits written as a quantity (`4,111,111,111,111,111`).
 //!
+//! Whisper on telephone audio mishears digits, so three more rules fail closed:
+//!
+//! 8. Sound-alikes: "free", "tree", "Nero", "won", "ate", "niner" next to a digit (or a chain
+//!    of them reaching one) are digits, as are "to" and "for" between two single digits
+//!    ("two free free four" is 2334, "4 to 9" is 429). Letters glued to digits that are no
+//!    unit or ordinal ("411ice") are a misheard word inside the number, not its end.
+//! 9. A cue reaches past up to three words that are not links ("my social insight is ...",
+//!    "the card in time for ...") to a number of 3 or more digits that is no year or
+//!    quantity, also into the speaker's next utterance; a cue glued to digits ("DIN44") takes
+//!    them. Six or more digits read out one at a time ("4, 4, 4, 4, 4, 4", "2-2-4-1-8-7")
+//!    are secret without a cue, unless they count up or down or a block word says what they
+//!    are ("order number 4 5 6 7 8 9").
+//! 10. Near a found card, code, date, SSN or other secret number (8 words either side), any
+//!    other number is `[NUMBER]` unless it is money, a time, a year, "one", counted by a
+//!    unit ("3 times") or named by a block word ("order 12"): it is most likely a misheard
+//!    piece of the secret ("Calm number four 111! ... the code is [CVV]").
+//!
 //! A word that is only partly inside a found span (`is4111`, `1111,`) is replaced whole, so no
 //! digit of a redacted number survives in any word, and trailing punctuation of the last word
 //! goes with it. Spans of one kind joined only by fillers or punctuation become one. The work
@@ -52,9 +69,10 @@
 //! counts toward the 9-digit rule of a run at the start of the next ("5425 2334" | "3010 9903":
 //! the second half is redacted). Not caught: the first half of a split number that is short
 //! and has no cue (it has left before the second half is heard); a number whose pieces are
-//! separated by a plain word or a misrecognised cue ("the car number in ..."); a cue more than
-//! a few link words before the digits; digit words Whisper wrote as other words ("free" for
-//! three, "Nero" for zero); numbers spread over utterances of different speakers.
+//! separated by a plain word or a misrecognised cue ("the car number in ..."); a cue
+//! more than three other words before the digits; digit words Whisper wrote as other words
+//! not listed in rule 8, or as words with no digit next to them ("a pick-o give free hand and
+//! one"); numbers spread over utterances of different speakers.
 
 use std::ops::Range;
 
