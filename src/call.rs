@@ -635,6 +635,13 @@ impl CallCore {
         }
     }
 
+    /// Counts a datagram for an RTP channel from outside the allowed networks.
+    pub fn count_not_allowed(&mut self, channel_id: u32) {
+        if let Ok(ci) = self.index(channel_id) {
+            self.channels[ci].rtp_leg().count_not_allowed();
+        }
+    }
+
     /// Key presses seen since the last call, in the order they ended.
     pub fn take_dtmf(&mut self, out: &mut Vec<proto::Dtmf>) {
         out.append(&mut self.dtmf);

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::asr::{AsrConfig, AsrError};
 use crate::call::{CallSettings, DEFAULT_MAX_CALL_MS};
 use crate::contact::alerts::AlertConfig;
+use crate::core::cidr::Cidr;
 use crate::server::legs::{LegsConfig, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEG_IDLE_TIMEOUT};
 use crate::server::{self, security, ws, ServeConfig};
 
@@ -150,6 +151,11 @@ pub struct LegsSection {
     /// UDP ports handed out to RTP legs, `FIRST-LAST`. Default
     /// [`crate::server::legs::DEFAULT_RTP_PORTS`].
     pub rtp_ports: PortRange,
+    /// Networks RTP legs accept datagrams from, `CIDR[,CIDR...]`; datagrams from elsewhere
+    /// are dropped and counted (`LegStats.packets_not_allowed`). Default: empty, every
+    /// address.
+    #[serde(skip_serializing_if = "CidrList::is_empty")]
+    pub rtp_allow: CidrList,
     /// Seconds without a packet after which an RTP or AudioSocket leg ends. Default
     /// [`DEFAULT_LEG_IDLE_TIMEOUT`].
     pub idle_timeout_s: u64,
@@ -168,6 +174,7 @@ impl Default for LegsSection {
             rtp_addr: legs.rtp_addr,
             advertise_addr: legs.advertise_addr,
             rtp_ports: PortRange(legs.rtp_ports),
+            rtp_allow: CidrList(legs.rtp_allow),
             idle_timeout_s: DEFAULT_LEG_IDLE_TIMEOUT.as_secs(),
             join_timeout_s: DEFAULT_JOIN_TIMEOUT.as_secs(),
             audiosocket_addr: None,
@@ -288,6 +295,58 @@ impl TryFrom<String> for PortRange {
 impl From<PortRange> for String {
     fn from(p: PortRange) -> String {
         p.to_string()
+    }
+}
+
+/// IP networks, written `CIDR[,CIDR...]` (`10.0.0.0/8,192.0.2.7`) in files, the environment
+/// and flags alike; empty is none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl CidrList {
+    /// No network given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for CidrList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for CidrList {
+    type Err = String;
+
+    /// Comma-separated networks; a wrong one is refused with its value.
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(CidrList)
+    }
+}
+
+impl TryFrom<String> for CidrList {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<CidrList> for String {
+    fn from(c: CidrList) -> String {
+        c.to_string()
     }
 }
 
@@ -766,6 +825,7 @@ impl Config {
                 rtp_addr: self.legs.rtp_addr,
                 advertise_addr: self.legs.advertise_addr.clone(),
                 rtp_ports: self.legs.rtp_ports.0.clone(),
+                rtp_allow: self.legs.rtp_allow.0.clone(),
                 idle_timeout: Duration::from_secs(self.legs.idle_timeout_s),
                 join_timeout: Duration::from_secs(self.legs.join_timeout_s),
             },

@@ -215,6 +215,10 @@ fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
             "legs.rtp_ports = \"5000-4000\"",
         ),
         (
+            "[legs]\nrtp_allow = \"127.0.0.1,10.0.0.0/33\"\n",
+            "\"10.0.0.0/33\" is not a network",
+        ),
+        (
             "[security]\ntenant_max_calls = 4\n",
             "security.tenant_max_calls = 4: needs security.auth_tokens",
         ),
@@ -535,4 +539,25 @@ async fn the_files_alert_settings_reach_every_call() {
     assert_eq!(long_silence_alerts(file, 4).await, 1);
     assert_eq!(long_silence_alerts_of_a_leg("", 4).await, 0);
     assert_eq!(long_silence_alerts_of_a_leg(file, 4).await, 1);
+}
+
+#[test]
+fn rtp_allow_takes_networks_and_refuses_a_wrong_one_by_its_value() {
+    let s = setup("[legs]\nrtp_allow = \"10.0.0.0/8\"\n");
+    let (ok, out, err) = run(check(&s.model)
+        .arg("--config")
+        .arg(&s.file)
+        .args(["--rtp-allow", "127.0.0.1, 192.0.2.0/24"]));
+    assert!(ok, "{err}");
+    assert!(
+        line(&out, "legs", "rtp_allow").contains("\"127.0.0.1/32,192.0.2.0/24\""),
+        "{out}"
+    );
+    // serve refuses a wrong network at start, naming it, before any model loads
+    let (ok, _, err) =
+        run(callmood(&["serve"], &s.model).args(["--rtp-allow", "10.0.0.0/8,10.1/16"]));
+    assert!(!ok);
+    assert!(err.contains("\"10.1/16\" is not a network"), "{err}");
+    let err = env_refused(&s.model, "CALLMOOD_RTP_ALLOW", "192.0.2.1/24");
+    assert!(err.contains("\"192.0.2.1/24\" has host bits set"), "{err}");
 }

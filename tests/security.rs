@@ -37,6 +37,7 @@ fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
             rtp_addr: [127, 0, 0, 1].into(),
             advertise_addr: None,
             rtp_ports: 42000..=42999,
+            rtp_allow: Vec::new(),
             idle_timeout: Duration::from_secs(30),
             join_timeout: JOIN_TIMEOUT,
         },

@@ -662,3 +662,38 @@ async fn leg_requests_are_checked() {
     }
     assert_ne!(p1, p2);
 }
+
+/// `--rtp-allow`: datagrams from outside the allowed networks are dropped and counted, and
+/// never latched onto; the allowed sender's audio goes through. Real UDP on loopback: the
+/// leg allows 127.0.0.1 only, a socket bound to 127.0.0.2 sends first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_from_outside_the_allowed_networks_is_dropped_and_counted() {
+    let allow = vec!["127.0.0.1/32".parse().unwrap()];
+    let srv = start_servers_allowing(8, None, None, allow).await;
+    let mut c = client(srv.grpc).await;
+    let (_, port) = open_leg(&mut c, "allow-list", proto::Role::Caller).await;
+    let events = watch(srv.grpc, "allow-list");
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let outsider = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let insider = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Valid RTP from the outsider first: were it latched onto, the insider would be foreign.
+    for i in 0..10u16 {
+        let pkt = rtp::build(i == 0, 0, 500 + i, 160 * u32::from(i), 77, &[0xff; 160]);
+        outsider.send_to(&pkt, to).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One second of μ-law silence from the allowed sender.
+    send_rtp(&insider, to, &[0xff; 8000], 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.close_leg(proto::CloseLegRequest {
+        call_id: "allow-list".into(),
+        channel_id: 0,
+    })
+    .await
+    .unwrap();
+    let events = events.await.unwrap();
+    let l = leg(summary(&events), 0);
+    assert_eq!(l.packets_not_allowed, 10, "{l:?}");
+    assert_eq!(l.packets_foreign_source, 0, "{l:?}");
+    assert_eq!(l.packets_received, 50, "{l:?}");
+}

@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 
 use super::args::{AsrArgs, EmotionArgs};
-use crate::config::{Config, Layered, Origin, PortRange};
+use crate::config::{CidrList, Config, Layered, Origin, PortRange};
 use crate::server;
 use crate::server::legs::{DEFAULT_LEG_IDLE_TIMEOUT, DEFAULT_RTP_ADDR, DEFAULT_RTP_PORTS};
 
@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// UDP ports handed out to RTP legs, FIRST-LAST.
     #[arg(long, env = "CALLMOOD_RTP_PORTS", default_value_t = PortRange(DEFAULT_RTP_PORTS))]
     pub rtp_ports: PortRange,
+    /// Networks RTP legs accept datagrams from, CIDR[,CIDR...] (e.g. 10.0.0.0/8,192.0.2.7);
+    /// datagrams from elsewhere are dropped and counted. Default: every address.
+    #[arg(long, env = "CALLMOOD_RTP_ALLOW", value_name = "CIDR[,CIDR...]")]
+    pub rtp_allow: Option<CidrList>,
     /// Seconds without a packet after which an RTP or AudioSocket leg ends.
     #[arg(long, env = "CALLMOOD_LEG_IDLE_TIMEOUT", default_value_t = DEFAULT_LEG_IDLE_TIMEOUT.as_secs())]
     pub leg_idle_timeout: u64,
@@ -206,6 +210,7 @@ impl ServeArgs {
             "rtp_addr" => legs.rtp_addr = self.rtp_addr;
             "advertise_addr" => legs.advertise_addr = self.advertise_addr.clone();
             "rtp_ports" => legs.rtp_ports = self.rtp_ports.clone();
+            "rtp_allow" => legs.rtp_allow = self.rtp_allow.clone().unwrap_or_default();
             "leg_idle_timeout" => legs.idle_timeout_s = self.leg_idle_timeout;
             "audiosocket_addr" => legs.audiosocket_addr = self.audiosocket_addr;
             "metrics_addr" => metrics.addr = self.metrics_addr;
@@ -240,6 +245,7 @@ mod tests {
             "rtp-addr" => "127.0.0.1",
             "advertise-addr" => "10.0.0.9",
             "rtp-ports" => "5000-5001",
+            "rtp-allow" => "127.0.0.0/8,::1",
             "workers" | "threads" | "queue" | "max-calls" | "tenant-max-calls" => "2",
             "max-queue-wait" | "leg-idle-timeout" | "drain-timeout" => "5",
             "model" | "emotion-model" | "text-model" | "lexicon" | "auth-tokens" | "tls-cert"

@@ -11,9 +11,11 @@
 //!   and [`dsp::resample`], any input rate to the 16 kHz the analysis runs at.
 //! - [`segment`]: endpointing: voice activity with hangover, utterances.
 //! - [`prosody`]: per-utterance prosodic features and the speaker's running baseline.
+//! - [`cidr`]: IP networks (`10.0.0.0/8`) and whether an address is in one.
 //! - [`rng`]: a seeded generator for reproducible shuffles, noise and jitter.
 
 pub mod audiosocket;
+pub mod cidr;
 pub mod codec;
 pub mod dsp;
 pub mod prosody;

@@ -27,6 +27,7 @@ use crate::call::{CallError, CallSettings, ChannelSpec, Transport, MAX_CHANNELS}
 use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::audiosocket::{self, AudioSocketError, FrameDecoder, Message};
+use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::security::{check_call_id, Tenant};
@@ -92,6 +93,9 @@ pub struct LegsConfig {
     pub advertise_addr: Option<String>,
     /// UDP ports handed out to RTP legs.
     pub rtp_ports: RangeInclusive<u16>,
+    /// Networks RTP may come from; datagrams from elsewhere are dropped and counted
+    /// (`LegStats.packets_not_allowed`). Empty: every address.
+    pub rtp_allow: Vec<Cidr>,
     /// A leg silent for this long ends.
     pub idle_timeout: Duration,
     /// How long `WatchCall` waits for a call id that has no leg yet, and an
@@ -105,6 +109,7 @@ impl Default for LegsConfig {
             rtp_addr: DEFAULT_RTP_ADDR,
             advertise_addr: None,
             rtp_ports: DEFAULT_RTP_PORTS,
+            rtp_allow: Vec::new(),
             idle_timeout: DEFAULT_LEG_IDLE_TIMEOUT,
             join_timeout: DEFAULT_JOIN_TIMEOUT,
         }
@@ -587,7 +592,12 @@ impl Calls {
         let leg = self.join_as(tenant, req).await?;
         let channel_id = leg.channel_id;
         tracing::info!(call = %leg.call.call_id, channel_id, port, "RTP leg opened");
-        tokio::spawn(run_udp_leg(socket, leg, self.cfg.idle_timeout));
+        tokio::spawn(run_udp_leg(
+            socket,
+            leg,
+            self.cfg.idle_timeout,
+            self.cfg.rtp_allow.clone(),
+        ));
         Ok((channel_id, port))
     }
 
@@ -781,7 +791,7 @@ impl Leg {
 }
 
 /// Reads one RTP leg's UDP port until it is closed, idle or the call ends.
-async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
+async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration, allow: Vec<Cidr>) {
     let id = leg.channel_id;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut peer: Option<SocketAddr> = None;
@@ -791,6 +801,9 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration) {
     loop {
         let input = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
+                Ok((_, from)) if !cidr::allowed(&allow, from.ip()) => {
+                    Input::NotAllowed { channel_id: id }
+                }
                 Ok((n, from)) => {
                     // Latch onto the first sender of a valid RTP packet (symmetric
                     // RTP); datagrams from anyone else are dropped.

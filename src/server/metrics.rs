@@ -14,7 +14,7 @@
 //! | `callmood_alerts_total` | counter | `kind` |
 //! | `callmood_transcripts_dropped_total` | counter | |
 //! | `callmood_event_latency_seconds` | histogram | `event`: prosody, utterance |
-//! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed |
+//! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed, not_allowed (from outside `--rtp-allow`) |
 //! | `callmood_asr_queue_depth` | gauge | |
 //! | `callmood_asr_queue_wait_seconds_total` | counter | |
 //! | `callmood_asr_jobs_total` | counter | |
@@ -266,6 +266,7 @@ impl Metrics {
             ("lost", d.lost),
             ("late", d.late),
             ("malformed", d.malformed),
+            ("not_allowed", d.not_allowed),
         ] {
             if n > 0 {
                 self.packets
@@ -310,6 +311,7 @@ pub struct PacketCounts {
     pub lost: u64,
     pub late: u64,
     pub malformed: u64,
+    pub not_allowed: u64,
 }
 
 impl PacketCounts {
@@ -320,6 +322,7 @@ impl PacketCounts {
             lost: s.packets_lost,
             late: s.packets_late,
             malformed: s.packets_malformed,
+            not_allowed: s.packets_not_allowed,
         }
     }
 
@@ -330,6 +333,7 @@ impl PacketCounts {
             lost: self.lost.saturating_sub(before.lost),
             late: self.late.saturating_sub(before.late),
             malformed: self.malformed.saturating_sub(before.malformed),
+            not_allowed: self.not_allowed.saturating_sub(before.not_allowed),
         }
     }
 }
@@ -480,6 +484,7 @@ mod tests {
             lost: 2,
             late: 1,
             malformed: 0,
+            not_allowed: 0,
         };
         m.packets("rtp-udp", &now.since(&before));
         let expect = |text: &str, series: &[(&str, f64)]| {

@@ -72,6 +72,8 @@ pub enum Input {
     Malformed { channel_id: u32 },
     /// A datagram for an RTP channel came from another sender and was dropped.
     Foreign { channel_id: u32 },
+    /// A datagram for an RTP channel came from outside the allowed networks and was dropped.
+    NotAllowed { channel_id: u32 },
     /// The input side found the call broken (e.g. a second config): end it
     /// with this error.
     Fail(CallError),
@@ -302,6 +304,10 @@ fn call_thread(
             }
             Some(Input::Foreign { channel_id }) => {
                 core.count_foreign(channel_id);
+                Ok(())
+            }
+            Some(Input::NotAllowed { channel_id }) => {
+                core.count_not_allowed(channel_id);
                 Ok(())
             }
             Some(Input::Fail(e)) => Err(e),

@@ -150,6 +150,17 @@ pub async fn start_servers(
     asr: Option<Arc<AsrPool>>,
     ws: Option<callmood::server::ws::WsConfig>,
 ) -> Servers {
+    start_servers_allowing(max_calls, asr, ws, Vec::new()).await
+}
+
+/// As [`start_servers`], with RTP legs taking datagrams only from the networks `rtp_allow`
+/// (empty: from everyone).
+pub async fn start_servers_allowing(
+    max_calls: usize,
+    asr: Option<Arc<AsrPool>>,
+    ws: Option<callmood::server::ws::WsConfig>,
+    rtp_allow: Vec<callmood::core::cidr::Cidr>,
+) -> Servers {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,6 +200,7 @@ pub async fn start_servers(
             rtp_addr: [127, 0, 0, 1].into(),
             advertise_addr: None,
             rtp_ports: 41000..=41999,
+            rtp_allow,
             idle_timeout: std::time::Duration::from_secs(3),
             join_timeout: callmood::server::legs::DEFAULT_JOIN_TIMEOUT,
         },

@@ -133,6 +133,7 @@ pub struct LegCounters {
     pub malformed: u64,
     pub unknown_payload_type: u64,
     pub foreign_source: u64,
+    pub not_allowed: u64,
     pub dtmf_events: u32,
 }
 
@@ -273,6 +274,11 @@ impl RtpLeg {
         self.counters.foreign_source += 1;
     }
 
+    /// Counts a datagram from an address outside the allowed networks.
+    pub fn count_not_allowed(&mut self) {
+        self.counters.not_allowed += 1;
+    }
+
     /// The RTP clock rate of the audio, Hz.
     pub fn rate_hz(&self) -> u32 {
         self.rate_hz
@@ -351,6 +357,7 @@ impl RtpLeg {
             dtmf_events: self.counters.dtmf_events,
             ssrc_changes: j.ssrc_changes.min(u32::MAX as u64) as u32,
             packets_foreign_source: self.counters.foreign_source,
+            packets_not_allowed: self.counters.not_allowed,
         }
     }
 }
