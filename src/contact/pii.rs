@@ -421,6 +421,11 @@ const CUE_GAP_WORDS: usize = 4;
 /// number of at least [`LOOSE_CUE_DIGITS`] digits.
 const LOOSE_CUE_WORDS: usize = 3;
 const LOOSE_CUE_DIGITS: usize = 3;
+/// Words a cue does not reach past: "card ending in 0366" (the last digits may be shown), "the
+/// code we texted you" (a one-time code, not the card's).
+const LOOSE_CUE_STOPS: &[&str] = &[
+    "ending", "ends", "ended", "last", "texted", "sent", "emailed",
+];
 const SSN_WORDS: &[&str] = &["ssn", "social", "socials", "socialsecurity"];
 const PHONE_WORDS: &[&str] = &[
     "phone",
@@ -631,7 +636,11 @@ fn is_quantity(word: &str) -> bool {
                 .take_while(|c| c.is_alphabetic())
                 .flat_map(|c| c.to_lowercase())
                 .collect();
-            if QUANTITY_SUFFIXES.contains(&suffix.as_str()) {
+            // digits again after the letters: a code like a tracking number ("1Z999AA1")
+            let more_digits = chars[i + 1 + suffix.chars().count()..]
+                .iter()
+                .any(char::is_ascii_digit);
+            if QUANTITY_SUFFIXES.contains(&suffix.as_str()) || more_digits {
                 return true;
             }
         }
@@ -1711,7 +1720,12 @@ impl<'w> Finder<'w> {
                 {
                     Some((k, links - 1, others, loose))
                 }
-                Some((k, links, others, _)) if others > 0 && !unit && !self.keys[w].block => {
+                Some((k, links, others, _))
+                    if others > 0
+                        && !unit
+                        && !self.keys[w].block
+                        && !LOOSE_CUE_STOPS.contains(&norm(self.words[w]).as_str()) =>
+                {
                     Some((k, links, others - 1, true))
                 }
                 _ => None,
@@ -1778,6 +1792,9 @@ impl<'w> Finder<'w> {
                 && norm(word) != "one"
                 && !looks_like_year(&norm(word))
                 && !COUNTED_WORDS.contains(&next.as_str())
+                && !w.checked_sub(1).is_some_and(|p| {
+                    ["first", "last", "next", "other"].contains(&norm(self.words[p]).as_str())
+                })
                 && !self.unit_after(w)
                 && !self.blocked(w)
             {
@@ -2523,6 +2540,9 @@ mod tests {
         // ... but not to a short number, a year, a quantity, or past a block word
         ("my card was declined 3 times", "my card was declined 3 times"),
         ("I got a new card in 2023", "I got a new card in 2023"),
+        ("Card ending in 0366.", "Card ending in 0366."),
+        ("the code we texted you is 552913", "the code we texted you is 552913"),
+        ("tracking 1Z999AA10123456784", "tracking 1Z999AA10123456784"),
         ("the card arrived on the 12th", "the card arrived on the 12th"),
         ("pay by card for order 123", "pay by card for order 123"),
         (
