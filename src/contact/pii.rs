@@ -53,9 +53,9 @@
 //!    are secret without a cue, unless they count up or down or a block word says what they
 //!    are ("order number 4 5 6 7 8 9").
 //! 10. Near a found card, code, date, SSN or other secret number (8 words either side), any
-//!    other number is `[NUMBER]` unless it is money, a time, a year, "one", counted by a
-//!    unit ("3 times") or named by a block word ("order 12"): it is most likely a misheard
-//!    piece of the secret ("Calm number four 111! ... the code is [CVV]").
+//!     other number is `[NUMBER]` unless it is money, a time, a year, "one", counted by a
+//!     unit ("3 times") or named by a block word ("order 12"): it is most likely a misheard
+//!     piece of the secret ("Calm number four 111! ... the code is [CVV]").
 //!
 //! A word that is only partly inside a found span (`is4111`, `1111,`) is replaced whole, so no
 //! digit of a redacted number survives in any word, and trailing punctuation of the last word
