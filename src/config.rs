@@ -285,18 +285,26 @@ impl std::str::FromStr for PortRange {
     }
 }
 
-impl TryFrom<String> for PortRange {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
+/// Values written as one string in files (`#[serde(try_from = "String", into = "String")]`):
+/// their `FromStr` and `Display` both ways.
+macro_rules! serde_via_string {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.to_string()
+            }
+        }
+    )*};
 }
 
-impl From<PortRange> for String {
-    fn from(p: PortRange) -> String {
-        p.to_string()
-    }
-}
+serde_via_string!(PortRange, CidrList);
 
 /// IP networks, written `CIDR[,CIDR...]` (`10.0.0.0/8,192.0.2.7`) in files, the environment
 /// and flags alike; empty is none.
@@ -334,19 +342,6 @@ impl std::str::FromStr for CidrList {
             .map(str::parse)
             .collect::<Result<_, _>>()
             .map(CidrList)
-    }
-}
-
-impl TryFrom<String> for CidrList {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<CidrList> for String {
-    fn from(c: CidrList) -> String {
-        c.to_string()
     }
 }
 
