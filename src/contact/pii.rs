@@ -655,9 +655,10 @@ fn is_quantity(word: &str) -> bool {
             .iter()
             .all(|c| c.is_ascii_digit() || allowed.contains(c))
     };
-    // "2.5", "19.99": one decimal point ("555.123.4567" has two)
+    // "2.5", "19.99": one decimal point ("555.123.4567" has two); a whole part of 5 or more
+    // digits with no thousands separator is digits Whisper dotted ("914044.73"), not a price
     if only(&['.']) && chars.iter().filter(|&&c| c == '.').count() == 1 {
-        return true;
+        return core.split('.').next().is_some_and(|int| int.len() < 5);
     }
     // "1,250", "12,000,000.50": thousands separators
     if only(&[',', '.']) {
@@ -2541,6 +2542,8 @@ mod tests {
         ("my card was declined 3 times", "my card was declined 3 times"),
         ("I got a new card in 2023", "I got a new card in 2023"),
         ("Card ending in 0366.", "Card ending in 0366."),
+        ("My count number in 882 914044.73.", "My count number in [NUMBER]"),
+        ("the price is 1999.99 or 24.99", "the price is 1999.99 or 24.99"),
         ("the code we texted you is 552913", "the code we texted you is 552913"),
         ("tracking 1Z999AA10123456784", "tracking 1Z999AA10123456784"),
         ("the card arrived on the 12th", "the card arrived on the 12th"),
