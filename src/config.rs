@@ -878,7 +878,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 55);
+        assert_eq!(all_keys().len(), 56);
     }
 
     #[test]
