@@ -484,7 +484,7 @@ mod tests {
             lost: 2,
             late: 1,
             malformed: 0,
-            not_allowed: 0,
+            not_allowed: 3,
         };
         m.packets("rtp-udp", &now.since(&before));
         let expect = |text: &str, series: &[(&str, f64)]| {
@@ -503,6 +503,10 @@ mod tests {
                 (
                     "callmood_packets_total{outcome=\"lost\",transport=\"rtp-udp\"}",
                     2.0,
+                ),
+                (
+                    "callmood_packets_total{outcome=\"not_allowed\",transport=\"rtp-udp\"}",
+                    3.0,
                 ),
                 (
                     "callmood_event_latency_seconds_count{event=\"utterance\"}",
