@@ -76,6 +76,10 @@ fn soak_runs_calls_back_to_back_and_reports_memory_per_interval() {
     }
     assert!(r["rss_start_mib"].as_f64().unwrap() > 10.0, "{r}");
     assert!(r["rss_slope_mib_per_h"].as_f64().is_some(), "{r}");
+    assert!(
+        r["rss_slope_second_half_mib_per_h"].as_f64().is_some(),
+        "{r}"
+    );
 }
 
 /// Without `--duration` the soak's flags are refused, not silently ignored.

@@ -581,6 +581,9 @@ pub struct SoakReport {
     pub intervals: Vec<Interval>,
     /// The least-squares slope of the intervals' resident memory over time, MiB per hour.
     pub rss_slope_mib_per_h: Option<f64>,
+    /// The same over the intervals that end in the second half of the run: the first
+    /// minutes' growth (allocator arenas and caches filling up) left out.
+    pub rss_slope_second_half_mib_per_h: Option<f64>,
     /// Calls that ended with their summary, in all.
     pub completed: usize,
     /// Calls that failed, in all.
@@ -601,6 +604,9 @@ impl SoakReport {
             .filter_map(|i| Some((i.end_s / 3600.0, i.rss_mib?)))
             .collect();
         self.rss_slope_mib_per_h = slope(&points);
+        let half_h = self.duration_s / 2.0 / 3600.0;
+        let late: Vec<(f64, f64)> = points.into_iter().filter(|p| p.0 > half_h).collect();
+        self.rss_slope_second_half_mib_per_h = slope(&late);
     }
 
     /// The report as text: a table with a row per interval, then the totals and the slope.
@@ -615,10 +621,15 @@ impl SoakReport {
             self.calls_at_once, self.duration_s, self.completed, self.failed, self.utterances
         )?;
         match (self.rss_start_mib, self.rss_slope_mib_per_h) {
-            (Some(s0), Some(k)) => writeln!(
-                out,
-                "server RSS: {s0:.1} MiB before the first call, slope {k:+.2} MiB/h (least squares over the intervals)"
-            ),
+            (Some(s0), Some(k)) => {
+                let late = self
+                    .rss_slope_second_half_mib_per_h
+                    .map_or("too few intervals".into(), |k| format!("{k:+.2} MiB/h"));
+                writeln!(
+                    out,
+                    "server RSS: {s0:.1} MiB before the first call, slope {k:+.2} MiB/h (least squares over the intervals), over the second half {late}"
+                )
+            }
             (Some(s0), None) => writeln!(
                 out,
                 "server RSS: {s0:.1} MiB before the first call, too few intervals for a slope"
@@ -771,12 +782,31 @@ mod tests {
         };
         r.finish();
         assert_eq!((r.completed, r.failed, r.utterances), (3, 1, 6));
-        // 1 MiB in a quarter of an hour; the interval without a reading is left out.
+        // 1 MiB in a quarter of an hour; the interval without a reading is left out, and
+        // only one reading is in the second half (after 900 s).
         assert!((r.rss_slope_mib_per_h.unwrap() - 4.0).abs() < 1e-9);
+        assert_eq!(r.rss_slope_second_half_mib_per_h, None);
         let mut text = Vec::new();
         r.write_text(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
         assert_eq!(text.lines().count(), 2 + 3 + 2, "{text}");
         assert!(text.contains("slope +4.00 MiB/h"), "{text}");
+        assert!(text.contains("second half too few intervals"), "{text}");
+        // Growth that stops: steep over the whole run, flat over its second half.
+        let mut flat = SoakReport {
+            duration_s: 3600.0,
+            intervals: [
+                (900.0, 100.0),
+                (1800.0, 110.0),
+                (2700.0, 110.0),
+                (3600.0, 110.0),
+            ]
+            .map(|(end, rss)| Interval::of(end - 900.0, end, &[], Some(rss)))
+            .to_vec(),
+            ..Default::default()
+        };
+        flat.finish();
+        assert!(flat.rss_slope_mib_per_h.unwrap() > 5.0);
+        assert_eq!(flat.rss_slope_second_half_mib_per_h, Some(0.0));
     }
 }
