@@ -71,6 +71,35 @@ pub struct LoadtestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Soak: run calls back to back for this long (e.g. 90s, 20m, 1h), each of the --calls
+    /// starting a new call as soon as its call ends, and report per --report-every.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// With --duration: how often to report (calls, utterances, latency, server memory).
+    #[arg(long, value_parser = parse_duration, default_value = "5m", requires = "duration")]
+    pub report_every: Duration,
+    /// With --duration: the server's process id, whose resident memory (VmRSS in
+    /// /proc/PID/status) is read at each report; the server must run on this machine.
+    #[arg(long, requires = "duration")]
+    pub server_pid: Option<u32>,
+}
+
+/// A duration as a number with a unit: `ms`, `s`, `m` or `h` (`90s`, `20m`, `1.5h`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let units = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
+    let (n, unit) = units
+        .iter()
+        .find_map(|(u, k)| s.strip_suffix(u).map(|n| (n, *k)))
+        .ok_or_else(|| format!("{s:?}: give a unit, e.g. 90s, 20m or 1h"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not a number"))?;
+    let d = Duration::try_from_secs_f64(n * unit).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    Ok(d)
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +211,9 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
     };
     let prefix = format!("loadtest-{}", std::process::id());
     let calls = loadtest::plan(&wavs, a.calls, a.chunk_ms, options, &prefix);
+    if let Some(duration) = a.duration {
+        return soak(&a, calls, duration);
+    }
     eprintln!(
         "callmood: {} calls at once to {}, {:.0} s of audio each at most",
         a.calls,
@@ -207,6 +239,62 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
             v["kept_up"] = report.kept_up(max_delay).into();
             writeln!(out, "{v}")?
         }
+    }
+    Ok(())
+}
+
+/// `loadtest --duration`: the calls back to back, a row per interval as it ends (on
+/// stderr with text output), then the table and the memory's slope.
+fn soak(
+    a: &LoadtestArgs,
+    calls: Vec<loadtest::PlannedCall>,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let status = a
+        .server_pid
+        .map(|pid| PathBuf::from(format!("/proc/{pid}/status")));
+    if let Some(p) = &status {
+        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        if loadtest::vm_rss_kib(&s).is_none() {
+            bail!("{} has no VmRSS line", p.display());
+        }
+    }
+    let rss = || {
+        let s = std::fs::read_to_string(status.as_ref()?).ok()?;
+        loadtest::vm_rss_kib(&s)
+    };
+    eprintln!(
+        "callmood: soak of {:.0} s, {} calls at once to {} back to back, a report every {:.0} s",
+        duration.as_secs_f64(),
+        a.calls,
+        a.server,
+        a.report_every.as_secs_f64()
+    );
+    let text = a.format == ReportFormat::Text;
+    if text {
+        loadtest::Interval::write_header(&mut std::io::stderr())?;
+    }
+    let on_interval = |i: &loadtest::Interval| {
+        if text {
+            let _ = i.write_row(&mut std::io::stderr());
+        }
+    };
+    let report = super::runtime()?.block_on(loadtest::soak(
+        &a.server,
+        &a.access.access(),
+        calls,
+        a.chunk_ms,
+        loadtest::SoakSchedule {
+            duration,
+            every: a.report_every,
+        },
+        rss,
+        on_interval,
+    ));
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ReportFormat::Text => report.write_text(&mut out)?,
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
     }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! real-time pace, with every event timed against the audio it answers.
 //!
 //! [`plan`] (where each call starts in its recording, its audio and config) and the
-//! figures ([`Latency`], [`LoadReport`]) are sans-I/O; [`run`] drives the calls over gRPC
-//! with the [`stream`](crate::client::stream) client.
+//! figures ([`Latency`], [`LoadReport`], [`SoakReport`]) are sans-I/O; [`run`] (every call
+//! once) and [`soak`] (calls back to back for a set time) drive the calls over gRPC with
+//! the [`stream`](crate::client::stream) client.
 
 use std::time::Duration;
 
@@ -94,6 +95,129 @@ pub async fn run(
         out.push(t.await?);
     }
     Ok(out)
+}
+
+/// How long a soak starts new calls, and how often it reports.
+#[derive(Clone, Copy, Debug)]
+pub struct SoakSchedule {
+    /// New calls start until this long after the start.
+    pub duration: Duration,
+    /// A report (an [`Interval`]) this often, and one at the end.
+    pub every: Duration,
+}
+
+/// Runs the planned calls back to back for `schedule.duration`: each is a slot that starts
+/// its call again (with a fresh call id, `{id}-{n}`) as soon as it ends, until the duration
+/// has passed since the start; calls in flight then finish. Every `schedule.every` (and
+/// once at the end) the calls that ended since the last report are pooled into an
+/// [`Interval`], with the server's resident memory as `rss_kib` says it, and given to
+/// `on_interval` as it is made.
+pub async fn soak(
+    server: &str,
+    access: &stream::Access,
+    calls: Vec<PlannedCall>,
+    chunk_ms: u32,
+    schedule: SoakSchedule,
+    mut rss_kib: impl FnMut() -> Option<u64>,
+    mut on_interval: impl FnMut(&Interval),
+) -> SoakReport {
+    use tokio::time::Instant;
+    let SoakSchedule { duration, every } = schedule;
+    let t0 = Instant::now();
+    let deadline = t0 + duration;
+    let slots = calls.len();
+    // Bounded: a slot waits for the collector, which never falls far behind.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<CallResult>(slots.max(1) * 2);
+    for planned in calls {
+        let (tx, server, access) = (tx.clone(), server.to_string(), access.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = call(
+                    server.clone(),
+                    access.clone(),
+                    renamed(&planned, n),
+                    chunk_ms,
+                )
+                .await;
+                let failed = r.error.is_some();
+                if tx.send(r).await.is_err() {
+                    return;
+                }
+                if failed {
+                    // A refused or broken call ends at once: do not hammer the server.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                n += 1;
+            }
+        });
+    }
+    drop(tx);
+    let mut report = SoakReport {
+        calls_at_once: slots,
+        duration_s: duration.as_secs_f64(),
+        rss_start_mib: rss_kib().map(kib_to_mib),
+        ..Default::default()
+    };
+    let mut tick = tokio::time::interval_at(t0 + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut pending, mut start) = (Vec::new(), 0.0);
+    let mut close = |pending: &mut Vec<CallResult>, start: &mut f64, report: &mut SoakReport| {
+        let end = t0.elapsed().as_secs_f64();
+        let iv = Interval::of(*start, end, pending, rss_kib().map(kib_to_mib));
+        on_interval(&iv);
+        report.intervals.push(iv);
+        pending.clear();
+        *start = end;
+    };
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => pending.push(r),
+                None => break,
+            },
+            _ = tick.tick() => close(&mut pending, &mut start, &mut report),
+        }
+    }
+    if !pending.is_empty() || report.intervals.is_empty() {
+        close(&mut pending, &mut start, &mut report);
+    }
+    report.finish();
+    report
+}
+
+/// `planned` with call id `{id}-{n}`: the n-th call of its slot.
+fn renamed(planned: &PlannedCall, n: u64) -> PlannedCall {
+    let mut c = planned.clone();
+    if let Some(proto::stream_call_request::Request::Config(cfg)) = &mut c.config.request {
+        cfg.call_id = format!("{}-{n}", cfg.call_id);
+    }
+    c
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// `VmRSS` of a Linux `/proc/PID/status`, KiB.
+pub fn vm_rss_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The least-squares slope of `y` over `x` (as many of each); none with fewer than two
+/// distinct `x`.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
 }
 
 /// One load-test call: sends its audio at real-time pace (tick k at k × `chunk_ms` after
@@ -369,6 +493,152 @@ impl LoadReport {
     }
 }
 
+/// The calls of a soak that ended within one reporting interval.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Interval {
+    /// Its start, s from the start of the soak.
+    pub start_s: f64,
+    /// Its end, s from the start of the soak.
+    pub end_s: f64,
+    /// Calls that ended with their summary.
+    pub completed: usize,
+    /// Calls that failed.
+    pub failed: usize,
+    /// Utterances (full results) of those calls.
+    pub utterances: usize,
+    /// Their `UtteranceProsody` events: end of speech to arrival.
+    pub prosody: Latency,
+    /// Their `Utterance` events: end of speech to arrival.
+    pub full: Latency,
+    /// Utterances sent without words because the recogniser queue was full.
+    pub transcripts_dropped: u32,
+    /// The server's resident memory at the end of the interval, MiB (none when not asked
+    /// for or unreadable).
+    pub rss_mib: Option<f64>,
+}
+
+impl Interval {
+    /// Pools the calls that ended between `start_s` and `end_s`.
+    pub fn of(start_s: f64, end_s: f64, results: &[CallResult], rss_mib: Option<f64>) -> Self {
+        let r = LoadReport::of(results);
+        Self {
+            start_s,
+            end_s,
+            completed: r.completed,
+            failed: r.failures.len(),
+            utterances: r.full.n,
+            prosody: r.prosody,
+            full: r.full,
+            transcripts_dropped: r.transcripts_dropped,
+            rss_mib,
+        }
+    }
+
+    /// One row of [`SoakReport::write_text`]'s table.
+    pub fn write_row(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let rss = self.rss_mib.map_or("-".into(), |m| format!("{m:.1}"));
+        writeln!(
+            out,
+            "{:>6.1} {:>6.1} {:>6} {:>6} {:>6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8}",
+            self.start_s / 60.0,
+            self.end_s / 60.0,
+            self.completed,
+            self.failed,
+            self.utterances,
+            self.prosody.p50_ms,
+            self.prosody.p95_ms,
+            self.full.p50_ms,
+            self.full.p95_ms,
+            rss
+        )
+    }
+
+    /// The header of the rows.
+    pub fn write_header(out: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "from", "to", "calls", "failed", "utts", "pros50", "pros95", "full50", "full95", "RSS"
+        )?;
+        writeln!(
+            out,
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "min", "min", "", "", "", "ms", "ms", "ms", "ms", "MiB"
+        )
+    }
+}
+
+/// The figures of a soak: calls back to back for a set time, reported per interval.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SoakReport {
+    /// Calls at once (slots, each starting its next call when one ends).
+    pub calls_at_once: usize,
+    /// How long new calls were started, s.
+    pub duration_s: f64,
+    /// The server's resident memory before the first call, MiB.
+    pub rss_start_mib: Option<f64>,
+    /// The intervals, in order.
+    pub intervals: Vec<Interval>,
+    /// The least-squares slope of the intervals' resident memory over time, MiB per hour.
+    pub rss_slope_mib_per_h: Option<f64>,
+    /// The same over the intervals that end in the second half of the run: the first
+    /// minutes' growth (allocator arenas and caches filling up) left out.
+    pub rss_slope_second_half_mib_per_h: Option<f64>,
+    /// Calls that ended with their summary, in all.
+    pub completed: usize,
+    /// Calls that failed, in all.
+    pub failed: usize,
+    /// Utterances, in all.
+    pub utterances: usize,
+}
+
+impl SoakReport {
+    /// Totals and the slope, from the intervals.
+    pub fn finish(&mut self) {
+        let iv = &self.intervals;
+        self.completed = iv.iter().map(|i| i.completed).sum();
+        self.failed = iv.iter().map(|i| i.failed).sum();
+        self.utterances = iv.iter().map(|i| i.utterances).sum();
+        let points: Vec<(f64, f64)> = iv
+            .iter()
+            .filter_map(|i| Some((i.end_s / 3600.0, i.rss_mib?)))
+            .collect();
+        self.rss_slope_mib_per_h = slope(&points);
+        let half_h = self.duration_s / 2.0 / 3600.0;
+        let late: Vec<(f64, f64)> = points.into_iter().filter(|p| p.0 > half_h).collect();
+        self.rss_slope_second_half_mib_per_h = slope(&late);
+    }
+
+    /// The report as text: a table with a row per interval, then the totals and the slope.
+    pub fn write_text(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        Interval::write_header(out)?;
+        for i in &self.intervals {
+            i.write_row(out)?;
+        }
+        writeln!(
+            out,
+            "{} calls at once for {:.0} s: {} calls completed, {} failed, {} utterances",
+            self.calls_at_once, self.duration_s, self.completed, self.failed, self.utterances
+        )?;
+        match (self.rss_start_mib, self.rss_slope_mib_per_h) {
+            (Some(s0), Some(k)) => {
+                let late = self
+                    .rss_slope_second_half_mib_per_h
+                    .map_or("too few intervals".into(), |k| format!("{k:+.2} MiB/h"));
+                writeln!(
+                    out,
+                    "server RSS: {s0:.1} MiB before the first call, slope {k:+.2} MiB/h (least squares over the intervals), over the second half {late}"
+                )
+            }
+            (Some(s0), None) => writeln!(
+                out,
+                "server RSS: {s0:.1} MiB before the first call, too few intervals for a slope"
+            ),
+            _ => writeln!(out, "server RSS: not measured (--server-pid)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,5 +736,77 @@ mod tests {
         assert!(text.contains("calls 3 (1 completed, 2 failed)"), "{text}");
         assert!(text.contains("failed (2): RESOURCE_EXHAUSTED"), "{text}");
         assert!(text.contains("kept up: no: calls failed"), "{text}");
+    }
+
+    #[test]
+    fn slope_is_least_squares() {
+        // y = 3x + 1 with noise that cancels.
+        let pts = [(0.0, 1.0), (1.0, 4.5), (2.0, 6.5), (3.0, 10.0)];
+        let k = slope(&pts).unwrap();
+        assert!((k - 2.9).abs() < 1e-9, "{k}");
+        assert_eq!(slope(&[(1.0, 2.0)]), None);
+        assert_eq!(slope(&[(1.0, 2.0), (1.0, 3.0)]), None);
+        assert_eq!(slope(&[(0.0, 5.0), (0.5, 5.0), (1.0, 5.0)]), Some(0.0));
+    }
+
+    #[test]
+    fn vm_rss_is_read_from_proc_status() {
+        let status = "Name:\tcallmood\nVmPeak:\t  900000 kB\nVmRSS:\t  123456 kB\nThreads:\t9\n";
+        assert_eq!(vm_rss_kib(status), Some(123_456));
+        assert_eq!(vm_rss_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn soak_report_pools_intervals_and_fits_the_memory() {
+        let ok = CallResult {
+            prosody_ms: vec![500.0, 600.0],
+            full_ms: vec![700.0, 800.0],
+            summary_ms: Some(900.0),
+            audio_ms: 10_000,
+            ..CallResult::default()
+        };
+        let failed = CallResult {
+            error: Some("Unavailable".into()),
+            ..CallResult::default()
+        };
+        let mut r = SoakReport {
+            calls_at_once: 2,
+            duration_s: 1800.0,
+            rss_start_mib: Some(90.0),
+            intervals: vec![
+                Interval::of(0.0, 900.0, &[ok.clone(), ok.clone()], Some(100.0)),
+                Interval::of(900.0, 1800.0, &[ok.clone(), failed], Some(101.0)),
+                Interval::of(1800.0, 1810.0, &[], None),
+            ],
+            ..Default::default()
+        };
+        r.finish();
+        assert_eq!((r.completed, r.failed, r.utterances), (3, 1, 6));
+        // 1 MiB in a quarter of an hour; the interval without a reading is left out, and
+        // only one reading is in the second half (after 900 s).
+        assert!((r.rss_slope_mib_per_h.unwrap() - 4.0).abs() < 1e-9);
+        assert_eq!(r.rss_slope_second_half_mib_per_h, None);
+        let mut text = Vec::new();
+        r.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_eq!(text.lines().count(), 2 + 3 + 2, "{text}");
+        assert!(text.contains("slope +4.00 MiB/h"), "{text}");
+        assert!(text.contains("second half too few intervals"), "{text}");
+        // Growth that stops: steep over the whole run, flat over its second half.
+        let mut flat = SoakReport {
+            duration_s: 3600.0,
+            intervals: [
+                (900.0, 100.0),
+                (1800.0, 110.0),
+                (2700.0, 110.0),
+                (3600.0, 110.0),
+            ]
+            .map(|(end, rss)| Interval::of(end - 900.0, end, &[], Some(rss)))
+            .to_vec(),
+            ..Default::default()
+        };
+        flat.finish();
+        assert!(flat.rss_slope_mib_per_h.unwrap() > 5.0);
+        assert_eq!(flat.rss_slope_second_half_mib_per_h, Some(0.0));
     }
 }
