@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest layer first, as `src/lib.rs` lists them; modules on one rank
 /// stand beside each other.
-const LAYERS: [(&str, u8); 11] = [
+const LAYERS: [(&str, u8); 12] = [
     ("core", 0),
     ("asr", 1),
     ("emotion", 2),
@@ -16,6 +16,7 @@ const LAYERS: [(&str, u8); 11] = [
     ("contact", 4),
     ("report", 5),
     ("server", 6),
+    ("config", 7),
     ("replay", 7),
     ("client", 7),
     ("train", 7),

@@ -5,11 +5,10 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
-use super::args::{AsrArgs, EmotionArgs, RoleArg};
-use crate::core::codec::{self, wav::WavAudio};
+use super::args::{read_recording, AsrArgs, EmotionArgs, RoleArg};
 use crate::core::dsp::{self, DspPlan, FrameAnalyzer};
 use crate::server::session::Analyzer;
 
@@ -81,12 +80,6 @@ pub struct TranscribeArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub asr: AsrArgs,
-}
-
-/// Reads and decodes a recording (WAV, FLAC, MP3, Ogg Vorbis or Opus); errors name the file.
-pub(super) fn read_recording(path: &Path) -> anyhow::Result<WavAudio> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    codec::decode_audio_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// One channel of a recording, resampled to 16 kHz.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
 use crate::asr::{AsrConfig, AsrError, AsrPool};
@@ -170,6 +170,13 @@ impl RoleArg {
             RoleArg::Agent => proto::Role::Agent,
         }
     }
+}
+
+/// Reads and decodes a recording (WAV, FLAC, MP3, Ogg Vorbis or Opus); errors name the file.
+pub(super) fn read_recording(path: &Path) -> anyhow::Result<crate::core::codec::wav::WavAudio> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::core::codec::decode_audio_file(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::analyze::read_recording;
-use super::args::{ReportFormat, RoleArg};
+use super::args::{read_recording, ReportFormat, RoleArg};
 use crate::client::loadtest::{self, LoadReport, DEFAULT_CALLS, DEFAULT_MAX_DELAY_MS};
 use crate::client::stream::{self, DEFAULT_CHUNK_MS, DEFAULT_SERVER};
 use crate::core::codec::wav::WavAudio;
