@@ -182,7 +182,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
     );
     let mut client = stream::connect(&a.server, &a.access.access()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(16);
-    tx.send(stream::config_request(call_id, wire.configs, None))
+    tx.send(stream::config_request(call_id.clone(), wire.configs, None))
         .await
         .ok();
     let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
@@ -192,7 +192,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
         tokio::time::Instant::now(),
         period,
     ));
-    Ok(stream::run_call(&mut client, rx, print_event).await?)
+    Ok(stream::run_call(&mut client, &call_id, rx, print_event).await?)
 }
 
 pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
@@ -348,9 +348,13 @@ async fn listen_call(
         sample_rate_hz: crate::SAMPLE_RATE,
         ..Default::default()
     };
-    tx.send(stream::config_request(a.call_id, vec![channel], None))
-        .await
-        .ok();
+    tx.send(stream::config_request(
+        a.call_id.clone(),
+        vec![channel],
+        None,
+    ))
+    .await
+    .ok();
     let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
     // The cpal stream stays on this thread; dropping it stops the capture.
     let capture = mic.start(cap_tx)?;
@@ -367,7 +371,7 @@ async fn listen_call(
     );
     // The first Ctrl-C half-closes the call and the summary follows; a second one quits.
     let printed = tokio::select! {
-        r = stream::run_call(&mut client, rx, print_event) => r.map_err(anyhow::Error::from),
+        r = stream::run_call(&mut client, &a.call_id, rx, print_event) => r.map_err(anyhow::Error::from),
         () = async {
             interrupted.notified().await;
             let _ = tokio::signal::ctrl_c().await;

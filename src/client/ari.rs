@@ -733,7 +733,10 @@ impl Legs {
                         encoding: crate::proto::Encoding::Mulaw as i32,
                         ..Default::default()
                     };
-                    match client.open_rtp_leg(req).await {
+                    match client
+                        .open_rtp_leg(crate::client::stream::call_request(&plan.call_id, req))
+                        .await
+                    {
                         Ok(r) => {
                             let r = r.into_inner();
                             open.entry(plan.call_id.clone())
@@ -770,7 +773,10 @@ impl Legs {
                     call_id: plan.call_id.clone(),
                     channel_id,
                 };
-                if let Err(status) = client.close_leg(req).await {
+                if let Err(status) = client
+                    .close_leg(crate::client::stream::call_request(&plan.call_id, req))
+                    .await
+                {
                     // Already ended (idle, or the call ended): nothing left to close.
                     tracing::debug!(call = %plan.call_id, channel_id, %status, "CloseLeg");
                 }
