@@ -3,7 +3,8 @@
 //! sets `x-call-id` on every request about a call:
 //!
 //! - `StreamCall`s with different ids spread over both replicas (each replica's
-//!   `callmood_calls_total` tells which one served a call);
+//!   `callmood_calls_total` tells which one served a call), and `AnalyzeRecording`s
+//!   with those ids reach the same replicas;
 //! - `OpenRtpLeg` of an id reaches the replica its `StreamCall` reached (each replica
 //!   hands out ports from its own range), RTP goes straight to the advertised address,
 //!   and `WatchCall` and `CloseLeg` of that id through the balancer find the leg there;
@@ -57,11 +58,44 @@ fn no_words() -> Option<proto::CallOptions> {
 
 /// `callmood_calls_total{transport="grpc"}` of a replica: the `StreamCall`s it took.
 fn grpc_calls(server: &Server) -> u64 {
+    calls_total(server, "grpc")
+}
+
+/// `callmood_calls_total{transport=...}` of a replica.
+fn calls_total(server: &Server, transport: &str) -> u64 {
     let (code, body) = http_get(server.metrics.unwrap(), "/metrics").unwrap();
     assert_eq!(code, 200);
+    let key = format!("callmood_calls_total{{transport=\"{transport}\"}} ");
     body.lines()
-        .find_map(|l| l.strip_prefix("callmood_calls_total{transport=\"grpc\"} "))
+        .find_map(|l| l.strip_prefix(key.as_str()))
         .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// An `AnalyzeRecording` of `bytes` (8 kHz μ-law) through the balancer with the crate's
+/// client; its events.
+async fn analyze_recording(lb: &str, call_id: &str, bytes: Vec<u8>) -> Vec<CallEvent> {
+    let mut client = stream::connect(lb, &Access::default()).await.unwrap();
+    let request = proto::AnalyzeRecordingRequest {
+        call_id: call_id.into(),
+        audio: Some(proto::analyze_recording_request::Audio::Raw(
+            proto::RawAudio {
+                encoding: proto::Encoding::Mulaw as i32,
+                sample_rate_hz: 8000,
+                channels: 1,
+                data: bytes,
+            },
+        )),
+        options: no_words(),
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    stream::run_recording(&mut client, request, |ev| {
+        events.push(ev);
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{call_id}: {e}"));
+    events
 }
 
 /// A `StreamCall` through the balancer with the crate's client: `bytes` (8 kHz μ-law) as
@@ -253,6 +287,15 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
         stream_call(&lb, id, short.clone(), false).await;
         let after = grpc_calls(&replicas[home[id]]);
         assert_eq!(after, before[home[id]] + 1, "{id} moved");
+    }
+
+    // Recordings of those ids reach the same replicas.
+    for id in &IDS[..4] {
+        let before = calls_total(&replicas[home[id]], "recording");
+        let events = analyze_recording(&lb, id, short.clone()).await;
+        ends_with_summary(&events, id);
+        let after = calls_total(&replicas[home[id]], "recording");
+        assert_eq!(after, before + 1, "{id}: the recording went elsewhere");
     }
 
     // RTP legs: OpenRtpLeg, WatchCall and CloseLeg of one id reach the replica its
