@@ -43,10 +43,12 @@ pub const CALL_ID_HEADER: &str = "x-call-id";
 /// refuses such an id anyway, and says why.
 pub fn call_request<T>(call_id: &str, message: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
-    if let Ok(v) = tonic::metadata::AsciiMetadataValue::try_from(call_id) {
-        if !call_id.is_empty() {
-            req.metadata_mut().insert(CALL_ID_HEADER, v);
-        }
+    let visible = !call_id.is_empty() && call_id.bytes().all(|b| b.is_ascii_graphic());
+    if let (true, Ok(v)) = (
+        visible,
+        tonic::metadata::AsciiMetadataValue::try_from(call_id),
+    ) {
+        req.metadata_mut().insert(CALL_ID_HEADER, v);
     }
     req
 }
@@ -425,7 +427,7 @@ mod tests {
             Some(Some("a84b4c76e66710@pc33.example.com"))
         );
         // Ids a header cannot carry, and no id, go without the header.
-        for id in ["", "caf\u{e9}", "a\nb"] {
+        for id in ["", "caf\u{e9}", "a\nb", "a b"] {
             assert!(call_request(id, ())
                 .metadata()
                 .get(CALL_ID_HEADER)
