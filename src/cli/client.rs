@@ -417,10 +417,12 @@ pub struct AsteriskAriArgs {
     pub external_host: Option<String>,
     /// Send each party over RTP instead: legs are opened (roles named) on this callmood
     /// gRPC server, e.g. http://callmood:50051.
-    #[arg(long, requires = "rtp_host")]
+    #[arg(long)]
     pub rtp_server: Option<String>,
     /// With --rtp-server: callmood's RTP address (`serve --rtp-addr`) as Asterisk
-    /// reaches it; the port of each leg comes from OpenRtpLeg.
+    /// reaches it; the port of each leg comes from OpenRtpLeg. Default: the address
+    /// OpenRtpLeg names (the replica's `serve --advertise-addr`; behind a load balancer
+    /// each leg's RTP goes straight to the replica that holds it).
     #[arg(long, requires = "rtp_server")]
     pub rtp_host: Option<String>,
     #[command(flatten)]
@@ -432,13 +434,13 @@ pub fn asterisk_ari(a: AsteriskAriArgs) -> anyhow::Result<()> {
     use crate::client::ari::Target;
     let target = match (a.external_host, a.rtp_server, a.rtp_host) {
         (Some(external_host), _, _) => Target::AudioSocket { external_host },
-        (None, Some(server), Some(rtp_host)) => Target::Rtp {
+        (None, Some(server), rtp_host) => Target::Rtp {
             server,
             access: a.access.access(),
             rtp_host,
         },
         _ => bail!(
-            "give --external-host HOST:PORT (AudioSocket) or --rtp-server URL --rtp-host HOST"
+            "give --external-host HOST:PORT (AudioSocket) or --rtp-server URL [--rtp-host HOST]"
         ),
     };
     let cfg = crate::client::ari::AriConfig {
