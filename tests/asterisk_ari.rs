@@ -769,7 +769,8 @@ async fn ari_app_over_rtp_opens_a_leg_per_party_with_its_role_and_closes_them() 
     let r = rig(chan, |srv| ari::Target::Rtp {
         server: format!("http://{}", srv.grpc),
         access: Default::default(),
-        rtp_host: "127.0.0.1".into(),
+        // No --rtp-host: the address OpenRtpLeg names (the server's, 127.0.0.1).
+        rtp_host: None,
     })
     .await;
     let (events, ended_after) = r

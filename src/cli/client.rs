@@ -181,7 +181,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
     );
     let mut client = stream::connect(&a.server, &a.access.access()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<StreamCallRequest>(16);
-    tx.send(stream::config_request(call_id, wire.configs, None))
+    tx.send(stream::config_request(call_id.clone(), wire.configs, None))
         .await
         .ok();
     let period = Duration::from_secs_f64(a.chunk_ms as f64 / 1000.0 / a.speed);
@@ -191,7 +191,7 @@ async fn stream_file(a: StreamArgs, wav: WavAudio, call_id: String) -> anyhow::R
         tokio::time::Instant::now(),
         period,
     ));
-    Ok(stream::run_call(&mut client, rx, print_event).await?)
+    Ok(stream::run_call(&mut client, &call_id, rx, print_event).await?)
 }
 
 pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
@@ -347,9 +347,13 @@ async fn listen_call(
         sample_rate_hz: crate::SAMPLE_RATE,
         ..Default::default()
     };
-    tx.send(stream::config_request(a.call_id, vec![channel], None))
-        .await
-        .ok();
+    tx.send(stream::config_request(
+        a.call_id.clone(),
+        vec![channel],
+        None,
+    ))
+    .await
+    .ok();
     let (cap_tx, cap_rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
     // The cpal stream stays on this thread; dropping it stops the capture.
     let capture = mic.start(cap_tx)?;
@@ -366,7 +370,7 @@ async fn listen_call(
     );
     // The first Ctrl-C half-closes the call and the summary follows; a second one quits.
     let printed = tokio::select! {
-        r = stream::run_call(&mut client, rx, print_event) => r.map_err(anyhow::Error::from),
+        r = stream::run_call(&mut client, &a.call_id, rx, print_event) => r.map_err(anyhow::Error::from),
         () = async {
             interrupted.notified().await;
             let _ = tokio::signal::ctrl_c().await;
@@ -412,10 +416,12 @@ pub struct AsteriskAriArgs {
     pub external_host: Option<String>,
     /// Send each party over RTP instead: legs are opened (roles named) on this callmood
     /// gRPC server, e.g. http://callmood:50051.
-    #[arg(long, requires = "rtp_host")]
+    #[arg(long)]
     pub rtp_server: Option<String>,
     /// With --rtp-server: callmood's RTP address (`serve --rtp-addr`) as Asterisk
-    /// reaches it; the port of each leg comes from OpenRtpLeg.
+    /// reaches it; the port of each leg comes from OpenRtpLeg. Default: the address
+    /// OpenRtpLeg names (the replica's `serve --advertise-addr`; behind a load balancer
+    /// each leg's RTP goes straight to the replica that holds it).
     #[arg(long, requires = "rtp_server")]
     pub rtp_host: Option<String>,
     #[command(flatten)]
@@ -427,13 +433,13 @@ pub fn asterisk_ari(a: AsteriskAriArgs) -> anyhow::Result<()> {
     use crate::client::ari::Target;
     let target = match (a.external_host, a.rtp_server, a.rtp_host) {
         (Some(external_host), _, _) => Target::AudioSocket { external_host },
-        (None, Some(server), Some(rtp_host)) => Target::Rtp {
+        (None, Some(server), rtp_host) => Target::Rtp {
             server,
             access: a.access.access(),
             rtp_host,
         },
         _ => bail!(
-            "give --external-host HOST:PORT (AudioSocket) or --rtp-server URL --rtp-host HOST"
+            "give --external-host HOST:PORT (AudioSocket) or --rtp-server URL [--rtp-host HOST]"
         ),
     };
     let cfg = crate::client::ari::AriConfig {

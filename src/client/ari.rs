@@ -86,8 +86,9 @@ pub enum Target {
         /// TLS and token for it.
         access: crate::client::stream::Access,
         /// callmood's RTP address as Asterisk reaches it (the port comes from
-        /// `OpenRtpLeg`).
-        rtp_host: String,
+        /// `OpenRtpLeg`); none: the address `OpenRtpLeg` names (the replica's
+        /// `serve --advertise-addr`, the one to use behind a load balancer).
+        rtp_host: Option<String>,
     },
 }
 
@@ -684,7 +685,7 @@ enum Legs {
     Rtp {
         /// Boxed: a tonic client is large, and there is one `Legs` per app.
         client: Box<crate::client::stream::Client>,
-        rtp_host: String,
+        rtp_host: Option<String>,
         /// Open legs' channel ids by call id.
         open: HashMap<String, Vec<u32>>,
     },
@@ -733,14 +734,30 @@ impl Legs {
                         encoding: crate::proto::Encoding::Mulaw as i32,
                         ..Default::default()
                     };
-                    match client.open_rtp_leg(req).await {
+                    match client
+                        .open_rtp_leg(crate::client::stream::call_request(&plan.call_id, req))
+                        .await
+                    {
                         Ok(r) => {
                             let r = r.into_inner();
                             open.entry(plan.call_id.clone())
                                 .or_default()
                                 .push(r.channel_id);
+                            let host = match rtp_host {
+                                Some(h) => h.clone(),
+                                None if !r.address.is_empty() => r.address.clone(),
+                                None => {
+                                    self.close(plan).await;
+                                    return Err(AriError::Callmood(
+                                        "OpenRtpLeg named no address to send RTP to \
+                                         (serve binds every address and has no \
+                                         --advertise-addr): give --rtp-host"
+                                            .into(),
+                                    ));
+                                }
+                            };
                             sinks.push(Sink {
-                                external_host: format!("{rtp_host}:{}", r.port),
+                                external_host: format!("{host}:{}", r.port),
                                 rtp: true,
                             });
                         }
@@ -770,7 +787,10 @@ impl Legs {
                     call_id: plan.call_id.clone(),
                     channel_id,
                 };
-                if let Err(status) = client.close_leg(req).await {
+                if let Err(status) = client
+                    .close_leg(crate::client::stream::call_request(&plan.call_id, req))
+                    .await
+                {
                     // Already ended (idle, or the call ended): nothing left to close.
                     tracing::debug!(call = %plan.call_id, channel_id, %status, "CloseLeg");
                 }

@@ -243,13 +243,20 @@ pub async fn call(
             return r;
         }
     };
+    let call_id = match &config.request {
+        Some(proto::stream_call_request::Request::Config(cfg)) => cfg.call_id.clone(),
+        _ => String::new(),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tx.send(config).await.ok();
     let period = Duration::from_millis(chunk_ms.into());
     let t0 = Instant::now();
     let sender = tokio::spawn(stream::send_paced(tx, audio, t0, period));
     let mut events = match client
-        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .stream_call(stream::call_request(
+            &call_id,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .await
     {
         Ok(r) => r.into_inner(),

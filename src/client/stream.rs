@@ -10,6 +10,10 @@
 //!   [`run_recording`] does the same for a whole recording in one `AnalyzeRecording`
 //!   (`callmood analyze --server`).
 //!
+//! Every request about one call carries its id in the [`CALL_ID_HEADER`] metadata too
+//! ([`call_request`]), so that a load balancer in front of several replicas can send all
+//! of a call's requests to the one that holds it.
+//!
 //! Errors are [`StreamError`]; what to do with each event (print it, time it) is the
 //! caller's business.
 
@@ -27,6 +31,27 @@ use crate::proto::{
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Audio sent per `AudioChunk` unless told otherwise, ms.
 pub const DEFAULT_CHUNK_MS: u32 = 20;
+
+/// The gRPC metadata key that carries the call id of `OpenRtpLeg`, `WatchCall`,
+/// `CloseLeg`, `StreamCall` and `AnalyzeRecording`: a balancer hashes on it
+/// (HAProxy's `balance hdr(x-call-id)`, deploy/haproxy.cfg) so that every request of
+/// one call reaches the replica that holds the call, without reading the messages.
+pub const CALL_ID_HEADER: &str = "x-call-id";
+
+/// `message` as a request about call `call_id`, with the id in [`CALL_ID_HEADER`].
+/// An id a header cannot carry (not visible ASCII) goes without the header: the server
+/// refuses such an id anyway, and says why.
+pub fn call_request<T>(call_id: &str, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    let visible = !call_id.is_empty() && call_id.bytes().all(|b| b.is_ascii_graphic());
+    if let (true, Ok(v)) = (
+        visible,
+        tonic::metadata::AsciiMetadataValue::try_from(call_id),
+    ) {
+        req.metadata_mut().insert(CALL_ID_HEADER, v);
+    }
+    req
+}
 
 /// A `CallAnalyzer` client over one connection, sending its token (if any) with each call.
 pub type Client = CallAnalyzerClient<
@@ -285,17 +310,19 @@ pub async fn send_paced(
     }
 }
 
-/// Runs a `StreamCall` whose requests (the config, then audio) come from `requests`,
-/// handing each event to `on_event` as it arrives. Returns after the server's last
-/// event (the summary, once every sender of `requests` is gone), or at the first error
-/// of the call or of `on_event`.
+/// Runs `StreamCall` `call_id` whose requests (the config, then audio) come from
+/// `requests`, handing each event to `on_event` as it arrives. Returns after the
+/// server's last event (the summary, once every sender of `requests` is gone), or at
+/// the first error of the call or of `on_event`.
 pub async fn run_call(
     client: &mut Client,
+    call_id: &str,
     requests: mpsc::Receiver<StreamCallRequest>,
     on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
 ) -> Result<(), StreamError> {
+    let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
     let events = client
-        .stream_call(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .stream_call(call_request(call_id, requests))
         .await
         .map_err(StreamError::Refused)?
         .into_inner();
@@ -310,8 +337,9 @@ pub async fn run_recording(
     request: proto::AnalyzeRecordingRequest,
     on_event: impl FnMut(CallEvent) -> std::io::Result<()>,
 ) -> Result<(), StreamError> {
+    let call_id = request.call_id.clone();
     let events = client
-        .analyze_recording(request)
+        .analyze_recording(call_request(&call_id, request))
         .await
         .map_err(StreamError::Refused)?
         .into_inner();
@@ -389,6 +417,22 @@ mod tests {
         let flat: Vec<u8> = b.ticks.iter().flat_map(|t| t[0].clone()).collect();
         assert_eq!(flat, [10, 11, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(call_audio(&[vec![]], 1, 8000, 20, 7).ticks.len(), 0);
+    }
+
+    #[test]
+    fn requests_about_a_call_carry_its_id() {
+        let r = call_request("a84b4c76e66710@pc33.example.com", ());
+        assert_eq!(
+            r.metadata().get(CALL_ID_HEADER).map(|v| v.to_str().ok()),
+            Some(Some("a84b4c76e66710@pc33.example.com"))
+        );
+        // Ids a header cannot carry, and no id, go without the header.
+        for id in ["", "caf\u{e9}", "a\nb", "a b"] {
+            assert!(call_request(id, ())
+                .metadata()
+                .get(CALL_ID_HEADER)
+                .is_none());
+        }
     }
 
     #[test]
