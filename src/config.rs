@@ -165,6 +165,11 @@ pub struct LegsSection {
     /// Accept Asterisk AudioSocket connections on this address. Default: off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audiosocket_addr: Option<SocketAddr>,
+    /// Serve AudioSocket over TLS with `security.tls_cert` (for a TLS-terminating proxy
+    /// such as stunnel beside Asterisk, whose AudioSocket speaks no TLS); client
+    /// certificates of `security.tls_client_ca` are then required too. Needs
+    /// `audiosocket_addr` and `security.tls_cert`. Default: false (plain TCP).
+    pub audiosocket_tls: bool,
 }
 
 impl Default for LegsSection {
@@ -178,6 +183,7 @@ impl Default for LegsSection {
             idle_timeout_s: DEFAULT_LEG_IDLE_TIMEOUT.as_secs(),
             join_timeout_s: DEFAULT_JOIN_TIMEOUT.as_secs(),
             audiosocket_addr: None,
+            audiosocket_tls: false,
         }
     }
 }
@@ -190,6 +196,9 @@ pub struct WsSection {
     /// off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<SocketAddr>,
+    /// Serve plain `ws://` even when `security.tls_cert` is set (a TLS-terminating proxy
+    /// in front); otherwise the certificate serves `wss://`. Default: false.
+    pub plaintext: bool,
     /// Largest WebSocket message (and frame), bytes. Default [`ws::DEFAULT_MAX_MESSAGE_BYTES`].
     pub max_message_bytes: usize,
     /// Twilio Media Streams: the `customParameters` key whose value is the call id. Default:
@@ -206,6 +215,7 @@ impl Default for WsSection {
         let ws = ws::WsConfig::default();
         Self {
             addr: None,
+            plaintext: false,
             max_message_bytes: ws.max_message_bytes,
             twilio_call_id_param: ws.twilio_call_id_param,
             audiohook_api_keys: ws.audiohook_api_keys,
@@ -792,6 +802,18 @@ impl Config {
         if sec.tls_client_ca.is_some() && sec.tls_cert.is_none() {
             return needs("tls_client_ca", "tls_cert");
         }
+        if self.legs.audiosocket_tls {
+            let other = if sec.tls_cert.is_none() {
+                "security.tls_cert"
+            } else if self.legs.audiosocket_addr.is_none() {
+                "legs.audiosocket_addr"
+            } else {
+                ""
+            };
+            if !other.is_empty() {
+                return Err(("legs.audiosocket_tls".into(), format!("needs {other}")));
+            }
+        }
         self.alerts
             .validate()
             .map_err(|(field, reason)| (format!("alerts.{field}"), reason))
@@ -845,6 +867,8 @@ impl Config {
                     }),
                     _ => None,
                 },
+                ws_plaintext: self.ws.plaintext,
+                audiosocket_tls: self.legs.audiosocket_tls,
             },
         }
     }
@@ -878,7 +902,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 56);
+        assert_eq!(all_keys().len(), 58);
     }
 
     #[test]
@@ -900,8 +924,11 @@ mod tests {
         // An integer where a number is asked is taken.
         assert_eq!(s.alerts.escalate_frustration, Some(1.0));
         assert!(s.emotion_model.is_some() && s.words_model.is_none());
-        let tls = s.security.tls.unwrap();
-        assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
+        let tls = s.security.tls.as_ref().unwrap();
+        assert_eq!((&tls.cert, &tls.key), (&"c.pem".into(), &"k.pem".into()));
+        // With a certificate, WebSocket media is wss:// unless told otherwise; AudioSocket
+        // stays plain unless told otherwise (Asterisk's speaks no TLS).
+        assert!(!s.security.ws_plaintext && !s.security.audiosocket_tls);
         assert_eq!(
             l.origin("legs.rtp_ports"),
             Origin::File("callmood.toml".into())
@@ -927,6 +954,15 @@ mod tests {
         assert_eq!(
             e("[security]\ntls_key = \"k.pem\"\n"),
             "callmood.toml: security.tls_key = \"k.pem\": needs security.tls_cert"
+        );
+        assert_eq!(
+            e("[legs]\naudiosocket_tls = true\n"),
+            "callmood.toml: legs.audiosocket_tls = true: needs security.tls_cert"
+        );
+        assert_eq!(
+            e("[legs]\naudiosocket_tls = true\n\
+               [security]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"),
+            "callmood.toml: legs.audiosocket_tls = true: needs legs.audiosocket_addr"
         );
         assert!(
             e("[server]\naddr = 5\n").starts_with("callmood.toml: server.addr = 5: invalid type")

@@ -11,6 +11,7 @@ use callmood::proto::{self, stream_call_request, StreamCallRequest};
 use callmood::server::security::SecurityConfig;
 use callmood::server::session::Analyzer;
 use callmood::server::{serve_on, ServeConfig};
+use tokio_rustls::rustls;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
@@ -72,14 +73,15 @@ async fn start(
 
 /// A server on loopback with these security settings.
 async fn start_with(security: SecurityConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    start_serving(security, None).await
+    start_serving(security, None, None).await
 }
 
-/// A server on loopback with these security settings, and an AudioSocket listener if
-/// one is given.
+/// A server on loopback with these security settings, and AudioSocket and WebSocket
+/// media listeners if given.
 async fn start_serving(
     security: SecurityConfig,
     audiosocket: Option<tokio::net::TcpListener>,
+    websocket: Option<tokio::net::TcpListener>,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -93,7 +95,7 @@ async fn start_serving(
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve_on(listener, audiosocket, None, analyzer, &cfg, async {
+        serve_on(listener, audiosocket, websocket, analyzer, &cfg, async {
             let _ = rx.await;
         })
         .await
@@ -525,6 +527,7 @@ async fn calls_of_transports_without_tokens_belong_to_the_media_tenant() {
             ..Default::default()
         },
         Some(audiosocket),
+        None,
     )
     .await;
     // An AudioSocket call: its UUID, 200 ms of silence, then a hang-up.
@@ -557,4 +560,287 @@ async fn calls_of_transports_without_tokens_belong_to_the_media_tenant() {
         summary |= matches!(ev.event, Some(proto::call_event::Event::Summary(_)));
     }
     assert!(summary, "the media tenant watched the call to its summary");
+}
+
+/// A certificate for `localhost` and 127.0.0.1 signed by a CA made here, written as PEM
+/// files; `client`: also a client certificate of that CA, and the CA as `tls_client_ca`.
+struct TestPki {
+    _dir: tempfile::TempDir,
+    files: callmood::server::security::TlsFiles,
+    ca: rustls::pki_types::CertificateDer<'static>,
+    ca_pem: String,
+    client: (String, String),
+}
+
+fn test_pki(client_ca: bool) -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = signed(vec!["localhost".into(), "127.0.0.1".into()]);
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let files = callmood::server::security::TlsFiles {
+        cert: path("server.pem", &server_cert),
+        key: path("server.key", &server_key),
+        client_ca: client_ca.then(|| path("ca.pem", &ca.pem())),
+    };
+    TestPki {
+        files,
+        ca: ca.der().clone(),
+        ca_pem: ca.pem(),
+        client: signed(vec!["pbx.acme".into()]),
+        _dir: dir,
+    }
+}
+
+/// A TLS connection to `addr` as `localhost`, trusting `ca` only, with the client
+/// certificate (PEM cert, key) if given: rustls on ring, as the server.
+async fn tls_connect(
+    addr: SocketAddr,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    client: Option<&(String, String)>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    #[allow(deprecated)] // ring, as the server (see src/server/tls.rs)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+}
+
+/// A gRPC client of a TLS server whose certificate `pki` made.
+async fn tls_client(addr: SocketAddr, pki: &TestPki) -> CallAnalyzerClient<Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if pki.files.client_ca.is_some() {
+        tls = tls.identity(Identity::from_pem(&pki.client.0, &pki.client.1));
+    }
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    CallAnalyzerClient::new(channel)
+}
+
+/// The call's events to its summary (10 s at most between two).
+async fn to_summary(
+    mut events: tonic::Streaming<proto::CallEvent>,
+    call_id: &str,
+) -> proto::CallSummary {
+    let mut summary = None;
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("events within 10 s")
+        .unwrap()
+    {
+        assert_eq!(ev.call_id, call_id);
+        if let Some(proto::call_event::Event::Summary(s)) = ev.event {
+            summary = Some(s);
+        }
+    }
+    summary.expect("a summary")
+}
+
+/// 200 ms of a 440 Hz tone at 8 kHz as 16-bit little-endian PCM, in 20 ms frames.
+fn tone_frames() -> Vec<Vec<u8>> {
+    let samples: Vec<i16> = (0..1600)
+        .map(|n| (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 8000.0).sin()) as i16)
+        .collect();
+    samples
+        .chunks(160)
+        .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn websocket_media_is_wss_with_the_server_certificate_and_plain_ws_is_refused() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let pki = test_pki(false);
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws.local_addr().unwrap();
+    let (addr, _stop) = start_serving(
+        SecurityConfig {
+            tls: Some(pki.files.clone()),
+            ..Default::default()
+        },
+        None,
+        Some(ws),
+    )
+    .await;
+    let mut grpc = tls_client(addr, &pki).await;
+
+    // An audio fork over wss://: TLS by rustls trusting the test CA, then the WebSocket.
+    let tls = tls_connect(ws_addr, &pki.ca, None).await.unwrap();
+    let url = format!("wss://localhost:{}/fork", ws_addr.port());
+    let (mut sock, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let meta = r#"{"callId":"wss-1","sampleRate":8000,"channels":1}"#;
+    sock.send(Message::Text(meta.into())).await.unwrap();
+    let events = grpc.watch_call(watch("wss-1")).await.unwrap().into_inner();
+    let frames = tone_frames();
+    for f in &frames {
+        sock.send(Message::Binary(f.clone().into())).await.unwrap();
+    }
+    sock.close(None).await.unwrap();
+    let summary = to_summary(events, "wss-1").await;
+    let leg = &summary.legs[0];
+    assert_eq!(leg.transport, "audio-fork");
+    assert_eq!(leg.packets_received, frames.len() as u64);
+    assert_eq!(leg.packets_malformed, 0);
+    assert!((150..=250).contains(&summary.duration_ms), "{summary:?}");
+
+    // Plain ws:// gets no WebSocket from the TLS listener.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(format!("ws://{ws_addr}/fork")),
+    )
+    .await
+    .expect("a plain client is refused, not left hanging");
+    assert!(plain.is_err(), "a plain ws:// client got a WebSocket");
+    // Nor does a TLS client that trusts another CA.
+    let other = test_pki(false);
+    assert!(tls_connect(ws_addr, &other.ca, None).await.is_err());
+}
+
+#[tokio::test]
+async fn with_ws_plaintext_websocket_media_stays_plain_next_to_grpc_tls() {
+    let pki = test_pki(false);
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws.local_addr().unwrap();
+    let (_addr, _stop) = start_serving(
+        SecurityConfig {
+            tls: Some(pki.files.clone()),
+            ws_plaintext: true,
+            ..Default::default()
+        },
+        None,
+        Some(ws),
+    )
+    .await;
+    let (sock, _) = tokio_tungstenite::connect_async(format!("ws://{ws_addr}/fork"))
+        .await
+        .expect("plain ws:// behind a TLS-terminating proxy");
+    drop(sock);
+    assert!(tls_connect(ws_addr, &pki.ca, None).await.is_err());
+}
+
+/// AudioSocket frames: the call's UUID, 20 ms of audio each, a hang-up.
+fn audiosocket_call(uuid: &[u8; 16], frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = vec![0x01, 0, 16];
+    b.extend(uuid);
+    for f in frames {
+        b.extend([0x10, (f.len() >> 8) as u8, f.len() as u8]);
+        b.extend(f);
+    }
+    b.extend([0x00, 0, 0]);
+    b
+}
+
+#[tokio::test]
+async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = test_pki(true);
+    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let as_addr = audiosocket.local_addr().unwrap();
+    let (addr, _stop) = start_serving(
+        SecurityConfig {
+            tls: Some(pki.files.clone()),
+            audiosocket_tls: true,
+            ..Default::default()
+        },
+        Some(audiosocket),
+        None,
+    )
+    .await;
+    let mut grpc = tls_client(addr, &pki).await;
+    // AudioSocket's audio is 8 kHz signed linear: 320 bytes a 20 ms frame.
+    let frames = tone_frames();
+
+    // As stunnel would: TLS with the client certificate, then AudioSocket's frames.
+    let uuid = [0x11u8; 16];
+    let id = "11111111-1111-1111-1111-111111111111";
+    let mut conn = tls_connect(as_addr, &pki.ca, Some(&pki.client))
+        .await
+        .unwrap();
+    let call = audiosocket_call(&uuid, &frames);
+    conn.write_all(&call[..19]).await.unwrap();
+    conn.flush().await.unwrap();
+    let events = grpc.watch_call(watch(id)).await.unwrap().into_inner();
+    conn.write_all(&call[19..]).await.unwrap();
+    conn.flush().await.unwrap();
+    let summary = to_summary(events, id).await;
+    let leg = &summary.legs[0];
+    assert_eq!(leg.transport, "audiosocket");
+    assert_eq!(leg.packets_received, frames.len() as u64);
+    assert!((150..=250).contains(&summary.duration_ms), "{summary:?}");
+
+    // Plain TCP: the server's TLS handshake fails on the UUID frame and closes.
+    let plain_id = "22222222-2222-2222-2222-222222222222";
+    let mut plain = tokio::net::TcpStream::connect(as_addr).await.unwrap();
+    plain
+        .write_all(&audiosocket_call(&[0x22; 16], &frames))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(10), plain.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+        "the plain connection is closed"
+    );
+    // TLS without a client certificate is refused too.
+    let no_cert = async {
+        let mut c = tls_connect(as_addr, &pki.ca, None).await?;
+        c.write_all(&audiosocket_call(&[0x22; 16], &frames)).await?;
+        c.flush().await?;
+        let mut b = [0u8; 8];
+        c.read(&mut b).await
+    };
+    let r = tokio::time::timeout(Duration::from_secs(10), no_cert)
+        .await
+        .expect("refused, not left hanging");
+    assert!(
+        r.is_err() || r.unwrap() == 0,
+        "a client without a certificate got in"
+    );
+    // Neither became a call (WatchCall waits the join timeout for one to appear).
+    let e = grpc.watch_call(watch(plain_id)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e}");
 }

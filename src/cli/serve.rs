@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Accept Asterisk AudioSocket connections on this address (e.g. 0.0.0.0:9093); off by default.
     #[arg(long, env = "CALLMOOD_AUDIOSOCKET_ADDR")]
     pub audiosocket_addr: Option<SocketAddr>,
+    /// Serve AudioSocket over TLS with --tls-cert, for a TLS-terminating proxy (stunnel) beside Asterisk; client certificates of --tls-client-ca are then required.
+    #[arg(long, env = "CALLMOOD_AUDIOSOCKET_TLS")]
+    pub audiosocket_tls: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9100); off by default.
     #[arg(long, env = "CALLMOOD_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -60,6 +63,9 @@ pub struct ServeArgs {
     /// Accept WebSocket media (/twilio, /fork, /audiohook) on this address (e.g. 0.0.0.0:8080); off by default.
     #[arg(long, env = "CALLMOOD_WS_ADDR")]
     pub ws_addr: Option<SocketAddr>,
+    /// Serve plain ws:// even with --tls-cert (a TLS-terminating proxy in front); otherwise the certificate serves wss://.
+    #[arg(long, env = "CALLMOOD_WS_PLAINTEXT")]
+    pub ws_plaintext: bool,
     /// Twilio Media Streams: the customParameters key whose value is the call id (default: callSid).
     #[arg(long, env = "CALLMOOD_TWILIO_CALL_ID_PARAM")]
     pub twilio_call_id_param: Option<String>,
@@ -159,8 +165,12 @@ fn check_files(c: &Config, all: bool) -> anyhow::Result<()> {
         // Refused before the models load; the service reads the file again as it starts.
         crate::server::security::Tokens::read(path)?;
     }
-    if let Some(tls) = &c.serve_config().security.tls {
+    let security = c.serve_config().security;
+    if let Some(tls) = &security.tls {
         tls.server_config()?;
+        // Parses the PEM files too (tonic's settings only read them).
+        security.ws_accept()?;
+        security.audiosocket_accept()?;
     }
     Ok(())
 }
@@ -213,8 +223,10 @@ impl ServeArgs {
             "rtp_allow" => legs.rtp_allow = self.rtp_allow.clone().unwrap_or_default();
             "leg_idle_timeout" => legs.idle_timeout_s = self.leg_idle_timeout;
             "audiosocket_addr" => legs.audiosocket_addr = self.audiosocket_addr;
+            "audiosocket_tls" => legs.audiosocket_tls = self.audiosocket_tls;
             "metrics_addr" => metrics.addr = self.metrics_addr;
             "ws_addr" => ws.addr = self.ws_addr;
+            "ws_plaintext" => ws.plaintext = self.ws_plaintext;
             "twilio_call_id_param" => ws.twilio_call_id_param = self.twilio_call_id_param.clone();
             "audiohook_api_keys" => ws.audiohook_api_keys = self.audiohook_api_keys.clone();
             "auth_tokens" => security.auth_tokens = sec.auth_tokens.clone();

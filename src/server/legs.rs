@@ -33,6 +33,7 @@ use crate::proto::{self, CallEvent, Role};
 use crate::server::security::{check_call_id, Tenant};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
+use crate::server::tls::Accept;
 
 /// Default address RTP legs bind: every interface.
 pub const DEFAULT_RTP_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
@@ -60,6 +61,8 @@ enum ConnError {
     Framing(#[from] AudioSocketError),
     #[error("no UUID within {secs} s")]
     NoUuid { secs: u64 },
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] std::io::Error),
     #[error("closed before its UUID")]
     ClosedBeforeUuid,
     #[error(transparent)]
@@ -626,14 +629,15 @@ impl Calls {
         Err(ServerError::NoFreePort { lo, hi })
     }
 
-    /// Serves Asterisk AudioSocket connections on `listener` until the task is dropped.
-    pub async fn serve_audiosocket(self: Arc<Self>, listener: TcpListener) {
+    /// Serves Asterisk AudioSocket connections on `listener` until the task is dropped,
+    /// over TLS when `accept` has it (a TLS-terminating proxy beside Asterisk).
+    pub async fn serve_audiosocket(self: Arc<Self>, listener: TcpListener, accept: Accept) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    let calls = self.clone();
+                    let (calls, accept) = (self.clone(), accept.clone());
                     tokio::spawn(async move {
-                        match calls.audiosocket_conn(stream).await {
+                        match calls.audiosocket_conn(stream, &accept).await {
                             // A configuration mistake on the PBX: say it where it is seen.
                             Err(e @ ConnError::NotLinear) => {
                                 tracing::error!(%peer, error = %e, "AudioSocket connection refused")
@@ -653,11 +657,23 @@ impl Calls {
         }
     }
 
-    async fn audiosocket_conn(self: &Arc<Self>, mut stream: TcpStream) -> Result<(), ConnError> {
+    async fn audiosocket_conn(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        accept: &Accept,
+    ) -> Result<(), ConnError> {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 4096];
-        // The first message must name the call.
+        // The TLS handshake, if any, and then the first message, which must name the
+        // call, within the join timeout.
         let deadline = tokio::time::Instant::now() + self.cfg.join_timeout;
+        let no_uuid = || ConnError::NoUuid {
+            secs: self.cfg.join_timeout.as_secs(),
+        };
+        let mut stream = tokio::time::timeout_at(deadline, accept.accept(stream))
+            .await
+            .map_err(|_| no_uuid())?
+            .map_err(ConnError::Tls)?;
         let uuid = loop {
             match decoder.next_message() {
                 Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
@@ -667,9 +683,7 @@ impl Calls {
             }
             let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
                 .await
-                .map_err(|_| ConnError::NoUuid {
-                    secs: self.cfg.join_timeout.as_secs(),
-                })??;
+                .map_err(|_| no_uuid())??;
             if n == 0 {
                 return Err(ConnError::ClosedBeforeUuid);
             }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod security;
 pub mod session;
 pub mod status;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -233,10 +234,24 @@ pub async fn serve_on(
     let service = Service::new(analyzer, cfg);
     let legs = service.legs();
     // Dropped (and with it the accept loop) when serving ends.
-    let _audiosocket =
-        audiosocket.map(|l| AbortOnDrop(tokio::spawn(service.legs().serve_audiosocket(l))));
-    let _websocket =
-        websocket.map(|l| AbortOnDrop(tokio::spawn(ws::serve(l, service.legs(), cfg.ws.clone()))));
+    let _audiosocket = match audiosocket {
+        Some(l) => {
+            let accept = cfg.security.audiosocket_accept()?;
+            eprintln!("callmood: AudioSocket {}", accept.describe());
+            let task = service.legs().serve_audiosocket(l, accept);
+            Some(AbortOnDrop(tokio::spawn(task)))
+        }
+        None => None,
+    };
+    let _websocket = match websocket {
+        Some(l) => {
+            let accept = cfg.security.ws_accept()?;
+            eprintln!("callmood: WebSocket media {}", accept.describe());
+            let task = ws::serve(l, service.legs(), cfg.ws.clone(), accept);
+            Some(AbortOnDrop(tokio::spawn(task)))
+        }
+        None => None,
+    };
     let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
     let svc = tonic::service::interceptor::InterceptedService::new(svc, authenticate.clone());
     // Health stays open to probes; reflection needs a token like the calls.

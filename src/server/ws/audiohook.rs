@@ -28,14 +28,12 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use super::{
     any_closed, count_malformed, end_legs, feed, join_tracks, next_message, text_before_start,
-    Next, Track, WsError,
+    MediaWs, Next, Track, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::{g711, Encoding};
@@ -186,10 +184,7 @@ const CLIENT_TYPES: [&str; 7] = [
 ];
 
 /// Serves one AudioHook session.
-pub(super) async fn run(
-    mut ws: WebSocketStream<TcpStream>,
-    calls: &Arc<Calls>,
-) -> Result<(), WsError> {
+pub(super) async fn run(mut ws: MediaWs, calls: &Arc<Calls>) -> Result<(), WsError> {
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
     let mut dropped_before = 0u64;

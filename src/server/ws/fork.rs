@@ -9,14 +9,12 @@ use std::sync::Arc;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use super::{
     any_closed, count_malformed, end_legs, feed, join_tracks, next_message, text_before_start,
-    Next, Track, WsError,
+    MediaWs, Next, Track, WsError,
 };
 use crate::call::{CallError, Transport};
 use crate::core::codec::Encoding;
@@ -78,11 +76,7 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
 }
 
 /// Serves one fork socket; `events`: send the call's Alerts and Utterances back.
-pub(super) async fn run(
-    ws: WebSocketStream<TcpStream>,
-    calls: &Arc<Calls>,
-    events: bool,
-) -> Result<(), WsError> {
+pub(super) async fn run(ws: MediaWs, calls: &Arc<Calls>, events: bool) -> Result<(), WsError> {
     let (sink, mut ws) = ws.split();
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
@@ -157,7 +151,7 @@ pub(super) async fn run(
 /// the peer goes.
 async fn send_events(
     mut rx: mpsc::Receiver<Result<CallEvent, CallError>>,
-    mut sink: SplitSink<WebSocketStream<TcpStream>, WsMessage>,
+    mut sink: SplitSink<MediaWs, WsMessage>,
 ) {
     while let Some(Ok(ev)) = rx.recv().await {
         if !matches!(ev.event, Some(Event::Alert(_) | Event::Utterance(_))) {

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::call::Transport;
 use crate::core::codec::Encoding;
@@ -36,6 +37,10 @@ use crate::proto::{self, Role};
 use crate::server::legs::{Calls, Leg, LegRequest};
 use crate::server::session::Input;
 use crate::server::status::ServerError;
+use crate::server::tls::{Accept, MediaStream};
+
+/// A media WebSocket, over plain TCP or TLS.
+pub type MediaWs = WebSocketStream<MediaStream>;
 
 /// Default largest WebSocket message (and frame) accepted, bytes: a second of 16 kHz
 /// stereo L16 is 64 000 bytes, a Twilio media message about 300.
@@ -68,6 +73,8 @@ impl Default for WsConfig {
 /// the call's events say what it lost).
 #[derive(Debug, thiserror::Error)]
 pub enum WsError {
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] std::io::Error),
     #[error("handshake: {0}")]
     Handshake(#[source] tokio_tungstenite::tungstenite::Error),
     #[error("no handshake within {secs} s")]
@@ -118,15 +125,16 @@ impl Route {
     }
 }
 
-/// Serves WebSocket media connections on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig) {
+/// Serves WebSocket media connections on `listener` until the task is dropped: `wss://`
+/// when `accept` has TLS.
+pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig, accept: Accept) {
     let cfg = Arc::new(cfg);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (calls, cfg) = (calls.clone(), cfg.clone());
+                let (calls, cfg, accept) = (calls.clone(), cfg.clone(), accept.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, &calls, &cfg).await {
+                    if let Err(e) = connection(stream, &accept, &calls, &cfg).await {
                         tracing::info!(%peer, error = %e, "WebSocket media connection ended");
                     }
                 });
@@ -139,9 +147,15 @@ pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig) {
     }
 }
 
-/// One connection: the handshake (404 for an unknown path, 401 for AudioHook without a
-/// known key), then the protocol of its path.
-async fn connection(stream: TcpStream, calls: &Arc<Calls>, cfg: &WsConfig) -> Result<(), WsError> {
+/// One connection: the TLS handshake if the listener has TLS, the WebSocket handshake
+/// (404 for an unknown path, 401 for AudioHook without a known key), both within the join
+/// timeout, then the protocol of its path.
+async fn connection(
+    stream: TcpStream,
+    accept: &Accept,
+    calls: &Arc<Calls>,
+    cfg: &WsConfig,
+) -> Result<(), WsError> {
     let mut route = None;
     // The callback's type is tungstenite's: its error is the HTTP response to send.
     #[allow(clippy::result_large_err)]
@@ -165,15 +179,18 @@ async fn connection(stream: TcpStream, calls: &Arc<Calls>, cfg: &WsConfig) -> Re
         .max_message_size(Some(cfg.max_message_bytes))
         .max_frame_size(Some(cfg.max_message_bytes));
     let join = calls.config().join_timeout;
-    let ws = tokio::time::timeout(
-        join,
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_cfg)),
-    )
-    .await
-    .map_err(|_| WsError::HandshakeTimeout {
-        secs: join.as_secs(),
-    })?
-    .map_err(WsError::Handshake)?;
+    let handshakes = async {
+        let stream = accept.accept(stream).await.map_err(WsError::Tls)?;
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_cfg))
+            .await
+            .map_err(WsError::Handshake)
+    };
+    let ws =
+        tokio::time::timeout(join, handshakes)
+            .await
+            .map_err(|_| WsError::HandshakeTimeout {
+                secs: join.as_secs(),
+            })??;
     match route {
         Some(Route::Twilio) => twilio::run(ws, calls, cfg).await,
         Some(Route::Fork { events }) => fork::run(ws, calls, events).await,

@@ -16,13 +16,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 use serde::Deserialize;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use super::{
-    any_closed, count_malformed, end_legs, join_tracks, next_message, text_before_start, Next,
-    Track, WsConfig, WsError,
+    any_closed, count_malformed, end_legs, join_tracks, next_message, text_before_start, MediaWs,
+    Next, Track, WsConfig, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::Encoding;
@@ -263,7 +261,7 @@ impl Started {
 
 /// Serves one Media Streams socket.
 pub(super) async fn run(
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: MediaWs,
     calls: &Arc<Calls>,
     cfg: &WsConfig,
 ) -> Result<(), WsError> {
