@@ -43,6 +43,8 @@ pub enum CallError {
     DuplicateChannel(u32),
     #[error("config.channels[{channel_id}].encoding: must be LINEAR16, MULAW or ALAW")]
     UnspecifiedEncoding { channel_id: u32 },
+    #[error("config.channels[{channel_id}].role: {value} is no Role (0 ROLE_UNSPECIFIED, 1 CALLER, 2 AGENT)")]
+    UnknownRole { channel_id: u32, value: i32 },
     #[error(
         "config.channels[{channel_id}].sample_rate_hz: {rate} Hz is not supported for {encoding} (expected {expected})"
     )]
@@ -141,7 +143,11 @@ impl ChannelSpec {
                 })
             }
         };
-        let role = Role::try_from(c.role).unwrap_or(Role::Unspecified);
+        // An unknown value is refused, not read as unspecified: the client meant something.
+        let role = Role::try_from(c.role).map_err(|_| CallError::UnknownRole {
+            channel_id: c.channel_id,
+            value: c.role,
+        })?;
         let rate = c.sample_rate_hz;
         let sample_rate_hz = match encoding {
             Encoding::Linear16 if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate) => rate,

@@ -844,3 +844,93 @@ async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_o
     let e = grpc.watch_call(watch(plain_id)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e}");
 }
+
+#[tokio::test]
+async fn unknown_enum_values_are_refused_naming_the_field() {
+    let (addr, _stop) = start_with(SecurityConfig::default()).await;
+    let mut c = client(addr, None).await;
+    let check = |e: Status, field: &str| {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message().contains(&format!("{field}: 99 is no Role")),
+            "{e:?}"
+        );
+    };
+    // OpenRtpLeg is checked as a StreamCall channel, with its field names.
+    let leg = proto::OpenRtpLegRequest {
+        role: 99,
+        ..rtp_leg("enum-1")
+    };
+    check(
+        c.open_rtp_leg(leg).await.unwrap_err(),
+        "config.channels[0].role",
+    );
+    let config = StreamCallRequest {
+        request: Some(stream_call_request::Request::Config(proto::CallConfig {
+            call_id: "enum-2".into(),
+            channels: vec![proto::ChannelConfig {
+                channel_id: 3,
+                role: 99,
+                encoding: proto::Encoding::Mulaw as i32,
+                sample_rate_hz: 8000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+    };
+    let e = c
+        .stream_call(tokio_stream::iter(vec![config]))
+        .await
+        .unwrap_err();
+    check(e, "config.channels[3].role");
+    let rec = proto::AnalyzeRecordingRequest {
+        call_id: "enum-3".into(),
+        left_role: 99,
+        audio: Some(proto::analyze_recording_request::Audio::Wav(Vec::new())),
+        ..Default::default()
+    };
+    check(c.analyze_recording(rec).await.unwrap_err(), "left_role");
+    // A recording's channel count is refused under its own field's name.
+    let mut wav = Vec::new();
+    let spec = hound::WavSpec {
+        channels: 9,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(std::io::Cursor::new(&mut wav), spec).unwrap();
+    for _ in 0..9 * 80 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let raw = proto::RawAudio {
+        encoding: proto::Encoding::Mulaw as i32,
+        channels: 9,
+        data: vec![0xff; 9 * 80],
+        ..Default::default()
+    };
+    for (audio, field) in [
+        (
+            proto::analyze_recording_request::Audio::Wav(wav),
+            "wav: 9 channels",
+        ),
+        (
+            proto::analyze_recording_request::Audio::Raw(raw),
+            "raw.channels: 9 channels",
+        ),
+    ] {
+        let rec = proto::AnalyzeRecordingRequest {
+            audio: Some(audio),
+            ..Default::default()
+        };
+        let e = c.analyze_recording(rec).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with(field), "{e:?}");
+    }
+    // The known values still pass.
+    let leg = proto::OpenRtpLegRequest {
+        role: proto::Role::Agent as i32,
+        ..rtp_leg("enum-4")
+    };
+    c.open_rtp_leg(leg).await.unwrap();
+}

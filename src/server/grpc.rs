@@ -327,9 +327,12 @@ impl CallAnalyzer for Service {
         let req = request.into_inner();
         let call_id = call_id_or_new(&req.call_id).map_err(status)?;
         check_language(&req.language).map_err(status)?;
+        let left = proto::Role::try_from(req.left_role)
+            .map_err(|_| status(ServerError::UnknownLeftRole(req.left_role)))?;
         let (rate, channels) = match req.audio {
             Some(proto::analyze_recording_request::Audio::Wav(bytes)) => {
                 let wav = codec::wav::parse_wav(&bytes).map_err(status)?;
+                check_recording_channels("wav", wav.samples.len())?;
                 (wav.sample_rate, wav.samples)
             }
             Some(proto::analyze_recording_request::Audio::File(bytes)) => {
@@ -341,11 +344,11 @@ impl CallAnalyzer for Service {
                 (audio.sample_rate, audio.samples)
             }
             Some(proto::analyze_recording_request::Audio::Raw(raw)) => {
+                check_recording_channels("raw.channels", raw.channels.max(1) as usize)?;
                 decode_raw(&raw).map_err(status)?
             }
             None => return Err(status(ServerError::NoRecording)),
         };
-        let left = proto::Role::try_from(req.left_role).unwrap_or(proto::Role::Unspecified);
         let specs = crate::call::recording_channels(channels.len(), rate, left);
         let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
         let (handle, events) = self
@@ -357,7 +360,20 @@ impl CallAnalyzer for Service {
     }
 }
 
-/// Decodes a raw recording into per-channel samples.
+/// Refuses a recording of more channels than a call has, naming the request's field
+/// (not `config.channels`, which `AnalyzeRecording` has none of).
+fn check_recording_channels(field: &'static str, got: usize) -> Result<(), Status> {
+    if got > crate::call::MAX_CHANNELS {
+        return Err(status(ServerError::RecordingChannels {
+            field,
+            got,
+            max: crate::call::MAX_CHANNELS,
+        }));
+    }
+    Ok(())
+}
+
+/// Decodes a raw recording (of at most `MAX_CHANNELS` channels) into per-channel samples.
 fn decode_raw(raw: &proto::RawAudio) -> Result<(u32, Vec<Vec<f32>>), CallError> {
     let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
         channel_id: 0,
@@ -367,12 +383,6 @@ fn decode_raw(raw: &proto::RawAudio) -> Result<(u32, Vec<Vec<f32>>), CallError> 
         ..Default::default()
     })?;
     let n = raw.channels.max(1) as usize;
-    if n > crate::call::MAX_CHANNELS {
-        return Err(CallError::TooManyChannels {
-            max: crate::call::MAX_CHANNELS,
-            got: n,
-        });
-    }
     let mut interleaved = Vec::new();
     codec::Decoder::new(spec.encoding).decode_into(&raw.data, &mut interleaved);
     let mut channels = vec![Vec::with_capacity(interleaved.len() / n); n];

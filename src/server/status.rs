@@ -31,6 +31,16 @@ pub enum ServerError {
     /// A leg (RTP, AudioSocket) got no call id to join.
     #[error("call_id: required to join legs")]
     CallIdRequiredToJoin,
+    /// `AnalyzeRecording`'s `left_role` is no `Role`.
+    #[error("left_role: {0} is no Role (0 ROLE_UNSPECIFIED, 1 CALLER, 2 AGENT)")]
+    UnknownLeftRole(i32),
+    /// `AnalyzeRecording`'s recording has more channels than a call may.
+    #[error("{field}: {got} channels, at most {max} are analysed")]
+    RecordingChannels {
+        field: &'static str,
+        got: usize,
+        max: usize,
+    },
     /// `AnalyzeRecording` without audio.
     #[error("audio: a file, wav or raw recording is required")]
     NoRecording,
@@ -102,6 +112,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
             | CallError::TooManyChannels { .. }
             | CallError::DuplicateChannel(_)
             | CallError::UnspecifiedEncoding { .. }
+            | CallError::UnknownRole { .. }
             | CallError::BadSampleRate { .. }
             | CallError::UnsupportedLanguage(_)
             | CallError::UnknownChannel(_)
@@ -122,6 +133,8 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::CallIdRequired
         | ServerError::CallIdRequiredToJoin
         | ServerError::NoRecording
+        | ServerError::UnknownLeftRole(_)
+        | ServerError::RecordingChannels { .. }
         | ServerError::BadCallId { .. }
         | ServerError::BadAudio(_) => Status::invalid_argument(msg),
         ServerError::EndedWhileJoining { .. } | ServerError::Draining => Status::unavailable(msg),
