@@ -169,8 +169,8 @@ fn check_files(c: &Config, all: bool) -> anyhow::Result<()> {
     if let Some(tls) = &security.tls {
         tls.server_config()?;
         // Parses the PEM files too (tonic's settings only read them).
-        security.ws_accept()?;
-        security.audiosocket_accept()?;
+        crate::server::tls::ws_accept(&security)?;
+        crate::server::tls::audiosocket_accept(&security)?;
     }
     Ok(())
 }

@@ -236,7 +236,7 @@ pub async fn serve_on(
     // Dropped (and with it the accept loop) when serving ends.
     let _audiosocket = match audiosocket {
         Some(l) => {
-            let accept = cfg.security.audiosocket_accept()?;
+            let accept = tls::audiosocket_accept(&cfg.security)?;
             eprintln!("callmood: AudioSocket {}", accept.describe());
             let task = service.legs().serve_audiosocket(l, accept);
             Some(AbortOnDrop(tokio::spawn(task)))
@@ -245,7 +245,7 @@ pub async fn serve_on(
     };
     let _websocket = match websocket {
         Some(l) => {
-            let accept = cfg.security.ws_accept()?;
+            let accept = tls::ws_accept(&cfg.security)?;
             eprintln!("callmood: WebSocket media {}", accept.describe());
             let task = ws::serve(l, service.legs(), cfg.ws.clone(), accept);
             Some(AbortOnDrop(tokio::spawn(task)))

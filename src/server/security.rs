@@ -49,35 +49,6 @@ pub struct SecurityConfig {
     pub audiosocket_tls: bool,
 }
 
-impl SecurityConfig {
-    /// How the WebSocket media listener takes connections: TLS whenever the server has a
-    /// certificate, unless `ws_plaintext`; no client certificates (the cloud platforms
-    /// present none).
-    pub fn ws_accept(&self) -> anyhow::Result<super::tls::Accept> {
-        use super::tls::{server_config, Accept, ClientCerts};
-        Ok(match &self.tls {
-            Some(files) if !self.ws_plaintext => {
-                Accept::tls(server_config(files, ClientCerts::Never)?)
-            }
-            _ => Accept::Plain,
-        })
-    }
-
-    /// How the AudioSocket listener takes connections: TLS with `audiosocket_tls`, with
-    /// client certificates of `--tls-client-ca` required when one is given.
-    pub fn audiosocket_accept(&self) -> anyhow::Result<super::tls::Accept> {
-        use super::tls::{server_config, Accept, ClientCerts};
-        match (&self.tls, self.audiosocket_tls) {
-            (Some(files), true) => Ok(Accept::tls(server_config(
-                files,
-                ClientCerts::AsConfigured,
-            )?)),
-            (None, true) => anyhow::bail!("AudioSocket TLS needs --tls-cert and --tls-key"),
-            (_, false) => Ok(Accept::Plain),
-        }
-    }
-}
-
 /// PEM files of `serve --tls-cert/--tls-key/--tls-client-ca`.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {

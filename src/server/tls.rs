@@ -21,7 +21,30 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use super::security::TlsFiles;
+use super::security::{SecurityConfig, TlsFiles};
+
+/// How the WebSocket media listener takes connections: TLS whenever the server has a
+/// certificate, unless `ws_plaintext`; no client certificates (the cloud platforms present
+/// none).
+pub fn ws_accept(sec: &SecurityConfig) -> anyhow::Result<Accept> {
+    Ok(match &sec.tls {
+        Some(files) if !sec.ws_plaintext => Accept::tls(server_config(files, ClientCerts::Never)?),
+        _ => Accept::Plain,
+    })
+}
+
+/// How the AudioSocket listener takes connections: TLS with `audiosocket_tls`, with client
+/// certificates of `--tls-client-ca` required when one is given.
+pub fn audiosocket_accept(sec: &SecurityConfig) -> anyhow::Result<Accept> {
+    match (&sec.tls, sec.audiosocket_tls) {
+        (Some(files), true) => Ok(Accept::tls(server_config(
+            files,
+            ClientCerts::AsConfigured,
+        )?)),
+        (None, true) => anyhow::bail!("AudioSocket TLS needs --tls-cert and --tls-key"),
+        (_, false) => Ok(Accept::Plain),
+    }
+}
 
 /// Whether a media listener's clients must present a certificate of `--tls-client-ca`
 /// (when one is configured).
