@@ -104,6 +104,27 @@ async fn start_serving(
     (addr, tx)
 }
 
+/// A media listener of the tests.
+enum Media {
+    AudioSocket,
+    WebSocket,
+}
+
+/// A server on loopback with these security settings and one media listener: the gRPC
+/// address, the media listener's, and the stop sender.
+async fn start_media(
+    security: SecurityConfig,
+    media: Media,
+) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let media_addr = l.local_addr().unwrap();
+    let (addr, stop) = match media {
+        Media::AudioSocket => start_serving(security, Some(l), None).await,
+        Media::WebSocket => start_serving(security, None, Some(l)).await,
+    };
+    (addr, media_addr, stop)
+}
+
 /// Adds the token to each request.
 type AddToken = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
 type Client = CallAnalyzerClient<InterceptedService<Channel, AddToken>>;
@@ -131,6 +152,23 @@ fn rtp_leg(call_id: &str) -> proto::OpenRtpLegRequest {
         call_id: call_id.into(),
         encoding: proto::Encoding::Mulaw as i32,
         ..Default::default()
+    }
+}
+
+/// A `StreamCall` config of one 8 kHz μ-law channel.
+fn mulaw_config(call_id: &str, channel_id: u32, role: i32) -> StreamCallRequest {
+    StreamCallRequest {
+        request: Some(stream_call_request::Request::Config(proto::CallConfig {
+            call_id: call_id.into(),
+            channels: vec![proto::ChannelConfig {
+                channel_id,
+                role,
+                encoding: proto::Encoding::Mulaw as i32,
+                sample_rate_hz: 8000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
     }
 }
 
@@ -340,19 +378,7 @@ async fn call_ids_are_limited_and_never_echoed_in_full() {
     check(a.watch_call(watch(&huge)).await.unwrap_err());
     check(a.open_rtp_leg(rtp_leg(&huge)).await.unwrap_err());
     check(a.close_leg(close(&huge, 0)).await.unwrap_err());
-    let config = StreamCallRequest {
-        request: Some(stream_call_request::Request::Config(proto::CallConfig {
-            call_id: huge.clone(),
-            channels: vec![proto::ChannelConfig {
-                channel_id: 0,
-                role: proto::Role::Caller as i32,
-                encoding: proto::Encoding::Mulaw as i32,
-                sample_rate_hz: 8000,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })),
-    };
+    let config = mulaw_config(&huge, 0, proto::Role::Caller as i32);
     let s = a
         .stream_call(tokio_stream::iter(vec![config]))
         .await
@@ -449,41 +475,16 @@ async fn tls_clients_connect_and_plaintext_ones_do_not() {
 
 #[tokio::test]
 async fn with_a_client_ca_only_clients_with_its_certificate_get_in() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let dir = tempfile::tempdir().unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let signed = |names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = signed(vec!["localhost".into()]);
-    let (client_cert, client_key) = signed(vec!["dialler.acme".into()]);
-    let path = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let pki = test_pki(true);
     let (addr, _stop) = start_with(SecurityConfig {
-        tls: Some(callmood::server::security::TlsFiles {
-            cert: path("server.pem", &server_cert),
-            key: path("server.key", &server_key),
-            client_ca: Some(path("ca.pem", &ca.pem())),
-        }),
+        tls: Some(pki.files.clone()),
         ..Default::default()
     })
     .await;
     let try_call = |identity: Option<Identity>| {
         let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca.pem()))
+            .ca_certificate(Certificate::from_pem(&pki.ca_pem))
             .domain_name("localhost");
         if let Some(id) = identity {
             tls = tls.identity(id);
@@ -501,7 +502,7 @@ async fn with_a_client_ca_only_clients_with_its_certificate_get_in() {
     };
     let with = tokio::time::timeout(
         Duration::from_secs(10),
-        try_call(Some(Identity::from_pem(client_cert, client_key))),
+        try_call(Some(Identity::from_pem(&pki.client.0, &pki.client.1))),
     )
     .await
     .unwrap();
@@ -518,16 +519,13 @@ async fn calls_of_transports_without_tokens_belong_to_the_media_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN_A} acme\n{TOKEN_B} globex\n")).unwrap();
-    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let as_addr = audiosocket.local_addr().unwrap();
-    let (addr, _stop) = start_serving(
+    let (addr, as_addr, _stop) = start_media(
         SecurityConfig {
             auth_tokens: Some(tokens),
             media_tenant: Some("acme".into()),
             ..Default::default()
         },
-        Some(audiosocket),
-        None,
+        Media::AudioSocket,
     )
     .await;
     // An AudioSocket call: its UUID, 200 ms of silence, then a hang-up.
@@ -695,15 +693,12 @@ async fn websocket_media_is_wss_with_the_server_certificate_and_plain_ws_is_refu
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let pki = test_pki(false);
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = ws.local_addr().unwrap();
-    let (addr, _stop) = start_serving(
+    let (addr, ws_addr, _stop) = start_media(
         SecurityConfig {
             tls: Some(pki.files.clone()),
             ..Default::default()
         },
-        None,
-        Some(ws),
+        Media::WebSocket,
     )
     .await;
     let mut grpc = tls_client(addr, &pki).await;
@@ -743,16 +738,13 @@ async fn websocket_media_is_wss_with_the_server_certificate_and_plain_ws_is_refu
 #[tokio::test]
 async fn with_ws_plaintext_websocket_media_stays_plain_next_to_grpc_tls() {
     let pki = test_pki(false);
-    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = ws.local_addr().unwrap();
-    let (_addr, _stop) = start_serving(
+    let (_addr, ws_addr, _stop) = start_media(
         SecurityConfig {
             tls: Some(pki.files.clone()),
             ws_plaintext: true,
             ..Default::default()
         },
-        None,
-        Some(ws),
+        Media::WebSocket,
     )
     .await;
     let (sock, _) = tokio_tungstenite::connect_async(format!("ws://{ws_addr}/fork"))
@@ -778,16 +770,13 @@ fn audiosocket_call(uuid: &[u8; 16], frames: &[Vec<u8>]) -> Vec<u8> {
 async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_only() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pki = test_pki(true);
-    let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let as_addr = audiosocket.local_addr().unwrap();
-    let (addr, _stop) = start_serving(
+    let (addr, as_addr, _stop) = start_media(
         SecurityConfig {
             tls: Some(pki.files.clone()),
             audiosocket_tls: true,
             ..Default::default()
         },
-        Some(audiosocket),
-        None,
+        Media::AudioSocket,
     )
     .await;
     let mut grpc = tls_client(addr, &pki).await;
@@ -865,19 +854,7 @@ async fn unknown_enum_values_are_refused_naming_the_field() {
         c.open_rtp_leg(leg).await.unwrap_err(),
         "config.channels[0].role",
     );
-    let config = StreamCallRequest {
-        request: Some(stream_call_request::Request::Config(proto::CallConfig {
-            call_id: "enum-2".into(),
-            channels: vec![proto::ChannelConfig {
-                channel_id: 3,
-                role: 99,
-                encoding: proto::Encoding::Mulaw as i32,
-                sample_rate_hz: 8000,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })),
-    };
+    let config = mulaw_config("enum-2", 3, 99);
     let e = c
         .stream_call(tokio_stream::iter(vec![config]))
         .await
