@@ -106,8 +106,7 @@ def table_for(sets, cands):
         elif name == "words":
             f = lambda r, w: w["words"]
         else:
-            f = lambda r, w, c=c: fuse(r, *c, words=w["words"]) if len(c) == 4 \
-                else fuse(r, *c, None, w["words"])
+            f = lambda r, w, c=c: fuse(r, *c, words=w["words"])
         got = [(CLASSES.index(r["label"]), argmax(f(r, w))) for r, w in pairs]
         table[name]["pairs"] = (uar(got), float("nan"))
     return table
