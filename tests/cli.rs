@@ -240,6 +240,7 @@ fn stereo_is_caller_left_agent_right_and_alaw_reads_like_pcm() {
     let alaw = dir.path().join("alaw.wav");
     write_wav(&pcm, 16_000, &a);
     let st = Command::new("sox")
+        .arg("-D") // no random dither: the same bytes every run
         .arg(&pcm)
         .args(["-r", "8000", "-e", "a-law", "-b", "8"])
         .arg(&alaw)

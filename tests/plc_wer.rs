@@ -29,6 +29,7 @@ const REORDER: f64 = 0.10;
 /// The clip as 8 kHz μ-law bytes (sox, as a phone line would carry it).
 fn mulaw(path: &Path) -> Vec<u8> {
     let out = std::process::Command::new("sox")
+        .arg("-D") // no random dither: the same bytes every run
         .arg(path)
         .args([
             "-r", "8000", "-e", "u-law", "-b", "8", "-c", "1", "-t", "raw", "-",
