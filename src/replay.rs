@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{CallError, CallSettings};
+use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::codec::audio_file::{has_recording_extension, read_audio_file, AudioFileError};
 use crate::proto::{self, call_event::Event, CallEvent};
@@ -217,6 +218,9 @@ pub struct ReplayConfig {
     pub left_role: proto::Role,
     /// Redact personal data in transcripts (the default).
     pub redact_pii: bool,
+    /// The alert rules (the `[alerts]` section of `analyze --config`); local analysis only,
+    /// a server (`analyze --server`) uses its own.
+    pub alerts: AlertConfig,
     /// Results directory; `None` writes JSON lines to stdout.
     pub out: Option<PathBuf>,
     /// A stderr line per file (skipped, analysed).
@@ -316,6 +320,7 @@ pub async fn replay(
         sink,
         left_role: cfg.left_role,
         redact_pii: cfg.redact_pii,
+        alerts: cfg.alerts.clone(),
         verbose: cfg.verbose,
         progress: progress.clone(),
         stop: AtomicBool::new(false),
@@ -368,6 +373,7 @@ struct Shared {
     sink: Sink,
     left_role: proto::Role,
     redact_pii: bool,
+    alerts: AlertConfig,
     verbose: bool,
     progress: ProgressBar,
     stop: AtomicBool,
@@ -490,7 +496,11 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
                 wav,
                 rec.call_id(),
                 s.left_role,
-                s.redact_pii,
+                FinishOptions {
+                    redact_pii: s.redact_pii,
+                    alerts: s.alerts.clone(),
+                    ..FinishOptions::default()
+                },
                 sink,
             )
             .await
@@ -545,13 +555,14 @@ async fn analyze_remote(
         })
 }
 
-/// Analyses one decoded recording, handing each event to `sink` as it arrives.
+/// Analyses one decoded recording, finished as `finish` says (its transcript is off
+/// when the analyzer has no recogniser), handing each event to `sink` as it arrives.
 pub async fn analyze_recording(
     analyzer: &Analyzer,
     wav: crate::core::codec::WavAudio,
     call_id: String,
     left_role: proto::Role,
-    redact_pii: bool,
+    finish: FinishOptions,
     mut sink: impl FnMut(&CallEvent) -> io::Result<()>,
 ) -> Result<(), FileError> {
     let specs = crate::call::recording_channels(wav.samples.len(), wav.sample_rate, left_role);
@@ -560,9 +571,8 @@ pub async fn analyze_recording(
         backpressure: AsrBackpressure::Wait,
         joining: None,
         finish: FinishOptions {
-            disable_transcript: analyzer.asr.is_none(),
-            redact_pii,
-            ..FinishOptions::default()
+            disable_transcript: finish.disable_transcript || analyzer.asr.is_none(),
+            ..finish
         },
     };
     let (handle, mut events) = analyzer.start_call(call_id, &specs, opts)?;

@@ -9,6 +9,8 @@ use anyhow::bail;
 use clap::Args;
 
 use super::args::{read_recording, AsrArgs, EmotionArgs, RoleArg};
+use crate::config::{Layered, ENV_PREFIX};
+use crate::contact::alerts::AlertConfig;
 use crate::core::dsp::{self, DspPlan, FrameAnalyzer};
 use crate::server::session::Analyzer;
 
@@ -54,6 +56,33 @@ pub struct AnalyzeArgs {
     /// Role of the left (or only) channel of each file.
     #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
     pub left_role: RoleArg,
+    /// `serve`'s TOML configuration file: its `[alerts]` section sets the alert rules, so
+    /// that recordings raise the alerts the server would; `CALLMOOD_ALERTS__KEY`
+    /// variables override it. The file's other sections are checked but serve only
+    /// `serve`. Not with --server, whose own rules apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl AnalyzeArgs {
+    /// The alert rules: the defaults, then `--config`'s `[alerts]`, then the
+    /// `CALLMOOD_ALERTS__KEY` variables among `vars`; checked, errors naming the key.
+    pub fn alerts(
+        &self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<AlertConfig> {
+        let mut l = match &self.config {
+            Some(path) => Layered::from_file(path)?,
+            None => Layered::default(),
+        };
+        let prefix = format!("{ENV_PREFIX}ALERTS__");
+        l.apply_env(
+            vars.into_iter()
+                .filter(|(k, _)| k.to_uppercase().starts_with(&prefix)),
+        )?;
+        l.validate()?;
+        Ok(l.config.alerts)
+    }
 }
 
 /// The machine's available parallelism (1 when unknown).
@@ -105,6 +134,15 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
     if a.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    if a.server.is_some() && a.config.is_some() {
+        bail!(
+            "--config sets the alert rules of local analysis; with --server the server's own apply"
+        );
+    }
+    let alerts = a.alerts(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )?;
     // Find every file before loading the model, so a typo fails fast.
     let recordings = replay::find_recordings(&a.files)?;
     let runtime = super::runtime()?;
@@ -138,6 +176,7 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         jobs: a.jobs,
         left_role: a.left_role.proto(),
         redact_pii: !a.no_redaction,
+        alerts,
         out: a.out.clone(),
         verbose: a.verbose,
         // With events on a terminal's stdout a bar would be drawn over them.

@@ -214,6 +214,14 @@ pub struct AlertConfig {
     /// `tools/make_call.sh` (two alerts to none) but caught 52 instead of 59 of 60 escalating
     /// calls of unseen RAVDESS actors (models/README.md).
     pub discount_unfamiliar: bool,
+    /// With a value t₁, an unfamiliar voice must be surer of its anger for the anger trend
+    /// of `escalate`: an utterance counts from `angry` ≥ t₀ + (t₁ − t₀) × unfamiliarity
+    /// (t₀ = `escalate_angry`), so a voice like the model's training speech is read as
+    /// before and a wholly unfamiliar one needs `angry` ≥ t₁ (cues still raise it). The
+    /// trend then follows `angry × t₀ / threshold`, which crosses t₀ exactly there. Must be
+    /// at least `escalate_angry`. Default `None` (off); measured in models/README.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalate_angry_unfamiliar: Option<f32>,
     /// With a value θ, a caller's words alone also raise `escalate`: the words model's
     /// `frustration` at or above θ on `escalate_min_utterances` of the last
     /// `escalate_window` scored utterances. Default `None` (off): measured against a rule
@@ -244,6 +252,7 @@ impl Default for AlertConfig {
             cooldown_ms: DEFAULT_COOLDOWN_MS,
             realert_margin: DEFAULT_REALERT_MARGIN,
             discount_unfamiliar: false,
+            escalate_angry_unfamiliar: None,
             escalate_frustration: None,
         }
     }
@@ -266,6 +275,22 @@ impl AlertConfig {
         unit("cue_weight", self.cue_weight)?;
         if let Some(theta) = self.escalate_frustration {
             unit("escalate_frustration", theta)?;
+        }
+        if let Some(t1) = self.escalate_angry_unfamiliar {
+            unit("escalate_angry_unfamiliar", t1)?;
+            if self.discount_unfamiliar {
+                return Err((
+                    "escalate_angry_unfamiliar",
+                    "not with discount_unfamiliar: choose one way to weigh unfamiliar voices"
+                        .into(),
+                ));
+            }
+            if t1 < self.escalate_angry {
+                return Err((
+                    "escalate_angry_unfamiliar",
+                    format!("must be at least escalate_angry ({})", self.escalate_angry),
+                ));
+            }
         }
         if !(-1.0..=1.0).contains(&self.anxious_arousal) {
             return Err(("anxious_arousal", "must be within -1..1".into()));
@@ -520,7 +545,7 @@ struct TrendRule {
 struct Evidence {
     /// The probability followed, as the reason names it ("angry").
     label: &'static str,
-    value: fn(&proto::Emotion) -> f32,
+    value: Box<dyn Fn(&proto::Emotion) -> f32>,
     rule: TrendRule,
     /// Cue phrases said in the utterance.
     said: Vec<String>,
@@ -601,11 +626,7 @@ impl CallState {
         let cfg = &self.cfg;
         let anger = Evidence {
             label: "angry",
-            value: if cfg.discount_unfamiliar {
-                |e| e.angry * (1.0 - e.unfamiliarity.clamp(0.0, 1.0))
-            } else {
-                |e| e.angry
-            },
+            value: anger_value(cfg),
             rule: TrendRule {
                 window: cfg.escalate_window,
                 threshold: cfg.escalate_angry,
@@ -626,7 +647,7 @@ impl CallState {
             let cfg = &self.cfg;
             let words = Evidence {
                 label: "frustration (words)",
-                value: |e| e.frustration,
+                value: Box::new(|e| e.frustration),
                 rule: TrendRule {
                     window: cfg.escalate_window,
                     threshold,
@@ -652,7 +673,7 @@ impl CallState {
             }
             let fear = Evidence {
                 label: "fearful",
-                value: |e| e.fearful,
+                value: Box::new(|e| e.fearful),
                 rule: TrendRule {
                     window: cfg.anxious_window,
                     threshold: cfg.anxious_fearful,
@@ -918,6 +939,24 @@ fn trend(values: impl Iterator<Item = f32>, rule: TrendRule) -> Option<Trend> {
     })
 }
 
+/// What the anger trend of `escalate` follows for an utterance's emotion: `angry`, or as
+/// [`AlertConfig::discount_unfamiliar`] or [`AlertConfig::escalate_angry_unfamiliar`] weigh it.
+fn anger_value(cfg: &AlertConfig) -> Box<dyn Fn(&proto::Emotion) -> f32> {
+    let t0 = cfg.escalate_angry;
+    match (cfg.discount_unfamiliar, cfg.escalate_angry_unfamiliar) {
+        (true, _) => Box::new(|e| e.angry * (1.0 - e.unfamiliarity.clamp(0.0, 1.0))),
+        (false, Some(t1)) => Box::new(move |e| {
+            let threshold = t0 + (t1 - t0) * e.unfamiliarity.clamp(0.0, 1.0);
+            if threshold > 0.0 {
+                (e.angry * t0 / threshold).min(1.0)
+            } else {
+                e.angry
+            }
+        }),
+        (false, None) => Box::new(|e| e.angry),
+    }
+}
+
 /// Two independent pieces of evidence, each 0..1, as one.
 fn noisy_or(a: f32, b: f32) -> f32 {
     1.0 - (1.0 - a.clamp(0.0, 1.0)) * (1.0 - b.clamp(0.0, 1.0))
@@ -1146,6 +1185,44 @@ mod tests {
         // A cue still raises it.
         let a = one(run(discount, 1.0, "get me a supervisor"), ESCALATE);
         assert!(a.reason.contains("'supervisor'"), "{}", a.reason);
+    }
+
+    /// With `escalate_angry_unfamiliar`, an unfamiliar voice needs a surer anger: 0.8 on a
+    /// familiar voice escalates; at unfamiliarity 1 it needs t₁ = 0.9; halfway, 0.7.
+    #[test]
+    fn an_unfamiliar_voice_must_be_surer_of_its_anger() {
+        let run = |cfg: AlertConfig, angry: f32, unfamiliarity: f32| {
+            let mut s = CallState::new(cfg, Arc::new(AlertCues::builtin()));
+            let mut out = Vec::new();
+            for i in 0..4u32 {
+                let mut u = caller(&format!("u{i}"), 5 * (i + 1), angry, 0.0, "");
+                u.emotion.as_mut().unwrap().unfamiliarity = unfamiliarity;
+                s.push_utterance(&u, &mut out);
+            }
+            kinds(&out)
+        };
+        let surer = AlertConfig {
+            escalate_angry_unfamiliar: Some(0.9),
+            ..AlertConfig::default()
+        };
+        assert_eq!(run(surer.clone(), 0.8, 0.0), [ESCALATE]);
+        assert!(run(surer.clone(), 0.8, 1.0).is_empty());
+        assert_eq!(run(surer.clone(), 0.95, 1.0), [ESCALATE]);
+        assert_eq!(run(surer.clone(), 0.75, 0.5), [ESCALATE]);
+        assert!(run(surer.clone(), 0.65, 0.5).is_empty());
+        // Off by default: 0.8 escalates whatever the voice.
+        assert_eq!(run(AlertConfig::default(), 0.8, 1.0), [ESCALATE]);
+        // Refused below escalate_angry, and together with discount_unfamiliar.
+        let low = AlertConfig {
+            escalate_angry_unfamiliar: Some(0.4),
+            ..AlertConfig::default()
+        };
+        assert_eq!(low.validate().unwrap_err().0, "escalate_angry_unfamiliar");
+        let both = AlertConfig {
+            discount_unfamiliar: true,
+            ..surer
+        };
+        assert_eq!(both.validate().unwrap_err().0, "escalate_angry_unfamiliar");
     }
 
     #[test]
