@@ -84,6 +84,12 @@ pub struct ServerSection {
     /// Longest call accepted, s; longer streams are refused, not buffered. Default
     /// [`DEFAULT_MAX_CALL_MS`] (4 h).
     pub max_call_s: u64,
+    /// glibc malloc arenas at most: `serve` runs itself again at start with
+    /// `MALLOC_ARENA_MAX` set to it (glibc reads it only then); 0 leaves glibc's own limit
+    /// (8 per core). The default, [`server::DEFAULT_MALLOC_ARENA_MAX`] (2),
+    /// keeps a long-running server's resident memory flat (docs/measurements.md, "Soak");
+    /// a `MALLOC_ARENA_MAX` in the environment wins; no effect on other C libraries.
+    pub malloc_arena_max: usize,
 }
 
 impl Default for ServerSection {
@@ -98,6 +104,7 @@ impl Default for ServerSection {
             idle_timeout_s: server::DEFAULT_IDLE_TIMEOUT.as_secs(),
             config_timeout_s: server::DEFAULT_CONFIG_TIMEOUT.as_secs(),
             max_call_s: DEFAULT_MAX_CALL_MS / 1000,
+            malloc_arena_max: server::DEFAULT_MALLOC_ARENA_MAX,
         }
     }
 }

@@ -99,3 +99,26 @@ fn soak_flags_need_a_duration() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `serve` runs itself again with glibc's malloc arenas capped (`server.malloc_arena_max`,
+/// 2 by default): the same process (pid) with `MALLOC_ARENA_MAX` in its environment; 0
+/// leaves glibc's default (no variable), and a variable already set is kept as it is.
+#[test]
+fn serve_caps_glibc_malloc_arenas() {
+    let arenas = |server: &Server| -> Option<String> {
+        let env = std::fs::read(format!("/proc/{}/environ", server.proc.child.id())).unwrap();
+        env.split(|b| *b == 0)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .find_map(|v| v.strip_prefix("MALLOC_ARENA_MAX=").map(str::to_string))
+    };
+    let outer = std::env::var("MALLOC_ARENA_MAX").ok();
+    let server = Server::start(false, &[]);
+    assert_eq!(arenas(&server), outer.clone().or(Some("2".into())));
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("callmood.toml");
+    std::fs::write(&file, "[server]\nmalloc_arena_max = 0\n").unwrap();
+    let server = Server::start(false, &["--config", file.to_str().unwrap()]);
+    assert_eq!(arenas(&server), outer);
+}

@@ -115,10 +115,38 @@ fn parse_advertise_addr(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Caps glibc's malloc arenas at `n` (`server.malloc_arena_max`; 0 leaves glibc's own
+/// limit). glibc reads `MALLOC_ARENA_MAX` only when the process starts, so the process
+/// runs itself again (`exec`: the same pid, arguments and environment) with the variable
+/// set; a `MALLOC_ARENA_MAX` already in the environment is left as it is, which also ends
+/// the recursion. Returns only when nothing was to be done or the exec failed (said on
+/// stderr: the server then runs with glibc's default arenas).
+fn cap_malloc_arenas(n: usize) {
+    if n == 0 || !cfg!(target_env = "gnu") || std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = match std::env::current_exe() {
+            Ok(exe) => std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("MALLOC_ARENA_MAX", n.to_string())
+                .exec()
+                .to_string(),
+            Err(e) => e.to_string(),
+        };
+        eprintln!(
+            "callmood: cannot run again with MALLOC_ARENA_MAX={n} ({err}); glibc's default malloc arenas apply"
+        );
+    }
+}
+
 /// Runs the service until it is stopped.
 pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let layered = a.layered()?;
     check_files(&layered.config, false)?;
+    cap_malloc_arenas(layered.config.server.malloc_arena_max);
     if let Some(path) = &a.config {
         eprintln!(
             "callmood: configuration from {} (`callmood config check` shows it)",

@@ -53,6 +53,12 @@ pub const DEFAULT_CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default: a live call with no message for this long is ended (a stalled
 /// client must not hold a call slot forever).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// glibc malloc arenas at most, by default (`server.malloc_arena_max`, applied by `serve`
+/// as `MALLOC_ARENA_MAX`): with glibc's own limit (8 per core) a one-hour soak's RSS crept
+/// by 4–6 MiB/h in arenas, not live objects; capped at 2 it sat 55 MiB lower and flat
+/// (docs/measurements.md, "Soak").
+pub const DEFAULT_MALLOC_ARENA_MAX: usize = 2;
+
 /// Largest request message accepted, bytes (a recording for `AnalyzeRecording`
 /// must fit: 64 MiB holds ~35 min of 16 kHz 16-bit stereo).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
