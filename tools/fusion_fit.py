@@ -13,6 +13,8 @@ Standard library only.
 
   python3 tools/fusion_fit.py F.jsonl              # first round
   python3 tools/fusion_fit.py F.jsonl --round 2    # second round (selection under the guards)
+  python3 tools/fusion_fit.py F.jsonl --round 3    # third round (words only for emotions)
+  python3 tools/fusion_fit.py F.jsonl --round 5    # fifth round (the plain Bayes product)
 
 Second round: TESS and SAVEE are split by speaker as well (ACTED_FIT), and the setting is the
 lowest mean fit NLL over ravdess, spoken, read and acted among those that pass tests (1)-(4)
@@ -139,9 +141,11 @@ def print_table(table):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
-    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3])
+    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5])
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.data)]
+    if a.round == 5:
+        return fifth_round(rows)
     second = a.round >= 2
     acted_vs = "voice" if a.round == 3 else "today"
     fit = split_sets(rows, "fit", second)
@@ -185,6 +189,22 @@ def main():
     for k, passed in results:
         print(f"{'pass' if passed else 'FAIL'}  {k}")
     print("adopt" if all(p for _, p in results) else "not adopted")
+
+def fifth_round(rows):
+    """The plain Bayes product R1, beta 1, gamma 0: nothing fitted, so both halves are held
+    out; the third round's five tests on each."""
+    cand = ("R1", 1.0, 0.0)
+    ok = True
+    for split in ("fit", "test"):
+        sets = split_sets(rows, split, True)
+        print(f"{split} halves:", {n: len(v) for n, v in sets.items()})
+        table = table_for(sets, {"voice": None, "words": None, "today": TODAY, "chosen": cand})
+        print_table(table)
+        for k, passed in checks(table, "chosen", True, "voice"):
+            print(f"{'pass' if passed else 'FAIL'}  {k}")
+            ok = ok and passed
+    print("adopt" if ok else "not adopted")
+
 
 if __name__ == "__main__":
     main()
