@@ -1,5 +1,5 @@
 //! Two real `callmood serve` replicas behind a real HAProxy (deploy/haproxy.cfg, gRPC over
-//! h2c, `balance hdr(x-call-id)`) on loopback, driven by the crate's own client, which
+//! h2c, a consistent hash of `x-call-id`) on loopback, driven by the crate's own client, which
 //! sets `x-call-id` on every request about a call:
 //!
 //! - `StreamCall`s with different ids spread over both replicas (each replica's
@@ -8,6 +8,9 @@
 //! - `OpenRtpLeg` of an id reaches the replica its `StreamCall` reached (each replica
 //!   hands out ports from its own range), RTP goes straight to the advertised address,
 //!   and `WatchCall` and `CloseLeg` of that id through the balancer find the leg there;
+//! - AudioSocket connections through the balancer's TCP frontend reach the replica the
+//!   hash of their call UUID picks, the same that `x-call-id` picks: a `WatchCall` of the
+//!   UUID through the balancer finds each call and gets its summary;
 //! - SIGTERM to one replica in the middle of a call: HAProxy's check sees it draining and
 //!   takes it out, the ids it served now go to the other replica, and the call in flight
 //!   on the drained one still ends with its summary, then that replica exits 0.
@@ -22,6 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callmood::client::stream::{self, Access};
+use callmood::core::audiosocket::{self, Message};
 use callmood::core::rtp;
 use callmood::proto::{self, call_event::Event, CallEvent};
 use common::*;
@@ -201,6 +205,51 @@ async fn rtp_leg(lb: &str, call_id: &str, bytes: &[u8]) -> (usize, Vec<CallEvent
     (replica, events)
 }
 
+/// An AudioSocket call of `uuid` through the balancer's TCP frontend `lb_asock` (1 s of
+/// `pcm` at twice real time, then a hangup), watched through its gRPC frontend `lb`: the
+/// watched events.
+async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16]) -> Vec<CallEvent> {
+    use tokio::io::AsyncWriteExt;
+    let call_id = audiosocket::uuid_string(&uuid);
+    let mut client = stream::connect(lb, &Access::default()).await.unwrap();
+    let id = call_id.clone();
+    // Watch first: WatchCall waits for the call to appear.
+    let watched = tokio::spawn(async move {
+        let s = client
+            .watch_call(stream::call_request(
+                &id,
+                proto::WatchCallRequest {
+                    call_id: id.clone(),
+                },
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("{id}: WatchCall: {s:?}"))
+            .into_inner();
+        collect(s).await.unwrap()
+    });
+    let mut tcp = tokio::net::TcpStream::connect(lb_asock).await.unwrap();
+    tcp.write_all(&audiosocket::encode(&Message::Uuid(uuid)))
+        .await
+        .unwrap();
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    for frame in pcm.chunks(160).take(50) {
+        ticks.tick().await;
+        let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
+        tcp.write_all(&audiosocket::encode(&Message::Audio(bytes)))
+            .await
+            .unwrap();
+    }
+    tcp.write_all(&audiosocket::encode(&Message::Hangup))
+        .await
+        .unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(60), watched)
+        .await
+        .expect("the watched AudioSocket call ends")
+        .unwrap();
+    assert!(events.iter().all(|e| e.call_id == call_id), "{call_id}");
+    events
+}
+
 fn ends_with_summary(events: &[CallEvent], what: &str) {
     assert!(
         matches!(
@@ -221,9 +270,15 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
         return;
     }
     let t0 = Instant::now();
+    // Each replica's AudioSocket listener, which only the balancer connects to.
+    let asock: Vec<String> = RTP_PORTS
+        .iter()
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
     let replicas: Vec<Server> = RTP_PORTS
         .iter()
-        .map(|(lo, hi)| {
+        .zip(&asock)
+        .map(|((lo, hi), asock)| {
             Server::start(
                 true,
                 &[
@@ -233,19 +288,24 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
                     "127.0.0.1",
                     "--drain-timeout",
                     "60",
+                    "--audiosocket-addr",
+                    asock,
                 ],
             )
         })
         .collect();
     let lb_addr = format!("127.0.0.1:{}", free_port());
+    let lb_asock = format!("127.0.0.1:{}", free_port());
     let mut haproxy = Command::new("haproxy");
     haproxy
         .args(["-db", "-f"])
         .arg(repo().join("deploy/haproxy.cfg"))
-        .env("CALLMOOD_LB_ADDR", &lb_addr);
+        .env("CALLMOOD_LB_ADDR", &lb_addr)
+        .env("CALLMOOD_LB_AUDIOSOCKET_ADDR", &lb_asock);
     for (i, r) in replicas.iter().enumerate() {
         haproxy
             .env(format!("CALLMOOD_REPLICA_{}", i + 1), r.grpc.to_string())
+            .env(format!("CALLMOOD_REPLICA_{}_AUDIOSOCKET", i + 1), &asock[i])
             .env(
                 format!("CALLMOOD_REPLICA_{}_METRICS_PORT", i + 1),
                 r.metrics.unwrap().port().to_string(),
@@ -306,6 +366,31 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
     ends_with_summary(&a.1, "leg 0");
     ends_with_summary(&b.1, "leg 1");
 
+    // AudioSocket calls: the replica the hash of each UUID picks holds the call, and a
+    // WatchCall of it through the balancer reaches that replica.
+    let pcm = pcm_8k(&load_wav(&librivox("0880").0));
+    let mut asock_home = [0usize; 2];
+    for k in 1..=8u8 {
+        let uuid = [k.wrapping_mul(37); 16];
+        let before: Vec<u64> = replicas
+            .iter()
+            .map(|r| calls_total(r, "audiosocket"))
+            .collect();
+        let events = audiosocket_call(&lb, &lb_asock, uuid, &pcm).await;
+        ends_with_summary(&events, &audiosocket::uuid_string(&uuid));
+        let after: Vec<u64> = replicas
+            .iter()
+            .map(|r| calls_total(r, "audiosocket"))
+            .collect();
+        let took: Vec<usize> = (0..2).filter(|&i| after[i] > before[i]).collect();
+        assert_eq!(took.len(), 1, "{uuid:?}: calls {before:?} -> {after:?}");
+        asock_home[took[0]] += 1;
+    }
+    assert!(
+        asock_home[0] > 0 && asock_home[1] > 0,
+        "the UUIDs did not spread over both replicas: {asock_home:?}"
+    );
+
     // Drain replica 0 in the middle of a paced call it holds.
     let long_id = pick(0);
     let long_lb = lb.clone();
@@ -342,9 +427,11 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("drained: every call finished"), "{log}");
     eprintln!(
-        "replicas: ids per replica {}/{}; {} ids moved to replica 2 after the drain; {:.1} s",
+        "replicas: ids per replica {}/{}, AudioSocket calls {}/{}; {} ids moved to replica 2 after the drain; {:.1} s",
         per_replica(0),
         per_replica(1),
+        asock_home[0],
+        asock_home[1],
         moved.len(),
         t0.elapsed().as_secs_f32()
     );

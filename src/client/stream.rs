@@ -34,7 +34,7 @@ pub const DEFAULT_CHUNK_MS: u32 = 20;
 
 /// The gRPC metadata key that carries the call id of `OpenRtpLeg`, `WatchCall`,
 /// `CloseLeg`, `StreamCall` and `AnalyzeRecording`: a balancer hashes on it
-/// (HAProxy's `balance hdr(x-call-id)`, deploy/haproxy.cfg) so that every request of
+/// (deploy/haproxy.cfg hashes it) so that every request of
 /// one call reaches the replica that holds the call, without reading the messages.
 pub const CALL_ID_HEADER: &str = "x-call-id";
 
