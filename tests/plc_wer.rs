@@ -133,7 +133,11 @@ async fn transcribe(analyzer: &Analyzer, samples: Vec<f32>, id: String) -> Strin
         samples: vec![samples],
     };
     let mut utterances = Vec::new();
-    callmood::replay::analyze_recording(analyzer, wav, id, proto::Role::Caller, false, |ev| {
+    let finish = callmood::contact::finish::FinishOptions {
+        redact_pii: false,
+        ..Default::default()
+    };
+    callmood::replay::analyze_recording(analyzer, wav, id, proto::Role::Caller, finish, |ev| {
         if let Some(Event::Utterance(u)) = &ev.event {
             utterances.push((u.start_ms, u.transcript.clone()));
         }

@@ -11,6 +11,8 @@
 //! - AudioSocket connections through the balancer's TCP frontend reach the replica the
 //!   hash of their call UUID picks, the same that `x-call-id` picks: a `WatchCall` of the
 //!   UUID through the balancer finds each call and gets its summary;
+//! - Twilio Media Streams through the balancer's WebSocket frontend, the call id in the
+//!   URL path (`/twilio/ID`): the same, with the hash of that id;
 //! - SIGTERM to one replica in the middle of a call: HAProxy's check sees it draining and
 //!   takes it out, the ids it served now go to the other replica, and the call in flight
 //!   on the drained one still ends with its summary, then that replica exits 0.
@@ -250,6 +252,72 @@ async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16])
     events
 }
 
+/// A Twilio media stream of `call_id` through the balancer's WebSocket frontend
+/// `lb_ws`, the id in the path (`/twilio/ID`; the start message names another call):
+/// 1 s of `audio` (μ-law) at twice real time, watched through `lb`: the watched events.
+async fn twilio_call(lb: &str, lb_ws: &str, call_id: &str, audio: &[u8]) -> Vec<CallEvent> {
+    use base64::Engine;
+    use futures_util::SinkExt;
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let mut client = stream::connect(lb, &Access::default()).await.unwrap();
+    let id = call_id.to_string();
+    let watched = tokio::spawn(async move {
+        let s = client
+            .watch_call(stream::call_request(
+                &id,
+                proto::WatchCallRequest {
+                    call_id: id.clone(),
+                },
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("{id}: WatchCall: {s:?}"))
+            .into_inner();
+        collect(s).await.unwrap()
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{lb_ws}/twilio/{call_id}"))
+        .await
+        .unwrap_or_else(|e| panic!("{call_id}: WebSocket through the balancer: {e}"));
+    let text = |v: serde_json::Value| WsMessage::Text(v.to_string().into());
+    ws.send(text(json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": "MZ0001",
+        "start": {
+            "accountSid": "AC0001", "streamSid": "MZ0001", "callSid": "CA-not-this-one",
+            "tracks": ["inbound"], "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    })))
+    .await
+    .unwrap();
+    let mut ticks = tokio::time::interval(Duration::from_millis(10));
+    for (i, c) in audio.chunks(160).take(50).enumerate() {
+        ticks.tick().await;
+        ws.send(text(json!({
+            "event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ0001",
+            "media": {
+                "track": "inbound", "chunk": (i + 1).to_string(),
+                "timestamp": (i * 20).to_string(),
+                "payload": base64::engine::general_purpose::STANDARD.encode(c)
+            }
+        })))
+        .await
+        .unwrap();
+    }
+    ws.send(text(
+        json!({"event": "stop", "sequenceNumber": "60", "streamSid": "MZ0001"}),
+    ))
+    .await
+    .unwrap();
+    // Twilio closes the socket after `stop`.
+    ws.close(None).await.ok();
+    let events = tokio::time::timeout(Duration::from_secs(60), watched)
+        .await
+        .expect("the watched Twilio call ends")
+        .unwrap();
+    assert!(events.iter().all(|e| e.call_id == call_id), "{call_id}");
+    events
+}
+
 fn ends_with_summary(events: &[CallEvent], what: &str) {
     assert!(
         matches!(
@@ -270,15 +338,20 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
         return;
     }
     let t0 = Instant::now();
-    // Each replica's AudioSocket listener, which only the balancer connects to.
+    // Each replica's AudioSocket and WebSocket listeners, which only the balancer
+    // connects to.
     let asock: Vec<String> = RTP_PORTS
+        .iter()
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let ws: Vec<String> = RTP_PORTS
         .iter()
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
     let replicas: Vec<Server> = RTP_PORTS
         .iter()
-        .zip(&asock)
-        .map(|((lo, hi), asock)| {
+        .zip(asock.iter().zip(&ws))
+        .map(|((lo, hi), (asock, ws))| {
             Server::start(
                 true,
                 &[
@@ -290,22 +363,27 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
                     "60",
                     "--audiosocket-addr",
                     asock,
+                    "--ws-addr",
+                    ws,
                 ],
             )
         })
         .collect();
     let lb_addr = format!("127.0.0.1:{}", free_port());
     let lb_asock = format!("127.0.0.1:{}", free_port());
+    let lb_ws = format!("127.0.0.1:{}", free_port());
     let mut haproxy = Command::new("haproxy");
     haproxy
         .args(["-db", "-f"])
         .arg(repo().join("deploy/haproxy.cfg"))
         .env("CALLMOOD_LB_ADDR", &lb_addr)
-        .env("CALLMOOD_LB_AUDIOSOCKET_ADDR", &lb_asock);
+        .env("CALLMOOD_LB_AUDIOSOCKET_ADDR", &lb_asock)
+        .env("CALLMOOD_LB_WS_ADDR", &lb_ws);
     for (i, r) in replicas.iter().enumerate() {
         haproxy
             .env(format!("CALLMOOD_REPLICA_{}", i + 1), r.grpc.to_string())
             .env(format!("CALLMOOD_REPLICA_{}_AUDIOSOCKET", i + 1), &asock[i])
+            .env(format!("CALLMOOD_REPLICA_{}_WS", i + 1), &ws[i])
             .env(
                 format!("CALLMOOD_REPLICA_{}_METRICS_PORT", i + 1),
                 r.metrics.unwrap().port().to_string(),
@@ -368,7 +446,9 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
 
     // AudioSocket calls: the replica the hash of each UUID picks holds the call, and a
     // WatchCall of it through the balancer reaches that replica.
-    let pcm = pcm_8k(&load_wav(&librivox("0880").0));
+    // Silence: routing is what is tested, and without speech no utterance waits for
+    // Whisper, which the media legs' calls would otherwise ask for.
+    let pcm = vec![0i16; 8000];
     let mut asock_home = [0usize; 2];
     for k in 1..=8u8 {
         let uuid = [k.wrapping_mul(37); 16];
@@ -389,6 +469,30 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
     assert!(
         asock_home[0] > 0 && asock_home[1] > 0,
         "the UUIDs did not spread over both replicas: {asock_home:?}"
+    );
+
+    // Twilio media streams: the call id in the path decides the replica, and a WatchCall
+    // of it through the balancer reaches that replica.
+    let mut ws_home = [0usize; 2];
+    for k in 1..=8 {
+        let id = format!("CA-rep-{k}");
+        let before: Vec<u64> = replicas
+            .iter()
+            .map(|r| calls_total(r, "twilio-ws"))
+            .collect();
+        let events = twilio_call(&lb, &lb_ws, &id, &[0xFF; 8000]).await;
+        ends_with_summary(&events, &id);
+        let after: Vec<u64> = replicas
+            .iter()
+            .map(|r| calls_total(r, "twilio-ws"))
+            .collect();
+        let took: Vec<usize> = (0..2).filter(|&i| after[i] > before[i]).collect();
+        assert_eq!(took.len(), 1, "{id}: calls {before:?} -> {after:?}");
+        ws_home[took[0]] += 1;
+    }
+    assert!(
+        ws_home[0] > 0 && ws_home[1] > 0,
+        "the Twilio calls did not spread over both replicas: {ws_home:?}"
     );
 
     // Drain replica 0 in the middle of a paced call it holds.
@@ -427,11 +531,13 @@ async fn calls_keep_to_their_replica_and_a_drained_one_gets_no_new_calls() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("drained: every call finished"), "{log}");
     eprintln!(
-        "replicas: ids per replica {}/{}, AudioSocket calls {}/{}; {} ids moved to replica 2 after the drain; {:.1} s",
+        "replicas: ids per replica {}/{}, AudioSocket calls {}/{}, Twilio calls {}/{}; {} ids moved to replica 2 after the drain; {:.1} s",
         per_replica(0),
         per_replica(1),
         asock_home[0],
         asock_home[1],
+        ws_home[0],
+        ws_home[1],
         moved.len(),
         t0.elapsed().as_secs_f32()
     );

@@ -1200,6 +1200,9 @@ mod tests {
                 s.push_utterance(&u, &mut out);
             }
             kinds(&out)
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<String>>()
         };
         let surer = AlertConfig {
             escalate_angry_unfamiliar: Some(0.9),

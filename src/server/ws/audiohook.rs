@@ -184,7 +184,13 @@ const CLIENT_TYPES: [&str; 7] = [
 ];
 
 /// Serves one AudioHook session.
-pub(super) async fn run(mut ws: MediaWs, calls: &Arc<Calls>) -> Result<(), WsError> {
+/// `path_id`: the call id the URL's path named (`/audiohook/ID`), over the open message's
+/// `conversationId`.
+pub(super) async fn run(
+    mut ws: MediaWs,
+    calls: &Arc<Calls>,
+    path_id: Option<String>,
+) -> Result<(), WsError> {
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
     let mut dropped_before = 0u64;
@@ -211,13 +217,14 @@ pub(super) async fn run(mut ws: MediaWs, calls: &Arc<Calls>) -> Result<(), WsErr
         }
     };
     let (open, mut n) = open;
-    let call_id = open
-        .parameters
-        .get("conversationId")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&open.id)
-        .to_string();
+    let call_id = path_id.unwrap_or_else(|| {
+        open.parameters
+            .get("conversationId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&open.id)
+            .to_string()
+    });
     let tracks: Vec<Track> = media
         .channels
         .iter()

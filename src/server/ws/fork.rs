@@ -76,7 +76,13 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
 }
 
 /// Serves one fork socket; `events`: send the call's Alerts and Utterances back.
-pub(super) async fn run(ws: MediaWs, calls: &Arc<Calls>, events: bool) -> Result<(), WsError> {
+/// `path_id`: the call id the URL's path named (`/fork/ID`), over the metadata's.
+pub(super) async fn run(
+    ws: MediaWs,
+    calls: &Arc<Calls>,
+    events: bool,
+    path_id: Option<String>,
+) -> Result<(), WsError> {
     let (sink, mut ws) = ws.split();
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
@@ -94,7 +100,8 @@ pub(super) async fn run(ws: MediaWs, calls: &Arc<Calls>, events: bool) -> Result
         2 => vec![track(Role::Caller), track(Role::Agent)],
         _ => vec![track(Role::Caller)],
     };
-    let legs = join_tracks(calls, &meta.call_id, &tracks, Transport::AudioFork).await?;
+    let call_id = path_id.unwrap_or(meta.call_id);
+    let legs = join_tracks(calls, &call_id, &tracks, Transport::AudioFork).await?;
     let writer = if events {
         let rx = legs[0].call.clone().watch();
         Some(tokio::spawn(send_events(rx, sink)))

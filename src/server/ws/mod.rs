@@ -35,6 +35,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{self, Role};
 use crate::server::legs::{Calls, Leg, LegRequest};
+use crate::server::security::check_call_id;
 use crate::server::session::Input;
 use crate::server::status::ServerError;
 use crate::server::tls::{Accept, MediaStream};
@@ -108,20 +109,40 @@ pub enum Route {
 }
 
 impl Route {
-    /// The route of a request target (`/fork?events=1`), or None for an unknown path.
+    /// The route of a request target (`/fork?events=1`), or None for an unknown path;
+    /// see [`Route::parse_with_id`] for a call id in the path.
     pub fn parse(target: &str) -> Option<Route> {
+        match Route::parse_with_id(target) {
+            Some((route, None)) => Some(route),
+            _ => None,
+        }
+    }
+
+    /// The route of a request target and the call id its path names, if any:
+    /// `/twilio/CA42` is the Twilio route for call `CA42`, which then names the call over
+    /// what its first message says. A balancer can hash on the path, where it cannot read
+    /// the messages (deploy/haproxy.cfg). The id is not checked here
+    /// ([`super::security::check_call_id`] is). None for an unknown path.
+    pub fn parse_with_id(target: &str) -> Option<(Route, Option<String>)> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let path = path.strip_suffix('/').unwrap_or(path);
-        match path {
-            "/twilio" => Some(Route::Twilio),
-            "/fork" => Some(Route::Fork {
+        let rest = path.strip_prefix('/')?;
+        let (name, id) = match rest.split_once('/') {
+            Some((name, id)) if !id.is_empty() && !id.contains('/') => (name, Some(id)),
+            Some(_) => return None,
+            None => (rest, None),
+        };
+        let route = match name {
+            "twilio" => Route::Twilio,
+            "fork" => Route::Fork {
                 events: query
                     .split('&')
                     .any(|kv| matches!(kv, "events=1" | "events=true")),
-            }),
-            "/audiohook" => Some(Route::AudioHook),
-            _ => None,
-        }
+            },
+            "audiohook" => Route::AudioHook,
+            _ => return None,
+        };
+        Some((route, id.map(str::to_string)))
     }
 }
 
@@ -157,6 +178,7 @@ async fn connection(
     cfg: &WsConfig,
 ) -> Result<(), WsError> {
     let mut route = None;
+    let mut path_id = None;
     // The callback's type is tungstenite's: its error is the HTTP response to send.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -164,13 +186,18 @@ async fn connection(
             .uri()
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str());
-        match Route::parse(target) {
+        match Route::parse_with_id(target) {
             None => Err(refuse(StatusCode::NOT_FOUND, "no such path")),
-            Some(Route::AudioHook) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
+            Some((Route::AudioHook, _)) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
                 refuse(StatusCode::UNAUTHORIZED, "missing or unknown X-API-KEY"),
             ),
-            Some(r) => {
+            Some((_, Some(id))) if check_call_id(&id).is_err() => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "the call id in the path: at most 128 of A-Z a-z 0-9 . _ : @ + = -",
+            )),
+            Some((r, id)) => {
                 route = Some(r);
+                path_id = id;
                 Ok(resp)
             }
         }
@@ -192,9 +219,9 @@ async fn connection(
                 secs: join.as_secs(),
             })??;
     match route {
-        Some(Route::Twilio) => twilio::run(ws, calls, cfg).await,
-        Some(Route::Fork { events }) => fork::run(ws, calls, events).await,
-        Some(Route::AudioHook) => audiohook::run(ws, calls).await,
+        Some(Route::Twilio) => twilio::run(ws, calls, cfg, path_id).await,
+        Some(Route::Fork { events }) => fork::run(ws, calls, events, path_id).await,
+        Some(Route::AudioHook) => audiohook::run(ws, calls, path_id).await,
         None => Ok(()), // the callback refused: no upgrade happened
     }
 }
@@ -384,6 +411,17 @@ mod tests {
         assert_eq!(Route::parse("/audiohook"), Some(Route::AudioHook));
         assert_eq!(Route::parse("/"), None);
         assert_eq!(Route::parse("/twilio/x"), None);
+        assert_eq!(
+            Route::parse_with_id("/twilio/CA42"),
+            Some((Route::Twilio, Some("CA42".into())))
+        );
+        assert_eq!(
+            Route::parse_with_id("/fork/abc/?events=1"),
+            Some((Route::Fork { events: true }, Some("abc".into())))
+        );
+        assert_eq!(Route::parse_with_id("/twilio/a/b"), None);
+        assert_eq!(Route::parse_with_id("/nope/a"), None);
+        assert_eq!(Route::parse_with_id("/twilio"), Some((Route::Twilio, None)));
         assert_eq!(Route::parse("/TWILIO"), None);
     }
 

@@ -260,10 +260,12 @@ impl Started {
 }
 
 /// Serves one Media Streams socket.
+/// `path_id`: the call id the URL's path named (`/twilio/ID`), over the start message's.
 pub(super) async fn run(
     mut ws: MediaWs,
     calls: &Arc<Calls>,
     cfg: &WsConfig,
+    path_id: Option<String>,
 ) -> Result<(), WsError> {
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
@@ -285,7 +287,9 @@ pub(super) async fn run(
                         jitter_ms: JITTER_MS,
                     })
                     .collect();
-                let call_id = start.call_id(cfg.twilio_call_id_param.as_deref());
+                let call_id = path_id
+                    .as_deref()
+                    .unwrap_or_else(|| start.call_id(cfg.twilio_call_id_param.as_deref()));
                 let legs = join_tracks(calls, call_id, &specs, Transport::TwilioWs).await?;
                 let mut by_track = [None; 2];
                 for (i, &t) in tracks.iter().enumerate() {
