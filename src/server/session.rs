@@ -278,6 +278,10 @@ fn call_thread(
         let arrived = Instant::now();
         if abort.load(Ordering::Relaxed) {
             packets.report(&core, metrics);
+            // No one wants this call's words any more: its queued jobs go unrun.
+            if let Some(pool) = asr.as_deref() {
+                pool.cancel_group(Some(group));
+            }
             return;
         }
         let last = input.is_none();
@@ -469,7 +473,20 @@ async fn pump(
     let mut pending: HashMap<String, (Box<Ended>, Arrived)> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let mut out: Vec<Event> = Vec::new();
-    while let Some(msg) = rx.recv().await {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            // The listener left before the summary (a cancelled call): stop the call's
+            // work now, not at its next event.
+            _ = tx.closed() => None,
+        };
+        let Some(msg) = msg else {
+            // (An aborted call was counted where it was aborted.)
+            if tx.is_closed() && !abort.swap(true, Ordering::Relaxed) {
+                metrics.client_fault("listener_gone");
+            }
+            return;
+        };
         let mut failed = None;
         // When the audio behind this message's events arrived.
         let mut since = None;
@@ -521,7 +538,9 @@ async fn pump(
             };
             if tx.send(Ok(ev)).await.is_err() {
                 // The listener is gone: stop the call's work.
-                abort.store(true, Ordering::Relaxed);
+                if !abort.swap(true, Ordering::Relaxed) {
+                    metrics.client_fault("listener_gone");
+                }
                 return;
             }
         }
