@@ -245,6 +245,7 @@ impl Analyzer {
             finisher,
             abort.clone(),
             guard,
+            self.asr.clone().map(|pool| (pool, group)),
         ));
         Ok((
             CallHandle {
@@ -468,8 +469,20 @@ async fn pump(
     mut finisher: Finisher,
     abort: Arc<AtomicBool>,
     call: CallGuard,
+    jobs: Option<(Arc<AsrPool>, u64)>,
 ) {
     let metrics = call.metrics();
+    // The listener is gone: stop the call's work, and take its queued recogniser jobs
+    // off the queue now (the call thread may be waiting for room there, and would see
+    // the abort only after the jobs ahead of it had run).
+    let gone = || {
+        if !abort.swap(true, Ordering::Relaxed) {
+            metrics.client_fault("listener_gone");
+        }
+        if let Some((pool, group)) = &jobs {
+            pool.cancel_group(Some(*group));
+        }
+    };
     let mut pending: HashMap<String, (Box<Ended>, Arrived)> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let mut out: Vec<Event> = Vec::new();
@@ -481,9 +494,8 @@ async fn pump(
             _ = tx.closed() => None,
         };
         let Some(msg) = msg else {
-            // (An aborted call was counted where it was aborted.)
-            if tx.is_closed() && !abort.swap(true, Ordering::Relaxed) {
-                metrics.client_fault("listener_gone");
+            if tx.is_closed() {
+                gone();
             }
             return;
         };
@@ -537,10 +549,7 @@ async fn pump(
                 event: Some(e),
             };
             if tx.send(Ok(ev)).await.is_err() {
-                // The listener is gone: stop the call's work.
-                if !abort.swap(true, Ordering::Relaxed) {
-                    metrics.client_fault("listener_gone");
-                }
+                gone();
                 return;
             }
         }
