@@ -359,3 +359,44 @@ async fn a_cancelled_recording_stops_its_recogniser_work() {
     );
     assert!(done < total_s / 2.0, "{done} s of {total_s} s transcribed");
 }
+
+/// `AsrPool::cancel_group`, what the cancel above relies on: the queued jobs of one
+/// group are answered `Cancelled` unrun, those of other groups stay.
+#[test]
+fn the_recogniser_drops_the_queued_jobs_of_a_cancelled_call_only() {
+    use callmood::asr::{AsrConfig, AsrError, AsrJob, AsrPool};
+    let cfg = AsrConfig {
+        workers: 1,
+        threads_per_worker: 2,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&model_path(), cfg).unwrap();
+    // The only worker busy with 10 s of speech while the other jobs queue behind it.
+    let speech = load_wav(&librivox("0880").0);
+    let busy: Vec<f32> = speech.iter().cycle().take(10 * 16000).copied().collect();
+    let (job, busy_reply) = AsrJob::with_channel(busy);
+    pool.submit_blocking(job).unwrap();
+    let clip: Vec<f32> = speech[..2 * 16000].to_vec();
+    let mut cancelled = Vec::new();
+    for _ in 0..3 {
+        let (job, reply) = AsrJob::with_channel(clip.clone());
+        pool.submit_blocking_in(Some(7), job).unwrap();
+        cancelled.push(reply);
+    }
+    let (job, kept) = AsrJob::with_channel(clip.clone());
+    pool.submit_blocking_in(Some(8), job).unwrap();
+    assert_eq!(pool.cancel_group(Some(7)), 3);
+    for reply in cancelled {
+        assert!(matches!(
+            reply.recv_timeout(Duration::from_secs(1)),
+            Ok(Err(AsrError::Cancelled))
+        ));
+    }
+    let words = kept
+        .recv_timeout(Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
+    assert!(!words.is_empty(), "the other call's job is transcribed");
+    busy_reply.recv().unwrap().unwrap();
+    assert_eq!(pool.queued(), 0);
+}
