@@ -73,8 +73,15 @@ pub struct ServerSection {
     /// On SIGTERM / Ctrl-C, seconds the calls in flight get to finish and send their
     /// summaries. Default [`server::DEFAULT_DRAIN_TIMEOUT`].
     pub drain_timeout_s: u64,
-    /// Largest gRPC request message, bytes. Default [`server::DEFAULT_MAX_MESSAGE_BYTES`].
+    /// Largest gRPC request message but for `AnalyzeRecording`, bytes (a config, an id,
+    /// one chunk of live audio). Default [`server::DEFAULT_MAX_MESSAGE_BYTES`].
     pub max_message_bytes: usize,
+    /// Largest `AnalyzeRecording` request (a whole recording), bytes. Default
+    /// [`server::DEFAULT_MAX_RECORDING_BYTES`].
+    pub max_recording_bytes: usize,
+    /// How far a live `StreamCall`'s audio may run ahead of the wall clock before its
+    /// stream is held back, s. Default [`server::DEFAULT_MAX_AHEAD`].
+    pub max_ahead_s: u64,
     /// A live call with no message for this long is ended, s. Default
     /// [`server::DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout_s: u64,
@@ -101,6 +108,8 @@ impl Default for ServerSection {
             max_calls: server::DEFAULT_MAX_CALLS,
             drain_timeout_s: server::DEFAULT_DRAIN_TIMEOUT.as_secs(),
             max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
+            max_recording_bytes: server::DEFAULT_MAX_RECORDING_BYTES,
+            max_ahead_s: server::DEFAULT_MAX_AHEAD.as_secs(),
             idle_timeout_s: server::DEFAULT_IDLE_TIMEOUT.as_secs(),
             config_timeout_s: server::DEFAULT_CONFIG_TIMEOUT.as_secs(),
             max_call_s: DEFAULT_MAX_CALL_MS / 1000,
@@ -771,6 +780,8 @@ impl Config {
         let s = &self.server;
         at_least_1("server.max_calls", s.max_calls as u64)?;
         at_least_1("server.max_message_bytes", s.max_message_bytes as u64)?;
+        at_least_1("server.max_recording_bytes", s.max_recording_bytes as u64)?;
+        at_least_1("server.max_ahead_s", s.max_ahead_s)?;
         at_least_1("server.idle_timeout_s", s.idle_timeout_s)?;
         at_least_1("server.config_timeout_s", s.config_timeout_s)?;
         at_least_1("server.max_call_s", s.max_call_s)?;
@@ -838,6 +849,8 @@ impl Config {
             asr: self.asr.clone(),
             max_calls: self.server.max_calls,
             max_message_bytes: self.server.max_message_bytes,
+            max_recording_bytes: self.server.max_recording_bytes,
+            max_ahead: Duration::from_secs(self.server.max_ahead_s),
             idle_timeout: Duration::from_secs(self.server.idle_timeout_s),
             config_timeout: Duration::from_secs(self.server.config_timeout_s),
             call: CallSettings {

@@ -702,15 +702,18 @@ async fn utterances_that_wait_too_long_for_the_recogniser_go_without_words() {
     pool.submit_blocking(job).unwrap();
     let (addr, _, _stop) = start_server_with(2, Some(pool)).await;
     let (call, spans, _) = speech_call(&["0880", "0930", "0890"], 900);
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
     tx.send(config(
         "late",
         &[(1, proto::Role::Caller, proto::Encoding::Mulaw, 8000)],
     ))
     .await
     .unwrap();
-    // The whole call at once: its utterances end together and queue behind the busy worker.
-    tx.send(audio(1, mulaw_8k_bytes(&call))).await.unwrap();
+    // The whole call at once, in chunks of the longest a chunk may be (10 s): its
+    // utterances end together and queue behind the busy worker.
+    for chunk in mulaw_8k_bytes(&call).chunks(80_000) {
+        tx.send(audio(1, chunk.to_vec())).await.unwrap();
+    }
     drop(tx);
     let stream = client(addr)
         .await

@@ -30,6 +30,8 @@ fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
         asr: Default::default(),
         max_calls: 16,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
+        max_recording_bytes: callmood::server::DEFAULT_MAX_RECORDING_BYTES,
+        max_ahead: callmood::server::DEFAULT_MAX_AHEAD,
         idle_timeout: Duration::from_secs(30),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),
@@ -369,11 +371,12 @@ async fn call_ids_are_limited_and_never_echoed_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), None).await;
     let mut a = client(addr, Some(TOKEN_A)).await;
-    let huge = "x".repeat(1 << 20);
+    // 1 MB: under the 1 MiB message limit, so that the id check answers.
+    let huge = "x".repeat(1_000_000);
     let check = |e: Status| {
         assert_eq!(e.code(), Code::InvalidArgument, "{}", &e.message()[..100]);
         assert!(e.message().len() < 200, "{} bytes", e.message().len());
-        assert!(e.message().contains("1048576 bytes"), "{}", e.message());
+        assert!(e.message().contains("1000000 bytes"), "{}", e.message());
     };
     check(a.watch_call(watch(&huge)).await.unwrap_err());
     check(a.open_rtp_leg(rtp_leg(&huge)).await.unwrap_err());

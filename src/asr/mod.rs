@@ -73,4 +73,8 @@ pub enum AsrError {
     /// The pool is shutting down (or has stopped) and did not run the job.
     #[error("ASR pool is shut down")]
     PoolClosed,
+    /// The job's group was cancelled ([`AsrPool::cancel_group`]: its call ended, no one
+    /// wants the words) before a worker took it.
+    #[error("cancelled: its call ended")]
+    Cancelled,
 }

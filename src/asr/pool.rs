@@ -373,6 +373,30 @@ impl AsrPool {
         rx.recv().unwrap_or(Err(AsrError::PoolClosed))
     }
 
+    /// Takes every queued job of `group` off the queue unrun, answering each with
+    /// [`AsrError::Cancelled`] (its call ended: no one wants the words, and an abandoned
+    /// recording must not keep the workers busy); returns how many. A window already being
+    /// transcribed finishes.
+    pub fn cancel_group(&self, group: PackGroup) -> usize {
+        let mut st = self.queue.lock();
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < st.jobs.len() {
+            if st.jobs[i].group == group {
+                gone.extend(st.jobs.remove(i).map(|q| q.job));
+            } else {
+                i += 1;
+            }
+        }
+        drop(st);
+        self.queue.not_full.notify_all();
+        let n = gone.len();
+        for job in gone {
+            answer(job, Err(AsrError::Cancelled));
+        }
+        n
+    }
+
     /// Jobs waiting (not yet taken by a worker).
     pub fn queued(&self) -> usize {
         self.queue.lock().jobs.len()

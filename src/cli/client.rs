@@ -25,7 +25,8 @@ pub struct StreamArgs {
     /// Server URL, e.g. http://127.0.0.1:50051.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// Playback speed: 1 is real time, 10 ten times faster.
+    /// Playback speed: 1 is real time, 10 ten times faster (the server lets a live call
+    /// run at most `server.max_ahead_s` ahead of real time, and holds it there).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
     /// Call id (defaults to the file name, characters other than A-Z a-z 0-9 . _ : @ + = - as `_`).

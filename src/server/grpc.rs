@@ -10,6 +10,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
+use super::limits::{stream_fault, Pace};
 use super::security::{check_call_id, tenant_of, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
@@ -30,6 +31,8 @@ pub struct Service {
     alerts: AlertConfig,
     idle_timeout: Duration,
     config_timeout: Duration,
+    max_message_bytes: usize,
+    max_ahead: Duration,
     legs: Arc<Calls>,
 }
 
@@ -56,6 +59,8 @@ impl Service {
             alerts: cfg.alerts.clone(),
             idle_timeout: cfg.idle_timeout,
             config_timeout: cfg.config_timeout,
+            max_message_bytes: cfg.max_message_bytes,
+            max_ahead: cfg.max_ahead,
             legs,
         }
     }
@@ -120,6 +125,29 @@ fn into_stream(
         let _held = &permit;
         r.map_err(status)
     }))
+}
+
+/// [`into_stream`] that also ends with `broken`'s status as soon as one comes: the
+/// client's own stream broke (a message over a limit, bad protobuf), so the call ends
+/// with that error rather than an OK without a summary.
+fn into_stream_or_broken(
+    events: tokio::sync::mpsc::Receiver<Result<CallEvent, CallError>>,
+    permit: CallPermit,
+    broken: tokio::sync::oneshot::Receiver<Status>,
+) -> EventStream {
+    let broken = futures_util::stream::once(broken).filter_map(|r| r.ok().map(Err));
+    Box::pin(into_stream(events, permit).merge(broken))
+}
+
+/// Counts what a client did wrong, by [`super::metrics::Metrics::client_fault`]'s labels.
+fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
+    let fault = match e {
+        ServerError::MessageTooLarge { .. } => "message_too_large",
+        ServerError::ChunkTooLong { .. } => "chunk_too_long",
+        ServerError::ConfigTimeout { .. } => "config_timeout",
+        _ => "stream_broken",
+    };
+    metrics.client_fault(fault);
 }
 
 #[tonic::async_trait]
@@ -220,16 +248,23 @@ impl CallAnalyzer for Service {
             .legs
             .permit(tenant_of(&request).as_ref())
             .map_err(status)?;
+        let metrics = self.analyzer.metrics.clone();
+        let max_bytes = self.max_message_bytes;
+        let refuse = |e: ServerError| {
+            count_fault(&metrics, &e);
+            status(e)
+        };
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(self.config_timeout, inbound.message())
-            .await
-            .map_err(|_| {
-                status(ServerError::ConfigTimeout {
+        let first = match tokio::time::timeout(self.config_timeout, inbound.message()).await {
+            Err(_) => {
+                return Err(refuse(ServerError::ConfigTimeout {
                     secs: self.config_timeout.as_secs(),
-                })
-            })?
-            .map_err(|s| status(ServerError::Stream(s)))?
-            .ok_or_else(|| status(ServerError::NoConfig))?;
+                }))
+            }
+            Ok(Err(s)) => return Err(refuse(stream_fault(s, max_bytes))),
+            Ok(Ok(None)) => return Err(status(ServerError::NoConfig)),
+            Ok(Ok(Some(m))) => m,
+        };
         let cfg = match first.request {
             Some(stream_call_request::Request::Config(c)) => c,
             _ => return Err(status(CallError::ConfigFirst)),
@@ -249,11 +284,22 @@ impl CallAnalyzer for Service {
             .map_err(status)?;
         let idle = self.idle_timeout;
         let mut drain = self.legs.drain_signal();
+        let mut pace = Pace::new(&specs, self.max_ahead);
+        let (broken_tx, broken_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             // Once RTP flows, the jitter buffers are told the time every
             // TICK, so held packets play out while no message comes.
             let mut ticks: Option<tokio::time::Interval> = None;
             let mut last_message = tokio::time::Instant::now();
+            // When the first AudioChunk came: the pace's clock starts there.
+            let mut first_audio: Option<tokio::time::Instant> = None;
+            // The client's stream broke or broke a limit: the call ends with this error
+            // at once, without a summary.
+            let broken = |e: ServerError| {
+                count_fault(&metrics, &e);
+                let _ = broken_tx.send(status(e));
+                handle.abort();
+            };
             loop {
                 let next = tokio::select! {
                     m = inbound.message() => m,
@@ -275,13 +321,31 @@ impl CallAnalyzer for Service {
                         continue;
                     }
                 };
-                last_message = tokio::time::Instant::now();
                 let input = match next {
                     Ok(Some(m)) => match m.request {
-                        Some(stream_call_request::Request::Audio(a)) => Input::Audio {
-                            channel_id: a.channel_id,
-                            data: a.data,
-                        },
+                        Some(stream_call_request::Request::Audio(a)) => {
+                            let t0 = *first_audio.get_or_insert_with(tokio::time::Instant::now);
+                            let elapsed_ms = t0.elapsed().as_millis() as u64;
+                            let admit = match pace.admit(a.channel_id, a.data.len(), elapsed_ms) {
+                                Ok(admit) => admit,
+                                Err(e) => return broken(e),
+                            };
+                            if admit.first_hold {
+                                metrics.client_fault("too_fast");
+                            }
+                            // Ahead of the wall clock: the stream is not read (HTTP/2 flow
+                            // control holds the client) until the clock catches up.
+                            if !admit.wait.is_zero() {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(admit.wait) => {}
+                                    _ = drained(&mut drain) => return,
+                                }
+                            }
+                            Input::Audio {
+                                channel_id: a.channel_id,
+                                data: a.data,
+                            }
+                        }
                         Some(stream_call_request::Request::Config(_)) => {
                             Input::Fail(CallError::ConfigTwice)
                         }
@@ -303,17 +367,19 @@ impl CallAnalyzer for Service {
                     Ok(None) => return,
                     Err(e) => {
                         tracing::info!(error = %e, "client stream broke off: call aborted");
-                        handle.abort();
-                        return;
+                        return broken(stream_fault(e, max_bytes));
                     }
                 };
+                last_message = tokio::time::Instant::now();
                 let fail = matches!(input, Input::Fail(_));
                 if handle.input.send(input).await.is_err() || fail {
                     return;
                 }
             }
         });
-        Ok(Response::new(into_stream(events, permit)))
+        Ok(Response::new(into_stream_or_broken(
+            events, permit, broken_rx,
+        )))
     }
 
     async fn analyze_recording(

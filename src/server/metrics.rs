@@ -13,6 +13,7 @@
 //! | `callmood_utterances_total` | counter | |
 //! | `callmood_alerts_total` | counter | `kind` |
 //! | `callmood_transcripts_dropped_total` | counter | |
+//! | `callmood_client_faults_total` | counter | `fault`: message_too_large, chunk_too_long, stream_broken, too_fast, config_timeout, listener_gone |
 //! | `callmood_event_latency_seconds` | histogram | `event`: prosody, utterance |
 //! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed, not_allowed (from outside `--rtp-allow`) |
 //! | `callmood_asr_queue_depth` | gauge | |
@@ -54,6 +55,7 @@ pub struct Metrics {
     utterances: IntCounter,
     alerts: IntCounterVec,
     transcripts_dropped: IntCounter,
+    client_faults: IntCounterVec,
     latency: HistogramVec,
     packets: IntCounterVec,
     asr_queue_depth: IntGauge,
@@ -124,6 +126,20 @@ impl Metrics {
                 &r,
                 IntCounterVec::new(opts("callmood_alerts_total", "Alerts raised."), &["kind"])
                     .expect("valid"),
+            ),
+            client_faults: reg(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "callmood_client_faults_total",
+                        "What broken or hostile clients did: a message over the size \
+                         limit, an AudioChunk over its length limit, a stream that broke \
+                         mid-call, live audio held back for running ahead of real time (once \
+                         per call), no config in time, a listener gone before the summary.",
+                    ),
+                    &["fault"],
+                )
+                .expect("valid"),
             ),
             transcripts_dropped: reg(
                 &r,
@@ -257,6 +273,11 @@ impl Metrics {
     /// An utterance went on without words.
     pub fn transcript_dropped(&self) {
         self.transcripts_dropped.inc();
+    }
+
+    /// A client broke a limit or the call (`fault`: one of the labels in the table above).
+    pub fn client_fault(&self, fault: &str) {
+        self.client_faults.with_label_values(&[fault]).inc();
     }
 
     /// Adds packets of a leg since its last report.

@@ -20,6 +20,7 @@
 //! its summary; after that, or after the drain timeout, the service stops.
 pub mod grpc;
 pub mod legs;
+pub mod limits;
 pub mod metrics;
 pub mod security;
 pub mod session;
@@ -48,8 +49,9 @@ pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
 pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en.bin";
 /// Default cap on calls in flight.
 pub const DEFAULT_MAX_CALLS: usize = 64;
-/// Default: how long a new stream may take to send its config.
-pub const DEFAULT_CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default: how long a new stream may take to send its config (a client sends it at
+/// once; a stream that does not holds a call slot for nothing).
+pub const DEFAULT_CONFIG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default: a live call with no message for this long is ended (a stalled
 /// client must not hold a call slot forever).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,9 +61,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// (docs/measurements.md, "Soak").
 pub const DEFAULT_MALLOC_ARENA_MAX: usize = 2;
 
-/// Largest request message accepted, bytes (a recording for `AnalyzeRecording`
-/// must fit: 64 MiB holds ~35 min of 16 kHz 16-bit stereo).
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Largest request message accepted but for `AnalyzeRecording`, bytes: a config, an id
+/// or one chunk of live audio (10 s of 48 kHz 16-bit audio, the longest chunk, is
+/// 960,000 bytes).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// Largest `AnalyzeRecording` request accepted, bytes: the whole recording is one
+/// message (64 MiB holds ~35 min of 16 kHz 16-bit stereo).
+pub const DEFAULT_MAX_RECORDING_BYTES: usize = 64 << 20;
+/// Default: how far a live `StreamCall`'s audio may run ahead of the wall clock
+/// before its stream is read no further until the clock catches up.
+pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(10);
 /// Default: how long a drain waits for the calls in flight to finish and deliver
 /// their summaries before the service stops anyway.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,8 +92,13 @@ pub struct ServeConfig {
     pub asr: AsrConfig,
     /// Calls in flight at most; more get `RESOURCE_EXHAUSTED`.
     pub max_calls: usize,
-    /// Largest request message, bytes.
+    /// Largest request message but for `AnalyzeRecording`, bytes.
     pub max_message_bytes: usize,
+    /// Largest `AnalyzeRecording` request message, bytes.
+    pub max_recording_bytes: usize,
+    /// How far a live `StreamCall`'s audio may run ahead of the wall clock (from its
+    /// first chunk) before its stream is held back.
+    pub max_ahead: Duration,
     /// A live call with no message for this long is ended.
     pub idle_timeout: Duration,
     /// A new `StreamCall` that sends no config for this long is refused
@@ -258,7 +272,13 @@ pub async fn serve_on(
         }
         None => None,
     };
-    let svc = CallAnalyzerServer::new(service).max_decoding_message_size(cfg.max_message_bytes);
+    let service = Arc::new(service);
+    let svc = limits::SizedRpcs {
+        small: CallAnalyzerServer::from_arc(service.clone())
+            .max_decoding_message_size(cfg.max_message_bytes),
+        large: CallAnalyzerServer::from_arc(service)
+            .max_decoding_message_size(cfg.max_recording_bytes),
+    };
     let svc = tonic::service::interceptor::InterceptedService::new(svc, authenticate.clone());
     // Health stays open to probes; reflection needs a token like the calls.
     let reflection = tonic::service::interceptor::InterceptedService::new(reflection, authenticate);

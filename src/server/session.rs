@@ -245,6 +245,7 @@ impl Analyzer {
             finisher,
             abort.clone(),
             guard,
+            self.asr.clone().map(|pool| (pool, group)),
         ));
         Ok((
             CallHandle {
@@ -278,6 +279,10 @@ fn call_thread(
         let arrived = Instant::now();
         if abort.load(Ordering::Relaxed) {
             packets.report(&core, metrics);
+            // No one wants this call's words any more: its queued jobs go unrun.
+            if let Some(pool) = asr.as_deref() {
+                pool.cancel_group(Some(group));
+            }
             return;
         }
         let last = input.is_none();
@@ -464,12 +469,36 @@ async fn pump(
     mut finisher: Finisher,
     abort: Arc<AtomicBool>,
     call: CallGuard,
+    jobs: Option<(Arc<AsrPool>, u64)>,
 ) {
     let metrics = call.metrics();
+    // The listener is gone: stop the call's work, and take its queued recogniser jobs
+    // off the queue now (the call thread may be waiting for room there, and would see
+    // the abort only after the jobs ahead of it had run).
+    let gone = || {
+        if !abort.swap(true, Ordering::Relaxed) {
+            metrics.client_fault("listener_gone");
+        }
+        if let Some((pool, group)) = &jobs {
+            pool.cancel_group(Some(*group));
+        }
+    };
     let mut pending: HashMap<String, (Box<Ended>, Arrived)> = HashMap::new();
     let mut summary: Option<proto::CallSummary> = None;
     let mut out: Vec<Event> = Vec::new();
-    while let Some(msg) = rx.recv().await {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            // The listener left before the summary (a cancelled call): stop the call's
+            // work now, not at its next event.
+            _ = tx.closed() => None,
+        };
+        let Some(msg) = msg else {
+            if tx.is_closed() {
+                gone();
+            }
+            return;
+        };
         let mut failed = None;
         // When the audio behind this message's events arrived.
         let mut since = None;
@@ -520,8 +549,7 @@ async fn pump(
                 event: Some(e),
             };
             if tx.send(Ok(ev)).await.is_err() {
-                // The listener is gone: stop the call's work.
-                abort.store(true, Ordering::Relaxed);
+                gone();
                 return;
             }
         }

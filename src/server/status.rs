@@ -91,6 +91,19 @@ pub enum ServerError {
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
     Stream(Status),
+    /// A request message over the size limit (refused before it was buffered).
+    #[error("message over the size limit of {max} bytes, server.max_message_bytes ({detail}); send live audio in chunks of milliseconds to seconds")]
+    MessageTooLarge { detail: String, max: usize },
+    /// A request message that is no protobuf message of its type.
+    #[error("malformed message: {0}")]
+    BadMessage(String),
+    /// One `AudioChunk` carries more audio than a chunk may.
+    #[error("audio.data: {ms} ms of audio in one AudioChunk of channel {channel_id}; at most {max_ms} ms")]
+    ChunkTooLong {
+        channel_id: u32,
+        ms: u64,
+        max_ms: u64,
+    },
     /// The thread decoding an `AnalyzeRecording` file died (a bug, not the client's
     /// fault: the decoders return errors for bad bytes).
     #[error("the recording's decoder failed: {0}")]
@@ -127,7 +140,9 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::BadAudio(AudioFileError::TooLong { .. })
         | ServerError::TenantCallsInFlight { .. }
         | ServerError::TooManyLegs { .. }
-        | ServerError::NoFreePort { .. } => Status::resource_exhausted(msg),
+        | ServerError::NoFreePort { .. }
+        | ServerError::MessageTooLarge { .. }
+        | ServerError::ChunkTooLong { .. } => Status::resource_exhausted(msg),
         ServerError::ConfigTimeout { .. } => Status::deadline_exceeded(msg),
         ServerError::NoConfig
         | ServerError::CallIdRequired
@@ -136,6 +151,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::UnknownLeftRole(_)
         | ServerError::RecordingChannels { .. }
         | ServerError::BadCallId { .. }
+        | ServerError::BadMessage(_)
         | ServerError::BadAudio(_) => Status::invalid_argument(msg),
         ServerError::EndedWhileJoining { .. } | ServerError::Draining => Status::unavailable(msg),
         ServerError::NoCall { .. }
@@ -178,6 +194,22 @@ mod tests {
                 Code::DeadlineExceeded,
             ),
             (ServerError::NoRecording, Code::InvalidArgument),
+            (
+                ServerError::MessageTooLarge {
+                    detail: "found 2 bytes".into(),
+                    max: 1,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                ServerError::ChunkTooLong {
+                    channel_id: 0,
+                    ms: 11_000,
+                    max_ms: 10_000,
+                },
+                Code::ResourceExhausted,
+            ),
+            (ServerError::BadMessage("x".into()), Code::InvalidArgument),
             (WavError::NoFmtChunk.into(), Code::InvalidArgument),
             (
                 AudioFileError::Unrecognised(b"abcd".to_vec()).into(),

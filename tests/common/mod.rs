@@ -106,6 +106,10 @@ pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
     )
 }
 
+/// How far a call's audio may run ahead of the wall clock in these servers: the tests
+/// stream recordings as fast as they can, so pacing is off (tests/security.rs tests it).
+pub const MAX_AHEAD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Starts a server on a loopback port; it stops when the returned sender drops.
 pub async fn start_server(
     max_calls: usize,
@@ -192,6 +196,8 @@ pub async fn start_servers_allowing(
         asr: AsrConfig::default(),
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
+        max_recording_bytes: callmood::server::DEFAULT_MAX_RECORDING_BYTES,
+        max_ahead: MAX_AHEAD,
         idle_timeout: std::time::Duration::from_secs(2),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
         call: CallSettings::default(),

@@ -1,0 +1,198 @@
+//! Limits on what one client may send, so that a broken or hostile client costs the
+//! service no more than a live call does:
+//!
+//! - [`SizedRpcs`]: the largest request message per RPC. `AnalyzeRecording` carries a
+//!   whole recording in one message; every other request is a config, an id or one
+//!   chunk of live audio, and gets the small limit. tonic checks a message's length
+//!   prefix before it buffers the message, so a message over the limit costs nothing.
+//! - [`Pace`]: one `AudioChunk` holds at most [`MAX_CHUNK_MS`] of audio, and a live call's
+//!   audio runs at most `max_ahead` ahead of the wall clock (counted from its first
+//!   chunk); beyond that its stream is not read until the clock catches up, so one
+//!   client streaming far faster than real time cannot take the recogniser from the
+//!   other calls. Together with the bounded input queue ([`super::session::INPUT_QUEUE`])
+//!   they bound the audio one call holds.
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::codegen::http;
+use tonic::server::NamedService;
+
+use super::status::ServerError;
+use crate::call::ChannelSpec;
+
+/// Longest audio one `AudioChunk` may carry, ms (clients send 20-100 ms; 10 s leaves
+/// room for a catch-up after a network stall).
+pub const MAX_CHUNK_MS: u64 = 10_000;
+
+/// The path of the one RPC whose request carries a whole recording.
+const RECORDING_PATH: &str = "/callmood.v1.CallAnalyzer/AnalyzeRecording";
+
+/// One gRPC service as two instances with different message limits: `large` answers
+/// `AnalyzeRecording`, `small` every other RPC.
+#[derive(Clone)]
+pub struct SizedRpcs<S> {
+    /// Every RPC but `AnalyzeRecording`.
+    pub small: S,
+    /// `AnalyzeRecording`.
+    pub large: S,
+}
+
+impl<S: NamedService> NamedService for SizedRpcs<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tonic::codegen::Service<http::Request<B>> for SizedRpcs<S>
+where
+    S: tonic::codegen::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.small.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.large.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() == RECORDING_PATH {
+            self.large.call(req)
+        } else {
+            self.small.call(req)
+        }
+    }
+}
+
+/// The client's stream failed: a message over `max_bytes` (tonic's `OUT_OF_RANGE`,
+/// refused before it is buffered) becomes [`ServerError::MessageTooLarge`], bytes that
+/// are no protobuf message (tonic's `INTERNAL`, though the fault is the client's)
+/// [`ServerError::BadMessage`]; anything else (a transport error, a cancel) is passed on.
+pub fn stream_fault(s: tonic::Status, max_bytes: usize) -> ServerError {
+    let detail = s.message().to_string();
+    match s.code() {
+        tonic::Code::OutOfRange if detail.contains("too large") => ServerError::MessageTooLarge {
+            detail,
+            max: max_bytes,
+        },
+        tonic::Code::Internal if detail.contains("failed to decode") => {
+            ServerError::BadMessage(detail)
+        }
+        _ => ServerError::Stream(s),
+    }
+}
+
+/// How a live call's `AudioChunk`s are paced: each chunk's length is checked, and the
+/// audio of every channel is kept within `max_ahead` of the wall clock.
+#[derive(Debug)]
+pub struct Pace {
+    /// Per channel: its id, bytes per second, bytes received.
+    channels: Vec<(u32, u64, u64)>,
+    max_ahead_ms: u64,
+    held: bool,
+}
+
+/// What [`Pace::admit`] says of a chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Admit {
+    /// How long to wait before passing the chunk on (and reading on).
+    pub wait: Duration,
+    /// This is the call's first wait (count the call once).
+    pub first_hold: bool,
+}
+
+impl Pace {
+    /// Pacing for a call of these channels.
+    pub fn new(channels: &[ChannelSpec], max_ahead: Duration) -> Self {
+        Self {
+            channels: channels
+                .iter()
+                .map(|c| {
+                    let per_s = c.sample_rate_hz as u64 * c.encoding.bytes_per_sample() as u64;
+                    (c.id, per_s.max(1), 0)
+                })
+                .collect(),
+            max_ahead_ms: max_ahead.as_millis() as u64,
+            held: false,
+        }
+    }
+
+    /// Admits a chunk of `bytes` for `channel_id` that arrived `elapsed_ms` after the
+    /// call's first chunk, or refuses it if it alone is longer than [`MAX_CHUNK_MS`]. A
+    /// channel the call does not have is left to the call to refuse.
+    pub fn admit(
+        &mut self,
+        channel_id: u32,
+        bytes: usize,
+        elapsed_ms: u64,
+    ) -> Result<Admit, ServerError> {
+        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
+            return Ok(Admit {
+                wait: Duration::ZERO,
+                first_hold: false,
+            });
+        };
+        let per_s = ch.1;
+        let chunk_ms = bytes as u64 * 1000 / per_s;
+        if chunk_ms > MAX_CHUNK_MS {
+            return Err(ServerError::ChunkTooLong {
+                channel_id,
+                ms: chunk_ms,
+                max_ms: MAX_CHUNK_MS,
+            });
+        }
+        ch.2 += bytes as u64;
+        let audio_ms = ch.2 * 1000 / per_s;
+        let wait_ms = audio_ms.saturating_sub(elapsed_ms + self.max_ahead_ms);
+        let first_hold = wait_ms > 0 && !self.held;
+        self.held |= wait_ms > 0;
+        Ok(Admit {
+            wait: Duration::from_millis(wait_ms),
+            first_hold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto;
+
+    fn mulaw_8k(id: u32) -> ChannelSpec {
+        ChannelSpec::from_proto(&proto::ChannelConfig {
+            channel_id: id,
+            encoding: proto::Encoding::Mulaw as i32,
+            sample_rate_hz: 8000,
+            ..Default::default()
+        })
+        .expect("a valid channel")
+    }
+
+    #[test]
+    fn chunks_over_ten_seconds_are_refused() {
+        let mut p = Pace::new(&[mulaw_8k(0)], Duration::from_secs(3600));
+        assert!(p.admit(0, 80_000, 0).is_ok());
+        let e = p.admit(0, 80_008, 0).unwrap_err();
+        assert!(e.to_string().contains("at most 10000 ms"), "{e}");
+        // Unknown channels are the call's to refuse.
+        assert!(p.admit(7, 10_000_000, 0).is_ok());
+    }
+
+    #[test]
+    fn audio_ahead_of_the_clock_waits() {
+        let mut p = Pace::new(&[mulaw_8k(0), mulaw_8k(1)], Duration::from_secs(2));
+        // 1 s of audio at once, twice: within 2 s ahead.
+        for _ in 0..2 {
+            assert_eq!(p.admit(0, 8000, 0).unwrap().wait, Duration::ZERO);
+        }
+        // A third second at 0 ms is 1 s too far ahead; the first hold is flagged once.
+        let a = p.admit(0, 8000, 0).unwrap();
+        assert_eq!((a.wait, a.first_hold), (Duration::from_secs(1), true));
+        let a = p.admit(0, 8000, 500).unwrap();
+        assert_eq!((a.wait, a.first_hold), (Duration::from_millis(1500), false));
+        // The other channel has its own count; real time never waits.
+        assert_eq!(p.admit(1, 8000, 1000).unwrap().wait, Duration::ZERO);
+        assert_eq!(p.admit(0, 160, 4020).unwrap().wait, Duration::ZERO);
+    }
+}

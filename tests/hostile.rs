@@ -1,0 +1,402 @@
+//! Issue 20 item 4: broken and hostile clients against the real `callmood serve`
+//! process (tests/ops), each case with its status and its counter
+//! (`callmood_client_faults_total`). Requests go as raw bytes (a codec that encodes
+//! nothing), so that a test can send what no generated client would: a 60 MiB chunk,
+//! bytes that are no protobuf message.
+mod common;
+mod ops;
+
+use std::time::{Duration, Instant};
+
+use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
+use common::*;
+use ops::*;
+use prost::Message;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::{Code, Status};
+
+/// Limits of the test server: short enough to test without waiting long.
+const CONFIG: &str = "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls = 2\n";
+
+/// `callmood serve` with [`CONFIG`] and metrics; no emotion model (not needed here).
+fn server(dir: &std::path::Path) -> Server {
+    let file = dir.join("callmood.toml");
+    std::fs::write(&file, CONFIG).unwrap();
+    Server::start(true, &["--config", file.to_str().unwrap(), "--no-emotion"])
+}
+
+/// Sends each request as the bytes it is given; reads `CallEvent`s.
+struct RawCodec;
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+struct EventDecoder;
+
+impl Decoder for EventDecoder {
+    type Item = CallEvent;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CallEvent>, Status> {
+        CallEvent::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = CallEvent;
+    type Encoder = RawEncoder;
+    type Decoder = EventDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> EventDecoder {
+        EventDecoder
+    }
+}
+
+/// A `StreamCall` whose requests are the byte strings sent into the returned sender;
+/// its events until the call ends, and how it ended.
+async fn raw_call(
+    server: &Server,
+    requests: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> (Vec<CallEvent>, Result<(), Status>) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = PathAndQuery::from_static("/callmood.v1.CallAnalyzer/StreamCall");
+    let mut events = Vec::new();
+    let mut stream = match grpc
+        .streaming(
+            tonic::Request::new(ReceiverStream::new(requests)),
+            path,
+            RawCodec,
+        )
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => return (events, Err(s)),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(ev)) => events.push(ev),
+            Ok(None) => return (events, Ok(())),
+            Err(s) => return (events, Err(s)),
+        }
+    }
+}
+
+fn config_bytes(call_id: &str) -> Vec<u8> {
+    proto::StreamCallRequest {
+        request: Some(Request::Config(proto::CallConfig {
+            call_id: call_id.into(),
+            channels: vec![proto::ChannelConfig {
+                channel_id: 0,
+                role: proto::Role::Caller as i32,
+                encoding: proto::Encoding::Mulaw as i32,
+                sample_rate_hz: 8000,
+                ..Default::default()
+            }],
+            options: Some(proto::CallOptions {
+                disable_transcript: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+    }
+    .encode_to_vec()
+}
+
+fn chunk_bytes(data: Vec<u8>) -> Vec<u8> {
+    proto::StreamCallRequest {
+        request: Some(Request::Audio(proto::AudioChunk {
+            channel_id: 0,
+            data,
+        })),
+    }
+    .encode_to_vec()
+}
+
+/// A value of `/metrics` (the series written as in the exposition), 0 if absent.
+fn metric(server: &Server, series: &str) -> f64 {
+    let (code, body) = http_get(server.metrics.unwrap(), "/metrics").unwrap();
+    assert_eq!(code, 200);
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn fault(server: &Server, name: &str) -> f64 {
+    metric(
+        server,
+        &format!("callmood_client_faults_total{{fault=\"{name}\"}}"),
+    )
+}
+
+/// The server's resident memory, MB (Linux /proc).
+fn rss_mb(server: &Server) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.proc.child.id())).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// One mid-call message of the given bytes after a config and 1 s of audio: the call
+/// ends with an error status and no summary.
+async fn broken_mid_call(server: &Server, call_id: &str, bad: Vec<u8>) -> Status {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(config_bytes(call_id)).await.unwrap();
+    tx.send(chunk_bytes(vec![0xff; 8000])).await.unwrap();
+    let sender = tokio::spawn(async move {
+        // Let the call take its first second before the bad message.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = tx.send(bad).await;
+        // The stream stays open: the call must end because of the bad message alone.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tx);
+    });
+    let (events, end) = raw_call(server, rx).await;
+    sender.abort();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.event, Some(Event::Summary(_)))),
+        "{call_id}: a summary after a broken stream"
+    );
+    end.expect_err("a broken stream ends with an error status, not OK")
+}
+
+#[tokio::test]
+async fn a_chunk_over_the_limits_ends_the_call_with_an_error_and_costs_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let before = rss_mb(&server);
+
+    // 60 MiB in one AudioChunk, mid-call (the black-box probe's case).
+    let s = broken_mid_call(&server, "big", chunk_bytes(vec![0xff; 60 << 20])).await;
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(
+        s.message()
+            .contains("1048576 bytes, server.max_message_bytes"),
+        "{s:?}"
+    );
+    // The same message first, in place of the config.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(chunk_bytes(vec![0xff; 60 << 20])).await.unwrap();
+    let (_, end) = raw_call(&server, rx).await;
+    drop(tx);
+    let s = end.expect_err("refused");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    let grown = rss_mb(&server) - before;
+    println!("RSS: {before:.0} MB before, {grown:+.0} MB after two 60 MiB chunks");
+    assert!(grown < 100.0, "RSS grew by {grown:.0} MB");
+    assert_eq!(fault(&server, "message_too_large"), 2.0);
+
+    // Under the message limit but more than 10 s of audio: 11 s of 8 kHz μ-law.
+    let s = broken_mid_call(&server, "long", chunk_bytes(vec![0xff; 88_000])).await;
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(s.message().contains("at most 10000 ms"), "{s:?}");
+    assert_eq!(fault(&server, "chunk_too_long"), 1.0);
+
+    // Bytes that are no StreamCallRequest (field 2 as a varint: wrong wire type).
+    let s = broken_mid_call(&server, "garbage", vec![0x10, 0x01, 0xff, 0xff]).await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("malformed message"), "{s:?}");
+    assert_eq!(fault(&server, "stream_broken"), 1.0);
+    // Every call gives its slot back.
+    let end = Instant::now() + Duration::from_secs(30);
+    while metric(&server, "callmood_calls_in_flight{transport=\"grpc\"}") > 0.0 {
+        assert!(Instant::now() < end, "calls still in flight");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_sends_no_config_is_ended_and_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    // Both slots (max_calls = 2) held by streams that send nothing.
+    let mut held = Vec::new();
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        held.push(tx);
+        silent.push(raw_call(&server, rx));
+    }
+    for (_, end) in futures_util::future::join_all(silent).await {
+        let s = end.expect_err("no config: refused");
+        assert_eq!(s.code(), Code::DeadlineExceeded, "{s:?}");
+        assert!(s.message().contains("no config within 1 s"), "{s:?}");
+    }
+    assert_eq!(fault(&server, "config_timeout"), 2.0);
+    // The slots are free again: a call that sends its config goes to its summary.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(config_bytes("after")).await.unwrap();
+    tx.send(chunk_bytes(vec![0xff; 800])).await.unwrap();
+    drop(tx);
+    let (events, end) = raw_call(&server, rx).await;
+    end.expect("a call with a config");
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.event, Some(Event::Summary(_)))));
+    drop(held);
+}
+
+#[tokio::test]
+async fn live_audio_far_faster_than_real_time_is_held_to_the_clock_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    // 8 s of audio in 20 ms chunks, all at once; the server lets it run 2 s ahead.
+    let (tx, rx) = tokio::sync::mpsc::channel(1000);
+    tx.send(config_bytes("fast")).await.unwrap();
+    for _ in 0..400 {
+        tx.send(chunk_bytes(vec![0xff; 160])).await.unwrap();
+    }
+    drop(tx);
+    let t0 = Instant::now();
+    let (events, end) = raw_call(&server, rx).await;
+    let took = t0.elapsed();
+    end.expect("a paced call is not refused");
+    let summary = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(Event::Summary(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("summary");
+    // All its audio was taken, at no more than 2 s ahead of the clock: the summary cannot
+    // come before 8 - 2 = 6 s (a lower bound only: the clock cannot run slow).
+    assert!(summary.duration_ms >= 7900, "{summary:?}");
+    assert!(took >= Duration::from_secs(6), "took {took:?}");
+    assert_eq!(fault(&server, "too_fast"), 1.0);
+    println!("8 s of audio sent at once: summary after {took:?}");
+}
+
+#[tokio::test]
+async fn a_cancelled_recording_stops_its_recogniser_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    // About 4 minutes of speech: far more than the recogniser does before the cancel.
+    let clip = load_wav(&librivox("0880").0);
+    let mut long = Vec::new();
+    while long.len() < 240 * callmood::SAMPLE_RATE as usize {
+        long.extend_from_slice(&clip);
+        long.extend(std::iter::repeat_n(0.0, callmood::SAMPLE_RATE as usize));
+    }
+    let total_s = long.len() as f64 / callmood::SAMPLE_RATE as f64;
+    let wav = dir.path().join("long.wav");
+    write_wav(&wav, callmood::SAMPLE_RATE, &long);
+    let mut client = client(server.grpc).await;
+    let t0 = Instant::now();
+    let mut events = client
+        .analyze_recording(proto::AnalyzeRecordingRequest {
+            call_id: "cancelled".into(),
+            audio: Some(proto::analyze_recording_request::Audio::Wav(
+                std::fs::read(&wav).unwrap(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The first full utterance: the recogniser's first window is done and the recording's
+    // next utterances wait in its queue; then the client goes away.
+    while let Some(ev) = events.message().await.unwrap() {
+        if matches!(ev.event, Some(Event::Utterance(_))) {
+            break;
+        }
+    }
+    let done_at_cancel = metric(&server, "callmood_asr_audio_seconds_total");
+    println!("first utterance after {:?}", t0.elapsed());
+    drop(events);
+    drop(client);
+    // The server notices, takes the recording's queued jobs off the recogniser and ends
+    // the call: nothing in flight, nothing queued.
+    let end = Instant::now() + Duration::from_secs(40);
+    while fault(&server, "listener_gone") < 1.0
+        || metric(&server, "callmood_calls_in_flight{transport=\"recording\"}") > 0.0
+        || metric(&server, "callmood_asr_queue_depth") > 0.0
+    {
+        assert!(
+            Instant::now() < end,
+            "still busy: listener_gone {}, recordings in flight {}, queued {}\n{}",
+            fault(&server, "listener_gone"),
+            metric(&server, "callmood_calls_in_flight{transport=\"recording\"}"),
+            metric(&server, "callmood_asr_queue_depth"),
+            server.proc.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The recogniser transcribed what it had begun, not the recording.
+    let done = metric(&server, "callmood_asr_audio_seconds_total");
+    println!(
+        "cancelled after the first utterance ({done_at_cancel:.0} s transcribed): \
+         {done:.0} s of {total_s:.0} s transcribed in all"
+    );
+    assert!(done < total_s / 2.0, "{done} s of {total_s} s transcribed");
+}
+
+/// `AsrPool::cancel_group`, what the cancel above relies on: the queued jobs of one
+/// group are answered `Cancelled` unrun, those of other groups stay.
+#[test]
+fn the_recogniser_drops_the_queued_jobs_of_a_cancelled_call_only() {
+    use callmood::asr::{AsrConfig, AsrError, AsrJob, AsrPool};
+    let cfg = AsrConfig {
+        workers: 1,
+        threads_per_worker: 2,
+        ..AsrConfig::default()
+    };
+    let pool = AsrPool::new(&model_path(), cfg).unwrap();
+    // The only worker busy with 10 s of speech while the other jobs queue behind it.
+    let speech = load_wav(&librivox("0880").0);
+    let busy: Vec<f32> = speech.iter().cycle().take(10 * 16000).copied().collect();
+    let (job, busy_reply) = AsrJob::with_channel(busy);
+    pool.submit_blocking(job).unwrap();
+    let clip: Vec<f32> = speech[..2 * 16000].to_vec();
+    let mut cancelled = Vec::new();
+    for _ in 0..3 {
+        let (job, reply) = AsrJob::with_channel(clip.clone());
+        pool.submit_blocking_in(Some(7), job).unwrap();
+        cancelled.push(reply);
+    }
+    let (job, kept) = AsrJob::with_channel(clip.clone());
+    pool.submit_blocking_in(Some(8), job).unwrap();
+    assert_eq!(pool.cancel_group(Some(7)), 3);
+    for reply in cancelled {
+        assert!(matches!(
+            reply.recv_timeout(Duration::from_secs(1)),
+            Ok(Err(AsrError::Cancelled))
+        ));
+    }
+    let words = kept
+        .recv_timeout(Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
+    assert!(!words.is_empty(), "the other call's job is transcribed");
+    busy_reply.recv().unwrap().unwrap();
+    assert_eq!(pool.queued(), 0);
+}
