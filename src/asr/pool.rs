@@ -8,14 +8,27 @@
 //! prompts this took 3.1× less compute than one window per utterance, at no WER cost
 //! (DESIGN.md, "Throughput"). Jobs longer than a window are transcribed alone.
 //!
-//! Packing has a cost between jobs that share a window: the decoder reads the earlier pieces'
-//! words as context (a name from one piece can prime the next), and a word whose timestamp
-//! drifts more than the gap can land in the neighbouring piece. Jobs of different calls must
-//! not share a window, so jobs carry a packing group ([`PackGroup`], e.g. the call id):
-//! [`AsrPool::try_submit_in`] / [`AsrPool::submit_blocking_in`] pack a job only with queued
-//! jobs of the same group. [`AsrPool::try_submit`] / [`AsrPool::submit_blocking`] put the job
-//! in the one shared ungrouped group: right for a batch of one recording, not for a server
-//! handling several calls.
+//! Two kinds of job wait in the one queue:
+//! - **live** jobs (`try_submit*`, a live call's utterance): they expire after
+//!   [`AsrConfig::max_queue_wait_s`]. With [`AsrConfig::pack_across_calls`] (the default) a
+//!   free worker takes the waiting live jobs oldest first *from any call* and packs as many
+//!   as fit (continuous batching): the oldest job is always in the next window, so its wait
+//!   bounds the window, and no worker waits for a window to fill. Without it, a window holds
+//!   the oldest live job and the following jobs of its [`PackGroup`] only.
+//! - **recording** jobs (`submit_*blocking*`, a recording's utterances): packed only with
+//!   jobs of their own group, in order, so a recording's windows, and with them its words,
+//!   do not depend on what else was queued. Live jobs go first; a recording whose oldest
+//!   job has waited longer than `max_queue_wait_s` gets the next window, though never two
+//!   in a row while live jobs wait, so neither kind starves the other.
+//!
+//! What jobs in one window share: the decoder reads the earlier pieces' words as context
+//! (a name from one piece can prime the next), and a word's timestamp may drift out of its
+//! piece. Words are split back by timestamp ([`split_segments_by_group`]); a word that
+//! straddles the boundary between pieces of two *different* groups (starts before its piece,
+//! or runs past its end, towards the other group's piece) is dropped and counted
+//! ([`AsrStats::straddling_words`]), never given to the neighbour. Where even shared
+//! decoder context between calls is unwanted, `pack_across_calls = false` keeps every
+//! window to one group.
 //!
 //! The queue is bounded: `try_submit*` hands the job back when it is full (the caller chooses
 //! backpressure or drop-and-count), `submit_blocking*` waits.
@@ -47,6 +60,8 @@ pub const DEFAULT_GAP_S: f32 = 1.0;
 /// [`AsrError::Expired`] instead of being transcribed, so that an overloaded recogniser gives
 /// late calls no words rather than words a minute late.
 pub const DEFAULT_MAX_QUEUE_WAIT_S: f32 = 10.0;
+/// Whether live jobs of different calls share windows, by default (see the module docs).
+pub const DEFAULT_PACK_ACROSS_CALLS: bool = true;
 /// Longest job accepted, s (10 min); longer audio is refused with [`AsrError::JobTooLong`].
 pub const DEFAULT_MAX_JOB_S: f32 = 600.0;
 /// Jobs whose peak amplitude is below this (−80 dBFS) are digital silence: they get no words
@@ -69,8 +84,12 @@ pub struct AsrConfig {
     pub gap_s: f32,
     /// Longest job accepted, s.
     pub max_job_s: f32,
-    /// Longest a `try_submit*` job waits in the queue before it expires, s (> 0).
+    /// Longest a `try_submit*` job waits in the queue before it expires, s (> 0); a
+    /// recording job that has waited this long is taken before live jobs (once in a row).
     pub max_queue_wait_s: f32,
+    /// Pack waiting live jobs of different calls into one window (continuous batching);
+    /// false packs each call's jobs alone.
+    pub pack_across_calls: bool,
 }
 
 impl Default for AsrConfig {
@@ -83,6 +102,7 @@ impl Default for AsrConfig {
             gap_s: DEFAULT_GAP_S,
             max_job_s: DEFAULT_MAX_JOB_S,
             max_queue_wait_s: DEFAULT_MAX_QUEUE_WAIT_S,
+            pack_across_calls: DEFAULT_PACK_ACROSS_CALLS,
         }
     }
 }
@@ -185,6 +205,9 @@ pub struct AsrStats {
     /// Time jobs waited in the queue before a worker took them (or found them
     /// expired), summed, µs.
     pub queue_wait_us: u64,
+    /// Words dropped because their times straddled the boundary between pieces of two
+    /// groups (calls) in one window ([`split_segments_by_group`]).
+    pub straddling_words: u64,
 }
 
 #[derive(Default)]
@@ -192,6 +215,7 @@ struct Counters {
     jobs: AtomicU64,
     windows: AtomicU64,
     audio_ms: AtomicU64,
+    straddling_words: AtomicU64,
 }
 
 /// Which jobs may share a Whisper window: only jobs with equal groups are packed together.
@@ -201,9 +225,20 @@ pub type PackGroup = Option<u64>;
 struct Queued {
     group: PackGroup,
     job: AsrJob,
-    /// When it was queued and, for `try_submit*` jobs, the latest it may start.
+    /// A live call's utterance (`try_submit*`): expires at its deadline, may be packed
+    /// across calls. Otherwise a recording's, which never expires.
+    live: bool,
+    /// When it was queued.
     queued: Instant,
-    expires: Option<Instant>,
+    /// `queued` + [`AsrConfig::max_queue_wait_s`]: a live job expires then, a recording
+    /// job is taken before live ones from then on.
+    deadline: Option<Instant>,
+}
+
+impl Queued {
+    fn is_due(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| d <= now)
+    }
 }
 
 struct QueueState {
@@ -211,6 +246,9 @@ struct QueueState {
     closed: bool,
     /// Time taken jobs waited, summed, µs (for [`AsrStats::queue_wait_us`]).
     waited_us: u64,
+    /// The last window was a recording's: an overdue recording does not get the next one
+    /// while live jobs wait.
+    last_was_recording: bool,
 }
 
 struct Queue {
@@ -261,6 +299,7 @@ impl AsrPool {
                 jobs: VecDeque::with_capacity(cfg.queue_capacity),
                 closed: false,
                 waited_us: 0,
+                last_was_recording: false,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -289,40 +328,47 @@ impl AsrPool {
         Ok(pool)
     }
 
-    /// Queues a job in the ungrouped group if there is room; otherwise hands it back
+    /// `job` as queued now, with its deadline.
+    fn enqueued(&self, group: PackGroup, job: AsrJob, live: bool) -> Queued {
+        let queued = Instant::now();
+        let wait = Duration::from_secs_f32(self.cfg.max_queue_wait_s);
+        Queued {
+            group,
+            job,
+            live,
+            queued,
+            deadline: queued.checked_add(wait),
+        }
+    }
+
+    /// Queues a live job in the ungrouped group if there is room; otherwise hands it back
     /// untouched. See the module docs before mixing calls.
     pub fn try_submit(&self, job: AsrJob) -> Result<(), AsrJob> {
         self.try_submit_in(None, job)
     }
 
-    /// Queues a job that may share a window only with jobs of `group`, if there is room;
-    /// otherwise hands it back untouched.
+    /// Queues a live job of `group` (a call) if there is room; otherwise hands it back
+    /// untouched. It expires after [`AsrConfig::max_queue_wait_s`] and shares windows with
+    /// other calls' live jobs when [`AsrConfig::pack_across_calls`] is on.
     pub fn try_submit_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrJob> {
         let mut st = self.queue.lock();
         if st.closed || st.jobs.len() >= self.queue.capacity {
             return Err(job);
         }
-        let queued = Instant::now();
-        let wait = Duration::from_secs_f32(self.cfg.max_queue_wait_s);
-        st.jobs.push_back(Queued {
-            group,
-            job,
-            queued,
-            expires: queued.checked_add(wait),
-        });
+        st.jobs.push_back(self.enqueued(group, job, true));
         drop(st);
         self.queue.not_empty.notify_one();
         Ok(())
     }
 
-    /// Queues a job in the ungrouped group, waiting for room. Fails (without calling the
-    /// job's reply) only if the pool is shutting down.
+    /// Queues a recording job in the ungrouped group, waiting for room. Fails (without
+    /// calling the job's reply) only if the pool is shutting down.
     pub fn submit_blocking(&self, job: AsrJob) -> Result<(), AsrError> {
         self.submit_blocking_in(None, job)
     }
 
-    /// Queues a job that may share a window only with jobs of `group`, waiting for room.
-    /// Fails (without calling the job's reply) only if the pool is shutting down.
+    /// Queues a recording job that may share a window only with jobs of `group`, waiting
+    /// for room. Fails (without calling the job's reply) only if the pool is shutting down.
     pub fn submit_blocking_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrError> {
         self.submit_all_blocking_in(group, vec![job])
     }
@@ -353,13 +399,8 @@ impl AsrPool {
         if st.closed {
             return Err(AsrError::PoolClosed);
         }
-        let queued = Instant::now();
-        st.jobs.extend(jobs.into_iter().map(|job| Queued {
-            group,
-            job,
-            queued,
-            expires: None,
-        }));
+        st.jobs
+            .extend(jobs.into_iter().map(|job| self.enqueued(group, job, false)));
         drop(st);
         self.queue.not_empty.notify_all();
         Ok(())
@@ -409,6 +450,7 @@ impl AsrPool {
             windows: self.counters.windows.load(Ordering::Relaxed),
             audio_ms: self.counters.audio_ms.load(Ordering::Relaxed),
             queue_wait_us: self.queue.lock().waited_us,
+            straddling_words: self.counters.straddling_words.load(Ordering::Relaxed),
         }
     }
 
@@ -440,62 +482,96 @@ impl Drop for AsrPool {
 /// A job taken off the queue unrun because it waited past its expiry, and how long it waited.
 type ExpiredJob = (AsrJob, Duration);
 
-/// Takes the next batch: the oldest queued job, then the following jobs of its group, in
-/// order, while they fit in one window; and every job that has waited past its expiry
-/// (answered by the caller, never run). `None` once the pool is closed and empty.
-fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<(Vec<AsrJob>, Vec<ExpiredJob>)> {
+/// Takes the next window's jobs (see [`plan_window`]) with their groups, and every live job
+/// that has waited past its expiry (answered by the caller, never run). `None` once the
+/// pool is closed and empty.
+fn take_batch(
+    queue: &Queue,
+    cfg: &AsrConfig,
+) -> Option<(Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>)> {
     let mut st = queue.lock();
     while st.jobs.is_empty() && !st.closed {
         st = queue.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
     }
     let now = Instant::now();
     let mut expired = Vec::new();
-    let mut i = 0;
     let mut waited = Duration::ZERO;
+    let mut i = 0;
     while i < st.jobs.len() {
-        if st.jobs[i].expires.is_some_and(|e| e <= now) {
-            expired.extend(st.jobs.remove(i).map(|q| (q.job, now - q.queued)));
-            waited += expired.last().map_or(Duration::ZERO, |(_, w)| *w);
+        if st.jobs[i].live && st.jobs[i].is_due(now) {
+            let q = st.jobs.remove(i).expect("index in range");
+            let w = now.saturating_duration_since(q.queued);
+            waited += w;
+            expired.push((q.job, w));
         } else {
             i += 1;
         }
     }
-    let Some(Queued {
-        group,
-        job: first,
-        queued,
-        ..
-    }) = st.jobs.pop_front()
-    else {
-        st.waited_us += waited.as_micros() as u64;
-        drop(st);
-        queue.not_full.notify_all();
-        return (!expired.is_empty()).then_some((Vec::new(), expired));
-    };
-    let window = cfg.window_samples();
-    let gap = cfg.gap_samples();
-    // Every piece is preceded by a gap of silence (see `pack`).
-    let mut total = gap + first.audio.len();
-    let mut batch = vec![first];
-    let mut i = 0;
-    while total <= window && i < st.jobs.len() {
-        let q = &st.jobs[i];
-        if q.group != group {
-            i += 1;
-            continue;
-        }
-        if total + gap + q.job.audio.len() > window {
-            break; // keep the group's order: do not skip ahead of a job that does not fit
-        }
-        total += gap + q.job.audio.len();
-        waited += now.saturating_duration_since(q.queued);
-        batch.extend(st.jobs.remove(i).map(|q| q.job));
+    let picked = plan_window(&st.jobs, now, cfg, st.last_was_recording);
+    if let Some(&first) = picked.first() {
+        st.last_was_recording = !st.jobs[first].live;
     }
-    waited += now.saturating_duration_since(queued);
+    let mut batch = Vec::with_capacity(picked.len());
+    // Highest index first, so the lower indices stay valid; then back into queue order.
+    for &i in picked.iter().rev() {
+        let q = st.jobs.remove(i).expect("planned index in range");
+        waited += now.saturating_duration_since(q.queued);
+        batch.push((q.group, q.job));
+    }
+    batch.reverse();
     st.waited_us += waited.as_micros() as u64;
     drop(st);
     queue.not_full.notify_all();
-    Some((batch, expired))
+    (!batch.is_empty() || !expired.is_empty()).then_some((batch, expired))
+}
+
+/// The queue indices (ascending) of the next window's jobs, none expired.
+///
+/// The window's first job: an overdue recording job (one past its deadline) unless the last
+/// window was a recording's and live jobs wait; else the oldest live job; else the oldest
+/// recording job. Then the later jobs that fit, in queue order: for a live window with
+/// [`AsrConfig::pack_across_calls`], live jobs of any group; otherwise jobs of the first's
+/// kind and group. A group's job that does not fit closes the group for this window, so a
+/// group's jobs are never reordered.
+fn plan_window(
+    jobs: &VecDeque<Queued>,
+    now: Instant,
+    cfg: &AsrConfig,
+    last_was_recording: bool,
+) -> Vec<usize> {
+    let oldest_live = jobs.iter().position(|q| q.live);
+    let overdue_recording = jobs.iter().position(|q| !q.live && q.is_due(now));
+    let first = match (overdue_recording, oldest_live) {
+        (Some(r), Some(_)) if !last_was_recording => r,
+        (_, Some(l)) => l,
+        (Some(r), None) => r,
+        (None, None) if jobs.is_empty() => return Vec::new(),
+        (None, None) => 0,
+    };
+    let head = &jobs[first];
+    let across = head.live && cfg.pack_across_calls;
+    let window = cfg.window_samples();
+    let gap = cfg.gap_samples();
+    // Every piece is preceded by a gap of silence (see `pack`).
+    let mut total = gap + head.job.audio.len();
+    let mut picked = vec![first];
+    let mut closed: Vec<PackGroup> = Vec::new();
+    for (i, q) in jobs.iter().enumerate().skip(first + 1) {
+        if total >= window {
+            break;
+        }
+        let eligible = q.live == head.live && (across || q.group == head.group);
+        if !eligible || closed.contains(&q.group) {
+            continue;
+        }
+        if total + gap + q.job.audio.len() > window {
+            closed.push(q.group);
+            continue;
+        }
+        total += gap + q.job.audio.len();
+        picked.push(i);
+    }
+    picked
 }
 
 fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &Counters) {
@@ -510,7 +586,7 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
             counters.jobs.fetch_add(1, Ordering::Relaxed);
         }
         let mut to_run = Vec::with_capacity(batch.len());
-        for job in batch {
+        for (group, job) in batch {
             if job.audio.len() > max_job {
                 let seconds = job.audio.len() as f32 / crate::SAMPLE_RATE as f32;
                 answer(
@@ -523,33 +599,37 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
             } else if is_digital_silence(&job.audio) {
                 answer(job, Ok(Vec::new()));
             } else {
-                to_run.push(job);
+                to_run.push((group, job));
             }
             counters.jobs.fetch_add(1, Ordering::Relaxed);
         }
         if to_run.is_empty() {
             continue;
         }
-        let clips: Vec<&[f32]> = to_run.iter().map(|j| j.audio.as_slice()).collect();
+        let clips: Vec<&[f32]> = to_run.iter().map(|(_, j)| j.audio.as_slice()).collect();
+        let groups: Vec<PackGroup> = to_run.iter().map(|(g, _)| *g).collect();
         let audio_ms: u64 = clips
             .iter()
             .map(|c| (c.len() * 1000 / crate::SAMPLE_RATE as usize) as u64)
             .sum();
         // A panic must not take the worker (and every later job's reply) down with it.
         let results = catch_unwind(AssertUnwindSafe(|| {
-            transcribe_packed(&mut tr, &clips, cfg.gap_samples())
+            transcribe_packed_groups(&mut tr, &clips, &groups, cfg.gap_samples())
         }))
         .unwrap_or_else(|_| Err(AsrError::Whisper("transcription panicked".into())));
         counters.windows.fetch_add(1, Ordering::Relaxed);
         counters.audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
         match results {
-            Ok(per_job) => {
-                for (job, words) in to_run.into_iter().zip(per_job) {
+            Ok(split) => {
+                counters
+                    .straddling_words
+                    .fetch_add(split.straddling, Ordering::Relaxed);
+                for ((_, job), words) in to_run.into_iter().zip(split.words) {
                     answer(job, Ok(words));
                 }
             }
             Err(e) => {
-                for job in to_run {
+                for (_, job) in to_run {
                     answer(job, Err(e.clone()));
                 }
             }
@@ -568,18 +648,40 @@ fn is_digital_silence(audio: &[f32]) -> bool {
 
 /// Transcribes several clips in one Whisper run: each preceded by `gap_samples` of silence
 /// ([`pack`]), words split back by timestamp ([`split_segments`]) and re-timed to each clip's
-/// start. The caller keeps the total within one window for the saving to hold.
+/// start. The clips are taken as one group's (one call or recording). The caller keeps the
+/// total within one window for the saving to hold.
 pub fn transcribe_packed(
     tr: &mut Transcriber,
     clips: &[&[f32]],
     gap_samples: usize,
 ) -> Result<Vec<Vec<Word>>, AsrError> {
+    let groups = vec![None; clips.len()];
+    Ok(transcribe_packed_groups(tr, clips, &groups, gap_samples)?.words)
+}
+
+/// Words split back per piece of a packed window, and how many were dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    /// Each piece's words, re-timed to the piece's start.
+    pub words: Vec<Vec<Word>>,
+    /// Words dropped because they straddled a boundary between two groups' pieces.
+    pub straddling: u64,
+}
+
+/// Like [`transcribe_packed`], with each clip's group (`groups[i]` for `clips[i]`): words are
+/// split back by [`split_segments_by_group`], so none crosses from one group to another.
+pub fn transcribe_packed_groups(
+    tr: &mut Transcriber,
+    clips: &[&[f32]],
+    groups: &[PackGroup],
+    gap_samples: usize,
+) -> Result<Split, AsrError> {
     if clips.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Split::default());
     }
     let (audio, spans) = pack(clips, gap_samples);
     let segments = tr.transcribe_segments(&audio)?;
-    Ok(split_segments(segments, &spans))
+    Ok(split_segments_by_group(segments, &spans, groups))
 }
 
 /// Concatenates clips, each preceded by `gap_samples` of silence; returns the audio and each
@@ -603,22 +705,41 @@ pub fn pack(clips: &[&[f32]], gap_samples: usize) -> (Vec<f32>, Vec<Range<usize>
 }
 
 /// Gives each clip (sample ranges from [`pack`]) its words, re-timed to the clip's start and
-/// clamped to it.
+/// clamped to it; the clips are taken as one group's ([`split_segments_by_group`]).
+pub fn split_segments(segments: Vec<Segment>, spans: &[Range<usize>]) -> Vec<Vec<Word>> {
+    split_segments_by_group(segments, spans, &vec![None; spans.len()]).words
+}
+
+/// Gives each clip (sample ranges from [`pack`], `groups[i]` the group of clip `i`) its
+/// words, re-timed to the clip's start and clamped to it.
 ///
 /// Whisper's times run late, not early: a segment's start (its own timestamp token) lands on
 /// or a little after the speech onset, and word starts (DTW) lag by up to ~0.5 s near the
 /// end of a segment. So a segment goes to the clip nearest its start, and a word moves on to
 /// a later clip only when its start lies inside that clip, never because it fell into the
 /// gap after its own clip. Assignment is monotone: words keep their order.
-pub fn split_segments(segments: Vec<Segment>, spans: &[Range<usize>]) -> Vec<Vec<Word>> {
+///
+/// That tolerance holds only between clips of one group. Where the neighbouring clip
+/// belongs to another group (another call), a word must lie inside its own clip on that
+/// side: one that starts before its clip while the clip before is another group's, or ends
+/// after its clip while the clip after is another group's, straddles the boundary and is
+/// dropped (counted in [`Split::straddling`]), never given to either side.
+pub fn split_segments_by_group(
+    segments: Vec<Segment>,
+    spans: &[Range<usize>],
+    groups: &[PackGroup],
+) -> Split {
     let per_ms = crate::SAMPLE_RATE as f64 / 1000.0;
     let spans_ms: Vec<(f64, f64)> = spans
         .iter()
         .map(|s| (s.start as f64 / per_ms, s.end as f64 / per_ms))
         .collect();
-    let mut out: Vec<Vec<Word>> = vec![Vec::new(); spans.len()];
+    let mut split = Split {
+        words: vec![Vec::new(); spans.len()],
+        straddling: 0,
+    };
     if spans.is_empty() {
-        return out;
+        return split;
     }
     let distance = |t: f64, (a, b): (f64, f64)| {
         if t < a {
@@ -629,6 +750,7 @@ pub fn split_segments(segments: Vec<Segment>, spans: &[Range<usize>]) -> Vec<Vec
             0.0
         }
     };
+    let other_group = |i: usize, j: usize| groups.get(i) != groups.get(j);
     let mut current = 0;
     for seg in segments {
         let t = seg.start_ms as f64;
@@ -643,13 +765,20 @@ pub fn split_segments(segments: Vec<Segment>, spans: &[Range<usize>]) -> Vec<Vec
                 current = later;
             }
             let (a, b) = spans_ms[current];
+            let (start, end) = (w.start_ms as f64, w.end_ms.max(w.start_ms) as f64);
+            let before = current > 0 && other_group(current - 1, current) && start < a;
+            let after = current + 1 < spans_ms.len() && other_group(current, current + 1) && end > b;
+            if before || after {
+                split.straddling += 1;
+                continue;
+            }
             let rel = |t: u32| (t as f64 - a).clamp(0.0, b - a).round() as u32;
             w.start_ms = rel(w.start_ms);
             w.end_ms = rel(w.end_ms);
-            out[current].push(w);
+            split.words[current].push(w);
         }
     }
-    out
+    split
 }
 
 #[cfg(test)]
@@ -724,93 +853,247 @@ mod tests {
         assert_eq!(split[1], [word("x", 0, 100)]);
     }
 
-    fn queue_of(jobs: &[(PackGroup, f32)]) -> Queue {
-        let q = Queue {
+    fn empty_queue() -> Queue {
+        Queue {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
                 closed: false,
                 waited_us: 0,
+                last_was_recording: false,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity: 16,
-        };
+        }
+    }
+
+    /// A job of `group`, `seconds` long, queued at `queued` with the default deadline.
+    fn queued(group: PackGroup, seconds: f32, live: bool, queued: Instant) -> Queued {
+        let wait = Duration::from_secs_f32(DEFAULT_MAX_QUEUE_WAIT_S);
+        Queued {
+            group,
+            job: AsrJob::new(vec![0.1; seconds_to_samples(seconds)], |_| {}),
+            live,
+            queued,
+            deadline: queued.checked_add(wait),
+        }
+    }
+
+    /// A closed queue of jobs queued now, `live` or recording jobs.
+    fn queue_of(jobs: &[(PackGroup, f32)], live: bool) -> Queue {
+        let q = empty_queue();
         for &(group, seconds) in jobs {
-            let audio = vec![0.1; seconds_to_samples(seconds)];
-            q.lock().jobs.push_back(Queued {
-                group,
-                job: AsrJob::new(audio, |_| {}),
-                queued: Instant::now(),
-                expires: None,
-            });
+            q.lock()
+                .jobs
+                .push_back(queued(group, seconds, live, Instant::now()));
         }
         q.lock().closed = true;
         q
     }
 
+    type Batch = (Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>);
+
+    /// Each job of a batch as (group, seconds).
+    fn pieces((batch, expired): Batch) -> Vec<(PackGroup, f32)> {
+        assert!(expired.is_empty());
+        batch
+            .iter()
+            .map(|(g, j)| (*g, j.audio.len() as f32 / crate::SAMPLE_RATE as f32))
+            .collect()
+    }
+
+    fn per_call() -> AsrConfig {
+        AsrConfig {
+            pack_across_calls: false,
+            ..AsrConfig::default()
+        }
+    }
+
     #[test]
     fn batches_pack_one_group_in_order_within_the_window() {
         let (a, b) = (Some(1), Some(2));
-        let q = queue_of(&[
+        let jobs = [
             (a, 2.0),
             (b, 2.0),
             (a, 3.0),
             (a, 25.0),
             (a, 1.0),
             (None, 1.0),
-        ]);
+        ];
+        // Recordings always, and live jobs with packing across calls off.
+        for (live, cfg) in [(false, AsrConfig::default()), (true, per_call())] {
+            let q = queue_of(&jobs, live);
+            // a(2) + 1 + a(3) = 6 s; a(25) would make 32 s: the batch stops there, in order.
+            assert_eq!(
+                take_batch(&q, &cfg).map(pieces),
+                Some(vec![(a, 2.0), (a, 3.0)])
+            );
+            assert_eq!(take_batch(&q, &cfg).map(pieces), Some(vec![(b, 2.0)]));
+            assert_eq!(
+                take_batch(&q, &cfg).map(pieces),
+                Some(vec![(a, 25.0), (a, 1.0)])
+            );
+            assert_eq!(take_batch(&q, &cfg).map(pieces), Some(vec![(None, 1.0)]));
+            assert!(take_batch(&q, &cfg).is_none());
+        }
+    }
+
+    /// Live jobs of every call go into one window, oldest first, as many as fit; a call
+    /// whose next job does not fit keeps its later jobs for the next window (never
+    /// reordered), while smaller jobs of other calls still fill the window.
+    #[test]
+    fn live_jobs_of_different_calls_share_a_window() {
+        let (a, b, c) = (Some(1), Some(2), Some(3));
+        let q = queue_of(
+            &[
+                (a, 4.0),
+                (b, 3.0),
+                (c, 2.0),
+                (a, 16.0),
+                (a, 1.0),
+                (b, 2.0),
+                (c, 5.0),
+            ],
+            true,
+        );
         let cfg = AsrConfig::default();
-        let lens = |(batch, expired): (Vec<AsrJob>, Vec<ExpiredJob>)| -> Vec<f32> {
-            assert!(expired.is_empty());
-            batch
-                .iter()
-                .map(|j| j.audio.len() as f32 / crate::SAMPLE_RATE as f32)
-                .collect()
-        };
-        // a(2) + 1 + a(3) = 6 s; a(25) would make 32 s: the batch stops there, in order.
-        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![2.0, 3.0]));
-        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![2.0]));
-        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![25.0, 1.0]));
-        assert_eq!(take_batch(&q, &cfg).map(lens), Some(vec![1.0]));
+        // 1+4 + 1+3 + 1+2 = 12 s; a(16) would make 29 > 28: call a waits; b(2) makes 15 s;
+        // c(5) makes 21 s.
+        assert_eq!(
+            take_batch(&q, &cfg).map(pieces),
+            Some(vec![(a, 4.0), (b, 3.0), (c, 2.0), (b, 2.0), (c, 5.0)])
+        );
+        assert_eq!(
+            take_batch(&q, &cfg).map(pieces),
+            Some(vec![(a, 16.0), (a, 1.0)])
+        );
         assert!(take_batch(&q, &cfg).is_none());
     }
 
-    /// Jobs past their expiry leave the queue unrun, wherever they are, with how long they
-    /// waited; the others are batched as usual; jobs without an expiry never expire.
+    /// Live jobs go before recording jobs queued earlier; a recording past its deadline
+    /// gets the next window, but not two in a row while live jobs wait; recordings are
+    /// never packed with live jobs or other recordings.
+    #[test]
+    fn live_jobs_first_and_recordings_still_progress() {
+        let q = empty_queue();
+        let now = Instant::now();
+        let fresh = now - Duration::from_secs(1);
+        let overdue = now - Duration::from_secs(20);
+        {
+            let mut st = q.lock();
+            st.jobs.push_back(queued(Some(10), 2.0, false, fresh));
+            st.jobs.push_back(queued(Some(1), 2.0, true, fresh));
+            st.jobs.push_back(queued(Some(2), 2.0, true, fresh));
+        }
+        let cfg = AsrConfig::default();
+        assert_eq!(
+            take_batch(&q, &cfg).map(pieces),
+            Some(vec![(Some(1), 2.0), (Some(2), 2.0)])
+        );
+        assert_eq!(
+            take_batch(&q, &cfg).map(pieces),
+            Some(vec![(Some(10), 2.0)])
+        );
+        // Two overdue recordings and fresh live jobs: recording, live, recording, live.
+        {
+            let mut st = q.lock();
+            st.jobs.push_back(queued(Some(10), 2.0, false, overdue));
+            st.jobs.push_back(queued(Some(11), 2.0, false, overdue));
+            st.jobs.push_back(queued(Some(1), 2.0, true, fresh));
+            st.jobs.push_back(queued(Some(2), 30.0, true, fresh));
+            st.last_was_recording = false;
+            st.closed = true;
+        }
+        let order: Vec<_> = std::iter::from_fn(|| take_batch(&q, &cfg).map(pieces)).collect();
+        assert_eq!(
+            order,
+            [
+                vec![(Some(10), 2.0)],
+                vec![(Some(1), 2.0)],
+                vec![(Some(11), 2.0)],
+                vec![(Some(2), 30.0)],
+            ]
+        );
+    }
+
+    /// Live jobs past their deadline leave the queue unrun, wherever they are, with how long
+    /// they waited; the others are batched as usual; recording jobs never expire.
     #[test]
     fn expired_jobs_are_taken_out_unrun() {
-        let q = queue_of(&[]);
-        q.lock().closed = false;
+        let q = empty_queue();
         let long_ago = Instant::now() - Duration::from_secs(30);
-        for (group, expires) in [
-            (Some(1), Some(long_ago)),
-            (Some(1), None),
-            (Some(2), Some(long_ago)),
-            (Some(1), Some(Instant::now() + Duration::from_secs(60))),
+        for (group, live, queued_at) in [
+            (Some(1), true, long_ago),
+            (Some(1), false, long_ago),
+            (Some(2), true, long_ago),
+            (Some(1), true, Instant::now()),
         ] {
-            q.lock().jobs.push_back(Queued {
-                group,
-                job: AsrJob::new(vec![0.1; 16_000], |_| {}),
-                queued: long_ago,
-                expires,
-            });
+            q.lock().jobs.push_back(queued(group, 1.0, live, queued_at));
         }
         let (batch, expired) = take_batch(&q, &AsrConfig::default()).unwrap();
-        assert_eq!(batch.len(), 2);
         assert_eq!(expired.len(), 2);
         assert!(expired.iter().all(|(_, w)| *w >= Duration::from_secs(30)));
+        // The fresh live job first; the overdue recording next.
+        assert_eq!(batch.len(), 1);
+        let (batch, expired) = take_batch(&q, &AsrConfig::default()).unwrap();
+        assert!(batch.len() == 1 && expired.is_empty());
         assert!(q.lock().jobs.is_empty());
         // Only expired jobs queued: they come back with an empty batch.
-        q.lock().jobs.push_back(Queued {
-            group: None,
-            job: AsrJob::new(vec![0.1; 16_000], |_| {}),
-            queued: long_ago,
-            expires: Some(long_ago),
-        });
+        q.lock().jobs.push_back(queued(None, 1.0, true, long_ago));
         q.lock().closed = true;
         let (batch, expired) = take_batch(&q, &AsrConfig::default()).unwrap();
         assert!(batch.is_empty() && expired.len() == 1);
         assert!(take_batch(&q, &AsrConfig::default()).is_none());
+    }
+
+    /// Between clips of two groups a word must stay inside its clip on that side: one that
+    /// runs into the gap towards the other group, or starts in the gap after it, is dropped
+    /// and counted; between clips of one group the late-time tolerance holds as before.
+    #[test]
+    fn words_straddling_a_boundary_between_groups_are_dropped() {
+        // clip 0: 1000..3000 ms, gap, clip 1: 4000..6000 ms, gap, clip 2: 7000..9000 ms.
+        let spans = [16_000..48_000, 64_000..96_000, 112_000..144_000];
+        let segments = || {
+            vec![
+                segment(
+                    1000,
+                    4000,
+                    vec![
+                        word("alpha", 1100, 1400),
+                        word("tail", 2800, 3300), // runs past clip 0 into the gap
+                        word("late", 3400, 3600), // starts in the gap after clip 0
+                    ],
+                ),
+                segment(
+                    4000,
+                    7000,
+                    vec![
+                        word("bravo", 4200, 4500),
+                        word("early", 3900, 4100), // starts before clip 1 (same segment)
+                        word("span", 5800, 7100),  // from clip 1 into clip 2
+                        word("charlie", 7200, 7500),
+                    ],
+                ),
+            ]
+        };
+        let (a, b) = (Some(1), Some(2));
+        let split = split_segments_by_group(segments(), &spans, &[a, b, a]);
+        let texts = |ws: &[Word]| ws.iter().map(|w| w.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&split.words[0]), ["alpha"]);
+        assert_eq!(texts(&split.words[1]), ["bravo"]);
+        assert_eq!(texts(&split.words[2]), ["charlie"]);
+        assert_eq!(split.straddling, 4);
+        // One group: nothing dropped, the tolerant assignment of `split_segments`.
+        let same = split_segments_by_group(segments(), &spans, &[a, a, a]);
+        assert_eq!(same.straddling, 0);
+        assert_eq!(same.words, split_segments(segments(), &spans));
+        assert_eq!(texts(&same.words[0]), ["alpha", "tail", "late"]);
+        assert_eq!(texts(&same.words[1]), ["bravo", "early", "span"]);
+        // Only the boundary with another group is strict: clips 0 and 1 of one group.
+        let mixed = split_segments_by_group(segments(), &spans, &[a, a, b]);
+        assert_eq!(texts(&mixed.words[0]), ["alpha", "tail", "late"]);
+        assert_eq!(texts(&mixed.words[1]), ["bravo", "early"]);
+        assert_eq!(mixed.straddling, 1);
     }
 
     #[test]
