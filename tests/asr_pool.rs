@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use callmood::asr::engine::DEFAULT_THREADS_PER_TRANSCRIBER;
-use callmood::asr::pool::{pack, transcribe_packed, AsrStats};
+use callmood::asr::pool::{pack, transcribe_packed, transcribe_packed_groups, AsrStats, PackGroup};
 use callmood::asr::wer::word_error_rate;
 use callmood::asr::{AsrConfig, AsrError, AsrJob, AsrPool, Transcriber, WhisperModel};
 
@@ -84,7 +84,8 @@ fn pool_answers_each_job_with_its_own_words() {
         ..AsrConfig::default()
     };
     let pool = AsrPool::new(&common::model_path(), cfg).expect("pool");
-    // Two calls, interleaved: jobs of one call may share windows, never with the other's.
+    // Two calls, interleaved: their jobs share windows (packing across calls, the default),
+    // and each job gets its own words back.
     let mut replies = Vec::new();
     for (i, clip) in clips.iter().enumerate() {
         let (job, rx) = AsrJob::with_channel(clip.audio.clone());
@@ -269,4 +270,126 @@ fn bad_config_is_refused() {
     };
     let err = AsrPool::new(&common::model_path(), cfg).expect_err("invalid");
     assert!(matches!(err, AsrError::InvalidConfig(_)), "{err}");
+}
+
+/// Lower-case letters of a word: "Clubs," and "clubs" are one word.
+fn norm(w: &str) -> String {
+    w.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Packing two calls with disjoint vocabularies (the LibriVox clips against the card names)
+/// into one window, in alternating order, at gaps down to 0.1 s and with each piece's
+/// boundary moved by extra silence, never gives a word of one call to the other: every word
+/// a call's pieces get is one its own clips give when transcribed alone, or at least not one
+/// of the other call's. Words straddling a boundary are dropped (counted), and most words
+/// still arrive.
+#[test]
+fn no_word_crosses_from_one_call_to_another() {
+    let clips = common::clips();
+    let (a, b): (Vec<&common::Clip>, Vec<&common::Clip>) =
+        clips.iter().partition(|c| c.name.starts_with("librivox"));
+    assert!(a.len() >= 2 && b.len() >= 2);
+    let model = WhisperModel::load(&common::model_path()).expect("model loads");
+    let mut tr = Transcriber::new(model, DEFAULT_THREADS_PER_TRANSCRIBER).expect("transcriber");
+    // Each call's vocabulary: its references and what its clips give alone.
+    let mut vocab = [Vec::new(), Vec::new()];
+    for (call, side) in [&a, &b].into_iter().enumerate() {
+        for clip in side {
+            let alone = tr.transcribe(&clip.audio).expect("transcription");
+            vocab[call].extend(clip.reference.split_whitespace().map(norm));
+            vocab[call].extend(alone.iter().map(|w| norm(&w.text)));
+        }
+    }
+    let foreign = |call: usize, w: &str| {
+        let w = norm(w);
+        vocab[1 - call].contains(&w) && !vocab[call].contains(&w)
+    };
+    assert!(
+        !vocab[0].iter().any(|w| vocab[1].contains(w)),
+        "the fixtures' vocabularies overlap: {vocab:?}"
+    );
+    let (mut kept, mut dropped, mut reference) = (0, 0u64, 0);
+    let mut runs = 0;
+    for (k, gap_s) in [1.0f32, 0.6, 0.3, 0.1].into_iter().enumerate() {
+        for order in [[0, 1], [1, 0]] {
+            // Alternate the calls; every piece of the starting call gets k × 70 ms of
+            // silence at its end, moving each boundary.
+            let mut pieces: Vec<(usize, Vec<f32>)> = Vec::new();
+            let (mut ia, mut ib) = (0, 0);
+            let mut turn = 0;
+            while ia < a.len() || ib < b.len() {
+                let call = order[turn % 2];
+                turn += 1;
+                let (side, i) = if call == 0 { (&a, &mut ia) } else { (&b, &mut ib) };
+                let Some(clip) = side.get(*i) else { continue };
+                *i += 1;
+                let mut audio = clip.audio.clone();
+                if call == order[0] {
+                    audio.resize(audio.len() + k * 70 * 16, 0.0);
+                }
+                reference += clip.reference.split_whitespace().count();
+                pieces.push((call, audio));
+            }
+            let audio: Vec<&[f32]> = pieces.iter().map(|(_, a)| a.as_slice()).collect();
+            let groups: Vec<PackGroup> = pieces.iter().map(|(c, _)| Some(*c as u64)).collect();
+            let gap = (gap_s * 16000.0) as usize;
+            let split = transcribe_packed_groups(&mut tr, &audio, &groups, gap).expect("window");
+            runs += 1;
+            dropped += split.straddling;
+            eprintln!("gap {gap_s} s, order {order:?}: {} straddling", split.straddling);
+            for ((call, _), words) in pieces.iter().zip(&split.words) {
+                for w in words {
+                    assert!(
+                        !foreign(*call, &w.text),
+                        "gap {gap_s} s, order {order:?}: {:?} of call {} given to call {call}: {:?}",
+                        w.text,
+                        1 - call,
+                        common::text(words)
+                    );
+                }
+                kept += words.len();
+            }
+        }
+    }
+    eprintln!("{runs} windows: {kept} words kept of {reference} in the references, {dropped} straddling dropped");
+    assert!(
+        kept as f32 >= 0.8 * reference as f32,
+        "packing across calls lost words: {kept} of {reference}"
+    );
+}
+
+/// The same audio gives the same words, times and confidences every run, whatever the
+/// transcriber decoded before: speech under loud noise decodes poorly, so whisper.cpp's
+/// temperature fallback samples, from a generator that a reused decoder state would carry
+/// on from the run before.
+#[test]
+fn decoding_is_deterministic() {
+    let clip = common::clips()
+        .into_iter()
+        .find(|c| c.name == "cards-005.wav")
+        .expect("cards-005.wav");
+    let noisy: Vec<f32> = clip
+        .audio
+        .iter()
+        .zip(common::white_noise(clip.audio.len(), 0.3, 5))
+        .map(|(s, n)| s + n)
+        .collect();
+    let model = WhisperModel::load(&common::model_path()).expect("model loads");
+    let mut tr = Transcriber::new(model, DEFAULT_THREADS_PER_TRANSCRIBER).expect("transcriber");
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        runs.push(tr.transcribe(&noisy).expect("transcription"));
+        eprintln!(
+            "run {i}: {:.2} s: {:?}",
+            t.elapsed().as_secs_f32(),
+            common::text(&runs[i])
+        );
+    }
+    for run in &runs[1..] {
+        assert_eq!(run, &runs[0], "a later run gave other words");
+    }
 }

@@ -103,6 +103,14 @@ impl WhisperModel {
     }
 }
 
+/// A new decoder state (KV caches, buffers, random generator) for `model`.
+fn new_state(model: &WhisperModel) -> Result<WhisperState, AsrError> {
+    model.ctx.create_state().map_err(|e| AsrError::Model {
+        path: model.path.clone(),
+        reason: format!("cannot create decoder state: {e}"),
+    })
+}
+
 /// Transcribes audio with a model; owns the mutable decoder state. One per worker thread.
 pub struct Transcriber {
     model: Arc<WhisperModel>,
@@ -118,10 +126,7 @@ impl Transcriber {
                 "threads per transcriber must be ≥ 1".into(),
             ));
         }
-        let state = model.ctx.create_state().map_err(|e| AsrError::Model {
-            path: model.path.clone(),
-            reason: format!("cannot create decoder state: {e}"),
-        })?;
+        let state = new_state(&model)?;
         Ok(Transcriber {
             model,
             state,
@@ -174,6 +179,12 @@ impl Transcriber {
         // through is filtered in `words`.
         params.set_suppress_nst(true);
 
+        // A fresh state for every run, so the same audio gives the same words: whisper.cpp
+        // seeds the random generator its temperature fallback samples with once per state
+        // (`decoders[0].rng`), so on a reused state a window's words would depend on every
+        // window decoded before it. The fallback itself stays: greedy-only decoding cost
+        // 1.75 WER points at 16 kHz (docs/measurements.md, "Deterministic decoding").
+        self.state = new_state(&self.model)?;
         self.state
             .full(params, input)
             .map_err(|e| AsrError::Whisper(e.to_string()))?;

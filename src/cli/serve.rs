@@ -28,6 +28,19 @@ pub struct ServeArgs {
     pub asr: AsrArgs,
     #[command(flatten)]
     pub emotion: EmotionArgs,
+    /// Pack waiting utterances of different live calls into one Whisper window (continuous
+    /// batching; they share the decoder's context within the window);
+    /// --pack-across-calls=false packs each call's utterances alone.
+    #[arg(
+        long,
+        env = "CALLMOOD_PACK_ACROSS_CALLS",
+        value_name = "BOOL",
+        default_value_t = crate::asr::pool::DEFAULT_PACK_ACROSS_CALLS,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub pack_across_calls: bool,
     /// Calls in flight at most; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "CALLMOOD_MAX_CALLS", default_value_t = server::DEFAULT_MAX_CALLS)]
     pub max_calls: usize,
@@ -245,6 +258,7 @@ impl ServeArgs {
             "threads" => asr.threads_per_worker = asr.threads;
             "queue" => asr.queue_capacity = asr.queue;
             "max_queue_wait" => asr.max_queue_wait_s = asr.max_queue_wait;
+            "pack_across_calls" => asr.pack_across_calls = self.pack_across_calls;
             "rtp_addr" => legs.rtp_addr = self.rtp_addr;
             "advertise_addr" => legs.advertise_addr = self.advertise_addr.clone();
             "rtp_ports" => legs.rtp_ports = self.rtp_ports.clone();
@@ -291,6 +305,7 @@ mod tests {
             "model" | "emotion-model" | "text-model" | "lexicon" | "auth-tokens" | "tls-cert"
             | "tls-key" | "tls-client-ca" => "some/file",
             "twilio-call-id-param" | "audiohook-api-key" | "media-tenant" => "x",
+            "pack-across-calls" => "false",
             other => panic!("--{other}: a new serve flag: map it onto a key in ServeArgs::layered and give it a sample here"),
         }
     }

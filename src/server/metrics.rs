@@ -21,6 +21,7 @@
 //! | `callmood_asr_jobs_total` | counter | |
 //! | `callmood_asr_windows_total` | counter | |
 //! | `callmood_asr_audio_seconds_total` | counter | |
+//! | `callmood_asr_straddling_words_total` | counter | |
 //! | `callmood_draining` | gauge | |
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub struct Metrics {
     asr_jobs: IntCounter,
     asr_windows: IntCounter,
     asr_audio: Counter,
+    asr_straddling: IntCounter,
     draining: IntGauge,
     /// Held while a scrape adds the recogniser's counts (two at once would add twice).
     refresh: std::sync::Mutex<()>,
@@ -212,6 +214,14 @@ impl Metrics {
                 ))
                 .expect("valid"),
             ),
+            asr_straddling: reg(
+                &r,
+                IntCounter::with_opts(opts(
+                    "callmood_asr_straddling_words_total",
+                    "Words dropped because their times straddled two calls' pieces of one window.",
+                ))
+                .expect("valid"),
+            ),
             draining: reg(
                 &r,
                 IntGauge::with_opts(opts(
@@ -316,6 +326,10 @@ impl Metrics {
                 .inc_by(s.windows.saturating_sub(self.asr_windows.get()));
             let add = |c: &Counter, total: f64| c.inc_by((total - c.get()).max(0.0));
             add(&self.asr_audio, s.audio_ms as f64 / 1000.0);
+            self.asr_straddling.inc_by(
+                s.straddling_words
+                    .saturating_sub(self.asr_straddling.get()),
+            );
             add(&self.asr_queue_wait, s.queue_wait_us as f64 / 1e6);
         }
         let mut out = Vec::new();
