@@ -323,7 +323,11 @@ fn no_word_crosses_from_one_call_to_another() {
             while ia < a.len() || ib < b.len() {
                 let call = order[turn % 2];
                 turn += 1;
-                let (side, i) = if call == 0 { (&a, &mut ia) } else { (&b, &mut ib) };
+                let (side, i) = if call == 0 {
+                    (&a, &mut ia)
+                } else {
+                    (&b, &mut ib)
+                };
                 let Some(clip) = side.get(*i) else { continue };
                 *i += 1;
                 let mut audio = clip.audio.clone();
@@ -339,7 +343,10 @@ fn no_word_crosses_from_one_call_to_another() {
             let split = transcribe_packed_groups(&mut tr, &audio, &groups, gap).expect("window");
             runs += 1;
             dropped += split.straddling;
-            eprintln!("gap {gap_s} s, order {order:?}: {} straddling", split.straddling);
+            eprintln!(
+                "gap {gap_s} s, order {order:?}: {} straddling",
+                split.straddling
+            );
             for ((call, _), words) in pieces.iter().zip(&split.words) {
                 for w in words {
                     assert!(

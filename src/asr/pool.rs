@@ -482,13 +482,13 @@ impl Drop for AsrPool {
 /// A job taken off the queue unrun because it waited past its expiry, and how long it waited.
 type ExpiredJob = (AsrJob, Duration);
 
+/// A window's jobs with their groups, in queue order, and the expired jobs taken out with it.
+type Batch = (Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>);
+
 /// Takes the next window's jobs (see [`plan_window`]) with their groups, and every live job
 /// that has waited past its expiry (answered by the caller, never run). `None` once the
 /// pool is closed and empty.
-fn take_batch(
-    queue: &Queue,
-    cfg: &AsrConfig,
-) -> Option<(Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>)> {
+fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
     let mut st = queue.lock();
     while st.jobs.is_empty() && !st.closed {
         st = queue.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -895,8 +895,6 @@ mod tests {
         q.lock().closed = true;
         q
     }
-
-    type Batch = (Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>);
 
     /// Each job of a batch as (group, seconds).
     fn pieces((batch, expired): Batch) -> Vec<(PackGroup, f32)> {

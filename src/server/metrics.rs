@@ -326,10 +326,8 @@ impl Metrics {
                 .inc_by(s.windows.saturating_sub(self.asr_windows.get()));
             let add = |c: &Counter, total: f64| c.inc_by((total - c.get()).max(0.0));
             add(&self.asr_audio, s.audio_ms as f64 / 1000.0);
-            self.asr_straddling.inc_by(
-                s.straddling_words
-                    .saturating_sub(self.asr_straddling.get()),
-            );
+            self.asr_straddling
+                .inc_by(s.straddling_words.saturating_sub(self.asr_straddling.get()));
             add(&self.asr_queue_wait, s.queue_wait_us as f64 / 1e6);
         }
         let mut out = Vec::new();

@@ -215,8 +215,9 @@ impl Analyzer {
         let asr = self.asr.clone();
         let abort2 = abort.clone();
         let opts2 = opts.clone();
-        // The recogniser packs only utterances of the same call into a window,
-        // so no call's words become another call's decoding context.
+        // The call's packing group: a recording's utterances share windows only with
+        // each other; a live call's share them with other calls' unless
+        // `asr.pack_across_calls` is off, and no word crosses between groups.
         static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
         let group = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The live-calls table of docs/measurements.md, reproducibly: for each number of calls, a
+# fresh `callmood serve` (started here, so CPU and peak RSS belong to that row alone), then
+# `callmood loadtest` of that many two-party calls with transcripts (tools/make_call.sh),
+# then the server's CPU seconds (utime + stime from /proc/PID/stat) and peak RSS (VmHWM from
+# /proc/PID/status). One markdown row per run, with the 1-minute load average read before it:
+# on a shared machine other jobs skew every figure, so keep the load next to the numbers.
+#
+#   tools/loadtest_table.sh [--callmood PATH] [--calls "1 2 4 8 12 16"] [--call WAV]
+#                           [--port N] [-- SERVE-FLAGS...]
+#
+# e.g. tools/loadtest_table.sh -- --pack-across-calls=false
+# Needs a release build (cargo build --release), sox (for make_call.sh) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLMOOD=target/release/callmood
+CALLS="1 2 4 8 12 16"
+CALL=""
+PORT=50591
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --callmood) CALLMOOD="$2"; shift 2 ;;
+    --calls) CALLS="$2"; shift 2 ;;
+    --call) CALL="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    --) shift; break ;;
+    *) echo "usage: $0 [--callmood PATH] [--calls \"1 2 4\"] [--call WAV] [--port N] [-- SERVE-FLAGS...]" >&2; exit 2 ;;
+  esac
+done
+SERVE_FLAGS=("$@")
+tmp=$(mktemp -d)
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if [ -z "$CALL" ]; then
+  CALL=$tmp/call.wav
+  tools/make_call.sh "$CALL" >/dev/null
+fi
+ticks=$(getconf CLK_TCK)
+# utime + stime of a process, s.
+cpu_s() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+
+echo "== $(date -u +%FT%TZ)  $(nproc) CPUs  $CALLMOOD serve ${SERVE_FLAGS[*]:-}"
+echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS |"
+echo "|---:|---:|---|---|---:|---:|---|---:|"
+for n in $CALLS; do
+  "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 "${SERVE_FLAGS[@]}" \
+    >"$tmp/serve.log" 2>&1 &
+  server=$!
+  # Ready when the port accepts a connection (the models load first).
+  for _ in $(seq 1 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+    if ! kill -0 "$server" 2>/dev/null; then cat "$tmp/serve.log" >&2; exit 1; fi
+    sleep 0.1
+  done
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  cpu0=$(cpu_s "$server")
+  t0=$(date +%s.%N)
+  "$CALLMOOD" loadtest --server "http://127.0.0.1:$PORT" --calls "$n" --format json "$CALL" \
+    >"$tmp/report.json"
+  t1=$(date +%s.%N)
+  cpu1=$(cpu_s "$server")
+  hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
+  kill "$server"; wait "$server" 2>/dev/null || true
+  server=""
+  python3 - "$tmp/report.json" "$n" "$load" "$cpu0" "$cpu1" "$t0" "$t1" "$hwm_kb" <<'EOF'
+import json, sys
+path, n, load, cpu0, cpu1, t0, t1, hwm_kb = sys.argv[1:]
+r = json.load(open(path))
+s = lambda ms: f"{ms / 1000:.2f}"
+p, f = r["prosody"], r["full"]
+cpu = float(cpu1) - float(cpu0)
+cores = cpu / (float(t1) - float(t0))
+print(f"| {n} | {load} | {s(p['p50_ms'])} / {s(p['p95_ms'])} s | "
+      f"{s(f['p50_ms'])} / {s(f['p95_ms'])} s ({s(f['max_ms'])}) | {r['transcripts_dropped']} | "
+      f"{r['completed']} of {r['calls']} | {cpu:.1f} ({cores:.2f}) | {int(hwm_kb) / 1024:.0f} MiB |")
+EOF
+done
