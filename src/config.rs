@@ -922,7 +922,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 61);
+        assert_eq!(all_keys().len(), 63);
     }
 
     #[test]
