@@ -9,7 +9,7 @@
 #   tools/loadtest_table.sh [--callmood PATH] [--calls "1 2 4 8 12 16"] [--call WAV]
 #                           [--port N] [-- SERVE-FLAGS...]
 #
-# e.g. tools/loadtest_table.sh -- --pack-across-calls=false
+# e.g. tools/loadtest_table.sh -- --pack-across-calls   (packing across calls is off by default)
 # Needs a release build (cargo build --release), sox (for make_call.sh) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
