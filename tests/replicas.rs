@@ -162,21 +162,7 @@ async fn rtp_leg(lb: &str, call_id: &str, bytes: &[u8]) -> (usize, Vec<CallEvent
         .position(|(lo, hi)| (*lo..=*hi).contains(&port))
         .unwrap_or_else(|| panic!("{call_id}: port {port} is no replica's"));
     assert_eq!(opened.address, "127.0.0.1", "the advertised address");
-    let mut watcher = client.clone();
-    let id = call_id.to_string();
-    let watched = tokio::spawn(async move {
-        let s = watcher
-            .watch_call(stream::call_request(
-                &id,
-                proto::WatchCallRequest {
-                    call_id: id.clone(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("{id}: WatchCall: {s:?}"))
-            .into_inner();
-        collect(s).await.unwrap()
-    });
+    let watched = watch_through(lb, call_id).await;
     let to: std::net::SocketAddr =
         (opened.address.parse::<std::net::IpAddr>().unwrap(), port).into();
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -198,25 +184,18 @@ async fn rtp_leg(lb: &str, call_id: &str, bytes: &[u8]) -> (usize, Vec<CallEvent
         ))
         .await
         .unwrap_or_else(|s| panic!("{call_id}: CloseLeg: {s:?}"));
-    let events = tokio::time::timeout(Duration::from_secs(60), watched)
-        .await
-        .expect("the watched call ends")
-        .unwrap();
+    let events = watched_events(watched, call_id).await;
     let received = leg(summary(&events), opened.channel_id).packets_received;
     assert_eq!(received, bytes.chunks(160).len() as u64, "{call_id}");
     (replica, events)
 }
 
-/// An AudioSocket call of `uuid` through the balancer's TCP frontend `lb_asock` (1 s of
-/// `pcm` at twice real time, then a hangup), watched through its gRPC frontend `lb`: the
-/// watched events.
-async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16]) -> Vec<CallEvent> {
-    use tokio::io::AsyncWriteExt;
-    let call_id = audiosocket::uuid_string(&uuid);
+/// A `WatchCall` of `call_id` through the balancer `lb`, running: its events once the
+/// call ends.
+async fn watch_through(lb: &str, call_id: &str) -> tokio::task::JoinHandle<Vec<CallEvent>> {
     let mut client = stream::connect(lb, &Access::default()).await.unwrap();
-    let id = call_id.clone();
-    // Watch first: WatchCall waits for the call to appear.
-    let watched = tokio::spawn(async move {
+    let id = call_id.to_string();
+    tokio::spawn(async move {
         let s = client
             .watch_call(stream::call_request(
                 &id,
@@ -228,7 +207,30 @@ async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16])
             .unwrap_or_else(|s| panic!("{id}: WatchCall: {s:?}"))
             .into_inner();
         collect(s).await.unwrap()
-    });
+    })
+}
+
+/// The events of `watched` (at most 60 s away), every one of call `call_id`.
+async fn watched_events(
+    watched: tokio::task::JoinHandle<Vec<CallEvent>>,
+    call_id: &str,
+) -> Vec<CallEvent> {
+    let events = tokio::time::timeout(Duration::from_secs(60), watched)
+        .await
+        .unwrap_or_else(|_| panic!("{call_id}: the watched call did not end"))
+        .unwrap();
+    assert!(events.iter().all(|e| e.call_id == call_id), "{call_id}");
+    events
+}
+
+/// An AudioSocket call of `uuid` through the balancer's TCP frontend `lb_asock` (1 s of
+/// `pcm` at twice real time, then a hangup), watched through its gRPC frontend `lb`: the
+/// watched events.
+async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16]) -> Vec<CallEvent> {
+    use tokio::io::AsyncWriteExt;
+    let call_id = audiosocket::uuid_string(&uuid);
+    // Watch first: WatchCall waits for the call to appear.
+    let watched = watch_through(lb, &call_id).await;
     let mut tcp = tokio::net::TcpStream::connect(lb_asock).await.unwrap();
     tcp.write_all(&audiosocket::encode(&Message::Uuid(uuid)))
         .await
@@ -244,12 +246,7 @@ async fn audiosocket_call(lb: &str, lb_asock: &str, uuid: [u8; 16], pcm: &[i16])
     tcp.write_all(&audiosocket::encode(&Message::Hangup))
         .await
         .unwrap();
-    let events = tokio::time::timeout(Duration::from_secs(60), watched)
-        .await
-        .expect("the watched AudioSocket call ends")
-        .unwrap();
-    assert!(events.iter().all(|e| e.call_id == call_id), "{call_id}");
-    events
+    watched_events(watched, &call_id).await
 }
 
 /// A Twilio media stream of `call_id` through the balancer's WebSocket frontend
@@ -260,21 +257,7 @@ async fn twilio_call(lb: &str, lb_ws: &str, call_id: &str, audio: &[u8]) -> Vec<
     use futures_util::SinkExt;
     use serde_json::json;
     use tokio_tungstenite::tungstenite::Message as WsMessage;
-    let mut client = stream::connect(lb, &Access::default()).await.unwrap();
-    let id = call_id.to_string();
-    let watched = tokio::spawn(async move {
-        let s = client
-            .watch_call(stream::call_request(
-                &id,
-                proto::WatchCallRequest {
-                    call_id: id.clone(),
-                },
-            ))
-            .await
-            .unwrap_or_else(|s| panic!("{id}: WatchCall: {s:?}"))
-            .into_inner();
-        collect(s).await.unwrap()
-    });
+    let watched = watch_through(lb, call_id).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{lb_ws}/twilio/{call_id}"))
         .await
         .unwrap_or_else(|e| panic!("{call_id}: WebSocket through the balancer: {e}"));
@@ -310,12 +293,7 @@ async fn twilio_call(lb: &str, lb_ws: &str, call_id: &str, audio: &[u8]) -> Vec<
     .unwrap();
     // Twilio closes the socket after `stop`.
     ws.close(None).await.ok();
-    let events = tokio::time::timeout(Duration::from_secs(60), watched)
-        .await
-        .expect("the watched Twilio call ends")
-        .unwrap();
-    assert!(events.iter().all(|e| e.call_id == call_id), "{call_id}");
-    events
+    watched_events(watched, call_id).await
 }
 
 fn ends_with_summary(events: &[CallEvent], what: &str) {
