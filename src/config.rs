@@ -449,6 +449,20 @@ impl Layered {
         Self::from_toml(&text, path)
     }
 
+    /// The defaults, then `path`'s keys when there is one, then the
+    /// `CALLMOOD_SECTION__KEY` variables among `vars` ([`Layered::apply_env`]).
+    pub fn from_file_and_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut l = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        l.apply_env(vars)?;
+        Ok(l)
+    }
+
     /// As [`Layered::from_file`], on the file's text; errors name `path`.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let table: toml::Table =
@@ -710,6 +724,12 @@ fn set(t: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
     {
         s.insert(key.to_string(), value);
     }
+}
+
+/// The process's environment variables whose name and value are UTF-8 (the others can
+/// name no key).
+pub fn env_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// The keys of one section, in declaration order.

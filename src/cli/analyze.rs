@@ -71,12 +71,9 @@ impl AnalyzeArgs {
         &self,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<AlertConfig> {
-        let mut l = match &self.config {
-            Some(path) => Layered::from_file(path)?,
-            None => Layered::default(),
-        };
         let prefix = format!("{ENV_PREFIX}ALERTS__");
-        l.apply_env(
+        let l = Layered::from_file_and_env(
+            self.config.as_deref(),
             vars.into_iter()
                 .filter(|(k, _)| k.to_uppercase().starts_with(&prefix)),
         )?;
@@ -139,10 +136,7 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
             "--config sets the alert rules of local analysis; with --server the server's own apply"
         );
     }
-    let alerts = a.alerts(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    )?;
+    let alerts = a.alerts(crate::config::env_vars())?;
     // Find every file before loading the model, so a typo fails fast.
     let recordings = replay::find_recordings(&a.files)?;
     let runtime = super::runtime()?;

@@ -221,15 +221,8 @@ impl ServeArgs {
     /// variables, then the flags and their own variables (clap gives a flag's variable only
     /// where the flag was not typed); checked.
     pub fn layered(&self) -> anyhow::Result<Layered> {
-        let mut l = match &self.config {
-            Some(path) => Layered::from_file(path)?,
-            None => Layered::default(),
-        };
         // `CALLMOOD_SECTION__KEY` for any key; the flags' own variables come with the flags.
-        l.apply_env(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        )?;
+        let mut l = Layered::from_file_and_env(self.config.as_deref(), crate::config::env_vars())?;
         let Some(o) = &self.origins else {
             bail!("serve's flags were parsed without their sources: use Cli::parse_sourced");
         };
