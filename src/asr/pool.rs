@@ -425,20 +425,12 @@ impl AsrPool {
     /// transcribed finishes.
     pub fn cancel_group(&self, group: PackGroup) -> usize {
         let mut st = self.queue.lock();
-        let mut gone = Vec::new();
-        let mut i = 0;
-        while i < st.jobs.len() {
-            if st.jobs[i].group == group {
-                gone.extend(st.jobs.remove(i).map(|q| q.job));
-            } else {
-                i += 1;
-            }
-        }
+        let gone = take_where(&mut st.jobs, |q| q.group == group);
         drop(st);
         self.queue.not_full.notify_all();
         let n = gone.len();
-        for job in gone {
-            answer(job, Err(AsrError::Cancelled));
+        for q in gone {
+            answer(q.job, Err(AsrError::Cancelled));
         }
         n
     }
@@ -487,6 +479,14 @@ impl Drop for AsrPool {
 /// A job taken off the queue unrun because it waited past its expiry, and how long it waited.
 type ExpiredJob = (AsrJob, Duration);
 
+/// Takes the queued jobs that `out` picks off `jobs`, in queue order; the rest stay, in
+/// their order.
+fn take_where(jobs: &mut VecDeque<Queued>, out: impl Fn(&Queued) -> bool) -> Vec<Queued> {
+    let (taken, kept): (Vec<Queued>, Vec<Queued>) = jobs.drain(..).partition(|q| out(q));
+    jobs.extend(kept);
+    taken
+}
+
 /// A window's jobs with their groups, in queue order, and the expired jobs taken out with it.
 type Batch = (Vec<(PackGroup, AsrJob)>, Vec<ExpiredJob>);
 
@@ -499,19 +499,15 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
         st = queue.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
     }
     let now = Instant::now();
-    let mut expired = Vec::new();
     let mut waited = Duration::ZERO;
-    let mut i = 0;
-    while i < st.jobs.len() {
-        if st.jobs[i].live && st.jobs[i].is_due(now) {
-            let q = st.jobs.remove(i).expect("index in range");
+    let expired: Vec<ExpiredJob> = take_where(&mut st.jobs, |q| q.live && q.is_due(now))
+        .into_iter()
+        .map(|q| {
             let w = now.saturating_duration_since(q.queued);
             waited += w;
-            expired.push((q.job, w));
-        } else {
-            i += 1;
-        }
-    }
+            (q.job, w)
+        })
+        .collect();
     let picked = plan_window(&st.jobs, now, cfg, st.last_was_recording);
     if let Some(&first) = picked.first() {
         st.last_was_recording = !st.jobs[first].live;
