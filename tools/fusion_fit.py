@@ -88,13 +88,16 @@ def split_sets(rows, split, second):
 
 def table_for(sets, cands):
     """{candidate: {set: (uar, top-angry share)}} plus same-label pairs (ravdess voice,
-    spoken words)."""
+    spoken words). A candidate is "voice", "words", a setting of the family (fuse's
+    arguments) or a callable fused(row, words=None)."""
     table = {}
     for name, c in cands.items():
         if name == "voice":
             f = lambda r: r["voice"]
         elif name == "words":
             f = lambda r: r["words"]
+        elif callable(c):  # a fitted fusion of its own: fused(row, words=None)
+            f = c
         else:
             f = lambda r, c=c: fuse(r, *c)
         table[name] = {n: figures(v, f) for n, v in sets.items() if v}
@@ -107,6 +110,8 @@ def table_for(sets, cands):
             f = lambda r, w: r["voice"]
         elif name == "words":
             f = lambda r, w: w["words"]
+        elif callable(c):
+            f = lambda r, w, c=c: c(r, words=w["words"])
         else:
             f = lambda r, w, c=c: fuse(r, *c, words=w["words"])
         got = [(CLASSES.index(r["label"]), argmax(f(r, w))) for r, w in pairs]
