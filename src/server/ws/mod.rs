@@ -109,21 +109,12 @@ pub enum Route {
 }
 
 impl Route {
-    /// The route of a request target (`/fork?events=1`), or None for an unknown path;
-    /// see [`Route::parse_with_id`] for a call id in the path.
-    pub fn parse(target: &str) -> Option<Route> {
-        match Route::parse_with_id(target) {
-            Some((route, None)) => Some(route),
-            _ => None,
-        }
-    }
-
-    /// The route of a request target and the call id its path names, if any:
-    /// `/twilio/CA42` is the Twilio route for call `CA42`, which then names the call over
+    /// The route of a request target (`/fork?events=1`) and the call id its path names, if
+    /// any: `/twilio/CA42` is the Twilio route for call `CA42`, which then names the call over
     /// what its first message says. A balancer can hash on the path, where it cannot read
     /// the messages (deploy/haproxy.cfg). The id is not checked here
     /// ([`super::security::check_call_id`] is). None for an unknown path.
-    pub fn parse_with_id(target: &str) -> Option<(Route, Option<String>)> {
+    pub fn parse(target: &str) -> Option<(Route, Option<String>)> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let path = path.strip_suffix('/').unwrap_or(path);
         let rest = path.strip_prefix('/')?;
@@ -186,7 +177,7 @@ async fn connection(
             .uri()
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str());
-        match Route::parse_with_id(target) {
+        match Route::parse(target) {
             None => Err(refuse(StatusCode::NOT_FOUND, "no such path")),
             Some((Route::AudioHook, _)) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
                 refuse(StatusCode::UNAUTHORIZED, "missing or unknown X-API-KEY"),
@@ -398,30 +389,28 @@ mod tests {
 
     #[test]
     fn routes_by_path_and_query() {
-        assert_eq!(Route::parse("/twilio"), Some(Route::Twilio));
-        assert_eq!(Route::parse("/twilio/"), Some(Route::Twilio));
+        assert_eq!(Route::parse("/twilio"), Some((Route::Twilio, None)));
+        assert_eq!(Route::parse("/twilio/"), Some((Route::Twilio, None)));
         assert_eq!(
             Route::parse("/fork?events=1"),
-            Some(Route::Fork { events: true })
+            Some((Route::Fork { events: true }, None))
         );
         assert_eq!(
             Route::parse("/fork?x=2&events=0"),
-            Some(Route::Fork { events: false })
+            Some((Route::Fork { events: false }, None))
         );
-        assert_eq!(Route::parse("/audiohook"), Some(Route::AudioHook));
+        assert_eq!(Route::parse("/audiohook"), Some((Route::AudioHook, None)));
         assert_eq!(Route::parse("/"), None);
-        assert_eq!(Route::parse("/twilio/x"), None);
         assert_eq!(
-            Route::parse_with_id("/twilio/CA42"),
+            Route::parse("/twilio/CA42"),
             Some((Route::Twilio, Some("CA42".into())))
         );
         assert_eq!(
-            Route::parse_with_id("/fork/abc/?events=1"),
+            Route::parse("/fork/abc/?events=1"),
             Some((Route::Fork { events: true }, Some("abc".into())))
         );
-        assert_eq!(Route::parse_with_id("/twilio/a/b"), None);
-        assert_eq!(Route::parse_with_id("/nope/a"), None);
-        assert_eq!(Route::parse_with_id("/twilio"), Some((Route::Twilio, None)));
+        assert_eq!(Route::parse("/twilio/a/b"), None);
+        assert_eq!(Route::parse("/nope/a"), None);
         assert_eq!(Route::parse("/TWILIO"), None);
     }
 
