@@ -7,6 +7,9 @@ conditions. Candidates: F (all features), D (the DSP functionals alone) and G, t
 
 Inputs: feature dumps of `callmood train --corpus DIR --dump-features F.csv`, one per corpus:
     python3 tools/voice_gate.py --ravdess R.csv --tess T.csv --savee S.csv --read RS.csv
+With `--round calibrate`, the calm-speech calibration round instead (models/README.md,
+"Calm-speech calibration"): F as trained, its inputs mapped from a line's calm statistics
+onto the training's neutral ones.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -41,7 +44,10 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate'])
     a = ap.parse_args()
+    global ROUND
+    ROUND = a.round
     parts = [(c, getattr(a, c)) for c in ('ravdess', 'tess', 'savee', 'read')]
     M, X = [], []
     for c, p in parts:
@@ -366,4 +372,140 @@ def main():
     print('secs', round(time.time() - t0))
 
 
-main()
+
+# --- the calibration round --------------------------------------------------------------------
+
+def stats(rows):
+    x = X[rows]
+    mu = np.nanmean(x, 0)
+    sd = np.nanstd(x, 0)
+    return mu, sd
+
+
+def mapped(rows, ref, tgt, scale):
+    """x' = mu_N + (x - mu_T) * sd_N / sd_T (scale) or x - mu_T + mu_N, per feature."""
+    (muN, sdN), (muT, sdT) = ref, tgt
+    x = X[rows]
+    if scale:
+        ok = np.isfinite(sdT) & (sdT > 1e-6) & np.isfinite(sdN)
+        r = np.where(ok, sdN / np.where(ok, sdT, 1.0), 1.0)
+    else:
+        r = np.ones(x.shape[1])
+    shift_ok = np.isfinite(muT) & np.isfinite(muN)
+    return np.where(shift_ok, np.where(shift_ok, muN, 0) + (x - np.where(shift_ok, muT, 0)) * r, x)
+
+
+def calm_rows(speakers, condname):
+    return np.array([i for i in range(N) if spk[i] in speakers and cond[i] == condname
+                     and cls[i] == 0])
+
+
+def score_mapped(models, speakers, mu, sd, condname, mode, ref, target_of, scale):
+    """score() with each speaker's rows mapped by the target statistics target_of(speaker)."""
+    global X
+    X0 = X
+    Xc = X0.copy()
+    for s_ in speakers:
+        rows = np.array([i for i in range(N) if spk[i] == s_ and cond[i] == condname])
+        if len(rows):
+            tgt = target_of(s_)
+            if tgt is not None:
+                Xc[rows] = mapped(rows, ref, tgt, scale)
+    X = Xc
+    try:
+        return score(models, speakers, mu, sd, condname, mode)
+    finally:
+        X = X0
+
+
+def main_calibrate():
+    t0 = time.time()
+    rav = set(spk[corpus == 'ravdess'])
+    tess = set(s for s in set(spk) if s.startswith('tess:'))
+    savee = set(s for s in set(spk) if s.startswith('savee:'))
+    conds = ('clean', 'telephony')
+    rsA = {c: stats(calm_rows(RS_A, c)) for c in conds}
+    cands = {'F': None, 'S': ('S', True), 'Sm': ('S', False), 'L': ('L', True), 'Lm': ('L', False)}
+
+    def target(kind, c, pool, s_):
+        if kind == 'S':
+            return rsA[c]
+        if pool == 'read':
+            return rsA[c]
+        others = pool - {s_}
+        return stats(calm_rows(others, c))
+
+    def run_set(models, speakers, mu, sd, c, mo, ref, pool):
+        out = {}
+        for name, spec in cands.items():
+            if spec is None:
+                L, y, _ = score(models, speakers, mu, sd, c, mo)
+            else:
+                kind, scale = spec
+                if kind == 'L' and pool is rav:
+                    L, y, _ = score(models, speakers, mu, sd, c, mo)  # the identity
+                else:
+                    L, y, _ = score_mapped(models, speakers, mu, sd, c, mo, ref,
+                                           lambda s_: target(kind, c, pool, s_), scale)
+            out[name] = (L['F'], y)
+        return out
+
+    oof = {}
+    for f in folds_ravdess():
+        tr = rav - f
+        rows = np.array([i for i in range(N) if spk[i] in tr])
+        mu, sd = population(rows)
+        Z, Y, W = build(tr, mu, sd, weighting='clip', rs_share=0.0)
+        m = fit_cols(Z, Y, W, None)
+        for c in conds:
+            ref = stats(calm_rows(tr, c))
+            for mo in ('cold', 'running'):
+                for name, (L, y) in run_set({'F': m}, f, mu, sd, c, mo, ref, rav).items():
+                    oof.setdefault((name, c, mo), []).append((L, y))
+        print('fold done', round(time.time() - t0), flush=True)
+    Lall = np.vstack([L for (n, c, mo), v in oof.items() if n == 'F' for L, y in v])
+    yall = np.concatenate([y for (n, c, mo), v in oof.items() if n == 'F' for L, y in v])
+    T = fit_temperature(Lall, yall)
+    res = {n: {} for n in cands}
+    for (n, c, mo), v in oof.items():
+        L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
+        p = softmax(L, T)
+        res[n][f'rav_{c}_{mo}'] = round(uar(y, p.argmax(1)), 3)
+        res[n][f'rav_{c}_{mo}_ece'] = round(ece(p, y), 3)
+    rows = np.array([i for i in range(N) if spk[i] in rav])
+    mu, sd = population(rows)
+    Z, Y, W = build(rav, mu, sd, weighting='clip', rs_share=0.0)
+    m = fit_cols(Z, Y, W, None)
+    for c in conds:
+        ref = stats(calm_rows(rav, c))
+        for held, pool in (('tess', tess), ('savee', savee), ('rsB', 'read')):
+            speakers = RS_B if held == 'rsB' else pool
+            for mo in ('cold', 'running'):
+                for n, (L, y) in run_set({'F': m}, speakers, mu, sd, c, mo, ref, pool).items():
+                    p = softmax(L, T)
+                    if held == 'rsB':
+                        res[n][f'rsB_{c}_{mo}_angry'] = round(float((p.argmax(1) == 2).mean()), 3)
+                        res[n][f'rsB_{c}_{mo}_neutral'] = round(float((p.argmax(1) == 0).mean()), 3)
+                        res[n][f'rsB_{c}_{mo}_fear'] = round(float((p.argmax(1) == 4).mean()), 3)
+                    else:
+                        res[n][f'{held}_{c}_{mo}'] = round(uar(y, p.argmax(1)), 3)
+                        res[n][f'{held}_{c}_{mo}_ece'] = round(ece(p, y), 3)
+    F = res['F']
+    for n, r in res.items():
+        r['mean_loco'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
+                                              for c in conds for mo in ('cold', 'running')])), 3)
+        r['rsB_angry_mean'] = round(float(np.mean([r[f'rsB_{c}_{mo}_angry'] for c in conds
+                                                   for mo in ('cold', 'running')])), 3)
+    for n, r in res.items():
+        r['rule'] = {
+            'a': all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds),
+            'b': r['mean_loco'] >= F['mean_loco'],
+            'c': r['rsB_angry_mean'] <= F['rsB_angry_mean'] / 2}
+        print(n, json.dumps(r), flush=True)
+    print('T', T, 'secs', round(time.time() - t0))
+
+
+if ROUND == 'calibrate':
+    main_calibrate()
+else:
+    main()
