@@ -920,8 +920,9 @@ impl CallCore {
             embedding.as_deref().unwrap_or(&[]),
         );
         let voice_score = self.voice_model.as_ref().map(|m| {
-            let s = m.score(&voice, &ch.voice_baseline);
-            ch.voice_baseline.push(&voice);
+            let input = m.input(&voice);
+            let s = m.score(&input, &ch.voice_baseline);
+            ch.voice_baseline.push(&input);
             s
         });
         let rel = ch.baseline.compare_and_update(&feats);

@@ -140,6 +140,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
+    if let Some(c) = voice.as_ref().and_then(|v| v.calibration.as_ref()) {
+        tracing::info!(
+            source = %c.source,
+            utterances = c.calm.utterances,
+            onto = %c.neutral.condition,
+            "voice emotion model calibrated to a line (callmood calibrate)"
+        );
+    }
     let words = match &cfg.words_model {
         Some((model, lexicon)) => Some(Arc::new(Words::load(model, lexicon).map_err(|e| {
             anyhow::anyhow!("{e} (run with --no-emotion to serve without emotion)")
