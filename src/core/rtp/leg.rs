@@ -134,6 +134,7 @@ pub struct LegCounters {
     pub unknown_payload_type: u64,
     pub foreign_source: u64,
     pub not_allowed: u64,
+    pub ahead_dropped: u64,
     pub dtmf_events: u32,
 }
 
@@ -279,6 +280,11 @@ impl RtpLeg {
         self.counters.not_allowed += 1;
     }
 
+    /// Counts a datagram dropped for running too far ahead of the leg's wall clock.
+    pub fn count_ahead_dropped(&mut self) {
+        self.counters.ahead_dropped += 1;
+    }
+
     /// The RTP clock rate of the audio, Hz.
     pub fn rate_hz(&self) -> u32 {
         self.rate_hz
@@ -358,6 +364,7 @@ impl RtpLeg {
             ssrc_changes: j.ssrc_changes.min(u32::MAX as u64) as u32,
             packets_foreign_source: self.counters.foreign_source,
             packets_not_allowed: self.counters.not_allowed,
+            packets_ahead_dropped: self.counters.ahead_dropped,
         }
     }
 }
@@ -428,6 +435,33 @@ mod tests {
         let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
         assert_eq!((st.packets_received, st.packets_lost), (9, 1));
         assert_eq!(st.concealed_ms, 20);
+    }
+
+    #[test]
+    fn a_sender_that_changes_ssrc_on_every_packet_keeps_its_audio() {
+        let mut leg = pcmu_leg();
+        let mut out = Vec::new();
+        let code = ulaw_encode(8000);
+        for k in 0u16..100 {
+            let pkt = rtp::build(
+                false,
+                0,
+                k,
+                u32::from(k) * 160,
+                0x5000 + u32::from(k),
+                &[code; 160],
+            );
+            leg.push(u64::from(k) * 20, &pkt, &mut out).unwrap();
+        }
+        leg.flush(&mut out);
+        let s = samples(&out);
+        assert_eq!(s.len(), 100 * 160, "2 s in, 2 s out");
+        assert!(
+            s.iter().all(|&x| (x - 0.244).abs() < 0.01),
+            "all of it audio"
+        );
+        let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
+        assert_eq!((st.ssrc_changes, st.packets_lost), (99, 0));
     }
 
     #[test]
