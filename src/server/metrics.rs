@@ -136,8 +136,9 @@ impl Metrics {
                         "callmood_client_faults_total",
                         "What broken or hostile clients did: a message over the size \
                          limit, an AudioChunk over its length limit, a stream that broke \
-                         mid-call, live audio held back for running ahead of real time (once \
-                         per call), no config in time, a listener gone before the summary.",
+                         mid-call, live audio held back (or, over UDP, dropped) for running \
+                         ahead of real time (once per call, connection or leg), no config in \
+                         time, a listener gone before the summary.",
                     ),
                     &["fault"],
                 )
