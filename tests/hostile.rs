@@ -312,30 +312,47 @@ async fn a_stream_that_sends_no_config_is_ended_and_frees_its_slot() {
 async fn live_audio_far_faster_than_real_time_is_held_to_the_clock_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path());
-    // 8 s of audio in 20 ms chunks, all at once; the server lets it run 2 s ahead.
-    let (tx, rx) = tokio::sync::mpsc::channel(1000);
-    tx.send(config_bytes("fast")).await.unwrap();
-    for _ in 0..400 {
-        tx.send(chunk_bytes(vec![0xff; 160])).await.unwrap();
+    // 8 s of audio in 20 ms AudioChunks, and then as RtpPackets, all at once; the server
+    // lets it run 2 s ahead.
+    let rtp_bytes = |k: u16| {
+        proto::StreamCallRequest {
+            request: Some(Request::Rtp(proto::RtpPacket {
+                channel_id: 0,
+                packet: rtp::build(k == 0, 0, k, u32::from(k) * 160, 9, &[0xff; 160]),
+            })),
+        }
+        .encode_to_vec()
+    };
+    for (n, rtp) in [(1.0, false), (2.0, true)] {
+        let (tx, rx) = tokio::sync::mpsc::channel(1000);
+        tx.send(config_bytes("fast")).await.unwrap();
+        for k in 0..400 {
+            let m = if rtp {
+                rtp_bytes(k)
+            } else {
+                chunk_bytes(vec![0xff; 160])
+            };
+            tx.send(m).await.unwrap();
+        }
+        drop(tx);
+        let t0 = Instant::now();
+        let (events, end) = raw_call(&server, rx).await;
+        let took = t0.elapsed();
+        end.expect("a paced call is not refused");
+        let summary = events
+            .iter()
+            .find_map(|e| match &e.event {
+                Some(Event::Summary(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("summary");
+        // All its audio was taken, at no more than 2 s ahead of the clock: the summary
+        // cannot come before 8 - 2 = 6 s (a lower bound only: the clock cannot run slow).
+        assert!(summary.duration_ms >= 7900, "rtp {rtp}: {summary:?}");
+        assert!(took >= Duration::from_secs(6), "rtp {rtp}: took {took:?}");
+        assert_eq!(fault(&server, "too_fast"), n);
+        println!("8 s of audio sent at once (RTP: {rtp}): summary after {took:?}");
     }
-    drop(tx);
-    let t0 = Instant::now();
-    let (events, end) = raw_call(&server, rx).await;
-    let took = t0.elapsed();
-    end.expect("a paced call is not refused");
-    let summary = events
-        .iter()
-        .find_map(|e| match &e.event {
-            Some(Event::Summary(s)) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("summary");
-    // All its audio was taken, at no more than 2 s ahead of the clock: the summary cannot
-    // come before 8 - 2 = 6 s (a lower bound only: the clock cannot run slow).
-    assert!(summary.duration_ms >= 7900, "{summary:?}");
-    assert!(took >= Duration::from_secs(6), "took {took:?}");
-    assert_eq!(fault(&server, "too_fast"), 1.0);
-    println!("8 s of audio sent at once: summary after {took:?}");
 }
 
 /// An AudioSocket call of `secs` of 8 kHz silence in 20 ms frames, then a hangup:

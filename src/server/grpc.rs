@@ -19,6 +19,7 @@ use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transpor
 use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::codec;
+use crate::core::rtp::leg::RtpSettings;
 use crate::proto::call_analyzer_server::CallAnalyzer;
 use crate::proto::{self, stream_call_request, CallEvent};
 
@@ -286,6 +287,8 @@ impl CallAnalyzer for Service {
         let idle = self.idle_timeout;
         let mut drain = self.legs.drain_signal();
         let mut pace = LivePace::new(&specs, self.max_ahead, metrics.clone());
+        // How each channel's RTP is read, for the audio an `RtpPacket` carries.
+        let rtp: Vec<(u32, RtpSettings)> = specs.iter().map(|s| (s.id, s.rtp)).collect();
         let (broken_tx, broken_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             // Once RTP flows, the jitter buffers are told the time every
@@ -349,6 +352,19 @@ impl CallAnalyzer for Service {
                                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                                 i
                             });
+                            // Paced by the audio it carries, as an AudioChunk (an RTP
+                            // packet's length is bounded by the message limit alone).
+                            let audio = rtp
+                                .iter()
+                                .find(|(id, _)| *id == r.channel_id)
+                                .map_or(0, |(_, s)| s.audio_bytes(&r.packet));
+                            let wait = pace.admit_packet(r.channel_id, audio);
+                            if !wait.is_zero() {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(wait) => {}
+                                    _ = drained(&mut drain) => return,
+                                }
+                            }
                             Input::Rtp {
                                 channel_id: r.channel_id,
                                 now_ms: session::now_ms(),

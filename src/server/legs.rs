@@ -77,8 +77,6 @@ enum ConnError {
     Peer(Option<u8>),
     #[error("the call ended")]
     CallEnded,
-    #[error("over a limit: {0}")]
-    Limit(#[source] ServerError),
     #[error("no data for {secs} s")]
     Idle { secs: u64 },
     #[error("closed in the middle of a message")]
@@ -739,7 +737,7 @@ impl Calls {
                             }
                             // Ahead of the wall clock: the socket is not read (TCP flow
                             // control holds the sender) until the clock catches up.
-                            let wait = pace.admit(id, data.len()).map_err(ConnError::Limit)?;
+                            let wait = pace.admit_packet(id, data.len());
                             if !wait.is_zero() {
                                 tokio::select! {
                                     _ = tokio::time::sleep(wait) => {}
@@ -859,22 +857,16 @@ async fn run_udp_leg(
                     Input::NotAllowed { channel_id: id }
                 }
                 Ok((n, from)) => {
-                    let parsed = crate::core::rtp::parse(&buf[..n]);
                     // Latch onto the first sender of a valid RTP packet (symmetric
                     // RTP); datagrams from anyone else are dropped.
-                    if peer.is_none() && parsed.is_ok() {
+                    if peer.is_none() && crate::core::rtp::parse(&buf[..n]).is_ok() {
                         peer = Some(from);
                     }
-                    // The audio a packet carries, for the pace (telephone-events and
-                    // what does not parse carry none).
-                    let audio_bytes = match &parsed {
-                        Ok(p) if p.payload_type != leg.spec.rtp.dtmf_payload_type => p.payload.len(),
-                        _ => 0,
-                    };
                     if peer.is_some_and(|p| p != from) {
                         Input::Foreign { channel_id: id }
                     } else {
                         last = tokio::time::Instant::now();
+                        let audio_bytes = leg.spec.rtp.audio_bytes(&buf[..n]);
                         if audio_bytes > 0 && !pace.admit_datagram(id, audio_bytes) {
                             // A datagram cannot be held back: beyond the allowance, it goes.
                             Input::AheadDropped { channel_id: id }

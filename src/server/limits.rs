@@ -11,7 +11,8 @@
 //!   client streaming far faster than real time cannot take the recogniser from the
 //!   other calls. Together with the bounded input queue ([`super::session::INPUT_QUEUE`])
 //!   they bound the audio one call holds. [`LivePace`] runs it on the clock for every live
-//!   transport: `StreamCall`, AudioSocket and the WebSocket connectors wait (their stream
+//!   transport (an RTP packet counts the audio of its payload):
+//!   `StreamCall`, AudioSocket and the WebSocket connectors wait (their stream
 //!   is not read meanwhile: TCP and HTTP/2 flow control hold the sender back), and RTP
 //!   over UDP, which cannot be held back, drops the datagrams beyond the allowance
 //!   (`LegStats.packets_ahead_dropped`). Each counts `too_fast` once.
@@ -133,25 +134,29 @@ impl Pace {
         bytes: usize,
         elapsed_ms: u64,
     ) -> Result<Admit, ServerError> {
-        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
-            return Ok(Admit {
-                wait: Duration::ZERO,
-                first_hold: false,
-            });
-        };
-        let per_s = ch.1;
-        let chunk_ms = bytes as u64 * 1000 / per_s;
-        if chunk_ms > MAX_CHUNK_MS {
-            return Err(ServerError::ChunkTooLong {
-                channel_id,
-                ms: chunk_ms,
-                max_ms: MAX_CHUNK_MS,
-            });
+        if let Some(ch) = self.channels.iter().find(|c| c.0 == channel_id) {
+            let chunk_ms = bytes as u64 * 1000 / ch.1;
+            if chunk_ms > MAX_CHUNK_MS {
+                return Err(ServerError::ChunkTooLong {
+                    channel_id,
+                    ms: chunk_ms,
+                    max_ms: MAX_CHUNK_MS,
+                });
+            }
         }
+        Ok(self.admit_packet(channel_id, bytes, elapsed_ms))
+    }
+
+    /// As [`Pace::admit`] for a packet of a transport that bounds its own length (an RTP
+    /// packet, an AudioSocket or WebSocket message): no length check.
+    pub fn admit_packet(&mut self, channel_id: u32, bytes: usize, elapsed_ms: u64) -> Admit {
+        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
+            return self.hold(0);
+        };
         ch.2 += bytes as u64;
-        let audio_ms = ch.2 * 1000 / per_s;
+        let audio_ms = ch.2 * 1000 / ch.1;
         let wait_ms = audio_ms.saturating_sub(elapsed_ms + self.max_ahead_ms);
-        Ok(self.hold(wait_ms))
+        self.hold(wait_ms)
     }
 
     /// As [`Pace::admit`] for a datagram, which cannot wait: it is taken (and its audio
@@ -221,6 +226,15 @@ impl LivePace {
         Ok(a.wait)
     }
 
+    /// As [`LivePace::admit`] for a packet of a transport that bounds its own length
+    /// ([`Pace::admit_packet`]).
+    pub fn admit_packet(&mut self, channel_id: u32, bytes: usize) -> Duration {
+        let elapsed = self.elapsed_ms();
+        let a = self.pace.admit_packet(channel_id, bytes, elapsed);
+        self.count(&a);
+        a.wait
+    }
+
     /// A datagram of `bytes` of audio for `channel_id` arrived now: whether to take it
     /// (false: it is too far ahead; drop it).
     pub fn admit_datagram(&mut self, channel_id: u32, bytes: usize) -> bool {
@@ -254,6 +268,8 @@ mod tests {
         assert!(e.to_string().contains("at most 10000 ms"), "{e}");
         // Unknown channels are the call's to refuse.
         assert!(p.admit(7, 10_000_000, 0).is_ok());
+        // A packet of a transport that bounds its own length is not checked.
+        assert_eq!(p.admit_packet(0, 80_008, 0).wait, Duration::ZERO);
     }
 
     #[test]

@@ -96,6 +96,16 @@ impl RtpSettings {
         }
         Ok(s)
     }
+
+    /// Bytes of audio an RTP datagram carries, for pacing: its payload, unless it is a
+    /// telephone-event or no RTP packet at all (then 0). Unknown payload types count as
+    /// audio: the leg drops them, but they took the sender's bandwidth all the same.
+    pub fn audio_bytes(&self, datagram: &[u8]) -> usize {
+        match crate::core::rtp::parse(datagram) {
+            Ok(p) if p.payload_type != self.dtmf_payload_type => p.payload.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Why RTP settings from the wire are refused.
@@ -462,6 +472,20 @@ mod tests {
         );
         let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
         assert_eq!((st.ssrc_changes, st.packets_lost), (99, 0));
+    }
+
+    #[test]
+    fn the_audio_of_a_datagram_is_its_payload_unless_it_is_an_event() {
+        let s = RtpSettings::for_encoding(Encoding::Mulaw);
+        assert_eq!(
+            s.audio_bytes(&rtp::build(false, 0, 1, 0, 7, &[0xff; 160])),
+            160
+        );
+        assert_eq!(
+            s.audio_bytes(&rtp::build(false, 101, 1, 0, 7, &[5, 10, 0, 160])),
+            0
+        );
+        assert_eq!(s.audio_bytes(b"not rtp"), 0);
     }
 
     #[test]

@@ -101,8 +101,6 @@ pub enum WsError {
     Join(#[from] ServerError),
     #[error("the call ended")]
     CallEnded,
-    #[error("over a limit: {0}")]
-    Limit(#[source] ServerError),
 }
 
 /// The protocol a request path asks for.
@@ -359,12 +357,11 @@ pub fn deinterleave(data: &[u8], width: usize) -> (Vec<u8>, Vec<u8>) {
 
 /// Waits, not reading the socket, while `bytes` more of `leg`'s audio would run beyond
 /// the pace's allowance.
-async fn hold_to_pace(pace: &mut LivePace, leg: &Leg, bytes: usize) -> Result<(), WsError> {
-    let wait = pace.admit(leg.channel_id, bytes).map_err(WsError::Limit)?;
+async fn hold_to_pace(pace: &mut LivePace, leg: &Leg, bytes: usize) {
+    let wait = pace.admit_packet(leg.channel_id, bytes);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
-    Ok(())
 }
 
 /// Feeds one binary frame of audio to the socket's legs (two: stereo interleaved, the
@@ -381,7 +378,7 @@ async fn feed(
     }
     // Every leg gets the same share of the frame: the first leg's pace is theirs.
     if let Some(first) = legs.first() {
-        hold_to_pace(pace, first, data.len() / legs.len()).await?;
+        hold_to_pace(pace, first, data.len() / legs.len()).await;
     }
     let parts = if legs.len() == 2 {
         let (l, r) = deinterleave(data, width);

@@ -397,9 +397,7 @@ pub(super) async fn run(
         } = &mut input
         {
             let audio = packet.len().saturating_sub(rtp::FIXED_HEADER_LEN);
-            if let Err(e) = hold_to_pace(&mut pace, leg, audio).await {
-                break Err(e);
-            }
+            hold_to_pace(&mut pace, leg, audio).await;
             // The jitter buffer takes it as arriving now, after any wait.
             *arrival = now_ms();
         }
