@@ -12,9 +12,9 @@
 //! hung up, or idle); then its summary is the last event. Each connection's or UDP
 //! leg's audio is paced like `StreamCall`'s ([`LivePace`], `server.max_ahead_s`): an
 //! AudioSocket connection is not read while ahead of the wall clock, a UDP datagram
-//! beyond the allowance is dropped and counted (`LegStats.packets_ahead_dropped`). Events are kept in
-//! a bounded history, so a watcher that attaches late still sees the call
-//! from its start, and an ended call stays watchable for [`ENDED_CALL_KEEP`].
+//! beyond the allowance is dropped and counted (`LegStats.packets_ahead_dropped`).
+//! Events are kept in a bounded history, so a watcher that attaches late still sees
+//! the call from its start, and an ended call stays watchable for [`ENDED_CALL_KEEP`].
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
