@@ -411,6 +411,50 @@ async fn fork_burst(addr: SocketAddr, call_id: &str, secs: usize) -> Duration {
     t0.elapsed()
 }
 
+/// A `/twilio` Media Stream of `secs` of μ-law silence sent at once (20 ms media frames),
+/// then `stop`: how long after its first frame the server's close came.
+async fn twilio_burst(addr: SocketAddr, call_sid: &str, secs: usize) -> Duration {
+    use base64::Engine;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio"))
+        .await
+        .unwrap();
+    let text = |v: serde_json::Value| Ws::Text(v.to_string().into());
+    ws.send(text(serde_json::json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+        "start": {
+            "accountSid": "AC1", "streamSid": "MZ1", "callSid": call_sid,
+            "tracks": ["inbound"], "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    })))
+    .await
+    .unwrap();
+    let payload = base64::engine::general_purpose::STANDARD.encode([0xffu8; 160]);
+    let t0 = Instant::now();
+    for i in 0..secs * 50 {
+        let media = serde_json::json!({
+            "event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1",
+            "media": {
+                "track": "inbound", "chunk": (i + 1).to_string(),
+                "timestamp": (i * 20).to_string(), "payload": payload
+            }
+        });
+        ws.send(text(media)).await.unwrap();
+    }
+    ws.send(text(
+        serde_json::json!({"event": "stop", "streamSid": "MZ1"}),
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        if m.is_close() {
+            break;
+        }
+    }
+    t0.elapsed()
+}
+
 /// Opens a μ-law RTP leg of call `call_id` on the server: (channel id, where to send).
 async fn open_leg(server: &Server, call_id: &str) -> (u32, SocketAddr) {
     let r = client(server.grpc)
@@ -439,8 +483,9 @@ async fn close_leg(server: &Server, call_id: &str, channel_id: u32) {
 }
 
 /// The other live transports are paced like `StreamCall`: 8 s of audio sent at once with
-/// `max_ahead_s = 2` over AudioSocket and over a WebSocket fork is held back (the socket
-/// is not read) and taken whole, its close and summary no sooner than 6 s later; over
+/// `max_ahead_s = 2` over AudioSocket, a WebSocket fork and a Twilio Media Stream is held
+/// back (the socket is not read) and taken whole, its close and summary no sooner than
+/// 6 s later; over
 /// UDP, which cannot be held back, what runs more than 2 s ahead is dropped and counted.
 /// A call at real time beside them is never held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,7 +496,7 @@ async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_t
         dir.path(),
         &[
             "--max-calls",
-            "4",
+            "5",
             "--audiosocket-addr",
             &asock.to_string(),
             "--ws-addr",
@@ -464,6 +509,7 @@ async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_t
     let healthy_uuid = [2u8; 16];
     let fast_events = watch(server.grpc, &audiosocket::uuid_string(&fast_uuid));
     let fork_events = watch(server.grpc, "fork-fast");
+    let twilio_events = watch(server.grpc, "CA-fast");
     let healthy_events = watch(server.grpc, &audiosocket::uuid_string(&healthy_uuid));
     let (udp_channel, udp_to) = open_leg(&server, "udp-fast").await;
     let udp_events = watch(server.grpc, "udp-fast");
@@ -482,13 +528,17 @@ async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_t
     };
     let t0 = Instant::now();
     let _print = PrintOnPanic(server.proc.stderr.clone());
-    let (fast, fork, healthy, ()) = tokio::join!(
+    let (fast, fork, twilio, healthy, ()) = tokio::join!(
         audiosocket_call(asock, fast_uuid, 8, true),
         fork_burst(ws, "fork-fast", 8),
+        twilio_burst(ws, "CA-fast", 8),
         audiosocket_call(asock, healthy_uuid, 3, false),
         udp,
     );
-    println!("8 s at once: AudioSocket closed after {fast:?}, fork after {fork:?}; 3 s at real time: {healthy:?}");
+    println!(
+        "8 s at once: AudioSocket closed after {fast:?}, fork after {fork:?}, \
+         Twilio after {twilio:?}; 3 s at real time: {healthy:?}"
+    );
     // Taken at no more than 2 s ahead of the clock: not before 8 - 2 = 6 s (a lower
     // bound only: the clock cannot run slow).
     assert!(
@@ -496,7 +546,15 @@ async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_t
         "AudioSocket closed after {fast:?}"
     );
     assert!(fork >= Duration::from_secs(6), "fork closed after {fork:?}");
-    for (what, events) in [("AudioSocket", fast_events), ("fork", fork_events)] {
+    assert!(
+        twilio >= Duration::from_secs(6),
+        "Twilio closed after {twilio:?}"
+    );
+    for (what, events) in [
+        ("AudioSocket", fast_events),
+        ("fork", fork_events),
+        ("Twilio", twilio_events),
+    ] {
         let events = events.await.unwrap();
         let s = summary(&events);
         assert!(
@@ -525,7 +583,7 @@ async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_t
         l.packets_ahead_dropped as f64
     );
     // Once per held connection or leg; never the call at real time.
-    assert_eq!(fault(&server, "too_fast"), 3.0);
+    assert_eq!(fault(&server, "too_fast"), 4.0);
 }
 
 /// The black-box probe's RTP sender whose SSRC changes on every packet (22 s of speech
