@@ -79,8 +79,9 @@ pub struct ServerSection {
     /// Largest `AnalyzeRecording` request (a whole recording), bytes. Default
     /// [`server::DEFAULT_MAX_RECORDING_BYTES`].
     pub max_recording_bytes: usize,
-    /// How far a live `StreamCall`'s audio may run ahead of the wall clock before its
-    /// stream is held back, s. Default [`server::DEFAULT_MAX_AHEAD`].
+    /// How far a live call's audio (`StreamCall`, AudioSocket, WebSocket, RTP over UDP) may
+    /// run ahead of the wall clock before its stream is held back (UDP: dropped), s.
+    /// Default [`server::DEFAULT_MAX_AHEAD`].
     pub max_ahead_s: u64,
     /// A live call with no message for this long is ended, s. Default
     /// [`server::DEFAULT_IDLE_TIMEOUT`].

@@ -68,8 +68,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// Largest `AnalyzeRecording` request accepted, bytes: the whole recording is one
 /// message (64 MiB holds ~35 min of 16 kHz 16-bit stereo).
 pub const DEFAULT_MAX_RECORDING_BYTES: usize = 64 << 20;
-/// Default: how far a live `StreamCall`'s audio may run ahead of the wall clock
-/// before its stream is read no further until the clock catches up.
+/// Default: how far a live call's audio may run ahead of the wall clock before its
+/// stream (`StreamCall`, AudioSocket, WebSocket) is read no further until the clock
+/// catches up; RTP over UDP, which cannot be held back, is dropped beyond it.
 pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(10);
 /// Default: how long a drain waits for the calls in flight to finish and deliver
 /// their summaries before the service stops anyway.
@@ -96,8 +97,9 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// Largest `AnalyzeRecording` request message, bytes.
     pub max_recording_bytes: usize,
-    /// How far a live `StreamCall`'s audio may run ahead of the wall clock (from its
-    /// first chunk) before its stream is held back.
+    /// How far a live call's audio may run ahead of the wall clock (from its first
+    /// chunk) before its stream is held back: `StreamCall`, AudioSocket and WebSocket
+    /// are not read until the clock catches up, RTP over UDP is dropped and counted.
     pub max_ahead: Duration,
     /// A live call with no message for this long is ended.
     pub idle_timeout: Duration,

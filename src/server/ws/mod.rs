@@ -15,6 +15,12 @@
 //! counted on its first leg once it is. A socket that does not name its call within the
 //! join timeout, or goes quiet for the leg idle timeout, is closed. One socket's errors
 //! end at most its own legs.
+//!
+//! Audio is paced as `StreamCall`'s ([`crate::server::limits::LivePace`]): once a socket's
+//! audio runs `server.max_ahead_s` ahead of the wall clock (counted from its first audio
+//! frame), the socket is not read until the clock catches up, so a sender far faster than
+//! real time is held back by TCP flow control. Each wait is at most about one frame's
+//! audio (a frame is at most `ws.max_message_bytes`), so a close is seen soon after.
 pub mod audiohook;
 pub mod fork;
 pub mod twilio;
@@ -35,6 +41,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{self, Role};
 use crate::server::legs::{Calls, Leg, LegRequest};
+use crate::server::limits::LivePace;
 use crate::server::security::check_call_id;
 use crate::server::session::Input;
 use crate::server::status::ServerError;
@@ -339,11 +346,30 @@ pub fn deinterleave(data: &[u8], width: usize) -> (Vec<u8>, Vec<u8>) {
     (left, right)
 }
 
+/// Waits, not reading the socket, while `bytes` more of `leg`'s audio would run beyond
+/// the pace's allowance.
+async fn hold_to_pace(pace: &mut LivePace, leg: &Leg, bytes: usize) {
+    let wait = pace.admit_packet(leg.channel_id, bytes);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Feeds one binary frame of audio to the socket's legs (two: stereo interleaved, the
-/// first leg's sample first); false when it does not hold whole samples of every leg.
-async fn feed(legs: &[Leg], data: &[u8], width: usize) -> Result<bool, WsError> {
+/// first leg's sample first), held to `pace` first; false when it does not hold whole
+/// samples of every leg.
+async fn feed(
+    legs: &[Leg],
+    data: &[u8],
+    width: usize,
+    pace: &mut LivePace,
+) -> Result<bool, WsError> {
     if data.is_empty() || !data.len().is_multiple_of(width * legs.len()) {
         return Ok(false);
+    }
+    // Every leg gets the same share of the frame: the first leg's pace is theirs.
+    if let Some(first) = legs.first() {
+        hold_to_pace(pace, first, data.len() / legs.len()).await;
     }
     let parts = if legs.len() == 2 {
         let (l, r) = deinterleave(data, width);
