@@ -79,6 +79,10 @@ pub struct ServerSection {
     /// Largest `AnalyzeRecording` request (a whole recording), bytes. Default
     /// [`server::DEFAULT_MAX_RECORDING_BYTES`].
     pub max_recording_bytes: usize,
+    /// `AnalyzeRecording` calls in flight at most (all tenants together); more are
+    /// refused with `RESOURCE_EXHAUSTED` before their recording is read, which bounds the
+    /// memory recordings hold. Default [`server::DEFAULT_MAX_RECORDINGS`].
+    pub max_recordings: usize,
     /// How far a live `StreamCall`'s audio may run ahead of the wall clock before its
     /// stream is held back, s. Default [`server::DEFAULT_MAX_AHEAD`].
     pub max_ahead_s: u64,
@@ -109,6 +113,7 @@ impl Default for ServerSection {
             drain_timeout_s: server::DEFAULT_DRAIN_TIMEOUT.as_secs(),
             max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
             max_recording_bytes: server::DEFAULT_MAX_RECORDING_BYTES,
+            max_recordings: server::DEFAULT_MAX_RECORDINGS,
             max_ahead_s: server::DEFAULT_MAX_AHEAD.as_secs(),
             idle_timeout_s: server::DEFAULT_IDLE_TIMEOUT.as_secs(),
             config_timeout_s: server::DEFAULT_CONFIG_TIMEOUT.as_secs(),
@@ -801,6 +806,7 @@ impl Config {
         at_least_1("server.max_calls", s.max_calls as u64)?;
         at_least_1("server.max_message_bytes", s.max_message_bytes as u64)?;
         at_least_1("server.max_recording_bytes", s.max_recording_bytes as u64)?;
+        at_least_1("server.max_recordings", s.max_recordings as u64)?;
         at_least_1("server.max_ahead_s", s.max_ahead_s)?;
         at_least_1("server.idle_timeout_s", s.idle_timeout_s)?;
         at_least_1("server.config_timeout_s", s.config_timeout_s)?;
@@ -870,6 +876,7 @@ impl Config {
             max_calls: self.server.max_calls,
             max_message_bytes: self.server.max_message_bytes,
             max_recording_bytes: self.server.max_recording_bytes,
+            max_recordings: self.server.max_recordings,
             max_ahead: Duration::from_secs(self.server.max_ahead_s),
             idle_timeout: Duration::from_secs(self.server.idle_timeout_s),
             config_timeout: Duration::from_secs(self.server.config_timeout_s),
@@ -942,7 +949,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 63);
+        assert_eq!(all_keys().len(), 64);
     }
 
     #[test]

@@ -18,12 +18,18 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Status};
 
 /// Limits of the test server: short enough to test without waiting long.
-const CONFIG: &str = "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls = 2\n";
+const CONFIG: &str =
+    "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls = 2\nmax_recordings = 1\n";
 
 /// `callmood serve` with [`CONFIG`] and metrics; no emotion model (not needed here).
 fn server(dir: &std::path::Path) -> Server {
+    server_with(dir, CONFIG)
+}
+
+/// `callmood serve` with the configuration file `config` and metrics, without emotion.
+fn server_with(dir: &std::path::Path, config: &str) -> Server {
     let file = dir.join("callmood.toml");
-    std::fs::write(&file, CONFIG).unwrap();
+    std::fs::write(&file, config).unwrap();
     Server::start(true, &["--config", file.to_str().unwrap(), "--no-emotion"])
 }
 
@@ -358,6 +364,225 @@ async fn a_cancelled_recording_stops_its_recogniser_work() {
          {done:.0} s of {total_s:.0} s transcribed in all"
     );
     assert!(done < total_s / 2.0, "{done} s of {total_s} s transcribed");
+}
+
+/// About `seconds` of real speech: the librivox clips again and again, 800 ms of silence
+/// after each (so each is an utterance), as 16 kHz samples.
+fn speech_for(seconds: usize) -> Vec<f32> {
+    let (call, _, _) = speech_call(&["0890", "0880", "0930"], 800);
+    call.iter()
+        .copied()
+        .cycle()
+        .take(seconds * callmood::SAMPLE_RATE as usize)
+        .collect()
+}
+
+/// 16 kHz samples as LINEAR16 bytes.
+fn linear16(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|s| ((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+        .collect()
+}
+
+/// A `StreamCall` of one 16 kHz LINEAR16 caller channel, its audio sent in chunks of
+/// `chunk_ms`, each `pause` after the one before (zero: as fast as the server reads).
+async fn linear16_call(
+    server: &Server,
+    call_id: &str,
+    samples: Vec<f32>,
+    chunk_ms: usize,
+    pause: Duration,
+) -> Result<Vec<CallEvent>, Status> {
+    let config = proto::StreamCallRequest {
+        request: Some(Request::Config(proto::CallConfig {
+            call_id: call_id.into(),
+            channels: vec![proto::ChannelConfig {
+                channel_id: 0,
+                role: proto::Role::Caller as i32,
+                encoding: proto::Encoding::Linear16 as i32,
+                sample_rate_hz: 16_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(config).await.unwrap();
+    let sender = tokio::spawn(async move {
+        for chunk in samples.chunks(chunk_ms * 16) {
+            let audio = proto::AudioChunk {
+                channel_id: 0,
+                data: linear16(chunk),
+            };
+            let m = proto::StreamCallRequest {
+                request: Some(Request::Audio(audio)),
+            };
+            if tx.send(m).await.is_err() {
+                return;
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    });
+    let events = client(server.grpc)
+        .await
+        .stream_call(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let end = collect(events).await;
+    sender.abort();
+    end
+}
+
+/// Issue 20 item 4, "the recogniser is shared fairly between calls": one client streams
+/// 8 minutes of speech as fast as the server reads it (`max_ahead_s` generous enough not
+/// to hold it back), flooding the recogniser with an utterance every few hundred ms of
+/// wall time; beside it a healthy call speaks three sentences at real-time pace. The
+/// healthy call must get every transcript, at the WER of a call alone; the flood loses
+/// words (counted), not the healthy call.
+#[tokio::test]
+async fn a_call_flooding_the_recogniser_does_not_starve_a_healthy_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // A small queue, so that the flood surely fills it whatever the machine's speed.
+    let server = server_with(
+        dir.path(),
+        "[server]\nmax_ahead_s = 3600\n[asr]\nqueue_capacity = 8\n",
+    );
+    let flood = speech_for(480);
+    let (healthy, _, reference) = speech_call(&["0890", "0880", "0930"], 1200);
+    let flood_call = linear16_call(&server, "flood", flood, 1000, Duration::ZERO);
+    let t0 = Instant::now();
+    let healthy_call = async {
+        // The flood first: the healthy call's utterances come into a full queue.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pace = Duration::from_millis(100);
+        linear16_call(&server, "healthy", healthy, 100, pace).await
+    };
+    tokio::pin!(flood_call, healthy_call);
+    let mut flood_end = None;
+    let healthy = loop {
+        tokio::select! {
+            h = &mut healthy_call => break h.expect("the healthy call ends well"),
+            f = &mut flood_call, if flood_end.is_none() => flood_end = Some(f),
+        }
+    };
+    let took = t0.elapsed();
+    let dropped_all = metric(&server, "callmood_transcripts_dropped_total");
+    let utterances_all = metric(&server, "callmood_utterances_total");
+    let asr_audio = metric(&server, "callmood_asr_audio_seconds_total");
+    // The flood, if still going, is cancelled here.
+    drop(flood_call);
+    let s = summary(&healthy);
+    let heard = transcript(&healthy);
+    let w = wer(&reference, &heard);
+    println!(
+        "healthy call: {took:?}, {} utterances, {} dropped, WER {w:.3}: {heard}\n\
+         server meanwhile: {utterances_all} utterances, {dropped_all} transcripts dropped, \
+         {asr_audio:.0} s transcribed; flood ended: {}",
+        s.utterances,
+        s.transcripts_dropped,
+        flood_end.is_some()
+    );
+    assert_eq!(
+        s.transcripts_dropped, 0,
+        "the healthy call lost transcripts"
+    );
+    assert!(utterances(&healthy)
+        .iter()
+        .all(|u| !u.transcript.is_empty()));
+    assert!(
+        w < 0.15,
+        "healthy call's WER {w} over the 15% bound: {heard}"
+    );
+    // It was a flood: the recogniser could not keep up, and the flood paid for it.
+    assert!(
+        dropped_all >= 1.0,
+        "no transcript dropped: the flood did not overload the recogniser"
+    );
+}
+
+/// `AnalyzeRecording` calls in flight are capped (`max_recordings = 1` here): a second
+/// recording is refused `RESOURCE_EXHAUSTED` before its 60 MiB are read, so the server's
+/// memory does not grow, and the refusal is counted; once the first call ends its slot is
+/// free again.
+#[tokio::test]
+async fn recordings_over_the_cap_are_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let speech = speech_for(60);
+    let wav = dir.path().join("speech.wav");
+    write_wav(&wav, callmood::SAMPLE_RATE, &speech);
+    let recording = |call_id: &str| proto::AnalyzeRecordingRequest {
+        call_id: call_id.into(),
+        audio: Some(proto::analyze_recording_request::Audio::Wav(
+            std::fs::read(&wav).unwrap(),
+        )),
+        ..Default::default()
+    };
+    let mut first_client = client(server.grpc).await;
+    // In flight until its events stream is dropped (it is not read meanwhile).
+    let first = first_client
+        .analyze_recording(recording("first"))
+        .await
+        .expect("the first recording is taken")
+        .into_inner();
+    let before = rss_mb(&server);
+    let huge = proto::AnalyzeRecordingRequest {
+        call_id: "second".into(),
+        audio: Some(proto::analyze_recording_request::Audio::Raw(
+            proto::RawAudio {
+                encoding: proto::Encoding::Linear16 as i32,
+                sample_rate_hz: 16_000,
+                channels: 1,
+                data: vec![0x11; 60 << 20],
+            },
+        )),
+        ..Default::default()
+    };
+    let s = client(server.grpc)
+        .await
+        .analyze_recording(huge)
+        .await
+        .expect_err("over the cap");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(
+        s.message()
+            .contains("1 recordings are being analysed, the limit (server.max_recordings)"),
+        "{s:?}"
+    );
+    let grown = rss_mb(&server) - before;
+    println!("RSS: {before:.0} MB before, {grown:+.0} MB after a refused 60 MiB recording");
+    assert!(grown < 100.0, "RSS grew by {grown:.0} MB");
+    assert_eq!(
+        metric(
+            &server,
+            "callmood_calls_refused_total{reason=\"recordings_in_flight\"}"
+        ),
+        1.0
+    );
+    // The first call goes away; its slot comes back, and a recording goes to its summary.
+    drop(first);
+    drop(first_client);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client(server.grpc)
+            .await
+            .analyze_recording(recording("third"))
+            .await;
+        match r {
+            Ok(events) => {
+                let events = collect(events.into_inner()).await.expect("a whole call");
+                assert!(summary(&events).utterances > 0);
+                break;
+            }
+            Err(s) if s.code() == Code::ResourceExhausted && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(s) => panic!("the slot did not come back: {s:?}"),
+        }
+    }
 }
 
 /// `AsrPool::cancel_group`, what the cancel above relies on: the queued jobs of one
