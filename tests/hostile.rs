@@ -452,15 +452,14 @@ async fn a_call_flooding_the_recogniser_does_not_starve_a_healthy_call() {
     );
     let flood = speech_for(480);
     let (healthy, _, reference) = speech_call(&["0890", "0880", "0930"], 1200);
-    let flood_call = linear16_call(&server, "flood", flood, 1000, Duration::ZERO);
+    let mut flood_call = Box::pin(linear16_call(&server, "flood", flood, 1000, Duration::ZERO));
     let t0 = Instant::now();
-    let healthy_call = async {
+    let mut healthy_call = Box::pin(async {
         // The flood first: the healthy call's utterances come into a full queue.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let pace = Duration::from_millis(100);
         linear16_call(&server, "healthy", healthy, 100, pace).await
-    };
-    tokio::pin!(flood_call, healthy_call);
+    });
     let mut flood_end = None;
     let healthy = loop {
         tokio::select! {
