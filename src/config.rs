@@ -266,6 +266,10 @@ pub struct SecuritySection {
     /// `server.max_calls`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_max_calls: Option<usize>,
+    /// With `auth_tokens`: `AnalyzeRecording` calls in flight per tenant at most (more
+    /// are refused before their recording is read). Default: only `server.max_recordings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_max_recordings: Option<usize>,
     /// With `auth_tokens`: the tenant that owns AudioSocket and WebSocket media calls.
     /// Default: none, so no RPC reaches them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -831,12 +835,18 @@ impl Config {
             if sec.tenant_max_calls.is_some() {
                 return needs("tenant_max_calls", "auth_tokens");
             }
+            if sec.tenant_max_recordings.is_some() {
+                return needs("tenant_max_recordings", "auth_tokens");
+            }
             if sec.media_tenant.is_some() {
                 return needs("media_tenant", "auth_tokens");
             }
         }
         if let Some(n) = sec.tenant_max_calls {
             at_least_1("security.tenant_max_calls", n as u64)?;
+        }
+        if let Some(n) = sec.tenant_max_recordings {
+            at_least_1("security.tenant_max_recordings", n as u64)?;
         }
         match (&sec.tls_cert, &sec.tls_key) {
             (Some(_), None) => return needs("tls_cert", "tls_key"),
@@ -905,6 +915,7 @@ impl Config {
             security: security::SecurityConfig {
                 auth_tokens: sec.auth_tokens.clone(),
                 tenant_max_calls: sec.tenant_max_calls,
+                tenant_max_recordings: sec.tenant_max_recordings,
                 media_tenant: sec.media_tenant.clone(),
                 tls: match (&sec.tls_cert, &sec.tls_key) {
                     (Some(cert), Some(key)) => Some(security::TlsFiles {
@@ -949,7 +960,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 64);
+        assert_eq!(all_keys().len(), 65);
     }
 
     #[test]

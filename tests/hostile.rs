@@ -8,6 +8,7 @@ mod ops;
 
 use std::time::{Duration, Instant};
 
+use callmood::proto::analyze_recording_request::Audio;
 use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
 use common::*;
 use ops::*;
@@ -18,8 +19,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Status};
 
 /// Limits of the test server: short enough to test without waiting long.
-const CONFIG: &str =
-    "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls = 2\nmax_recordings = 1\n";
+const CONFIG: &str = "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls = 2\n";
 
 /// `callmood serve` with [`CONFIG`] and metrics; no emotion model (not needed here).
 fn server(dir: &std::path::Path) -> Server {
@@ -502,75 +502,103 @@ async fn a_call_flooding_the_recogniser_does_not_starve_a_healthy_call() {
     );
 }
 
-/// `AnalyzeRecording` calls in flight are capped (`max_recordings = 1` here): a second
-/// recording is refused `RESOURCE_EXHAUSTED` before its 60 MiB are read, so the server's
-/// memory does not grow, and the refusal is counted; once the first call ends its slot is
-/// free again.
+/// `AnalyzeRecording` calls in flight are capped, per tenant (`tenant_max_recordings = 1`)
+/// and in all (`max_recordings = 2`): a recording over either cap is refused
+/// `RESOURCE_EXHAUSTED` before its 60 MiB are read, so the server's memory does not grow,
+/// and each refusal is counted; once a call ends its slot is free again.
 #[tokio::test]
-async fn recordings_over_the_cap_are_refused_unread() {
+async fn recordings_over_the_caps_are_refused_unread() {
     let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path());
-    let speech = speech_for(60);
+    let tokens = dir.path().join("tokens");
+    let token = |tenant: &str| format!("{tenant}-token-0123456789abcdef");
+    let lines: Vec<String> = ["acme", "globex", "initech"]
+        .iter()
+        .map(|t| format!("{} {t}\n", token(t)))
+        .collect();
+    std::fs::write(&tokens, lines.concat()).unwrap();
+    let config = format!(
+        "[server]\nmax_recordings = 2\n[security]\nauth_tokens = {:?}\n\
+         tenant_max_recordings = 1\n",
+        tokens.to_str().unwrap()
+    );
+    let server = server_with(dir.path(), &config);
     let wav = dir.path().join("speech.wav");
-    write_wav(&wav, callmood::SAMPLE_RATE, &speech);
-    let recording = |call_id: &str| proto::AnalyzeRecordingRequest {
-        call_id: call_id.into(),
-        audio: Some(proto::analyze_recording_request::Audio::Wav(
-            std::fs::read(&wav).unwrap(),
-        )),
-        ..Default::default()
+    write_wav(&wav, callmood::SAMPLE_RATE, &speech_for(30));
+    let speech = |call_id: &str| recording(call_id, Audio::Wav(std::fs::read(&wav).unwrap()));
+    let huge = |call_id: &str| {
+        let raw = proto::RawAudio {
+            encoding: proto::Encoding::Linear16 as i32,
+            sample_rate_hz: 16_000,
+            channels: 1,
+            data: vec![0x11; 60 << 20],
+        };
+        recording(call_id, Audio::Raw(raw))
     };
-    let mut first_client = client(server.grpc).await;
-    // In flight until its events stream is dropped (it is not read meanwhile).
-    let first = first_client
-        .analyze_recording(recording("first"))
+    let analyze = |tenant: &str, r: proto::AnalyzeRecordingRequest| {
+        let mut req = tonic::Request::new(r);
+        let bearer = format!("Bearer {}", token(tenant)).parse().unwrap();
+        req.metadata_mut().insert("authorization", bearer);
+        let addr = server.grpc;
+        async move { client(addr).await.analyze_recording(req).await }
+    };
+    // acme's first recording, in flight until its events stream is dropped; read up to its
+    // first transcript, so that the recogniser's buffers are in RSS before it is measured.
+    let mut first = analyze("acme", speech("first"))
         .await
-        .expect("the first recording is taken")
+        .expect("acme's first recording is taken")
         .into_inner();
+    while let Some(ev) = first.message().await.unwrap() {
+        if matches!(ev.event, Some(Event::Utterance(_))) {
+            break;
+        }
+    }
     let before = rss_mb(&server);
-    let huge = proto::AnalyzeRecordingRequest {
-        call_id: "second".into(),
-        audio: Some(proto::analyze_recording_request::Audio::Raw(
-            proto::RawAudio {
-                encoding: proto::Encoding::Linear16 as i32,
-                sample_rate_hz: 16_000,
-                channels: 1,
-                data: vec![0x11; 60 << 20],
-            },
-        )),
-        ..Default::default()
-    };
-    let s = client(server.grpc)
+    let s = analyze("acme", huge("second"))
         .await
-        .analyze_recording(huge)
+        .expect_err("over acme's cap");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert!(
+        s.message().contains(
+            "this tenant has 1 recordings being analysed, its limit \
+             (security.tenant_max_recordings)"
+        ),
+        "{s:?}"
+    );
+    let other = analyze("globex", speech("other"))
         .await
-        .expect_err("over the cap");
+        .expect("another tenant's recording is taken")
+        .into_inner();
+    let s = analyze("initech", huge("third"))
+        .await
+        .expect_err("over the cap of all tenants");
     assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
     assert!(
         s.message()
-            .contains("1 recordings are being analysed, the limit (server.max_recordings)"),
+            .contains("2 recordings are being analysed, the limit (server.max_recordings)"),
         "{s:?}"
     );
     let grown = rss_mb(&server) - before;
-    println!("RSS: {before:.0} MB before, {grown:+.0} MB after a refused 60 MiB recording");
+    println!("RSS: {before:.0} MB before, {grown:+.0} MB after two refused 60 MiB recordings");
     assert!(grown < 100.0, "RSS grew by {grown:.0} MB");
-    assert_eq!(
+    let refused = |reason: &str| {
         metric(
             &server,
-            "callmood_calls_refused_total{reason=\"recordings_in_flight\"}"
-        ),
-        1.0
-    );
-    // The first call goes away; its slot comes back, and a recording goes to its summary.
-    drop(first);
-    drop(first_client);
+            &format!("callmood_calls_refused_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(refused("tenant_recordings_in_flight"), 1.0);
+    assert_eq!(refused("recordings_in_flight"), 1.0);
+    // The calls go away; their slots come back, and acme's next recording goes to its
+    // summary (without transcripts: the recogniser may still finish the window it began).
+    drop((first, other));
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = client(server.grpc)
-            .await
-            .analyze_recording(recording("third"))
-            .await;
-        match r {
+        let mut after = speech("after");
+        after.options = Some(proto::CallOptions {
+            disable_transcript: true,
+            ..Default::default()
+        });
+        match analyze("acme", after).await {
             Ok(events) => {
                 let events = collect(events.into_inner()).await.expect("a whole call");
                 assert!(summary(&events).utterances > 0);
@@ -581,6 +609,15 @@ async fn recordings_over_the_cap_are_refused_unread() {
             }
             Err(s) => panic!("the slot did not come back: {s:?}"),
         }
+    }
+}
+
+/// An `AnalyzeRecording` request of `call_id`.
+fn recording(call_id: &str, audio: Audio) -> proto::AnalyzeRecordingRequest {
+    proto::AnalyzeRecordingRequest {
+        call_id: call_id.into(),
+        audio: Some(audio),
+        ..Default::default()
     }
 }
 

@@ -6,7 +6,8 @@
 //!   chunk of live audio, and gets the small limit. tonic checks a message's length
 //!   prefix before it buffers the message, so a message over the limit costs nothing.
 //! - [`SizedRpcs`] also caps the `AnalyzeRecording` calls in flight
-//!   (`server.max_recordings`): a slot is taken before tonic reads the request body, and
+//!   (`server.max_recordings`, and with tokens `security.tenant_max_recordings` per
+//!   tenant): a slot is taken before tonic reads the request body, and
 //!   a call over the cap is refused `RESOURCE_EXHAUSTED` with its body unread, so no
 //!   recording waits in memory for a slot. The slot ([`RecordingSlot`]) is held until the
 //!   call's events end and its audio has been fed, so the recordings' bytes and samples in
@@ -27,6 +28,7 @@ use tonic::codegen::http;
 use tonic::server::NamedService;
 
 use super::metrics::Metrics;
+use super::security::{Caller, Tenant, TenantCounts, TenantSlot};
 use super::status::{status, ServerError};
 use crate::call::ChannelSpec;
 
@@ -50,28 +52,45 @@ pub struct SizedRpcs<S> {
     pub recordings: RecordingSlots,
 }
 
-/// The cap on `AnalyzeRecording` calls in flight (`server.max_recordings`).
+/// The caps on `AnalyzeRecording` calls in flight: `server.max_recordings` in all and,
+/// with tokens, `security.tenant_max_recordings` per tenant.
 #[derive(Clone)]
 pub struct RecordingSlots {
     slots: Arc<Semaphore>,
     max: usize,
+    tenants: TenantCounts,
+    tenant_max: Option<usize>,
     metrics: Arc<Metrics>,
 }
 
 impl RecordingSlots {
-    /// `max` slots; refusals are counted in `metrics`.
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+    /// `max` slots in all, `tenant_max` per tenant; refusals are counted in `metrics`.
+    pub fn new(max: usize, tenant_max: Option<usize>, metrics: Arc<Metrics>) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            tenants: TenantCounts::default(),
+            tenant_max,
             metrics,
         }
     }
 
-    /// A free slot, or the refusal (counted as `recordings_in_flight`).
-    pub fn try_take(&self) -> Result<RecordingSlot, ServerError> {
+    /// A free slot for `tenant`'s recording, or the refusal (counted as
+    /// `tenant_recordings_in_flight` or `recordings_in_flight`).
+    pub fn try_take(&self, tenant: Option<&Tenant>) -> Result<RecordingSlot, ServerError> {
+        let slot = match (tenant, self.tenant_max) {
+            (Some(tenant), Some(max)) => match self.tenants.take(tenant, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    self.metrics.call_refused("tenant_recordings_in_flight");
+                    return Err(ServerError::TenantRecordingsInFlight { max });
+                }
+            },
+            _ => None,
+        };
+        // A refusal here drops the tenant's slot again.
         match self.slots.clone().try_acquire_owned() {
-            Ok(p) => Ok(RecordingSlot(Arc::new(p))),
+            Ok(p) => Ok(RecordingSlot(Arc::new((p, slot)))),
             Err(_) => {
                 self.metrics.call_refused("recordings_in_flight");
                 Err(ServerError::RecordingsInFlight { max: self.max })
@@ -80,10 +99,11 @@ impl RecordingSlots {
     }
 }
 
-/// One `AnalyzeRecording` call's slot, put in its request's extensions; free again once
-/// every clone is dropped (the call's event stream and its feeder each hold one).
+/// One `AnalyzeRecording` call's slot (in all, and its tenant's), put in its request's
+/// extensions; free again once every clone is dropped (the call's event stream and its
+/// feeder each hold one).
 #[derive(Clone)]
-pub struct RecordingSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct RecordingSlot(#[allow(dead_code)] Arc<(OwnedSemaphorePermit, Option<TenantSlot>)>);
 
 impl<S: NamedService> NamedService for SizedRpcs<S> {
     const NAME: &'static str = S::NAME;
@@ -109,7 +129,9 @@ where
         if req.uri().path() != RECORDING_PATH {
             return Either::Left(self.small.call(req));
         }
-        match self.recordings.try_take() {
+        // Set by the `Authenticate` interceptor, which runs first.
+        let tenant = req.extensions().get::<Caller>().map(|c| c.0.clone());
+        match self.recordings.try_take(tenant.as_ref()) {
             Ok(slot) => {
                 req.extensions_mut().insert(slot);
                 Either::Left(self.large.call(req))

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `callmood_calls_in_flight` | gauge | `transport`: grpc, recording, rtp-udp, audiosocket |
 //! | `callmood_calls_total` | counter | `transport` |
-//! | `callmood_calls_refused_total` | counter | `reason`: calls_in_flight, tenant_calls_in_flight, recordings_in_flight, draining |
+//! | `callmood_calls_refused_total` | counter | `reason`: calls_in_flight, tenant_calls_in_flight, recordings_in_flight, tenant_recordings_in_flight, draining |
 //! | `callmood_utterances_total` | counter | |
 //! | `callmood_alerts_total` | counter | `kind` |
 //! | `callmood_transcripts_dropped_total` | counter | |

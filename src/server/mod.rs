@@ -286,7 +286,11 @@ pub async fn serve_on(
             .max_decoding_message_size(cfg.max_message_bytes),
         large: CallAnalyzerServer::from_arc(service)
             .max_decoding_message_size(cfg.max_recording_bytes),
-        recordings: limits::RecordingSlots::new(cfg.max_recordings, metrics.clone()),
+        recordings: limits::RecordingSlots::new(
+            cfg.max_recordings,
+            cfg.security.tenant_max_recordings,
+            metrics.clone(),
+        ),
     };
     let svc = tonic::service::interceptor::InterceptedService::new(svc, authenticate.clone());
     // Health stays open to probes; reflection needs a token like the calls.

@@ -91,6 +91,12 @@ pub enum ServerError {
     /// recording is read).
     #[error("{max} recordings are being analysed, the limit (server.max_recordings): retry later")]
     RecordingsInFlight { max: usize },
+    /// The tenant's cap on `AnalyzeRecording` calls in flight is reached.
+    #[error(
+        "this tenant has {max} recordings being analysed, its limit \
+         (security.tenant_max_recordings): retry later"
+    )]
+    TenantRecordingsInFlight { max: usize },
     /// The client's own stream failed (bad protobuf, a message over the limit, a
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
@@ -144,6 +150,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         | ServerError::BadAudio(AudioFileError::TooLong { .. })
         | ServerError::TenantCallsInFlight { .. }
         | ServerError::RecordingsInFlight { .. }
+        | ServerError::TenantRecordingsInFlight { .. }
         | ServerError::TooManyLegs { .. }
         | ServerError::NoFreePort { .. }
         | ServerError::MessageTooLarge { .. }
