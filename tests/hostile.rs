@@ -441,7 +441,8 @@ async fn linear16_call(
 /// to hold it back), flooding the recogniser with an utterance every few hundred ms of
 /// wall time; beside it a healthy call speaks three sentences at real-time pace. The
 /// healthy call must get every transcript, at the WER of a call alone; the flood loses
-/// words (counted), not the healthy call.
+/// words (counted), not the healthy call. (`Server` runs with `--max-queue-wait 600`, so no
+/// utterance expires here: what is lost is refused by, or displaced from, the full queue.)
 #[tokio::test]
 async fn a_call_flooding_the_recogniser_does_not_starve_a_healthy_call() {
     let dir = tempfile::tempdir().unwrap();
