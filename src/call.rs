@@ -648,6 +648,14 @@ impl CallCore {
         }
     }
 
+    /// Counts a datagram for an RTP channel dropped for running too far ahead of the
+    /// wall clock.
+    pub fn count_ahead_dropped(&mut self, channel_id: u32) {
+        if let Ok(ci) = self.index(channel_id) {
+            self.channels[ci].rtp_leg().count_ahead_dropped();
+        }
+    }
+
     /// Key presses seen since the last call, in the order they ended.
     pub fn take_dtmf(&mut self, out: &mut Vec<proto::Dtmf>) {
         out.append(&mut self.dtmf);
@@ -920,8 +928,9 @@ impl CallCore {
             embedding.as_deref().unwrap_or(&[]),
         );
         let voice_score = self.voice_model.as_ref().map(|m| {
-            let s = m.score(&voice, &ch.voice_baseline);
-            ch.voice_baseline.push(&voice);
+            let input = m.input(&voice);
+            let s = m.score(&input, &ch.voice_baseline);
+            ch.voice_baseline.push(&input);
             s
         });
         let rel = ch.baseline.compare_and_update(&feats);

@@ -83,8 +83,9 @@ pub struct ServerSection {
     /// refused with `RESOURCE_EXHAUSTED` before their recording is read, which bounds the
     /// memory recordings hold. Default [`server::DEFAULT_MAX_RECORDINGS`].
     pub max_recordings: usize,
-    /// How far a live `StreamCall`'s audio may run ahead of the wall clock before its
-    /// stream is held back, s. Default [`server::DEFAULT_MAX_AHEAD`].
+    /// How far a live call's audio (`StreamCall`, AudioSocket, WebSocket, RTP over UDP) may
+    /// run ahead of the wall clock before its stream is held back (UDP: dropped), s.
+    /// Default [`server::DEFAULT_MAX_AHEAD`].
     pub max_ahead_s: u64,
     /// A live call with no message for this long is ended, s. Default
     /// [`server::DEFAULT_IDLE_TIMEOUT`].

@@ -512,6 +512,87 @@ fn train_then_eval_on_a_tiny_corpus() {
     assert!(!ok && stderr.contains("voice.json"), "{stderr}");
 }
 
+/// `calibrate` maps a line's calm speech onto the training's neutral speech: the model it
+/// writes carries both statistics, loads, and is what `eval` then scores with; a model
+/// without neutral statistics, an unknown `--onto` and too little calm speech are refused
+/// with the reason.
+#[test]
+fn calibrate_writes_a_model_mapped_to_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_corpus(dir.path());
+    let (_, _, trained) = train_tiny(dir.path(), "voice.json", &[]);
+    let neutral = trained["neutral"].as_array().expect("neutral statistics");
+    let conditions: Vec<&str> = neutral
+        .iter()
+        .map(|n| n["condition"].as_str().unwrap())
+        .collect();
+    assert_eq!(conditions, ["clean", "telephony"]);
+    // The calm line: three of the clips, as unlabelled speech of two speakers.
+    let calm = dir.path().join("calm");
+    std::fs::create_dir(&calm).unwrap();
+    let mut rows = vec!["file,speaker,gender".to_string()];
+    for k in [0, 6, 7] {
+        let name = format!("clip{k:02}.wav");
+        std::fs::copy(dir.path().join(&name), calm.join(&name)).unwrap();
+        rows.push(format!("{name},{},F", if k < 6 { "c1" } else { "c2" }));
+    }
+    std::fs::write(calm.join("manifest.csv"), rows.join("\n") + "\n").unwrap();
+    let model = dir.path().join("voice.json");
+    let out = dir.path().join("calibrated.json");
+    let calibrate = |extra: &[&str]| {
+        run(callmood()
+            .arg("calibrate")
+            .arg("--model")
+            .arg(&model)
+            .arg("--calm")
+            .arg(&calm)
+            .arg("--out")
+            .arg(&out)
+            .args(extra))
+    };
+    let (ok, stdout, stderr) = calibrate(&["--min-utterances", "2", "--telephony"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("of 2 speakers (3 clips, telephony (simulated line)) onto the training's telephony neutral speech"),
+        "{stdout}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let c = &m["calibration"];
+    assert!(c["calm"]["utterances"].as_u64().unwrap() >= 3, "{c}");
+    assert_eq!(c["neutral"]["condition"], "telephony");
+    assert_eq!(c["neutral"], neutral[1]);
+    assert_eq!(m["softmax"], trained["softmax"]);
+    callmood::emotion::voice::VoiceModel::load(&out).expect("valid calibrated model");
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["eval", "--format", "json", "--corpus"])
+        .arg(dir.path())
+        .arg("--model")
+        .arg(&out));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"uar_running\""), "{stdout}");
+
+    let (ok, _, stderr) = calibrate(&["--onto", "studio"]);
+    assert!(
+        !ok && stderr.contains("--onto studio") && stderr.contains("`telephony`"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = calibrate(&["--min-utterances", "100000"]);
+    assert!(
+        !ok && stderr.contains("calm speech found in 3 clips"),
+        "{stderr}"
+    );
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("neutral");
+    std::fs::write(&model, serde_json::to_string(&old).unwrap()).unwrap();
+    let (ok, _, stderr) = calibrate(&[]);
+    assert!(
+        !ok && stderr.contains("no neutral statistics") && stderr.contains("voice.json"),
+        "{stderr}"
+    );
+}
+
 /// Transcripts are customer data: even at the most verbose log level, no
 /// transcript text reaches the log (stderr); the events carry it.
 #[test]

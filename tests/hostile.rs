@@ -2,17 +2,25 @@
 //! process (tests/ops), each case with its status and its counter
 //! (`callmood_client_faults_total`). Requests go as raw bytes (a codec that encodes
 //! nothing), so that a test can send what no generated client would: a 60 MiB chunk,
-//! bytes that are no protobuf message.
+//! bytes that are no protobuf message. The media transports (AudioSocket, WebSocket,
+//! RTP over UDP) get the same pacing, and RTP whose SSRC changes on every packet.
 mod common;
 mod ops;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use callmood::core::audiosocket;
+use callmood::core::rng::SplitMix64;
+use callmood::core::rtp;
 use callmood::proto::analyze_recording_request::Audio;
 use callmood::proto::{self, call_event::Event, stream_call_request::Request, CallEvent};
 use common::*;
+use futures_util::{SinkExt, StreamExt};
 use ops::*;
 use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -23,14 +31,44 @@ const CONFIG: &str = "[server]\nconfig_timeout_s = 1\nmax_ahead_s = 2\nmax_calls
 
 /// `callmood serve` with [`CONFIG`] and metrics; no emotion model (not needed here).
 fn server(dir: &std::path::Path) -> Server {
-    server_with(dir, CONFIG)
+    server_with(dir, CONFIG, &[])
 }
 
-/// `callmood serve` with the configuration file `config` and metrics, without emotion.
-fn server_with(dir: &std::path::Path, config: &str) -> Server {
+/// `callmood serve` with the configuration file `config`, metrics and more flags, without
+/// emotion.
+fn server_with(dir: &std::path::Path, config: &str, extra: &[&str]) -> Server {
     let file = dir.join("callmood.toml");
     std::fs::write(&file, config).unwrap();
-    Server::start(true, &["--config", file.to_str().unwrap(), "--no-emotion"])
+    let mut args = vec!["--config", file.to_str().unwrap(), "--no-emotion"];
+    args.extend_from_slice(extra);
+    Server::start(true, &args)
+}
+
+/// Prints the server's stderr if the test fails while it is alive.
+struct PrintOnPanic(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Drop for PrintOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+            eprintln!("callmood serve's stderr:\n{log}");
+        }
+    }
+}
+
+/// A loopback address on a free port.
+fn loopback() -> SocketAddr {
+    ([127, 0, 0, 1], free_port()).into()
+}
+
+/// Waits until something listens on `addr` (the server binds its media listeners just
+/// after the gRPC one that `Server::start` waits for).
+fn wait_listening(addr: SocketAddr) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < end, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Sends each request as the bytes it is given; reads `CallEvent`s.
@@ -276,30 +314,333 @@ async fn a_stream_that_sends_no_config_is_ended_and_frees_its_slot() {
 async fn live_audio_far_faster_than_real_time_is_held_to_the_clock_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path());
-    // 8 s of audio in 20 ms chunks, all at once; the server lets it run 2 s ahead.
-    let (tx, rx) = tokio::sync::mpsc::channel(1000);
-    tx.send(config_bytes("fast")).await.unwrap();
-    for _ in 0..400 {
-        tx.send(chunk_bytes(vec![0xff; 160])).await.unwrap();
+    // 8 s of audio in 20 ms AudioChunks, and then as RtpPackets, all at once; the server
+    // lets it run 2 s ahead.
+    let rtp_bytes = |k: u16| {
+        proto::StreamCallRequest {
+            request: Some(Request::Rtp(proto::RtpPacket {
+                channel_id: 0,
+                packet: rtp::build(k == 0, 0, k, u32::from(k) * 160, 9, &[0xff; 160]),
+            })),
+        }
+        .encode_to_vec()
+    };
+    for (n, rtp) in [(1.0, false), (2.0, true)] {
+        let (tx, rx) = tokio::sync::mpsc::channel(1000);
+        tx.send(config_bytes("fast")).await.unwrap();
+        for k in 0..400 {
+            let m = if rtp {
+                rtp_bytes(k)
+            } else {
+                chunk_bytes(vec![0xff; 160])
+            };
+            tx.send(m).await.unwrap();
+        }
+        drop(tx);
+        let t0 = Instant::now();
+        let (events, end) = raw_call(&server, rx).await;
+        let took = t0.elapsed();
+        end.expect("a paced call is not refused");
+        let summary = events
+            .iter()
+            .find_map(|e| match &e.event {
+                Some(Event::Summary(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("summary");
+        // All its audio was taken, at no more than 2 s ahead of the clock: the summary
+        // cannot come before 8 - 2 = 6 s (a lower bound only: the clock cannot run slow).
+        assert!(summary.duration_ms >= 7900, "rtp {rtp}: {summary:?}");
+        assert!(took >= Duration::from_secs(6), "rtp {rtp}: took {took:?}");
+        assert_eq!(fault(&server, "too_fast"), n);
+        println!("8 s of audio sent at once (RTP: {rtp}): summary after {took:?}");
     }
-    drop(tx);
+}
+
+/// An AudioSocket call of `secs` of 8 kHz silence in 20 ms frames, then a hangup:
+/// `burst` writes it all at once, else one frame every 20 ms. Returns how long after its
+/// first frame the server closed its side (it does so once it has read the hangup).
+async fn audiosocket_call(addr: SocketAddr, uuid: [u8; 16], secs: usize, burst: bool) -> Duration {
+    use audiosocket::Message as As;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&audiosocket::encode(&As::Uuid(uuid)))
+        .await
+        .unwrap();
+    let frame = audiosocket::encode(&As::Audio(vec![0; 320]));
     let t0 = Instant::now();
-    let (events, end) = raw_call(&server, rx).await;
-    let took = t0.elapsed();
-    end.expect("a paced call is not refused");
-    let summary = events
-        .iter()
-        .find_map(|e| match &e.event {
-            Some(Event::Summary(s)) => Some(s.clone()),
-            _ => None,
+    if burst {
+        let all: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * secs * 50)
+            .collect();
+        tcp.write_all(&all).await.unwrap();
+    } else {
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        for _ in 0..secs * 50 {
+            ticks.tick().await;
+            tcp.write_all(&frame).await.unwrap();
+        }
+    }
+    tcp.write_all(&audiosocket::encode(&As::Hangup))
+        .await
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(tcp.read(&mut b).await.unwrap_or(0), 0, "the server closes");
+    t0.elapsed()
+}
+
+/// A `/fork` WebSocket call of `secs` of 8 kHz mono silence sent at once, then a close:
+/// how long after its first frame the server's close came.
+async fn fork_burst(addr: SocketAddr, call_id: &str, secs: usize) -> Duration {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/fork"))
+        .await
+        .unwrap();
+    let meta = serde_json::json!({"callId": call_id, "sampleRate": 8000, "channels": 1});
+    ws.send(Ws::Text(meta.to_string().into())).await.unwrap();
+    let t0 = Instant::now();
+    for _ in 0..secs * 50 {
+        ws.send(Ws::Binary(vec![0; 320].into())).await.unwrap();
+    }
+    ws.send(Ws::Close(None)).await.unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        if m.is_close() {
+            break;
+        }
+    }
+    t0.elapsed()
+}
+
+/// A `/twilio` Media Stream of `secs` of μ-law silence sent at once (20 ms media frames),
+/// then `stop`: how long after its first frame the server's close came.
+async fn twilio_burst(addr: SocketAddr, call_sid: &str, secs: usize) -> Duration {
+    use base64::Engine;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio"))
+        .await
+        .unwrap();
+    let text = |v: serde_json::Value| Ws::Text(v.to_string().into());
+    ws.send(text(serde_json::json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": "MZ1",
+        "start": {
+            "accountSid": "AC1", "streamSid": "MZ1", "callSid": call_sid,
+            "tracks": ["inbound"], "customParameters": {},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    })))
+    .await
+    .unwrap();
+    let payload = base64::engine::general_purpose::STANDARD.encode([0xffu8; 160]);
+    let t0 = Instant::now();
+    for i in 0..secs * 50 {
+        let media = serde_json::json!({
+            "event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1",
+            "media": {
+                "track": "inbound", "chunk": (i + 1).to_string(),
+                "timestamp": (i * 20).to_string(), "payload": payload
+            }
+        });
+        ws.send(text(media)).await.unwrap();
+    }
+    ws.send(text(
+        serde_json::json!({"event": "stop", "streamSid": "MZ1"}),
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(m)) = ws.next().await {
+        if m.is_close() {
+            break;
+        }
+    }
+    t0.elapsed()
+}
+
+/// Opens a μ-law RTP leg of call `call_id` on the server: (channel id, where to send).
+async fn open_leg(server: &Server, call_id: &str) -> (u32, SocketAddr) {
+    let r = client(server.grpc)
+        .await
+        .open_rtp_leg(proto::OpenRtpLegRequest {
+            call_id: call_id.into(),
+            role: proto::Role::Caller as i32,
+            encoding: proto::Encoding::Mulaw as i32,
+            ..Default::default()
         })
-        .expect("summary");
-    // All its audio was taken, at no more than 2 s ahead of the clock: the summary cannot
-    // come before 8 - 2 = 6 s (a lower bound only: the clock cannot run slow).
-    assert!(summary.duration_ms >= 7900, "{summary:?}");
-    assert!(took >= Duration::from_secs(6), "took {took:?}");
-    assert_eq!(fault(&server, "too_fast"), 1.0);
-    println!("8 s of audio sent at once: summary after {took:?}");
+        .await
+        .unwrap()
+        .into_inner();
+    (r.channel_id, ([127, 0, 0, 1], r.port as u16).into())
+}
+
+async fn close_leg(server: &Server, call_id: &str, channel_id: u32) {
+    client(server.grpc)
+        .await
+        .close_leg(proto::CloseLegRequest {
+            call_id: call_id.into(),
+            channel_id,
+        })
+        .await
+        .unwrap();
+}
+
+/// The other live transports are paced like `StreamCall`: 8 s of audio sent at once with
+/// `max_ahead_s = 2` over AudioSocket, a WebSocket fork and a Twilio Media Stream is held
+/// back (the socket is not read) and taken whole, its close and summary no sooner than
+/// 6 s later; over
+/// UDP, which cannot be held back, what runs more than 2 s ahead is dropped and counted.
+/// A call at real time beside them is never held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiosocket_websocket_and_udp_audio_far_faster_than_real_time_is_held_to_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (asock, ws) = (loopback(), loopback());
+    let server = server_with(
+        dir.path(),
+        CONFIG,
+        &[
+            "--max-calls",
+            "5",
+            "--audiosocket-addr",
+            &asock.to_string(),
+            "--ws-addr",
+            &ws.to_string(),
+        ],
+    );
+    wait_listening(asock);
+    wait_listening(ws);
+    let fast_uuid = [1u8; 16];
+    let healthy_uuid = [2u8; 16];
+    let fast_events = watch(server.grpc, &audiosocket::uuid_string(&fast_uuid));
+    let fork_events = watch(server.grpc, "fork-fast");
+    let twilio_events = watch(server.grpc, "CA-fast");
+    let healthy_events = watch(server.grpc, &audiosocket::uuid_string(&healthy_uuid));
+    let (udp_channel, udp_to) = open_leg(&server, "udp-fast").await;
+    let udp_events = watch(server.grpc, "udp-fast");
+    let udp = async {
+        // 8 s of 20 ms packets in 0.8 s (10x real time, not one burst, so that the
+        // kernel's receive buffer loses none).
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut ticks = tokio::time::interval(Duration::from_millis(2));
+        for k in 0..400u16 {
+            ticks.tick().await;
+            let pkt = rtp::build(k == 0, 0, k, u32::from(k) * 160, 77, &[0xff; 160]);
+            socket.send_to(&pkt, udp_to).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        close_leg(&server, "udp-fast", udp_channel).await;
+    };
+    let t0 = Instant::now();
+    let _print = PrintOnPanic(server.proc.stderr.clone());
+    let (fast, fork, twilio, healthy, ()) = tokio::join!(
+        audiosocket_call(asock, fast_uuid, 8, true),
+        fork_burst(ws, "fork-fast", 8),
+        twilio_burst(ws, "CA-fast", 8),
+        audiosocket_call(asock, healthy_uuid, 3, false),
+        udp,
+    );
+    println!(
+        "8 s at once: AudioSocket closed after {fast:?}, fork after {fork:?}, \
+         Twilio after {twilio:?}; 3 s at real time: {healthy:?}"
+    );
+    // Taken at no more than 2 s ahead of the clock: not before 8 - 2 = 6 s (a lower
+    // bound only: the clock cannot run slow).
+    assert!(
+        fast >= Duration::from_secs(6),
+        "AudioSocket closed after {fast:?}"
+    );
+    assert!(fork >= Duration::from_secs(6), "fork closed after {fork:?}");
+    assert!(
+        twilio >= Duration::from_secs(6),
+        "Twilio closed after {twilio:?}"
+    );
+    for (what, events) in [
+        ("AudioSocket", fast_events),
+        ("fork", fork_events),
+        ("Twilio", twilio_events),
+    ] {
+        let events = events.await.unwrap();
+        let s = summary(&events);
+        assert!(
+            s.duration_ms >= 7900,
+            "{what}: all its audio is taken: {s:?}"
+        );
+        println!("{what}: summary {:?} after the first frame", t0.elapsed());
+        assert!(t0.elapsed() >= Duration::from_secs(6));
+    }
+    let healthy_events = healthy_events.await.unwrap();
+    let s = summary(&healthy_events);
+    assert!(s.duration_ms.abs_diff(3000) <= 100, "{s:?}");
+    // UDP at 10x: 2 s allowance plus real time while it lasts (about 2.8 s) taken, the
+    // rest (about 260 packets) dropped and counted.
+    let udp_events = udp_events.await.unwrap();
+    let l = leg(summary(&udp_events), udp_channel);
+    println!("UDP at 10x real time: {l:?}");
+    assert!(l.packets_ahead_dropped >= 200, "{l:?}");
+    assert!(l.packets_received <= 180, "{l:?}");
+    assert!(l.packets_received + l.packets_ahead_dropped >= 390, "{l:?}");
+    assert_eq!(
+        metric(
+            &server,
+            "callmood_packets_total{outcome=\"ahead_dropped\",transport=\"rtp-udp\"}"
+        ),
+        l.packets_ahead_dropped as f64
+    );
+    // Once per held connection or leg; never the call at real time.
+    assert_eq!(fault(&server, "too_fast"), 4.0);
+}
+
+/// The black-box probe's RTP sender whose SSRC changes on every packet (22 s of speech
+/// became 20 ms, no utterance, no counter): every packet is a new source whose audio
+/// plays on, so the speech is transcribed and each change is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_whose_ssrc_changes_on_every_packet_keeps_its_speech_and_counts_the_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let (call, _, reference) = speech_call(&["0880", "0890"], 800);
+    let bytes = mulaw_8k_bytes(&call);
+    let (channel, to) = open_leg(&server, "ssrc-hopper").await;
+    let events = watch(server.grpc, "ssrc-hopper");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut rng = SplitMix64::new(20);
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let packets = bytes.chunks(160).count();
+    for (k, chunk) in bytes.chunks(160).enumerate() {
+        ticks.tick().await;
+        let ssrc = rng.next_u64() as u32;
+        let pkt = rtp::build(k == 0, 0, k as u16, (k * 160) as u32, ssrc, chunk);
+        socket.send_to(&pkt, to).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    close_leg(&server, "ssrc-hopper", channel).await;
+    let events = events.await.unwrap();
+    let hyp = transcript(&events);
+    let w = wer(&reference, &hyp);
+    println!("{packets} packets, each a new SSRC: WER {w:.3}: {hyp}");
+    assert!(!utterances(&events).is_empty(), "no utterance");
+    assert!(w < 0.3, "WER {w}: {hyp}");
+    let s = summary(&events);
+    let l = leg(s, channel);
+    println!(
+        "{l:?}, call {} ms of {} ms sent",
+        s.duration_ms,
+        bytes.len() / 8
+    );
+    assert_eq!(l.ssrc_changes as usize, packets - 1, "{l:?}");
+    assert_eq!((l.packets_lost, l.packets_ahead_dropped), (0, 0), "{l:?}");
+    // Roughly its whole duration reached the call.
+    assert!(
+        s.duration_ms as usize + 200 >= bytes.len() / 8,
+        "{} ms of {} ms",
+        s.duration_ms,
+        bytes.len() / 8
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "callmood_packets_total{outcome=\"ssrc_change\",transport=\"rtp-udp\"}"
+        ),
+        (packets - 1) as f64
+    );
 }
 
 #[tokio::test]
@@ -450,6 +791,7 @@ async fn a_call_flooding_the_recogniser_does_not_starve_a_healthy_call() {
     let server = server_with(
         dir.path(),
         "[server]\nmax_ahead_s = 3600\n[asr]\nqueue_capacity = 8\n",
+        &[],
     );
     let flood = speech_for(480);
     let (healthy, _, reference) = speech_call(&["0890", "0880", "0930"], 1200);
@@ -522,7 +864,7 @@ async fn recordings_over_the_caps_are_refused_unread() {
          tenant_max_recordings = 1\n",
         tokens.to_str().unwrap()
     );
-    let server = server_with(dir.path(), &config);
+    let server = server_with(dir.path(), &config, &[]);
     let wav = dir.path().join("speech.wav");
     write_wav(&wav, callmood::SAMPLE_RATE, &speech_for(30));
     let speech = |call_id: &str| recording(call_id, Audio::Wav(std::fs::read(&wav).unwrap()));

@@ -83,6 +83,10 @@ pub enum Command {
     /// Score a labelled corpus with the voice emotion model, through the service's own
     /// path: UAR, per-class recall, confusion, per-gender UAR, calibration.
     Eval(EvalArgs),
+    /// Calibrate the voice emotion model to a line from calm speech of that line: writes a
+    /// model whose every utterance is mapped from the line's calm voices onto the
+    /// training's neutral ones (models/README.md, "Calm-speech calibration").
+    Calibrate(train::CalibrateArgs),
     /// Fairness audit of the voice emotion model on labelled corpora: UAR, accuracy,
     /// calibration and calm false alarms per gender, age group, corpus and accent, with
     /// speaker-bootstrap intervals and one verdict per pair of groups (text, JSON or HTML).
@@ -182,6 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EvalText(a) => text::eval_text(a),
         Command::Train(a) => train::train(a),
         Command::Eval(a) => train::eval(a),
+        Command::Calibrate(a) => train::calibrate(a),
         Command::Audit(a) => audit::audit(a),
         Command::Model(m) => model::run(m),
         Command::Score(s) => score::run(s),

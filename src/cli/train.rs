@@ -106,6 +106,34 @@ pub struct EvalArgs {
     pub format: ReportFormat,
 }
 
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// Voice model to calibrate; it must carry the training's neutral statistics (every
+    /// model this version of `callmood train` writes does, the shipped one included).
+    #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
+    pub model: PathBuf,
+    /// Calm speech of the line: a directory with manifest.csv (file,speaker,gender; WAV or
+    /// FLAC), every clip taken as calm, whatever else the manifest says. Repeatable. Use
+    /// calls or turns you know to be calm, from many speakers.
+    #[arg(long, required = true)]
+    pub calm: Vec<PathBuf>,
+    /// The training's neutral speech the line is mapped onto: `telephony` (a phone line)
+    /// or `clean` (wideband audio).
+    #[arg(long, default_value = "telephony")]
+    pub onto: String,
+    /// Hear the calm clips through the simulated phone line first (wideband recordings of
+    /// voices that will reach the service over a phone line); without it they are heard
+    /// as recorded, which is right for recordings of the line itself.
+    #[arg(long)]
+    pub telephony: bool,
+    /// Fewest utterances to calibrate from; fewer is refused.
+    #[arg(long, default_value_t = 100)]
+    pub min_utterances: usize,
+    /// Calibrated model file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// Reads a corpus's manifest and says on stderr what was left out and why.
 fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
     let corpus = crate::train::corpus::read_manifest(dir)?;
@@ -391,6 +419,11 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     let all: Vec<Vec<&ClipData>> = sets.iter().chain(&train_only).cloned().collect();
     let mut model = fit_voice(&all, &cfg);
     model.softmax.temperature = cv.temperature;
+    model.neutral = names
+        .iter()
+        .zip(&sets)
+        .filter_map(|(name, set)| crate::train::voice::neutral_reference(name, set))
+        .collect();
     let mut speakers: Vec<&str> = corpus.clips.iter().map(|c| c.speaker.as_str()).collect();
     speakers.sort();
     speakers.dedup();
@@ -437,6 +470,120 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
         (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
         _ => enc.display().to_string(),
     })
+}
+
+pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
+    use crate::emotion::voice::{Calibration, VoiceModel};
+    use crate::train::dataset::{self, Condition};
+    let mut model = VoiceModel::load(&a.model)?;
+    let neutral = match model.neutral_reference(&a.onto) {
+        Some(n) => n.clone(),
+        None if model.neutral.is_empty() => bail!(
+            "{}: the model has no neutral statistics to calibrate onto (models written by \
+             `callmood train` before calibration existed); train it again",
+            a.model.display()
+        ),
+        None => bail!(
+            "--onto {}: the model's neutral statistics are for {}",
+            a.onto,
+            model
+                .neutral
+                .iter()
+                .map(|n| format!("`{}`", n.condition))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let corpus = read_training_labels(&[], &a.calm)?;
+    let loaded = load_audio(&corpus);
+    let condition = if a.telephony {
+        Condition::Telephony
+    } else {
+        Condition::Clean
+    };
+    let encoder = model
+        .encoder()
+        .cloned()
+        .context("the model's encoder weights are not loaded")?;
+    eprintln!(
+        "callmood: extracting voice features of {} calm clips ({})",
+        corpus.clips.len(),
+        if a.telephony {
+            "through the simulated phone line"
+        } else {
+            "as recorded"
+        }
+    );
+    let features =
+        dataset::clip_features(&DspPlan::new(), &encoder, &loaded.audio, condition, None);
+    let data = dataset::clip_data(&corpus, features);
+    let clips: Vec<&crate::train::voice::ClipData> =
+        data.iter().filter(|c| !c.utterances.is_empty()).collect();
+    let heard = if a.telephony {
+        "telephony (simulated line)"
+    } else {
+        "as recorded"
+    };
+    let calm = crate::train::voice::feature_stats(heard, &clips)
+        .filter(|s| s.utterances >= a.min_utterances)
+        .with_context(|| {
+            format!(
+                "{} utterances of calm speech found in {} clips; --min-utterances is {}",
+                clips.iter().map(|c| c.utterances.len()).sum::<usize>(),
+                clips.len(),
+                a.min_utterances
+            )
+        })?;
+    let mut speakers: Vec<&str> = clips.iter().map(|c| c.speaker.as_str()).collect();
+    speakers.sort();
+    speakers.dedup();
+    // How far the line's calm voices sit from the training's neutral ones: RMS over the
+    // features of the mean's distance in the neutral SDs.
+    let shift = (calm
+        .mean
+        .iter()
+        .zip(&neutral.mean)
+        .zip(&neutral.sd)
+        .map(|((c, n), s)| ((c - n) / s).powi(2) as f64)
+        .sum::<f64>()
+        / calm.mean.len() as f64)
+        .sqrt();
+    if model.calibration.is_some() {
+        eprintln!(
+            "callmood: {} was calibrated already; the new calibration replaces it",
+            a.model.display()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "calibrated from {} utterances of {} speakers ({} clips, {heard}) onto the training's \
+         {} neutral speech ({} utterances); the line's calm mean sat {shift:.2} SD from it \
+         (RMS over features)",
+        calm.utterances,
+        speakers.len(),
+        clips.len(),
+        neutral.condition,
+        neutral.utterances
+    )?;
+    model.calibration = Some(Calibration {
+        source: a
+            .calm
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        calm,
+        neutral,
+    });
+    model.encoder.file = encoder_reference(&model.encoder_file(&a.model), &a.out)?;
+    model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("calibrated model invalid: {e}"))?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("--out {}", a.out.display()))?;
+    eprintln!("callmood: wrote {}", a.out.display());
+    Ok(())
 }
 
 pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {

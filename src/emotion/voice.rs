@@ -18,6 +18,22 @@
 //! speaker's clips, shuffled and calm first (see [`crate::train::voice`]), so the model learns from
 //! the inputs it will see.
 //!
+//! # Calibration to a line
+//!
+//! A model file may carry a [`Calibration`]: the mean and SD of every feature over calm
+//! speech of the line it serves (`callmood calibrate`), and the same over the training's
+//! own neutral clips ([`NeutralReference`], written by `callmood train`). Every utterance's
+//! features are then mapped, feature by feature, from the line's calm distribution onto the
+//! training's neutral one before anything else sees them ([`VoiceModel::input`]):
+//!
+//! ```text
+//! x' = m_neutral + (x − m_calm) · sd_neutral / sd_calm
+//! ```
+//!
+//! so a calm voice of that line (its microphones, levels and codecs) reaches the model where
+//! the training's calm voices sat. Without a calibration the map is the identity. Why and
+//! what it costs are measured in models/README.md ("Calm-speech calibration").
+//!
 //! # The encoder
 //!
 //! Part of the vector is the pooled output of Whisper's encoder ([`super::embed`]); a model
@@ -151,6 +167,13 @@ pub struct VoiceModel {
     /// ([`VoiceModel::unfamiliarity`]); absent in older files: every voice reads as familiar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub familiarity: Option<Familiarity>,
+    /// The training's neutral clips' statistics per condition (absent in older files, which
+    /// cannot be calibrated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neutral: Vec<NeutralReference>,
+    /// The line this model is calibrated to ([`VoiceModel::input`]); None: not calibrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// Where the training utterances lay by [`embedding_distance`]: a voice at `median` or
@@ -176,6 +199,51 @@ impl Familiarity {
         let (median, q99) = (at(0.5), at(0.99));
         (q99 > median).then_some(Self { median, q99 })
     }
+}
+
+/// Mean and SD of every feature over a set of utterances (NaN skipped), one condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    /// Condition or line the utterances were heard in (`clean`, `telephony`).
+    pub condition: String,
+    /// Utterances the statistics are over.
+    pub utterances: usize,
+    /// Mean of each feature ([`voice_feature_names`] order).
+    pub mean: Vec<f32>,
+    /// SD of each feature (floored, positive).
+    pub sd: Vec<f32>,
+}
+
+/// The training speakers' neutral (and calm) clips' [`FeatureStats`], one per condition:
+/// where a calibration maps a line's calm speech to.
+pub type NeutralReference = FeatureStats;
+
+impl FeatureStats {
+    fn validate(&self, what: &str) -> Result<(), String> {
+        if self.mean.len() != N_VOICE || self.sd.len() != N_VOICE {
+            return Err(format!("{what} must have {N_VOICE} means and SDs"));
+        }
+        let ok = self.mean.iter().all(|v| v.is_finite())
+            && self.sd.iter().all(|v| v.is_finite() && *v > 0.0);
+        if !ok {
+            return Err(format!(
+                "{what}: a mean or SD is not finite or an SD is not positive"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A map of one line's calm speech onto the training's neutral speech (module docs,
+/// "Calibration to a line"), written by `callmood calibrate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// What the calm speech was (the directories given to `callmood calibrate`).
+    pub source: String,
+    /// The line's calm speech.
+    pub calm: FeatureStats,
+    /// The training's neutral speech it is mapped onto (its `condition` names which).
+    pub neutral: NeutralReference,
 }
 
 /// Why a model file cannot be used.
@@ -269,6 +337,8 @@ impl VoiceModel {
             encoder: EncoderSpec::default(),
             encoder_weights: None,
             familiarity: None,
+            neutral: Vec::new(),
+            calibration: None,
         }
     }
 
@@ -284,12 +354,7 @@ impl VoiceModel {
         };
         let model: Self = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         model.validate().map_err(invalid)?;
-        let file = Path::new(&model.encoder.file);
-        let weights = if file.is_absolute() {
-            file.to_path_buf()
-        } else {
-            path.parent().unwrap_or(Path::new(".")).join(file)
-        };
+        let weights = model.encoder_file(path);
         let encoder = Encoder::load(&weights).map_err(|e| {
             invalid(format!(
                 "it needs the Whisper encoder weights in {}: {e} (models/fetch.sh makes them)",
@@ -297,6 +362,17 @@ impl VoiceModel {
             ))
         })?;
         model.with_encoder(Arc::new(encoder)).map_err(invalid)
+    }
+
+    /// Where the encoder weights of this model, read from `path`, are: the file names them
+    /// relative to its own directory, or absolutely.
+    pub fn encoder_file(&self, path: &Path) -> std::path::PathBuf {
+        let file = Path::new(&self.encoder.file);
+        if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(file)
+        }
     }
 
     /// Attaches loaded encoder weights; refused unless they are the ones the model was
@@ -345,7 +421,35 @@ impl VoiceModel {
         if !ok {
             return Err("population statistics or prior weight out of range".into());
         }
+        for n in &self.neutral {
+            n.validate(&format!("neutral reference `{}`", n.condition))?;
+        }
+        if let Some(c) = &self.calibration {
+            c.calm.validate("calibration's calm statistics")?;
+            c.neutral.validate("calibration's neutral statistics")?;
+        }
         self.softmax.validate(N_VOICE, N_CLASSES)
+    }
+
+    /// What the model reads of an utterance's raw features: mapped by the model's
+    /// [`Calibration`] (module docs), or the features as they are without one. NaN stays NaN.
+    /// Both [`VoiceModel::score`] and the speaker's baseline take this, not the raw vector.
+    pub fn input(&self, x: &VoiceVector) -> VoiceVector {
+        let Some(c) = &self.calibration else {
+            return *x;
+        };
+        let mut out = *x;
+        for (j, v) in out.iter_mut().enumerate() {
+            let (mc, sc) = (c.calm.mean[j], c.calm.sd[j]);
+            let (mn, sn) = (c.neutral.mean[j], c.neutral.sd[j]);
+            *v = mn + (*v - mc) * (sn / sc);
+        }
+        out
+    }
+
+    /// The neutral reference of `condition`, if the model file has one.
+    pub fn neutral_reference(&self, condition: &str) -> Option<&NeutralReference> {
+        self.neutral.iter().find(|n| n.condition == condition)
     }
 
     /// Normalises raw features against a speaker baseline (module docs); returns the
@@ -370,8 +474,9 @@ impl VoiceModel {
         (z, reference)
     }
 
-    /// Scores one utterance against the speaker's baseline (which the caller then updates
-    /// with [`SpeakerBaseline::push`]), with how unfamiliar the voice sounds
+    /// Scores one utterance's [`VoiceModel::input`] against the speaker's baseline (which the
+    /// caller then updates with [`SpeakerBaseline::push`] of the same input), with how
+    /// unfamiliar the voice sounds
     /// ([`VoiceModel::unfamiliarity`]). The probabilities do not depend on it: pulling them
     /// toward a typical voice's answer by it was tried and cost more in-domain UAR than its
     /// rule allowed (models/README.md).
@@ -546,5 +651,49 @@ mod tests {
             e.contains("missing-ggml.bin") && e.contains("encoder"),
             "{e}"
         );
+    }
+
+    /// A calibration maps the line's calm mean onto the training's neutral mean and scales
+    /// by the ratio of their SDs; NaN stays NaN; without one the input is the raw vector.
+    #[test]
+    fn calibration_maps_the_line_onto_the_training_neutral_speech() {
+        let mut m = toy();
+        let x = {
+            let mut x = [12.0f32; N_VOICE];
+            x[1] = f32::NAN;
+            x
+        };
+        let same = m.input(&x);
+        assert_eq!(same[0], 12.0);
+        assert!(same[1].is_nan());
+        let stats = |mean: f32, sd: f32| FeatureStats {
+            condition: "telephony".into(),
+            utterances: 100,
+            mean: vec![mean; N_VOICE],
+            sd: vec![sd; N_VOICE],
+        };
+        m.calibration = Some(Calibration {
+            source: "calm calls".into(),
+            calm: stats(14.0, 4.0),
+            neutral: stats(10.0, 2.0),
+        });
+        m.validate().unwrap();
+        let y = m.input(&x);
+        // 12 is half a calm SD below the line's calm mean: half a neutral SD below 10.
+        assert_eq!(y[0], 9.0);
+        assert!(y[1].is_nan());
+        assert_eq!(m.input(&[14.0; N_VOICE])[5], 10.0);
+        // A calm voice of the line reads like the training's neutral voices, where the
+        // uncalibrated model reads it as raised.
+        let loud = [14.0f32; N_VOICE];
+        let b = SpeakerBaseline::default();
+        assert!(m.score(&m.input(&loud), &b).probs[2] < toy().score(&loud, &b).probs[2]);
+        // Statistics of the wrong shape or with a zero SD are refused.
+        m.calibration.as_mut().unwrap().calm.sd[3] = 0.0;
+        assert!(m.validate().unwrap_err().contains("calm"));
+        m.calibration = None;
+        m.neutral = vec![stats(10.0, 2.0)];
+        m.neutral[0].mean.pop();
+        assert!(m.validate().unwrap_err().contains("neutral reference"));
     }
 }

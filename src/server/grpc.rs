@@ -10,7 +10,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
-use super::limits::{stream_fault, Pace, RecordingSlot};
+use super::limits::{stream_fault, LivePace, RecordingSlot};
 use super::security::{check_call_id, tenant_of, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
@@ -19,6 +19,7 @@ use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transpor
 use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
 use crate::core::codec;
+use crate::core::rtp::leg::RtpSettings;
 use crate::proto::call_analyzer_server::CallAnalyzer;
 use crate::proto::{self, stream_call_request, CallEvent};
 
@@ -46,6 +47,7 @@ impl Service {
             calls,
             cfg.max_calls,
             cfg.legs.clone(),
+            cfg.max_ahead,
             cfg.call.clone(),
             cfg.alerts.clone(),
         )
@@ -284,15 +286,15 @@ impl CallAnalyzer for Service {
             .map_err(status)?;
         let idle = self.idle_timeout;
         let mut drain = self.legs.drain_signal();
-        let mut pace = Pace::new(&specs, self.max_ahead);
+        let mut pace = LivePace::new(&specs, self.max_ahead, metrics.clone());
+        // How each channel's RTP is read, for the audio an `RtpPacket` carries.
+        let rtp: Vec<(u32, RtpSettings)> = specs.iter().map(|s| (s.id, s.rtp)).collect();
         let (broken_tx, broken_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             // Once RTP flows, the jitter buffers are told the time every
             // TICK, so held packets play out while no message comes.
             let mut ticks: Option<tokio::time::Interval> = None;
             let mut last_message = tokio::time::Instant::now();
-            // When the first AudioChunk came: the pace's clock starts there.
-            let mut first_audio: Option<tokio::time::Instant> = None;
             // The client's stream broke or broke a limit: the call ends with this error
             // at once, without a summary.
             let broken = |e: ServerError| {
@@ -324,20 +326,15 @@ impl CallAnalyzer for Service {
                 let input = match next {
                     Ok(Some(m)) => match m.request {
                         Some(stream_call_request::Request::Audio(a)) => {
-                            let t0 = *first_audio.get_or_insert_with(tokio::time::Instant::now);
-                            let elapsed_ms = t0.elapsed().as_millis() as u64;
-                            let admit = match pace.admit(a.channel_id, a.data.len(), elapsed_ms) {
-                                Ok(admit) => admit,
+                            let wait = match pace.admit(a.channel_id, a.data.len()) {
+                                Ok(wait) => wait,
                                 Err(e) => return broken(e),
                             };
-                            if admit.first_hold {
-                                metrics.client_fault("too_fast");
-                            }
                             // Ahead of the wall clock: the stream is not read (HTTP/2 flow
                             // control holds the client) until the clock catches up.
-                            if !admit.wait.is_zero() {
+                            if !wait.is_zero() {
                                 tokio::select! {
-                                    _ = tokio::time::sleep(admit.wait) => {}
+                                    _ = tokio::time::sleep(wait) => {}
                                     _ = drained(&mut drain) => return,
                                 }
                             }
@@ -355,6 +352,19 @@ impl CallAnalyzer for Service {
                                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                                 i
                             });
+                            // Paced by the audio it carries, as an AudioChunk (an RTP
+                            // packet's length is bounded by the message limit alone).
+                            let audio = rtp
+                                .iter()
+                                .find(|(id, _)| *id == r.channel_id)
+                                .map_or(0, |(_, s)| s.audio_bytes(&r.packet));
+                            let wait = pace.admit_packet(r.channel_id, audio);
+                            if !wait.is_zero() {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(wait) => {}
+                                    _ = drained(&mut drain) => return,
+                                }
+                            }
                             Input::Rtp {
                                 channel_id: r.channel_id,
                                 now_ms: session::now_ms(),

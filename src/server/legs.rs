@@ -9,9 +9,12 @@
 //!  CloseLeg / idle timer ──┘   (one CallCore per call id: legs are its channels)
 //! ```
 //! A call starts with its first leg and ends when its last leg ends (closed,
-//! hung up, or idle); then its summary is the last event. Events are kept in
-//! a bounded history, so a watcher that attaches late still sees the call
-//! from its start, and an ended call stays watchable for [`ENDED_CALL_KEEP`].
+//! hung up, or idle); then its summary is the last event. Each connection's or UDP
+//! leg's audio is paced like `StreamCall`'s ([`LivePace`], `server.max_ahead_s`): an
+//! AudioSocket connection is not read while ahead of the wall clock, a UDP datagram
+//! beyond the allowance is dropped and counted (`LegStats.packets_ahead_dropped`).
+//! Events are kept in a bounded history, so a watcher that attaches late still sees
+//! the call from its start, and an ended call stays watchable for [`ENDED_CALL_KEEP`].
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -30,6 +33,7 @@ use crate::core::audiosocket::{self, AudioSocketError, FrameDecoder, Message};
 use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
+use crate::server::limits::LivePace;
 use crate::server::security::{check_call_id, Tenant, TenantCounts, TenantSlot};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
@@ -213,6 +217,8 @@ pub struct Calls {
     permits: Arc<Semaphore>,
     max_calls: usize,
     cfg: LegsConfig,
+    /// How far a leg's live audio may run ahead of the wall clock (`server.max_ahead_s`).
+    max_ahead: Duration,
     settings: CallSettings,
     /// Alert settings of the calls legs start.
     alerts: AlertConfig,
@@ -257,6 +263,8 @@ pub struct Leg {
     pub channel_id: u32,
     pub input: mpsc::Sender<Input>,
     close: Arc<Notify>,
+    /// The leg's channel as the call has it (encoding, rate, RTP settings).
+    spec: ChannelSpec,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,12 +273,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Calls {
-    /// The registry; `permits` caps calls in flight together with `StreamCall`.
+    /// The registry; `permits` caps calls in flight together with `StreamCall`;
+    /// `max_ahead` paces the legs' live audio as `StreamCall`'s.
     pub fn new(
         analyzer: Analyzer,
         permits: Arc<Semaphore>,
         max_calls: usize,
         cfg: LegsConfig,
+        max_ahead: Duration,
         settings: CallSettings,
         alerts: AlertConfig,
     ) -> Arc<Self> {
@@ -279,6 +289,7 @@ impl Calls {
             permits,
             max_calls,
             cfg,
+            max_ahead,
             settings,
             alerts,
             calls: Mutex::new(HashMap::new()),
@@ -392,7 +403,7 @@ impl Calls {
             call_id: req.call_id.clone(),
         };
         // Decide under the lock; send the join (which may wait) outside it.
-        let (call, channel_id, input, close, join) = {
+        let (call, input, close, spec, joining) = {
             let mut calls = lock(&self.calls);
             if *self.draining.borrow() {
                 self.analyzer.metrics.call_refused("draining");
@@ -423,7 +434,7 @@ impl Calls {
                     let input = st.input.clone().expect("checked above");
                     let spec = spec(channel_id, role, &req);
                     drop(st);
-                    (call, channel_id, input, close, Some(spec))
+                    (call, input, close, spec, true)
                 }
                 None => {
                     let permit = self.permit(key.tenant.as_ref())?;
@@ -437,11 +448,10 @@ impl Calls {
                             ..FinishOptions::from_call_options(Some(&req.options))
                         },
                     };
-                    let (handle, events) = self.analyzer.start_call(
-                        req.call_id.clone(),
-                        &[spec(0, role, &req)],
-                        opts,
-                    )?;
+                    let spec = spec(0, role, &req);
+                    let (handle, events) =
+                        self.analyzer
+                            .start_call(req.call_id.clone(), &[spec], opts)?;
                     let close = Arc::new(Notify::new());
                     let (changed, _) = watch::channel(0);
                     let call = Arc::new(LiveCall {
@@ -463,11 +473,11 @@ impl Calls {
                     tokio::spawn(collect(self.clone(), call.clone(), handle, events, permit));
                     self.appeared.notify_waiters();
                     let input = lock(&call.state).input.clone().expect("just set");
-                    (call, 0, input, close, None)
+                    (call, input, close, spec, false)
                 }
             }
         };
-        if let Some(spec) = join {
+        if joining {
             let transport = req.transport;
             if input.send(Input::Join { spec, transport }).await.is_err() {
                 return Err(ServerError::EndedWhileJoining {
@@ -477,15 +487,23 @@ impl Calls {
         }
         Ok(Leg {
             call,
-            channel_id,
+            channel_id: spec.id,
             input,
             close,
+            spec,
         })
     }
 
     /// The transports' settings.
     pub fn config(&self) -> &LegsConfig {
         &self.cfg
+    }
+
+    /// Pacing of the live audio of `legs` (one connection's), on the wall clock from its
+    /// first audio: see [`LivePace`].
+    pub fn pace<'a>(&self, legs: impl IntoIterator<Item = &'a Leg>) -> LivePace {
+        let specs: Vec<ChannelSpec> = legs.into_iter().map(|l| l.spec).collect();
+        LivePace::new(&specs, self.max_ahead, self.analyzer.metrics.clone())
     }
 
     /// The registry key of `tenant`'s call `call_id`.
@@ -570,11 +588,13 @@ impl Calls {
         let leg = self.join_as(tenant, req).await?;
         let channel_id = leg.channel_id;
         tracing::info!(call = %leg.call.call_id, channel_id, port, "RTP leg opened");
+        let pace = self.pace([&leg]);
         tokio::spawn(run_udp_leg(
             socket,
             leg,
             self.cfg.idle_timeout,
             self.cfg.rtp_allow.clone(),
+            pace,
         ));
         Ok((channel_id, port))
     }
@@ -679,6 +699,7 @@ impl Calls {
         let idle = self.cfg.idle_timeout;
         let id = leg.channel_id;
         let mut linear = audiosocket::LinearCheck::new();
+        let mut pace = self.pace([&leg]);
         let result = async {
             loop {
                 loop {
@@ -688,6 +709,15 @@ impl Calls {
                             if linear.push(&data) == Some(false) {
                                 let _ = leg.input.send(Input::Malformed { channel_id: id }).await;
                                 return Err(ConnError::NotLinear);
+                            }
+                            // Ahead of the wall clock: the socket is not read (TCP flow
+                            // control holds the sender) until the clock catches up.
+                            let wait = pace.admit_packet(id, data.len());
+                            if !wait.is_zero() {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(wait) => {}
+                                    _ = leg.close.notified() => return Ok(()),
+                                }
                             }
                             Input::Audio {
                                 channel_id: id,
@@ -780,7 +810,15 @@ impl Leg {
 }
 
 /// Reads one RTP leg's UDP port until it is closed, idle or the call ends.
-async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration, allow: Vec<Cidr>) {
+/// Audio more than `max_ahead` ahead of the leg's wall clock (from its first audio
+/// packet) is dropped and counted ([`LivePace::admit_datagram`]).
+async fn run_udp_leg(
+    socket: UdpSocket,
+    leg: Leg,
+    idle: Duration,
+    allow: Vec<Cidr>,
+    mut pace: LivePace,
+) {
     let id = leg.channel_id;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut peer: Option<SocketAddr> = None;
@@ -803,7 +841,13 @@ async fn run_udp_leg(socket: UdpSocket, leg: Leg, idle: Duration, allow: Vec<Cid
                         Input::Foreign { channel_id: id }
                     } else {
                         last = tokio::time::Instant::now();
-                        Input::Rtp { channel_id: id, now_ms: now_ms(), packet: buf[..n].to_vec() }
+                        let audio_bytes = leg.spec.rtp.audio_bytes(&buf[..n]);
+                        if audio_bytes > 0 && !pace.admit_datagram(id, audio_bytes) {
+                            // A datagram cannot be held back: beyond the allowance, it goes.
+                            Input::AheadDropped { channel_id: id }
+                        } else {
+                            Input::Rtp { channel_id: id, now_ms: now_ms(), packet: buf[..n].to_vec() }
+                        }
                     }
                 }
                 Err(e) => {

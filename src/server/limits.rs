@@ -17,7 +17,12 @@
 //!   chunk); beyond that its stream is not read until the clock catches up, so one
 //!   client streaming far faster than real time cannot take the recogniser from the
 //!   other calls. Together with the bounded input queue ([`super::session::INPUT_QUEUE`])
-//!   they bound the audio one call holds.
+//!   they bound the audio one call holds. [`LivePace`] runs it on the clock for every live
+//!   transport (an RTP packet counts the audio of its payload):
+//!   `StreamCall`, AudioSocket and the WebSocket connectors wait (their stream
+//!   is not read meanwhile: TCP and HTTP/2 flow control hold the sender back), and RTP
+//!   over UDP, which cannot be held back, drops the datagrams beyond the allowance
+//!   (`LegStats.packets_ahead_dropped`). Each counts `too_fast` once.
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -204,30 +209,114 @@ impl Pace {
         bytes: usize,
         elapsed_ms: u64,
     ) -> Result<Admit, ServerError> {
-        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
-            return Ok(Admit {
-                wait: Duration::ZERO,
-                first_hold: false,
-            });
-        };
-        let per_s = ch.1;
-        let chunk_ms = bytes as u64 * 1000 / per_s;
-        if chunk_ms > MAX_CHUNK_MS {
-            return Err(ServerError::ChunkTooLong {
-                channel_id,
-                ms: chunk_ms,
-                max_ms: MAX_CHUNK_MS,
-            });
+        if let Some(ch) = self.channels.iter().find(|c| c.0 == channel_id) {
+            let chunk_ms = bytes as u64 * 1000 / ch.1;
+            if chunk_ms > MAX_CHUNK_MS {
+                return Err(ServerError::ChunkTooLong {
+                    channel_id,
+                    ms: chunk_ms,
+                    max_ms: MAX_CHUNK_MS,
+                });
+            }
         }
+        Ok(self.admit_packet(channel_id, bytes, elapsed_ms))
+    }
+
+    /// As [`Pace::admit`] for a packet of a transport that bounds its own length (an RTP
+    /// packet, an AudioSocket or WebSocket message): no length check.
+    pub fn admit_packet(&mut self, channel_id: u32, bytes: usize, elapsed_ms: u64) -> Admit {
+        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
+            return self.hold(0);
+        };
         ch.2 += bytes as u64;
-        let audio_ms = ch.2 * 1000 / per_s;
+        let audio_ms = ch.2 * 1000 / ch.1;
         let wait_ms = audio_ms.saturating_sub(elapsed_ms + self.max_ahead_ms);
+        self.hold(wait_ms)
+    }
+
+    /// As [`Pace::admit`] for a datagram, which cannot wait: it is taken (and its audio
+    /// counted) only if the channel's audio then stays within `max_ahead` of
+    /// `elapsed_ms`; else `wait` says how far beyond it would be, and the caller drops
+    /// it. No length limit: a datagram is at most 64 KiB.
+    pub fn admit_datagram(&mut self, channel_id: u32, bytes: usize, elapsed_ms: u64) -> Admit {
+        let Some(ch) = self.channels.iter_mut().find(|c| c.0 == channel_id) else {
+            return self.hold(0);
+        };
+        let audio_ms = (ch.2 + bytes as u64) * 1000 / ch.1;
+        let wait_ms = audio_ms.saturating_sub(elapsed_ms + self.max_ahead_ms);
+        if wait_ms == 0 {
+            ch.2 += bytes as u64;
+        }
+        self.hold(wait_ms)
+    }
+
+    fn hold(&mut self, wait_ms: u64) -> Admit {
         let first_hold = wait_ms > 0 && !self.held;
         self.held |= wait_ms > 0;
-        Ok(Admit {
+        Admit {
             wait: Duration::from_millis(wait_ms),
             first_hold,
-        })
+        }
+    }
+}
+
+/// A [`Pace`] on the wall clock, which starts at the first audio admitted; the first
+/// hold of each counts `too_fast` in the metrics.
+pub struct LivePace {
+    pace: Pace,
+    first_audio: Option<tokio::time::Instant>,
+    metrics: Arc<Metrics>,
+}
+
+impl LivePace {
+    /// Pacing for the audio of these channels (a call's, or one connection's legs).
+    pub fn new(channels: &[ChannelSpec], max_ahead: Duration, metrics: Arc<Metrics>) -> Self {
+        Self {
+            pace: Pace::new(channels, max_ahead),
+            first_audio: None,
+            metrics,
+        }
+    }
+
+    /// Ms since the first audio (which is now, if this is it).
+    fn elapsed_ms(&mut self) -> u64 {
+        let t0 = *self
+            .first_audio
+            .get_or_insert_with(tokio::time::Instant::now);
+        t0.elapsed().as_millis() as u64
+    }
+
+    fn count(&self, a: &Admit) {
+        if a.first_hold {
+            self.metrics.client_fault("too_fast");
+        }
+    }
+
+    /// `bytes` of `channel_id` arrived now: how long to wait (not reading on) before
+    /// passing them on; an error for a chunk over [`MAX_CHUNK_MS`].
+    pub fn admit(&mut self, channel_id: u32, bytes: usize) -> Result<Duration, ServerError> {
+        let elapsed = self.elapsed_ms();
+        let a = self.pace.admit(channel_id, bytes, elapsed)?;
+        self.count(&a);
+        Ok(a.wait)
+    }
+
+    /// As [`LivePace::admit`] for a packet of a transport that bounds its own length
+    /// ([`Pace::admit_packet`]).
+    pub fn admit_packet(&mut self, channel_id: u32, bytes: usize) -> Duration {
+        let elapsed = self.elapsed_ms();
+        let a = self.pace.admit_packet(channel_id, bytes, elapsed);
+        self.count(&a);
+        a.wait
+    }
+
+    /// A datagram of `bytes` of audio for `channel_id` arrived now: whether to take it
+    /// (false: it is too far ahead; drop it).
+    pub fn admit_datagram(&mut self, channel_id: u32, bytes: usize) -> bool {
+        let elapsed = self.elapsed_ms();
+        let a = self.pace.admit_datagram(channel_id, bytes, elapsed);
+        self.count(&a);
+        a.wait.is_zero()
     }
 }
 
@@ -254,6 +343,8 @@ mod tests {
         assert!(e.to_string().contains("at most 10000 ms"), "{e}");
         // Unknown channels are the call's to refuse.
         assert!(p.admit(7, 10_000_000, 0).is_ok());
+        // A packet of a transport that bounds its own length is not checked.
+        assert_eq!(p.admit_packet(0, 80_008, 0).wait, Duration::ZERO);
     }
 
     #[test]
@@ -271,5 +362,27 @@ mod tests {
         // The other channel has its own count; real time never waits.
         assert_eq!(p.admit(1, 8000, 1000).unwrap().wait, Duration::ZERO);
         assert_eq!(p.admit(0, 160, 4020).unwrap().wait, Duration::ZERO);
+    }
+
+    #[test]
+    fn datagrams_ahead_of_the_clock_are_refused_and_not_counted() {
+        let mut p = Pace::new(&[mulaw_8k(0)], Duration::from_secs(2));
+        // 2 s of 20 ms packets at once: taken.
+        for _ in 0..100 {
+            assert_eq!(p.admit_datagram(0, 160, 0).wait, Duration::ZERO);
+        }
+        // The next one would be 20 ms beyond: refused, flagged once.
+        let a = p.admit_datagram(0, 160, 0);
+        assert_eq!((a.wait, a.first_hold), (Duration::from_millis(20), true));
+        let a = p.admit_datagram(0, 160, 10);
+        assert_eq!((a.wait, a.first_hold), (Duration::from_millis(10), false));
+        // Refused audio was not counted: 20 ms later, one more packet fits exactly.
+        assert_eq!(p.admit_datagram(0, 160, 20).wait, Duration::ZERO);
+        assert!(!p.admit_datagram(0, 160, 20).wait.is_zero());
+        // A sender at real time never is ahead.
+        let mut p = Pace::new(&[mulaw_8k(0)], Duration::from_secs(1));
+        for k in 0..10_000u64 {
+            assert_eq!(p.admit_datagram(0, 160, k * 20).wait, Duration::ZERO);
+        }
     }
 }

@@ -15,7 +15,7 @@
 //! | `callmood_transcripts_dropped_total` | counter | |
 //! | `callmood_client_faults_total` | counter | `fault`: message_too_large, chunk_too_long, stream_broken, too_fast, config_timeout, listener_gone |
 //! | `callmood_event_latency_seconds` | histogram | `event`: prosody, utterance |
-//! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed, not_allowed (from outside `--rtp-allow`) |
+//! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed, not_allowed (from outside `--rtp-allow`), ssrc_change (a packet of a new SSRC, played on), ahead_dropped (UDP RTP beyond `max_ahead_s` ahead of the clock) |
 //! | `callmood_asr_queue_depth` | gauge | |
 //! | `callmood_asr_queue_wait_seconds_total` | counter | |
 //! | `callmood_asr_jobs_total` | counter | |
@@ -137,8 +137,9 @@ impl Metrics {
                         "callmood_client_faults_total",
                         "What broken or hostile clients did: a message over the size \
                          limit, an AudioChunk over its length limit, a stream that broke \
-                         mid-call, live audio held back for running ahead of real time (once \
-                         per call), no config in time, a listener gone before the summary.",
+                         mid-call, live audio held back (or, over UDP, dropped) for running \
+                         ahead of real time (once per call, connection or leg), no config in \
+                         time, a listener gone before the summary.",
                     ),
                     &["fault"],
                 )
@@ -299,6 +300,8 @@ impl Metrics {
             ("late", d.late),
             ("malformed", d.malformed),
             ("not_allowed", d.not_allowed),
+            ("ssrc_change", d.ssrc_changes),
+            ("ahead_dropped", d.ahead_dropped),
         ] {
             if n > 0 {
                 self.packets
@@ -346,6 +349,8 @@ pub struct PacketCounts {
     pub late: u64,
     pub malformed: u64,
     pub not_allowed: u64,
+    pub ssrc_changes: u64,
+    pub ahead_dropped: u64,
 }
 
 impl PacketCounts {
@@ -357,6 +362,8 @@ impl PacketCounts {
             late: s.packets_late,
             malformed: s.packets_malformed,
             not_allowed: s.packets_not_allowed,
+            ssrc_changes: u64::from(s.ssrc_changes),
+            ahead_dropped: s.packets_ahead_dropped,
         }
     }
 
@@ -368,6 +375,8 @@ impl PacketCounts {
             late: self.late.saturating_sub(before.late),
             malformed: self.malformed.saturating_sub(before.malformed),
             not_allowed: self.not_allowed.saturating_sub(before.not_allowed),
+            ssrc_changes: self.ssrc_changes.saturating_sub(before.ssrc_changes),
+            ahead_dropped: self.ahead_dropped.saturating_sub(before.ahead_dropped),
         }
     }
 }
@@ -519,6 +528,8 @@ mod tests {
             late: 1,
             malformed: 0,
             not_allowed: 3,
+            ssrc_changes: 4,
+            ahead_dropped: 5,
         };
         m.packets("rtp-udp", &now.since(&before));
         let expect = |text: &str, series: &[(&str, f64)]| {
@@ -541,6 +552,14 @@ mod tests {
                 (
                     "callmood_packets_total{outcome=\"not_allowed\",transport=\"rtp-udp\"}",
                     3.0,
+                ),
+                (
+                    "callmood_packets_total{outcome=\"ssrc_change\",transport=\"rtp-udp\"}",
+                    4.0,
+                ),
+                (
+                    "callmood_packets_total{outcome=\"ahead_dropped\",transport=\"rtp-udp\"}",
+                    5.0,
                 ),
                 (
                     "callmood_event_latency_seconds_count{event=\"utterance\"}",

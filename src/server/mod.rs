@@ -73,8 +73,9 @@ pub const DEFAULT_MAX_RECORDING_BYTES: usize = 64 << 20;
 /// about 0.8 GB with the samples as `f32`), and the recogniser runs recordings' windows one
 /// at a time beside the live calls anyway.
 pub const DEFAULT_MAX_RECORDINGS: usize = 4;
-/// Default: how far a live `StreamCall`'s audio may run ahead of the wall clock
-/// before its stream is read no further until the clock catches up.
+/// Default: how far a live call's audio may run ahead of the wall clock before its
+/// stream (`StreamCall`, AudioSocket, WebSocket) is read no further until the clock
+/// catches up; RTP over UDP, which cannot be held back, is dropped beyond it.
 pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(10);
 /// Default: how long a drain waits for the calls in flight to finish and deliver
 /// their summaries before the service stops anyway.
@@ -104,8 +105,9 @@ pub struct ServeConfig {
     /// `AnalyzeRecording` calls in flight at most; more are refused before their
     /// recording is read.
     pub max_recordings: usize,
-    /// How far a live `StreamCall`'s audio may run ahead of the wall clock (from its
-    /// first chunk) before its stream is held back.
+    /// How far a live call's audio may run ahead of the wall clock (from its first
+    /// chunk) before its stream is held back: `StreamCall`, AudioSocket and WebSocket
+    /// are not read until the clock catches up, RTP over UDP is dropped and counted.
     pub max_ahead: Duration,
     /// A live call with no message for this long is ended.
     pub idle_timeout: Duration,
@@ -148,6 +150,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
+    if let Some(c) = voice.as_ref().and_then(|v| v.calibration.as_ref()) {
+        tracing::info!(
+            source = %c.source,
+            utterances = c.calm.utterances,
+            onto = %c.neutral.condition,
+            "voice emotion model calibrated to a line (callmood calibrate)"
+        );
+    }
     let words = match &cfg.words_model {
         Some((model, lexicon)) => Some(Arc::new(Words::load(model, lexicon).map_err(|e| {
             anyhow::anyhow!("{e} (run with --no-emotion to serve without emotion)")

@@ -74,6 +74,8 @@ pub enum Input {
     Foreign { channel_id: u32 },
     /// A datagram for an RTP channel came from outside the allowed networks and was dropped.
     NotAllowed { channel_id: u32 },
+    /// A datagram for an RTP channel ran too far ahead of the wall clock and was dropped.
+    AheadDropped { channel_id: u32 },
     /// The input side found the call broken (e.g. a second config): end it
     /// with this error.
     Fail(CallError),
@@ -314,6 +316,10 @@ fn call_thread(
             }
             Some(Input::NotAllowed { channel_id }) => {
                 core.count_not_allowed(channel_id);
+                Ok(())
+            }
+            Some(Input::AheadDropped { channel_id }) => {
+                core.count_ahead_dropped(channel_id);
                 Ok(())
             }
             Some(Input::Fail(e)) => Err(e),

@@ -29,7 +29,9 @@ use crate::core::rng::SplitMix64;
 use crate::emotion::features::{VoiceVector, N_VOICE};
 use crate::emotion::linear::{fit_weighted, FitConfig, Softmax};
 use crate::emotion::metrics::{argmax, confusion, ece, fit_temperature, recalls, uar};
-use crate::emotion::voice::{embedding_distance, Familiarity, SpeakerBaseline, VoiceModel};
+use crate::emotion::voice::{
+    embedding_distance, Familiarity, FeatureStats, SpeakerBaseline, VoiceModel,
+};
 use crate::emotion::{CLASSES, N_CLASSES};
 
 /// One clip in one condition: its label and its utterances' raw voice features.
@@ -449,6 +451,33 @@ pub(crate) fn percentiles_95(v: &mut [f32]) -> [f32; 2] {
     [at(0.025), at(0.975)]
 }
 
+/// The [`FeatureStats`] of every utterance of `clips`, heard in `condition`; None without
+/// any utterance.
+pub fn feature_stats(condition: &str, clips: &[&ClipData]) -> Option<FeatureStats> {
+    let utterances = clips.iter().map(|c| c.utterances.len()).sum();
+    if utterances == 0 {
+        return None;
+    }
+    let (mean, sd) = population(clips);
+    Some(FeatureStats {
+        condition: condition.to_string(),
+        utterances,
+        mean,
+        sd,
+    })
+}
+
+/// The training's [`NeutralReference`] in `condition`: the labelled neutral (and calm) clips,
+/// not those only taken as neutral.
+pub fn neutral_reference(condition: &str, clips: &[&ClipData]) -> Option<FeatureStats> {
+    let neutral: Vec<&ClipData> = clips
+        .iter()
+        .copied()
+        .filter(|c| c.class == 0 && !c.assumed_neutral)
+        .collect();
+    feature_stats(condition, &neutral)
+}
+
 /// Population mean and SD of each feature over every utterance (NaN skipped; SD floored).
 fn population(clips: &[&ClipData]) -> (Vec<f32>, Vec<f32>) {
     let mut b = SpeakerBaseline::default();
@@ -489,10 +518,11 @@ fn sequence_inputs(
     let mut out = Vec::new();
     for &i in order {
         for u in &clips[i].utterances {
-            let z = model.normalise(u, &b).0;
+            let u = model.input(u);
+            let z = model.normalise(&u, &b).0;
             out.push((i, z));
             if !cold {
-                b.push(u);
+                b.push(&u);
             }
         }
     }

@@ -32,11 +32,20 @@
 //!   `max_gap_ms`, or backward at all, for a newer audio packet), starts a new stream
 //!   (`ssrc_changes` or `resyncs`): it continues the timeline where the audio received so far
 //!   ends, plus the arrival time elapsed since the schedule expected that, at most
-//!   `max_gap_ms`, so no gap is ever gigantic. A packet from an unknown SSRC, or a sequence
-//!   number far from the stream's (RFC 3550's `MAX_DROPOUT` ahead or `MAX_MISORDER` behind),
-//!   is held aside until the next sequence number confirms it, so one stray packet cannot
-//!   hijack the leg (`stats.stray` counts those never confirmed). Stragglers of the previous
-//!   stream arriving within `depth_ms` of a switch still go to their own stream.
+//!   `max_gap_ms`, so no gap is ever gigantic. Stragglers of the previous stream arriving
+//!   within `depth_ms` of a switch still go to their own stream.
+//! - **A new SSRC is taken at once.** By RFC 3550 a new SSRC is a new source, and real
+//!   SBCs and PBXs switch SSRC mid-call (re-INVITE, transfer, a media server bridged in),
+//!   so a packet of an SSRC that is neither the current stream's nor a straggler of the
+//!   previous one re-anchors the sequence and timestamp tracking on itself and is played
+//!   on: its payload is never dropped for being from a new source. A sender whose SSRC
+//!   changes on every packet thus plays every packet, in arrival order (each is a stream of
+//!   its own), and counts one `ssrc_changes` per packet. Who may send on a leg is the
+//!   shell's to decide (it latches onto one sender address), not the SSRC's.
+//! - **Probation within an SSRC.** A sequence number far from the stream's (RFC 3550's
+//!   `MAX_DROPOUT` ahead or `MAX_MISORDER` behind) is held aside until the next sequence
+//!   number confirms it, so one stray old packet cannot throw the leg's timeline
+//!   (`stats.stray` counts those never confirmed).
 //! - **Duplicates and late packets.** A sequence number already held, or played within the
 //!   last 1024, is a duplicate; one behind the play position and not played is late. Both
 //!   are dropped and counted.
@@ -145,7 +154,8 @@ pub struct JitterStats {
     pub duplicate: u64,
     /// Samples (clock units) of `Gap { lost: true }`.
     pub concealed_samples: u64,
-    /// Switches to a new SSRC.
+    /// Packets that switched the leg to a new SSRC (each starts a stream; none is dropped
+    /// for it).
     pub ssrc_changes: u64,
     /// New streams within one SSRC (timestamp or sequence jump).
     pub resyncs: u64,
@@ -345,6 +355,15 @@ impl JitterBuffer {
             self.admit(now_ms, inc, Slot::Current)
         } else if near_previous {
             self.admit(now_ms, inc, Slot::Previous)
+        } else if inc.ssrc != cur.ssrc {
+            // A new source: tracking re-anchors on it and its audio plays on. A packet of
+            // the old source held aside can no longer be confirmed.
+            if self.pending.take().is_some() {
+                self.stats.stray += 1;
+            }
+            self.stats.ssrc_changes += 1;
+            self.start_stream(now_ms, inc.ssrc, i64::from(inc.seq), inc.timestamp);
+            self.admit(now_ms, inc, Slot::Current)
         } else {
             self.hold_aside(now_ms, inc)
         }
@@ -393,9 +412,9 @@ impl JitterBuffer {
         self.held.front().map(|h| h.due_ms)
     }
 
-    /// A packet that fits no stream we know: held aside until the next sequence number of
-    /// the same SSRC confirms it (RFC 3550 A.1's probation, one packet long), then both start
-    /// a new stream.
+    /// A packet of the current SSRC whose sequence number fits no stream we know: held
+    /// aside until the next sequence number confirms it (RFC 3550 A.1's probation, one
+    /// packet long), then both start a new stream.
     fn hold_aside(&mut self, now_ms: u64, inc: Incoming) -> PushResult {
         if let Some(p) = self.pending.take() {
             let held = &p.inc;
@@ -406,11 +425,7 @@ impl JitterBuffer {
                     return PushResult::Duplicate;
                 }
                 if inc.seq == held.seq.wrapping_add(1) || held.seq == inc.seq.wrapping_add(1) {
-                    if self.current.is_some_and(|c| c.ssrc == held.ssrc) {
-                        self.stats.resyncs += 1;
-                    } else {
-                        self.stats.ssrc_changes += 1;
-                    }
+                    self.stats.resyncs += 1;
                     self.start_stream(p.now_ms, held.ssrc, i64::from(held.seq), held.timestamp);
                     self.admit(p.now_ms, p.inc, Slot::Current);
                     return self.admit(now_ms, inc, Slot::Current);
@@ -970,6 +985,86 @@ mod tests {
             (s.ssrc_changes, s.resyncs, s.late, s.stray, s.lost),
             (1, 0, 0, 0, 0)
         );
+    }
+
+    /// The black-box probe's sender: a new SSRC on every packet (22 s of speech became
+    /// 20 ms when each new SSRC waited for a confirmation that never came). Every packet
+    /// plays, in arrival order, and each change is counted; sequence numbers and
+    /// timestamps that go on, or that are as random as the SSRC, make no difference.
+    #[test]
+    fn a_new_ssrc_on_every_packet_still_plays_every_packet() {
+        let n = 1100u32; // 22 s of 20 ms packets
+        for random_numbers in [false, true] {
+            let mut rng = SplitMix64::new(20);
+            let mut jb = JitterBuffer::new(JitterConfig::new(8000));
+            let mut out = Vec::new();
+            for k in 0..n {
+                let now = u64::from(k) * 20;
+                let (seq, ts) = if random_numbers {
+                    (rng.next_u64() as u16, rng.next_u64() as u32)
+                } else {
+                    (k as u16, k * FRAME)
+                };
+                jb.pop(now, &mut out);
+                let r = push(&mut jb, now, rng.next_u64() as u32 | 1, seq, ts, k);
+                assert_eq!(r, PushResult::Accepted, "packet {k}");
+            }
+            jb.flush(&mut out);
+            assert_eq!(
+                audio(&out),
+                wanted(0..n),
+                "random numbers: {random_numbers}"
+            );
+            assert_eq!(totals(&out), (u64::from(n * FRAME), 0, 0));
+            let s = jb.stats();
+            assert_eq!(
+                (s.ssrc_changes, s.played, s.lost, s.late, s.stray),
+                (u64::from(n - 1), u64::from(n), 0, 0, 0)
+            );
+        }
+    }
+
+    /// The same sender in a burst (all 22 s at once): still every packet, back to back.
+    #[test]
+    fn a_burst_of_new_ssrcs_plays_back_to_back() {
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000));
+        let mut out = Vec::new();
+        for k in 0..1100u32 {
+            push(&mut jb, 0, 0xA000_0000 + k, k as u16, k * FRAME, k);
+            jb.pop(0, &mut out);
+        }
+        jb.flush(&mut out);
+        // max_packets (500) bounds what is held: the oldest are dropped, counted.
+        let s = jb.stats();
+        assert_eq!(s.ssrc_changes, 1099);
+        assert_eq!(s.played + s.overflow, 1100);
+        assert_eq!(audio(&out), wanted(s.overflow as u32..1100));
+        assert_eq!(totals(&out).0, s.played * u64::from(FRAME));
+    }
+
+    /// One packet of another SSRC inside a stream is played like any other (a new source),
+    /// and the stream's own packets go on around it: nothing is lost.
+    #[test]
+    fn one_packet_of_another_ssrc_costs_the_stream_nothing() {
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000));
+        let mut out = Vec::new();
+        for k in 0..20u32 {
+            let now = u64::from(k) * 20;
+            jb.pop(now, &mut out);
+            push(&mut jb, now, SSRC, k as u16, k * FRAME, k);
+            if k == 10 {
+                jb.pop(now + 5, &mut out);
+                push(&mut jb, now + 5, 0xB0B, 777, 424_242, 99);
+            }
+        }
+        jb.flush(&mut out);
+        // The stream's stragglers within the depth (11..=14) are played before the new
+        // source's packet, which overlaps them; then the stream is a new source again.
+        assert_eq!(audio(&out), wanted((0..15).chain([99]).chain(15..20)));
+        assert_eq!(totals(&out), (21 * 160, 0, 0));
+        let s = jb.stats();
+        assert_eq!((s.ssrc_changes, s.lost, s.late), (2, 0, 0));
+        assert_eq!(s.overlap_samples, 160);
     }
 
     #[test]

@@ -96,6 +96,16 @@ impl RtpSettings {
         }
         Ok(s)
     }
+
+    /// Bytes of audio an RTP datagram carries, for pacing: its payload, unless it is a
+    /// telephone-event or no RTP packet at all (then 0). Unknown payload types count as
+    /// audio: the leg drops them, but they took the sender's bandwidth all the same.
+    pub fn audio_bytes(&self, datagram: &[u8]) -> usize {
+        match crate::core::rtp::parse(datagram) {
+            Ok(p) if p.payload_type != self.dtmf_payload_type => p.payload.len(),
+            _ => 0,
+        }
+    }
 }
 
 /// Why RTP settings from the wire are refused.
@@ -134,6 +144,7 @@ pub struct LegCounters {
     pub unknown_payload_type: u64,
     pub foreign_source: u64,
     pub not_allowed: u64,
+    pub ahead_dropped: u64,
     pub dtmf_events: u32,
 }
 
@@ -279,6 +290,11 @@ impl RtpLeg {
         self.counters.not_allowed += 1;
     }
 
+    /// Counts a datagram dropped for running too far ahead of the leg's wall clock.
+    pub fn count_ahead_dropped(&mut self) {
+        self.counters.ahead_dropped += 1;
+    }
+
     /// The RTP clock rate of the audio, Hz.
     pub fn rate_hz(&self) -> u32 {
         self.rate_hz
@@ -358,6 +374,7 @@ impl RtpLeg {
             ssrc_changes: j.ssrc_changes.min(u32::MAX as u64) as u32,
             packets_foreign_source: self.counters.foreign_source,
             packets_not_allowed: self.counters.not_allowed,
+            packets_ahead_dropped: self.counters.ahead_dropped,
         }
     }
 }
@@ -428,6 +445,47 @@ mod tests {
         let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
         assert_eq!((st.packets_received, st.packets_lost), (9, 1));
         assert_eq!(st.concealed_ms, 20);
+    }
+
+    #[test]
+    fn a_sender_that_changes_ssrc_on_every_packet_keeps_its_audio() {
+        let mut leg = pcmu_leg();
+        let mut out = Vec::new();
+        let code = ulaw_encode(8000);
+        for k in 0u16..100 {
+            let pkt = rtp::build(
+                false,
+                0,
+                k,
+                u32::from(k) * 160,
+                0x5000 + u32::from(k),
+                &[code; 160],
+            );
+            leg.push(u64::from(k) * 20, &pkt, &mut out).unwrap();
+        }
+        leg.flush(&mut out);
+        let s = samples(&out);
+        assert_eq!(s.len(), 100 * 160, "2 s in, 2 s out");
+        assert!(
+            s.iter().all(|&x| (x - 0.244).abs() < 0.01),
+            "all of it audio"
+        );
+        let st = leg.stats(0, proto::Role::Caller, "rtp-udp");
+        assert_eq!((st.ssrc_changes, st.packets_lost), (99, 0));
+    }
+
+    #[test]
+    fn the_audio_of_a_datagram_is_its_payload_unless_it_is_an_event() {
+        let s = RtpSettings::for_encoding(Encoding::Mulaw);
+        assert_eq!(
+            s.audio_bytes(&rtp::build(false, 0, 1, 0, 7, &[0xff; 160])),
+            160
+        );
+        assert_eq!(
+            s.audio_bytes(&rtp::build(false, 101, 1, 0, 7, &[5, 10, 0, 160])),
+            0
+        );
+        assert_eq!(s.audio_bytes(b"not rtp"), 0);
     }
 
     #[test]

@@ -251,6 +251,7 @@ pub(super) async fn run(
         }
     };
     let mut alerts = legs[0].call.clone().watch();
+    let mut pace = calls.pace(&legs);
     let result = async {
         ws.send(n.message("opened", json!({"media": [media], "startPaused": false})))
             .await?;
@@ -306,7 +307,7 @@ pub(super) async fn run(
             let text = match msg {
                 Ok(Next::Closed) => return Ok(()),
                 Ok(Next::Message(WsMessage::Binary(b))) => {
-                    if !feed(&legs, &b, 1).await? {
+                    if !feed(&legs, &b, 1, &mut pace).await? {
                         count_malformed(&legs[0], 1).await;
                     }
                     continue;

@@ -109,6 +109,7 @@ pub(super) async fn run(
         drop(sink);
         None
     };
+    let mut pace = calls.pace(&legs);
     let result = async {
         if !count_malformed(&legs[0], dropped_before).await {
             return Err(WsError::CallEnded);
@@ -140,7 +141,7 @@ pub(super) async fn run(
                     return Err(e);
                 }
             };
-            if !feed(&legs, &data, 2).await? && !count_malformed(&legs[0], 1).await {
+            if !feed(&legs, &data, 2, &mut pace).await? && !count_malformed(&legs[0], 1).await {
                 return Err(WsError::CallEnded);
             }
         }

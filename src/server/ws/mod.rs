@@ -15,6 +15,12 @@
 //! counted on its first leg once it is. A socket that does not name its call within the
 //! join timeout, or goes quiet for the leg idle timeout, is closed. One socket's errors
 //! end at most its own legs.
+//!
+//! Audio is paced as `StreamCall`'s ([`crate::server::limits::LivePace`]): once a socket's
+//! audio runs `server.max_ahead_s` ahead of the wall clock (counted from its first audio
+//! frame), the socket is not read until the clock catches up, so a sender far faster than
+//! real time is held back by TCP flow control. Each wait is at most about one frame's
+//! audio (a frame is at most `ws.max_message_bytes`), so a close is seen soon after.
 pub mod audiohook;
 pub mod fork;
 pub mod twilio;
@@ -35,6 +41,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{self, Role};
 use crate::server::legs::{Calls, Leg, LegRequest};
+use crate::server::limits::LivePace;
 use crate::server::security::check_call_id;
 use crate::server::session::Input;
 use crate::server::status::ServerError;
@@ -109,21 +116,12 @@ pub enum Route {
 }
 
 impl Route {
-    /// The route of a request target (`/fork?events=1`), or None for an unknown path;
-    /// see [`Route::parse_with_id`] for a call id in the path.
-    pub fn parse(target: &str) -> Option<Route> {
-        match Route::parse_with_id(target) {
-            Some((route, None)) => Some(route),
-            _ => None,
-        }
-    }
-
-    /// The route of a request target and the call id its path names, if any:
-    /// `/twilio/CA42` is the Twilio route for call `CA42`, which then names the call over
+    /// The route of a request target (`/fork?events=1`) and the call id its path names, if
+    /// any: `/twilio/CA42` is the Twilio route for call `CA42`, which then names the call over
     /// what its first message says. A balancer can hash on the path, where it cannot read
     /// the messages (deploy/haproxy.cfg). The id is not checked here
     /// ([`super::security::check_call_id`] is). None for an unknown path.
-    pub fn parse_with_id(target: &str) -> Option<(Route, Option<String>)> {
+    pub fn parse(target: &str) -> Option<(Route, Option<String>)> {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let path = path.strip_suffix('/').unwrap_or(path);
         let rest = path.strip_prefix('/')?;
@@ -186,7 +184,7 @@ async fn connection(
             .uri()
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str());
-        match Route::parse_with_id(target) {
+        match Route::parse(target) {
             None => Err(refuse(StatusCode::NOT_FOUND, "no such path")),
             Some((Route::AudioHook, _)) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
                 refuse(StatusCode::UNAUTHORIZED, "missing or unknown X-API-KEY"),
@@ -348,11 +346,30 @@ pub fn deinterleave(data: &[u8], width: usize) -> (Vec<u8>, Vec<u8>) {
     (left, right)
 }
 
+/// Waits, not reading the socket, while `bytes` more of `leg`'s audio would run beyond
+/// the pace's allowance.
+async fn hold_to_pace(pace: &mut LivePace, leg: &Leg, bytes: usize) {
+    let wait = pace.admit_packet(leg.channel_id, bytes);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Feeds one binary frame of audio to the socket's legs (two: stereo interleaved, the
-/// first leg's sample first); false when it does not hold whole samples of every leg.
-async fn feed(legs: &[Leg], data: &[u8], width: usize) -> Result<bool, WsError> {
+/// first leg's sample first), held to `pace` first; false when it does not hold whole
+/// samples of every leg.
+async fn feed(
+    legs: &[Leg],
+    data: &[u8],
+    width: usize,
+    pace: &mut LivePace,
+) -> Result<bool, WsError> {
     if data.is_empty() || !data.len().is_multiple_of(width * legs.len()) {
         return Ok(false);
+    }
+    // Every leg gets the same share of the frame: the first leg's pace is theirs.
+    if let Some(first) = legs.first() {
+        hold_to_pace(pace, first, data.len() / legs.len()).await;
     }
     let parts = if legs.len() == 2 {
         let (l, r) = deinterleave(data, width);
@@ -398,30 +415,28 @@ mod tests {
 
     #[test]
     fn routes_by_path_and_query() {
-        assert_eq!(Route::parse("/twilio"), Some(Route::Twilio));
-        assert_eq!(Route::parse("/twilio/"), Some(Route::Twilio));
+        assert_eq!(Route::parse("/twilio"), Some((Route::Twilio, None)));
+        assert_eq!(Route::parse("/twilio/"), Some((Route::Twilio, None)));
         assert_eq!(
             Route::parse("/fork?events=1"),
-            Some(Route::Fork { events: true })
+            Some((Route::Fork { events: true }, None))
         );
         assert_eq!(
             Route::parse("/fork?x=2&events=0"),
-            Some(Route::Fork { events: false })
+            Some((Route::Fork { events: false }, None))
         );
-        assert_eq!(Route::parse("/audiohook"), Some(Route::AudioHook));
+        assert_eq!(Route::parse("/audiohook"), Some((Route::AudioHook, None)));
         assert_eq!(Route::parse("/"), None);
-        assert_eq!(Route::parse("/twilio/x"), None);
         assert_eq!(
-            Route::parse_with_id("/twilio/CA42"),
+            Route::parse("/twilio/CA42"),
             Some((Route::Twilio, Some("CA42".into())))
         );
         assert_eq!(
-            Route::parse_with_id("/fork/abc/?events=1"),
+            Route::parse("/fork/abc/?events=1"),
             Some((Route::Fork { events: true }, Some("abc".into())))
         );
-        assert_eq!(Route::parse_with_id("/twilio/a/b"), None);
-        assert_eq!(Route::parse_with_id("/nope/a"), None);
-        assert_eq!(Route::parse_with_id("/twilio"), Some((Route::Twilio, None)));
+        assert_eq!(Route::parse("/twilio/a/b"), None);
+        assert_eq!(Route::parse("/nope/a"), None);
         assert_eq!(Route::parse("/TWILIO"), None);
     }
 

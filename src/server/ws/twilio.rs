@@ -19,8 +19,8 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{
-    any_closed, count_malformed, end_legs, join_tracks, next_message, text_before_start, MediaWs,
-    Next, Track, WsConfig, WsError,
+    any_closed, count_malformed, end_legs, hold_to_pace, join_tracks, next_message,
+    text_before_start, MediaWs, Next, Track, WsConfig, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::Encoding;
@@ -306,6 +306,7 @@ pub(super) async fn run(
     }
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = calls.pace(&st.legs);
     // Whether each track has had a frame (its first is a talkspurt start).
     let mut seen = [false; 2];
     let mut last = tokio::time::Instant::now();
@@ -380,7 +381,7 @@ pub(super) async fn run(
             // A second start, an unknown event, or malformed JSON.
             Ok(Msg::Start { .. } | Msg::Unknown) | Err(_) => None,
         };
-        let (leg, input) = match input {
+        let (leg, mut input) = match input {
             Some(x) => x,
             None => (
                 st.first(),
@@ -389,6 +390,17 @@ pub(super) async fn run(
                 },
             ),
         };
+        if let Input::Rtp {
+            now_ms: arrival,
+            packet,
+            ..
+        } = &mut input
+        {
+            let audio = packet.len().saturating_sub(rtp::FIXED_HEADER_LEN);
+            hold_to_pace(&mut pace, leg, audio).await;
+            // The jitter buffer takes it as arriving now, after any wait.
+            *arrival = now_ms();
+        }
         if leg.input.send(input).await.is_err() {
             break Err(WsError::CallEnded);
         }
