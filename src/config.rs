@@ -79,6 +79,10 @@ pub struct ServerSection {
     /// Largest `AnalyzeRecording` request (a whole recording), bytes. Default
     /// [`server::DEFAULT_MAX_RECORDING_BYTES`].
     pub max_recording_bytes: usize,
+    /// `AnalyzeRecording` calls in flight at most (all tenants together); more are
+    /// refused with `RESOURCE_EXHAUSTED` before their recording is read, which bounds the
+    /// memory recordings hold. Default [`server::DEFAULT_MAX_RECORDINGS`].
+    pub max_recordings: usize,
     /// How far a live call's audio (`StreamCall`, AudioSocket, WebSocket, RTP over UDP) may
     /// run ahead of the wall clock before its stream is held back (UDP: dropped), s.
     /// Default [`server::DEFAULT_MAX_AHEAD`].
@@ -110,6 +114,7 @@ impl Default for ServerSection {
             drain_timeout_s: server::DEFAULT_DRAIN_TIMEOUT.as_secs(),
             max_message_bytes: server::DEFAULT_MAX_MESSAGE_BYTES,
             max_recording_bytes: server::DEFAULT_MAX_RECORDING_BYTES,
+            max_recordings: server::DEFAULT_MAX_RECORDINGS,
             max_ahead_s: server::DEFAULT_MAX_AHEAD.as_secs(),
             idle_timeout_s: server::DEFAULT_IDLE_TIMEOUT.as_secs(),
             config_timeout_s: server::DEFAULT_CONFIG_TIMEOUT.as_secs(),
@@ -262,6 +267,10 @@ pub struct SecuritySection {
     /// `server.max_calls`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_max_calls: Option<usize>,
+    /// With `auth_tokens`: `AnalyzeRecording` calls in flight per tenant at most (more
+    /// are refused before their recording is read). Default: only `server.max_recordings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_max_recordings: Option<usize>,
     /// With `auth_tokens`: the tenant that owns AudioSocket and WebSocket media calls.
     /// Default: none, so no RPC reaches them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -802,6 +811,7 @@ impl Config {
         at_least_1("server.max_calls", s.max_calls as u64)?;
         at_least_1("server.max_message_bytes", s.max_message_bytes as u64)?;
         at_least_1("server.max_recording_bytes", s.max_recording_bytes as u64)?;
+        at_least_1("server.max_recordings", s.max_recordings as u64)?;
         at_least_1("server.max_ahead_s", s.max_ahead_s)?;
         at_least_1("server.idle_timeout_s", s.idle_timeout_s)?;
         at_least_1("server.config_timeout_s", s.config_timeout_s)?;
@@ -826,12 +836,18 @@ impl Config {
             if sec.tenant_max_calls.is_some() {
                 return needs("tenant_max_calls", "auth_tokens");
             }
+            if sec.tenant_max_recordings.is_some() {
+                return needs("tenant_max_recordings", "auth_tokens");
+            }
             if sec.media_tenant.is_some() {
                 return needs("media_tenant", "auth_tokens");
             }
         }
         if let Some(n) = sec.tenant_max_calls {
             at_least_1("security.tenant_max_calls", n as u64)?;
+        }
+        if let Some(n) = sec.tenant_max_recordings {
+            at_least_1("security.tenant_max_recordings", n as u64)?;
         }
         match (&sec.tls_cert, &sec.tls_key) {
             (Some(_), None) => return needs("tls_cert", "tls_key"),
@@ -871,6 +887,7 @@ impl Config {
             max_calls: self.server.max_calls,
             max_message_bytes: self.server.max_message_bytes,
             max_recording_bytes: self.server.max_recording_bytes,
+            max_recordings: self.server.max_recordings,
             max_ahead: Duration::from_secs(self.server.max_ahead_s),
             idle_timeout: Duration::from_secs(self.server.idle_timeout_s),
             config_timeout: Duration::from_secs(self.server.config_timeout_s),
@@ -899,6 +916,7 @@ impl Config {
             security: security::SecurityConfig {
                 auth_tokens: sec.auth_tokens.clone(),
                 tenant_max_calls: sec.tenant_max_calls,
+                tenant_max_recordings: sec.tenant_max_recordings,
                 media_tenant: sec.media_tenant.clone(),
                 tls: match (&sec.tls_cert, &sec.tls_key) {
                     (Some(cert), Some(key)) => Some(security::TlsFiles {
@@ -943,7 +961,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 63);
+        assert_eq!(all_keys().len(), 65);
     }
 
     #[test]

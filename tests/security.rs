@@ -31,6 +31,7 @@ fn config(addr: SocketAddr, security: SecurityConfig) -> ServeConfig {
         max_calls: 16,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
         max_recording_bytes: callmood::server::DEFAULT_MAX_RECORDING_BYTES,
+        max_recordings: callmood::server::DEFAULT_MAX_RECORDINGS,
         max_ahead: callmood::server::DEFAULT_MAX_AHEAD,
         idle_timeout: Duration::from_secs(30),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,

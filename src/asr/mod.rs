@@ -70,6 +70,10 @@ pub enum AsrError {
         /// The limit, s.
         max_s: f32,
     },
+    /// A live job was taken out of the full queue unrun to make room for the job of a
+    /// call further behind in its share of the recogniser (its own call had queued more).
+    #[error("taken out of the full recogniser queue for another call's utterance (this call had queued more)")]
+    Displaced,
     /// The pool is shutting down (or has stopped) and did not run the job.
     #[error("ASR pool is shut down")]
     PoolClosed,

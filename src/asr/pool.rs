@@ -10,16 +10,31 @@
 //!
 //! Two kinds of job wait in the one queue:
 //! - **live** jobs (`try_submit*`, a live call's utterance): they expire after
-//!   [`AsrConfig::max_queue_wait_s`]. With [`AsrConfig::pack_across_calls`] (off by default) a
-//!   free worker takes the waiting live jobs oldest first *from any call* and packs as many
-//!   as fit (continuous batching): the oldest job is always in the next window, so its wait
-//!   bounds the window, and no worker waits for a window to fill. Without it, a window holds
-//!   the oldest live job and the following jobs of its [`PackGroup`] only.
+//!   [`AsrConfig::max_queue_wait_s`]. Calls share the recogniser fairly (below). With
+//!   [`AsrConfig::pack_across_calls`] (off by default) a free worker takes the waiting live
+//!   jobs *from any call* in fair order and packs as many as fit (continuous batching); no
+//!   worker waits for a window to fill. Without it, a window holds the first live job in
+//!   fair order and the following jobs of its [`PackGroup`] only.
 //! - **recording** jobs (`submit_*blocking*`, a recording's utterances): packed only with
 //!   jobs of their own group, in order, so a recording's windows, and with them its words,
 //!   do not depend on what else was queued. Live jobs go first; a recording whose oldest
 //!   job has waited longer than `max_queue_wait_s` gets the next window, though never two
 //!   in a row while live jobs wait, so neither kind starves the other.
+//!
+//! **Fair order** (start-time fair queuing over calls): each live job gets a start tag
+//! when queued, the larger of the recogniser's virtual time (the largest tag taken so far)
+//! and the end tag of its call's previous job; a job's end tag is its start plus its cost
+//! (its samples and the gap before it). Windows are filled in tag order, so the calls take
+//! turns, each paying for its own audio. A call that floods the queue (speech far faster
+//! than real time, or many short utterances) queues its jobs at ever later tags and waits
+//! behind its own backlog, where its jobs expire; a call that was idle gets a tag no later
+//! than any waiting job's, so its next utterance is in the next window (with one call per
+//! window: after at most one window of each other call waiting with an equal tag), however
+//! much another call has queued. Where every call keeps up with real time, tag order is
+//! arrival order: the oldest job is in the next window. When the queue is full, a live job
+//! takes the place of the waiting live job with the latest tag, if that tag is later than
+//! its own (the flooding call's newest job, answered [`AsrError::Displaced`]); otherwise it
+//! is handed back.
 //!
 //! What jobs in one window share: the decoder reads the earlier pieces' words as context
 //! (a name from one piece can prime the next), and a word's timestamp may drift out of its
@@ -35,7 +50,7 @@
 //! Dropping the pool fails queued jobs with [`AsrError::PoolClosed`], lets running windows
 //! finish and joins the threads.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -213,6 +228,9 @@ pub struct AsrStats {
     /// Words dropped because their times straddled the boundary between pieces of two
     /// groups (calls) in one window ([`split_segments_by_group`]).
     pub straddling_words: u64,
+    /// Live jobs taken out of a full queue unrun to make room for another call's job
+    /// (module docs, "Fair order").
+    pub displaced: u64,
 }
 
 #[derive(Default)]
@@ -221,6 +239,7 @@ struct Counters {
     windows: AtomicU64,
     audio_ms: AtomicU64,
     straddling_words: AtomicU64,
+    displaced: AtomicU64,
 }
 
 /// Which jobs may share a Whisper window: only jobs with equal groups are packed together.
@@ -238,6 +257,9 @@ struct Queued {
     /// `queued` + [`AsrConfig::max_queue_wait_s`]: a live job expires then, a recording
     /// job is taken before live ones from then on.
     deadline: Option<Instant>,
+    /// A live job's start tag in fair order, samples of virtual time (module docs); set
+    /// by [`QueueState::push`]; 0 for recording jobs.
+    tag: u64,
 }
 
 impl Queued {
@@ -254,6 +276,67 @@ struct QueueState {
     /// The last window was a recording's: an overdue recording does not get the next one
     /// while live jobs wait.
     last_was_recording: bool,
+    /// Virtual time of fair order: the largest start tag of a live job taken, samples.
+    virtual_now: u64,
+    /// End tag of each call's last queued live job, while later than `virtual_now`.
+    finish: HashMap<PackGroup, u64>,
+}
+
+impl QueueState {
+    fn new(capacity: usize) -> Self {
+        QueueState {
+            jobs: VecDeque::with_capacity(capacity),
+            closed: false,
+            waited_us: 0,
+            last_was_recording: false,
+            virtual_now: 0,
+            finish: HashMap::new(),
+        }
+    }
+
+    /// Queues `q` at the back, a live job with its start tag in fair order (each piece
+    /// costs its samples and the `gap` before it).
+    fn push(&mut self, mut q: Queued, gap: usize) {
+        if q.live {
+            let last = self.finish.get(&q.group).copied().unwrap_or(0);
+            q.tag = last.max(self.virtual_now);
+            self.finish
+                .insert(q.group, q.tag + (gap + q.job.audio.len()) as u64);
+        }
+        self.jobs.push_back(q);
+    }
+
+    /// Makes room for a live job of `group` in a full queue: takes out the waiting live
+    /// job with the latest start tag if that is later than the tag `group`'s next job
+    /// would get (another call is further ahead in its share), and returns it.
+    fn displace_for(&mut self, group: PackGroup) -> Option<Queued> {
+        let tag = self
+            .finish
+            .get(&group)
+            .copied()
+            .unwrap_or(0)
+            .max(self.virtual_now);
+        // The last of equal tags in queue order: the newest.
+        let (i, latest) = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.live)
+            .max_by_key(|&(i, q)| (q.tag, i))
+            .map(|(i, q)| (i, q.tag))?;
+        if latest <= tag {
+            return None;
+        }
+        self.jobs.remove(i)
+    }
+
+    /// Moves the virtual time on past the live jobs just taken, and forgets the end tags
+    /// it has passed (those calls' next jobs start at the virtual time anyway).
+    fn advance(&mut self, taken_tags: impl Iterator<Item = u64>) {
+        let now = taken_tags.fold(self.virtual_now, u64::max);
+        self.virtual_now = now;
+        self.finish.retain(|_, f| *f > now);
+    }
 }
 
 struct Queue {
@@ -300,12 +383,7 @@ impl AsrPool {
     pub fn with_model(model: Arc<WhisperModel>, cfg: AsrConfig) -> Result<Self, AsrError> {
         cfg.validate()?;
         let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState {
-                jobs: VecDeque::with_capacity(cfg.queue_capacity),
-                closed: false,
-                waited_us: 0,
-                last_was_recording: false,
-            }),
+            state: Mutex::new(QueueState::new(cfg.queue_capacity)),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity: cfg.queue_capacity,
@@ -343,6 +421,7 @@ impl AsrPool {
             live,
             queued,
             deadline: queued.checked_add(wait),
+            tag: 0,
         }
     }
 
@@ -352,17 +431,29 @@ impl AsrPool {
         self.try_submit_in(None, job)
     }
 
-    /// Queues a live job of `group` (a call) if there is room; otherwise hands it back
+    /// Queues a live job of `group` (a call) if there is room, or if it may take the place
+    /// of another call's newer job (module docs, "Fair order"); otherwise hands it back
     /// untouched. It expires after [`AsrConfig::max_queue_wait_s`] and shares windows with
     /// other calls' live jobs when [`AsrConfig::pack_across_calls`] is on.
     pub fn try_submit_in(&self, group: PackGroup, job: AsrJob) -> Result<(), AsrJob> {
         let mut st = self.queue.lock();
-        if st.closed || st.jobs.len() >= self.queue.capacity {
+        if st.closed {
             return Err(job);
         }
-        st.jobs.push_back(self.enqueued(group, job, true));
+        let mut displaced = None;
+        if st.jobs.len() >= self.queue.capacity {
+            displaced = st.displace_for(group);
+            if displaced.is_none() {
+                return Err(job);
+            }
+        }
+        st.push(self.enqueued(group, job, true), self.cfg.gap_samples());
         drop(st);
         self.queue.not_empty.notify_one();
+        if let Some(q) = displaced {
+            self.counters.displaced.fetch_add(1, Ordering::Relaxed);
+            answer(q.job, Err(AsrError::Displaced));
+        }
         Ok(())
     }
 
@@ -404,8 +495,9 @@ impl AsrPool {
         if st.closed {
             return Err(AsrError::PoolClosed);
         }
-        st.jobs
-            .extend(jobs.into_iter().map(|job| self.enqueued(group, job, false)));
+        for job in jobs {
+            st.push(self.enqueued(group, job, false), 0);
+        }
         drop(st);
         self.queue.not_empty.notify_all();
         Ok(())
@@ -448,6 +540,7 @@ impl AsrPool {
             audio_ms: self.counters.audio_ms.load(Ordering::Relaxed),
             queue_wait_us: self.queue.lock().waited_us,
             straddling_words: self.counters.straddling_words.load(Ordering::Relaxed),
+            displaced: self.counters.displaced.load(Ordering::Relaxed),
         }
     }
 
@@ -508,10 +601,17 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
             (q.job, w)
         })
         .collect();
-    let picked = plan_window(&st.jobs, now, cfg, st.last_was_recording);
+    let mut picked = plan_window(&st.jobs, now, cfg, st.last_was_recording);
     if let Some(&first) = picked.first() {
         st.last_was_recording = !st.jobs[first].live;
     }
+    let live_tags: Vec<u64> = picked
+        .iter()
+        .filter(|&&i| st.jobs[i].live)
+        .map(|&i| st.jobs[i].tag)
+        .collect();
+    st.advance(live_tags.into_iter());
+    picked.sort_unstable();
     let mut batch = Vec::with_capacity(picked.len());
     // Highest index first, so the lower indices stay valid; then back into queue order.
     for &i in picked.iter().rev() {
@@ -526,23 +626,26 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
     (!batch.is_empty() || !expired.is_empty()).then_some((batch, expired))
 }
 
-/// The queue indices (ascending) of the next window's jobs, none expired.
+/// The queue indices of the next window's jobs, none expired, the first job first.
 ///
 /// The window's first job: an overdue recording job (one past its deadline) unless the last
-/// window was a recording's and live jobs wait; else the oldest live job; else the oldest
-/// recording job. Then the later jobs that fit, in queue order: for a live window with
-/// [`AsrConfig::pack_across_calls`], live jobs of any group; otherwise jobs of the first's
-/// kind and group. A group's job that does not fit closes the group for this window, so a
-/// group's jobs are never reordered.
+/// window was a recording's and live jobs wait; else the first live job in fair order (the
+/// smallest start tag, the older of equal tags); else the oldest recording job. Then the
+/// other jobs that fit: for a live window with [`AsrConfig::pack_across_calls`], live jobs
+/// of any group in fair order; otherwise the later jobs of the first's kind and group in
+/// queue order. A group's job that does not fit closes the group for this window, so a
+/// group's jobs are never reordered (a call's start tags rise in queue order).
 fn plan_window(
     jobs: &VecDeque<Queued>,
     now: Instant,
     cfg: &AsrConfig,
     last_was_recording: bool,
 ) -> Vec<usize> {
-    let oldest_live = jobs.iter().position(|q| q.live);
+    // Live jobs in fair order.
+    let mut live: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].live).collect();
+    live.sort_by_key(|&i| (jobs[i].tag, i));
     let overdue_recording = jobs.iter().position(|q| !q.live && q.is_due(now));
-    let first = match (overdue_recording, oldest_live) {
+    let first = match (overdue_recording, live.first().copied()) {
         (Some(r), Some(_)) if !last_was_recording => r,
         (_, Some(l)) => l,
         (Some(r), None) => r,
@@ -551,13 +654,19 @@ fn plan_window(
     };
     let head = &jobs[first];
     let across = head.live && cfg.pack_across_calls;
+    let candidates: Vec<usize> = if across {
+        live.into_iter().filter(|&i| i != first).collect()
+    } else {
+        (first + 1..jobs.len()).collect()
+    };
     let window = cfg.window_samples();
     let gap = cfg.gap_samples();
     // Every piece is preceded by a gap of silence (see `pack`).
     let mut total = gap + head.job.audio.len();
     let mut picked = vec![first];
     let mut closed: Vec<PackGroup> = Vec::new();
-    for (i, q) in jobs.iter().enumerate().skip(first + 1) {
+    for i in candidates {
+        let q = &jobs[i];
         if total >= window {
             break;
         }
@@ -859,14 +968,12 @@ mod tests {
         assert_eq!(split[1], [word("x", 0, 100)]);
     }
 
+    /// The default gap, samples (what `AsrPool` queues with).
+    const GAP: usize = 16_000;
+
     fn empty_queue() -> Queue {
         Queue {
-            state: Mutex::new(QueueState {
-                jobs: VecDeque::new(),
-                closed: false,
-                waited_us: 0,
-                last_was_recording: false,
-            }),
+            state: Mutex::new(QueueState::new(16)),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity: 16,
@@ -882,6 +989,7 @@ mod tests {
             live,
             queued,
             deadline: queued.checked_add(wait),
+            tag: 0,
         }
     }
 
@@ -890,8 +998,7 @@ mod tests {
         let q = empty_queue();
         for &(group, seconds) in jobs {
             q.lock()
-                .jobs
-                .push_back(queued(group, seconds, live, Instant::now()));
+                .push(queued(group, seconds, live, Instant::now()), GAP);
         }
         q.lock().closed = true;
         q
@@ -940,16 +1047,20 @@ mod tests {
                 Some(vec![(a, 2.0), (a, 3.0)])
             );
             assert_eq!(take_batch(&q, &cfg).map(pieces), Some(vec![(b, 2.0)]));
-            assert_eq!(
-                take_batch(&q, &cfg).map(pieces),
-                Some(vec![(a, 25.0), (a, 1.0)])
-            );
-            assert_eq!(take_batch(&q, &cfg).map(pieces), Some(vec![(None, 1.0)]));
+            // Recordings in queue order; live calls in fair order: the ungrouped job has
+            // had no window yet, `a` has had one (module docs, "Fair order").
+            let mut rest = vec![vec![(a, 25.0), (a, 1.0)], vec![(None, 1.0)]];
+            if live {
+                rest.reverse();
+            }
+            for window in rest {
+                assert_eq!(take_batch(&q, &cfg).map(pieces), Some(window));
+            }
             assert!(take_batch(&q, &cfg).is_none());
         }
     }
 
-    /// Live jobs of every call go into one window, oldest first, as many as fit; a call
+    /// Live jobs of every call go into one window, in fair order, as many as fit; a call
     /// whose next job does not fit keeps its later jobs for the next window (never
     /// reordered), while smaller jobs of other calls still fill the window.
     #[test]
@@ -981,6 +1092,114 @@ mod tests {
         assert!(take_batch(&q, &cfg).is_none());
     }
 
+    /// Whether the next window holds a job of `group`.
+    fn next_window_has(q: &Queue, cfg: &AsrConfig, group: PackGroup) -> bool {
+        let batch = take_batch(q, cfg).map(pieces).unwrap_or_default();
+        batch.iter().any(|&(g, _)| g == group)
+    }
+
+    /// Call `a` queues 40 utterances of 2 s at once (80 s of speech: three windows'
+    /// worth and more); call `b` queues one. With one call per window or calls packed
+    /// together, `b`'s job goes in the next window whenever `b` queues it, or, queued
+    /// at the same instant as `a`'s first job, in the one after `a`'s first window: it
+    /// never waits behind `a`'s backlog. `a`'s jobs keep their order.
+    #[test]
+    fn a_flooding_call_cannot_delay_another_calls_job_beyond_one_window() {
+        let (a, b) = (Some(1), Some(2));
+        for cfg in [per_call(), across()] {
+            for windows_before in 0..4 {
+                let q = empty_queue();
+                let now = Instant::now();
+                for _ in 0..40 {
+                    q.lock().push(queued(a, 2.0, true, now), GAP);
+                }
+                // `a` is being served while `b` is quiet.
+                for _ in 0..windows_before {
+                    assert!(!next_window_has(&q, &cfg, b));
+                }
+                q.lock().push(queued(b, 2.0, true, now), GAP);
+                let within = if windows_before == 0 && !cfg.pack_across_calls {
+                    2
+                } else {
+                    1
+                };
+                let waited = (1..=within).find(|_| next_window_has(&q, &cfg, b));
+                assert!(
+                    waited.is_some(),
+                    "across {}: after {windows_before} windows of a's, b's job waited \
+                     more than {within} windows",
+                    cfg.pack_across_calls
+                );
+                // What is left is a's, still in its order, and drains.
+                q.lock().closed = true;
+                while let Some(batch) = take_batch(&q, &cfg).map(pieces) {
+                    assert!(batch.iter().all(|&(g, _)| g == a));
+                }
+            }
+        }
+    }
+
+    /// Calls take turns in proportion to their audio: `a` (3 s jobs) and `b` (1 s jobs)
+    /// both flood the queue; packed together, each window holds about as many seconds
+    /// of each call, and with one call per window they alternate.
+    #[test]
+    fn flooding_calls_take_turns() {
+        let (a, b) = (Some(1), Some(2));
+        let fill = |q: &Queue| {
+            let now = Instant::now();
+            for _ in 0..20 {
+                q.lock().push(queued(a, 3.0, true, now), GAP);
+            }
+            for _ in 0..40 {
+                q.lock().push(queued(b, 1.0, true, now), GAP);
+            }
+        };
+        let q = empty_queue();
+        fill(&q);
+        let seconds = |batch: &[(PackGroup, f32)], g: PackGroup| -> f32 {
+            batch.iter().filter(|p| p.0 == g).map(|p| p.1 + 1.0).sum()
+        };
+        // Packed: 28 s a window, gaps included: each call's share within one job of half.
+        for _ in 0..3 {
+            let batch = take_batch(&q, &across()).map(pieces).unwrap();
+            let (sa, sb) = (seconds(&batch, a), seconds(&batch, b));
+            assert!((sa - sb).abs() <= 4.0, "a {sa} s, b {sb} s: {batch:?}");
+        }
+        let q = empty_queue();
+        fill(&q);
+        let firsts: Vec<PackGroup> = (0..4)
+            .map(|_| take_batch(&q, &per_call()).map(pieces).unwrap()[0].0)
+            .collect();
+        assert_eq!(firsts, [a, b, a, b]);
+    }
+
+    /// A full queue takes a live job of a call behind in its share in place of the newest
+    /// job of the call furthest ahead, and refuses the flooding call's own next job.
+    #[test]
+    fn a_full_queue_makes_room_for_a_call_behind_in_its_share() {
+        let (a, b) = (Some(1), Some(2));
+        let mut st = QueueState::new(16);
+        let now = Instant::now();
+        for _ in 0..16 {
+            st.push(queued(a, 2.0, true, now), GAP);
+        }
+        let newest = st.jobs.back().map(|q| q.tag);
+        assert!(
+            st.displace_for(a).is_none(),
+            "a's own job displaces nothing"
+        );
+        let out = st.displace_for(b).expect("room for b");
+        assert_eq!((out.group, Some(out.tag)), (a, newest));
+        st.push(queued(b, 2.0, true, now), GAP);
+        assert_eq!(st.jobs.len(), 16);
+        // Recording jobs are never displaced.
+        let mut st = QueueState::new(16);
+        for _ in 0..16 {
+            st.push(queued(a, 2.0, false, now), GAP);
+        }
+        assert!(st.displace_for(b).is_none());
+    }
+
     /// Live jobs go before recording jobs queued earlier; a recording past its deadline
     /// gets the next window, but not two in a row while live jobs wait; recordings are
     /// never packed with live jobs or other recordings.
@@ -992,9 +1211,9 @@ mod tests {
         let overdue = now - Duration::from_secs(20);
         {
             let mut st = q.lock();
-            st.jobs.push_back(queued(Some(10), 2.0, false, fresh));
-            st.jobs.push_back(queued(Some(1), 2.0, true, fresh));
-            st.jobs.push_back(queued(Some(2), 2.0, true, fresh));
+            st.push(queued(Some(10), 2.0, false, fresh), GAP);
+            st.push(queued(Some(1), 2.0, true, fresh), GAP);
+            st.push(queued(Some(2), 2.0, true, fresh), GAP);
         }
         let cfg = across();
         assert_eq!(
@@ -1008,10 +1227,10 @@ mod tests {
         // Two overdue recordings and fresh live jobs: recording, live, recording, live.
         {
             let mut st = q.lock();
-            st.jobs.push_back(queued(Some(10), 2.0, false, overdue));
-            st.jobs.push_back(queued(Some(11), 2.0, false, overdue));
-            st.jobs.push_back(queued(Some(1), 2.0, true, fresh));
-            st.jobs.push_back(queued(Some(2), 30.0, true, fresh));
+            st.push(queued(Some(10), 2.0, false, overdue), GAP);
+            st.push(queued(Some(11), 2.0, false, overdue), GAP);
+            st.push(queued(Some(1), 2.0, true, fresh), GAP);
+            st.push(queued(Some(2), 30.0, true, fresh), GAP);
             st.last_was_recording = false;
             st.closed = true;
         }
@@ -1039,7 +1258,7 @@ mod tests {
             (Some(2), true, long_ago),
             (Some(1), true, Instant::now()),
         ] {
-            q.lock().jobs.push_back(queued(group, 1.0, live, queued_at));
+            q.lock().push(queued(group, 1.0, live, queued_at), GAP);
         }
         let (batch, expired) = take_batch(&q, &across()).unwrap();
         assert_eq!(expired.len(), 2);
@@ -1050,7 +1269,7 @@ mod tests {
         assert!(batch.len() == 1 && expired.is_empty());
         assert!(q.lock().jobs.is_empty());
         // Only expired jobs queued: they come back with an empty batch.
-        q.lock().jobs.push_back(queued(None, 1.0, true, long_ago));
+        q.lock().push(queued(None, 1.0, true, long_ago), GAP);
         q.lock().closed = true;
         let (batch, expired) = take_batch(&q, &across()).unwrap();
         assert!(batch.is_empty() && expired.len() == 1);

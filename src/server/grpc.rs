@@ -10,7 +10,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
-use super::limits::{stream_fault, LivePace};
+use super::limits::{stream_fault, LivePace, RecordingSlot};
 use super::security::{check_call_id, tenant_of, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
@@ -396,6 +396,9 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<proto::AnalyzeRecordingRequest>,
     ) -> Result<Response<Self::AnalyzeRecordingStream>, Status> {
+        // Taken by `SizedRpcs` before the body was read; held until the events end and
+        // the audio is fed, so that no more recordings than the cap are in memory.
+        let slot = request.extensions().get::<RecordingSlot>().cloned();
         let permit = self
             .legs
             .permit(tenant_of(&request).as_ref())
@@ -431,8 +434,16 @@ impl CallAnalyzer for Service {
             .analyzer
             .start_call(call_id, &specs, opts)
             .map_err(status)?;
-        tokio::spawn(session::feed_recording(handle, channels, rate));
-        Ok(Response::new(into_stream(events, permit)))
+        let fed = slot.clone();
+        tokio::spawn(async move {
+            session::feed_recording(handle, channels, rate).await;
+            drop(fed);
+        });
+        let events = into_stream(events, permit);
+        Ok(Response::new(Box::pin(events.map(move |e| {
+            let _held = &slot;
+            e
+        }))))
     }
 }
 

@@ -34,7 +34,7 @@ use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
-use crate::server::security::{check_call_id, Tenant};
+use crate::server::security::{check_call_id, Tenant, TenantCounts, TenantSlot};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 use crate::server::tls::Accept;
@@ -224,7 +224,7 @@ pub struct Calls {
     alerts: AlertConfig,
     calls: Mutex<HashMap<CallKey, Arc<LiveCall>>>,
     /// Calls in flight per tenant, and the cap on them (`None`: none).
-    tenant_calls: Arc<Mutex<HashMap<Tenant, usize>>>,
+    tenant_calls: TenantCounts,
     tenant_max_calls: Option<usize>,
     /// The tenant that owns calls started by AudioSocket and WebSocket legs.
     media_tenant: Option<Tenant>,
@@ -255,24 +255,6 @@ impl Drop for Watcher {
 pub struct CallPermit {
     _all: OwnedSemaphorePermit,
     _tenant: Option<TenantSlot>,
-}
-
-/// One of a tenant's calls in flight, counted until dropped.
-struct TenantSlot {
-    counts: Arc<Mutex<HashMap<Tenant, usize>>>,
-    tenant: Tenant,
-}
-
-impl Drop for TenantSlot {
-    fn drop(&mut self) {
-        let mut counts = lock(&self.counts);
-        if let Some(n) = counts.get_mut(&self.tenant) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.tenant);
-            }
-        }
-    }
 }
 
 /// A leg that was admitted: where to send its input.
@@ -311,7 +293,7 @@ impl Calls {
             settings,
             alerts,
             calls: Mutex::new(HashMap::new()),
-            tenant_calls: Arc::new(Mutex::new(HashMap::new())),
+            tenant_calls: TenantCounts::default(),
             tenant_max_calls: None,
             media_tenant: None,
             appeared: Notify::new(),
@@ -343,20 +325,13 @@ impl Calls {
             return Err(ServerError::Draining);
         }
         let slot = match (tenant, self.tenant_max_calls) {
-            (Some(tenant), Some(max)) => {
-                let mut counts = lock(&self.tenant_calls);
-                let n = counts.entry(tenant.clone()).or_insert(0);
-                if *n >= max {
-                    drop(counts);
+            (Some(tenant), Some(max)) => match self.tenant_calls.take(tenant, max) {
+                Some(slot) => Some(slot),
+                None => {
                     self.analyzer.metrics.call_refused("tenant_calls_in_flight");
                     return Err(ServerError::TenantCallsInFlight { max });
                 }
-                *n += 1;
-                Some(TenantSlot {
-                    counts: self.tenant_calls.clone(),
-                    tenant: tenant.clone(),
-                })
-            }
+            },
             _ => None,
         };
         // A refusal here drops the tenant's slot again.

@@ -5,6 +5,13 @@
 //!   whole recording in one message; every other request is a config, an id or one
 //!   chunk of live audio, and gets the small limit. tonic checks a message's length
 //!   prefix before it buffers the message, so a message over the limit costs nothing.
+//! - [`SizedRpcs`] also caps the `AnalyzeRecording` calls in flight
+//!   (`server.max_recordings`, and with tokens `security.tenant_max_recordings` per
+//!   tenant): a slot is taken before tonic reads the request body, and
+//!   a call over the cap is refused `RESOURCE_EXHAUSTED` with its body unread, so no
+//!   recording waits in memory for a slot. The slot ([`RecordingSlot`]) is held until the
+//!   call's events end and its audio has been fed, so the recordings' bytes and samples in
+//!   memory are at most `max_recordings` recordings' worth.
 //! - [`Pace`]: one `AudioChunk` holds at most [`MAX_CHUNK_MS`] of audio, and a live call's
 //!   audio runs at most `max_ahead` ahead of the wall clock (counted from its first
 //!   chunk); beyond that its stream is not read until the clock catches up, so one
@@ -20,11 +27,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::{ready, Either, Ready};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codegen::http;
 use tonic::server::NamedService;
 
 use super::metrics::Metrics;
-use super::status::ServerError;
+use super::security::{Caller, Tenant, TenantCounts, TenantSlot};
+use super::status::{status, ServerError};
 use crate::call::ChannelSpec;
 
 /// Longest audio one `AudioChunk` may carry, ms (clients send 20-100 ms; 10 s leaves
@@ -35,26 +45,83 @@ pub const MAX_CHUNK_MS: u64 = 10_000;
 const RECORDING_PATH: &str = "/callmood.v1.CallAnalyzer/AnalyzeRecording";
 
 /// One gRPC service as two instances with different message limits: `large` answers
-/// `AnalyzeRecording`, `small` every other RPC.
+/// `AnalyzeRecording`, `small` every other RPC. `AnalyzeRecording` needs one of the
+/// `recordings` slots, taken before its body is read.
 #[derive(Clone)]
 pub struct SizedRpcs<S> {
     /// Every RPC but `AnalyzeRecording`.
     pub small: S,
     /// `AnalyzeRecording`.
     pub large: S,
+    /// Slots of `AnalyzeRecording` calls in flight.
+    pub recordings: RecordingSlots,
 }
+
+/// The caps on `AnalyzeRecording` calls in flight: `server.max_recordings` in all and,
+/// with tokens, `security.tenant_max_recordings` per tenant.
+#[derive(Clone)]
+pub struct RecordingSlots {
+    slots: Arc<Semaphore>,
+    max: usize,
+    tenants: TenantCounts,
+    tenant_max: Option<usize>,
+    metrics: Arc<Metrics>,
+}
+
+impl RecordingSlots {
+    /// `max` slots in all, `tenant_max` per tenant; refusals are counted in `metrics`.
+    pub fn new(max: usize, tenant_max: Option<usize>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            tenants: TenantCounts::default(),
+            tenant_max,
+            metrics,
+        }
+    }
+
+    /// A free slot for `tenant`'s recording, or the refusal (counted as
+    /// `tenant_recordings_in_flight` or `recordings_in_flight`).
+    pub fn try_take(&self, tenant: Option<&Tenant>) -> Result<RecordingSlot, ServerError> {
+        let slot = match (tenant, self.tenant_max) {
+            (Some(tenant), Some(max)) => match self.tenants.take(tenant, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    self.metrics.call_refused("tenant_recordings_in_flight");
+                    return Err(ServerError::TenantRecordingsInFlight { max });
+                }
+            },
+            _ => None,
+        };
+        // A refusal here drops the tenant's slot again.
+        match self.slots.clone().try_acquire_owned() {
+            Ok(p) => Ok(RecordingSlot(Arc::new((p, slot)))),
+            Err(_) => {
+                self.metrics.call_refused("recordings_in_flight");
+                Err(ServerError::RecordingsInFlight { max: self.max })
+            }
+        }
+    }
+}
+
+/// One `AnalyzeRecording` call's slot (in all, and its tenant's), put in its request's
+/// extensions; free again once every clone is dropped (the call's event stream and its
+/// feeder each hold one).
+#[derive(Clone)]
+pub struct RecordingSlot(#[allow(dead_code)] Arc<(OwnedSemaphorePermit, Option<TenantSlot>)>);
 
 impl<S: NamedService> NamedService for SizedRpcs<S> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S, B> tonic::codegen::Service<http::Request<B>> for SizedRpcs<S>
+impl<S, B, R> tonic::codegen::Service<http::Request<B>> for SizedRpcs<S>
 where
-    S: tonic::codegen::Service<http::Request<B>>,
+    S: tonic::codegen::Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Either<S::Future, Ready<Result<S::Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self.small.poll_ready(cx) {
@@ -63,11 +130,19 @@ where
         }
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() == RECORDING_PATH {
-            self.large.call(req)
-        } else {
-            self.small.call(req)
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != RECORDING_PATH {
+            return Either::Left(self.small.call(req));
+        }
+        // Set by the `Authenticate` interceptor, which runs first.
+        let tenant = req.extensions().get::<Caller>().map(|c| c.0.clone());
+        match self.recordings.try_take(tenant.as_ref()) {
+            Ok(slot) => {
+                req.extensions_mut().insert(slot);
+                Either::Left(self.large.call(req))
+            }
+            // Answered at once: the body (the recording) is never read.
+            Err(e) => Either::Right(ready(Ok(status(e).into_http()))),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `callmood_calls_in_flight` | gauge | `transport`: grpc, recording, rtp-udp, audiosocket |
 //! | `callmood_calls_total` | counter | `transport` |
-//! | `callmood_calls_refused_total` | counter | `reason`: calls_in_flight, draining |
+//! | `callmood_calls_refused_total` | counter | `reason`: calls_in_flight, tenant_calls_in_flight, recordings_in_flight, tenant_recordings_in_flight, draining |
 //! | `callmood_utterances_total` | counter | |
 //! | `callmood_alerts_total` | counter | `kind` |
 //! | `callmood_transcripts_dropped_total` | counter | |
@@ -110,7 +110,8 @@ impl Metrics {
                 IntCounterVec::new(
                     opts(
                         "callmood_calls_refused_total",
-                        "Calls refused: over the cap on calls in flight, or while draining.",
+                        "Calls refused: over the cap on calls in flight (all, a tenant's, \
+                         or recordings'), or while draining.",
                     ),
                     &["reason"],
                 )
@@ -234,7 +235,7 @@ impl Metrics {
             registry: r,
             refresh: std::sync::Mutex::new(()),
         };
-        for reason in ["calls_in_flight", "draining"] {
+        for reason in ["calls_in_flight", "recordings_in_flight", "draining"] {
             m.calls_refused.with_label_values(&[reason]);
         }
         for event in ["prosody", "utterance"] {

@@ -68,6 +68,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// Largest `AnalyzeRecording` request accepted, bytes: the whole recording is one
 /// message (64 MiB holds ~35 min of 16 kHz 16-bit stereo).
 pub const DEFAULT_MAX_RECORDING_BYTES: usize = 64 << 20;
+/// Default cap on `AnalyzeRecording` calls in flight: each may hold up to
+/// `max_recording_bytes` of request and its decoded samples (4 × 64 MiB of 16-bit audio is
+/// about 0.8 GB with the samples as `f32`), and the recogniser runs recordings' windows one
+/// at a time beside the live calls anyway.
+pub const DEFAULT_MAX_RECORDINGS: usize = 4;
 /// Default: how far a live call's audio may run ahead of the wall clock before its
 /// stream (`StreamCall`, AudioSocket, WebSocket) is read no further until the clock
 /// catches up; RTP over UDP, which cannot be held back, is dropped beyond it.
@@ -97,6 +102,9 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// Largest `AnalyzeRecording` request message, bytes.
     pub max_recording_bytes: usize,
+    /// `AnalyzeRecording` calls in flight at most; more are refused before their
+    /// recording is read.
+    pub max_recordings: usize,
     /// How far a live call's audio may run ahead of the wall clock (from its first
     /// chunk) before its stream is held back: `StreamCall`, AudioSocket and WebSocket
     /// are not read until the clock catches up, RTP over UDP is dropped and counted.
@@ -288,6 +296,11 @@ pub async fn serve_on(
             .max_decoding_message_size(cfg.max_message_bytes),
         large: CallAnalyzerServer::from_arc(service)
             .max_decoding_message_size(cfg.max_recording_bytes),
+        recordings: limits::RecordingSlots::new(
+            cfg.max_recordings,
+            cfg.security.tenant_max_recordings,
+            metrics.clone(),
+        ),
     };
     let svc = tonic::service::interceptor::InterceptedService::new(svc, authenticate.clone());
     // Health stays open to probes; reflection needs a token like the calls.

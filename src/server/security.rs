@@ -10,8 +10,9 @@
 //! Calls are namespaced by tenant inside [`super::legs::Calls`]: tenant B's call id `X`
 //! is another call than tenant A's `X`, so B can neither watch, close nor join A's call,
 //! and B's answer for A's id is the answer for an id that exists nowhere.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tonic::{Request, Status};
 
@@ -19,6 +20,51 @@ use super::status::{status, ServerError};
 
 /// A tenant's name, as the token file gives it.
 pub type Tenant = Arc<str>;
+
+/// Things in flight per tenant (calls, recordings), each counted until its
+/// [`TenantSlot`] drops.
+#[derive(Clone, Debug, Default)]
+pub struct TenantCounts(Arc<Mutex<HashMap<Tenant, usize>>>);
+
+impl TenantCounts {
+    /// One more of `tenant`'s if it has fewer than `max` in flight; `None` otherwise.
+    pub fn take(&self, tenant: &Tenant, max: usize) -> Option<TenantSlot> {
+        let mut counts = self.lock();
+        let n = counts.entry(tenant.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(TenantSlot {
+            counts: self.clone(),
+            tenant: tenant.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Tenant, usize>> {
+        // A panic while holding the lock leaves plain counts behind.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One of a tenant's things in flight, counted until dropped.
+#[derive(Debug)]
+pub struct TenantSlot {
+    counts: TenantCounts,
+    tenant: Tenant,
+}
+
+impl Drop for TenantSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock();
+        if let Some(n) = counts.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.tenant);
+            }
+        }
+    }
+}
 
 /// Longest call id accepted, bytes.
 pub const MAX_CALL_ID_BYTES: usize = 128;
@@ -36,6 +82,9 @@ pub struct SecurityConfig {
     pub auth_tokens: Option<PathBuf>,
     /// Calls in flight per tenant at most (with tokens only); `None`: only `--max-calls`.
     pub tenant_max_calls: Option<usize>,
+    /// `AnalyzeRecording` calls in flight per tenant at most (with tokens only); `None`:
+    /// only `server.max_recordings`.
+    pub tenant_max_recordings: Option<usize>,
     /// The tenant that owns calls arriving over AudioSocket and WebSocket media, which
     /// carry no token; `None`: no tenant, so with tokens no RPC can reach them.
     pub media_tenant: Option<String>,
@@ -440,6 +489,19 @@ mod tests {
             Some("globex")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tenant_slots_are_counted_per_tenant_until_dropped() {
+        let counts = TenantCounts::default();
+        let (a, b) = (Tenant::from("acme"), Tenant::from("globex"));
+        let first = counts.take(&a, 1).expect("a's first");
+        assert!(counts.take(&a, 1).is_none());
+        let other = counts.take(&b, 1).expect("b has its own count");
+        drop(first);
+        assert!(counts.take(&a, 1).is_some());
+        drop(other);
+        assert!(counts.lock().is_empty());
     }
 
     #[test]

@@ -522,9 +522,10 @@ async fn pump(
                     since = Some(t);
                     let recognised = match r {
                         Ok(w) => Recognised::Words(w),
-                        // The recogniser is behind: sent without words, as when the queue is
-                        // full, and counted with those.
-                        Err(err @ AsrError::Expired { .. }) => {
+                        // The recogniser is behind (or this call took more than its share
+                        // of it): sent without words, as when the queue is full, and counted
+                        // with those.
+                        Err(err @ (AsrError::Expired { .. } | AsrError::Displaced)) => {
                             tracing::debug!(utterance = %id, error = %err, "transcription skipped");
                             metrics.transcript_dropped();
                             Recognised::Skipped

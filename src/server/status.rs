@@ -87,6 +87,16 @@ pub enum ServerError {
     /// The tenant's cap on calls in flight is reached.
     #[error("this tenant has {max} calls in flight, its limit: retry later")]
     TenantCallsInFlight { max: usize },
+    /// The cap on `AnalyzeRecording` calls in flight is reached (refused before the
+    /// recording is read).
+    #[error("{max} recordings are being analysed, the limit (server.max_recordings): retry later")]
+    RecordingsInFlight { max: usize },
+    /// The tenant's cap on `AnalyzeRecording` calls in flight is reached.
+    #[error(
+        "this tenant has {max} recordings being analysed, its limit \
+         (security.tenant_max_recordings): retry later"
+    )]
+    TenantRecordingsInFlight { max: usize },
     /// The client's own stream failed (bad protobuf, a message over the limit, a
     /// transport error): tonic's status, passed on as it is.
     #[error("{}", .0.message())]
@@ -139,6 +149,8 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         ServerError::CallsInFlight { .. }
         | ServerError::BadAudio(AudioFileError::TooLong { .. })
         | ServerError::TenantCallsInFlight { .. }
+        | ServerError::RecordingsInFlight { .. }
+        | ServerError::TenantRecordingsInFlight { .. }
         | ServerError::TooManyLegs { .. }
         | ServerError::NoFreePort { .. }
         | ServerError::MessageTooLarge { .. }

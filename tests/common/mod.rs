@@ -197,6 +197,7 @@ pub async fn start_servers_allowing(
         max_calls,
         max_message_bytes: callmood::server::DEFAULT_MAX_MESSAGE_BYTES,
         max_recording_bytes: callmood::server::DEFAULT_MAX_RECORDING_BYTES,
+        max_recordings: callmood::server::DEFAULT_MAX_RECORDINGS,
         max_ahead: MAX_AHEAD,
         idle_timeout: std::time::Duration::from_secs(2),
         config_timeout: callmood::server::DEFAULT_CONFIG_TIMEOUT,
