@@ -218,6 +218,8 @@ pub struct ReplayConfig {
     pub left_role: proto::Role,
     /// Redact personal data in transcripts (the default).
     pub redact_pii: bool,
+    /// With `redact_pii`, redact every number too.
+    pub redact_all_numbers: bool,
     /// The alert rules (the `[alerts]` section of `analyze --config`); local analysis only,
     /// a server (`analyze --server`) uses its own.
     pub alerts: AlertConfig,
@@ -320,6 +322,7 @@ pub async fn replay(
         sink,
         left_role: cfg.left_role,
         redact_pii: cfg.redact_pii,
+        redact_all_numbers: cfg.redact_all_numbers,
         alerts: cfg.alerts.clone(),
         verbose: cfg.verbose,
         progress: progress.clone(),
@@ -373,6 +376,7 @@ struct Shared {
     sink: Sink,
     left_role: proto::Role,
     redact_pii: bool,
+    redact_all_numbers: bool,
     alerts: AlertConfig,
     verbose: bool,
     progress: ProgressBar,
@@ -498,6 +502,7 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
                 s.left_role,
                 FinishOptions {
                     redact_pii: s.redact_pii,
+                    redact_all_numbers: s.redact_all_numbers,
                     alerts: s.alerts.clone(),
                     ..FinishOptions::default()
                 },
@@ -541,6 +546,7 @@ async fn analyze_remote(
         options: Some(proto::CallOptions {
             disable_transcript: remote.no_transcript,
             disable_pii_redaction: !s.redact_pii,
+            redact_all_numbers: s.redact_all_numbers,
             ..Default::default()
         }),
         left_role: s.left_role as i32,

@@ -9,6 +9,7 @@ digit of its secret survives; digits that belong to the sentence but are not sec
 of "order twelve") are taken out first.
 
     tools/pii_spoken_eval.py [--bin target/release/callmood] [--all-voices] [--keep DIR]
+        [--redact-all-numbers]
 
 Prints numbers only: per case, how many secret digits survived, and the totals. Needs
 espeak-ng (not installed by scripts/setup: `apt-get install espeak-ng`) and sox on the PATH,
@@ -114,6 +115,8 @@ def main():
     ap.add_argument("--bin", default="target/release/callmood")
     ap.add_argument("--all-voices", action="store_true", help="every voice and rate per case (6x)")
     ap.add_argument("--keep", help="keep the audio and the JSON output in this directory")
+    ap.add_argument("--redact-all-numbers", action="store_true",
+                    help="run analyze with --redact-all-numbers (every number redacted)")
     args = ap.parse_args()
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-spoken-")
     os.makedirs(tmp, exist_ok=True)
@@ -126,7 +129,8 @@ def main():
             wav = os.path.join(tmp, stem + ".wav")
             speak(parts, voice, rate, wav, tmp)
             clips[stem] = (name, secret, other, wav)
-    res = subprocess.run([args.bin, "analyze", "--no-emotion", "-j", "1", *[c[3] for c in clips.values()]],
+    res = subprocess.run([args.bin, "analyze", "--no-emotion", "-j", "1",
+                          *(["--redact-all-numbers"] if args.redact_all_numbers else []), *[c[3] for c in clips.values()]],
                          capture_output=True, text=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)

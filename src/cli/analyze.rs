@@ -53,6 +53,10 @@ pub struct AnalyzeArgs {
     /// addresses in transcripts (they are redacted by default).
     #[arg(long)]
     pub no_redaction: bool,
+    /// Redact every number as `[NUMBER]` too, secret or not (digits, number words,
+    /// ordinals): for payment lines, where a misheard cue can let a card digit through.
+    #[arg(long, conflicts_with = "no_redaction")]
+    pub redact_all_numbers: bool,
     /// Role of the left (or only) channel of each file.
     #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
     pub left_role: RoleArg,
@@ -170,6 +174,7 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         jobs: a.jobs,
         left_role: a.left_role.proto(),
         redact_pii: !a.no_redaction,
+        redact_all_numbers: a.redact_all_numbers,
         alerts,
         out: a.out.clone(),
         verbose: a.verbose,

@@ -28,6 +28,8 @@ pub struct FinishOptions {
     pub disable_prosody_events: bool,
     /// Redact personal data in transcripts and words before they leave (the default).
     pub redact_pii: bool,
+    /// With `redact_pii`, every number too ([`RoleContext::all_numbers`]).
+    pub redact_all_numbers: bool,
     /// Send `Alert` events (they are in the summary either way).
     pub send_alerts: bool,
     /// Alert thresholds, evidence and cool-down.
@@ -40,6 +42,7 @@ impl Default for FinishOptions {
             disable_transcript: false,
             disable_prosody_events: false,
             redact_pii: true,
+            redact_all_numbers: false,
             send_alerts: true,
             alerts: AlertConfig::default(),
         }
@@ -54,6 +57,7 @@ impl FinishOptions {
             disable_transcript: o.disable_transcript,
             disable_prosody_events: o.disable_prosody_events,
             redact_pii: !o.disable_pii_redaction,
+            redact_all_numbers: o.redact_all_numbers,
             send_alerts: !o.disable_alerts,
             alerts: AlertConfig::default(),
         }
@@ -154,16 +158,21 @@ impl Finisher {
     /// Redacts an utterance with what the same role's previous one left open: a number
     /// split across two utterances, or a cue at the end of one with the digits in the next.
     fn redact(&mut self, u: &mut proto::Utterance) {
+        let fresh = if self.opts.redact_all_numbers {
+            RoleContext::all_numbers()
+        } else {
+            RoleContext::default()
+        };
         let at = match self.pii.iter().position(|p| p.0 == u.role) {
             Some(i) => i,
             None => {
-                self.pii.push((u.role, RoleContext::default(), u.start_ms));
+                self.pii.push((u.role, fresh, u.start_ms));
                 self.pii.len() - 1
             }
         };
         let (_, ctx, end_ms) = &mut self.pii[at];
         if u.start_ms.saturating_sub(*end_ms) > PII_SPLIT_MAX_GAP_MS {
-            *ctx = RoleContext::default();
+            *ctx = fresh;
         }
         redact_utterance_with(u, ctx);
         *end_ms = u.end_ms;
@@ -445,9 +454,36 @@ mod tests {
             disable_alerts: true,
             disable_transcript: true,
             disable_prosody_events: true,
+            redact_all_numbers: true,
         };
         let f = FinishOptions::from_call_options(Some(&o));
         assert!(!f.redact_pii && !f.send_alerts && f.disable_transcript);
-        assert!(f.disable_prosody_events);
+        assert!(f.disable_prosody_events && f.redact_all_numbers);
+    }
+
+    /// With `redact_all_numbers`, every number of every utterance of the call goes, and the
+    /// mode holds past a long pause (the context reset after it keeps the mode).
+    #[test]
+    fn all_numbers_redacts_every_utterance_of_the_call() {
+        let opts = FinishOptions {
+            redact_all_numbers: true,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(opts, Models::default());
+        for (start_ms, text) in [(0, "give free hand and one"), (60_000, "My BIM44 am")] {
+            let mut u = proto::Utterance {
+                role: proto::Role::Caller as i32,
+                start_ms,
+                end_ms: start_ms + 2_000,
+                transcript: text.into(),
+                ..Default::default()
+            };
+            f.redact(&mut u);
+            assert!(
+                !u.transcript.contains("one") && !u.transcript.contains("44"),
+                "{}",
+                u.transcript
+            );
+        }
     }
 }
