@@ -33,33 +33,40 @@ def main():
     p.add_argument("--rounds", type=int, default=3, help="speed runs per model")
     p.add_argument("--threads", type=int, default=2, help="--threads for callmood")
     p.add_argument("--workdir", default=os.path.join(wer_eval.CACHE, "clips"))
+    p.add_argument("--formats", default=",".join(wer_eval.FORMATS),
+                   help="clip formats to use (comma-separated: pcm16k,ulaw8k)")
+    p.add_argument("--speed-corpus", default=None,
+                   help="time only this corpus's clips (e.g. pocketsphinx-testdata)")
     args = p.parse_args()
     cm = os.path.abspath(args.callmood)
     models = [os.path.abspath(m) for m in args.models]
     thr = ["--threads", str(args.threads)]
 
-    clips = []  # (ref, wav)
-    for _name, cs in wer_eval.discover():
+    formats = args.formats.split(",")
+    clips = []  # (ref, wav, corpus)
+    for name, cs in wer_eval.discover():
         for clip in cs:
             inputs = wer_eval.convert(clip, os.path.abspath(args.workdir))
-            for fmt in wer_eval.FORMATS:
-                clips.append((clip["ref"], inputs[fmt]))
-    audio_s = sum(wer_eval.duration_s(w) for _, w in clips)
+            for fmt in formats:
+                clips.append((clip["ref"], inputs[fmt], name))
+    audio_s = sum(wer_eval.duration_s(w) for _, w, _ in clips)
     print(f"== {len(clips)} clip inputs, {audio_s:.1f} s of audio, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()}")
 
     print("\nWER, `callmood transcribe` per clip (errors / reference words):")
     for m in models:
         hyps = []
-        for _ref, wav in clips:
+        for _ref, wav, _ in clips:
             out, _, _ = wer_eval.run_timed([cm, "transcribe", "--model", m, *thr, wav])
             hyps.append(" ".join(out.split()))
-        counts = wer_eval.score_wer(cm, [(ref, h) for (ref, _), h in zip(clips, hyps)])
+        counts = wer_eval.score_wer(cm, [(ref, h) for (ref, _, _), h in zip(clips, hyps)])
         e, n = sum(c[0] for c in counts), sum(c[1] for c in counts)
         print(f"  {os.path.basename(m):<28} {100 * wer_eval.wer_of(e, n):6.2f} %  ({e}/{n})")
 
-    print(f"\nSpeed, `callmood analyze --no-emotion {' '.join(thr)}` over all clips, one process:")
-    wavs = [w for _, w in clips]
+    print(f"\nSpeed, `callmood analyze --no-emotion {' '.join(thr)}` over the clips, one process:")
+    wavs = [w for _, w, c in clips if args.speed_corpus in (None, c)]
+    secs = sum(wer_eval.duration_s(w) for w in wavs)
+    print(f"  {len(wavs)} inputs, {secs:.1f} s of audio")
     cpu = {m: [] for m in models}
     wall = {m: [] for m in models}
     for r in range(args.rounds):

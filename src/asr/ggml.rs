@@ -369,3 +369,43 @@ impl Reader<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file with an empty filter bank and vocabulary and one 32-value tensor of type `ty`.
+    fn one_tensor_file(ty: i32, data_len: usize) -> Vec<u8> {
+        let mut b = GGML_MAGIC.to_le_bytes().to_vec();
+        for v in [0i32; 11].into_iter().chain([0, 0, 0]) {
+            b.extend_from_slice(&v.to_le_bytes()); // hparams, mel rows/cols, vocab size
+        }
+        let name = b"w";
+        for v in [1, name.len() as i32, ty, 32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(name);
+        b.extend(std::iter::repeat_n(0u8, data_len));
+        b
+    }
+
+    #[test]
+    fn quantised_tensors_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        std::fs::write(&path, one_tensor_file(1, 64)).unwrap();
+        let s = read_ggml_summary(&path).expect("an f16 tensor reads");
+        assert_eq!(s.tensors[0].ty, GgmlType::F16);
+
+        // One q8_0 block: 34 bytes.
+        std::fs::write(&path, one_tensor_file(8, 34)).unwrap();
+        let e = read_ggml_summary(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("q8_0-quantised") && e.contains("f16 model file"),
+            "{e}"
+        );
+        std::fs::write(&path, one_tensor_file(2, 18)).unwrap();
+        let e = read_ggml_summary(&path).unwrap_err().to_string();
+        assert!(e.contains("unsupported tensor type 2"), "{e}");
+    }
+}
