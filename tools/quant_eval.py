@@ -35,6 +35,7 @@ def main():
     p.add_argument("--workdir", default=os.path.join(wer_eval.CACHE, "clips"))
     p.add_argument("--formats", default=",".join(wer_eval.FORMATS),
                    help="clip formats to use (comma-separated: pcm16k,ulaw8k)")
+    p.add_argument("--no-wer", action="store_true", help="speed only")
     p.add_argument("--speed-corpus", default=None,
                    help="time only this corpus's clips (e.g. pocketsphinx-testdata)")
     args = p.parse_args()
@@ -54,7 +55,7 @@ def main():
           f"load {os.getloadavg()}")
 
     print("\nWER, `callmood transcribe` per clip (errors / reference words):")
-    for m in models:
+    for m in [] if args.no_wer else models:
         hyps = []
         for _ref, wav, _ in clips:
             out, _, _ = wer_eval.run_timed([cm, "transcribe", "--model", m, *thr, wav])
