@@ -1,6 +1,6 @@
 //! GGML block quantisation of weight matrices (q8_0, q5_0, q5_1), for the converter.
 //!
-//! Byte-for-byte the reference quantisers of the ggml vendored by whisper-rs-sys 0.15
+//! Step for step the reference quantisers of the ggml vendored by whisper-rs-sys 0.15
 //! (`ggml/src/ggml-quants.c`, `quantize_row_q*_ref`, the ones ggml documents as "for
 //! deterministic creation of model files"), with the block layouts of `ggml-common.h`.
 //! Every block covers 32 consecutive values of one row (rows are the fastest-varying
