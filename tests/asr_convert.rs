@@ -173,3 +173,40 @@ fn truncated_model_is_an_error_not_a_panic() {
         assert!(err.to_string().contains("model.bin"), "{err}");
     }
 }
+
+#[test]
+fn quantized_conversion_loads_in_whisper_and_is_refused_by_the_emotion_encoder() {
+    use callmood::asr::convert::{convert_ct2_to_ggml_with, ConvertOptions};
+    use callmood::asr::quant::QuantType;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("ggml-tiny.en-q8_0.bin");
+    let report = convert_ct2_to_ggml_with(
+        &fetched_inputs(out.clone()),
+        &ConvertOptions {
+            quantize: Some(QuantType::Q8_0),
+        },
+    )
+    .expect("conversion");
+    // 4 encoder blocks x 6 matrices, 4 decoder blocks x 10, the token embedding.
+    assert_eq!(report.n_quantized, 4 * 6 + 4 * 10 + 1);
+    assert_eq!(report.hparams.ftype, 2007);
+    let f16_len = std::fs::metadata(common::model_path()).expect("f16").len();
+    assert!(report.bytes_written < f16_len * 6 / 10, "{report:?}");
+
+    // The voice emotion encoder must not run on other weights than it was trained with.
+    let e = match callmood::emotion::embed::Encoder::load(&out) {
+        Ok(_) => panic!("the emotion encoder loaded quantised weights"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("q8_0-quantised"), "{e}");
+
+    // whisper.cpp loads it and hears the words.
+    let (wav, reference) = common::librivox("0890");
+    let model = callmood::asr::WhisperModel::load(&out).expect("whisper.cpp loads q8_0");
+    let words = callmood::asr::Transcriber::new(model, 2)
+        .and_then(|mut t| t.transcribe(&common::load_wav(&wav)))
+        .expect("transcription");
+    let wer = common::wer(&reference, &common::text(&words));
+    assert!(wer <= 0.15, "WER {wer}: {}", common::text(&words));
+}

@@ -25,6 +25,11 @@
 //!   whisper.cpp assumes; an untied projection is refused.
 //! - Types: matrices f16; 1-D tensors, conv biases (written as `[n, 1]`) and positional
 //!   embeddings f32, as whisper.cpp's loader declares them.
+//! - With [`ConvertOptions::quantize`], the 2-D matrices (linear weights and the token
+//!   embedding: exactly the tensors whisper.cpp gives the file's weight type) are written in
+//!   that [`QuantType`] instead of f16, and the header's `ftype` says so as whisper.cpp's own
+//!   `quantize` tool writes it (`2007` for q8_0). Convolutions stay f16, everything else f32.
+//!   The quantised values are computed from the source weights, not from an f16 copy.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,6 +44,7 @@ use ndarray::Array2;
 use ndarray_npy::{ReadNpyError, ReadNpyExt};
 
 use super::ggml::{GgmlType, HParams, GGML_MAGIC};
+use super::quant::{QuantType, BLOCK};
 
 /// The only CTranslate2 binary format version this reader knows.
 pub const CT2_FORMAT_VERSION: u32 = 6;
@@ -64,6 +70,13 @@ pub struct ConvertPaths {
     pub out: PathBuf,
 }
 
+/// How the converter writes the weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConvertOptions {
+    /// Write the 2-D weight matrices in this block format instead of f16 (`None`: f16).
+    pub quantize: Option<QuantType>,
+}
+
 /// What the converter wrote.
 #[derive(Debug, Clone)]
 pub struct ConvertReport {
@@ -77,6 +90,10 @@ pub struct ConvertReport {
     pub mel_shape: (usize, usize),
     /// Size of the output file, bytes.
     pub bytes_written: u64,
+    /// Block format of the weight matrices (`None`: f16).
+    pub quantized: Option<QuantType>,
+    /// Tensors written in that block format.
+    pub n_quantized: usize,
 }
 
 /// Conversion failed; every variant names the file (and tensor) at fault. All are fatal for
@@ -138,6 +155,16 @@ pub enum ConvertError {
         /// What was wrong.
         reason: String,
     },
+    /// A matrix cannot be written in the requested block format.
+    #[error("tensor `{name}`: rows of {row_len} values are not whole {BLOCK}-value blocks, so it cannot be written as {quant}")]
+    NotBlockAligned {
+        /// GGML name of the tensor.
+        name: String,
+        /// Values per row (the fastest-varying dimension).
+        row_len: usize,
+        /// The requested format.
+        quant: QuantType,
+    },
     /// The tiktoken vocabulary is unusable.
     #[error("{path}:{line}: tiktoken vocabulary: {reason}")]
     Tiktoken {
@@ -152,11 +179,27 @@ pub enum ConvertError {
 
 /// Converts a CTranslate2 Whisper model into a whisper.cpp GGML file (f16 matrices).
 pub fn convert_ct2_to_ggml(paths: &ConvertPaths) -> Result<ConvertReport, ConvertError> {
+    convert_ct2_to_ggml_with(paths, &ConvertOptions::default())
+}
+
+/// Converts a CTranslate2 Whisper model into a whisper.cpp GGML file, f16 or quantised
+/// matrices as `options` say.
+pub fn convert_ct2_to_ggml_with(
+    paths: &ConvertPaths,
+    options: &ConvertOptions,
+) -> Result<ConvertReport, ConvertError> {
     let model_path = paths.ct2_dir.join("model.bin");
     let model_bytes = read_file(&model_path, MAX_MODEL_BYTES)?;
     let model = Ct2Model::parse(&model_bytes, &model_path)?;
-    let hparams = model.hparams()?;
-    let tensors = plan_tensors(&model, &hparams)?;
+    let mut hparams = model.hparams()?;
+    let mut tensors = plan_tensors(&model, &hparams)?;
+    let n_quantized = match options.quantize {
+        Some(q) => {
+            hparams.ftype = q.header_ftype();
+            quantize_matrices(&mut tensors, q)?
+        }
+        None => 0,
+    };
 
     let n_mels = usize::try_from(hparams.n_mels).unwrap_or(0);
     let mel = read_mel_filters(&paths.mel_filters, n_mels)?;
@@ -196,6 +239,8 @@ pub fn convert_ct2_to_ggml(paths: &ConvertPaths) -> Result<ConvertReport, Conver
         n_vocab_tokens: vocab.len(),
         mel_shape: (mel.rows, mel.cols),
         bytes_written,
+        quantized: options.quantize,
+        n_quantized,
     })
 }
 
@@ -536,7 +581,32 @@ struct OutTensor<'a> {
     /// PyTorch order (slowest first).
     shape: Vec<usize>,
     ty: GgmlType,
+    /// Written in this block format instead of `ty`.
+    quant: Option<QuantType>,
     src: Ct2Tensor<'a>,
+}
+
+/// Marks the 2-D f16 matrices for `q`; returns how many. whisper.cpp creates exactly these
+/// (linear weights, token embedding) with the file's weight type; the 3-D convolutions
+/// stay f16 and the f32 tensors stay f32.
+fn quantize_matrices(tensors: &mut [OutTensor<'_>], q: QuantType) -> Result<usize, ConvertError> {
+    let mut n = 0;
+    for t in tensors
+        .iter_mut()
+        .filter(|t| t.shape.len() == 2 && t.ty == GgmlType::F16)
+    {
+        let row_len = t.shape[1];
+        if !row_len.is_multiple_of(BLOCK) {
+            return Err(ConvertError::NotBlockAligned {
+                name: t.name.clone(),
+                row_len,
+                quant: q,
+            });
+        }
+        t.quant = Some(q);
+        n += 1;
+    }
+    Ok(n)
 }
 
 struct Planner<'m, 'a> {
@@ -562,6 +632,7 @@ impl<'a> Planner<'_, 'a> {
             name: dst.to_string(),
             shape,
             ty,
+            quant: None,
             src,
         });
     }
@@ -919,16 +990,44 @@ impl From<std::io::Error> for TensorWriteError {
     }
 }
 
+/// The values of a floating-point tensor as f32; `None` for integer tensors.
+fn float_values<'s>(src: &'s Ct2Tensor<'_>) -> Option<impl Iterator<Item = f32> + 's> {
+    let dtype = src.dtype;
+    if !matches!(dtype, Ct2Dtype::F16 | Ct2Dtype::Bf16 | Ct2Dtype::F32) {
+        return None;
+    }
+    Some(
+        src.data
+            .chunks_exact(dtype.size())
+            .map(move |c| match dtype {
+                Ct2Dtype::F16 => f16::from_le_bytes([c[0], c[1]]).to_f32(),
+                Ct2Dtype::Bf16 => bf16::from_le_bytes([c[0], c[1]]).to_f32(),
+                _ => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            }),
+    )
+}
+
 fn write_tensor(w: &mut impl Write, t: &OutTensor<'_>) -> Result<(), TensorWriteError> {
     write_i32(w, t.shape.len())?;
     write_i32(w, t.name.len())?;
-    w.write_all(&(t.ty as i32).to_le_bytes())?;
+    let type_id = t.quant.map_or(t.ty as i32, QuantType::ggml_type_id);
+    w.write_all(&type_id.to_le_bytes())?;
     for &d in t.shape.iter().rev() {
         write_i32(w, d)?;
     }
     w.write_all(t.name.as_bytes())?;
 
     let src = &t.src;
+    if let Some(q) = t.quant {
+        let values: Vec<f32> = float_values(src)
+            .ok_or(TensorWriteError::Dtype(src.dtype.id()))?
+            .collect();
+        let mut buf = Vec::new();
+        // Rows are whole blocks (checked in `quantize_matrices`), so blocks never span rows.
+        q.quantize_into(&values, &mut buf);
+        w.write_all(&buf)?;
+        return Ok(());
+    }
     match (src.dtype, t.ty) {
         // The common case for f16 CTranslate2 models: bytes are already what ggml wants.
         (Ct2Dtype::F16, GgmlType::F16) | (Ct2Dtype::F32, GgmlType::F32) => {
@@ -936,14 +1035,7 @@ fn write_tensor(w: &mut impl Write, t: &OutTensor<'_>) -> Result<(), TensorWrite
         }
         (Ct2Dtype::F16 | Ct2Dtype::Bf16 | Ct2Dtype::F32, _) => {
             let mut buf = Vec::with_capacity(src.data.len() * 2);
-            let values = src
-                .data
-                .chunks_exact(src.dtype.size())
-                .map(|c| match src.dtype {
-                    Ct2Dtype::F16 => f16::from_le_bytes([c[0], c[1]]).to_f32(),
-                    Ct2Dtype::Bf16 => bf16::from_le_bytes([c[0], c[1]]).to_f32(),
-                    _ => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                });
+            let values = float_values(src).ok_or(TensorWriteError::Dtype(src.dtype.id()))?;
             match t.ty {
                 GgmlType::F32 => values.for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
                 GgmlType::F16 => {

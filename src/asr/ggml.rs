@@ -7,11 +7,14 @@
 //! (n_dims, name length, type, dims fastest-first, name bytes, data).
 //!
 //! The reader exists to check what the converter wrote (tests, `model info`-style tools); it
-//! skips over tensor data rather than loading it.
+//! skips over tensor data rather than loading it. It reads f32/f16 tensors only and refuses
+//! a quantised file (`callmood model convert --quantize`) with an error that says so.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use super::quant::QuantType;
 
 /// `ggml` in ASCII, read as a little-endian `u32`.
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
@@ -73,7 +76,8 @@ pub struct HParams {
     pub n_text_layer: i32,
     /// Mel bands of the input spectrogram.
     pub n_mels: i32,
-    /// Weight type of the matrices: 0 = f32, 1 = f16.
+    /// Weight type of the matrices: 0 = f32, 1 = f16; quantised files carry
+    /// `1000 * GGML_QNT_VERSION + GGML_FTYPE_MOSTLY_*` ([`super::quant::QuantType::header_ftype`]).
     pub ftype: i32,
 }
 
@@ -237,8 +241,17 @@ pub fn read_ggml_summary(path: &Path) -> Result<GgmlSummary, GgmlError> {
         let n_dims = r.count("tensor rank", MAX_DIMS)?;
         let name_len = r.count("tensor name length", MAX_NAME_LEN)?;
         let ty_id = r.i32("tensor type")?;
-        let ty = GgmlType::from_id(ty_id)
-            .ok_or_else(|| r.format(format!("unsupported tensor type {ty_id}")))?;
+        let ty =
+            GgmlType::from_id(ty_id).ok_or_else(|| match QuantType::from_ggml_type_id(ty_id) {
+                // whisper.cpp loads such files; this reader, and the voice emotion encoder built
+                // on it, read f32/f16 only, so its fingerprint is never computed on other values.
+                Some(q) => r.format(format!(
+                    "tensor type {ty_id} is {q}-quantised weights; this reader (and the voice \
+                 emotion encoder, which must run on the weights it was trained with) needs \
+                 the f16 model file made by `callmood model convert` without --quantize"
+                )),
+                None => r.format(format!("unsupported tensor type {ty_id}")),
+            })?;
         let mut ne = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
             ne.push(r.count("tensor dim", 1 << 24)?);
@@ -354,5 +367,45 @@ impl Reader<'_> {
             })?;
         self.pos += n;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file with an empty filter bank and vocabulary and one 32-value tensor of type `ty`.
+    fn one_tensor_file(ty: i32, data_len: usize) -> Vec<u8> {
+        let mut b = GGML_MAGIC.to_le_bytes().to_vec();
+        for v in [0i32; 11].into_iter().chain([0, 0, 0]) {
+            b.extend_from_slice(&v.to_le_bytes()); // hparams, mel rows/cols, vocab size
+        }
+        let name = b"w";
+        for v in [1, name.len() as i32, ty, 32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(name);
+        b.extend(std::iter::repeat_n(0u8, data_len));
+        b
+    }
+
+    #[test]
+    fn quantised_tensors_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.bin");
+        std::fs::write(&path, one_tensor_file(1, 64)).unwrap();
+        let s = read_ggml_summary(&path).expect("an f16 tensor reads");
+        assert_eq!(s.tensors[0].ty, GgmlType::F16);
+
+        // One q8_0 block: 34 bytes.
+        std::fs::write(&path, one_tensor_file(8, 34)).unwrap();
+        let e = read_ggml_summary(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("q8_0-quantised") && e.contains("f16 model file"),
+            "{e}"
+        );
+        std::fs::write(&path, one_tensor_file(2, 18)).unwrap();
+        let e = read_ggml_summary(&path).unwrap_err().to_string();
+        assert!(e.contains("unsupported tensor type 2"), "{e}");
     }
 }

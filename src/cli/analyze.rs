@@ -1,5 +1,5 @@
-//! `callmood analyze`, `features` and `transcribe`: local recordings (WAV, FLAC, MP3, Ogg
-//! Vorbis, Ogg Opus), no server.
+//! `callmood analyze`, `features`, `transcribe` and `bench-packing`: local recordings (WAV,
+//! FLAC, MP3, Ogg Vorbis, Ogg Opus), no server.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -112,6 +112,18 @@ pub struct TranscribeArgs {
     pub asr: AsrArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct BenchPackingArgs {
+    /// Recordings of one utterance each (first channel), each at most one window (28 s).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Rounds; each runs both ways, the first of them alternating from round to round.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+}
+
 /// One channel of a recording, resampled to 16 kHz.
 fn read_channel_16k(path: &Path, channel: usize) -> anyhow::Result<Vec<f32>> {
     let wav = read_recording(path)?;
@@ -214,6 +226,128 @@ pub(super) fn transcribe(a: TranscribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Seconds of speech per CPU-second of this process, each utterance alone in a window
+/// against all of them packed as the pool packs a recording's utterances: the same
+/// [`crate::asr::AsrPool`] both ways, only the grouping differs (one group per utterance,
+/// or one group for all, submitted together).
+pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
+    use crate::asr::AsrJob;
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let mut clips = Vec::with_capacity(a.files.len());
+    let pool = a.asr.load()?;
+    let window = pool.config().window_samples();
+    for f in &a.files {
+        let audio = read_channel_16k(f, 0)?;
+        if audio.len() > window {
+            bail!(
+                "{}: {:.1} s, longer than one window ({:.1} s): one utterance per file",
+                f.display(),
+                audio.len() as f64 / 16_000.0,
+                window as f64 / 16_000.0
+            );
+        }
+        clips.push(audio);
+    }
+    let speech_s = clips.iter().map(Vec::len).sum::<usize>() as f64 / 16_000.0;
+    println!(
+        "{} utterances, {speech_s:.1} s of speech; --workers {} --threads {}",
+        clips.len(),
+        a.asr.workers,
+        a.asr.threads
+    );
+    // Both ways answer through the pool; the words are counted so that a run that lost
+    // words is visible next to its speed.
+    let run = |packed: bool| -> anyhow::Result<usize> {
+        let (jobs, rxs): (Vec<_>, Vec<_>) = clips
+            .iter()
+            .map(|c| AsrJob::with_channel(c.clone()))
+            .unzip();
+        if packed {
+            pool.submit_all_blocking_in(Some(0), jobs)?;
+        } else {
+            for (i, job) in (1u64..).zip(jobs) {
+                pool.submit_all_blocking_in(Some(i), vec![job])?;
+            }
+        }
+        let mut words = 0;
+        for rx in rxs {
+            words += rx
+                .recv()
+                .map_err(|_| crate::asr::AsrError::PoolClosed)??
+                .len();
+        }
+        Ok(words)
+    };
+    let mut per_cpu = [Vec::new(), Vec::new()];
+    for round in 0..a.rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for packed in order {
+            let load = load_average_1min()?;
+            let (cpu0, t0) = (process_cpu_s()?, std::time::Instant::now());
+            let words = run(packed)?;
+            let wall = t0.elapsed().as_secs_f64();
+            let cpu = process_cpu_s()? - cpu0;
+            let rate = speech_s / cpu.max(1e-3);
+            per_cpu[usize::from(packed)].push(rate);
+            println!(
+                "round {} {:<8} wall {wall:7.2} s  cpu {cpu:7.2} s  speech/cpu-s {rate:6.2}  \
+                 words {words:4}  load {load:.2}",
+                round + 1,
+                if packed { "packed" } else { "alone" },
+            );
+        }
+    }
+    let ratios: Vec<f64> = per_cpu[1]
+        .iter()
+        .zip(&per_cpu[0])
+        .map(|(p, s)| p / s)
+        .collect();
+    println!(
+        "packed / alone, speech per CPU-second, per round: {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}x"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Ok(())
+}
+
+/// This process's user + system CPU time, s, from `/proc/self/stat` (Linux; clock ticks of
+/// 1/100 s, the `USER_HZ` Linux reports to user space).
+fn process_cpu_s() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| anyhow::anyhow!("/proc/self/stat (Linux only): {e}"))?;
+    cpu_s_of_proc_stat(&stat).ok_or_else(|| anyhow::anyhow!("/proc/self/stat: no utime/stime"))
+}
+
+/// utime + stime, s, of a `/proc/PID/stat` line.
+fn cpu_s_of_proc_stat(stat: &str) -> Option<f64> {
+    // Fields after the parenthesised command name (which may hold spaces and parentheses):
+    // state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// The 1-minute load average from `/proc/loadavg`.
+fn load_average_1min() -> anyhow::Result<f64> {
+    let s = std::fs::read_to_string("/proc/loadavg")
+        .map_err(|e| anyhow::anyhow!("/proc/loadavg (Linux only): {e}"))?;
+    s.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("/proc/loadavg: unreadable"))
+}
+
 pub(super) fn features(a: FeaturesArgs) -> anyhow::Result<()> {
     let audio = read_channel_16k(&a.file, a.channel)?;
     let frames = FrameAnalyzer::analyze(DspPlan::new(), &audio);
@@ -225,4 +359,17 @@ pub(super) fn features(a: FeaturesArgs) -> anyhow::Result<()> {
     dsp::frames_to_csv(&frames, &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_from_a_proc_stat_line() {
+        // A real line's first 17 fields, the command name with a space and a parenthesis.
+        let line = "4242 (call mood)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20";
+        assert_eq!(cpu_s_of_proc_stat(line), Some(2.87));
+        assert_eq!(cpu_s_of_proc_stat("4242 (x) S 1"), None);
+    }
 }

@@ -5,7 +5,8 @@
 //! function that runs it on the library:
 //! - [`serve`]: `serve`, the gRPC service, and `config check`, the configuration it would
 //!   run with ([`crate::config`]).
-//! - [`analyze`]: `analyze`, `features` and `transcribe`, on local recordings (WAV, FLAC, MP3, Ogg).
+//! - [`analyze`]: `analyze`, `features`, `transcribe` and `bench-packing`, on local recordings
+//!   (WAV, FLAC, MP3, Ogg).
 //! - [`client`]: `stream`, `loadtest`, `listen` and `asterisk-ari`, clients of a running server
 //!   (the gRPC client itself is [`crate::client`]).
 //! - [`train`]: `train` and `eval`, the voice emotion model on a labelled corpus.
@@ -70,6 +71,9 @@ pub enum Command {
     /// Transcribe a recording with the bare recogniser (no endpointing, no
     /// packing): the yardstick `analyze` is compared with.
     Transcribe(TranscribeArgs),
+    /// Seconds of speech transcribed per CPU-second, each utterance alone in a Whisper
+    /// window against all packed as the recogniser packs them (one utterance per file).
+    BenchPacking(analyze::BenchPackingArgs),
     /// Model management.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -182,6 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Listen(a) => client::listen(a),
         Command::AsteriskAri(a) => client::asterisk_ari(a),
         Command::Transcribe(a) => analyze::transcribe(a),
+        Command::BenchPacking(a) => analyze::bench_packing(a),
         Command::TrainText(a) => text::train_text(a),
         Command::EvalText(a) => text::eval_text(a),
         Command::Train(a) => train::train(a),

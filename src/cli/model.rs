@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::asr::convert::{convert_ct2_to_ggml, ConvertPaths};
+use crate::asr::convert::{convert_ct2_to_ggml_with, ConvertOptions, ConvertPaths};
+use crate::asr::quant::QuantType;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Convert a CTranslate2 Whisper model (float16) to a GGML file for whisper.cpp.
+    /// Convert a CTranslate2 Whisper model (float16) to a GGML file for whisper.cpp (f16, or
+    /// quantised matrices with --quantize).
     Convert {
         /// Directory with model.bin, config.json and vocabulary.txt.
         #[arg(long)]
@@ -22,6 +24,10 @@ pub enum ModelCommand {
         /// Output GGML file.
         #[arg(long)]
         out: PathBuf,
+        /// Write the weight matrices quantised (q8_0, q5_0 or q5_1) instead of f16. whisper.cpp
+        /// loads such a file; the voice emotion encoder refuses it and needs the f16 file.
+        #[arg(long)]
+        quantize: Option<QuantType>,
     },
 }
 
@@ -32,13 +38,17 @@ pub(super) fn run(command: ModelCommand) -> anyhow::Result<()> {
             mel_filters,
             tiktoken,
             out,
+            quantize,
         } => {
-            let report = convert_ct2_to_ggml(&ConvertPaths {
-                ct2_dir: ct2,
-                mel_filters,
-                tiktoken,
-                out: out.clone(),
-            })
+            let report = convert_ct2_to_ggml_with(
+                &ConvertPaths {
+                    ct2_dir: ct2,
+                    mel_filters,
+                    tiktoken,
+                    out: out.clone(),
+                },
+                &ConvertOptions { quantize },
+            )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("callmood: wrote {} ({report:?})", out.display());
             Ok(())
