@@ -181,26 +181,6 @@ def logits(m, Z):
     return Z @ m.coef_.T + m.intercept_
 
 
-def score_speakers(m, speakers, mu, sd, condname, seed=11, mode='running'):
-    """mode: cold, running (shuffled), calm (calm first). Returns logits, labels, speakers."""
-    L, Y, S = [], [], []
-    for (s, co), keys in sorted(spk_clips.items()):
-        if s not in speakers or co != condname:
-            continue
-        rng = np.random.default_rng(zlib.crc32(s.encode()) + seed)
-        o = list(range(len(keys)))
-        if mode == 'calm':
-            labels = [cls[clips[k][0]] for k in keys]
-            calm = [i for i in o if labels[i] == 0]; rest = [i for i in o if labels[i] != 0]
-            rng.shuffle(calm); rng.shuffle(rest); o = calm + rest
-        else:
-            rng.shuffle(o)
-        rows = [r for i in o for r in clips[keys[i]]]
-        z = seq_z(rows, mu, sd, mode == 'cold')
-        L.append(logits(m, z)); Y.append(cls[rows]); S += [s] * len(rows)
-    return np.vstack(L), np.concatenate(Y), np.array(S)
-
-
 def softmax(L, T=1.0):
     l = L / T
     l = l - l.max(1, keepdims=True)
