@@ -286,6 +286,11 @@ pub struct SecuritySection {
     /// clients need none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Every call's transcripts and words have every number redacted as `[NUMBER]`, secret
+    /// or not, and no client can turn redaction off (payment lines; calls over AudioSocket
+    /// and WebSocket media carry no `CallOptions` to ask for it). Default: false (a call
+    /// asks with `CallOptions.redact_all_numbers`).
+    pub redact_all_numbers: bool,
 }
 
 /// A range of UDP ports, written `FIRST-LAST` (or one port) in files, the environment and
@@ -918,6 +923,7 @@ impl Config {
                 tenant_max_calls: sec.tenant_max_calls,
                 tenant_max_recordings: sec.tenant_max_recordings,
                 media_tenant: sec.media_tenant.clone(),
+                redact_all_numbers: sec.redact_all_numbers,
                 tls: match (&sec.tls_cert, &sec.tls_key) {
                     (Some(cert), Some(key)) => Some(security::TlsFiles {
                         cert: cert.clone(),
@@ -961,7 +967,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 65);
+        assert_eq!(all_keys().len(), 66);
     }
 
     #[test]

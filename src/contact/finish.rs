@@ -50,6 +50,23 @@ impl Default for FinishOptions {
 }
 
 impl FinishOptions {
+    /// The options of a call on a server: what the client asked for, with the server's
+    /// alert rules; with `redact_all_numbers` (`security.redact_all_numbers`) every number
+    /// is redacted and redaction cannot be turned off, whatever the client asked.
+    pub fn on_server(
+        o: Option<&proto::CallOptions>,
+        alerts: &AlertConfig,
+        redact_all_numbers: bool,
+    ) -> Self {
+        let mut f = Self::from_call_options(o);
+        f.alerts = alerts.clone();
+        if redact_all_numbers {
+            f.redact_pii = true;
+            f.redact_all_numbers = true;
+        }
+        f
+    }
+
     /// The options a client asked for in its `CallOptions` (absent: the defaults).
     pub fn from_call_options(o: Option<&proto::CallOptions>) -> Self {
         let o = o.cloned().unwrap_or_default();
@@ -459,6 +476,27 @@ mod tests {
         let f = FinishOptions::from_call_options(Some(&o));
         assert!(!f.redact_pii && !f.send_alerts && f.disable_transcript);
         assert!(f.disable_prosody_events && f.redact_all_numbers);
+    }
+
+    /// A server with `security.redact_all_numbers` redacts every number of every call,
+    /// and a client cannot turn redaction off; without it the client's options stand.
+    #[test]
+    fn the_servers_all_numbers_rule_wins_over_the_client() {
+        let off = proto::CallOptions {
+            disable_pii_redaction: true,
+            ..Default::default()
+        };
+        let alerts = AlertConfig::default();
+        let f = FinishOptions::on_server(Some(&off), &alerts, true);
+        assert!(f.redact_pii && f.redact_all_numbers);
+        let f = FinishOptions::on_server(None, &alerts, true);
+        assert!(f.redact_pii && f.redact_all_numbers);
+        let f = FinishOptions::on_server(Some(&off), &alerts, false);
+        assert!(!f.redact_pii && !f.redact_all_numbers);
+        assert_eq!(
+            FinishOptions::on_server(None, &alerts, false),
+            FinishOptions::default()
+        );
     }
 
     /// With `redact_all_numbers`, every number of every utterance of the call goes, and the

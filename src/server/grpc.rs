@@ -30,6 +30,8 @@ pub struct Service {
     analyzer: Analyzer,
     settings: CallSettings,
     alerts: AlertConfig,
+    /// `security.redact_all_numbers`.
+    redact_all_numbers: bool,
     idle_timeout: Duration,
     config_timeout: Duration,
     max_message_bytes: usize,
@@ -54,11 +56,13 @@ impl Service {
         .with_tenants(
             cfg.security.tenant_max_calls,
             cfg.security.media_tenant.as_deref().map(Tenant::from),
-        );
+        )
+        .with_all_numbers_redacted(cfg.security.redact_all_numbers);
         Self {
             analyzer,
             settings: cfg.call.clone(),
             alerts: cfg.alerts.clone(),
+            redact_all_numbers: cfg.security.redact_all_numbers,
             idle_timeout: cfg.idle_timeout,
             config_timeout: cfg.config_timeout,
             max_message_bytes: cfg.max_message_bytes,
@@ -81,10 +85,7 @@ impl Service {
             settings: self.settings.clone(),
             backpressure,
             joining: None,
-            finish: FinishOptions {
-                alerts: self.alerts.clone(),
-                ..FinishOptions::from_call_options(o)
-            },
+            finish: FinishOptions::on_server(o, &self.alerts, self.redact_all_numbers),
         }
     }
 }

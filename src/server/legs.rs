@@ -222,6 +222,8 @@ pub struct Calls {
     settings: CallSettings,
     /// Alert settings of the calls legs start.
     alerts: AlertConfig,
+    /// `security.redact_all_numbers` for the calls legs start.
+    redact_all_numbers: bool,
     calls: Mutex<HashMap<CallKey, Arc<LiveCall>>>,
     /// Calls in flight per tenant, and the cap on them (`None`: none).
     tenant_calls: TenantCounts,
@@ -292,6 +294,7 @@ impl Calls {
             max_ahead,
             settings,
             alerts,
+            redact_all_numbers: false,
             calls: Mutex::new(HashMap::new()),
             tenant_calls: TenantCounts::default(),
             tenant_max_calls: None,
@@ -314,6 +317,15 @@ impl Calls {
         let calls = Arc::get_mut(&mut self).expect("set up before it is shared");
         calls.tenant_max_calls = tenant_max_calls;
         calls.media_tenant = media_tenant;
+        self
+    }
+
+    /// The same registry with every number redacted in the calls legs start, and
+    /// redaction not to be turned off (`security.redact_all_numbers`).
+    pub fn with_all_numbers_redacted(mut self: Arc<Self>, on: bool) -> Arc<Self> {
+        Arc::get_mut(&mut self)
+            .expect("set up before it is shared")
+            .redact_all_numbers = on;
         self
     }
 
@@ -443,10 +455,11 @@ impl Calls {
                         settings: self.settings.clone(),
                         backpressure: AsrBackpressure::Drop,
                         joining: Some(req.transport),
-                        finish: FinishOptions {
-                            alerts: self.alerts.clone(),
-                            ..FinishOptions::from_call_options(Some(&req.options))
-                        },
+                        finish: FinishOptions::on_server(
+                            Some(&req.options),
+                            &self.alerts,
+                            self.redact_all_numbers,
+                        ),
                     };
                     let spec = spec(0, role, &req);
                     let (handle, events) =

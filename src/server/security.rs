@@ -88,6 +88,9 @@ pub struct SecurityConfig {
     /// The tenant that owns calls arriving over AudioSocket and WebSocket media, which
     /// carry no token; `None`: no tenant, so with tokens no RPC can reach them.
     pub media_tenant: Option<String>,
+    /// Every call redacts every number, and no client can turn redaction off
+    /// ([`crate::contact::finish::FinishOptions::on_server`]).
+    pub redact_all_numbers: bool,
     /// TLS for gRPC, and with it `wss://` for WebSocket media; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Serve plain `ws://` WebSocket media even with `tls` (a TLS-terminating proxy in
