@@ -259,8 +259,8 @@ pub struct MetricsSection {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySection {
-    /// Require `authorization: Bearer TOKEN` on every RPC: a file of `TOKEN TENANT` lines,
-    /// reloaded on SIGHUP. Default: off (any client may use every call).
+    /// Require `authorization: Bearer TOKEN` on every RPC: a file of `TOKEN TENANT` lines
+    /// (and `cert:NAME TENANT` for client certificates), reloaded on SIGHUP. Default: off (any client may use every call).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_tokens: Option<PathBuf>,
     /// With `auth_tokens`: calls in flight per tenant at most. Default: only

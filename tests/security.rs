@@ -18,6 +18,7 @@ use tonic::{Code, Request, Status};
 
 const TOKEN_A: &str = "acme-0123456789abcdef";
 const TOKEN_B: &str = "globex-0123456789abcdef";
+const TOKEN_MEDIA: &str = "media-0123456789abcdef";
 /// How long `WatchCall` waits for a call that has no leg yet, in these tests.
 const JOIN_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -430,6 +431,7 @@ async fn tls_clients_connect_and_plaintext_ones_do_not() {
     let access = callmood::client::stream::Access {
         tls_ca: Some(cert_pem.clone()),
         token: None,
+        ..Default::default()
     };
     let mut c = callmood::client::stream::connect(&format!("https://{addr}"), &access)
         .await
@@ -471,6 +473,7 @@ async fn tls_clients_connect_and_plaintext_ones_do_not() {
         &callmood::client::stream::Access {
             tls_ca: Some(other_ca),
             token: None,
+            ..Default::default()
         },
     )
     .await;
@@ -571,7 +574,11 @@ struct TestPki {
     files: callmood::server::security::TlsFiles,
     ca: rustls::pki_types::CertificateDer<'static>,
     ca_pem: String,
+    /// A client certificate for `pbx.acme` (PEM cert, key).
     client: (String, String),
+    /// Client certificates for `qa.globex` and for `stranger.example`.
+    globex: (String, String),
+    stranger: (String, String),
 }
 
 fn test_pki(client_ca: bool) -> TestPki {
@@ -606,6 +613,8 @@ fn test_pki(client_ca: bool) -> TestPki {
         ca: ca.der().clone(),
         ca_pem: ca.pem(),
         client: signed(vec!["pbx.acme".into()]),
+        globex: signed(vec!["qa.globex".into()]),
+        stranger: signed(vec!["stranger.example".into()]),
         _dir: dir,
     }
 }
@@ -849,15 +858,21 @@ async fn unknown_enum_values_are_refused_naming_the_field() {
             "{e:?}"
         );
     };
-    // OpenRtpLeg is checked as a StreamCall channel, with its field names.
+    // OpenRtpLeg is checked as a StreamCall channel, under its own field names.
     let leg = proto::OpenRtpLegRequest {
         role: 99,
         ..rtp_leg("enum-1")
     };
-    check(
-        c.open_rtp_leg(leg).await.unwrap_err(),
-        "config.channels[0].role",
-    );
+    let e = c.open_rtp_leg(leg).await.unwrap_err();
+    assert!(e.message().starts_with("role: 99"), "{e:?}");
+    check(e, "role");
+    let leg = proto::OpenRtpLegRequest {
+        jitter_buffer_ms: 100_000,
+        ..rtp_leg("enum-1")
+    };
+    let e = c.open_rtp_leg(leg).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("jitter buffer of"), "{e:?}");
     let config = mulaw_config("enum-2", 3, 99);
     let e = c
         .stream_call(tokio_stream::iter(vec![config]))
@@ -914,4 +929,104 @@ async fn unknown_enum_values_are_refused_naming_the_field() {
         ..rtp_leg("enum-4")
     };
     c.open_rtp_leg(leg).await.unwrap();
+}
+
+#[tokio::test]
+async fn client_certificates_named_in_the_token_file_are_their_tenants() {
+    use callmood::client::stream::{connect, Access};
+    use tokio::io::AsyncWriteExt;
+    let pki = test_pki(true);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    // Names compare without regard to case.
+    std::fs::write(
+        &tokens,
+        format!(
+            "cert:PBX.acme acme\ncert:qa.globex globex\n{TOKEN_A} acme\n{TOKEN_B} globex\n\
+             {TOKEN_MEDIA} media\n"
+        ),
+    )
+    .unwrap();
+    let (addr, as_addr, _stop) = start_media(
+        SecurityConfig {
+            auth_tokens: Some(tokens),
+            tls: Some(pki.files.clone()),
+            audiosocket_tls: true,
+            media_tenant: Some("media".into()),
+            ..Default::default()
+        },
+        Media::AudioSocket,
+    )
+    .await;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let url = format!("https://{addr}");
+    let as_client = |name: &str, pem: &(String, String), token: Option<&str>| {
+        let (cert, key) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(name),
+        );
+        std::fs::write(&cert, &pem.0).unwrap();
+        std::fs::write(&key, &pem.1).unwrap();
+        let access = Access {
+            tls_ca: Some(ca.clone()),
+            token: token.map(str::to_string),
+            client_cert: Some((cert, key)),
+        };
+        let url = url.clone();
+        async move { connect(&url, &access).await.unwrap() }
+    };
+
+    // acme's PBX by its certificate alone opens a leg of acme's call.
+    let mut acme = as_client("acme", &pki.client, None).await;
+    acme.open_rtp_leg(rtp_leg("cert-1")).await.unwrap();
+    // globex, by its certificate, cannot reach it: the answer for an id nobody has.
+    let mut globex = as_client("globex", &pki.globex, None).await;
+    let e = globex.close_leg(close("cert-1", 0)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    let nobody = globex
+        .close_leg(close("no-such-call", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), nobody.code());
+    assert_eq!(
+        e.message().replace("cert-1", "X"),
+        nobody.message().replace("no-such-call", "X")
+    );
+    // A token of another tenant than the certificate's, or a wrong token, is refused.
+    let mut mixed = as_client("mixed", &pki.client, Some(TOKEN_B)).await;
+    let e = mixed.open_rtp_leg(rtp_leg("cert-2")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    let mut wrong = as_client("wrong", &pki.client, Some("not-a-token-at-all-0000")).await;
+    let e = wrong.open_rtp_leg(rtp_leg("cert-2")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    // A certificate the file does not name needs a token, which then names the tenant.
+    let mut stranger = as_client("stranger", &pki.stranger, None).await;
+    let e = stranger.open_rtp_leg(rtp_leg("cert-2")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    let mut stranger_a = as_client("stranger-a", &pki.stranger, Some(TOKEN_A)).await;
+    // acme's token and acme's certificate agree; both close acme's leg.
+    stranger_a.close_leg(close("cert-1", 0)).await.unwrap();
+
+    // AudioSocket over TLS with acme's certificate: the call is acme's, not the media
+    // tenant's.
+    let uuid = [0x33u8; 16];
+    let id = "33333333-3333-3333-3333-333333333333";
+    let frames = tone_frames();
+    let mut conn = tls_connect(as_addr, &pki.ca, Some(&pki.client))
+        .await
+        .unwrap();
+    let call = audiosocket_call(&uuid, &frames);
+    conn.write_all(&call[..19]).await.unwrap();
+    conn.flush().await.unwrap();
+    let events = acme.watch_call(watch(id)).await.unwrap().into_inner();
+    let e = globex.watch_call(watch(id)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    let mut media = as_client("media", &pki.stranger, Some(TOKEN_MEDIA)).await;
+    let e = media.watch_call(watch(id)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    conn.write_all(&call[19..]).await.unwrap();
+    conn.flush().await.unwrap();
+    let summary = to_summary(events, id).await;
+    assert_eq!(summary.legs[0].packets_received, frames.len() as u64);
 }

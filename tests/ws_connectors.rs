@@ -859,3 +859,119 @@ async fn audiohook_numbering_rules_update_and_client_error_next_to_a_healthy_ses
         assert_eq!(l.packets_received, 2, "{conv}: {l:?}");
     }
 }
+
+/// The numbers in `text`: tokens with a digit, and number words.
+fn numbers_in(text: &str) -> Vec<String> {
+    const WORDS: [&str; 12] = [
+        "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()) || WORDS.contains(&&*w.to_lowercase()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a call's events say in words: every utterance's transcript and words.
+fn said(events: &[CallEvent]) -> String {
+    utterances(events)
+        .iter()
+        .flat_map(|u| {
+            std::iter::once(u.transcript.clone()).chain(u.words.iter().map(|w| w.text.clone()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A mono `/fork` call of 8 kHz L16 `pcm` at real-time pace, then a second of silence;
+/// its events (`WatchCall`) to the summary.
+async fn fork_call(srv: &Servers, call_id: &str, pcm: &[i16]) -> Vec<CallEvent> {
+    let events = watch(srv.grpc, call_id);
+    let mut ws = connect(srv.ws.unwrap(), "/fork").await;
+    send(
+        &mut ws,
+        json!({"callId": call_id, "sampleRate": 8000, "channels": 1}),
+    )
+    .await;
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let silence = vec![0i16; 8000];
+    for c in pcm.chunks(160).chain(silence.chunks(160)) {
+        ticks.tick().await;
+        let bytes: Vec<u8> = c.iter().flat_map(|s| s.to_le_bytes()).collect();
+        ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+    ws.send(Message::Close(None)).await.unwrap();
+    events.await.unwrap()
+}
+
+/// An AudioSocket call of 8 kHz linear `pcm` at real-time pace, a second of silence and a
+/// hang-up; its events (`WatchCall`) to the summary.
+async fn audiosocket_call(srv: &Servers, uuid: [u8; 16], pcm: &[i16]) -> Vec<CallEvent> {
+    use tokio::io::AsyncWriteExt;
+    let id = callmood::core::audiosocket::uuid_string(&uuid);
+    let mut conn = tokio::net::TcpStream::connect(srv.audiosocket)
+        .await
+        .unwrap();
+    let mut first = vec![0x01, 0, 16];
+    first.extend(uuid);
+    conn.write_all(&first).await.unwrap();
+    let events = watch(srv.grpc, &id);
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let silence = vec![0i16; 8000];
+    for c in pcm.chunks(160).chain(silence.chunks(160)) {
+        ticks.tick().await;
+        let n = c.len() * 2;
+        let mut frame = vec![0x10, (n >> 8) as u8, n as u8];
+        frame.extend(c.iter().flat_map(|s| s.to_le_bytes()));
+        conn.write_all(&frame).await.unwrap();
+    }
+    conn.write_all(&[0x00, 0, 0]).await.unwrap();
+    events.await.unwrap()
+}
+
+/// `security.redact_all_numbers` on the transports that carry no `CallOptions`: spoken
+/// numbers ("eight of spades four of clubs seven of hearts") leave no digit or number word
+/// in any event of a WebSocket or an AudioSocket call, while the same audio through a
+/// server without it keeps them (short numbers with no cue are no secret by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_redacts_every_number_does_so_on_websocket_and_audiosocket_calls() {
+    let pcm = pcm_8k(&load_wav(&fixture("cards-005.wav")));
+    let plain = start_servers(8, Some(pool()), Some(WsConfig::default())).await;
+    let events = fork_call(&plain, "pii-plain", &pcm).await;
+    let heard = said(&events);
+    eprintln!("default rules: {heard}");
+    assert!(numbers_in(&heard).len() >= 2, "{heard}");
+    drop(plain);
+
+    let security = callmood::server::security::SecurityConfig {
+        redact_all_numbers: true,
+        ..Default::default()
+    };
+    let srv = start_servers_secured(
+        8,
+        Some(pool()),
+        Some(WsConfig::default()),
+        Vec::new(),
+        security,
+    )
+    .await;
+    let (fork, socket) = tokio::join!(
+        fork_call(&srv, "pii-fork", &pcm),
+        audiosocket_call(&srv, [0x44; 16], &pcm)
+    );
+    for (what, events) in [("fork", fork), ("AudioSocket", socket)] {
+        let heard = said(&events);
+        eprintln!("{what}, redact_all_numbers: {heard}");
+        assert!(heard.matches("[NUMBER]").count() >= 2, "{what}: {heard}");
+        assert_eq!(numbers_in(&heard), Vec::<String>::new(), "{what}: {heard}");
+        // Nor anywhere else in the events (cues, peaks, alerts): no number word.
+        for ev in &events {
+            let shown = format!("{ev:?}");
+            let words: Vec<String> = numbers_in(&shown)
+                .into_iter()
+                .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                .collect();
+            assert!(words.is_empty(), "{what}: {words:?} in {shown}");
+        }
+        summary(&events);
+    }
+}

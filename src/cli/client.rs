@@ -133,6 +133,13 @@ pub struct AccessArgs {
     /// Token sent as `authorization: Bearer TOKEN` (the server's --auth-tokens).
     #[arg(long, env = "CALLMOOD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Client certificate (PEM) for a server with --tls-client-ca; with a `cert:NAME`
+    /// line for it in the server's token file it also names the tenant, without a token.
+    #[arg(long, value_name = "PEM", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl AccessArgs {
@@ -140,6 +147,10 @@ impl AccessArgs {
         stream::Access {
             tls_ca: self.tls_ca.clone(),
             token: self.token.clone(),
+            client_cert: self
+                .tls_client_cert
+                .clone()
+                .zip(self.tls_client_key.clone()),
         }
     }
 }

@@ -102,7 +102,7 @@ pub struct ServeArgs {
 /// `serve`'s security flags.
 #[derive(Args, Debug)]
 pub struct SecurityArgs {
-    /// Require `authorization: Bearer TOKEN` on every RPC; FILE has `TOKEN TENANT` lines (# comments), reloaded on SIGHUP.
+    /// Require `authorization: Bearer TOKEN` on every RPC; FILE has `TOKEN TENANT` lines (and `cert:NAME TENANT` for client certificates; # comments), reloaded on SIGHUP.
     #[arg(long, env = "CALLMOOD_AUTH_TOKENS", value_name = "FILE")]
     pub auth_tokens: Option<std::path::PathBuf>,
     /// With --auth-tokens: calls in flight per tenant at most.

@@ -505,25 +505,20 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         .encoder()
         .cloned()
         .context("the model's encoder weights are not loaded")?;
+    let heard = if a.telephony {
+        "telephony (simulated line)"
+    } else {
+        "as recorded"
+    };
     eprintln!(
-        "callmood: extracting voice features of {} calm clips ({})",
-        corpus.clips.len(),
-        if a.telephony {
-            "through the simulated phone line"
-        } else {
-            "as recorded"
-        }
+        "callmood: extracting voice features of {} calm clips ({heard})",
+        corpus.clips.len()
     );
     let features =
         dataset::clip_features(&DspPlan::new(), &encoder, &loaded.audio, condition, None);
     let data = dataset::clip_data(&corpus, features);
     let clips: Vec<&crate::train::voice::ClipData> =
         data.iter().filter(|c| !c.utterances.is_empty()).collect();
-    let heard = if a.telephony {
-        "telephony (simulated line)"
-    } else {
-        "as recorded"
-    };
     let calm = crate::train::voice::feature_stats(heard, &clips)
         .filter(|s| s.utterances >= a.min_utterances)
         .with_context(|| {

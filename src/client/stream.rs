@@ -66,6 +66,8 @@ pub struct Access {
     pub tls_ca: Option<std::path::PathBuf>,
     /// Sent as `authorization: Bearer TOKEN`.
     pub token: Option<String>,
+    /// PEM files of a client certificate and its key (mutual TLS); needs `tls_ca`.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Adds `authorization: Bearer TOKEN` to every request (nothing without a token).
@@ -111,7 +113,7 @@ pub enum StreamError {
 /// A `StreamCall` client of `server` (a URL such as [`DEFAULT_SERVER`]), over TLS and
 /// with a token as `access` says.
 pub async fn connect(server: &str, access: &Access) -> Result<Client, StreamError> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let connect_error = |source| StreamError::Connect {
         server: server.to_string(),
         source,
@@ -122,14 +124,29 @@ pub async fn connect(server: &str, access: &Access) -> Result<Client, StreamErro
         })?),
         None => None,
     };
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| StreamError::Access(format!("cannot read {flag} {}: {e}", path.display())))
+    };
     let mut endpoint = Endpoint::from_shared(server.to_string()).map_err(connect_error)?;
-    if let Some(ca) = &access.tls_ca {
-        let pem = std::fs::read(ca).map_err(|e| {
-            StreamError::Access(format!("cannot read --tls-ca {}: {e}", ca.display()))
-        })?;
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            .map_err(connect_error)?;
+    match (&access.tls_ca, &access.client_cert) {
+        (Some(ca), client) => {
+            let mut tls =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--tls-ca", ca)?));
+            if let Some((cert, key)) = client {
+                tls = tls.identity(Identity::from_pem(
+                    read("--tls-client-cert", cert)?,
+                    read("--tls-client-key", key)?,
+                ));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
+        }
+        (None, Some(_)) => {
+            return Err(StreamError::Access(
+                "--tls-client-cert needs --tls-ca and an https:// server URL".into(),
+            ))
+        }
+        (None, None) => {}
     }
     let channel = endpoint.connect().await.map_err(connect_error)?;
     Ok(CallAnalyzerClient::with_interceptor(

@@ -57,7 +57,8 @@
 //!     unit ("3 times") or named by a block word ("order 12"): it is most likely a misheard
 //!     piece of the secret ("Calm number four 111! ... the code is [CVV]").
 //!
-//! 11. Optionally (`CallOptions.redact_all_numbers`, `analyze --redact-all-numbers`), every
+//! 11. Optionally (`CallOptions.redact_all_numbers`, `analyze --redact-all-numbers`, or
+//!     for every call of a server `security.redact_all_numbers`), every
 //!     number at all: any word holding a digit, a number word or ordinal ("four",
 //!     "twenty", "fourth", "hundred"), and a sound-alike, "oh", "double" or "triple" next
 //!     to one, is `[NUMBER]` unless a rule above took it. For payment lines: when Whisper

@@ -11,13 +11,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
 use super::limits::{stream_fault, LivePace, RecordingSlot};
-use super::security::{check_call_id, tenant_of, Tenant};
+use super::security::{check_call_id, tenant_of, Auth, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
-use crate::contact::alerts::AlertConfig;
-use crate::contact::finish::FinishOptions;
 use crate::core::codec;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::call_analyzer_server::CallAnalyzer;
@@ -29,9 +27,6 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<CallEvent, Status>> + Send>>
 pub struct Service {
     analyzer: Analyzer,
     settings: CallSettings,
-    alerts: AlertConfig,
-    /// `security.redact_all_numbers`.
-    redact_all_numbers: bool,
     idle_timeout: Duration,
     config_timeout: Duration,
     max_message_bytes: usize,
@@ -41,8 +36,9 @@ pub struct Service {
 
 impl Service {
     /// A service over shared analysis resources; `legs` holds the calls of
-    /// joined RTP/AudioSocket legs and shares the cap on calls in flight.
-    pub fn new(analyzer: Analyzer, cfg: &ServeConfig) -> Self {
+    /// joined RTP/AudioSocket legs and shares the cap on calls in flight. `auth`, the
+    /// token file, also maps AudioSocket TLS clients' certificates to tenants.
+    pub fn new(analyzer: Analyzer, cfg: &ServeConfig, auth: Option<Arc<Auth>>) -> Self {
         let calls = Arc::new(Semaphore::new(cfg.max_calls));
         let legs = Calls::new(
             analyzer.clone(),
@@ -57,12 +53,11 @@ impl Service {
             cfg.security.tenant_max_calls,
             cfg.security.media_tenant.as_deref().map(Tenant::from),
         )
-        .with_all_numbers_redacted(cfg.security.redact_all_numbers);
+        .with_all_numbers_redacted(cfg.security.redact_all_numbers)
+        .with_auth(auth);
         Self {
             analyzer,
             settings: cfg.call.clone(),
-            alerts: cfg.alerts.clone(),
-            redact_all_numbers: cfg.security.redact_all_numbers,
             idle_timeout: cfg.idle_timeout,
             config_timeout: cfg.config_timeout,
             max_message_bytes: cfg.max_message_bytes,
@@ -85,7 +80,7 @@ impl Service {
             settings: self.settings.clone(),
             backpressure,
             joining: None,
-            finish: FinishOptions::on_server(o, &self.alerts, self.redact_all_numbers),
+            finish: self.legs.finish_options(o),
         }
     }
 }
@@ -117,6 +112,16 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>, deadline: tokio::time::
 /// Resolves once the service drains (or is gone).
 async fn drained(signal: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = signal.wait_for(|d| *d).await;
+}
+
+/// Waits `wait` (a stream ahead of the wall clock is not read meanwhile); false when a
+/// drain came first.
+async fn hold(wait: Duration, drain: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    wait.is_zero()
+        || tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = drained(drain) => false,
+        }
 }
 
 /// Wraps a call's events as a gRPC stream that holds the call's permit.
@@ -181,7 +186,15 @@ impl CallAnalyzer for Service {
             rtp_dtmf_payload_type: r.dtmf_payload_type,
             jitter_buffer_ms: r.jitter_buffer_ms,
         })
-        .map_err(status)?;
+        .map_err(|e| {
+            // OpenRtpLeg's fields are its own: `role`, not `config.channels[0].role`.
+            let s = status(e);
+            let msg = s.message();
+            let msg = (msg.strip_prefix("config.channels[0]."))
+                .or_else(|| msg.strip_prefix("config.channels[0]: "))
+                .unwrap_or(msg);
+            Status::new(s.code(), msg)
+        })?;
         let (channel_id, port) = self
             .legs
             .open_rtp_leg(
@@ -333,11 +346,8 @@ impl CallAnalyzer for Service {
                             };
                             // Ahead of the wall clock: the stream is not read (HTTP/2 flow
                             // control holds the client) until the clock catches up.
-                            if !wait.is_zero() {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(wait) => {}
-                                    _ = drained(&mut drain) => return,
-                                }
+                            if !hold(wait, &mut drain).await {
+                                return;
                             }
                             Input::Audio {
                                 channel_id: a.channel_id,
@@ -359,12 +369,8 @@ impl CallAnalyzer for Service {
                                 .iter()
                                 .find(|(id, _)| *id == r.channel_id)
                                 .map_or(0, |(_, s)| s.audio_bytes(&r.packet));
-                            let wait = pace.admit_packet(r.channel_id, audio);
-                            if !wait.is_zero() {
-                                tokio::select! {
-                                    _ = tokio::time::sleep(wait) => {}
-                                    _ = drained(&mut drain) => return,
-                                }
+                            if !hold(pace.admit_packet(r.channel_id, audio), &mut drain).await {
+                                return;
                             }
                             Input::Rtp {
                                 channel_id: r.channel_id,

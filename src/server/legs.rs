@@ -34,10 +34,12 @@ use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
-use crate::server::security::{check_call_id, Tenant, TenantCounts, TenantSlot};
+use crate::server::security::{
+    cert_names, check_call_id, Auth, CertTenant, Tenant, TenantCounts, TenantSlot,
+};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
-use crate::server::tls::Accept;
+use crate::server::tls::{Accept, MediaStream};
 
 /// Default address RTP legs bind: every interface.
 pub const DEFAULT_RTP_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
@@ -69,6 +71,8 @@ enum ConnError {
     Tls(#[source] std::io::Error),
     #[error("closed before its UUID")]
     ClosedBeforeUuid,
+    #[error("the client certificate's names map to more than one tenant in the token file")]
+    AmbiguousCert,
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("cannot join: {0}")]
@@ -230,6 +234,9 @@ pub struct Calls {
     tenant_max_calls: Option<usize>,
     /// The tenant that owns calls started by AudioSocket and WebSocket legs.
     media_tenant: Option<Tenant>,
+    /// The token file, whose `cert:NAME` lines give an AudioSocket TLS client's calls to
+    /// its certificate's tenant instead.
+    auth: Option<Arc<Auth>>,
     /// A call id got its first leg (wakes `WatchCall`s waiting for it).
     appeared: Notify,
     next_port: AtomicU32,
@@ -299,6 +306,7 @@ impl Calls {
             tenant_calls: TenantCounts::default(),
             tenant_max_calls: None,
             media_tenant: None,
+            auth: None,
             appeared: Notify::new(),
             next_port: AtomicU32::new(0),
             draining: watch::channel(false).0,
@@ -320,6 +328,28 @@ impl Calls {
         self
     }
 
+    /// The same registry reading client certificates' tenants from `auth`'s token file.
+    pub fn with_auth(mut self: Arc<Self>, auth: Option<Arc<Auth>>) -> Arc<Self> {
+        Arc::get_mut(&mut self)
+            .expect("set up before it is shared")
+            .auth = auth;
+        self
+    }
+
+    /// The tenant of an AudioSocket connection: its client certificate's if the token
+    /// file maps it, else the media tenant. `None` for a certificate whose names map to
+    /// two tenants: refused.
+    fn audiosocket_tenant(&self, stream: &MediaStream) -> Result<Option<Tenant>, ConnError> {
+        let (Some(auth), Some(cert)) = (&self.auth, stream.client_cert()) else {
+            return Ok(self.media_tenant.clone());
+        };
+        match auth.tokens().cert_tenant(&cert_names(cert)) {
+            CertTenant::Unmapped => Ok(self.media_tenant.clone()),
+            CertTenant::Tenant(t) => Ok(Some(t)),
+            CertTenant::Ambiguous => Err(ConnError::AmbiguousCert),
+        }
+    }
+
     /// The same registry with every number redacted in the calls legs start, and
     /// redaction not to be turned off (`security.redact_all_numbers`).
     pub fn with_all_numbers_redacted(mut self: Arc<Self>, on: bool) -> Arc<Self> {
@@ -327,6 +357,13 @@ impl Calls {
             .expect("set up before it is shared")
             .redact_all_numbers = on;
         self
+    }
+
+    /// The finishing options of a call on this server: the client's `o`, with the server's
+    /// alert rules and its `security.redact_all_numbers` (StreamCall, AnalyzeRecording and
+    /// the calls legs start alike).
+    pub fn finish_options(&self, o: Option<&proto::CallOptions>) -> FinishOptions {
+        FinishOptions::on_server(o, &self.alerts, self.redact_all_numbers)
     }
 
     /// A place for one more call in flight of `tenant` (`StreamCall`, `AnalyzeRecording`
@@ -455,11 +492,7 @@ impl Calls {
                         settings: self.settings.clone(),
                         backpressure: AsrBackpressure::Drop,
                         joining: Some(req.transport),
-                        finish: FinishOptions::on_server(
-                            Some(&req.options),
-                            &self.alerts,
-                            self.redact_all_numbers,
-                        ),
+                        finish: self.finish_options(Some(&req.options)),
                     };
                     let spec = spec(0, role, &req);
                     let (handle, events) =
@@ -682,6 +715,7 @@ impl Calls {
             .await
             .map_err(|_| no_uuid())?
             .map_err(ConnError::Tls)?;
+        let tenant = self.audiosocket_tenant(&stream)?;
         let uuid = loop {
             match decoder.next_message() {
                 Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
@@ -698,15 +732,18 @@ impl Calls {
             decoder.push(&buf[..n]);
         };
         let leg = self
-            .join(LegRequest {
-                call_id: uuid,
-                role: Role::Unspecified,
-                encoding: Encoding::Linear16,
-                sample_rate_hz: audiosocket::AUDIO_RATE_HZ,
-                rtp: crate::core::rtp::leg::RtpSettings::for_encoding(Encoding::Linear16),
-                transport: Transport::AudioSocket,
-                options: proto::CallOptions::default(),
-            })
+            .join_as(
+                tenant,
+                LegRequest {
+                    call_id: uuid,
+                    role: Role::Unspecified,
+                    encoding: Encoding::Linear16,
+                    sample_rate_hz: audiosocket::AUDIO_RATE_HZ,
+                    rtp: crate::core::rtp::leg::RtpSettings::for_encoding(Encoding::Linear16),
+                    transport: Transport::AudioSocket,
+                    options: proto::CallOptions::default(),
+                },
+            )
             .await?;
         tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");
         let idle = self.cfg.idle_timeout;

@@ -255,8 +255,10 @@ pub async fn serve_on(
         Some(a) => {
             let t = a.tokens();
             eprintln!(
-                "callmood: authentication on: {} tokens of {} tenants from {} (reloaded on SIGHUP)",
+                "callmood: authentication on: {} tokens and {} client certificate names of {} \
+                 tenants from {} (reloaded on SIGHUP)",
                 t.len(),
+                t.cert_names(),
                 t.tenants(),
                 a.path().display()
             );
@@ -267,9 +269,9 @@ pub async fn serve_on(
     let _reload = auth
         .clone()
         .map(|a| AbortOnDrop(tokio::spawn(security::reload_on_sighup(a))));
-    let authenticate = security::Authenticate(auth);
+    let authenticate = security::Authenticate(auth.clone());
     let metrics = analyzer.metrics.clone();
-    let service = Service::new(analyzer, cfg);
+    let service = Service::new(analyzer, cfg, auth.clone());
     let legs = service.legs();
     // Dropped (and with it the accept loop) when serving ends.
     let _audiosocket = match audiosocket {

@@ -3,9 +3,15 @@
 //! and the limits on call ids.
 //!
 //! A token file has one `TOKEN TENANT` pair a line; blank lines and lines starting with
-//! `#` are skipped. A malformed file is refused with its line number, never its text (a
-//! line may hold a token). The file is read at start and again on SIGHUP; a reload that
-//! fails keeps the tokens in use.
+//! `#` are skipped. A line `cert:NAME TENANT` maps a client certificate instead (mutual
+//! TLS, `--tls-client-ca`): a certificate whose subjectAltName DNS names or subject common
+//! name include `NAME` authenticates as `TENANT` without a token. A malformed file is
+//! refused with its line number, never its text (a line may hold a token). The file is
+//! read at start and again on SIGHUP; a reload that fails keeps the tokens in use.
+//!
+//! A request with both a token and a mapped certificate must name one tenant with both;
+//! a token that is wrong, or that names another tenant than the certificate, is refused
+//! whatever the certificate says.
 //!
 //! Calls are namespaced by tenant inside [`super::legs::Calls`]: tenant B's call id `X`
 //! is another call than tenant A's `X`, so B can neither watch, close nor join A's call,
@@ -200,14 +206,32 @@ pub enum TokenFileError {
         line: usize,
         why: &'static str,
     },
-    #[error("token file {path}: no tokens (every request would be refused)")]
+    #[error("token file {path}: no tokens and no certificates (every request would be refused)")]
     Empty { path: PathBuf },
 }
 
-/// The tokens of a token file, each with its tenant.
+/// The prefix of a token file line that maps a client certificate, not a token.
+const CERT_PREFIX: &str = "cert:";
+/// Longest certificate name of a `cert:NAME` line, bytes (a DNS name's limit).
+const MAX_CERT_NAME_BYTES: usize = 253;
+
+/// The tokens of a token file, each with its tenant, and the client certificate names
+/// mapped to tenants.
 #[derive(Debug)]
 pub struct Tokens {
     entries: Vec<(Vec<u8>, Tenant)>,
+    certs: Vec<(String, Tenant)>,
+}
+
+/// What a client certificate's names say of its tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertTenant {
+    /// None of its names is in the file.
+    Unmapped,
+    /// Its mapped names all name this tenant.
+    Tenant(Tenant),
+    /// Its names map to two or more tenants: refused.
+    Ambiguous,
 }
 
 impl Tokens {
@@ -219,6 +243,7 @@ impl Tokens {
             why,
         };
         let mut entries: Vec<(Vec<u8>, Tenant)> = Vec::new();
+        let mut certs: Vec<(String, Tenant)> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -226,10 +251,28 @@ impl Tokens {
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [token, tenant] = fields[..] else {
-                return Err(err(i + 1, "expected `TOKEN TENANT`, two fields"));
+                return Err(err(
+                    i + 1,
+                    "expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields",
+                ));
             };
-            if token.len() < MIN_TOKEN_BYTES {
-                return Err(err(i + 1, "token shorter than 16 characters"));
+            let cert = token.strip_prefix(CERT_PREFIX);
+            match cert {
+                Some(name) => {
+                    if name.is_empty() || name.len() > MAX_CERT_NAME_BYTES {
+                        return Err(err(i + 1, "certificate name: 1 to 253 characters expected"));
+                    }
+                    if certs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                        return Err(err(
+                            i + 1,
+                            "the same certificate name is on an earlier line",
+                        ));
+                    }
+                }
+                None if token.len() < MIN_TOKEN_BYTES => {
+                    return Err(err(i + 1, "token shorter than 16 characters"));
+                }
+                None => {}
             }
             if tenant.len() > MAX_TENANT_BYTES
                 || !tenant
@@ -241,17 +284,21 @@ impl Tokens {
                     "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected",
                 ));
             }
+            if let Some(name) = cert {
+                certs.push((name.to_string(), Tenant::from(tenant)));
+                continue;
+            }
             if entries.iter().any(|(t, _)| t == token.as_bytes()) {
                 return Err(err(i + 1, "the same token is on an earlier line"));
             }
             entries.push((token.as_bytes().to_vec(), Tenant::from(tenant)));
         }
-        if entries.is_empty() {
+        if entries.is_empty() && certs.is_empty() {
             return Err(TokenFileError::Empty {
                 path: path.to_path_buf(),
             });
         }
-        Ok(Self { entries })
+        Ok(Self { entries, certs })
     }
 
     /// Reads and parses a token file.
@@ -275,19 +322,42 @@ impl Tokens {
         found
     }
 
+    /// The tenant of a client certificate with these names (its DNS names and common
+    /// names, [`cert_names`]); names compare without regard to ASCII case.
+    pub fn cert_tenant(&self, names: &[String]) -> CertTenant {
+        let mut found = CertTenant::Unmapped;
+        for (name, tenant) in &self.certs {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            found = match found {
+                CertTenant::Unmapped => CertTenant::Tenant(tenant.clone()),
+                CertTenant::Tenant(t) if t == *tenant => CertTenant::Tenant(t),
+                _ => CertTenant::Ambiguous,
+            };
+        }
+        found
+    }
+
     /// How many tokens there are.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether there are none (never, for a parsed file).
+    /// Whether there are neither tokens nor certificate names (never, for a parsed file).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.certs.is_empty()
+    }
+
+    /// How many certificate names there are.
+    pub fn cert_names(&self) -> usize {
+        self.certs.len()
     }
 
     /// How many distinct tenants there are.
     pub fn tenants(&self) -> usize {
-        let mut names: Vec<&str> = self.entries.iter().map(|(_, t)| &**t).collect();
+        let tokens = self.entries.iter().map(|(_, t)| &**t);
+        let mut names: Vec<&str> = tokens.chain(self.certs.iter().map(|(_, t)| &**t)).collect();
         names.sort_unstable();
         names.dedup();
         names.len()
@@ -350,8 +420,9 @@ pub fn tenant_of<T>(req: &Request<T>) -> Option<Tenant> {
     req.extensions().get::<Caller>().map(|c| c.0.clone())
 }
 
-/// Checks `authorization: Bearer TOKEN` on every request when tokens are configured, and
-/// tags the request with its tenant; without tokens it lets everything through.
+/// Checks `authorization: Bearer TOKEN`, or a client certificate mapped by a
+/// `cert:NAME` line, on every request when tokens are configured, and tags the request
+/// with its tenant; without tokens it lets everything through.
 #[derive(Clone, Debug)]
 pub struct Authenticate(pub Option<Arc<Auth>>);
 
@@ -360,15 +431,54 @@ impl tonic::service::Interceptor for Authenticate {
         let Some(auth) = &self.0 else {
             return Ok(req);
         };
-        let tenant = req
+        let tokens = auth.tokens();
+        let by_token = req
             .metadata()
             .get("authorization")
-            .and_then(|v| bearer_token(v.as_bytes()))
-            .and_then(|token| auth.tokens().tenant(token.trim_ascii()))
-            .ok_or_else(|| status(ServerError::Unauthenticated))?;
+            .map(|v| bearer_token(v.as_bytes()).and_then(|t| tokens.tenant(t.trim_ascii())));
+        let by_cert = match req.peer_certs() {
+            Some(certs) if tokens.cert_names() > 0 => match certs.first() {
+                Some(leaf) => tokens.cert_tenant(&cert_names(leaf)),
+                None => CertTenant::Unmapped,
+            },
+            _ => CertTenant::Unmapped,
+        };
+        let tenant = match (by_token, by_cert) {
+            // A token given must be right and agree with the certificate.
+            (Some(None), _) | (_, CertTenant::Ambiguous) => None,
+            (Some(Some(t)), CertTenant::Tenant(c)) => (t == c).then_some(t),
+            (Some(Some(t)), CertTenant::Unmapped) => Some(t),
+            (None, CertTenant::Tenant(c)) => Some(c),
+            (None, CertTenant::Unmapped) => None,
+        }
+        .ok_or_else(|| status(ServerError::Unauthenticated))?;
         req.extensions_mut().insert(Caller(tenant));
         Ok(req)
     }
+}
+
+/// The names a client certificate (DER) is known by: its subjectAltName DNS names and
+/// its subject's common names. None for a certificate that does not parse (rustls has
+/// verified its chain already, so that is not expected).
+pub fn cert_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                names.push((*d).to_string());
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(s) = cn.as_str() {
+            names.push(s.to_string());
+        }
+    }
+    names
 }
 
 /// The token of an `authorization` value `Bearer TOKEN` (the scheme in any case, as
@@ -426,7 +536,7 @@ mod tests {
         let e = t.unwrap_err().to_string();
         assert_eq!(
             e,
-            "token file tokens.txt, line 4: expected `TOKEN TENANT`, two fields"
+            "token file tokens.txt, line 4: expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields"
         );
         let t = parse(&format!("# tokens\n\n{A} acme\n   {B}\tglobex\n  # x\n")).unwrap();
         assert_eq!((t.len(), t.tenants()), (2, 2));
@@ -437,9 +547,82 @@ mod tests {
     }
 
     #[test]
+    fn cert_lines_map_certificate_names_to_tenants() {
+        let t = parse(&format!(
+            "cert:PBX.acme.example acme\ncert:qa.globex globex\ncert:shared globex\n{A} acme\n"
+        ))
+        .unwrap();
+        assert_eq!((t.len(), t.cert_names(), t.tenants()), (1, 3, 2));
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let acme = CertTenant::Tenant(Tenant::from("acme"));
+        assert_eq!(t.cert_tenant(&names(&["pbx.ACME.example"])), acme);
+        assert_eq!(t.cert_tenant(&names(&["x", "pbx.acme.example"])), acme);
+        assert_eq!(t.cert_tenant(&names(&["pbx.acme"])), CertTenant::Unmapped);
+        assert_eq!(t.cert_tenant(&[]), CertTenant::Unmapped);
+        // Two names of one tenant are that tenant; names of two tenants are refused.
+        let globex = CertTenant::Tenant(Tenant::from("globex"));
+        assert_eq!(t.cert_tenant(&names(&["qa.globex", "shared"])), globex);
+        assert_eq!(
+            t.cert_tenant(&names(&["qa.globex", "pbx.acme.example"])),
+            CertTenant::Ambiguous
+        );
+        // A token is never taken for a certificate name, nor the other way round.
+        assert_eq!(t.tenant(b"cert:qa.globex"), None);
+        assert_eq!(t.cert_tenant(&names(&[A])), CertTenant::Unmapped);
+        // A file of certificate names alone is a file.
+        assert!(parse("cert:pbx acme\n").is_ok());
+        for (text, why) in [
+            (
+                "cert: acme\n",
+                "certificate name: 1 to 253 characters expected",
+            ),
+            (
+                "cert:",
+                "expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields",
+            ),
+            (
+                "cert:a acme\ncert:A globex\n",
+                "the same certificate name is on an earlier line",
+            ),
+            (
+                "cert:a acme!\n",
+                "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.ends_with(why), "{text:?}: {e}");
+        }
+        let long = format!("cert:{} acme\n", "a".repeat(254));
+        let e = parse(&long).unwrap_err().to_string();
+        assert!(
+            e.ends_with("certificate name: 1 to 253 characters expected"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_is_known_by_its_dns_names_and_common_name() {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["pbx.acme.example".into(), "10.0.0.7".into()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "acme-pbx-1");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        // The IP address is not a name; DNS names first, then the common name.
+        assert_eq!(cert_names(cert.der()), ["pbx.acme.example", "acme-pbx-1"]);
+        assert!(cert_names(b"not a certificate").is_empty());
+    }
+
+    #[test]
     fn malformed_lines_are_named_and_never_shown() {
         let cases = [
-            (format!("{A}\n"), 1, "expected `TOKEN TENANT`, two fields"),
+            (
+                format!("{A}\n"),
+                1,
+                "expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields",
+            ),
             (
                 format!("#\n{A} acme\ntiny acme\n"),
                 3,

@@ -6,7 +6,9 @@
 //! listeners use tokio-rustls directly.
 //!
 //! Client certificates (`--tls-client-ca`) are asked of AudioSocket connections (stunnel can
-//! present one) but not of WebSocket ones: Twilio, Genesys and jambonz present none.
+//! present one) but not of WebSocket ones: Twilio, Genesys and jambonz present none. An
+//! AudioSocket client whose certificate a `cert:NAME TENANT` line of the token file maps
+//! starts its calls as that tenant's.
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -138,6 +140,16 @@ impl Accept {
 pub enum MediaStream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl MediaStream {
+    /// The client's certificate (the leaf of its chain), when it presented one over TLS.
+    pub fn client_cert(&self) -> Option<&CertificateDer<'static>> {
+        match self {
+            MediaStream::Tls(s) => s.get_ref().1.peer_certificates()?.first(),
+            MediaStream::Plain(_) => None,
+        }
+    }
 }
 
 impl AsyncRead for MediaStream {

@@ -480,10 +480,8 @@ pub fn neutral_reference(condition: &str, clips: &[&ClipData]) -> Option<Feature
 
 /// Population mean and SD of each feature over every utterance (NaN skipped; SD floored).
 fn population(clips: &[&ClipData]) -> (Vec<f32>, Vec<f32>) {
-    let mut b = SpeakerBaseline::default();
     let mut stats = vec![(0u64, 0.0f64, 0.0f64); N_VOICE];
     for u in clips.iter().flat_map(|c| &c.utterances) {
-        b.push(u);
         for (j, &v) in u.iter().enumerate() {
             if v.is_finite() {
                 let s = &mut stats[j];

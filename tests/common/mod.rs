@@ -165,6 +165,17 @@ pub async fn start_servers_allowing(
     ws: Option<callmood::server::ws::WsConfig>,
     rtp_allow: Vec<callmood::core::cidr::Cidr>,
 ) -> Servers {
+    start_servers_secured(max_calls, asr, ws, rtp_allow, Default::default()).await
+}
+
+/// As [`start_servers_allowing`], with these security settings.
+pub async fn start_servers_secured(
+    max_calls: usize,
+    asr: Option<Arc<AsrPool>>,
+    ws: Option<callmood::server::ws::WsConfig>,
+    rtp_allow: Vec<callmood::core::cidr::Cidr>,
+    security: callmood::server::security::SecurityConfig,
+) -> Servers {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let audiosocket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -216,7 +227,7 @@ pub async fn start_servers_allowing(
         drain_timeout: std::time::Duration::from_secs(5),
         ws_addr,
         ws: ws.unwrap_or_default(),
-        security: Default::default(),
+        security,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
