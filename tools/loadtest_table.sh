@@ -7,7 +7,11 @@
 # on a shared machine other jobs skew every figure, so keep the load next to the numbers.
 #
 #   tools/loadtest_table.sh [--callmood PATH] [--calls "1 2 4 8 12 16"] [--call WAV]
-#                           [--port N] [-- SERVE-FLAGS...]
+#                           [--port N] [--transcripts DIR] [-- SERVE-FLAGS...]
+#
+# The last column is the pooled WER of the row's calls against the first row's call (run
+# it with 1 call first): tools/loadtest_wer.py on the `loadtest --transcripts` files, which
+# stay in DIR when --transcripts is given.
 #
 # e.g. tools/loadtest_table.sh -- --pack-across-calls   (packing across calls is off by default)
 # Needs a release build (cargo build --release), sox (for make_call.sh) and python3.
@@ -17,14 +21,16 @@ CALLMOOD=target/release/callmood
 CALLS="1 2 4 8 12 16"
 CALL=""
 PORT=50591
+TDIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --callmood) CALLMOOD="$2"; shift 2 ;;
     --calls) CALLS="$2"; shift 2 ;;
     --call) CALL="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
+    --transcripts) TDIR="$2"; mkdir -p "$TDIR"; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--callmood PATH] [--calls \"1 2 4\"] [--call WAV] [--port N] [-- SERVE-FLAGS...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--callmood PATH] [--calls \"1 2 4\"] [--call WAV] [--port N] [--transcripts DIR] [-- SERVE-FLAGS...]" >&2; exit 2 ;;
   esac
 done
 SERVE_FLAGS=("$@")
@@ -35,6 +41,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+TDIR=${TDIR:-$tmp}
+first=""
 if [ -z "$CALL" ]; then
   CALL=$tmp/call.wav
   tools/make_call.sh "$CALL" >/dev/null
@@ -44,8 +52,8 @@ ticks=$(getconf CLK_TCK)
 cpu_s() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 
 echo "== $(date -u +%FT%TZ)  $(nproc) CPUs  $CALLMOOD serve ${SERVE_FLAGS[*]:-}"
-echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS |"
-echo "|---:|---:|---|---|---:|---:|---|---:|"
+echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS | WER vs the first row |"
+echo "|---:|---:|---|---|---:|---:|---|---:|---:|"
 for n in $CALLS; do
   "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 "${SERVE_FLAGS[@]}" \
     >"$tmp/serve.log" 2>&1 &
@@ -60,15 +68,18 @@ for n in $CALLS; do
   cpu0=$(cpu_s "$server")
   t0=$(date +%s.%N)
   "$CALLMOOD" loadtest --server "http://127.0.0.1:$PORT" --calls "$n" --format json "$CALL" \
-    >"$tmp/report.json"
+    --transcripts "$TDIR/$n.jsonl" >"$tmp/report.json"
   t1=$(date +%s.%N)
   cpu1=$(cpu_s "$server")
   hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
   kill "$server"; wait "$server" 2>/dev/null || true
   server=""
-  python3 - "$tmp/report.json" "$n" "$load" "$cpu0" "$cpu1" "$t0" "$t1" "$hwm_kb" <<'EOF'
+  if [ -z "$first" ]; then first=$n; wer="(reference)"; else
+    wer=$(python3 tools/loadtest_wer.py "$TDIR/$first.jsonl" "$TDIR/$n.jsonl" --calls="$n" --cell)
+  fi
+  python3 - "$tmp/report.json" "$n" "$load" "$cpu0" "$cpu1" "$t0" "$t1" "$hwm_kb" "$wer" <<'EOF'
 import json, sys
-path, n, load, cpu0, cpu1, t0, t1, hwm_kb = sys.argv[1:]
+path, n, load, cpu0, cpu1, t0, t1, hwm_kb, wer = sys.argv[1:]
 r = json.load(open(path))
 s = lambda ms: f"{ms / 1000:.2f}"
 p, f = r["prosody"], r["full"]
@@ -76,6 +87,6 @@ cpu = float(cpu1) - float(cpu0)
 cores = cpu / (float(t1) - float(t0))
 print(f"| {n} | {load} | {s(p['p50_ms'])} / {s(p['p95_ms'])} s | "
       f"{s(f['p50_ms'])} / {s(f['p95_ms'])} s ({s(f['max_ms'])}) | {r['transcripts_dropped']} | "
-      f"{r['completed']} of {r['calls']} | {cpu:.1f} ({cores:.2f}) | {int(hwm_kb) / 1024:.0f} MiB |")
+      f"{r['completed']} of {r['calls']} | {cpu:.1f} ({cores:.2f}) | {int(hwm_kb) / 1024:.0f} MiB | {wer} |")
 EOF
 done

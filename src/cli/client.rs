@@ -71,6 +71,11 @@ pub struct LoadtestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Write every utterance's transcript to FILE, a JSON line each, with where it lies in
+    /// the call's recording (`tools/loadtest_wer.py` compares calls under load with the
+    /// same recording played alone).
+    #[arg(long, value_name = "FILE", conflicts_with = "duration")]
+    pub transcripts: Option<PathBuf>,
     /// Soak: run calls back to back for this long (e.g. 90s, 20m, 1h), each of the --calls
     /// starting a new call as soon as its call ends, and report per --report-every.
     #[arg(long, value_parser = parse_duration)]
@@ -235,10 +240,22 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
         .block_on(loadtest::run(
             &a.server,
             &a.access.access(),
-            calls,
+            calls.clone(),
             a.chunk_ms,
         ))
         .context("a load-test call panicked")?;
+    if let Some(path) = &a.transcripts {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write --transcripts {}", path.display()))?,
+        );
+        for (k, (planned, result)) in calls.iter().zip(&results).enumerate() {
+            for line in loadtest::transcript_lines(k, planned, result) {
+                writeln!(f, "{}", serde_json::to_string(&line)?)?;
+            }
+        }
+        f.flush()?;
+    }
     let report = LoadReport::of(&results);
     let max_delay = f64::from(a.max_delay_ms);
     let mut out = std::io::stdout().lock();

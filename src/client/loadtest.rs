@@ -27,6 +27,10 @@ pub struct PlannedCall {
     pub config: StreamCallRequest,
     /// Its audio, chunk by chunk.
     pub audio: CallAudio,
+    /// Which recording it plays (index into the recordings given to [`plan`]).
+    pub recording: usize,
+    /// Where in the recording its audio starts, ms (it wraps around at the end).
+    pub offset_ms: u64,
 }
 
 /// Plans `calls` calls over `recordings`: call k plays recording k modulo their number
@@ -73,7 +77,13 @@ pub fn plan(
                 wire.configs.clone(),
                 Some(options),
             );
-            PlannedCall { config, audio }
+            let offset_ms = start as u64 * 1000 / u64::from(wav.sample_rate.max(1));
+            PlannedCall {
+                config,
+                audio,
+                recording: f,
+                offset_ms,
+            }
         })
         .collect()
 }
@@ -231,7 +241,7 @@ pub async fn call(
 ) -> CallResult {
     use crate::proto::call_event::Event;
     use tokio::time::Instant;
-    let PlannedCall { config, audio } = planned;
+    let PlannedCall { config, audio, .. } = planned;
     let mut r = CallResult {
         audio_ms: audio.duration_ms,
         ..Default::default()
@@ -279,7 +289,15 @@ pub async fn call(
         match events.message().await {
             Ok(Some(ev)) => match ev.event {
                 Some(Event::UtteranceProsody(p)) => r.prosody_ms.push(since(p.end_ms.into())),
-                Some(Event::Utterance(u)) => r.full_ms.push(since(u.end_ms.into())),
+                Some(Event::Utterance(u)) => {
+                    r.full_ms.push(since(u.end_ms.into()));
+                    r.heard.push(Heard {
+                        channel_id: u.channel_id,
+                        start_ms: u.start_ms,
+                        end_ms: u.end_ms,
+                        transcript: u.transcript,
+                    });
+                }
                 Some(Event::Summary(s)) => {
                     r.summary_ms = Some(since(r.audio_ms));
                     r.transcripts_dropped = s.transcripts_dropped;
@@ -350,10 +368,66 @@ pub struct CallResult {
     pub summary_ms: Option<f64>,
     /// `CallSummary.transcripts_dropped`.
     pub transcripts_dropped: u32,
+    /// Each `Utterance`'s transcript and times (call time), in arrival order.
+    pub heard: Vec<Heard>,
     /// Audio sent, ms.
     pub audio_ms: u64,
     /// Why the call failed, if it did.
     pub error: Option<String>,
+}
+
+/// What a call heard in one utterance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Heard {
+    pub channel_id: u32,
+    /// Call time, ms.
+    pub start_ms: u32,
+    pub end_ms: u32,
+    pub transcript: String,
+}
+
+/// One line of `loadtest --transcripts`: an utterance of a call with where it lies in the
+/// call's recording, so that calls that started at different places of one recording can
+/// be compared word for word (`tools/loadtest_wer.py`).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TranscriptLine<'a> {
+    /// The call's index (call k plays recording k modulo their number).
+    pub call: usize,
+    pub recording: usize,
+    pub channel_id: u32,
+    /// Where the call's audio starts in its recording, ms.
+    pub offset_ms: u64,
+    pub start_ms: u32,
+    pub end_ms: u32,
+    /// The utterance's start in the recording's own time: (offset + start) modulo the
+    /// recording's length.
+    pub recording_ms: u64,
+    pub transcript: &'a str,
+}
+
+/// The `--transcripts` lines of one call, in call time.
+pub fn transcript_lines<'a>(
+    k: usize,
+    planned: &PlannedCall,
+    result: &'a CallResult,
+) -> Vec<TranscriptLine<'a>> {
+    let mut lines: Vec<TranscriptLine<'a>> = result
+        .heard
+        .iter()
+        .map(|h| TranscriptLine {
+            call: k,
+            recording: planned.recording,
+            channel_id: h.channel_id,
+            offset_ms: planned.offset_ms,
+            start_ms: h.start_ms,
+            end_ms: h.end_ms,
+            recording_ms: (planned.offset_ms + u64::from(h.start_ms))
+                % planned.audio.duration_ms.max(1),
+            transcript: &h.transcript,
+        })
+        .collect();
+    lines.sort_by_key(|l| (l.start_ms, l.channel_id));
+    lines
 }
 
 /// p50, p95 and the largest of a set of latencies, ms (nearest rank).
@@ -743,6 +817,42 @@ mod tests {
         assert!(text.contains("calls 3 (1 completed, 2 failed)"), "{text}");
         assert!(text.contains("failed (2): RESOURCE_EXHAUSTED"), "{text}");
         assert!(text.contains("kept up: no: calls failed"), "{text}");
+    }
+
+    #[test]
+    fn transcript_lines_place_utterances_in_the_recording() {
+        let planned = PlannedCall {
+            config: StreamCallRequest::default(),
+            audio: CallAudio {
+                ticks: Vec::new(),
+                duration_ms: 64_000,
+            },
+            recording: 1,
+            offset_ms: 60_000,
+        };
+        let heard = |channel_id, start_ms, text: &str| Heard {
+            channel_id,
+            start_ms,
+            end_ms: start_ms + 900,
+            transcript: text.into(),
+        };
+        let result = CallResult {
+            heard: vec![
+                heard(1, 5_000, "after the wrap"),
+                heard(0, 1_000, "before it"),
+            ],
+            ..Default::default()
+        };
+        let lines = transcript_lines(3, &planned, &result);
+        let placed: Vec<(u64, &str)> = lines
+            .iter()
+            .map(|l| (l.recording_ms, l.transcript))
+            .collect();
+        // In call order; the second utterance lies past the recording's end, at its 1 s.
+        assert_eq!(placed, [(61_000, "before it"), (1_000, "after the wrap")]);
+        assert!(lines.iter().all(|l| l.call == 3 && l.recording == 1));
+        let json = serde_json::to_string(&lines[1]).unwrap();
+        assert!(json.contains("\"recording_ms\":1000"), "{json}");
     }
 
     #[test]
