@@ -8,11 +8,17 @@ are put in the recording's own order (`recording_ms`: calls start at different p
 recording and wrap around), per channel, and compared word for word with the same
 recording's and channel's transcript played alone. Lower case, punctuation dropped.
 
-    python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl [--calls=N] [--json | --cell]
+    python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl [--calls=N] [--digits] [--json | --cell]
+    python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl --calls=N --reference=REF.tsv [--digits]
 
 --calls=N: the calls of the load run (default: the highest call index seen, plus one); a
 call with no line (it heard nothing) then counts as all its words deleted. --cell: the
-pooled WER alone, as a table cell (tools/loadtest_table.sh).
+pooled WER alone, as a table cell (tools/loadtest_table.sh). --digits: number words zero to
+twenty count as their digits ("ten" = "10"), so that Whisper writing a number another way
+in another window is no error. --reference=REF.tsv (`CHANNEL<TAB>text` lines in the
+recording's order; tools/make_call_reference.tsv is the call of tools/make_call.sh): WER of
+the call alone and of the calls under load against what was said, and the difference (the
+issue's bar), instead of the distance between the two.
 
 Prints a line per call under load (its edits, the reference's words, its WER) and the pooled
 WER (all edits over all reference words). The pooled figure bounds how far the WER of calls
@@ -24,8 +30,15 @@ import sys
 from collections import defaultdict
 
 
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+DIGITS = False
+
+
 def words(text):
-    return re.sub(r"[^\w'\[\]\s]", " ", text.lower()).split()
+    ws = re.sub(r"[^\w'\[\]\s]", " ", text.lower()).split()
+    return [NUMBER_WORDS.get(w, w) for w in ws] if DIGITS else ws
 
 
 def load(path):
@@ -53,6 +66,8 @@ def edits(ref, hyp):
 
 
 def main(argv):
+    global DIGITS
+    DIGITS = "--digits" in argv
     args = [a for a in argv if not a.startswith("--")]
     opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     if len(args) != 2:
@@ -63,6 +78,9 @@ def main(argv):
     # Call k plays recording k modulo their number; a call (or a channel) that heard
     # nothing has no lines, and all its reference words count as deleted.
     n_calls = int(opts.get("calls", 1 + max(k[0] for k in under)))
+    if "reference" in opts:
+        absolute(opts["reference"], args[0], alone, under, n_calls, recordings)
+        return
     rows, total_e, total_n = [], 0, 0
     for call in range(n_calls):
         rec = recordings[call % len(recordings)]
@@ -87,6 +105,28 @@ def main(argv):
               f"WER {100 * r['wer']:.2f} %")
     print(f"pooled: {total_e} edits of {total_n} words, WER {100 * pooled:.2f} % "
           f"({n_calls} calls)")
+
+
+def absolute(path, alone_path, alone, under, n_calls, recordings):
+    """WER against the reference of each channel (`CHANNEL<TAB>text` lines, in the
+    recording's order; one recording), alone and under load, and their difference."""
+    if len(recordings) != 1:
+        sys.exit("--reference takes one recording")
+    ref = defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                ch, text = line.rstrip("\n").split("\t", 1)
+                ref[int(ch)].extend(words(text))
+    rec = recordings[0]
+    e_alone = sum(edits(r, alone.get((rec, ch), [])) for ch, r in ref.items())
+    n = sum(len(r) for r in ref.values())
+    e_load = sum(edits(r, under.get((call, rec, ch), []))
+                 for call in range(n_calls) for ch, r in ref.items())
+    w_alone, w_load = e_alone / n, e_load / (n * n_calls)
+    print(f"against the reference: alone {100 * w_alone:.2f} % ({e_alone} of {n}), "
+          f"under load {100 * w_load:.2f} % ({e_load} of {n * n_calls}), "
+          f"difference {100 * (w_load - w_alone):+.2f} points")
 
 
 if __name__ == "__main__":
