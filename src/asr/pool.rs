@@ -79,8 +79,9 @@ pub const DEFAULT_MAX_QUEUE_WAIT_S: f32 = 10.0;
 /// off until it is shown not to cost words under load. The boundary rule drops a word
 /// whose times straddle two calls' pieces, and Whisper's word times run late: packed
 /// against another call, 28 of about 310 words of tightly cut clips were dropped
-/// (`tests/asr_pool.rs`), mostly a clip's last word. Live utterances end in silence, so
-/// the cost there is likely lower, but WER under load has not been measured.
+/// (`tests/asr_pool.rs`), mostly a clip's last word; at 12 live calls of
+/// `tools/make_call.sh` it lost 21 % of the words the calls gave alone, per-call packing
+/// 11 % (docs/measurements.md, "Words under load").
 pub const DEFAULT_PACK_ACROSS_CALLS: bool = false;
 /// Longest job accepted, s (10 min); longer audio is refused with [`AsrError::JobTooLong`].
 pub const DEFAULT_MAX_JOB_S: f32 = 600.0;
