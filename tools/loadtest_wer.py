@@ -72,7 +72,9 @@ def main(argv):
     opts = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     if len(args) != 2:
         sys.exit(__doc__)
-    alone = {(rec, ch): ws for (_, rec, ch), ws in load(args[0]).items()}
+    # The first call of each recording in ALONE (call k plays recording k modulo their
+    # number, so call r is recording r's first).
+    alone = {(rec, ch): ws for (call, rec, ch), ws in load(args[0]).items() if call == rec}
     under = load(args[1])
     recordings = sorted({rec for rec, _ in alone})
     # Call k plays recording k modulo their number; a call (or a channel) that heard
