@@ -779,6 +779,28 @@ fn audiosocket_call(uuid: &[u8; 16], frames: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
+/// An AudioSocket call over TLS with `pki`'s client certificate, as stunnel would send
+/// it: the UUID frame is sent now; the connection and the rest of the call (the audio, a
+/// hang-up) are returned.
+async fn tls_audiosocket_begin(
+    as_addr: SocketAddr,
+    pki: &TestPki,
+    uuid: [u8; 16],
+    frames: &[Vec<u8>],
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = tls_connect(as_addr, &pki.ca, Some(&pki.client))
+        .await
+        .unwrap();
+    let call = audiosocket_call(&uuid, frames);
+    conn.write_all(&call[..19]).await.unwrap();
+    conn.flush().await.unwrap();
+    (conn, call[19..].to_vec())
+}
+
 #[tokio::test]
 async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_only() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -797,16 +819,10 @@ async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_o
     let frames = tone_frames();
 
     // As stunnel would: TLS with the client certificate, then AudioSocket's frames.
-    let uuid = [0x11u8; 16];
     let id = "11111111-1111-1111-1111-111111111111";
-    let mut conn = tls_connect(as_addr, &pki.ca, Some(&pki.client))
-        .await
-        .unwrap();
-    let call = audiosocket_call(&uuid, &frames);
-    conn.write_all(&call[..19]).await.unwrap();
-    conn.flush().await.unwrap();
+    let (mut conn, rest) = tls_audiosocket_begin(as_addr, &pki, [0x11; 16], &frames).await;
     let events = grpc.watch_call(watch(id)).await.unwrap().into_inner();
-    conn.write_all(&call[19..]).await.unwrap();
+    conn.write_all(&rest).await.unwrap();
     conn.flush().await.unwrap();
     let summary = to_summary(events, id).await;
     let leg = &summary.legs[0];
@@ -1005,27 +1021,21 @@ async fn client_certificates_named_in_the_token_file_are_their_tenants() {
     let e = stranger.open_rtp_leg(rtp_leg("cert-2")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e}");
     let mut stranger_a = as_client("stranger-a", &pki.stranger, Some(TOKEN_A)).await;
-    // acme's token and acme's certificate agree; both close acme's leg.
+    // An unmapped certificate with acme's token is acme: it closes acme's leg.
     stranger_a.close_leg(close("cert-1", 0)).await.unwrap();
 
     // AudioSocket over TLS with acme's certificate: the call is acme's, not the media
     // tenant's.
-    let uuid = [0x33u8; 16];
     let id = "33333333-3333-3333-3333-333333333333";
     let frames = tone_frames();
-    let mut conn = tls_connect(as_addr, &pki.ca, Some(&pki.client))
-        .await
-        .unwrap();
-    let call = audiosocket_call(&uuid, &frames);
-    conn.write_all(&call[..19]).await.unwrap();
-    conn.flush().await.unwrap();
+    let (mut conn, rest) = tls_audiosocket_begin(as_addr, &pki, [0x33; 16], &frames).await;
     let events = acme.watch_call(watch(id)).await.unwrap().into_inner();
     let e = globex.watch_call(watch(id)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e}");
     let mut media = as_client("media", &pki.stranger, Some(TOKEN_MEDIA)).await;
     let e = media.watch_call(watch(id)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e}");
-    conn.write_all(&call[19..]).await.unwrap();
+    conn.write_all(&rest).await.unwrap();
     conn.flush().await.unwrap();
     let summary = to_summary(events, id).await;
     assert_eq!(summary.legs[0].packets_received, frames.len() as u64);
