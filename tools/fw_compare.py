@@ -80,8 +80,15 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "callmood"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--keep", help="also write the recording here, and do nothing else")
     a = ap.parse_args()
-    from faster_whisper import WhisperModel
+    if a.keep:
+        with tempfile.TemporaryDirectory() as tmp:
+            rec, ref, secs = recording(a.data, tmp)
+            subprocess.run(["cp", rec, a.keep], check=True)
+            print(f"{a.keep}: {secs:.1f} s, {len(ref)} words")
+        return
+    from faster_whisper import WhisperModel  # only this part needs it
     with tempfile.TemporaryDirectory() as tmp:
         rec, ref, secs = recording(a.data, tmp)
         print(f"recording: {secs:.1f} s, {len(ref)} words; {os.cpu_count()} CPUs, "

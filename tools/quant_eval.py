@@ -38,6 +38,8 @@ def main():
     p.add_argument("--no-wer", action="store_true", help="speed only")
     p.add_argument("--speed-corpus", default=None,
                    help="time only this corpus's clips (e.g. pocketsphinx-testdata)")
+    p.add_argument("--speed-file", action="append", default=None,
+                   help="time these recordings instead of the clips (repeatable)")
     args = p.parse_args()
     cm = os.path.abspath(args.callmood)
     models = [os.path.abspath(m) for m in args.models]
@@ -65,7 +67,7 @@ def main():
         print(f"  {os.path.basename(m):<28} {100 * wer_eval.wer_of(e, n):6.2f} %  ({e}/{n})")
 
     print(f"\nSpeed, `callmood analyze --no-emotion {' '.join(thr)}` over the clips, one process:")
-    wavs = [w for _, w, c in clips if args.speed_corpus in (None, c)]
+    wavs = args.speed_file or [w for _, w, c in clips if args.speed_corpus in (None, c)]
     secs = sum(wer_eval.duration_s(w) for w in wavs)
     print(f"  {len(wavs)} inputs, {secs:.1f} s of audio")
     cpu = {m: [] for m in models}
