@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,23 +24,11 @@ import time
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import loadtest_wer  # noqa: E402  (the same word normalisation and edit distance)
 
-
-def words(text):
-    return [NUM.get(w, w) for w in re.sub(r"[^\w'\s]", " ", text.lower()).split()]
-
-
-def edits(ref, hyp):
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
+loadtest_wer.DIGITS = True
+words, edits = loadtest_wer.words, loadtest_wer.edits
 
 
 def recording(data, tmp):
