@@ -236,11 +236,12 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
         a.server,
         calls.iter().map(|c| c.audio.duration_ms).max().unwrap_or(0) as f64 / 1000.0
     );
+    let places: Vec<loadtest::Place> = calls.iter().map(loadtest::PlannedCall::place).collect();
     let results = super::runtime()?
         .block_on(loadtest::run(
             &a.server,
             &a.access.access(),
-            calls.clone(),
+            calls,
             a.chunk_ms,
         ))
         .context("a load-test call panicked")?;
@@ -249,8 +250,8 @@ pub(super) fn loadtest(a: LoadtestArgs) -> anyhow::Result<()> {
             std::fs::File::create(path)
                 .with_context(|| format!("cannot write --transcripts {}", path.display()))?,
         );
-        for (k, (planned, result)) in calls.iter().zip(&results).enumerate() {
-            for line in loadtest::transcript_lines(k, planned, result) {
+        for (k, (place, result)) in places.iter().zip(&results).enumerate() {
+            for line in loadtest::transcript_lines(k, *place, result) {
                 writeln!(f, "{}", serde_json::to_string(&line)?)?;
             }
         }

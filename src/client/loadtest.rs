@@ -405,24 +405,40 @@ pub struct TranscriptLine<'a> {
     pub transcript: &'a str,
 }
 
+/// Where a planned call lies in its recording: what `--transcripts` needs of it once
+/// its audio has been sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub recording: usize,
+    pub offset_ms: u64,
+    /// The recording's length, ms.
+    pub duration_ms: u64,
+}
+
+impl PlannedCall {
+    /// Where this call lies in its recording.
+    pub fn place(&self) -> Place {
+        Place {
+            recording: self.recording,
+            offset_ms: self.offset_ms,
+            duration_ms: self.audio.duration_ms,
+        }
+    }
+}
+
 /// The `--transcripts` lines of one call, in call time.
-pub fn transcript_lines<'a>(
-    k: usize,
-    planned: &PlannedCall,
-    result: &'a CallResult,
-) -> Vec<TranscriptLine<'a>> {
-    let mut lines: Vec<TranscriptLine<'a>> = result
+pub fn transcript_lines(k: usize, place: Place, result: &CallResult) -> Vec<TranscriptLine<'_>> {
+    let mut lines: Vec<TranscriptLine<'_>> = result
         .heard
         .iter()
         .map(|h| TranscriptLine {
             call: k,
-            recording: planned.recording,
+            recording: place.recording,
             channel_id: h.channel_id,
-            offset_ms: planned.offset_ms,
+            offset_ms: place.offset_ms,
             start_ms: h.start_ms,
             end_ms: h.end_ms,
-            recording_ms: (planned.offset_ms + u64::from(h.start_ms))
-                % planned.audio.duration_ms.max(1),
+            recording_ms: (place.offset_ms + u64::from(h.start_ms)) % place.duration_ms.max(1),
             transcript: &h.transcript,
         })
         .collect();
@@ -843,7 +859,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let lines = transcript_lines(3, &planned, &result);
+        let lines = transcript_lines(3, planned.place(), &result);
         let placed: Vec<(u64, &str)> = lines
             .iter()
             .map(|l| (l.recording_ms, l.transcript))

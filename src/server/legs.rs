@@ -34,9 +34,7 @@ use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
-use crate::server::security::{
-    cert_names, check_call_id, Auth, CertTenant, Tenant, TenantCounts, TenantSlot,
-};
+use crate::server::security::{check_call_id, Auth, CertTenant, Tenant, TenantCounts, TenantSlot};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 use crate::server::tls::{Accept, MediaStream};
@@ -337,13 +335,13 @@ impl Calls {
     }
 
     /// The tenant of an AudioSocket connection: its client certificate's if the token
-    /// file maps it, else the media tenant. `None` for a certificate whose names map to
-    /// two tenants: refused.
+    /// file maps it, else the media tenant; an error for a certificate whose names map to
+    /// two tenants (refused).
     fn audiosocket_tenant(&self, stream: &MediaStream) -> Result<Option<Tenant>, ConnError> {
         let (Some(auth), Some(cert)) = (&self.auth, stream.client_cert()) else {
             return Ok(self.media_tenant.clone());
         };
-        match auth.tokens().cert_tenant(&cert_names(cert)) {
+        match auth.tokens().leaf_tenant(cert) {
             CertTenant::Unmapped => Ok(self.media_tenant.clone()),
             CertTenant::Tenant(t) => Ok(Some(t)),
             CertTenant::Ambiguous => Err(ConnError::AmbiguousCert),

@@ -339,6 +339,15 @@ impl Tokens {
         found
     }
 
+    /// The tenant of a client certificate (the leaf of its chain, DER) by its names; no
+    /// parsing when the file maps no certificate at all.
+    pub fn leaf_tenant(&self, leaf: &[u8]) -> CertTenant {
+        if self.certs.is_empty() {
+            return CertTenant::Unmapped;
+        }
+        self.cert_tenant(&cert_names(leaf))
+    }
+
     /// How many tokens there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -436,13 +445,10 @@ impl tonic::service::Interceptor for Authenticate {
             .metadata()
             .get("authorization")
             .map(|v| bearer_token(v.as_bytes()).and_then(|t| tokens.tenant(t.trim_ascii())));
-        let by_cert = match req.peer_certs() {
-            Some(certs) if tokens.cert_names() > 0 => match certs.first() {
-                Some(leaf) => tokens.cert_tenant(&cert_names(leaf)),
-                None => CertTenant::Unmapped,
-            },
-            _ => CertTenant::Unmapped,
-        };
+        let by_cert = req
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|leaf| tokens.leaf_tenant(leaf)))
+            .unwrap_or(CertTenant::Unmapped);
         let tenant = match (by_token, by_cert) {
             // A token given must be right and agree with the certificate.
             (Some(None), _) | (_, CertTenant::Ambiguous) => None,
