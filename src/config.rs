@@ -256,7 +256,7 @@ pub struct MetricsSection {
 
 /// `[security]`: tokens, tenants and TLS. Files are named here; their contents (tokens,
 /// keys) are read by the service and never printed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySection {
     /// Require `authorization: Bearer TOKEN` on every RPC: a file of `TOKEN TENANT` lines
@@ -291,6 +291,26 @@ pub struct SecuritySection {
     /// and WebSocket media carry no `CallOptions` to ask for it). Default: false (a call
     /// asks with `CallOptions.redact_all_numbers`).
     pub redact_all_numbers: bool,
+    /// The payment window, seconds: after a payment cue in either party's words ("and the
+    /// security code on the back?"), every number of either party in this long is redacted
+    /// (README, "PII redaction"). 0 turns it off; at most 600. Default: 30.
+    pub payment_window_s: u32,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self {
+            auth_tokens: None,
+            tenant_max_calls: None,
+            tenant_max_recordings: None,
+            media_tenant: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            redact_all_numbers: false,
+            payment_window_s: crate::contact::finish::PAYMENT_WINDOW_MS / 1000,
+        }
+    }
 }
 
 /// A range of UDP ports, written `FIRST-LAST` (or one port) in files, the environment and
@@ -854,6 +874,12 @@ impl Config {
         if let Some(n) = sec.tenant_max_recordings {
             at_least_1("security.tenant_max_recordings", n as u64)?;
         }
+        if sec.payment_window_s > 600 {
+            return Err((
+                "security.payment_window_s".to_string(),
+                "must be at most 600 (0 turns the window off)".to_string(),
+            ));
+        }
         match (&sec.tls_cert, &sec.tls_key) {
             (Some(_), None) => return needs("tls_cert", "tls_key"),
             (None, Some(_)) => return needs("tls_key", "tls_cert"),
@@ -924,6 +950,7 @@ impl Config {
                 tenant_max_recordings: sec.tenant_max_recordings,
                 media_tenant: sec.media_tenant.clone(),
                 redact_all_numbers: sec.redact_all_numbers,
+                payment_window_ms: Some(sec.payment_window_s * 1000),
                 tls: match (&sec.tls_cert, &sec.tls_key) {
                     (Some(cert), Some(key)) => Some(security::TlsFiles {
                         cert: cert.clone(),
@@ -967,7 +994,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 66);
+        assert_eq!(all_keys().len(), 67);
     }
 
     #[test]

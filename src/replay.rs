@@ -220,6 +220,9 @@ pub struct ReplayConfig {
     pub redact_pii: bool,
     /// With `redact_pii`, redact every number too.
     pub redact_all_numbers: bool,
+    /// With `redact_pii`, the payment window, ms
+    /// ([`crate::contact::finish::FinishOptions::payment_window_ms`]); local analysis only.
+    pub payment_window_ms: u32,
     /// The alert rules (the `[alerts]` section of `analyze --config`); local analysis only,
     /// a server (`analyze --server`) uses its own.
     pub alerts: AlertConfig,
@@ -323,6 +326,7 @@ pub async fn replay(
         left_role: cfg.left_role,
         redact_pii: cfg.redact_pii,
         redact_all_numbers: cfg.redact_all_numbers,
+        payment_window_ms: cfg.payment_window_ms,
         alerts: cfg.alerts.clone(),
         verbose: cfg.verbose,
         progress: progress.clone(),
@@ -377,6 +381,7 @@ struct Shared {
     left_role: proto::Role,
     redact_pii: bool,
     redact_all_numbers: bool,
+    payment_window_ms: u32,
     alerts: AlertConfig,
     verbose: bool,
     progress: ProgressBar,
@@ -503,6 +508,7 @@ async fn analyze_file(s: &Shared, i: usize, rec: &Recording) -> Result<(u32, usi
                 FinishOptions {
                     redact_pii: s.redact_pii,
                     redact_all_numbers: s.redact_all_numbers,
+                    payment_window_ms: s.payment_window_ms,
                     alerts: s.alerts.clone(),
                     ..FinishOptions::default()
                 },

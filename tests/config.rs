@@ -223,6 +223,14 @@ fn a_wrong_value_is_refused_with_the_key_its_value_and_the_file() {
             "security.tenant_max_calls = 4: needs security.auth_tokens",
         ),
         (
+            "[security]\npayment_window_s = 601\n",
+            "security.payment_window_s = 601: must be at most 600",
+        ),
+        (
+            "[security]\npayment_window_s = -1\n",
+            "security.payment_window_s = -1: invalid value",
+        ),
+        (
             "[alerts]\nescalate_window = 2\n",
             "alerts.escalate_window = 2: must be at least escalate_min_utterances (3)",
         ),

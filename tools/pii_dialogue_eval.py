@@ -22,7 +22,7 @@ Two kinds of case:
   "forty five minutes", "order seven two eight one nine"): the digits the same clip keeps
   with `--no-redaction` should still be there with redaction on. Reported as digits kept.
 
-Prints numbers only. Needs espeak-ng and sox on the PATH and the Whisper model.
+sox runs in repeatable mode (-R): the clips are the same bytes every run. Prints numbers only. Needs espeak-ng and sox on the PATH and the Whisper model.
 """
 
 import argparse
@@ -112,19 +112,19 @@ def dialogue(turns, caller, wav, tmp):
         raw = os.path.join(tmp, f"t{k}.wav")
         tts(text, voice, rate, raw)
         seg = os.path.join(tmp, f"s{k}.wav")
-        subprocess.run(["sox", raw, "-r", "16000", "-c", "1", seg, "pad", "0.3", "0.6"], check=True)
+        subprocess.run(["sox", "-R", raw, "-r", "16000", "-c", "1", seg, "pad", "0.3", "0.6"], check=True)
         silent = os.path.join(tmp, f"z{k}.wav")
-        subprocess.run(["sox", seg, silent, "vol", "0"], check=True)
+        subprocess.run(["sox", "-R", seg, silent, "vol", "0"], check=True)
         (left if who == "C" else right).append(seg)
         (right if who == "C" else left).append(silent)
     both = []
     for side, parts in (("l", left), ("r", right)):
         p = os.path.join(tmp, f"{side}.wav")
-        subprocess.run(["sox", *parts, p], check=True)
+        subprocess.run(["sox", "-R", *parts, p], check=True)
         both.append(p)
     joined = os.path.join(tmp, "joined.wav")
-    subprocess.run(["sox", "-M", *both, joined], check=True)
-    subprocess.run(["sox", joined, "-r", "8000", "-c", "2", "-e", "u-law", wav], check=True)
+    subprocess.run(["sox", "-R", "-M", *both, joined], check=True)
+    subprocess.run(["sox", "-R", joined, "-r", "8000", "-c", "2", "-e", "u-law", wav], check=True)
 
 
 def outputs(stdout):

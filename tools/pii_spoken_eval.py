@@ -9,7 +9,10 @@ digit of its secret survives; digits that belong to the sentence but are not sec
 of "order twelve") are taken out first.
 
     tools/pii_spoken_eval.py [--bin target/release/callmood] [--all-voices] [--keep DIR]
-        [--redact-all-numbers]
+        [--redact-all-numbers] [-- MORE ANALYZE FLAGS]
+
+sox runs in repeatable mode (-R), so the clips are the same bytes every run (before
+2026-12-06 sox's dither made each run's audio, and so Whisper's words, differ a little).
 
 Prints numbers only: per case, how many secret digits survived, and the totals. Needs
 espeak-ng (not installed by scripts/setup: `apt-get install espeak-ng`) and sox on the PATH,
@@ -103,11 +106,11 @@ def speak(text_parts, voice, rate, wav, tmp):
     padded = []
     for k, p in enumerate(parts):
         q = os.path.join(tmp, f"pad{k}.wav")
-        subprocess.run(["sox", p, q, "pad", "0.3" if k == 0 else "0", "1.5"], check=True)
+        subprocess.run(["sox", "-R", p, q, "pad", "0.3" if k == 0 else "0", "1.5"], check=True)
         padded.append(q)
     joined = os.path.join(tmp, "joined.wav")
-    subprocess.run(["sox", *padded, joined], check=True)
-    subprocess.run(["sox", joined, "-r", "8000", "-c", "1", "-e", "u-law", wav], check=True)
+    subprocess.run(["sox", "-R", *padded, joined], check=True)
+    subprocess.run(["sox", "-R", joined, "-r", "8000", "-c", "1", "-e", "u-law", wav], check=True)
 
 
 def main():
@@ -117,6 +120,7 @@ def main():
     ap.add_argument("--keep", help="keep the audio and the JSON output in this directory")
     ap.add_argument("--redact-all-numbers", action="store_true",
                     help="run analyze with --redact-all-numbers (every number redacted)")
+    ap.add_argument("flags", nargs="*", help="more flags for analyze (after --)")
     args = ap.parse_args()
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-spoken-")
     os.makedirs(tmp, exist_ok=True)
@@ -130,7 +134,7 @@ def main():
             speak(parts, voice, rate, wav, tmp)
             clips[stem] = (name, secret, other, wav)
     res = subprocess.run([args.bin, "analyze", "--no-emotion", "-j", "1",
-                          *(["--redact-all-numbers"] if args.redact_all_numbers else []), *[c[3] for c in clips.values()]],
+                          *(["--redact-all-numbers"] if args.redact_all_numbers else []), *args.flags, *[c[3] for c in clips.values()]],
                          capture_output=True, text=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)

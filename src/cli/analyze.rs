@@ -57,6 +57,11 @@ pub struct AnalyzeArgs {
     /// ordinals): for payment lines, where a misheard cue can let a card digit through.
     #[arg(long, conflicts_with = "no_redaction")]
     pub redact_all_numbers: bool,
+    /// The payment window, seconds: after a payment cue in either party's words ("and the
+    /// security code on the back?"), every number of either party in this long is redacted.
+    /// 0 turns it off. With --server, the server's `security.payment_window_s` applies.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=600))]
+    pub payment_window_s: u32,
     /// Role of the left (or only) channel of each file.
     #[arg(long, value_enum, default_value_t = RoleArg::Caller)]
     pub left_role: RoleArg,
@@ -187,6 +192,7 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         left_role: a.left_role.proto(),
         redact_pii: !a.no_redaction,
         redact_all_numbers: a.redact_all_numbers,
+        payment_window_ms: a.payment_window_s * 1000,
         alerts,
         out: a.out.clone(),
         verbose: a.verbose,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::alerts::{AlertConfig, AlertCues, CallState};
 use super::join_words;
-use super::pii::{redact_utterance_with, RoleContext};
+use super::pii::{payment_cue, redact_utterance_with, RoleContext};
 use super::profile::Profile;
 use crate::asr::Word;
 use crate::call::Ended;
@@ -30,6 +30,13 @@ pub struct FinishOptions {
     pub redact_pii: bool,
     /// With `redact_pii`, every number too ([`RoleContext::all_numbers`]).
     pub redact_all_numbers: bool,
+    /// With `redact_pii`, the payment window in ms (0: none). A payment cue in either
+    /// party's utterance ([`payment_cue`]) opens it: every later utterance of either party
+    /// that starts within this long of the end of the cue's utterance has every number
+    /// redacted, as with `redact_all_numbers`. An utterance in the window that held a
+    /// number keeps it open until half this long after its own end, never past twice this
+    /// long after the last cue. Default [`PAYMENT_WINDOW_MS`].
+    pub payment_window_ms: u32,
     /// Send `Alert` events (they are in the summary either way).
     pub send_alerts: bool,
     /// Alert thresholds, evidence and cool-down.
@@ -43,11 +50,16 @@ impl Default for FinishOptions {
             disable_prosody_events: false,
             redact_pii: true,
             redact_all_numbers: false,
+            payment_window_ms: PAYMENT_WINDOW_MS,
             send_alerts: true,
             alerts: AlertConfig::default(),
         }
     }
 }
+
+/// The default payment window ([`FinishOptions::payment_window_ms`]): 30 s, measured in
+/// docs/measurements.md ("Spoken PII between two parties").
+pub const PAYMENT_WINDOW_MS: u32 = 30_000;
 
 impl FinishOptions {
     /// The options of a call on a server: what the client asked for, with the server's
@@ -57,9 +69,11 @@ impl FinishOptions {
         o: Option<&proto::CallOptions>,
         alerts: &AlertConfig,
         redact_all_numbers: bool,
+        payment_window_ms: u32,
     ) -> Self {
         let mut f = Self::from_call_options(o);
         f.alerts = alerts.clone();
+        f.payment_window_ms = payment_window_ms;
         if redact_all_numbers {
             f.redact_pii = true;
             f.redact_all_numbers = true;
@@ -75,6 +89,7 @@ impl FinishOptions {
             disable_prosody_events: o.disable_prosody_events,
             redact_pii: !o.disable_pii_redaction,
             redact_all_numbers: o.redact_all_numbers,
+            payment_window_ms: PAYMENT_WINDOW_MS,
             send_alerts: !o.disable_alerts,
             alerts: AlertConfig::default(),
         }
@@ -114,6 +129,17 @@ pub struct Finisher {
     /// Per role: what its last utterance left open for redaction (a cue, or a number cut
     /// off) and when that utterance ended (ms, call time).
     pii: Vec<(i32, RoleContext, u32)>,
+    /// The payment window, if one was opened ([`FinishOptions::payment_window_ms`]).
+    payment: Option<PaymentWindow>,
+}
+
+/// Where a call's payment window stands (ms, call time).
+#[derive(Clone, Copy, Debug)]
+struct PaymentWindow {
+    /// The end of the last utterance that held a payment cue.
+    cue_end_ms: u32,
+    /// Utterances starting at or before this have every number redacted.
+    until_ms: u32,
 }
 
 /// A number goes on in the same speaker's next utterance only if it starts within this
@@ -137,6 +163,7 @@ impl Finisher {
             raised: Vec::new(),
             skipped: 0,
             pii: Vec::new(),
+            payment: None,
         }
     }
 
@@ -173,13 +200,12 @@ impl Finisher {
     }
 
     /// Redacts an utterance with what the same role's previous one left open: a number
-    /// split across two utterances, or a cue at the end of one with the digits in the next.
+    /// split across two utterances, or a cue at the end of one with the digits in the next;
+    /// inside the call's payment window, every number.
     fn redact(&mut self, u: &mut proto::Utterance) {
-        let fresh = if self.opts.redact_all_numbers {
-            RoleContext::all_numbers()
-        } else {
-            RoleContext::default()
-        };
+        let all_numbers = self.opts.redact_all_numbers;
+        let fresh = RoleContext::default().with_all_numbers(all_numbers);
+        let in_window = self.payment.is_some_and(|w| u.start_ms <= w.until_ms);
         let at = match self.pii.iter().position(|p| p.0 == u.role) {
             Some(i) => i,
             None => {
@@ -191,8 +217,39 @@ impl Finisher {
         if u.start_ms.saturating_sub(*end_ms) > PII_SPLIT_MAX_GAP_MS {
             *ctx = fresh;
         }
-        redact_utterance_with(u, ctx);
+        let mut this = ctx.with_all_numbers(all_numbers || in_window);
+        let kinds = redact_utterance_with(u, &mut this);
+        *ctx = this.with_all_numbers(all_numbers);
         *end_ms = u.end_ms;
+        self.payment_window(u, in_window && !kinds.is_empty());
+    }
+
+    /// Opens or extends the payment window after a redacted utterance; `held_number`: it
+    /// was inside the window and a number was redacted in it.
+    fn payment_window(&mut self, u: &proto::Utterance, held_number: bool) {
+        let len = self.opts.payment_window_ms;
+        if len == 0 {
+            return;
+        }
+        let cue = if u.words.is_empty() {
+            payment_cue(&u.transcript.split_whitespace().collect::<Vec<_>>())
+        } else {
+            payment_cue(&u.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>())
+        };
+        if cue {
+            let until_ms = self
+                .payment
+                .map_or(0, |w| w.until_ms)
+                .max(u.end_ms.saturating_add(len));
+            self.payment = Some(PaymentWindow {
+                cue_end_ms: u.end_ms,
+                until_ms,
+            });
+        } else if let Some(w) = self.payment.as_mut().filter(|_| held_number) {
+            let dictating = u.end_ms.saturating_add(len / 2);
+            let cap = w.cue_end_ms.saturating_add(len.saturating_mul(2));
+            w.until_ms = w.until_ms.max(dictating.min(cap));
+        }
     }
 
     /// The call's audio reached `ms`; `speaking`: someone is speaking then.
@@ -346,7 +403,12 @@ mod tests {
 
     #[test]
     fn a_number_split_across_a_speakers_utterances_is_redacted() {
-        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        // the payment window off: this is the per-speaker context alone
+        let opts = FinishOptions {
+            payment_window_ms: 0,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(opts, Models::default());
         assert_eq!(
             say(&mut f, Role::Caller, 1_000, &["my", "card", "number", "is"]),
             "my card number is"
@@ -378,6 +440,100 @@ mod tests {
         );
         say(&mut off, Role::Caller, 500, &["card", "number"]);
         assert_eq!(say(&mut off, Role::Caller, 1_500, &["4111"]), "4111");
+    }
+
+    /// The payment window: the agent's cue protects the caller's answer, whatever Whisper
+    /// made of the caller's words; numbers outside it, or with it off, are kept.
+    #[test]
+    fn a_payment_cue_from_either_party_redacts_every_number_after_it() {
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        // no cue yet: ordinary numbers stay
+        assert_eq!(
+            say(&mut f, Role::Caller, 500, &["I", "called", "3", "times"]),
+            "I called 3 times"
+        );
+        assert_eq!(
+            say(
+                &mut f,
+                Role::Agent,
+                2_000,
+                &["what", "is", "the", "security", "code?"]
+            ),
+            "what is the security code?"
+        );
+        // the caller's answer, misheard as no number rule would take it
+        assert_eq!(
+            say(&mut f, Role::Caller, 4_000, &["It's", "5-1-7."]),
+            "It's [NUMBER]"
+        );
+        assert_eq!(
+            say(
+                &mut f,
+                Role::Caller,
+                6_000,
+                &["for", "one", "for", "payment"]
+            ),
+            "[NUMBER] payment"
+        );
+        // dictation goes on: each number keeps the window open 15 s past its utterance...
+        let mut at = 20_000;
+        while at <= 60_000 {
+            assert_eq!(say(&mut f, Role::Caller, at, &["one", "two"]), "[NUMBER]");
+            at += 10_000;
+        }
+        // ...but never more than 60 s after the last cue (the agent's, ending at 3 s); 14 s
+        // after the last number, so no longer its continuation either
+        assert_eq!(
+            say(&mut f, Role::Caller, 75_000, &["one", "two"]),
+            "one two"
+        );
+        // a found card opens it too, and the agent's own numbers in it go as well
+        assert_eq!(
+            say(
+                &mut f,
+                Role::Caller,
+                100_000,
+                &["4111", "1111", "1111", "1111"]
+            ),
+            "[CARD]"
+        );
+        assert_eq!(
+            say(
+                &mut f,
+                Role::Agent,
+                102_000,
+                &["and", "the", "date,", "oh", "nine?"]
+            ),
+            "and the date, [NUMBER]"
+        );
+        // 30 s after the last cue or number with nothing said, it has closed
+        assert_eq!(
+            say(&mut f, Role::Caller, 140_000, &["it", "took", "2", "weeks"]),
+            "it took 2 weeks"
+        );
+        // with the window off, the same answer keeps what no rule takes
+        let mut off = Finisher::new(
+            FinishOptions {
+                payment_window_ms: 0,
+                ..FinishOptions::default()
+            },
+            Models::default(),
+        );
+        say(
+            &mut off,
+            Role::Agent,
+            2_000,
+            &["what", "is", "the", "security", "code?"],
+        );
+        assert_eq!(
+            say(
+                &mut off,
+                Role::Caller,
+                4_000,
+                &["for", "one", "for", "payment"]
+            ),
+            "for one for payment"
+        );
     }
 
     #[test]
@@ -487,14 +643,14 @@ mod tests {
             ..Default::default()
         };
         let alerts = AlertConfig::default();
-        let f = FinishOptions::on_server(Some(&off), &alerts, true);
+        let f = FinishOptions::on_server(Some(&off), &alerts, true, PAYMENT_WINDOW_MS);
         assert!(f.redact_pii && f.redact_all_numbers);
-        let f = FinishOptions::on_server(None, &alerts, true);
+        let f = FinishOptions::on_server(None, &alerts, true, PAYMENT_WINDOW_MS);
         assert!(f.redact_pii && f.redact_all_numbers);
-        let f = FinishOptions::on_server(Some(&off), &alerts, false);
+        let f = FinishOptions::on_server(Some(&off), &alerts, false, PAYMENT_WINDOW_MS);
         assert!(!f.redact_pii && !f.redact_all_numbers);
         assert_eq!(
-            FinishOptions::on_server(None, &alerts, false),
+            FinishOptions::on_server(None, &alerts, false, PAYMENT_WINDOW_MS),
             FinishOptions::default()
         );
     }

@@ -65,6 +65,13 @@
 //!     mishears the cue itself ("the security code" as "a pick-o"), rules 6–10 have nothing
 //!     to go on, and only this catches the digits; ordinary numbers go too.
 //!
+//! 12. Across speakers (the caller keeps it, [`payment_cue`]): a payment cue in either
+//!     party's utterance opens a payment window for the whole call, and every number of
+//!     either party in the next 30 s is redacted as in rule 11
+//!     (`FinishOptions::payment_window_ms`, `security.payment_window_s`): the agent asks
+//!     "and the code on the back?", and the caller's "It's 5-1-7" goes whatever Whisper made
+//!     of it.
+//!
 //! A word that is only partly inside a found span (`is4111`, `1111,`) is replaced whole, so no
 //! digit of a redacted number survives in any word, and trailing punctuation of the last word
 //! goes with it. Spans of one kind joined only by fillers or punctuation become one. The work
@@ -80,7 +87,7 @@
 //! separated by a plain word or a misrecognised cue ("the car number in ..."); a cue
 //! more than three other words before the digits; digit words Whisper wrote as other words
 //! not listed in rule 8, or as words with no digit next to them ("a pick-o give free hand and
-//! one"); numbers spread over utterances of different speakers.
+//! one") when no cue was heard in either party's words.
 
 use std::ops::Range;
 
@@ -201,6 +208,25 @@ impl RoleContext {
     pub fn open(&self) -> Option<PiiKind> {
         self.open
     }
+
+    /// The same context with rule 11 (every number) on or off: for one utterance inside a
+    /// payment window ([`payment_cue`]), then back to the call's own setting.
+    pub fn with_all_numbers(self, on: bool) -> Self {
+        Self {
+            all_numbers: on,
+            ..self
+        }
+    }
+}
+
+/// Whether words hold a payment cue: a cue word of rules 6 and 9 (card, security code, CVV,
+/// PIN, expiry, SSN, account or routing number), or a `[CARD]`, `[CVV]`, `[EXPIRY]` or
+/// `[SSN]` already found there. Either party's cue opens the call's payment window
+/// ([`crate::contact::finish::FinishOptions::payment_window_ms`]): the agent asks "and the
+/// security code on the back?", the caller answers with digits alone.
+pub fn payment_cue<S: AsRef<str>>(words: &[S]) -> bool {
+    let words: Vec<&str> = words.iter().map(AsRef::as_ref).collect();
+    keys(&words).iter().any(|k| cue_kind(k).is_some())
 }
 
 /// [`find_spans`], told what the speaker's previous utterance left open, and updating it

@@ -53,7 +53,12 @@ impl Service {
             cfg.security.tenant_max_calls,
             cfg.security.media_tenant.as_deref().map(Tenant::from),
         )
-        .with_all_numbers_redacted(cfg.security.redact_all_numbers)
+        .with_redaction(
+            cfg.security.redact_all_numbers,
+            cfg.security
+                .payment_window_ms
+                .unwrap_or(crate::contact::finish::PAYMENT_WINDOW_MS),
+        )
         .with_auth(auth);
         Self {
             analyzer,

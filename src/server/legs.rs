@@ -226,6 +226,8 @@ pub struct Calls {
     alerts: AlertConfig,
     /// `security.redact_all_numbers` for the calls legs start.
     redact_all_numbers: bool,
+    /// `security.payment_window_s` of every call, ms.
+    payment_window_ms: u32,
     calls: Mutex<HashMap<CallKey, Arc<LiveCall>>>,
     /// Calls in flight per tenant, and the cap on them (`None`: none).
     tenant_calls: TenantCounts,
@@ -300,6 +302,7 @@ impl Calls {
             settings,
             alerts,
             redact_all_numbers: false,
+            payment_window_ms: crate::contact::finish::PAYMENT_WINDOW_MS,
             calls: Mutex::new(HashMap::new()),
             tenant_calls: TenantCounts::default(),
             tenant_max_calls: None,
@@ -348,20 +351,30 @@ impl Calls {
         }
     }
 
-    /// The same registry with every number redacted in the calls legs start, and
-    /// redaction not to be turned off (`security.redact_all_numbers`).
-    pub fn with_all_numbers_redacted(mut self: Arc<Self>, on: bool) -> Arc<Self> {
-        Arc::get_mut(&mut self)
-            .expect("set up before it is shared")
-            .redact_all_numbers = on;
+    /// The same registry with the server's redaction settings: every number redacted in
+    /// every call and redaction not to be turned off (`security.redact_all_numbers`), and
+    /// the payment window, ms (`security.payment_window_s`).
+    pub fn with_redaction(
+        mut self: Arc<Self>,
+        all_numbers: bool,
+        payment_window_ms: u32,
+    ) -> Arc<Self> {
+        let me = Arc::get_mut(&mut self).expect("set up before it is shared");
+        me.redact_all_numbers = all_numbers;
+        me.payment_window_ms = payment_window_ms;
         self
     }
 
     /// The finishing options of a call on this server: the client's `o`, with the server's
-    /// alert rules and its `security.redact_all_numbers` (StreamCall, AnalyzeRecording and
-    /// the calls legs start alike).
+    /// alert rules, its `security.redact_all_numbers` and its payment window (StreamCall,
+    /// AnalyzeRecording and the calls legs start alike).
     pub fn finish_options(&self, o: Option<&proto::CallOptions>) -> FinishOptions {
-        FinishOptions::on_server(o, &self.alerts, self.redact_all_numbers)
+        FinishOptions::on_server(
+            o,
+            &self.alerts,
+            self.redact_all_numbers,
+            self.payment_window_ms,
+        )
     }
 
     /// A place for one more call in flight of `tenant` (`StreamCall`, `AnalyzeRecording`

@@ -97,6 +97,9 @@ pub struct SecurityConfig {
     /// Every call redacts every number, and no client can turn redaction off
     /// ([`crate::contact::finish::FinishOptions::on_server`]).
     pub redact_all_numbers: bool,
+    /// The payment window of every call, ms (`security.payment_window_s`); `None`: the
+    /// default ([`crate::contact::finish::PAYMENT_WINDOW_MS`]).
+    pub payment_window_ms: Option<u32>,
     /// TLS for gRPC, and with it `wss://` for WebSocket media; `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// Serve plain `ws://` WebSocket media even with `tls` (a TLS-terminating proxy in
