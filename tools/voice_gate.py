@@ -10,6 +10,9 @@ Inputs: feature dumps of `callmood train --corpus DIR --dump-features F.csv`, on
 With `--round calibrate`, the calm-speech calibration round instead (models/README.md,
 "Calm-speech calibration"): F as trained, its inputs mapped from a line's calm statistics
 onto the training's neutral ones.
+With `--round temperature`, the round on confidence that falls with unfamiliarity
+(models/README.md, "Confidence that falls with unfamiliarity"): F's logits divided by
+T (1 + a u), a fitted on one acted corpus left out and its ECE measured on the other.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -44,7 +47,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature'])
     a = ap.parse_args()
     global ROUND
     ROUND = a.round
@@ -485,7 +488,106 @@ def main_calibrate():
     print('T', T, 'secs', round(time.time() - t0))
 
 
+# --- the temperature round --------------------------------------------------------------------
+
+A_GRID = [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8]
+
+
+def train_f(speakers):
+    rows = np.array([i for i in range(N) if spk[i] in speakers])
+    mu, sd = population(rows)
+    Z, Y, W = build(speakers, mu, sd, weighting='clip', rs_share=0.0)
+    return {'F': fit_cols(Z, Y, W, None)}, mu, sd, familiarity(rows, mu, sd)
+
+
+def p_of(L, u, T, a):
+    l = L / (T * (1 + a * u))[:, None]
+    l = l - l.max(1, keepdims=True)
+    p = np.exp(l)
+    return p / p.sum(1, keepdims=True)
+
+
+def nll_of(sets, T, a):
+    tot, n = 0.0, 0
+    for L, y, u in sets:
+        p = p_of(L, u, T, a)
+        tot += -np.log(p[np.arange(len(y)), y] + 1e-12).sum(); n += len(y)
+    return tot / n
+
+
+def fit_a(sets, T):
+    return min(A_GRID, key=lambda a: nll_of(sets, T, a))
+
+
+def main_temperature():
+    t0 = time.time()
+    conds = ('clean', 'telephony')
+    rav = set(spk[corpus == 'ravdess'])
+    oof = {}
+    for f in folds_ravdess():
+        models, mu, sd, fam = train_f(rav - f)
+        for c in conds:
+            for mo in ('cold', 'running'):
+                L, y, R = score(models, f, mu, sd, c, mo)
+                oof.setdefault((c, mo), []).append((L['F'], y, unfamiliar(R, mu, sd, fam)))
+        print('fold done', round(time.time() - t0), flush=True)
+    rav_sets = {k: (np.vstack([x[0] for x in v]), np.concatenate([x[1] for x in v]),
+                    np.concatenate([x[2] for x in v])) for k, v in oof.items()}
+    T = fit_temperature(np.vstack([v[0] for v in rav_sets.values()]),
+                        np.concatenate([v[1] for v in rav_sets.values()]))
+    models, mu, sd, fam = train_f(rav)
+    held = {}
+    for h in ('tess', 'savee'):
+        hs = set(s for s in set(spk) if s.startswith(h + ':'))
+        for c in conds:
+            for mo in ('cold', 'running'):
+                L, y, R = score(models, hs, mu, sd, c, mo)
+                held[(h, c, mo)] = (L['F'], y, unfamiliar(R, mu, sd, fam))
+    readers = {}
+    for c in conds:
+        for mo in ('cold', 'running'):
+            L, y, R = score(models, RS_B, mu, sd, c, mo)
+            readers[(c, mo)] = (L['F'], y, unfamiliar(R, mu, sd, fam))
+    of = lambda h: [v for k, v in held.items() if k[0] == h]
+    a_tess, a_savee = fit_a(of('tess'), T), fit_a(of('savee'), T)
+    a_pool = fit_a(of('tess') + of('savee'), T)
+    res = {'T': round(T, 3), 'a_fit_on_tess': a_tess, 'a_fit_on_savee': a_savee, 'a_pooled': a_pool}
+    loco_f, loco_u = [], []
+    for (h, c, mo), (L, y, u) in sorted(held.items()):
+        a = a_savee if h == 'tess' else a_tess
+        pf, pu = p_of(L, u, T, 0), p_of(L, u, T, a)
+        assert (pf.argmax(1) == pu.argmax(1)).all()
+        ef, eu = ece(pf, y), ece(pu, y)
+        loco_f.append(ef); loco_u.append(eu)
+        res[f'{h}_{c}_{mo}_ece'] = [round(ef, 3), round(eu, 3)]
+        res[f'{h}_{c}_{mo}_conf'] = [round(float(pf.max(1).mean()), 3), round(float(pu.max(1).mean()), 3)]
+        res[f'{h}_{c}_{mo}_u_median'] = round(float(np.median(u)), 3)
+        res[f'{h}_{c}_{mo}_uar'] = round(uar(y, pf.argmax(1)), 3)
+    res['loco_ece_mean'] = [round(float(np.mean(loco_f)), 3), round(float(np.mean(loco_u)), 3)]
+    res['loco_ece_at_most_0.10'] = [int(sum(e <= 0.10 for e in loco_f)), int(sum(e <= 0.10 for e in loco_u))]
+    rav_ok = True
+    for (c, mo), (L, y, u) in sorted(rav_sets.items()):
+        ef, eu = ece(p_of(L, u, T, 0), y), ece(p_of(L, u, T, a_pool), y)
+        res[f'rav_{c}_{mo}_ece'] = [round(ef, 3), round(eu, 3)]
+        res[f'rav_{c}_{mo}_u_median'] = round(float(np.median(u)), 3)
+        rav_ok &= eu <= ef + 0.02
+    readers_ok = True
+    for (c, mo), (L, y, u) in sorted(readers.items()):
+        pf, pu = p_of(L, u, T, 0), p_of(L, u, T, a_pool)
+        sf, su = float((pf[:, 2] >= 0.5).mean()), float((pu[:, 2] >= 0.5).mean())
+        res[f'read_{c}_{mo}_angry_ge_0.5'] = [round(sf, 3), round(su, 3)]
+        res[f'read_{c}_{mo}_top_angry'] = round(float((pf.argmax(1) == 2).mean()), 3)
+        res[f'read_{c}_{mo}_conf'] = [round(float(pf.max(1).mean()), 3), round(float(pu.max(1).mean()), 3)]
+        readers_ok &= su <= sf
+    res['rule'] = {'1_loco_ece_falls_0.03': res['loco_ece_mean'][1] <= res['loco_ece_mean'][0] - 0.03,
+                   '2_ravdess_ece_within_0.02': bool(rav_ok), '3_readers_angry_not_up': bool(readers_ok)}
+    print(json.dumps(res, indent=1), flush=True)
+    print('secs', round(time.time() - t0))
+
+
 if ROUND == 'calibrate':
     main_calibrate()
+elif ROUND == 'temperature':
+    main_temperature()
 else:
     main()
