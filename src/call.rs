@@ -41,18 +41,11 @@ pub enum CallError {
     TooManyChannels { max: usize, got: usize },
     #[error("config.channels: channel_id {0} appears twice")]
     DuplicateChannel(u32),
-    #[error("config.channels[{channel_id}].encoding: must be LINEAR16, MULAW or ALAW")]
-    UnspecifiedEncoding { channel_id: u32 },
-    #[error("config.channels[{channel_id}].role: {value} is no Role (0 ROLE_UNSPECIFIED, 1 CALLER, 2 AGENT)")]
-    UnknownRole { channel_id: u32, value: i32 },
-    #[error(
-        "config.channels[{channel_id}].sample_rate_hz: {rate} Hz is not supported for {encoding} (expected {expected})"
-    )]
-    BadSampleRate {
+    #[error("config.channels[{channel_id}].{}: {source}", source.field().in_channel_config())]
+    Channel {
         channel_id: u32,
-        rate: u32,
-        encoding: &'static str,
-        expected: &'static str,
+        #[source]
+        source: ChannelError,
     },
     #[error("config.language: {0:?} is not supported (the model is English-only: use \"en\")")]
     UnsupportedLanguage(String),
@@ -64,12 +57,6 @@ pub enum CallError {
     ConfigFirst,
     #[error("a second config arrived in the middle of the call")]
     ConfigTwice,
-    #[error("config.channels[{channel_id}]: {source}")]
-    BadRtpConfig {
-        channel_id: u32,
-        #[source]
-        source: crate::core::rtp::leg::RtpSettingsError,
-    },
     #[error("channel_id {channel_id} takes {had}; it cannot also take {got}")]
     MixedInput {
         channel_id: u32,
@@ -102,6 +89,75 @@ pub struct ChannelSpec {
     pub rtp: RtpSettings,
 }
 
+/// What is wrong with one channel's settings; [`ChannelError::field`] says which field, so
+/// each RPC names it the way its own message does.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ChannelError {
+    #[error("must be LINEAR16, MULAW or ALAW")]
+    UnspecifiedEncoding,
+    #[error("{0} is no Role (0 ROLE_UNSPECIFIED, 1 CALLER, 2 AGENT)")]
+    UnknownRole(i32),
+    #[error("{rate} Hz is not supported for {encoding} (expected {expected})")]
+    BadSampleRate {
+        rate: u32,
+        encoding: &'static str,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Rtp(#[from] crate::core::rtp::leg::RtpSettingsError),
+}
+
+/// A field of a channel's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelField {
+    Encoding,
+    Role,
+    SampleRate,
+    PayloadType,
+    DtmfPayloadType,
+    JitterBuffer,
+}
+
+impl ChannelField {
+    /// Its name in a `ChannelConfig` (`StreamCall`).
+    pub fn in_channel_config(self) -> &'static str {
+        match self {
+            Self::Encoding => "encoding",
+            Self::Role => "role",
+            Self::SampleRate => "sample_rate_hz",
+            Self::PayloadType => "rtp_payload_type",
+            Self::DtmfPayloadType => "rtp_dtmf_payload_type",
+            Self::JitterBuffer => "jitter_buffer_ms",
+        }
+    }
+
+    /// Its name in an `OpenRtpLegRequest`.
+    pub fn in_open_rtp_leg(self) -> &'static str {
+        match self {
+            Self::PayloadType => "payload_type",
+            Self::DtmfPayloadType => "dtmf_payload_type",
+            other => other.in_channel_config(),
+        }
+    }
+}
+
+impl ChannelError {
+    /// The field at fault.
+    pub fn field(&self) -> ChannelField {
+        use crate::core::rtp::leg::RtpSettingsError as R;
+        match self {
+            Self::UnspecifiedEncoding => ChannelField::Encoding,
+            Self::UnknownRole(_) => ChannelField::Role,
+            Self::BadSampleRate { .. } => ChannelField::SampleRate,
+            Self::Rtp(R::PayloadType { .. }) => ChannelField::PayloadType,
+            Self::Rtp(R::DtmfPayloadType(_) | R::SharedPayloadType(_)) => {
+                ChannelField::DtmfPayloadType
+            }
+            Self::Rtp(R::JitterTooLong { .. }) => ChannelField::JitterBuffer,
+        }
+    }
+}
+
 /// How a channel's audio reaches the service (for `LegStats.transport`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -131,29 +187,31 @@ impl ChannelSpec {
         }
     }
 
-    /// Validates one `ChannelConfig` from the wire.
+    /// Validates one `ChannelConfig` from the wire; errors name the field as
+    /// `config.channels[ID].FIELD`.
     pub fn from_proto(c: &proto::ChannelConfig) -> Result<Self, CallError> {
+        Self::check(c).map_err(|source| CallError::Channel {
+            channel_id: c.channel_id,
+            source,
+        })
+    }
+
+    /// [`ChannelSpec::from_proto`] with the bare reason; [`ChannelError::field`] names the
+    /// field for the RPC at hand.
+    pub fn check(c: &proto::ChannelConfig) -> Result<Self, ChannelError> {
         let encoding = match proto::Encoding::try_from(c.encoding) {
             Ok(proto::Encoding::Linear16) => Encoding::Linear16,
             Ok(proto::Encoding::Mulaw) => Encoding::Mulaw,
             Ok(proto::Encoding::Alaw) => Encoding::Alaw,
-            _ => {
-                return Err(CallError::UnspecifiedEncoding {
-                    channel_id: c.channel_id,
-                })
-            }
+            _ => return Err(ChannelError::UnspecifiedEncoding),
         };
         // An unknown value is refused, not read as unspecified: the client meant something.
-        let role = Role::try_from(c.role).map_err(|_| CallError::UnknownRole {
-            channel_id: c.channel_id,
-            value: c.role,
-        })?;
+        let role = Role::try_from(c.role).map_err(|_| ChannelError::UnknownRole(c.role))?;
         let rate = c.sample_rate_hz;
         let sample_rate_hz = match encoding {
             Encoding::Linear16 if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate) => rate,
             Encoding::Linear16 => {
-                return Err(CallError::BadSampleRate {
-                    channel_id: c.channel_id,
+                return Err(ChannelError::BadSampleRate {
                     rate,
                     encoding: "LINEAR16",
                     expected: "8000..=48000",
@@ -161,8 +219,7 @@ impl ChannelSpec {
             }
             Encoding::Mulaw | Encoding::Alaw if rate == 0 || rate == G711_RATE_HZ => G711_RATE_HZ,
             Encoding::Mulaw | Encoding::Alaw => {
-                return Err(CallError::BadSampleRate {
-                    channel_id: c.channel_id,
+                return Err(ChannelError::BadSampleRate {
                     rate,
                     encoding: if encoding == Encoding::Mulaw {
                         "MULAW"
@@ -178,11 +235,7 @@ impl ChannelSpec {
             c.rtp_payload_type,
             c.rtp_dtmf_payload_type,
             c.jitter_buffer_ms,
-        )
-        .map_err(|source| CallError::BadRtpConfig {
-            channel_id: c.channel_id,
-            source,
-        })?;
+        )?;
         Ok(Self {
             id: c.channel_id,
             role,
@@ -1247,6 +1300,19 @@ mod tests {
             e.to_string().contains("config.channels[3].sample_rate_hz"),
             "{e}"
         );
+        // RTP settings are named by their field too
+        let bad_pt = proto::ChannelConfig {
+            rtp_payload_type: 200,
+            ..cfg(proto::Encoding::Mulaw, 8000)
+        };
+        let e = ChannelSpec::from_proto(&bad_pt).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config.channels[3].rtp_payload_type: payload type 200"),
+            "{e}"
+        );
+        let e = ChannelSpec::check(&bad_pt).unwrap_err();
+        assert_eq!(e.field().in_open_rtp_leg(), "payload_type");
         let e = ChannelSpec::from_proto(&cfg(proto::Encoding::Alaw, 16_000)).unwrap_err();
         assert!(e.to_string().contains("ALAW"), "{e}");
         let e = ChannelSpec::from_proto(&cfg(proto::Encoding::Unspecified, 8000)).unwrap_err();

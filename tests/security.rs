@@ -888,7 +888,22 @@ async fn unknown_enum_values_are_refused_naming_the_field() {
     };
     let e = c.open_rtp_leg(leg).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().starts_with("jitter buffer of"), "{e:?}");
+    assert!(
+        e.message()
+            .starts_with("jitter_buffer_ms: jitter buffer of"),
+        "{e:?}"
+    );
+    // RTP fields under OpenRtpLeg's names, not ChannelConfig's
+    let leg = proto::OpenRtpLegRequest {
+        payload_type: 200,
+        ..rtp_leg("enum-1")
+    };
+    let e = c.open_rtp_leg(leg).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("payload_type: payload type 200"),
+        "{e:?}"
+    );
     let config = mulaw_config("enum-2", 3, 99);
     let e = c
         .stream_call(tokio_stream::iter(vec![config]))

@@ -177,8 +177,9 @@ impl CallAnalyzer for Service {
         let r = request.into_inner();
         check_call_id(&r.call_id).map_err(status)?;
         check_language(&r.language).map_err(status)?;
-        // The same checks as a StreamCall channel, with the same field names.
-        let spec = ChannelSpec::from_proto(&proto::ChannelConfig {
+        // The same checks as a StreamCall channel, under OpenRtpLeg's own field names
+        // (`payload_type`, not `config.channels[0].rtp_payload_type`).
+        let spec = ChannelSpec::check(&proto::ChannelConfig {
             channel_id: 0,
             role: r.role,
             encoding: if r.encoding == 0 {
@@ -191,15 +192,7 @@ impl CallAnalyzer for Service {
             rtp_dtmf_payload_type: r.dtmf_payload_type,
             jitter_buffer_ms: r.jitter_buffer_ms,
         })
-        .map_err(|e| {
-            // OpenRtpLeg's fields are its own: `role`, not `config.channels[0].role`.
-            let s = status(e);
-            let msg = s.message();
-            let msg = (msg.strip_prefix("config.channels[0]."))
-                .or_else(|| msg.strip_prefix("config.channels[0]: "))
-                .unwrap_or(msg);
-            Status::new(s.code(), msg)
-        })?;
+        .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.field().in_open_rtp_leg())))?;
         let (channel_id, port) = self
             .legs
             .open_rtp_leg(

@@ -134,12 +134,9 @@ pub fn status(e: impl Into<ServerError>) -> Status {
             | CallError::NoChannels
             | CallError::TooManyChannels { .. }
             | CallError::DuplicateChannel(_)
-            | CallError::UnspecifiedEncoding { .. }
-            | CallError::UnknownRole { .. }
-            | CallError::BadSampleRate { .. }
+            | CallError::Channel { .. }
             | CallError::UnsupportedLanguage(_)
             | CallError::UnknownChannel(_)
-            | CallError::BadRtpConfig { .. }
             | CallError::MixedInput { .. }
             | CallError::ChannelEnded(_)
             | CallError::Resample { .. } => Status::invalid_argument(msg),
