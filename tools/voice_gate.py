@@ -24,6 +24,7 @@ CL = ['neutral', 'happy', 'angry', 'sad', 'fearful']
 
 
 HEADER = []
+U0 = 0.0  # the temperature round's unfamiliarity floor (--u0)
 
 
 def load(path, corpus):
@@ -48,9 +49,11 @@ def all_data():
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
     ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature'])
+    ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     a = ap.parse_args()
-    global ROUND
+    global ROUND, U0
     ROUND = a.round
+    U0 = a.u0
     parts = [(c, getattr(a, c)) for c in ('ravdess', 'tess', 'savee', 'read')]
     M, X = [], []
     for c, p in parts:
@@ -501,7 +504,8 @@ def train_f(speakers):
 
 
 def p_of(L, u, T, a):
-    l = L / (T * (1 + a * u))[:, None]
+    v = np.maximum(0.0, u - U0) / (1.0 - U0)
+    l = L / (T * (1 + a * v))[:, None]
     l = l - l.max(1, keepdims=True)
     p = np.exp(l)
     return p / p.sum(1, keepdims=True)
@@ -551,7 +555,7 @@ def main_temperature():
     of = lambda h: [v for k, v in held.items() if k[0] == h]
     a_tess, a_savee = fit_a(of('tess'), T), fit_a(of('savee'), T)
     a_pool = fit_a(of('tess') + of('savee'), T)
-    res = {'T': round(T, 3), 'a_fit_on_tess': a_tess, 'a_fit_on_savee': a_savee, 'a_pooled': a_pool}
+    res = {'u0': U0, 'T': round(T, 3), 'a_fit_on_tess': a_tess, 'a_fit_on_savee': a_savee, 'a_pooled': a_pool}
     loco_f, loco_u = [], []
     for (h, c, mo), (L, y, u) in sorted(held.items()):
         a = a_savee if h == 'tess' else a_tess
