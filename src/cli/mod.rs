@@ -91,6 +91,11 @@ pub enum Command {
     /// model whose every utterance is mapped from the line's calm voices onto the
     /// training's neutral ones (models/README.md, "Calm-speech calibration").
     Calibrate(train::CalibrateArgs),
+    /// Fit how much the voice model's confidence falls on unfamiliar voices, on labelled
+    /// corpora it was not trained on: writes a model whose temperature grows with an
+    /// utterance's unfamiliarity (models/README.md, "Confidence that falls with
+    /// unfamiliarity"). Top labels never change.
+    CalibrateConfidence(train::CalibrateConfidenceArgs),
     /// Fairness audit of the voice emotion model on labelled corpora: UAR, accuracy,
     /// calibration and calm false alarms per gender, age group, corpus and accent, with
     /// speaker-bootstrap intervals and one verdict per pair of groups (text, JSON or HTML).
@@ -192,6 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::train(a),
         Command::Eval(a) => train::eval(a),
         Command::Calibrate(a) => train::calibrate(a),
+        Command::CalibrateConfidence(a) => train::calibrate_confidence(a),
         Command::Audit(a) => audit::audit(a),
         Command::Model(m) => model::run(m),
         Command::Score(s) => score::run(s),

@@ -134,6 +134,115 @@ pub struct CalibrateArgs {
     pub out: PathBuf,
 }
 
+#[derive(Args, Debug)]
+pub struct CalibrateConfidenceArgs {
+    /// Voice model to fit; any `unfamiliar_temperature` it has is replaced.
+    #[arg(long, env = "CALLMOOD_EMOTION_MODEL", default_value = DEFAULT_VOICE_MODEL)]
+    pub model: PathBuf,
+    /// Labelled corpus the model was not trained on (manifest.csv with
+    /// file,speaker,gender,emotion): its clips are scored each alone and each speaker's as
+    /// one call, clean and through the simulated phone line. Repeatable.
+    #[arg(long, required = true)]
+    pub corpus: Vec<PathBuf>,
+    /// Unfamiliarity below which the temperature stays as trained (0..1).
+    #[arg(long, default_value_t = 0.25)]
+    pub floor: f32,
+    /// Seed of the running protocol's clip order (and of the line noise).
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Model file to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Values of `a` that `calibrate-confidence` tries (the grid of the prototype round).
+const CONFIDENCE_GRID: [f32; 11] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0];
+
+pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result<()> {
+    use crate::emotion::voice::{UnfamiliarTemperature, VoiceModel};
+    use crate::train::dataset::{self, Condition};
+    if !(0.0..1.0).contains(&a.floor) {
+        bail!("--floor {}: must be within 0..1", a.floor);
+    }
+    let mut model = VoiceModel::load(&a.model)?;
+    model.unfamiliar_temperature = None;
+    let scoring = Arc::new(model.clone());
+    let plan = DspPlan::new();
+    let mut scores = Vec::new();
+    for dir in &a.corpus {
+        let (corpus, loaded) = read_corpus(dir)?;
+        for condition in [Condition::Clean, Condition::Telephony] {
+            let p = dataset::predict(&plan, &corpus, &loaded, &scoring, condition, a.seed, false);
+            eprintln!(
+                "callmood: {} {}: {} utterances",
+                dir.display(),
+                condition.name(),
+                p.utterances.len()
+            );
+            scores.extend(p.utterances);
+        }
+    }
+    if scores.len() < 100 {
+        bail!(
+            "{} utterances scored: too few to fit on (at least 100)",
+            scores.len()
+        );
+    }
+    // Mean negative log-likelihood with the temperature scaled at each utterance: the
+    // probabilities carry the trained temperature, so ln p is the logits over T (less a
+    // constant), and dividing it by the scale is dividing the logits by T · scale.
+    let nll = |t: &UnfamiliarTemperature| {
+        let sum: f64 = scores
+            .iter()
+            .map(|s| {
+                let scale = t.scale(s.unfamiliarity);
+                let l: Vec<f64> = s
+                    .probs
+                    .iter()
+                    .map(|p| f64::from(p.max(1e-12)).ln() / f64::from(scale))
+                    .collect();
+                let max = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = l.iter().map(|v| (v - max).exp()).sum();
+                -(l[s.class] - max - z.ln())
+            })
+            .sum();
+        sum / scores.len() as f64
+    };
+    let fitted_on = format!(
+        "{} (clean and telephony, each clip alone and each speaker as one call; {} utterances)",
+        a.corpus
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        scores.len()
+    );
+    let mut best: Option<(f64, UnfamiliarTemperature)> = None;
+    for value in CONFIDENCE_GRID {
+        let t = UnfamiliarTemperature {
+            a: value,
+            floor: a.floor,
+            fitted_on: fitted_on.clone(),
+        };
+        let v = nll(&t);
+        eprintln!("callmood: a {value}: NLL {v:.4}");
+        if best.as_ref().is_none_or(|(b, _)| v < *b) {
+            best = Some((v, t));
+        }
+    }
+    let (v, t) = best.expect("the grid is not empty");
+    eprintln!("callmood: a {} (floor {}), NLL {v:.4}", t.a, t.floor);
+    model.unfamiliar_temperature = (t.a > 0.0).then_some(t);
+    model.encoder.file = encoder_reference(&model.encoder_file(&a.model), &a.out)?;
+    model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("fitted model invalid: {e}"))?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("--out {}", a.out.display()))?;
+    eprintln!("callmood: wrote {}", a.out.display());
+    Ok(())
+}
+
 /// Reads a corpus's manifest and says on stderr what was left out and why.
 fn read_labels(dir: &Path) -> anyhow::Result<crate::train::corpus::Corpus> {
     let corpus = crate::train::corpus::read_manifest(dir)?;

@@ -37,9 +37,15 @@ impl Softmax {
 
     /// Calibrated class probabilities.
     pub fn probs(&self, x: &[f32]) -> Vec<f32> {
+        self.probs_scaled(x, 1.0)
+    }
+
+    /// Class probabilities with the temperature multiplied by `scale` (≥ 1 flattens them;
+    /// the order of the classes never changes).
+    pub fn probs_scaled(&self, x: &[f32], scale: f32) -> Vec<f32> {
         let mut p = vec![0.0; self.classes()];
         self.logits_into(x, &mut p);
-        let t = self.temperature.max(1e-3);
+        let t = (self.temperature * scale).max(1e-3);
         p.iter_mut().for_each(|v| *v /= t);
         softmax_in_place(&mut p);
         p

@@ -174,6 +174,44 @@ pub struct VoiceModel {
     /// The line this model is calibrated to ([`VoiceModel::input`]); None: not calibrated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// Confidence that falls with unfamiliarity ([`UnfamiliarTemperature`]); None: the
+    /// temperature is the same for every voice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfamiliar_temperature: Option<UnfamiliarTemperature>,
+}
+
+/// On a voice unlike the training's the model says less: its logits are divided by
+/// `T · (1 + a · max(0, u − floor) / (1 − floor))`, with `u` the utterance's
+/// [`VoiceModel::unfamiliarity`]. Dividing all five by one positive number keeps their
+/// order, so the top label never changes; only `top_confidence` and the probabilities do.
+/// Fitted by `callmood calibrate-confidence` (models/README.md, "Confidence that falls with
+/// unfamiliarity").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnfamiliarTemperature {
+    /// How much a wholly unfamiliar voice's temperature grows (0: not at all).
+    pub a: f32,
+    /// Unfamiliarity below which the temperature stays as it is (0..1).
+    pub floor: f32,
+    /// What `a` was fitted on, for the record.
+    pub fitted_on: String,
+}
+
+impl UnfamiliarTemperature {
+    /// The factor the temperature is multiplied by at unfamiliarity `u`.
+    pub fn scale(&self, u: f32) -> f32 {
+        let over = (u.clamp(0.0, 1.0) - self.floor).max(0.0) / (1.0 - self.floor);
+        1.0 + self.a * over
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.a.is_finite() && self.a >= 0.0 && (0.0..1.0).contains(&self.floor)) {
+            return Err(format!(
+                "unfamiliar_temperature: a {} must be ≥ 0 and floor {} within 0..1",
+                self.a, self.floor
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where the training utterances lay by [`embedding_distance`]: a voice at `median` or
@@ -339,6 +377,7 @@ impl VoiceModel {
             familiarity: None,
             neutral: Vec::new(),
             calibration: None,
+            unfamiliar_temperature: None,
         }
     }
 
@@ -428,6 +467,9 @@ impl VoiceModel {
             c.calm.validate("calibration's calm statistics")?;
             c.neutral.validate("calibration's neutral statistics")?;
         }
+        if let Some(t) = &self.unfamiliar_temperature {
+            t.validate()?;
+        }
         self.softmax.validate(N_VOICE, N_CLASSES)
     }
 
@@ -477,12 +519,18 @@ impl VoiceModel {
     /// Scores one utterance's [`VoiceModel::input`] against the speaker's baseline (which the
     /// caller then updates with [`SpeakerBaseline::push`] of the same input), with how
     /// unfamiliar the voice sounds
-    /// ([`VoiceModel::unfamiliarity`]). The probabilities do not depend on it: pulling them
-    /// toward a typical voice's answer by it was tried and cost more in-domain UAR than its
-    /// rule allowed (models/README.md).
+    /// ([`VoiceModel::unfamiliarity`]). The top label does not depend on it (pulling the
+    /// probabilities toward a typical voice's answer was tried and cost more in-domain UAR
+    /// than its rule allowed, models/README.md); with an [`UnfamiliarTemperature`] the
+    /// confidence does.
     pub fn score(&self, x: &VoiceVector, b: &SpeakerBaseline) -> VoiceScore {
         let (z, reference) = self.normalise(x, b);
-        let p = self.softmax.probs(&z);
+        let unfamiliar = self.unfamiliarity(x);
+        let scale = self
+            .unfamiliar_temperature
+            .as_ref()
+            .map_or(1.0, |t| t.scale(unfamiliar));
+        let p = self.softmax.probs_scaled(&z, scale);
         let mut probs = [0.0; N_CLASSES];
         probs.copy_from_slice(&p[..N_CLASSES]);
         VoiceScore {
@@ -491,7 +539,7 @@ impl VoiceModel {
             reference,
             raw: *x,
             baseline_n: b.utterances,
-            unfamiliar: self.unfamiliarity(x),
+            unfamiliar,
         }
     }
 
@@ -589,6 +637,48 @@ mod tests {
         assert_eq!(m.score(&voice_at(4.0), &b).probs, s.probs);
         assert!(Familiarity::of(vec![1.0; 99]).is_none(), "too few to say");
         assert!(Familiarity::of(vec![1.0; 500]).is_none(), "no spread");
+    }
+
+    /// With an [`UnfamiliarTemperature`], an unfamiliar voice's confidence falls and its
+    /// top label stays; a voice under the floor is scored as before.
+    #[test]
+    fn an_unfamiliar_voice_is_less_sure_of_the_same_answer() {
+        let mut m = toy();
+        m.familiarity = Familiarity::of((0..1000).map(|i| 1.0 + i as f32 / 1000.0).collect());
+        let voice = |z_enc: f32, f0: f32| {
+            let mut x = [10.0f32; N_VOICE];
+            for (j, v) in x.iter_mut().enumerate() {
+                if is_embedding(j) {
+                    *v = 10.0 + 2.0 * z_enc;
+                }
+            }
+            x[0] = f0;
+            x
+        };
+        let b = SpeakerBaseline::default();
+        let (familiar, strange) = (voice(1.0, 16.0), voice(4.0, 16.0));
+        let before = [m.score(&familiar, &b), m.score(&strange, &b)];
+        m.unfamiliar_temperature = Some(UnfamiliarTemperature {
+            a: 1.5,
+            floor: 0.25,
+            fitted_on: "test".into(),
+        });
+        m.validate().unwrap();
+        let after = [m.score(&familiar, &b), m.score(&strange, &b)];
+        let top = |p: &[f32; N_CLASSES]| {
+            (0..N_CLASSES)
+                .max_by(|&i, &j| p[i].total_cmp(&p[j]))
+                .unwrap()
+        };
+        assert_eq!(after[0].probs, before[0].probs, "under the floor: unchanged");
+        assert_eq!(top(&after[1].probs), 2, "still angry");
+        assert_eq!(top(&before[1].probs), 2);
+        assert!(after[1].probs[2] < before[1].probs[2] - 0.1, "{after:?}");
+        // wholly unfamiliar: the temperature is 1 + a times what it was
+        let t = m.unfamiliar_temperature.as_ref().unwrap();
+        assert_eq!((t.scale(0.25), t.scale(1.0)), (1.0, 2.5));
+        m.unfamiliar_temperature.as_mut().unwrap().floor = 1.0;
+        assert!(m.validate().is_err(), "a floor of 1 is refused");
     }
 
     #[test]

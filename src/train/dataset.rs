@@ -202,6 +202,19 @@ pub struct EvalPredictions {
     pub calm_first: Predictions,
     /// Readable clips without any utterance in the running protocol.
     pub no_utterance: usize,
+    /// Every utterance of the cold and running protocols (not calm first), one by one.
+    pub utterances: Vec<UtteranceScore>,
+}
+
+/// One utterance as [`predict`] scored it.
+#[derive(Clone, Debug)]
+pub struct UtteranceScore {
+    /// The label of its clip.
+    pub class: usize,
+    /// The voice's probabilities.
+    pub probs: [f32; N_CLASSES],
+    /// Its unfamiliarity (0..1).
+    pub unfamiliarity: f32,
 }
 
 /// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
@@ -237,12 +250,28 @@ pub fn predict(
             .collect::<Vec<_>>()
     };
     let with_model = |core: &mut crate::call::CallCore| core.set_voice_model(Some(model.clone()));
+    // Each scored utterance of a call of `clips` (indices into the corpus), one by one.
+    let each = |utts: &[ClipUtterance], clips: &[usize]| -> Vec<UtteranceScore> {
+        utts.iter()
+            .filter_map(|u| {
+                let e = u.ended.prosody.emotion.as_ref()?;
+                Some(UtteranceScore {
+                    class: corpus.clips[clips[u.clip]].class,
+                    probs: probs_of(u)?,
+                    unfamiliarity: e.unfamiliarity,
+                })
+            })
+            .collect()
+    };
 
     // Cold: every clip alone.
-    let cold: Vec<Option<Vec<f32>>> = (0..corpus.clips.len())
+    let (cold, mut utterances): (Vec<Option<Vec<f32>>>, Vec<Vec<UtteranceScore>>) = (0
+        ..corpus.clips.len())
         .into_par_iter()
         .map(|i| {
-            let a = loaded.audio[i].as_ref()?;
+            let Some(a) = loaded.audio[i].as_ref() else {
+                return (None, Vec::new());
+            };
             let utts = run_as_call(
                 plan.clone(),
                 &[&condition.audio(a, i as u64)],
@@ -250,9 +279,9 @@ pub fn predict(
                 CallSettings::default(),
                 with_model,
             );
-            mean_by_clip(&utts, 1).pop().flatten()
+            (mean_by_clip(&utts, 1).pop().flatten(), each(&utts, &[i]))
         })
-        .collect();
+        .unzip();
 
     // Running: each speaker's readable clips, shuffled, as one call.
     let mut speakers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -284,19 +313,28 @@ pub fn predict(
                     CallSettings::default(),
                     with_model,
                 );
-                clips
+                let scores = each(&utts, &clips);
+                let means = clips
                     .into_iter()
                     .zip(mean_by_clip(&utts, audio.len()))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                (means, scores)
             })
             .collect::<Vec<_>>()
     };
-    let running_groups = as_calls(&|speaker, idx| running_order(idx.len(), seed, speaker));
-    let calm_groups = if calm_first {
+    let (running_groups, running_scores): (Vec<_>, Vec<_>) =
+        as_calls(&|speaker, idx| running_order(idx.len(), seed, speaker))
+            .into_iter()
+            .unzip();
+    utterances.extend(running_scores);
+    let calm_groups: Vec<_> = if calm_first {
         as_calls(&|speaker, idx| {
             let classes: Vec<usize> = idx.iter().map(|&i| corpus.clips[i].class).collect();
             eval_calm_first_order(&classes, seed, speaker)
         })
+        .into_iter()
+        .map(|(means, _)| means)
+        .collect()
     } else {
         Vec::new()
     };
@@ -321,6 +359,7 @@ pub fn predict(
         running: p_run,
         calm_first: p_calm,
         no_utterance,
+        utterances: utterances.into_iter().flatten().collect(),
     }
 }
 
