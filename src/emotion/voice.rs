@@ -670,7 +670,10 @@ mod tests {
                 .max_by(|&i, &j| p[i].total_cmp(&p[j]))
                 .unwrap()
         };
-        assert_eq!(after[0].probs, before[0].probs, "under the floor: unchanged");
+        assert_eq!(
+            after[0].probs, before[0].probs,
+            "under the floor: unchanged"
+        );
         assert_eq!(top(&after[1].probs), 2, "still angry");
         assert_eq!(top(&before[1].probs), 2);
         assert!(after[1].probs[2] < before[1].probs[2] - 0.1, "{after:?}");

@@ -265,23 +265,23 @@ pub fn predict(
     };
 
     // Cold: every clip alone.
-    let (cold, mut utterances): (Vec<Option<Vec<f32>>>, Vec<Vec<UtteranceScore>>) = (0
-        ..corpus.clips.len())
-        .into_par_iter()
-        .map(|i| {
-            let Some(a) = loaded.audio[i].as_ref() else {
-                return (None, Vec::new());
-            };
-            let utts = run_as_call(
-                plan.clone(),
-                &[&condition.audio(a, i as u64)],
-                condition.line(i as u64),
-                CallSettings::default(),
-                with_model,
-            );
-            (mean_by_clip(&utts, 1).pop().flatten(), each(&utts, &[i]))
-        })
-        .unzip();
+    let (cold, mut utterances): (Vec<Option<Vec<f32>>>, Vec<Vec<UtteranceScore>>) =
+        (0..corpus.clips.len())
+            .into_par_iter()
+            .map(|i| {
+                let Some(a) = loaded.audio[i].as_ref() else {
+                    return (None, Vec::new());
+                };
+                let utts = run_as_call(
+                    plan.clone(),
+                    &[&condition.audio(a, i as u64)],
+                    condition.line(i as u64),
+                    CallSettings::default(),
+                    with_model,
+                );
+                (mean_by_clip(&utts, 1).pop().flatten(), each(&utts, &[i]))
+            })
+            .unzip();
 
     // Running: each speaker's readable clips, shuffled, as one call.
     let mut speakers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
