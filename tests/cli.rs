@@ -674,3 +674,48 @@ fn audit_writes_a_self_contained_page_and_verdicts() {
         "{html}"
     );
 }
+
+/// Whisper repeats the agent's question over the caller's digits when both are packed in
+/// one window (`tests/fixtures/asr/repeat-dialogue.wav`): the repeated piece and the ones
+/// after it are decoded again alone, so the caller's utterance is not the agent's words.
+#[test]
+fn a_piece_that_repeats_another_partys_words_is_decoded_again() {
+    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/asr/repeat-dialogue.wav");
+    let (ok, stdout, stderr) = run(callmood()
+        .args(["analyze", "--no-emotion", "--no-redaction", "-v"])
+        .arg(&clip)
+        .env("CALLMOOD_MODEL", model_path()));
+    assert!(ok, "{stderr}");
+    let norm = |t: &str| -> String {
+        t.to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ')
+            .collect()
+    };
+    let mut agent = Vec::new();
+    let mut caller = Vec::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(u) = v.get("utterance") {
+            let t = norm(u["transcript"].as_str().unwrap_or(""));
+            match u["role"].as_str() {
+                Some("AGENT") => agent.push(t),
+                _ => caller.push(t),
+            }
+        }
+    }
+    assert!(agent[0].contains("read me the"), "{agent:?}");
+    assert!(
+        caller.iter().all(|c| !agent.contains(c) || c.is_empty()),
+        "a caller utterance holds the agent's words: {caller:?} / {agent:?}"
+    );
+    assert!(
+        caller[0].chars().filter(|c| c.is_ascii_digit()).count() >= 8,
+        "the caller's digits are heard: {caller:?}"
+    );
+    assert!(
+        stderr.contains("pieces decoded again alone") && !stderr.contains("(0 pieces"),
+        "{stderr}"
+    );
+}

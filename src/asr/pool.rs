@@ -41,7 +41,12 @@
 //! piece. Words are split back by timestamp ([`split_segments_by_group`]); a word that
 //! straddles the boundary between pieces of two *different* groups (starts in the gap
 //! between them, or runs into the other group's piece) is dropped and counted
-//! ([`AsrStats::straddling_words`]), never given to the neighbour. Where even shared
+//! ([`AsrStats::straddling_words`]), never given to the neighbour. Whisper sometimes
+//! repeats an earlier piece's words over a later piece and then stops (a caller's digits
+//! came back as the agent's question): a piece of at least three words that are an earlier
+//! piece's of the window is decoded again alone, with every piece after it
+//! ([`AsrStats::repeat_redecodes`]), so neither another party's nor another call's words
+//! are handed to it. Where even shared
 //! decoder context between calls is unwanted, `pack_across_calls = false` keeps every
 //! window to one group.
 //!
@@ -232,6 +237,9 @@ pub struct AsrStats {
     /// Live jobs taken out of a full queue unrun to make room for another call's job
     /// (module docs, "Fair order").
     pub displaced: u64,
+    /// Pieces decoded again alone because their window repeated an earlier piece's words
+    /// (module docs, "What jobs in one window share").
+    pub repeat_redecodes: u64,
 }
 
 #[derive(Default)]
@@ -240,6 +248,7 @@ struct Counters {
     windows: AtomicU64,
     audio_ms: AtomicU64,
     straddling_words: AtomicU64,
+    repeat_redecodes: AtomicU64,
     displaced: AtomicU64,
 }
 
@@ -542,6 +551,7 @@ impl AsrPool {
             queue_wait_us: self.queue.lock().waited_us,
             straddling_words: self.counters.straddling_words.load(Ordering::Relaxed),
             displaced: self.counters.displaced.load(Ordering::Relaxed),
+            repeat_redecodes: self.counters.repeat_redecodes.load(Ordering::Relaxed),
         }
     }
 
@@ -735,6 +745,12 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
                 counters
                     .straddling_words
                     .fetch_add(split.straddling, Ordering::Relaxed);
+                counters
+                    .repeat_redecodes
+                    .fetch_add(split.redecoded, Ordering::Relaxed);
+                counters
+                    .windows
+                    .fetch_add(split.redecoded, Ordering::Relaxed);
                 for ((_, job), words) in to_run.into_iter().zip(split.words) {
                     answer(job, Ok(words));
                 }
@@ -777,6 +793,8 @@ pub struct Split {
     pub words: Vec<Vec<Word>>,
     /// Words dropped because they straddled a boundary between two groups' pieces.
     pub straddling: u64,
+    /// Pieces decoded again alone because the window repeated an earlier piece's words.
+    pub redecoded: u64,
 }
 
 /// Like [`transcribe_packed`], with each clip's group (`groups[i]` for `clips[i]`): words are
@@ -792,7 +810,42 @@ pub fn transcribe_packed_groups(
     }
     let (audio, spans) = pack(clips, gap_samples);
     let segments = tr.transcribe_segments(&audio)?;
-    Ok(split_segments_by_group(segments, &spans, groups))
+    let mut split = split_segments_by_group(segments, &spans, groups);
+    if let Some(first) = repeated_piece(&split.words) {
+        // Whisper repeated an earlier piece's words here, and tends to stop after doing so:
+        // this piece and every later one are decoded again, each alone.
+        for (i, clip) in clips.iter().enumerate().skip(first) {
+            let (audio, spans) = pack(&[clip], gap_samples);
+            let segments = tr.transcribe_segments(&audio)?;
+            split.words[i] = split_segments(segments, &spans).pop().unwrap_or_default();
+            split.redecoded += 1;
+        }
+    }
+    Ok(split)
+}
+
+/// Fewest words a piece must have for its repeating an earlier piece to count: short
+/// replies ("yes, thank you") are said twice in real calls.
+const REPEAT_MIN_WORDS: usize = 3;
+
+/// The first piece of a packed window whose words (lower case, letters and digits only, at
+/// least [`REPEAT_MIN_WORDS`]) are those of an earlier piece of the window: Whisper
+/// repeating itself across the gap (docs/measurements.md, "A repeated piece in a packed
+/// window").
+fn repeated_piece(words: &[Vec<Word>]) -> Option<usize> {
+    let key = |ws: &[Word]| -> Vec<String> {
+        ws.iter()
+            .flat_map(|w| {
+                w.text
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_lowercase)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let keys: Vec<Vec<String>> = words.iter().map(|w| key(w)).collect();
+    (1..keys.len()).find(|&i| keys[i].len() >= REPEAT_MIN_WORDS && keys[..i].contains(&keys[i]))
 }
 
 /// Concatenates clips, each preceded by `gap_samples` of silence; returns the audio and each
@@ -851,6 +904,7 @@ pub fn split_segments_by_group(
     let mut split = Split {
         words: vec![Vec::new(); spans.len()],
         straddling: 0,
+        redecoded: 0,
     };
     if spans.is_empty() {
         return split;
@@ -1281,6 +1335,38 @@ mod tests {
     /// other clip: one that starts in the gap (before or after), or runs into the next
     /// group's clip, is dropped and counted; a tail in the gap is kept. Between clips of one
     /// group the late-time tolerance holds as before.
+    /// A piece whose words are an earlier piece's of the window is a repetition; short
+    /// replies and different words are not.
+    #[test]
+    fn a_piece_repeating_an_earlier_one_is_found() {
+        let w = |t: &str| -> Vec<Word> {
+            t.split(' ')
+                .map(|x| Word {
+                    text: x.into(),
+                    start_ms: 0,
+                    end_ms: 0,
+                    confidence: 1.0,
+                })
+                .collect()
+        };
+        let q = "Please read me the current number.";
+        assert_eq!(
+            repeated_piece(&[w(q), w("please read me the current number")]),
+            Some(1)
+        );
+        assert_eq!(
+            repeated_piece(&[w(q), w("four one one one"), w(q)]),
+            Some(2)
+        );
+        assert_eq!(
+            repeated_piece(&[w("Thank you."), w("thank you")]),
+            None,
+            "short"
+        );
+        assert_eq!(repeated_piece(&[w(q), w("five two nine nine")]), None);
+        assert_eq!(repeated_piece(&[w(q)]), None);
+    }
+
     #[test]
     fn words_straddling_a_boundary_between_groups_are_dropped() {
         // clip 0: 1000..3000 ms, gap, clip 1: 4000..6000 ms, gap, clip 2: 7000..9000 ms.

@@ -200,6 +200,23 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         progress: a.out.is_some() || !std::io::stdout().is_terminal(),
     };
     let outcome = runtime.block_on(replay::replay(&engine, recordings, &cfg))?;
+    if let (
+        true,
+        Engine::Local(Analyzer {
+            asr: Some(pool), ..
+        }),
+    ) = (a.verbose, &engine)
+    {
+        let s = pool.stats();
+        eprintln!(
+            "callmood: recogniser: {} jobs in {} Whisper runs ({} pieces decoded again alone \
+             after a repeated piece), {:.1} s of audio",
+            s.jobs,
+            s.windows,
+            s.repeat_redecodes,
+            s.audio_ms as f64 / 1000.0
+        );
+    }
     if outcome.stdout_closed {
         // The reader (e.g. `head`) has had enough: stop quietly.
         return Ok(());

@@ -22,6 +22,7 @@
 //! | `callmood_asr_windows_total` | counter | |
 //! | `callmood_asr_audio_seconds_total` | counter | |
 //! | `callmood_asr_straddling_words_total` | counter | |
+//! | `callmood_asr_repeat_redecodes_total` | counter | |
 //! | `callmood_draining` | gauge | |
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub struct Metrics {
     asr_windows: IntCounter,
     asr_audio: Counter,
     asr_straddling: IntCounter,
+    asr_repeats: IntCounter,
     draining: IntGauge,
     /// Held while a scrape adds the recogniser's counts (two at once would add twice).
     refresh: std::sync::Mutex<()>,
@@ -224,6 +226,14 @@ impl Metrics {
                 ))
                 .expect("valid"),
             ),
+            asr_repeats: reg(
+                &r,
+                IntCounter::with_opts(opts(
+                    "callmood_asr_repeat_redecodes_total",
+                    "Pieces decoded again alone because their window repeated an earlier piece's words.",
+                ))
+                .expect("valid"),
+            ),
             draining: reg(
                 &r,
                 IntGauge::with_opts(opts(
@@ -332,6 +342,8 @@ impl Metrics {
             add(&self.asr_audio, s.audio_ms as f64 / 1000.0);
             self.asr_straddling
                 .inc_by(s.straddling_words.saturating_sub(self.asr_straddling.get()));
+            self.asr_repeats
+                .inc_by(s.repeat_redecodes.saturating_sub(self.asr_repeats.get()));
             add(&self.asr_queue_wait, s.queue_wait_us as f64 / 1e6);
         }
         let mut out = Vec::new();
