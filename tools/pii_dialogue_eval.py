@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pii_spoken_eval import digits_in, surviving  # noqa: E402
+from pii_spoken_eval import digits_in, outputs, surviving  # noqa: E402
 
 AGENT_VOICE = ("en-us", 160)
 CALLER_VOICES = [("en-gb-scotland", 150), ("en-us+m3", 170), ("en-gb-x-rp", 140),
@@ -125,19 +125,6 @@ def dialogue(turns, caller, wav, tmp):
     joined = os.path.join(tmp, "joined.wav")
     subprocess.run(["sox", "-R", "-M", *both, joined], check=True)
     subprocess.run(["sox", "-R", joined, "-r", "8000", "-c", "2", "-e", "u-law", wav], check=True)
-
-
-def outputs(stdout):
-    fields = collections.defaultdict(lambda: {"transcript": [], "words": []})
-    for line in stdout.splitlines():
-        ev = json.loads(line)
-        u = ev.get("utterance")
-        if u is None:
-            continue
-        f = fields[ev["call_id"]]
-        f["transcript"].append(u.get("transcript", ""))
-        f["words"].append(" ".join(w.get("text", "") for w in u.get("words", [])))
-    return fields
 
 
 def analyze(binary, wavs, flags):

@@ -96,6 +96,20 @@ def surviving(texts, secret, other):
     return sum(min(max(found[d], 0), n) for d, n in want.items())
 
 
+def outputs(stdout):
+    """Per call id, every utterance's transcript and its words joined, from analyze's JSON lines."""
+    fields = collections.defaultdict(lambda: {"transcript": [], "words": []})
+    for line in stdout.splitlines():
+        ev = json.loads(line)
+        u = ev.get("utterance")
+        if u is None:
+            continue
+        f = fields[ev["call_id"]]
+        f["transcript"].append(u.get("transcript", ""))
+        f["words"].append(" ".join(w.get("text", "") for w in u.get("words", [])))
+    return fields
+
+
 def speak(text_parts, voice, rate, wav, tmp):
     parts = []
     for k, t in enumerate(text_parts):
@@ -142,15 +156,7 @@ def main():
     if args.keep:
         with open(os.path.join(tmp, "out.jsonl"), "w") as f:
             f.write(res.stdout)
-    fields = collections.defaultdict(lambda: {"transcript": [], "words": []})
-    for line in res.stdout.splitlines():
-        ev = json.loads(line)
-        u = ev.get("utterance")
-        if u is None:
-            continue
-        f = fields[ev["call_id"]]
-        f["transcript"].append(u.get("transcript", ""))
-        f["words"].append(" ".join(w.get("text", "") for w in u.get("words", [])))
+    fields = outputs(res.stdout)
     clean = 0
     total = 0
     for stem, (name, secret, other, _) in clips.items():

@@ -233,13 +233,24 @@ pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result
     let (v, t) = best.expect("the grid is not empty");
     eprintln!("callmood: a {} (floor {}), NLL {v:.4}", t.a, t.floor);
     model.unfamiliar_temperature = (t.a > 0.0).then_some(t);
-    model.encoder.file = encoder_reference(&model.encoder_file(&a.model), &a.out)?;
+    write_derived_model(model, &a.model, &a.out, "fitted")
+}
+
+/// Writes a model derived from the one read at `from` to `out`: its encoder reference made
+/// relative to `out`'s folder, checked first (`what`: how it was derived, for the error).
+fn write_derived_model(
+    mut model: crate::emotion::voice::VoiceModel,
+    from: &Path,
+    out: &Path,
+    what: &str,
+) -> anyhow::Result<()> {
+    model.encoder.file = encoder_reference(&model.encoder_file(from), out)?;
     model
         .validate()
-        .map_err(|e| anyhow::anyhow!("fitted model invalid: {e}"))?;
-    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")
-        .with_context(|| format!("--out {}", a.out.display()))?;
-    eprintln!("callmood: wrote {}", a.out.display());
+        .map_err(|e| anyhow::anyhow!("{what} model invalid: {e}"))?;
+    std::fs::write(out, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("--out {}", out.display()))?;
+    eprintln!("callmood: wrote {}", out.display());
     Ok(())
 }
 
@@ -680,14 +691,7 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         calm,
         neutral,
     });
-    model.encoder.file = encoder_reference(&model.encoder_file(&a.model), &a.out)?;
-    model
-        .validate()
-        .map_err(|e| anyhow::anyhow!("calibrated model invalid: {e}"))?;
-    std::fs::write(&a.out, serde_json::to_string_pretty(&model)? + "\n")
-        .with_context(|| format!("--out {}", a.out.display()))?;
-    eprintln!("callmood: wrote {}", a.out.display());
-    Ok(())
+    write_derived_model(model, &a.model, &a.out, "calibrated")
 }
 
 pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {
