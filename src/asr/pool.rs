@@ -815,9 +815,9 @@ pub fn transcribe_packed_groups(
         // Whisper repeated an earlier piece's words here, and tends to stop after doing so:
         // this piece and every later one are decoded again, each alone.
         for (i, clip) in clips.iter().enumerate().skip(first) {
-            let (audio, spans) = pack(&[clip], gap_samples);
-            let segments = tr.transcribe_segments(&audio)?;
-            split.words[i] = split_segments(segments, &spans).pop().unwrap_or_default();
+            split.words[i] = transcribe_packed(tr, &[clip], gap_samples)?
+                .pop()
+                .unwrap_or_default();
             split.redecoded += 1;
         }
     }

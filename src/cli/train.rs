@@ -191,22 +191,16 @@ pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result
     // Mean negative log-likelihood with the temperature scaled at each utterance: the
     // probabilities carry the trained temperature, so ln p is the logits over T (less a
     // constant), and dividing it by the scale is dividing the logits by T · scale.
+    let y: Vec<usize> = scores.iter().map(|s| s.class).collect();
     let nll = |t: &UnfamiliarTemperature| {
-        let sum: f64 = scores
+        let logits: Vec<Vec<f32>> = scores
             .iter()
             .map(|s| {
                 let scale = t.scale(s.unfamiliarity);
-                let l: Vec<f64> = s
-                    .probs
-                    .iter()
-                    .map(|p| f64::from(p.max(1e-12)).ln() / f64::from(scale))
-                    .collect();
-                let max = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = l.iter().map(|v| (v - max).exp()).sum();
-                -(l[s.class] - max - z.ln())
+                s.probs.iter().map(|p| p.max(1e-12).ln() / scale).collect()
             })
-            .sum();
-        sum / scores.len() as f64
+            .collect();
+        crate::emotion::metrics::nll(&logits, &y, 1.0)
     };
     let fitted_on = format!(
         "{} (clean and telephony, each clip alone and each speaker as one call; {} utterances)",
@@ -217,7 +211,7 @@ pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result
             .join(", "),
         scores.len()
     );
-    let mut best: Option<(f64, UnfamiliarTemperature)> = None;
+    let mut best: Option<(f32, UnfamiliarTemperature)> = None;
     for value in CONFIDENCE_GRID {
         let t = UnfamiliarTemperature {
             a: value,

@@ -232,14 +232,16 @@ pub fn predict(
     seed: u64,
     calm_first: bool,
 ) -> EvalPredictions {
-    let probs_of = |u: &ClipUtterance| -> Option<[f32; N_CLASSES]> {
-        let e = u.ended.prosody.emotion.as_ref()?;
-        Some([e.neutral, e.happy, e.angry, e.sad, e.fearful])
+    fn emotion_of(u: &ClipUtterance) -> Option<&crate::proto::Emotion> {
+        u.ended.prosody.emotion.as_ref()
+    }
+    let probs_of = |e: &crate::proto::Emotion| -> [f32; N_CLASSES] {
+        [e.neutral, e.happy, e.angry, e.sad, e.fearful]
     };
     let mean_by_clip = |utts: &[ClipUtterance], n: usize| {
         let mut sums = vec![([0.0f32; N_CLASSES], 0u32); n];
         for u in utts {
-            if let Some(p) = probs_of(u) {
+            if let Some(p) = emotion_of(u).map(probs_of) {
                 let s = &mut sums[u.clip];
                 s.0.iter_mut().zip(p).for_each(|(a, b)| *a += b);
                 s.1 += 1;
@@ -254,10 +256,10 @@ pub fn predict(
     let each = |utts: &[ClipUtterance], clips: &[usize]| -> Vec<UtteranceScore> {
         utts.iter()
             .filter_map(|u| {
-                let e = u.ended.prosody.emotion.as_ref()?;
+                let e = emotion_of(u)?;
                 Some(UtteranceScore {
                     class: corpus.clips[clips[u.clip]].class,
-                    probs: probs_of(u)?,
+                    probs: probs_of(e),
                     unfamiliarity: e.unfamiliarity,
                 })
             })
