@@ -31,9 +31,9 @@ pub struct FinishOptions {
     /// With `redact_pii`, every number too ([`RoleContext::all_numbers`]).
     pub redact_all_numbers: bool,
     /// With `redact_pii`, the payment window in ms (0: none). A payment cue in either
-    /// party's utterance ([`payment_cue`]) opens it: every later utterance of either party
-    /// that starts within this long of the end of the cue's utterance has every number
-    /// redacted, as with `redact_all_numbers`. An utterance in the window that held a
+    /// party's utterance ([`payment_cue`]) opens it: that utterance and every later
+    /// utterance of either party that starts within this long of the end of the cue's
+    /// utterance have every number redacted, as with `redact_all_numbers`. An utterance in the window that held a
     /// number keeps it open until half this long after its own end, never past twice this
     /// long after the last cue. Default [`PAYMENT_WINDOW_MS`].
     pub payment_window_ms: u32,
@@ -217,7 +217,10 @@ impl Finisher {
         if u.start_ms.saturating_sub(*end_ms) > PII_SPLIT_MAX_GAP_MS {
             *ctx = fresh;
         }
-        let mut this = ctx.with_all_numbers(all_numbers || in_window);
+        // The cue's own utterance is in the window too: "which card one you like" is the
+        // agent's "which card would you like", with a digit word Whisper made of it.
+        let cue_here = self.opts.payment_window_ms > 0 && holds_payment_cue(u);
+        let mut this = ctx.with_all_numbers(all_numbers || in_window || cue_here);
         let kinds = redact_utterance_with(u, &mut this);
         *ctx = this.with_all_numbers(all_numbers);
         *end_ms = u.end_ms;
@@ -231,12 +234,7 @@ impl Finisher {
         if len == 0 {
             return;
         }
-        let cue = if u.words.is_empty() {
-            payment_cue(&u.transcript.split_whitespace().collect::<Vec<_>>())
-        } else {
-            payment_cue(&u.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>())
-        };
-        if cue {
+        if holds_payment_cue(u) {
             let until_ms = self
                 .payment
                 .map_or(0, |w| w.until_ms)
@@ -309,6 +307,16 @@ fn with_words(e: Ended, words: Option<Vec<Word>>, models: &Models) -> proto::Utt
         u.cues = cues;
     }
     u
+}
+
+/// Whether an utterance holds a payment cue ([`payment_cue`]), in its words where it has
+/// them, else in its transcript.
+fn holds_payment_cue(u: &proto::Utterance) -> bool {
+    if u.words.is_empty() {
+        payment_cue(&u.transcript.split_whitespace().collect::<Vec<_>>())
+    } else {
+        payment_cue(&u.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>())
+    }
 }
 
 #[cfg(test)]
@@ -533,6 +541,40 @@ mod tests {
                 &["for", "one", "for", "payment"]
             ),
             "for one for payment"
+        );
+    }
+
+    /// The cue's own utterance is in the window: a digit word Whisper made of the agent's
+    /// question goes, and so does an ordinary number said with the cue; with the window
+    /// off, rules 1-10 alone read it.
+    #[test]
+    fn the_payment_cues_own_utterance_has_every_number_redacted() {
+        let question = ["and", "which", "card", "one", "you", "like?"];
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        assert_eq!(
+            say(&mut f, Role::Agent, 2_000, &question),
+            "and which card [NUMBER] you like?"
+        );
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        assert_eq!(
+            say(
+                &mut f,
+                Role::Caller,
+                2_000,
+                &["3", "digits", "code", "on", "the", "back"]
+            ),
+            "[NUMBER] digits code on the back"
+        );
+        let mut off = Finisher::new(
+            FinishOptions {
+                payment_window_ms: 0,
+                ..FinishOptions::default()
+            },
+            Models::default(),
+        );
+        assert_eq!(
+            say(&mut off, Role::Agent, 2_000, &question),
+            "and which card one you like?"
         );
     }
 
