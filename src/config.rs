@@ -292,7 +292,8 @@ pub struct SecuritySection {
     /// asks with `CallOptions.redact_all_numbers`).
     pub redact_all_numbers: bool,
     /// The payment window, seconds: after a payment cue in either party's words ("and the
-    /// security code on the back?"), every number of either party in this long is redacted
+    /// security code on the back?"), every number in that utterance and of either party in
+    /// this long after it is redacted
     /// (README, "PII redaction"). 0 turns it off; at most 600. Default: 30.
     pub payment_window_s: u32,
 }

@@ -67,10 +67,10 @@
 //!
 //! 12. Across speakers (the caller keeps it, [`payment_cue`]): a payment cue in either
 //!     party's utterance opens a payment window for the whole call, and every number of
-//!     either party in the next 30 s is redacted as in rule 11
+//!     either party in that utterance and the next 30 s is redacted as in rule 11
 //!     (`FinishOptions::payment_window_ms`, `security.payment_window_s`): the agent asks
 //!     "and the code on the back?", and the caller's "It's 5-1-7" goes whatever Whisper made
-//!     of it.
+//!     of it; so does the "one" of the agent's "which card one you like".
 //!
 //! A word that is only partly inside a found span (`is4111`, `1111,`) is replaced whole, so no
 //! digit of a redacted number survives in any word, and trailing punctuation of the last word
