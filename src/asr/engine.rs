@@ -58,6 +58,13 @@ impl std::fmt::Debug for WhisperModel {
 impl WhisperModel {
     /// Loads a whisper.cpp GGML model (as written by [`super::convert`]). CPU only.
     pub fn load(path: &Path) -> Result<Arc<Self>, AsrError> {
+        Self::load_with(path, true)
+    }
+
+    /// Like [`WhisperModel::load`]; `dtw` false leaves out the DTW alignment, so word times
+    /// are whisper.cpp's interpolated token times. Only for measuring what DTW costs
+    /// ([`Transcriber::profile`]): packed windows are split by DTW times.
+    pub fn load_with(path: &Path, dtw: bool) -> Result<Arc<Self>, AsrError> {
         static QUIET: Once = Once::new();
         // whisper.cpp logs every load and decode to stderr; route it into the void
         // (whisper-rs is built without a log backend).
@@ -74,12 +81,14 @@ impl WhisperModel {
         // Word start times come from DTW over tiny.en's alignment heads (the heads listed in
         // the CTranslate2 config.json): whisper.cpp's default token times are interpolated
         // inside a segment and drift by up to a second, too much to split packed windows.
-        params.dtw_parameters(DtwParameters {
-            mode: DtwMode::ModelPreset {
-                model_preset: DtwModelPreset::TinyEn,
-            },
-            dtw_mem_size: DTW_MEM_BYTES,
-        });
+        if dtw {
+            params.dtw_parameters(DtwParameters {
+                mode: DtwMode::ModelPreset {
+                    model_preset: DtwModelPreset::TinyEn,
+                },
+                dtw_mem_size: DTW_MEM_BYTES,
+            });
+        }
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| AsrError::Model {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -153,16 +162,65 @@ impl Transcriber {
             return Ok(Vec::new());
         }
         let audio_ms = (audio_16k.len() / SAMPLES_PER_MS) as u32;
-        let padded;
-        let input = if audio_16k.len() < MIN_SAMPLES {
-            let mut p = audio_16k.to_vec();
-            p.resize(MIN_SAMPLES, 0.0);
-            padded = p;
-            &padded[..]
-        } else {
-            audio_16k
-        };
+        let input = padded(audio_16k);
+        let params = self.params();
 
+        // A fresh state for every run, so the same audio gives the same words: whisper.cpp
+        // seeds the random generator its temperature fallback samples with once per state
+        // (`decoders[0].rng`), so on a reused state a window's words would depend on every
+        // window decoded before it. The fallback itself stays: greedy-only decoding cost
+        // 1.75 WER points at 16 kHz (docs/measurements.md, "Deterministic decoding").
+        self.state = new_state(&self.model)?;
+        self.state
+            .full(params, &input)
+            .map_err(|e| AsrError::Whisper(e.to_string()))?;
+        Ok(self.segments(audio_ms))
+    }
+
+    /// Where the time of one run over `audio_16k` (at most one 30 s window) goes, each
+    /// part timed on its own fresh state, one after the other: the log-mel spectrogram
+    /// and one encoder pass alone; the run as [`Transcriber::transcribe`] makes it (DTW
+    /// word times, temperature fallback); the same with greedy decoding only; and the same
+    /// on `no_dtw` (the same weights loaded without DTW, [`WhisperModel::load_with`]).
+    /// The differences are the decoder's share, DTW's and the fallback's.
+    pub fn profile(
+        &mut self,
+        audio_16k: &[f32],
+        no_dtw: &Arc<WhisperModel>,
+    ) -> Result<RunProfile, AsrError> {
+        let input = padded(audio_16k);
+        let whisper = |e: whisper_rs::WhisperError| AsrError::Whisper(e.to_string());
+        let timed = |f: &mut dyn FnMut() -> Result<(), AsrError>| {
+            let t0 = std::time::Instant::now();
+            f().map(|()| t0.elapsed().as_secs_f64())
+        };
+        let threads = self.threads;
+        let mut state = new_state(&self.model)?;
+        let encode_s = timed(&mut || {
+            state.pcm_to_mel(&input, threads).map_err(whisper)?;
+            state.encode(0, threads).map_err(whisper)
+        })?;
+        let run = |model: &WhisperModel, greedy: bool| -> Result<f64, AsrError> {
+            let mut params = self.params();
+            if greedy {
+                params.set_temperature_inc(0.0);
+            }
+            let mut state = new_state(model)?;
+            timed(&mut || state.full(params.clone(), &input).map_err(whisper))
+        };
+        let full_s = run(&self.model, false)?;
+        let greedy_s = run(&self.model, true)?;
+        let no_dtw_s = run(no_dtw, false)?;
+        Ok(RunProfile {
+            encode_s,
+            full_s,
+            greedy_s,
+            no_dtw_s,
+        })
+    }
+
+    /// The decoding parameters of every run.
+    fn params(&self) -> FullParams<'static, 'static> {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(i32::try_from(self.threads).unwrap_or(i32::MAX));
         params.set_language(Some("en"));
@@ -178,17 +236,11 @@ impl Transcriber {
         // Suppress non-speech tokens (♪, brackets and the like) at decode time; what slips
         // through is filtered in `words`.
         params.set_suppress_nst(true);
+        params
+    }
 
-        // A fresh state for every run, so the same audio gives the same words: whisper.cpp
-        // seeds the random generator its temperature fallback samples with once per state
-        // (`decoders[0].rng`), so on a reused state a window's words would depend on every
-        // window decoded before it. The fallback itself stays: greedy-only decoding cost
-        // 1.75 WER points at 16 kHz (docs/measurements.md, "Deterministic decoding").
-        self.state = new_state(&self.model)?;
-        self.state
-            .full(params, input)
-            .map_err(|e| AsrError::Whisper(e.to_string()))?;
-
+    /// The segments of the last run, times clamped to `audio_ms`.
+    fn segments(&self, audio_ms: u32) -> Vec<Segment> {
         let eot = self.model.ctx.token_eot();
         // Whisper times are in centiseconds from the start of the input.
         let to_ms = |cs: i64| (cs.max(0) as u64 * 10).min(audio_ms as u64) as u32;
@@ -227,6 +279,31 @@ impl Transcriber {
                 });
             }
         }
-        Ok(segments)
+        segments
     }
+}
+
+/// `audio` padded with silence to the shortest input whisper.cpp answers
+/// ([`MIN_SAMPLES`]), or borrowed as it is.
+fn padded(audio: &[f32]) -> std::borrow::Cow<'_, [f32]> {
+    if audio.len() < MIN_SAMPLES {
+        let mut p = audio.to_vec();
+        p.resize(MIN_SAMPLES, 0.0);
+        std::borrow::Cow::Owned(p)
+    } else {
+        std::borrow::Cow::Borrowed(audio)
+    }
+}
+
+/// Seconds one run spent, by part ([`Transcriber::profile`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunProfile {
+    /// Log-mel spectrogram and one encoder pass over the 30 s window.
+    pub encode_s: f64,
+    /// The whole run as the service makes it: DTW word times, temperature fallback.
+    pub full_s: f64,
+    /// The same with greedy decoding only (no temperature fallback).
+    pub greedy_s: f64,
+    /// The same as `full_s` on the model loaded without DTW.
+    pub no_dtw_s: f64,
 }

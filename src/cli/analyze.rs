@@ -125,6 +125,11 @@ pub struct BenchPackingArgs {
     /// Rounds; each runs both ways, the first of them alternating from round to round.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Instead, pack the files into windows as the pool packs a recording's utterances and
+    /// time the parts of each window's Whisper run: mel and encoder, decoder, DTW word
+    /// times, temperature fallback (one worker, --threads threads).
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub asr: AsrArgs,
 }
@@ -274,6 +279,9 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
         clips.push(audio);
     }
     let speech_s = clips.iter().map(Vec::len).sum::<usize>() as f64 / 16_000.0;
+    if a.profile {
+        return profile_windows(&a, pool.config(), &clips, speech_s);
+    }
     println!(
         "{} utterances, {speech_s:.1} s of speech; --workers {} --threads {}",
         clips.len(),
@@ -338,6 +346,80 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
             .map(|r| format!("{r:.2}x"))
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    Ok(())
+}
+
+/// `bench-packing --profile`: the clips packed into windows in order (as many as fit in
+/// one window, the pool's gap before each), each window's run timed by part
+/// ([`crate::asr::Transcriber::profile`]), `--rounds` times; per window and in all.
+fn profile_windows(
+    a: &BenchPackingArgs,
+    cfg: &crate::asr::AsrConfig,
+    clips: &[Vec<f32>],
+    speech_s: f64,
+) -> anyhow::Result<()> {
+    use crate::asr::pool::pack;
+    use crate::asr::{Transcriber, WhisperModel};
+    let (window, gap) = (cfg.window_samples(), cfg.gap_samples());
+    let mut windows: Vec<Vec<&[f32]>> = Vec::new();
+    let mut len = 0;
+    for c in clips {
+        match windows.last_mut() {
+            Some(w) if len + gap + c.len() <= window => w.push(c),
+            _ => {
+                windows.push(vec![c.as_slice()]);
+                len = 0;
+            }
+        }
+        len += gap + c.len();
+    }
+    let windows: Vec<Vec<f32>> = windows.iter().map(|w| pack(w, gap).0).collect();
+    let model = WhisperModel::load(&a.asr.model)?;
+    let no_dtw = WhisperModel::load_with(&a.asr.model, false)?;
+    let mut tr = Transcriber::new(model, a.asr.threads)?;
+    println!(
+        "{} utterances, {speech_s:.1} s of speech in {} windows (gap {:.2} s); --threads {}",
+        clips.len(),
+        windows.len(),
+        gap as f64 / 16_000.0,
+        a.asr.threads
+    );
+    println!("round window audio_s  encode_s full_s greedy_s no_dtw_s  load");
+    let mut sums = [0.0f64; 4];
+    for round in 1..=a.rounds {
+        for (i, w) in windows.iter().enumerate() {
+            let load = load_average_1min()?;
+            let p = tr.profile(w, &no_dtw)?;
+            for (s, v) in sums
+                .iter_mut()
+                .zip([p.encode_s, p.full_s, p.greedy_s, p.no_dtw_s])
+            {
+                *s += v;
+            }
+            println!(
+                "{round:5} {:6} {:7.1}  {:8.3} {:6.3} {:8.3} {:8.3}  {load:.2}",
+                i + 1,
+                w.len() as f64 / 16_000.0,
+                p.encode_s,
+                p.full_s,
+                p.greedy_s,
+                p.no_dtw_s
+            );
+        }
+    }
+    let [encode, full, greedy, no_dtw] = sums;
+    let share = |x: f64| 100.0 * x / full.max(1e-9);
+    println!(
+        "in all: run {full:.2} s = mel+encoder {encode:.2} s ({:.0} %) + decoder {:.2} s ({:.0} %) \
+         + DTW {:.2} s ({:.0} %); of the decoder, temperature fallback {:.2} s ({:.0} %)",
+        share(encode),
+        no_dtw - encode,
+        share(no_dtw - encode),
+        full - no_dtw,
+        share(full - no_dtw),
+        full - greedy,
+        share(full - greedy),
     );
     Ok(())
 }
