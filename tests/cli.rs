@@ -719,3 +719,44 @@ fn a_piece_that_repeats_another_partys_words_is_decoded_again() {
         "{stderr}"
     );
 }
+
+/// `bench-packing --profile` packs the files into windows and times each window's parts: it
+/// prints one row per window and the shares in all, which add up to the whole run.
+#[test]
+fn bench_packing_profiles_a_packed_window() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asr");
+    let clips: Vec<_> = ["cards-005.wav", "cards-005.wav"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let (ok, stdout, stderr) = run(callmood()
+        .args([
+            "bench-packing",
+            "--profile",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .args(&clips)
+        .env("CALLMOOD_MODEL", model_path()));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("in 1 windows"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1      1"))
+        .unwrap_or_else(|| panic!("no window row: {stdout}"));
+    let secs: Vec<f64> = row
+        .split_whitespace()
+        .skip(3)
+        .take(4)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(secs.iter().all(|s| *s > 0.0), "{row}");
+    let total = stdout.lines().last().unwrap();
+    assert!(total.starts_with("in all: run"), "{total}");
+    assert!(
+        total.contains("mel+encoder") && total.contains("DTW"),
+        "{total}"
+    );
+}

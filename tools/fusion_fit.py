@@ -15,6 +15,7 @@ Standard library only.
   python3 tools/fusion_fit.py F.jsonl --round 2    # second round (selection under the guards)
   python3 tools/fusion_fit.py F.jsonl --round 3    # third round (words only for emotions)
   python3 tools/fusion_fit.py F.jsonl --round 5    # fifth round (the plain Bayes product)
+  python3 tools/fusion_fit.py F.jsonl --round 6    # sixth round (words against calm speech)
 
 Second round: TESS and SAVEE are split by speaker as well (ACTED_FIT), and the setting is the
 lowest mean fit NLL over ravdess, spoken, read and acted among those that pass tests (1)-(4)
@@ -34,7 +35,10 @@ def fuse(row, ref, beta, gamma, k=None, words=None):
     evidence for an emotional class (positive part of the log-ratio against 1/5), and k times
     the neutral log-ratio (third round)."""
     w = words if words is not None else row["words"]
-    r = row["words_prior"] if ref == "R0" else [0.2] * 5
+    if isinstance(ref, (list, tuple)):  # R2: ln r(c) given (sixth round)
+        r = [math.exp(x) for x in ref]
+    else:
+        r = row["words_prior"] if ref == "R0" else [0.2] * 5
     a = 1.0 - gamma * min(max(row["unfamiliarity"], 0.0), 1.0)
     z = []
     for c, (v, p, q) in enumerate(zip(row["voice"], w, r)):
@@ -146,11 +150,13 @@ def print_table(table):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
-    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5])
+    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5, 6])
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.data)]
     if a.round == 5:
         return fifth_round(rows)
+    if a.round == 6:
+        return sixth_round(rows)
     second = a.round >= 2
     acted_vs = "voice" if a.round == 3 else "today"
     fit = split_sets(rows, "fit", second)
@@ -209,6 +215,41 @@ def fifth_round(rows):
             print(f"{'pass' if passed else 'FAIL'}  {k}")
             ok = ok and passed
     print("adopt" if ok else "not adopted")
+
+
+def checks6(table):
+    t, d, v, w = table["chosen"], table["today"], table["voice"], table["words"]
+    return [
+        ("(1) RAVDESS fused >= voice - 1 pt", t["ravdess"][0] >= v["ravdess"][0] - 0.01),
+        ("(2) spoken >= words - 3 pts", t["spoken"][0] >= w["spoken"][0] - 0.03),
+        ("(3) read top angry <= today and <= voice",
+         t["read"][1] <= d["read"][1] and t["read"][1] <= v["read"][1]),
+        ("(4) acted >= voice - 2 pts", t["acted"][0] >= v["acted"][0] - 0.02),
+        ("(5) pairs > voice and > words",
+         t["pairs"][0] > v["pairs"][0] and t["pairs"][0] > w["pairs"][0]),
+    ]
+
+
+def sixth_round(rows):
+    """R2: the words against the mean log-probabilities the words model gives the fit half
+    of the calm readers; beta 1, gamma 0. Adopted on the test halves' five tests (checks6)."""
+    calm = [r for r in rows if r["set"] == "read" and r["split"] == "fit"]
+    ref = [sum(math.log(max(r["words"][c], 1e-9)) for r in calm) / len(calm) for c in range(5)]
+    z = [math.exp(x) for x in ref]
+    print(f"R2 from {len(calm)} calm utterances: ln r = {[round(x, 3) for x in ref]}"
+          f" (normalised r = {[round(x / sum(z), 3) for x in z]})")
+    cand = (ref, 1.0, 0.0)
+    verdict = None
+    for split in ("fit", "test"):
+        sets = split_sets(rows, split, True)
+        print(f"{split} halves:", {n: len(v) for n, v in sets.items()})
+        table = table_for(sets, {"voice": None, "words": None, "today": TODAY, "chosen": cand})
+        print_table(table)
+        for k, passed in checks6(table):
+            print(f"{'pass' if passed else 'FAIL'}  {k}")
+        if split == "test":
+            verdict = all(p for _, p in checks6(table))
+    print("adopt" if verdict else "not adopted")
 
 
 if __name__ == "__main__":
