@@ -201,20 +201,28 @@ def main():
         print(f"{'pass' if passed else 'FAIL'}  {k}")
     print("adopt" if all(p for _, p in results) else "not adopted")
 
-def fifth_round(rows):
-    """The plain Bayes product R1, beta 1, gamma 0: nothing fitted, so both halves are held
-    out; the third round's five tests on each."""
-    cand = ("R1", 1.0, 0.0)
-    ok = True
+
+def both_halves(rows, cand, check):
+    """The candidate against voice, words and today on the fit and the test halves; prints
+    each table and test, returns whether the test halves pass every test of `check`."""
+    verdicts = []
     for split in ("fit", "test"):
         sets = split_sets(rows, split, True)
         print(f"{split} halves:", {n: len(v) for n, v in sets.items()})
         table = table_for(sets, {"voice": None, "words": None, "today": TODAY, "chosen": cand})
         print_table(table)
-        for k, passed in checks(table, "chosen", True, "voice"):
-            print(f"{'pass' if passed else 'FAIL'}  {k}")
-            ok = ok and passed
-    print("adopt" if ok else "not adopted")
+        results = check(table)
+        for k, ok in results:
+            print(f"{'pass' if ok else 'FAIL'}  {k}")
+        verdicts.append(all(ok for _, ok in results))
+    return verdicts[0], verdicts[1]
+
+
+def fifth_round(rows):
+    """The plain Bayes product R1, beta 1, gamma 0: nothing fitted, so both halves are held
+    out; the third round's five tests on each."""
+    fit, test = both_halves(rows, ("R1", 1.0, 0.0), lambda t: checks(t, "chosen", True, "voice"))
+    print("adopt" if fit and test else "not adopted")
 
 
 def checks6(table):
@@ -238,19 +246,8 @@ def sixth_round(rows):
     z = [math.exp(x) for x in ref]
     print(f"R2 from {len(calm)} calm utterances: ln r = {[round(x, 3) for x in ref]}"
           f" (normalised r = {[round(x / sum(z), 3) for x in z]})")
-    cand = (ref, 1.0, 0.0)
-    verdict = None
-    for split in ("fit", "test"):
-        sets = split_sets(rows, split, True)
-        print(f"{split} halves:", {n: len(v) for n, v in sets.items()})
-        table = table_for(sets, {"voice": None, "words": None, "today": TODAY, "chosen": cand})
-        print_table(table)
-        for k, passed in checks6(table):
-            print(f"{'pass' if passed else 'FAIL'}  {k}")
-        if split == "test":
-            verdict = all(p for _, p in checks6(table))
-    print("adopt" if verdict else "not adopted")
-
+    _, test = both_halves(rows, (ref, 1.0, 0.0), checks6)
+    print("adopt" if test else "not adopted")
 
 if __name__ == "__main__":
     main()
