@@ -49,7 +49,7 @@
 //! 9. A cue reaches past up to three words that are not links ("my social insight is ...",
 //!    "the card in time for ...") to a number of 3 or more digits that is no year or
 //!    quantity, also into the speaker's next utterance; a cue glued to digits ("DIN44") takes
-//!    them. Six or more digits read out one at a time ("4, 4, 4, 4, 4, 4", "2-2-4-1-8-7")
+//!    them. Four or more digits read out one at a time ("4, 4, 4, 4", "3-1-2-9")
 //!    are secret without a cue, unless they count up or down or a block word says what they
 //!    are ("order number 4 5 6 7 8 9").
 //! 10. Near a found card, code, date, SSN or other secret number (8 words either side), any
@@ -1063,7 +1063,7 @@ fn two_digits(ps: &[Lexed], k: usize) -> Option<(String, usize)> {
 const NEAR_SECRET_WORDS: usize = 8;
 
 /// Digits read out one at a time that make a run secret whatever it is.
-const DICTATED_RUN_DIGITS: usize = 6;
+const DICTATED_RUN_DIGITS: usize = 4;
 
 /// Digits in a run that make it secret whatever it is (an SSN has 9).
 const LONG_RUN_DIGITS: usize = 9;
@@ -2676,12 +2676,14 @@ mod tests {
             "my credit card was charged twice, 250 dollars",
             "my credit card was charged twice, 250 dollars",
         ),
-        // --- digits read out one at a time: 6 make a secret number
+        // --- digits read out one at a time: 4 make a secret number
         ("4, 4, 4, 4, 4, 4, 4.", "[NUMBER]"),
         ("My coach will be in time for a big 2-2-4-1-8-7.", "My coach will be in time for a big [NUMBER]"),
-        // counting, a 5-digit run, grouped digits and a blocked one are not
+        ("4 4 4 4 4", "[NUMBER]"),
+        ("Malibu 3-1-2-9.", "Malibu [NUMBER]"),
+        // counting, a 3-digit run, grouped digits and a blocked one are not
         ("one two three four five six seven", "one two three four five six seven"),
-        ("4 4 4 4 4", "4 4 4 4 4"),
+        ("4 4 4", "4 4 4"),
         ("we sold 250 000 units", "we sold 250 000 units"),
         ("order number 4 5 6 7 8 9", "order number 4 5 6 7 8 9"),
         // --- numbers near a found secret are redacted too (fail closed)
