@@ -12,7 +12,9 @@ With `--round calibrate`, the calm-speech calibration round instead (models/READ
 onto the training's neutral ones.
 With `--round temperature`, the round on confidence that falls with unfamiliarity
 (models/README.md, "Confidence that falls with unfamiliarity"): F's logits divided by
-T (1 + a u), a fitted on one acted corpus left out and its ECE measured on the other.
+T (1 + a u), a fitted on one acted corpus left out and its ECE measured on the other; with
+`--cold` too, the third round: T (1 + v (a + b w)), w = 4 / (4 + n) for the n utterances of
+the speaker before, against b = 0.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -25,6 +27,7 @@ CL = ['neutral', 'happy', 'angry', 'sad', 'fearful']
 
 HEADER = []
 U0 = 0.0  # the temperature round's unfamiliarity floor (--u0)
+COLD = False  # --cold: the third temperature round (b, the cold-start term)
 
 
 def load(path, corpus):
@@ -50,10 +53,12 @@ def all_data():
         ap.add_argument('--' + c, required=True)
     ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
+    ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     a = ap.parse_args()
-    global ROUND, U0
+    global ROUND, U0, COLD
     ROUND = a.round
     U0 = a.u0
+    COLD = a.cold
     parts = [(c, getattr(a, c)) for c in ('ravdess', 'tess', 'savee', 'read')]
     M, X = [], []
     for c, p in parts:
@@ -259,9 +264,10 @@ def unfamiliar(rows, mu, sd, fam):
     return np.where(np.isfinite(u), u, 0.0)
 
 
-def score(models, speakers, mu, sd, condname, mode, seed=11):
-    """Logits of each model on the same orders, labels, and the rows scored."""
-    Ls, Y, R = {k: [] for k in models}, [], []
+def score(models, speakers, mu, sd, condname, mode, seed=11, with_n=False):
+    """Logits of each model on the same orders, labels, and the rows scored; with `with_n`,
+    also each row's count of the speaker's rows before it (0 when cold)."""
+    Ls, Y, R, NB = {k: [] for k in models}, [], [], []
     for (s, co), keys in sorted(spk_clips.items()):
         if s not in speakers or co != condname:
             continue
@@ -278,7 +284,9 @@ def score(models, speakers, mu, sd, condname, mode, seed=11):
         for k, m in models.items():
             Ls[k].append(logits(m, z))
         Y.append(cls[rows]); R += rows
-    return {k: np.vstack(v) for k, v in Ls.items()}, np.concatenate(Y), np.array(R)
+        NB += [0] * len(rows) if mode == 'cold' else list(range(len(rows)))
+    out = {k: np.vstack(v) for k, v in Ls.items()}, np.concatenate(Y), np.array(R)
+    return out + (np.array(NB, dtype=float),) if with_n else out
 
 
 def train_pair(speakers):
@@ -503,24 +511,33 @@ def train_f(speakers):
     return {'F': fit_cols(Z, Y, W, None)}, mu, sd, familiarity(rows, mu, sd)
 
 
-def p_of(L, u, T, a):
+B_GRID = [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4]
+
+
+def p_of(L, u, T, a, b=0.0, n=None):
     v = np.maximum(0.0, u - U0) / (1.0 - U0)
-    l = L / (T * (1 + a * v))[:, None]
+    w = np.ones_like(v) if n is None else K / (K + n)
+    l = L / (T * (1 + v * (a + b * w)))[:, None]
     l = l - l.max(1, keepdims=True)
     p = np.exp(l)
     return p / p.sum(1, keepdims=True)
 
 
-def nll_of(sets, T, a):
-    tot, n = 0.0, 0
-    for L, y, u in sets:
-        p = p_of(L, u, T, a)
-        tot += -np.log(p[np.arange(len(y)), y] + 1e-12).sum(); n += len(y)
-    return tot / n
+def nll_of(sets, T, a, b=0.0):
+    tot, m = 0.0, 0
+    for s_ in sets:
+        L, y, u = s_[:3]
+        p = p_of(L, u, T, a, b, s_[3] if len(s_) > 3 else None)
+        tot += -np.log(p[np.arange(len(y)), y] + 1e-12).sum(); m += len(y)
+    return tot / m
 
 
 def fit_a(sets, T):
     return min(A_GRID, key=lambda a: nll_of(sets, T, a))
+
+
+def fit_ab(sets, T):
+    return min(((a, b) for a in A_GRID for b in B_GRID), key=lambda ab: nll_of(sets, T, *ab))
 
 
 def main_temperature():
@@ -589,8 +606,71 @@ def main_temperature():
     print('secs', round(time.time() - t0))
 
 
+def cold_sets():
+    """RAVDESS out of fold, TESS and SAVEE left out, held-out readers: (L, y, u, n) per
+    (set, condition, protocol), and T fitted on the RAVDESS out-of-fold logits."""
+    conds, modes = ('clean', 'telephony'), ('cold', 'running')
+    rav = set(spk[corpus == 'ravdess'])
+    out = {}
+    for f in folds_ravdess():
+        models, mu, sd, fam = train_f(rav - f)
+        for c in conds:
+            for mo in modes:
+                L, y, R, n = score(models, f, mu, sd, c, mo, with_n=True)
+                out.setdefault(('rav', c, mo), []).append((L['F'], y, unfamiliar(R, mu, sd, fam), n))
+    out = {k: tuple(np.concatenate([x[i] for x in v]) for i in range(4)) for k, v in out.items()}
+    T = fit_temperature(np.vstack([v[0] for v in out.values()]),
+                        np.concatenate([v[1] for v in out.values()]))
+    models, mu, sd, fam = train_f(rav)
+    groups = [(h, set(s_ for s_ in set(spk) if s_.startswith(h + ':'))) for h in ('tess', 'savee')]
+    for h, speakers in groups + [('read', RS_B)]:
+        for c in conds:
+            for mo in modes:
+                L, y, R, n = score(models, speakers, mu, sd, c, mo, with_n=True)
+                out[(h, c, mo)] = (L['F'], y, unfamiliar(R, mu, sd, fam), n)
+    return out, T
+
+
+def main_cold():
+    """Third temperature round: U (a alone) against UC (a and the cold-start b)."""
+    t0 = time.time()
+    sets, T = cold_sets()
+    of = lambda h: [v for k, v in sets.items() if k[0] == h]
+    fits = {'U': {h: (fit_a(of(h), T), 0.0) for h in ('tess', 'savee')},
+            'UC': {h: fit_ab(of(h), T) for h in ('tess', 'savee')}}
+    pooled = {'U': (fit_a(of('tess') + of('savee'), T), 0.0),
+              'UC': fit_ab(of('tess') + of('savee'), T)}
+    res = {'u0': U0, 'T': round(T, 3), 'fits': fits, 'pooled': pooled}
+    loco = {'U': [], 'UC': []}
+    for k, (L, y, u, n) in sorted(sets.items()):
+        h = k[0]
+        row = {}
+        for cand in ('U', 'UC'):
+            ab = fits[cand]['savee' if h == 'tess' else 'tess'] if h in ('tess', 'savee') else pooled[cand]
+            p = p_of(L, u, T, *ab, n)
+            row[cand] = p
+            if h in ('tess', 'savee'):
+                loco[cand].append(ece(p, y))
+        key = '_'.join(k)
+        res[key + '_ece'] = [round(ece(row[c], y), 3) for c in ('U', 'UC')]
+        if h == 'read':
+            res[key + '_angry_ge_0.5'] = [round(float((row[c][:, 2] >= 0.5).mean()), 3) for c in ('U', 'UC')]
+    res['loco_ece_mean'] = [round(float(np.mean(loco[c])), 3) for c in ('U', 'UC')]
+    res['loco_ece_at_most_0.10'] = [int(sum(e <= 0.10 for e in loco[c])) for c in ('U', 'UC')]
+    rav_ok = all(res[f'rav_{c}_{m}_ece'][1] <= res[f'rav_{c}_{m}_ece'][0] + 0.02
+                 for c in ('clean', 'telephony') for m in ('cold', 'running'))
+    read_ok = all(res[f'read_{c}_{m}_angry_ge_0.5'][1] <= res[f'read_{c}_{m}_angry_ge_0.5'][0]
+                  for c in ('clean', 'telephony') for m in ('cold', 'running'))
+    res['rule'] = {'1_loco_ece_falls_0.02': res['loco_ece_mean'][1] <= res['loco_ece_mean'][0] - 0.02,
+                   '2_ravdess_ece_within_0.02': bool(rav_ok), '3_readers_angry_not_up': bool(read_ok)}
+    print(json.dumps(res, indent=1), flush=True)
+    print('secs', round(time.time() - t0))
+
+
 if ROUND == 'calibrate':
     main_calibrate()
+elif ROUND == 'temperature' and COLD:
+    main_cold()
 elif ROUND == 'temperature':
     main_temperature()
 else:
