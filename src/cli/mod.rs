@@ -93,8 +93,9 @@ pub enum Command {
     Calibrate(train::CalibrateArgs),
     /// Fit how much the voice model's confidence falls on unfamiliar voices, on labelled
     /// corpora it was not trained on: writes a model whose temperature grows with an
-    /// utterance's unfamiliarity (models/README.md, "Confidence that falls with
-    /// unfamiliarity"). Top labels never change.
+    /// utterance's unfamiliarity, the more so before the speaker baseline has filled
+    /// (models/README.md, "Confidence that falls with unfamiliarity"). Top labels never
+    /// change.
     CalibrateConfidence(train::CalibrateConfidenceArgs),
     /// Fairness audit of the voice emotion model on labelled corpora: UAR, accuracy,
     /// calibration and calm false alarms per gender, age group, corpus and accent, with

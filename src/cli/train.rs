@@ -157,6 +157,8 @@ pub struct CalibrateConfidenceArgs {
 
 /// Values of `a` that `calibrate-confidence` tries (the grid of the prototype round).
 const CONFIDENCE_GRID: [f32; 11] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0];
+/// Values of the cold-start term it tries with each (the third round's grid).
+const COLD_GRID: [f32; 9] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0];
 
 pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result<()> {
     use crate::emotion::voice::{UnfamiliarTemperature, VoiceModel};
@@ -196,7 +198,7 @@ pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result
         let logits: Vec<Vec<f32>> = scores
             .iter()
             .map(|s| {
-                let scale = t.scale(s.unfamiliarity);
+                let scale = t.scale(s.unfamiliarity, model.population_share(s.baseline_n));
                 s.probs.iter().map(|p| p.max(1e-12).ln() / scale).collect()
             })
             .collect();
@@ -213,20 +215,28 @@ pub(super) fn calibrate_confidence(a: CalibrateConfidenceArgs) -> anyhow::Result
     );
     let mut best: Option<(f32, UnfamiliarTemperature)> = None;
     for value in CONFIDENCE_GRID {
-        let t = UnfamiliarTemperature {
-            a: value,
-            floor: a.floor,
-            fitted_on: fitted_on.clone(),
-        };
-        let v = nll(&t);
-        eprintln!("callmood: a {value}: NLL {v:.4}");
-        if best.as_ref().is_none_or(|(b, _)| v < *b) {
-            best = Some((v, t));
+        for cold in COLD_GRID {
+            let t = UnfamiliarTemperature {
+                a: value,
+                cold,
+                floor: a.floor,
+                fitted_on: fitted_on.clone(),
+            };
+            let v = nll(&t);
+            if cold == 0.0 {
+                eprintln!("callmood: a {value}: NLL {v:.4}");
+            }
+            if best.as_ref().is_none_or(|(b, _)| v < *b) {
+                best = Some((v, t));
+            }
         }
     }
     let (v, t) = best.expect("the grid is not empty");
-    eprintln!("callmood: a {} (floor {}), NLL {v:.4}", t.a, t.floor);
-    model.unfamiliar_temperature = (t.a > 0.0).then_some(t);
+    eprintln!(
+        "callmood: a {}, cold {} (floor {}), NLL {v:.4}",
+        t.a, t.cold, t.floor
+    );
+    model.unfamiliar_temperature = (t.a > 0.0 || t.cold > 0.0).then_some(t);
     write_derived_model(model, &a.model, &a.out, "fitted")
 }
 

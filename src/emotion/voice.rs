@@ -181,15 +181,20 @@ pub struct VoiceModel {
 }
 
 /// On a voice unlike the training's the model says less: its logits are divided by
-/// `T · (1 + a · max(0, u − floor) / (1 − floor))`, with `u` the utterance's
-/// [`VoiceModel::unfamiliarity`]. Dividing all five by one positive number keeps their
-/// order, so the top label never changes; only `top_confidence` and the probabilities do.
-/// Fitted by `callmood calibrate-confidence` (models/README.md, "Confidence that falls with
-/// unfamiliarity").
+/// `T · (1 + v · (a + cold · w))`, with `v = max(0, u − floor) / (1 − floor)`, `u` the
+/// utterance's [`VoiceModel::unfamiliarity`], and `w = prior_weight / (prior_weight + n)`
+/// the population's share of the speaker baseline after `n` utterances (1 on a cold
+/// start). Dividing all five by one positive number keeps their order, so the top label
+/// never changes; only `top_confidence` and the probabilities do. Fitted by `callmood
+/// calibrate-confidence` (models/README.md, "Confidence that falls with unfamiliarity").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UnfamiliarTemperature {
     /// How much a wholly unfamiliar voice's temperature grows (0: not at all).
     pub a: f32,
+    /// How much more it grows while the speaker baseline is still the population's (0 in
+    /// files written before this term: the same at every point of a call).
+    #[serde(default)]
+    pub cold: f32,
     /// Unfamiliarity below which the temperature stays as it is (0..1).
     pub floor: f32,
     /// What `a` was fitted on, for the record.
@@ -197,17 +202,20 @@ pub struct UnfamiliarTemperature {
 }
 
 impl UnfamiliarTemperature {
-    /// The factor the temperature is multiplied by at unfamiliarity `u`.
-    pub fn scale(&self, u: f32) -> f32 {
+    /// The factor the temperature is multiplied by at unfamiliarity `u`, with `population`
+    /// the population's share of the speaker baseline (1 on a cold start, toward 0 as the
+    /// baseline fills: [`VoiceModel::population_share`]).
+    pub fn scale(&self, u: f32, population: f32) -> f32 {
         let over = (u.clamp(0.0, 1.0) - self.floor).max(0.0) / (1.0 - self.floor);
-        1.0 + self.a * over
+        1.0 + over * (self.a + self.cold * population.clamp(0.0, 1.0))
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(self.a.is_finite() && self.a >= 0.0 && (0.0..1.0).contains(&self.floor)) {
+        let slope = |v: f32| v.is_finite() && v >= 0.0;
+        if !(slope(self.a) && slope(self.cold) && (0.0..1.0).contains(&self.floor)) {
             return Err(format!(
-                "unfamiliar_temperature: a {} must be ≥ 0 and floor {} within 0..1",
-                self.a, self.floor
+                "unfamiliar_temperature: a {} and cold {} must be ≥ 0 and floor {} within 0..1",
+                self.a, self.cold, self.floor
             ));
         }
         Ok(())
@@ -526,10 +534,9 @@ impl VoiceModel {
     pub fn score(&self, x: &VoiceVector, b: &SpeakerBaseline) -> VoiceScore {
         let (z, reference) = self.normalise(x, b);
         let unfamiliar = self.unfamiliarity(x);
-        let scale = self
-            .unfamiliar_temperature
-            .as_ref()
-            .map_or(1.0, |t| t.scale(unfamiliar));
+        let scale = self.unfamiliar_temperature.as_ref().map_or(1.0, |t| {
+            t.scale(unfamiliar, self.population_share(b.utterances))
+        });
         let p = self.softmax.probs_scaled(&z, scale);
         let mut probs = [0.0; N_CLASSES];
         probs.copy_from_slice(&p[..N_CLASSES]);
@@ -540,6 +547,17 @@ impl VoiceModel {
             raw: *x,
             baseline_n: b.utterances,
             unfamiliar,
+        }
+    }
+
+    /// The population's share of a speaker baseline built from `n` utterances:
+    /// `prior_weight / (prior_weight + n)`, 1 on a cold start.
+    pub fn population_share(&self, n: u32) -> f32 {
+        let k = self.prior_weight.max(0.0);
+        if k + n as f32 > 0.0 {
+            k / (k + n as f32)
+        } else {
+            0.0
         }
     }
 
@@ -660,6 +678,7 @@ mod tests {
         let before = [m.score(&familiar, &b), m.score(&strange, &b)];
         m.unfamiliar_temperature = Some(UnfamiliarTemperature {
             a: 1.5,
+            cold: 0.0,
             floor: 0.25,
             fitted_on: "test".into(),
         });
@@ -679,9 +698,53 @@ mod tests {
         assert!(after[1].probs[2] < before[1].probs[2] - 0.1, "{after:?}");
         // wholly unfamiliar: the temperature is 1 + a times what it was
         let t = m.unfamiliar_temperature.as_ref().unwrap();
-        assert_eq!((t.scale(0.25), t.scale(1.0)), (1.0, 2.5));
+        assert_eq!((t.scale(0.25, 1.0), t.scale(1.0, 1.0)), (1.0, 2.5));
         m.unfamiliar_temperature.as_mut().unwrap().floor = 1.0;
         assert!(m.validate().is_err(), "a floor of 1 is refused");
+    }
+
+    /// The cold-start term: an unfamiliar voice heard cold says less than the same voice
+    /// once its speaker baseline has filled; a familiar voice is scored as before either
+    /// way; a file without the term reads as 0.
+    #[test]
+    fn an_unfamiliar_voice_heard_cold_says_less_still() {
+        let mut m = toy();
+        m.familiarity = Familiarity::of((0..1000).map(|i| 1.0 + i as f32 / 1000.0).collect());
+        let t = UnfamiliarTemperature {
+            a: 0.75,
+            cold: 2.0,
+            floor: 0.25,
+            fitted_on: "test".into(),
+        };
+        assert_eq!(t.scale(1.0, 1.0), 3.75);
+        assert_eq!(t.scale(1.0, 0.0), 1.75);
+        assert_eq!(t.scale(0.2, 1.0), 1.0, "under the floor");
+        assert_eq!(m.population_share(0), 1.0);
+        assert!((m.population_share(12) - m.prior_weight / (m.prior_weight + 12.0)).abs() < 1e-6);
+        m.unfamiliar_temperature = Some(t);
+        m.validate().unwrap();
+        let mut x = [10.0f32; N_VOICE];
+        for (j, v) in x.iter_mut().enumerate() {
+            if is_embedding(j) {
+                *v = 18.0;
+            }
+        }
+        x[0] = 16.0;
+        let cold = m.score(&x, &SpeakerBaseline::default());
+        let mut warm_baseline = SpeakerBaseline::default();
+        let mut other = x;
+        other[0] = 10.0;
+        for _ in 0..40 {
+            warm_baseline.push(&other);
+        }
+        let warm = m.score(&x, &warm_baseline);
+        assert!(cold.unfamiliar > 0.9 && warm.unfamiliar > 0.9);
+        let top = |p: &[f32; N_CLASSES]| p.iter().copied().fold(0.0, f32::max);
+        // the same push from the same voice, read against a fuller baseline
+        assert!(top(&cold.probs) < top(&warm.probs), "{cold:?} {warm:?}");
+        let json = r#"{"a": 0.75, "floor": 0.25, "fitted_on": "old"}"#;
+        let old: UnfamiliarTemperature = serde_json::from_str(json).unwrap();
+        assert_eq!(old.cold, 0.0);
     }
 
     #[test]

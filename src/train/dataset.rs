@@ -215,6 +215,9 @@ pub struct UtteranceScore {
     pub probs: [f32; N_CLASSES],
     /// Its unfamiliarity (0..1).
     pub unfamiliarity: f32,
+    /// Utterances of its speaker scored before it in the same call (its speaker baseline's
+    /// count; 0 for a clip's first utterance heard alone).
+    pub baseline_n: u32,
 }
 
 /// Scores every clip of a corpus through the service's own path ([`run_as_call`] with
@@ -253,15 +256,17 @@ pub fn predict(
     };
     let with_model = |core: &mut crate::call::CallCore| core.set_voice_model(Some(model.clone()));
     // Each scored utterance of a call of `clips` (indices into the corpus), one by one.
+    // Every call here has one speaker, and every scored utterance fills the speaker
+    // baseline, so an utterance's count is the scored utterances before it.
     let each = |utts: &[ClipUtterance], clips: &[usize]| -> Vec<UtteranceScore> {
         utts.iter()
-            .filter_map(|u| {
-                let e = emotion_of(u)?;
-                Some(UtteranceScore {
-                    class: corpus.clips[clips[u.clip]].class,
-                    probs: probs_of(e),
-                    unfamiliarity: e.unfamiliarity,
-                })
+            .filter_map(|u| emotion_of(u).map(|e| (u, e)))
+            .zip(0u32..)
+            .map(|((u, e), n)| UtteranceScore {
+                class: corpus.clips[clips[u.clip]].class,
+                probs: probs_of(e),
+                unfamiliarity: e.unfamiliarity,
+                baseline_n: n,
             })
             .collect()
     };
