@@ -264,8 +264,8 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
         bail!("--rounds must be at least 1");
     }
     let mut clips = Vec::with_capacity(a.files.len());
-    let pool = a.asr.load()?;
-    let window = pool.config().window_samples();
+    let cfg = a.asr.config()?;
+    let window = cfg.window_samples();
     for f in &a.files {
         let audio = read_channel_16k(f, 0)?;
         if audio.len() > window {
@@ -280,8 +280,9 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
     }
     let speech_s = clips.iter().map(Vec::len).sum::<usize>() as f64 / 16_000.0;
     if a.profile {
-        return profile_windows(&a, pool.config(), &clips, speech_s);
+        return profile_windows(&a, &cfg, &clips, speech_s);
     }
+    let pool = a.asr.load()?;
     println!(
         "{} utterances, {speech_s:.1} s of speech; --workers {} --threads {}",
         clips.len(),
@@ -375,8 +376,9 @@ fn profile_windows(
         len += gap + c.len();
     }
     let windows: Vec<Vec<f32>> = windows.iter().map(|w| pack(w, gap).0).collect();
-    let model = WhisperModel::load(&a.asr.model)?;
-    let no_dtw = WhisperModel::load_with(&a.asr.model, false)?;
+    let path = a.asr.require_model()?;
+    let model = WhisperModel::load(path)?;
+    let no_dtw = WhisperModel::load_with(path, false)?;
     let mut tr = Transcriber::new(model, a.asr.threads)?;
     println!(
         "{} utterances, {speech_s:.1} s of speech in {} windows (gap {:.2} s); --threads {}",
