@@ -542,33 +542,10 @@ def fit_ab(sets, T):
 
 def main_temperature():
     t0 = time.time()
-    conds = ('clean', 'telephony')
-    rav = set(spk[corpus == 'ravdess'])
-    oof = {}
-    for f in folds_ravdess():
-        models, mu, sd, fam = train_f(rav - f)
-        for c in conds:
-            for mo in ('cold', 'running'):
-                L, y, R = score(models, f, mu, sd, c, mo)
-                oof.setdefault((c, mo), []).append((L['F'], y, unfamiliar(R, mu, sd, fam)))
-        print('fold done', round(time.time() - t0), flush=True)
-    rav_sets = {k: (np.vstack([x[0] for x in v]), np.concatenate([x[1] for x in v]),
-                    np.concatenate([x[2] for x in v])) for k, v in oof.items()}
-    T = fit_temperature(np.vstack([v[0] for v in rav_sets.values()]),
-                        np.concatenate([v[1] for v in rav_sets.values()]))
-    models, mu, sd, fam = train_f(rav)
-    held = {}
-    for h in ('tess', 'savee'):
-        hs = set(s for s in set(spk) if s.startswith(h + ':'))
-        for c in conds:
-            for mo in ('cold', 'running'):
-                L, y, R = score(models, hs, mu, sd, c, mo)
-                held[(h, c, mo)] = (L['F'], y, unfamiliar(R, mu, sd, fam))
-    readers = {}
-    for c in conds:
-        for mo in ('cold', 'running'):
-            L, y, R = score(models, RS_B, mu, sd, c, mo)
-            readers[(c, mo)] = (L['F'], y, unfamiliar(R, mu, sd, fam))
+    sets, T = cold_sets()
+    part = lambda h: {k[1:]: v[:3] for k, v in sets.items() if k[0] == h}
+    rav_sets, readers = part('rav'), part('read')
+    held = {k: v[:3] for k, v in sets.items() if k[0] in ('tess', 'savee')}
     of = lambda h: [v for k, v in held.items() if k[0] == h]
     a_tess, a_savee = fit_a(of('tess'), T), fit_a(of('savee'), T)
     a_pool = fit_a(of('tess') + of('savee'), T)

@@ -33,9 +33,9 @@ pub struct FinishOptions {
     /// With `redact_pii`, the payment window in ms (0: none). A payment cue in either
     /// party's utterance ([`payment_cue`]) opens it: that utterance and every later
     /// utterance of either party that starts within this long of the end of the cue's
-    /// utterance have every number redacted, as with `redact_all_numbers`. An utterance in the window that held a
-    /// number keeps it open until half this long after its own end, never past twice this
-    /// long after the last cue. Default [`PAYMENT_WINDOW_MS`].
+    /// utterance have every number redacted, as with `redact_all_numbers`. An utterance in
+    /// the window that held a number keeps it open until half this long after its own end,
+    /// never past twice this long after the last cue. Default [`PAYMENT_WINDOW_MS`].
     pub payment_window_ms: u32,
     /// Send `Alert` events (they are in the summary either way).
     pub send_alerts: bool,
