@@ -399,6 +399,16 @@ mod tests {
         assert!(u.emotion.is_none(), "no voice model, no emotion");
     }
 
+    /// A finisher with the default options but the payment window off: rules 1-10 and the
+    /// per-speaker context alone.
+    fn without_payment_window() -> Finisher {
+        let opts = FinishOptions {
+            payment_window_ms: 0,
+            ..FinishOptions::default()
+        };
+        Finisher::new(opts, Models::default())
+    }
+
     /// Sends one utterance of `role` with these words; returns its transcript.
     fn say(f: &mut Finisher, role: Role, start_ms: u32, texts: &[&str]) -> String {
         let mut e = ended("u", start_ms, start_ms + 1_000);
@@ -412,11 +422,7 @@ mod tests {
     #[test]
     fn a_number_split_across_a_speakers_utterances_is_redacted() {
         // the payment window off: this is the per-speaker context alone
-        let opts = FinishOptions {
-            payment_window_ms: 0,
-            ..FinishOptions::default()
-        };
-        let mut f = Finisher::new(opts, Models::default());
+        let mut f = without_payment_window();
         assert_eq!(
             say(&mut f, Role::Caller, 1_000, &["my", "card", "number", "is"]),
             "my card number is"
@@ -520,13 +526,7 @@ mod tests {
             "it took 2 weeks"
         );
         // with the window off, the same answer keeps what no rule takes
-        let mut off = Finisher::new(
-            FinishOptions {
-                payment_window_ms: 0,
-                ..FinishOptions::default()
-            },
-            Models::default(),
-        );
+        let mut off = without_payment_window();
         say(
             &mut off,
             Role::Agent,
@@ -565,13 +565,7 @@ mod tests {
             ),
             "[NUMBER] digits code on the back"
         );
-        let mut off = Finisher::new(
-            FinishOptions {
-                payment_window_ms: 0,
-                ..FinishOptions::default()
-            },
-            Models::default(),
-        );
+        let mut off = without_payment_window();
         assert_eq!(
             say(&mut off, Role::Agent, 2_000, &question),
             "and which card one you like?"
