@@ -15,6 +15,10 @@ With `--round temperature`, the round on confidence that falls with unfamiliarit
 T (1 + a u), a fitted on one acted corpus left out and its ECE measured on the other; with
 `--cold` too, the third round: T (1 + v (a + b w)), w = 4 / (4 + n) for the n utterances of
 the speaker before, against b = 0.
+With `--round baseline`, the round on how much an unfamiliar voice's own baseline is trusted
+(models/README.md, "An unfamiliar voice's own baseline"): F as trained, scored with the
+baseline mean's prior weight K g(u_bar), u_bar the mean unfamiliarity of the speaker's
+utterances before this one, the variance's prior weight K as trained.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -51,7 +55,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     a = ap.parse_args()
@@ -104,7 +108,9 @@ def population(rows):
     return mu, sd
 
 
-def seq_z(rows, mu, sd, cold):
+def seq_z(rows, mu, sd, cold, k_mean=None):
+    """z of each row against the running baseline; `k_mean` (one per row) replaces K in the
+    baseline mean's shrinkage (the variance keeps K), for the baseline round."""
     x = X[rows]
     if cold:
         z = (x - mu) / sd
@@ -116,7 +122,8 @@ def seq_z(rows, mu, sd, cold):
         Q = np.cumsum(v * v, 0) - v * v
         mean_b = np.where(n > 0, S / np.maximum(n, 1), 0.0)
         ss = np.maximum(Q - n * mean_b ** 2, 0.0)
-        mean = (S + K * mu) / (n + K)
+        km = K if k_mean is None else np.asarray(k_mean, dtype=float)[:, None]
+        mean = (S + km * mu) / (n + km)
         var = (ss + K * sd * sd) / (n + K)
         z = (x - mean) / np.sqrt(var)
     z = np.where(np.isfinite(z), z, 0.0)
@@ -644,7 +651,92 @@ def main_cold():
     print('secs', round(time.time() - t0))
 
 
-if ROUND == 'calibrate':
+# --- the baseline round ----------------------------------------------------------------------
+
+FLOOR = 0.1
+CANDIDATES = {
+    'F': None,  # K = 4 for every voice (today)
+    'B1': lambda ub: K * np.maximum(1.0 - ub, FLOOR),  # linear in the baseline's unfamiliarity
+    'B2': lambda ub: K * np.maximum((1.0 - ub) ** 2, FLOOR),  # quadratic
+    'Kf': lambda ub: np.full_like(ub, K * FLOOR),  # diagnostic: the floor for every voice
+}
+
+
+def score_baseline(model, speakers, mu, sd, fam, condname, mode, seed=11):
+    """Logits of `model` under each candidate's baseline, on today's orders (as `score`)."""
+    out, Y = {k: [] for k in CANDIDATES}, []
+    for (s, co), keys in sorted(spk_clips.items()):
+        if s not in speakers or co != condname:
+            continue
+        rng = np.random.default_rng(zlib.crc32(s.encode()) + seed)
+        o = list(range(len(keys)))
+        if mode == 'calm':
+            labels = [cls[clips[k][0]] for k in keys]
+            calm = [i for i in o if labels[i] == 0]; rest = [i for i in o if labels[i] != 0]
+            rng.shuffle(calm); rng.shuffle(rest); o = calm + rest
+        else:
+            rng.shuffle(o)
+        rows = [r for i in o for r in clips[keys[i]]]
+        u = unfamiliar(np.array(rows), mu, sd, fam)
+        before = np.concatenate([[0.0], np.cumsum(u)[:-1]])
+        nb = np.arange(len(rows), dtype=float)
+        ub = np.where(nb > 0, before / np.maximum(nb, 1), 0.0)
+        for k, g in CANDIDATES.items():
+            z = seq_z(rows, mu, sd, mode == 'cold', None if g is None else g(ub))
+            out[k].append(logits(model, z))
+        Y.append(cls[rows])
+    return {k: np.vstack(v) for k, v in out.items()}, np.concatenate(Y)
+
+
+def main_baseline():
+    t0 = time.time()
+    conds = ('clean', 'telephony')
+    rav = set(spk[corpus == 'ravdess'])
+    res = {k: {} for k in CANDIDATES}
+    acc = {}
+    for f in folds_ravdess():
+        models, mu, sd, fam = train_f(rav - f)
+        for c in conds:
+            for mo in ('cold', 'running', 'calm'):
+                L, y = score_baseline(models['F'], f, mu, sd, fam, c, mo)
+                acc.setdefault((c, mo), []).append((L, y))
+        print('fold done', round(time.time() - t0), flush=True)
+    for (c, mo), v in acc.items():
+        y = np.concatenate([x[1] for x in v])
+        for k in CANDIDATES:
+            L = np.vstack([x[0][k] for x in v])
+            res[k][f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
+    models, mu, sd, fam = train_f(rav)
+    for h in ('tess', 'savee'):
+        hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
+        for c in conds:
+            for mo in ('cold', 'running'):
+                L, y = score_baseline(models['F'], hs, mu, sd, fam, c, mo)
+                for k in CANDIDATES:
+                    res[k][f'{h}_{c}_{mo}'] = round(uar(y, L[k].argmax(1)), 3)
+    for c in conds:
+        for mo in ('cold', 'running'):
+            L, y = score_baseline(models['F'], RS_B, mu, sd, fam, c, mo)
+            for k in CANDIDATES:
+                top = L[k].argmax(1)
+                res[k][f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
+                res[k][f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
+    F = res['F']
+    for k, r in res.items():
+        r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
+                                                  for c in conds for mo in ('cold', 'running')])), 3)
+        r['read_running_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_running_top_angry'] for c in conds])), 3)
+        a = all(r[f'rav_{c}_{mo}'] >= F[f'rav_{c}_{mo}'] - 0.01 for c in conds for mo in ('running', 'calm'))
+        b = r['mean_left_out'] >= F['mean_left_out']
+        c_ = all(r[f'read_{c}_running_top_angry'] <= F[f'read_{c}_running_top_angry'] / 2 for c in conds)
+        r['rule'] = {'a': bool(a), 'b': bool(b), 'c': bool(c_)}
+        print(k, json.dumps(r), flush=True)
+    print('secs', round(time.time() - t0))
+
+
+if ROUND == 'baseline':
+    main_baseline()
+elif ROUND == 'calibrate':
     main_calibrate()
 elif ROUND == 'temperature' and COLD:
     main_cold()
