@@ -16,6 +16,8 @@ Standard library only.
   python3 tools/fusion_fit.py F.jsonl --round 3    # third round (words only for emotions)
   python3 tools/fusion_fit.py F.jsonl --round 5    # fifth round (the plain Bayes product)
   python3 tools/fusion_fit.py F.jsonl --round 6    # sixth round (words against calm speech)
+  python3 tools/fusion_fit.py F.jsonl --round 7    # seventh round (an unfamiliar voice mixed
+                                                   # with uniform, words weighed by it)
 
 Second round: TESS and SAVEE are split by speaker as well (ACTED_FIT), and the setting is the
 lowest mean fit NLL over ravdess, spoken, read and acted among those that pass tests (1)-(4)
@@ -150,13 +152,15 @@ def print_table(table):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
-    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5, 6])
+    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5, 6, 7])
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.data)]
     if a.round == 5:
         return fifth_round(rows)
     if a.round == 6:
         return sixth_round(rows)
+    if a.round == 7:
+        return seventh_round(rows)
     second = a.round >= 2
     acted_vs = "voice" if a.round == 3 else "today"
     fit = split_sets(rows, "fit", second)
@@ -248,6 +252,62 @@ def sixth_round(rows):
           f" (normalised r = {[round(x / sum(z), 3) for x in z]})")
     _, test = both_halves(rows, (ref, 1.0, 0.0), checks6)
     print("adopt" if test else "not adopted")
+
+
+def calm_reference(rows):
+    """ln r(c): the mean log-probabilities the words model gives the fit half of the calm
+    readers (the sixth round's R2)."""
+    calm = [r for r in rows if r["set"] == "read" and r["split"] == "fit"]
+    return [sum(math.log(max(r["words"][c], 1e-9)) for r in calm) / len(calm) for c in range(5)]
+
+
+def fuse7(row, ref, e, b0, b1, words=None):
+    """Seventh round: the voice mixed with uniform by e * u (an unfamiliar voice's
+    probabilities floored, its top label kept), the words' log-ratio against `ref` (ln r)
+    weighed by b0 + b1 * u."""
+    w = words if words is not None else row["words"]
+    u = min(max(row["unfamiliarity"], 0.0), 1.0)
+    eps = e * u
+    beta = b0 + b1 * u
+    z = [math.log(max((1 - eps) * v + eps / 5, 1e-9)) + beta * (math.log(max(p, 1e-9)) - q)
+         for v, p, q in zip(row["voice"], w, ref)]
+    m = max(z)
+    x = [math.exp(t - m) for t in z]
+    return [t / sum(x) for t in x]
+
+
+E7 = [0.0, 0.5, 1.0]
+B0_7 = [0.0, 0.25, 0.5, 1.0]
+B1_7 = [0.0, 0.5, 1.0, 2.0]
+
+
+def seventh_round(rows):
+    """Grid (e, b0, b1) with the calm-speech reference; chosen on the fit halves (lowest mean
+    NLL over ravdess, spoken, read, acted among the settings passing checks6 there), adopted
+    only if it passes checks6 on the test halves."""
+    ref = calm_reference(rows)
+    fit = split_sets(rows, "fit", True)
+    best = None
+    for e in E7:
+        for b0 in B0_7:
+            for b1 in B1_7:
+                f = lambda r, words=None, c=(e, b0, b1): fuse7(r, ref, *c, words=words)
+                table = table_for(fit, {"voice": None, "words": None, "today": TODAY, "chosen": f})
+                if not all(ok for _, ok in checks6(table)):
+                    continue
+                score = sum(sum(-math.log(max(f(r)[CLASSES.index(r["label"])], 1e-12))
+                                for r in v) / len(v) for v in fit.values()) / len(fit)
+                print(f"passes on the fit halves: e {e}, b0 {b0}, b1 {b1}, mean fit NLL {score:.4f}")
+                if best is None or score < best[0]:
+                    best = (score, (e, b0, b1))
+    if best is None:
+        print("no setting passes the tests on the fit halves: not adopted")
+        return
+    e, b0, b1 = best[1]
+    print(f"chosen: e {e}, b0 {b0}, b1 {b1}")
+    _, test = both_halves(rows, lambda r, words=None: fuse7(r, ref, e, b0, b1, words=words), checks6)
+    print("adopt" if test else "not adopted")
+
 
 if __name__ == "__main__":
     main()
