@@ -230,6 +230,11 @@ pub struct WsSection {
     /// AudioHook: the accepted `X-API-KEY` values (secrets: never printed). Default: none,
     /// which refuses AudioHook.
     pub audiohook_api_keys: Vec<String>,
+    /// AudioHook: client secrets, `"API_KEY:BASE64_SECRET"` each (secrets: never printed).
+    /// A key with a secret is accepted (listed in `audiohook_api_keys` or not) only on an
+    /// upgrade request signed with it (HTTP message signatures, as Genesys Cloud signs).
+    /// Default: none.
+    pub audiohook_client_secrets: Vec<String>,
 }
 
 impl Default for WsSection {
@@ -241,6 +246,7 @@ impl Default for WsSection {
             max_message_bytes: ws.max_message_bytes,
             twilio_call_id_param: ws.twilio_call_id_param,
             audiohook_api_keys: ws.audiohook_api_keys,
+            audiohook_client_secrets: Vec::new(),
         }
     }
 }
@@ -691,7 +697,7 @@ impl Layered {
 }
 
 /// Keys whose values are secrets: shown as `"<hidden>"` wherever a value is printed.
-pub const SECRET_KEYS: &[&str] = &["ws.audiohook_api_keys"];
+pub const SECRET_KEYS: &[&str] = &["ws.audiohook_api_keys", "ws.audiohook_client_secrets"];
 
 /// `value` as TOML, or `"<hidden>"` (each element, for a list) if `key` is a secret.
 fn shown(key: &str, value: &toml::Value) -> String {
@@ -854,6 +860,8 @@ impl Config {
         at_least_1("legs.idle_timeout_s", self.legs.idle_timeout_s)?;
         at_least_1("legs.join_timeout_s", self.legs.join_timeout_s)?;
         at_least_1("ws.max_message_bytes", self.ws.max_message_bytes as u64)?;
+        ws::audiohook::ClientSecrets::parse(&self.ws.audiohook_client_secrets)
+            .map_err(|reason| ("ws.audiohook_client_secrets".to_string(), reason))?;
         let sec = &self.security;
         let needs = |key: &str, other: &str| {
             Err((format!("security.{key}"), format!("needs security.{other}")))
@@ -944,6 +952,11 @@ impl Config {
                 max_message_bytes: self.ws.max_message_bytes,
                 twilio_call_id_param: self.ws.twilio_call_id_param.clone(),
                 audiohook_api_keys: self.ws.audiohook_api_keys.clone(),
+                audiohook_client_secrets: ws::audiohook::ClientSecrets::parse(
+                    &self.ws.audiohook_client_secrets,
+                )
+                .expect("checked by Config::check"),
+                ..ws::WsConfig::default()
             },
             security: security::SecurityConfig {
                 auth_tokens: sec.auth_tokens.clone(),

@@ -350,6 +350,48 @@ fn any_key_set_in_the_environment_beats_the_file_and_loses_to_a_flag() {
     );
 }
 
+/// AudioHook client secrets: shown hidden, and a malformed entry refused with the key and
+/// the entry's position named, never its text.
+#[test]
+fn audiohook_client_secrets_are_hidden_and_checked() {
+    let s = setup("");
+    // "c2VjcmV0LXZhbHVl" is base64 of "secret-value".
+    let mut c = check(&s.model);
+    c.env(
+        "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS",
+        "hook-key-1:c2VjcmV0LXZhbHVl,hook-key-2:c2VjcmV0LXZhbHVl",
+    );
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        !all.contains("c2VjcmV0") && !all.contains("hook-key"),
+        "{all}"
+    );
+    assert!(
+        line(&out, "ws", "audiohook_client_secrets")
+            .starts_with("audiohook_client_secrets = [\"<hidden>\", \"<hidden>\"]"),
+        "{out}"
+    );
+    for (entry, why) in [
+        ("hook-key-1", "entry 1: not KEY:SECRET"),
+        (":c2VjcmV0LXZhbHVl", "entry 1: the API key is empty"),
+        (
+            "hook-key-1:not base64 secret!",
+            "entry 1: the client secret is not base64",
+        ),
+    ] {
+        let (ok, out, err) = run(check(&s.model).arg("--audiohook-client-secret").arg(entry));
+        assert!(!ok, "{entry}");
+        assert!(err.contains("ws.audiohook_client_secrets"), "{err}");
+        assert!(err.contains(why), "{entry}: {err}");
+        assert!(
+            !format!("{out}{err}").contains("hook-key"),
+            "{entry}: {err}"
+        );
+    }
+}
+
 #[test]
 fn secrets_are_never_printed() {
     let s = setup("");

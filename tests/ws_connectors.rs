@@ -364,6 +364,116 @@ async fn connect_audiohook(ws: SocketAddr, key: &str) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
+/// An upgrade request to `/audiohook` as Genesys Cloud sends it: the API key, the three
+/// `Audiohook-*` ids and, with a secret, its HTTP message signature (nonce `nonce`,
+/// created now).
+fn audiohook_request(
+    ws: SocketAddr,
+    key: &str,
+    secret: Option<&[u8]>,
+    nonce: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use callmood::server::ws::signature;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{ws}/audiohook")
+        .into_client_request()
+        .unwrap();
+    let h = req.headers_mut();
+    h.insert("X-API-KEY", key.parse().unwrap());
+    h.insert(
+        "Audiohook-Organization-Id",
+        "d7934305-0972-4844-938e-9060eef73d05".parse().unwrap(),
+    );
+    h.insert(
+        "Audiohook-Session-Id",
+        "30b0e395-84d3-4570-ac13-9a62d8f514c0".parse().unwrap(),
+    );
+    h.insert(
+        "Audiohook-Correlation-Id",
+        "e160e428-53e2-487c-977d-96989bf5c99d".parse().unwrap(),
+    );
+    if let Some(secret) = secret {
+        signature::sign(&mut req, key, secret, nonce, signature::unix_now_s());
+    }
+    req
+}
+
+/// The HTTP status an upgrade request is refused with (panics if it is accepted).
+async fn refused_with(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> u16 {
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Err(e) => panic!("not an HTTP refusal: {e}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+/// With a client secret for its key, AudioHook is accepted only on a request signed with
+/// it: a signed request opens a session; the same key unsigned, signed with another
+/// secret, or the signed request sent again (its nonce replayed) gets 401 before the
+/// upgrade. A key without a secret is still accepted unsigned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiohook_with_a_client_secret_needs_a_fresh_valid_signature() {
+    let secret = b"the integration's client secret".to_vec();
+    let entry = format!(
+        "signed-key:{}",
+        base64::engine::general_purpose::STANDARD.encode(&secret)
+    );
+    let cfg = WsConfig {
+        audiohook_api_keys: vec!["plain-key".into()],
+        audiohook_client_secrets: callmood::server::ws::audiohook::ClientSecrets::parse(&[entry])
+            .unwrap(),
+        ..WsConfig::default()
+    };
+    let srv = start_servers(8, None, Some(cfg)).await;
+    let ws = srv.ws.unwrap();
+    let nonce = "c2lnbmVkLXJlcXVlc3Qtbm9uY2UtMQ";
+
+    let req = audiohook_request(ws, "signed-key", Some(&secret), nonce);
+    let again = req.clone();
+    let (mut sock, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    send(&mut sock, audiohook_open("ah-signed")).await;
+    assert_eq!(next_json(&mut sock).await["type"], "opened");
+    send(
+        &mut sock,
+        audiohook_msg("close", 2, 1, json!({"reason": "end"})),
+    )
+    .await;
+    assert_eq!(next_json(&mut sock).await["type"], "closed");
+
+    assert_eq!(
+        refused_with(again).await,
+        401,
+        "the same signed request again"
+    );
+    let unsigned = audiohook_request(ws, "signed-key", None, "");
+    assert_eq!(refused_with(unsigned).await, 401, "unsigned");
+    let forged = audiohook_request(
+        ws,
+        "signed-key",
+        Some(b"a guessed secret"),
+        "Zm9yZ2VkLXJlcXVlc3Qtbm9uY2UtMg",
+    );
+    assert_eq!(refused_with(forged).await, 401, "another secret");
+    let mut moved = audiohook_request(
+        ws,
+        "signed-key",
+        Some(&secret),
+        "bW92ZWQtcmVxdWVzdC1ub25jZS0zMw",
+    );
+    moved.headers_mut().insert(
+        "Audiohook-Organization-Id",
+        "00000000-0000-0000-0000-000000000000".parse().unwrap(),
+    );
+    assert_eq!(refused_with(moved).await, 401, "a signed header changed");
+
+    let (mut sock, _) =
+        tokio_tungstenite::connect_async(audiohook_request(ws, "plain-key", None, ""))
+            .await
+            .unwrap();
+    send(&mut sock, audiohook_open("ah-plain")).await;
+    assert_eq!(next_json(&mut sock).await["type"], "opened");
+}
+
 /// The next text frame as JSON.
 async fn next_json(ws: &mut Ws) -> Value {
     loop {

@@ -89,6 +89,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub audiohook_api_keys: Vec<String>,
+    /// AudioHook: API_KEY:BASE64_SECRET, the integration's client secret; that key's upgrade requests must then be signed with it (repeat, or comma-separated in the env).
+    #[arg(
+        long = "audiohook-client-secret",
+        env = "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS",
+        value_delimiter = ','
+    )]
+    pub audiohook_client_secrets: Vec<String>,
     /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
@@ -264,6 +271,7 @@ impl ServeArgs {
             "ws_plaintext" => ws.plaintext = self.ws_plaintext;
             "twilio_call_id_param" => ws.twilio_call_id_param = self.twilio_call_id_param.clone();
             "audiohook_api_keys" => ws.audiohook_api_keys = self.audiohook_api_keys.clone();
+            "audiohook_client_secrets" => ws.audiohook_client_secrets = self.audiohook_client_secrets.clone();
             "auth_tokens" => security.auth_tokens = sec.auth_tokens.clone();
             "tenant_max_calls" => security.tenant_max_calls = sec.tenant_max_calls;
             "media_tenant" => security.media_tenant = sec.media_tenant.clone();
@@ -298,6 +306,7 @@ mod tests {
             "model" | "emotion-model" | "text-model" | "lexicon" | "auth-tokens" | "tls-cert"
             | "tls-key" | "tls-client-ca" => "some/file",
             "twilio-call-id-param" | "audiohook-api-key" | "media-tenant" => "x",
+            "audiohook-client-secret" => "k:c2VjcmV0",
             "pack-across-calls" => "false",
             other => panic!("--{other}: a new serve flag: map it onto a key in ServeArgs::layered and give it a sample here"),
         }

@@ -556,6 +556,11 @@ impl Calls {
         &self.cfg
     }
 
+    /// What the calls and their transports count for `/metrics`.
+    pub fn metrics(&self) -> &Arc<crate::server::metrics::Metrics> {
+        &self.analyzer.metrics
+    }
+
     /// Pacing of the live audio of `legs` (one connection's), on the wall clock from its
     /// first audio: see [`LivePace`].
     pub fn pace<'a>(&self, legs: impl IntoIterator<Item = &'a Leg>) -> LivePace {

@@ -18,12 +18,17 @@
 //! second `open` is counted and ignored. Each server message carries its own `seq` and
 //! the last `clientseq` seen. Each `Alert` of the call goes to the client as an `event`
 //! message (entity type `callmood.alert`, data the alert as `analyze` writes it).
-//! Not done: HTTP message signatures (`Signature`, `Signature-Input`) are not checked,
-//! and sessions are not resumed (the server never sends `reconnect`; an `open` with
+//! A key given a client secret (`ws.audiohook_client_secrets`) is accepted only on an
+//! upgrade request signed with it (HTTP message signatures, [`super::signature`]): an
+//! unsigned, wrongly signed, stale or replayed request gets HTTP 401 before the upgrade.
+//! Not done: sessions are not resumed (the server never sends `reconnect`; an `open` with
 //! `continuedSessions` is a new session; Genesys documents that AudioHook does not
 //! re-establish sessions).
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use base64::Engine;
 
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -32,8 +37,8 @@ use tokio_tungstenite::tungstenite::handshake::server::Request;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{
-    any_closed, count_malformed, end_legs, feed, join_tracks, next_message, text_before_start,
-    MediaWs, Next, Track, WsError,
+    any_closed, count_malformed, end_legs, feed, join_tracks, next_message, signature,
+    text_before_start, MediaWs, Next, Track, WsError,
 };
 use crate::call::Transport;
 use crate::core::codec::{g711, Encoding};
@@ -49,12 +54,111 @@ const MAX_FILL_MS: u64 = 60_000;
 /// How long `event` messages are held back after a 429 without `retryAfter`, ms.
 const DEFAULT_RETRY_MS: u64 = 1000;
 
-/// Whether the request's `X-API-KEY` header is one of `keys`.
-pub fn key_ok(req: &Request, keys: &[String]) -> bool {
-    req.headers()
+/// AudioHook client secrets by API key (`KEY:BASE64SECRET` entries, split at the last
+/// `:`, which base64 never holds). Never printed: its `Debug` shows the count alone.
+#[derive(Clone, Default)]
+pub struct ClientSecrets(HashMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for ClientSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientSecrets({} keys)", self.0.len())
+    }
+}
+
+impl ClientSecrets {
+    /// Parses `KEY:BASE64SECRET` entries; the error names the entry by its position
+    /// (never its text, which holds a secret).
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut out = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let n = i + 1;
+            let (key, secret) = e
+                .rsplit_once(':')
+                .ok_or_else(|| format!("entry {n}: not KEY:SECRET"))?;
+            if key.is_empty() {
+                return Err(format!("entry {n}: the API key is empty"));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(secret.trim())
+                .map_err(|_| format!("entry {n}: the client secret is not base64"))?;
+            if bytes.is_empty() {
+                return Err(format!("entry {n}: the client secret is empty"));
+            }
+            if out.insert(key.to_string(), bytes).is_some() {
+                return Err(format!("entry {n}: a second secret for the same API key"));
+            }
+        }
+        Ok(ClientSecrets(out))
+    }
+
+    /// The secret of `key`, if it has one.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0.get(key).map(Vec::as_slice)
+    }
+
+    /// How many keys have a secret.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no key has a secret.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why an AudioHook upgrade request was refused (answered 401).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unadmitted {
+    #[error("missing or unknown X-API-KEY")]
+    Key,
+    #[error("signature: {0}")]
+    Signature(#[from] signature::Refusal),
+}
+
+impl Unadmitted {
+    /// A short label for the log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unadmitted::Key => "key",
+            Unadmitted::Signature(r) => r.label(),
+        }
+    }
+
+    /// The `callmood_client_faults_total` fault it counts as.
+    pub fn fault(self) -> &'static str {
+        match self {
+            Unadmitted::Key => "audiohook_key",
+            Unadmitted::Signature(_) => "audiohook_signature",
+        }
+    }
+
+    /// What the client is told: which check failed, never why in detail.
+    pub fn answer(self) -> &'static str {
+        match self {
+            Unadmitted::Key => "missing or unknown X-API-KEY",
+            Unadmitted::Signature(_) => "missing or invalid signature",
+        }
+    }
+}
+
+/// Whether an AudioHook upgrade request may go on, at Unix time `now_s`: its `X-API-KEY`
+/// is one of `cfg`'s keys or has a client secret, and where it has one, the request is
+/// signed with it ([`signature::verify`]).
+pub fn admit(req: &Request, cfg: &super::WsConfig, now_s: i64) -> Result<(), Unadmitted> {
+    let key = req
+        .headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|k| keys.iter().any(|ok| ok == k))
+        .ok_or(Unadmitted::Key)?;
+    match cfg.audiohook_client_secrets.get(key) {
+        Some(secret) => {
+            signature::verify(req, key, secret, now_s, &cfg.audiohook_nonces)?;
+            Ok(())
+        }
+        None if cfg.audiohook_api_keys.iter().any(|ok| ok == key) => Ok(()),
+        None => Err(Unadmitted::Key),
+    }
 }
 
 /// A client message, as far as callmood reads it.

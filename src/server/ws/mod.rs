@@ -23,6 +23,7 @@
 //! audio (a frame is at most `ws.max_message_bytes`), so a close is seen soon after.
 pub mod audiohook;
 pub mod fork;
+pub mod signature;
 pub mod twilio;
 
 use std::sync::Arc;
@@ -65,6 +66,11 @@ pub struct WsConfig {
     pub twilio_call_id_param: Option<String>,
     /// AudioHook: the accepted `X-API-KEY` values; none accepts no AudioHook session.
     pub audiohook_api_keys: Vec<String>,
+    /// AudioHook: client secrets by API key. A key with a secret is accepted too, and only
+    /// on an upgrade request signed with the secret ([`signature`]).
+    pub audiohook_client_secrets: audiohook::ClientSecrets,
+    /// Nonces of the signed AudioHook requests accepted, shared by every connection.
+    pub audiohook_nonces: Arc<signature::Nonces>,
 }
 
 impl Default for WsConfig {
@@ -73,6 +79,8 @@ impl Default for WsConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             twilio_call_id_param: None,
             audiohook_api_keys: Vec::new(),
+            audiohook_client_secrets: audiohook::ClientSecrets::default(),
+            audiohook_nonces: Arc::default(),
         }
     }
 }
@@ -167,7 +175,8 @@ pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig, acce
 }
 
 /// One connection: the TLS handshake if the listener has TLS, the WebSocket handshake
-/// (404 for an unknown path, 401 for AudioHook without a known key), both within the join
+/// (404 for an unknown path, 401 for AudioHook without a known key or, where the key has a
+/// client secret, without a valid signature), both within the join
 /// timeout, then the protocol of its path.
 async fn connection(
     stream: TcpStream,
@@ -184,11 +193,16 @@ async fn connection(
             .uri()
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str());
-        match Route::parse(target) {
+        let parsed = Route::parse(target);
+        if let Some((Route::AudioHook, _)) = parsed {
+            if let Err(why) = audiohook::admit(req, cfg, signature::unix_now_s()) {
+                tracing::info!(reason = why.label(), "AudioHook upgrade refused: {why}");
+                calls.metrics().client_fault(why.fault());
+                return Err(refuse(StatusCode::UNAUTHORIZED, why.answer()));
+            }
+        }
+        match parsed {
             None => Err(refuse(StatusCode::NOT_FOUND, "no such path")),
-            Some((Route::AudioHook, _)) if !audiohook::key_ok(req, &cfg.audiohook_api_keys) => Err(
-                refuse(StatusCode::UNAUTHORIZED, "missing or unknown X-API-KEY"),
-            ),
             Some((_, Some(id))) if check_call_id(&id).is_err() => Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "the call id in the path: at most 128 of A-Z a-z 0-9 . _ : @ + = -",
