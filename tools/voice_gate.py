@@ -271,10 +271,9 @@ def unfamiliar(rows, mu, sd, fam):
     return np.where(np.isfinite(u), u, 0.0)
 
 
-def score(models, speakers, mu, sd, condname, mode, seed=11, with_n=False):
-    """Logits of each model on the same orders, labels, and the rows scored; with `with_n`,
-    also each row's count of the speaker's rows before it (0 when cold)."""
-    Ls, Y, R, NB = {k: [] for k in models}, [], [], []
+def speaker_sequences(speakers, condname, mode, seed):
+    """Each scored speaker's utterance rows in the order of protocol `mode`: calm clips
+    first for 'calm', shuffled otherwise (seeded by the speaker's name)."""
     for (s, co), keys in sorted(spk_clips.items()):
         if s not in speakers or co != condname:
             continue
@@ -286,7 +285,14 @@ def score(models, speakers, mu, sd, condname, mode, seed=11, with_n=False):
             rng.shuffle(calm); rng.shuffle(rest); o = calm + rest
         else:
             rng.shuffle(o)
-        rows = [r for i in o for r in clips[keys[i]]]
+        yield [r for i in o for r in clips[keys[i]]]
+
+
+def score(models, speakers, mu, sd, condname, mode, seed=11, with_n=False):
+    """Logits of each model on the same orders, labels, and the rows scored; with `with_n`,
+    also each row's count of the speaker's rows before it (0 when cold)."""
+    Ls, Y, R, NB = {k: [] for k in models}, [], [], []
+    for rows in speaker_sequences(speakers, condname, mode, seed):
         z = seq_z(rows, mu, sd, mode == 'cold')
         for k, m in models.items():
             Ls[k].append(logits(m, z))
@@ -665,18 +671,7 @@ CANDIDATES = {
 def score_baseline(model, speakers, mu, sd, fam, condname, mode, seed=11):
     """Logits of `model` under each candidate's baseline, on today's orders (as `score`)."""
     out, Y = {k: [] for k in CANDIDATES}, []
-    for (s, co), keys in sorted(spk_clips.items()):
-        if s not in speakers or co != condname:
-            continue
-        rng = np.random.default_rng(zlib.crc32(s.encode()) + seed)
-        o = list(range(len(keys)))
-        if mode == 'calm':
-            labels = [cls[clips[k][0]] for k in keys]
-            calm = [i for i in o if labels[i] == 0]; rest = [i for i in o if labels[i] != 0]
-            rng.shuffle(calm); rng.shuffle(rest); o = calm + rest
-        else:
-            rng.shuffle(o)
-        rows = [r for i in o for r in clips[keys[i]]]
+    for rows in speaker_sequences(speakers, condname, mode, seed):
         u = unfamiliar(np.array(rows), mu, sd, fam)
         before = np.concatenate([[0.0], np.cumsum(u)[:-1]])
         nb = np.arange(len(rows), dtype=float)
