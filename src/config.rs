@@ -235,6 +235,15 @@ pub struct WsSection {
     /// upgrade request signed with it (HTTP message signatures, as Genesys Cloud signs).
     /// Default: none.
     pub audiohook_client_secrets: Vec<String>,
+    /// Twilio: the accounts' auth tokens (secrets: never printed). With any, a `/twilio`
+    /// stream needs a valid `X-Twilio-Signature`; with none, `/twilio` is open to anyone
+    /// who reaches the port. Default: none.
+    pub twilio_auth_tokens: Vec<String>,
+    /// Twilio: the `wss://` origin the TwiML's `<Stream url>` names (`wss://host[:port]`
+    /// and an optional path prefix), when a proxy changes the `Host` callmood sees.
+    /// Default: `wss://` and the request's `Host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twilio_public_url: Option<String>,
 }
 
 impl Default for WsSection {
@@ -247,6 +256,8 @@ impl Default for WsSection {
             twilio_call_id_param: ws.twilio_call_id_param,
             audiohook_api_keys: ws.audiohook_api_keys,
             audiohook_client_secrets: Vec::new(),
+            twilio_auth_tokens: ws.twilio_auth_tokens,
+            twilio_public_url: ws.twilio_public_url,
         }
     }
 }
@@ -697,7 +708,11 @@ impl Layered {
 }
 
 /// Keys whose values are secrets: shown as `"<hidden>"` wherever a value is printed.
-pub const SECRET_KEYS: &[&str] = &["ws.audiohook_api_keys", "ws.audiohook_client_secrets"];
+pub const SECRET_KEYS: &[&str] = &[
+    "ws.audiohook_api_keys",
+    "ws.audiohook_client_secrets",
+    "ws.twilio_auth_tokens",
+];
 
 /// `value` as TOML, or `"<hidden>"` (each element, for a list) if `key` is a secret.
 fn shown(key: &str, value: &toml::Value) -> String {
@@ -862,6 +877,27 @@ impl Config {
         at_least_1("ws.max_message_bytes", self.ws.max_message_bytes as u64)?;
         ws::audiohook::ClientSecrets::parse(&self.ws.audiohook_client_secrets)
             .map_err(|reason| ("ws.audiohook_client_secrets".to_string(), reason))?;
+        if self
+            .ws
+            .twilio_auth_tokens
+            .iter()
+            .any(|t| t.trim().is_empty())
+        {
+            return Err((
+                "ws.twilio_auth_tokens".to_string(),
+                "an auth token is empty".to_string(),
+            ));
+        }
+        if let Some(url) = &self.ws.twilio_public_url {
+            ws::twilio_signature::check_public_url(url)
+                .map_err(|reason| ("ws.twilio_public_url".to_string(), reason))?;
+            if self.ws.twilio_auth_tokens.is_empty() {
+                return Err((
+                    "ws.twilio_public_url".to_string(),
+                    "needs ws.twilio_auth_tokens".to_string(),
+                ));
+            }
+        }
         let sec = &self.security;
         let needs = |key: &str, other: &str| {
             Err((format!("security.{key}"), format!("needs security.{other}")))
@@ -956,6 +992,8 @@ impl Config {
                     &self.ws.audiohook_client_secrets,
                 )
                 .expect("checked by Config::check"),
+                twilio_auth_tokens: self.ws.twilio_auth_tokens.clone(),
+                twilio_public_url: self.ws.twilio_public_url.clone(),
                 ..ws::WsConfig::default()
             },
             security: security::SecurityConfig {

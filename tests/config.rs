@@ -392,6 +392,46 @@ fn audiohook_client_secrets_are_hidden_and_checked() {
     }
 }
 
+/// Twilio auth tokens: shown hidden; the public URL checked and refused without a token.
+#[test]
+fn twilio_auth_tokens_are_hidden_and_the_public_url_checked() {
+    let s = setup("");
+    let mut c = check(&s.model);
+    c.env("CALLMOOD_TWILIO_AUTH_TOKENS", "tw-token-1,tw-token-2")
+        .arg("--twilio-public-url")
+        .arg("wss://callmood.example.com");
+    let (ok, out, err) = run(&mut c);
+    assert!(ok, "{err}");
+    assert!(!format!("{out}{err}").contains("tw-token"), "{out}{err}");
+    assert!(
+        line(&out, "ws", "twilio_auth_tokens")
+            .starts_with("twilio_auth_tokens = [\"<hidden>\", \"<hidden>\"]"),
+        "{out}"
+    );
+    for (args, why) in [
+        (
+            vec![
+                "--twilio-auth-token",
+                "t",
+                "--twilio-public-url",
+                "https://callmood.example.com",
+            ],
+            "must start with wss://",
+        ),
+        (
+            vec!["--twilio-public-url", "wss://callmood.example.com"],
+            "needs ws.twilio_auth_tokens",
+        ),
+    ] {
+        let (ok, _, err) = run(check(&s.model).args(&args));
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("ws.twilio_public_url") && err.contains(why),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn secrets_are_never_printed() {
     let s = setup("");

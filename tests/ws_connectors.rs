@@ -364,6 +364,82 @@ async fn connect_audiohook(ws: SocketAddr, key: &str) -> Ws {
     tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
+/// With Twilio auth tokens set, a `/twilio` stream is accepted only with the
+/// `X-Twilio-Signature` Twilio computes (base64 HMAC-SHA1 of the `wss://` URL under the auth
+/// token, made here from Twilio's description, not by callmood's code): a signed stream
+/// names its call and is watched to its end; unsigned, signed with another token, or
+/// signed for another URL, it gets 401 before the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_streams_need_the_signature_when_auth_tokens_are_set() {
+    use hmac::{Hmac, Mac};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let cfg = WsConfig {
+        twilio_auth_tokens: vec!["old-token".into(), "account-auth-token".into()],
+        ..WsConfig::default()
+    };
+    let srv = start_servers(8, None, Some(cfg)).await;
+    let ws = srv.ws.unwrap();
+    let signed = |path: &str, signed_for: &str, token: Option<&str>| {
+        let mut req = format!("ws://{ws}{path}").into_client_request().unwrap();
+        if let Some(token) = token {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+            mac.update(format!("wss://{ws}{signed_for}").as_bytes());
+            let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            req.headers_mut()
+                .insert("X-Twilio-Signature", sig.parse().unwrap());
+        }
+        req
+    };
+    let events = watch(srv.grpc, "CA-signed");
+    let (mut sock, _) = tokio_tungstenite::connect_async(signed(
+        "/twilio/CA-signed",
+        "/twilio/CA-signed",
+        Some("account-auth-token"),
+    ))
+    .await
+    .unwrap();
+    let mut start = twilio_start("CA-signed");
+    start["start"]["tracks"] = json!(["inbound"]);
+    send(&mut sock, start).await;
+    for i in 0..25u64 {
+        send(
+            &mut sock,
+            twilio_media("inbound", i + 1, i * 20, &[0xff; 160]),
+        )
+        .await;
+    }
+    send(
+        &mut sock,
+        json!({"event": "stop", "streamSid": "MZ0001",
+        "stop": {"accountSid": "AC0001", "callSid": "CA-signed"}}),
+    )
+    .await;
+    let events = events.await.unwrap();
+    let heard = summary(&events).duration_ms;
+    assert!(
+        heard >= 400,
+        "the signed stream's audio was heard: {heard} ms"
+    );
+
+    for (req, what) in [
+        (signed("/twilio", "/twilio", None), "unsigned"),
+        (
+            signed("/twilio", "/twilio", Some("a-guessed-token")),
+            "another token",
+        ),
+        (
+            signed(
+                "/twilio/CA-other",
+                "/twilio/CA-signed",
+                Some("account-auth-token"),
+            ),
+            "signed for another URL",
+        ),
+    ] {
+        assert_eq!(refused_with(req).await, 401, "{what}");
+    }
+}
+
 /// An upgrade request to `/audiohook` as Genesys Cloud sends it: the API key, the three
 /// `Audiohook-*` ids and, with a secret, its HTTP message signature (nonce `nonce`,
 /// created now).

@@ -96,6 +96,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub audiohook_client_secrets: Vec<String>,
+    /// Twilio: an account's auth token; /twilio streams then need a valid X-Twilio-Signature (repeat, or comma-separated in the env).
+    #[arg(
+        long = "twilio-auth-token",
+        env = "CALLMOOD_TWILIO_AUTH_TOKENS",
+        value_delimiter = ','
+    )]
+    pub twilio_auth_tokens: Vec<String>,
+    /// Twilio: the wss:// origin your <Stream url> names, when a proxy in front changes the Host header (default: wss:// and the Host).
+    #[arg(long, env = "CALLMOOD_TWILIO_PUBLIC_URL")]
+    pub twilio_public_url: Option<String>,
     /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
@@ -272,6 +282,8 @@ impl ServeArgs {
             "twilio_call_id_param" => ws.twilio_call_id_param = self.twilio_call_id_param.clone();
             "audiohook_api_keys" => ws.audiohook_api_keys = self.audiohook_api_keys.clone();
             "audiohook_client_secrets" => ws.audiohook_client_secrets = self.audiohook_client_secrets.clone();
+            "twilio_auth_tokens" => ws.twilio_auth_tokens = self.twilio_auth_tokens.clone();
+            "twilio_public_url" => ws.twilio_public_url = self.twilio_public_url.clone();
             "auth_tokens" => security.auth_tokens = sec.auth_tokens.clone();
             "tenant_max_calls" => security.tenant_max_calls = sec.tenant_max_calls;
             "media_tenant" => security.media_tenant = sec.media_tenant.clone();
@@ -307,6 +319,8 @@ mod tests {
             | "tls-key" | "tls-client-ca" => "some/file",
             "twilio-call-id-param" | "audiohook-api-key" | "media-tenant" => "x",
             "audiohook-client-secret" => "k:c2VjcmV0",
+            "twilio-auth-token" => "t",
+            "twilio-public-url" => "wss://callmood.example.com",
             "pack-across-calls" => "false",
             other => panic!("--{other}: a new serve flag: map it onto a key in ServeArgs::layered and give it a sample here"),
         }

@@ -25,6 +25,7 @@ pub mod audiohook;
 pub mod fork;
 pub mod signature;
 pub mod twilio;
+pub mod twilio_signature;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,12 @@ pub struct WsConfig {
     pub audiohook_client_secrets: audiohook::ClientSecrets,
     /// Nonces of the signed AudioHook requests accepted, shared by every connection.
     pub audiohook_nonces: Arc<signature::Nonces>,
+    /// Twilio: the accounts' auth tokens. With any, a `/twilio` upgrade request needs a
+    /// valid `X-Twilio-Signature` ([`twilio_signature`]); with none, `/twilio` is open.
+    pub twilio_auth_tokens: Vec<String>,
+    /// Twilio: the `wss://` origin the TwiML's `<Stream url>` names, when a proxy in front
+    /// changes the `Host` callmood sees; default `wss://` and the request's `Host`.
+    pub twilio_public_url: Option<String>,
 }
 
 impl Default for WsConfig {
@@ -81,6 +88,8 @@ impl Default for WsConfig {
             audiohook_api_keys: Vec::new(),
             audiohook_client_secrets: audiohook::ClientSecrets::default(),
             audiohook_nonces: Arc::default(),
+            twilio_auth_tokens: Vec::new(),
+            twilio_public_url: None,
         }
     }
 }
@@ -176,7 +185,8 @@ pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig, acce
 
 /// One connection: the TLS handshake if the listener has TLS, the WebSocket handshake
 /// (404 for an unknown path, 401 for AudioHook without a known key or, where the key has a
-/// client secret, without a valid signature), both within the join
+/// client secret, without a valid signature, and for Twilio without a valid
+/// `X-Twilio-Signature` where auth tokens are set), both within the join
 /// timeout, then the protocol of its path.
 async fn connection(
     stream: TcpStream,
@@ -199,6 +209,19 @@ async fn connection(
                 tracing::info!(reason = why.label(), "AudioHook upgrade refused: {why}");
                 calls.metrics().client_fault(why.fault());
                 return Err(refuse(StatusCode::UNAUTHORIZED, why.answer()));
+            }
+        }
+        if let Some((Route::Twilio, _)) = parsed {
+            if !cfg.twilio_auth_tokens.is_empty() {
+                let public = cfg.twilio_public_url.as_deref();
+                if let Err(why) = twilio_signature::verify(req, &cfg.twilio_auth_tokens, public) {
+                    tracing::info!("Twilio stream upgrade refused: {why}");
+                    calls.metrics().client_fault("twilio_signature");
+                    return Err(refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "missing or invalid X-Twilio-Signature",
+                    ));
+                }
             }
         }
         match parsed {
