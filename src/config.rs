@@ -244,6 +244,10 @@ pub struct WsSection {
     /// Default: `wss://` and the request's `Host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub twilio_public_url: Option<String>,
+    /// Audio fork (`mod_audio_fork`, jambonz `listen`): accepted `"user:password"` pairs
+    /// (secrets: never printed). With any, a `/fork` socket needs one of them as HTTP Basic
+    /// credentials; with none, `/fork` is open. Default: none.
+    pub fork_basic_auth: Vec<String>,
 }
 
 impl Default for WsSection {
@@ -258,6 +262,7 @@ impl Default for WsSection {
             audiohook_client_secrets: Vec::new(),
             twilio_auth_tokens: ws.twilio_auth_tokens,
             twilio_public_url: ws.twilio_public_url,
+            fork_basic_auth: ws.fork_basic_auth,
         }
     }
 }
@@ -712,6 +717,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "ws.audiohook_api_keys",
     "ws.audiohook_client_secrets",
     "ws.twilio_auth_tokens",
+    "ws.fork_basic_auth",
 ];
 
 /// `value` as TOML, or `"<hidden>"` (each element, for a list) if `key` is a secret.
@@ -888,6 +894,14 @@ impl Config {
                 "an auth token is empty".to_string(),
             ));
         }
+        for (i, pair) in self.ws.fork_basic_auth.iter().enumerate() {
+            if pair.split_once(':').is_none_or(|(user, _)| user.is_empty()) {
+                return Err((
+                    "ws.fork_basic_auth".to_string(),
+                    format!("entry {}: not USER:PASSWORD", i + 1),
+                ));
+            }
+        }
         if let Some(url) = &self.ws.twilio_public_url {
             ws::twilio_signature::check_public_url(url)
                 .map_err(|reason| ("ws.twilio_public_url".to_string(), reason))?;
@@ -994,6 +1008,7 @@ impl Config {
                 .expect("checked by Config::check"),
                 twilio_auth_tokens: self.ws.twilio_auth_tokens.clone(),
                 twilio_public_url: self.ws.twilio_public_url.clone(),
+                fork_basic_auth: self.ws.fork_basic_auth.clone(),
                 ..ws::WsConfig::default()
             },
             security: security::SecurityConfig {
@@ -1046,7 +1061,7 @@ mod tests {
         for s in keys_of::<Config>() {
             assert!(!section_keys(s).is_empty(), "{s}");
         }
-        assert_eq!(all_keys().len(), 67);
+        assert_eq!(all_keys().len(), 71);
     }
 
     #[test]

@@ -430,6 +430,17 @@ fn twilio_auth_tokens_are_hidden_and_the_public_url_checked() {
             "{err}"
         );
     }
+    // The audio fork's Basic credentials: hidden, and a pair without a user refused.
+    let (ok, out, err) = run(check(&s.model).arg("--fork-basic-auth").arg("fs:fork-pw"));
+    assert!(ok, "{err}");
+    assert!(!format!("{out}{err}").contains("fork-pw"), "{out}{err}");
+    let (ok, out, err) = run(check(&s.model).arg("--fork-basic-auth").arg("no-colon-pw"));
+    assert!(!ok);
+    assert!(
+        err.contains("ws.fork_basic_auth") && err.contains("entry 1: not USER:PASSWORD"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains("no-colon-pw"), "{err}");
 }
 
 #[test]
@@ -449,7 +460,8 @@ fn secrets_are_never_printed() {
     let (ok, out, err) = run(&mut c);
     assert!(ok, "{err}");
     let all = format!("{out}{err}");
-    assert!(!all.contains("secret"), "{all}");
+    // The values hold "-secret"; the key `audiohook_client_secrets` may be printed.
+    assert!(!all.contains("-secret"), "{all}");
     assert!(
         line(&out, "ws", "audiohook_api_keys")
             .starts_with("audiohook_api_keys = [\"<hidden>\", \"<hidden>\"]"),

@@ -27,6 +27,19 @@ async fn connect(ws: SocketAddr, path: &str) -> Ws {
         .0
 }
 
+/// Twilio's `stop` for call `call_sid`.
+fn twilio_stop(call_sid: &str) -> Value {
+    json!({"event": "stop", "streamSid": "MZ0001",
+        "stop": {"accountSid": "AC0001", "callSid": call_sid}})
+}
+
+/// Servers without a recogniser whose WebSocket listener has `cfg`, and its address.
+async fn ws_servers(cfg: WsConfig) -> (Servers, SocketAddr) {
+    let srv = start_servers(8, None, Some(cfg)).await;
+    let ws = srv.ws.unwrap();
+    (srv, ws)
+}
+
 async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
@@ -206,12 +219,7 @@ async fn twilio_media_stream_two_tracks_out_of_order_with_lost_chunks() {
         }
         i += if i % 25 == 10 { 2 } else { 1 };
     }
-    send(
-        &mut ws,
-        json!({"event": "stop", "streamSid": "MZ0001",
-        "stop": {"accountSid": "AC0001", "callSid": "CA-twilio-1"}}),
-    )
-    .await;
+    send(&mut ws, twilio_stop("CA-twilio-1")).await;
     let events = events.await.unwrap();
     let (_, s) = check_call("Twilio", &call, &events, "twilio-ws");
     let dtmf = dtmf_events(&events);
@@ -373,12 +381,11 @@ async fn connect_audiohook(ws: SocketAddr, key: &str) -> Ws {
 async fn twilio_streams_need_the_signature_when_auth_tokens_are_set() {
     use hmac::{Hmac, Mac};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let cfg = WsConfig {
+    let (srv, ws) = ws_servers(WsConfig {
         twilio_auth_tokens: vec!["old-token".into(), "account-auth-token".into()],
         ..WsConfig::default()
-    };
-    let srv = start_servers(8, None, Some(cfg)).await;
-    let ws = srv.ws.unwrap();
+    })
+    .await;
     let signed = |path: &str, signed_for: &str, token: Option<&str>| {
         let mut req = format!("ws://{ws}{path}").into_client_request().unwrap();
         if let Some(token) = token {
@@ -408,12 +415,7 @@ async fn twilio_streams_need_the_signature_when_auth_tokens_are_set() {
         )
         .await;
     }
-    send(
-        &mut sock,
-        json!({"event": "stop", "streamSid": "MZ0001",
-        "stop": {"accountSid": "AC0001", "callSid": "CA-signed"}}),
-    )
-    .await;
+    send(&mut sock, twilio_stop("CA-signed")).await;
     let events = events.await.unwrap();
     let heard = summary(&events).duration_ms;
     assert!(
@@ -437,6 +439,58 @@ async fn twilio_streams_need_the_signature_when_auth_tokens_are_set() {
         ),
     ] {
         assert_eq!(refused_with(req).await, 401, "{what}");
+    }
+}
+
+/// With Basic credentials set, `/fork` takes only a socket that sends one of them, as
+/// `mod_audio_fork` and jambonz `listen` do (`Authorization: Basic`); without or with
+/// another pair it gets 401 before the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audio_fork_needs_basic_credentials_when_they_are_set() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (srv, ws) = ws_servers(WsConfig {
+        fork_basic_auth: vec!["freeswitch:fork-pass".into()],
+        ..WsConfig::default()
+    })
+    .await;
+    let with = |creds: Option<&str>| {
+        let mut req = format!("ws://{ws}/fork").into_client_request().unwrap();
+        if let Some(c) = creds {
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            );
+            req.headers_mut()
+                .insert("Authorization", v.parse().unwrap());
+        }
+        req
+    };
+    let events = watch(srv.grpc, "fork-authed");
+    let (mut sock, _) = tokio_tungstenite::connect_async(with(Some("freeswitch:fork-pass")))
+        .await
+        .unwrap();
+    send(
+        &mut sock,
+        json!({"callId": "fork-authed", "sampleRate": 8000, "channels": 1}),
+    )
+    .await;
+    for _ in 0..25 {
+        sock.send(Message::Binary(vec![0u8; 320].into()))
+            .await
+            .unwrap();
+    }
+    sock.close(None).await.unwrap();
+    let heard = summary(&events.await.unwrap()).duration_ms;
+    assert!(
+        heard >= 400,
+        "the authenticated fork's audio was heard: {heard} ms"
+    );
+    for (creds, what) in [
+        (None, "no credentials"),
+        (Some("freeswitch:guess"), "a wrong password"),
+        (Some("jambonz:fork-pass"), "another user"),
+    ] {
+        assert_eq!(refused_with(with(creds)).await, 401, "{what}");
     }
 }
 
@@ -494,14 +548,13 @@ async fn audiohook_with_a_client_secret_needs_a_fresh_valid_signature() {
         "signed-key:{}",
         base64::engine::general_purpose::STANDARD.encode(&secret)
     );
-    let cfg = WsConfig {
+    let (_srv, ws) = ws_servers(WsConfig {
         audiohook_api_keys: vec!["plain-key".into()],
         audiohook_client_secrets: callmood::server::ws::audiohook::ClientSecrets::parse(&[entry])
             .unwrap(),
         ..WsConfig::default()
-    };
-    let srv = start_servers(8, None, Some(cfg)).await;
-    let ws = srv.ws.unwrap();
+    })
+    .await;
     let nonce = "c2lnbmVkLXJlcXVlc3Qtbm9uY2UtMQ";
 
     let req = audiohook_request(ws, "signed-key", Some(&secret), nonce);

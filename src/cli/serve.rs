@@ -90,22 +90,17 @@ pub struct ServeArgs {
     )]
     pub audiohook_api_keys: Vec<String>,
     /// AudioHook: API_KEY:BASE64_SECRET, the integration's client secret; that key's upgrade requests must then be signed with it (repeat, or comma-separated in the env).
-    #[arg(
-        long = "audiohook-client-secret",
-        env = "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS",
-        value_delimiter = ','
-    )]
-    pub audiohook_client_secrets: Vec<String>,
+    #[arg(long, env = "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS", value_delimiter = ',')]
+    pub audiohook_client_secret: Vec<String>,
     /// Twilio: an account's auth token; /twilio streams then need a valid X-Twilio-Signature (repeat, or comma-separated in the env).
-    #[arg(
-        long = "twilio-auth-token",
-        env = "CALLMOOD_TWILIO_AUTH_TOKENS",
-        value_delimiter = ','
-    )]
-    pub twilio_auth_tokens: Vec<String>,
+    #[arg(long, env = "CALLMOOD_TWILIO_AUTH_TOKENS", value_delimiter = ',')]
+    pub twilio_auth_token: Vec<String>,
     /// Twilio: the wss:// origin your <Stream url> names, when a proxy in front changes the Host header (default: wss:// and the Host).
     #[arg(long, env = "CALLMOOD_TWILIO_PUBLIC_URL")]
     pub twilio_public_url: Option<String>,
+    /// Audio fork: an accepted USER:PASSWORD (HTTP Basic, as mod_audio_fork and jambonz send it); /fork then needs one (repeat, or comma-separated in the env).
+    #[arg(long, env = "CALLMOOD_FORK_BASIC_AUTH", value_delimiter = ',')]
+    pub fork_basic_auth: Vec<String>,
     /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
     #[command(flatten)]
     pub security: Box<SecurityArgs>,
@@ -281,9 +276,10 @@ impl ServeArgs {
             "ws_plaintext" => ws.plaintext = self.ws_plaintext;
             "twilio_call_id_param" => ws.twilio_call_id_param = self.twilio_call_id_param.clone();
             "audiohook_api_keys" => ws.audiohook_api_keys = self.audiohook_api_keys.clone();
-            "audiohook_client_secrets" => ws.audiohook_client_secrets = self.audiohook_client_secrets.clone();
-            "twilio_auth_tokens" => ws.twilio_auth_tokens = self.twilio_auth_tokens.clone();
+            "audiohook_client_secret" => ws.audiohook_client_secrets = self.audiohook_client_secret.clone();
+            "twilio_auth_token" => ws.twilio_auth_tokens = self.twilio_auth_token.clone();
             "twilio_public_url" => ws.twilio_public_url = self.twilio_public_url.clone();
+            "fork_basic_auth" => ws.fork_basic_auth = self.fork_basic_auth.clone();
             "auth_tokens" => security.auth_tokens = sec.auth_tokens.clone();
             "tenant_max_calls" => security.tenant_max_calls = sec.tenant_max_calls;
             "media_tenant" => security.media_tenant = sec.media_tenant.clone();
@@ -321,6 +317,7 @@ mod tests {
             "audiohook-client-secret" => "k:c2VjcmV0",
             "twilio-auth-token" => "t",
             "twilio-public-url" => "wss://callmood.example.com",
+            "fork-basic-auth" => "fs:pw",
             "pack-across-calls" => "false",
             other => panic!("--{other}: a new serve flag: map it onto a key in ServeArgs::layered and give it a sample here"),
         }

@@ -13,7 +13,7 @@
 //! | `callmood_utterances_total` | counter | |
 //! | `callmood_alerts_total` | counter | `kind` |
 //! | `callmood_transcripts_dropped_total` | counter | |
-//! | `callmood_client_faults_total` | counter | `fault`: message_too_large, chunk_too_long, stream_broken, too_fast, config_timeout, listener_gone, audiohook_key (an AudioHook upgrade without a known `X-API-KEY`), audiohook_signature (one without a valid signature where the key has a client secret), twilio_signature (a `/twilio` upgrade without a valid `X-Twilio-Signature` where auth tokens are set) |
+//! | `callmood_client_faults_total` | counter | `fault`: message_too_large, chunk_too_long, stream_broken, too_fast, config_timeout, listener_gone, audiohook_key (an AudioHook upgrade without a known `X-API-KEY`), audiohook_signature (one without a valid signature where the key has a client secret), twilio_signature (a `/twilio` upgrade without a valid `X-Twilio-Signature` where auth tokens are set), fork_auth (a `/fork` upgrade without accepted Basic credentials where some are set) |
 //! | `callmood_event_latency_seconds` | histogram | `event`: prosody, utterance |
 //! | `callmood_packets_total` | counter | `transport` (as `LegStats.transport`), `outcome`: received, lost, late, malformed, not_allowed (from outside `--rtp-allow`), ssrc_change (a packet of a new SSRC, played on), ahead_dropped (UDP RTP beyond `max_ahead_s` ahead of the clock) |
 //! | `callmood_asr_queue_depth` | gauge | |

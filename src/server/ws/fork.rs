@@ -22,6 +22,38 @@ use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
 
+/// Whether the request's `Authorization: Basic` credentials are one of `accepted`
+/// (`user:password` each), compared in time independent of where they differ.
+/// `mod_audio_fork` sends them from the channel variables `MOD_AUDIO_BASIC_AUTH_USERNAME`
+/// and `MOD_AUDIO_BASIC_AUTH_PASSWORD`, jambonz `listen` from its `wsAuth`.
+pub fn basic_auth_ok(
+    req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+    accepted: &[String],
+) -> bool {
+    use base64::Engine;
+    let Some(given) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
+        })
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+    else {
+        return false;
+    };
+    // Every entry is compared, so the time does not tell which one matched.
+    accepted
+        .iter()
+        .fold(false, |ok, a| same_bytes(a.as_bytes(), &given) | ok)
+}
+
+/// Equal bytes, in time that depends on the lengths alone.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).
 const DEFAULT_RATE_HZ: u32 = 8000;
 /// How long the events still due are sent after the audio has ended (the last
@@ -178,6 +210,42 @@ async fn send_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_auth_takes_only_an_accepted_pair() {
+        let accepted = vec!["fs1:pa55:word".to_string(), "jambonz:other".to_string()];
+        let req = |auth: Option<&str>| {
+            let mut b =
+                tokio_tungstenite::tungstenite::handshake::server::Request::builder().uri("/fork");
+            if let Some(a) = auth {
+                b = b.header("Authorization", a);
+            }
+            b.body(()).unwrap()
+        };
+        // base64("fs1:pa55:word") = ZnMxOnBhNTU6d29yZA==, base64("jambonz:other") =
+        // amFtYm9uejpvdGhlcg==, base64("fs1:wrong") = ZnMxOndyb25n.
+        assert!(basic_auth_ok(
+            &req(Some("Basic ZnMxOnBhNTU6d29yZA==")),
+            &accepted
+        ));
+        assert!(basic_auth_ok(
+            &req(Some("basic  amFtYm9uejpvdGhlcg== ")),
+            &accepted
+        ));
+        for bad in [
+            None,
+            Some("Basic ZnMxOndyb25n"),
+            Some("Bearer ZnMxOnBhNTU6d29yZA=="),
+            Some("Basic not-base64!"),
+            Some("Basic"),
+        ] {
+            assert!(!basic_auth_ok(&req(bad), &accepted), "{bad:?}");
+        }
+        assert!(!basic_auth_ok(
+            &req(Some("Basic ZnMxOnBhNTU6d29yZA==")),
+            &[]
+        ));
+    }
 
     #[test]
     fn metadata_of_freeswitch_and_jambonz() {

@@ -78,6 +78,9 @@ pub struct WsConfig {
     /// Twilio: the `wss://` origin the TwiML's `<Stream url>` names, when a proxy in front
     /// changes the `Host` callmood sees; default `wss://` and the request's `Host`.
     pub twilio_public_url: Option<String>,
+    /// Audio fork: accepted `user:password` pairs. With any, a `/fork` upgrade needs one of
+    /// them as HTTP Basic credentials; with none, `/fork` is open.
+    pub fork_basic_auth: Vec<String>,
 }
 
 impl Default for WsConfig {
@@ -90,6 +93,7 @@ impl Default for WsConfig {
             audiohook_nonces: Arc::default(),
             twilio_auth_tokens: Vec::new(),
             twilio_public_url: None,
+            fork_basic_auth: Vec::new(),
         }
     }
 }
@@ -186,7 +190,8 @@ pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig, acce
 /// One connection: the TLS handshake if the listener has TLS, the WebSocket handshake
 /// (404 for an unknown path, 401 for AudioHook without a known key or, where the key has a
 /// client secret, without a valid signature, and for Twilio without a valid
-/// `X-Twilio-Signature` where auth tokens are set), both within the join
+/// `X-Twilio-Signature` where auth tokens are set, and for the audio fork without accepted
+/// Basic credentials where some are set), both within the join
 /// timeout, then the protocol of its path.
 async fn connection(
     stream: TcpStream,
@@ -222,6 +227,16 @@ async fn connection(
                         "missing or invalid X-Twilio-Signature",
                     ));
                 }
+            }
+        }
+        if let Some((Route::Fork { .. }, _)) = parsed {
+            if !cfg.fork_basic_auth.is_empty() && !fork::basic_auth_ok(req, &cfg.fork_basic_auth) {
+                tracing::info!("audio fork upgrade refused: missing or unknown Basic credentials");
+                calls.metrics().client_fault("fork_auth");
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or unknown Basic credentials",
+                ));
             }
         }
         match parsed {
