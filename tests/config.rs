@@ -443,23 +443,25 @@ fn twilio_auth_tokens_are_hidden_and_the_public_url_checked() {
     assert!(!format!("{out}{err}").contains("no-colon-pw"), "{err}");
 }
 
-/// `serve --help` shows where each flag's environment variable is set, never a secret
-/// one's value.
+/// `serve --help` and `config check --help` name each flag's environment variable, never
+/// a secret one's value.
 #[test]
 fn help_never_prints_a_secret_from_the_environment() {
-    let out = Command::new(env!("CARGO_BIN_EXE_callmood"))
-        .args(["serve", "--help"])
-        .env("CALLMOOD_AUDIOHOOK_API_KEYS", "sekrit-1")
-        .env("CALLMOOD_AUDIOHOOK_CLIENT_SECRETS", "k:c2Vrcml0LTI=")
-        .env("CALLMOOD_TWILIO_AUTH_TOKENS", "sekrit-3")
-        .env("CALLMOOD_FORK_BASIC_AUTH", "fs:sekrit-4")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("CALLMOOD_TWILIO_AUTH_TOKENS"), "{help}");
-    for secret in ["sekrit", "c2Vrcml0"] {
-        assert!(!help.contains(secret), "{help}");
+    for cmd in [&["serve", "--help"][..], &["config", "check", "--help"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callmood"))
+            .args(cmd)
+            .env("CALLMOOD_AUDIOHOOK_API_KEYS", "sekrit-1")
+            .env("CALLMOOD_AUDIOHOOK_CLIENT_SECRETS", "k:c2Vrcml0LTI=")
+            .env("CALLMOOD_TWILIO_AUTH_TOKENS", "sekrit-3")
+            .env("CALLMOOD_FORK_BASIC_AUTH", "fs:sekrit-4")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("CALLMOOD_TWILIO_AUTH_TOKENS"), "{help}");
+        for secret in ["sekrit", "c2Vrcml0"] {
+            assert!(!help.contains(secret), "{help}");
+        }
     }
 }
 

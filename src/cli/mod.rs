@@ -46,6 +46,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gRPC service (callmood.v1.CallAnalyzer, health, reflection).
+    // Help names each flag's environment variable but never shows its value: several
+    // hold secrets (AudioHook keys, Twilio tokens, fork credentials).
+    #[command(mut_args = |a: clap::Arg| a.hide_env_values(true))]
     Serve(ServeArgs),
     /// The service's configuration (file, environment, flags).
     #[command(subcommand)]
@@ -113,6 +116,7 @@ pub enum ConfigCommand {
     /// Validate the configuration `serve` would run with (--config FILE, CALLMOOD_*
     /// variables and serve's flags) and print it, each key with where it came from;
     /// exits non-zero, naming the key, when it is wrong.
+    #[command(mut_args = |a: clap::Arg| a.hide_env_values(true))]
     Check(ServeArgs),
 }
 

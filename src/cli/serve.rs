@@ -86,36 +86,20 @@ pub struct ServeArgs {
     #[arg(
         long = "audiohook-api-key",
         env = "CALLMOOD_AUDIOHOOK_API_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
+        value_delimiter = ','
     )]
     pub audiohook_api_keys: Vec<String>,
     /// AudioHook: API_KEY:BASE64_SECRET, the integration's client secret; that key's upgrade requests must then be signed with it (repeat, or comma-separated in the env).
-    #[arg(
-        long,
-        env = "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CALLMOOD_AUDIOHOOK_CLIENT_SECRETS", value_delimiter = ',')]
     pub audiohook_client_secret: Vec<String>,
     /// Twilio: an account's auth token; /twilio streams then need a valid X-Twilio-Signature (repeat, or comma-separated in the env).
-    #[arg(
-        long,
-        env = "CALLMOOD_TWILIO_AUTH_TOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CALLMOOD_TWILIO_AUTH_TOKENS", value_delimiter = ',')]
     pub twilio_auth_token: Vec<String>,
     /// Twilio: the wss:// origin your <Stream url> names, when a proxy in front changes the Host header (default: wss:// and the Host).
     #[arg(long, env = "CALLMOOD_TWILIO_PUBLIC_URL")]
     pub twilio_public_url: Option<String>,
     /// Audio fork: an accepted USER:PASSWORD (HTTP Basic, as mod_audio_fork and jambonz send it); /fork then needs one (repeat, or comma-separated in the env).
-    #[arg(
-        long,
-        env = "CALLMOOD_FORK_BASIC_AUTH",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CALLMOOD_FORK_BASIC_AUTH", value_delimiter = ',')]
     pub fork_basic_auth: Vec<String>,
     /// Tokens, tenants and TLS (boxed: the flags would make every `Command` large).
     #[command(flatten)]
