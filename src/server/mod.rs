@@ -200,8 +200,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for WebSocket media on {a}: {e}"))?;
             eprintln!(
-                "callmood: WebSocket media on {} (/twilio, /fork, /audiohook)",
-                l.local_addr()?
+                "callmood: WebSocket media on {} ({})",
+                l.local_addr()?,
+                cfg.ws.access_summary()
             );
             Some(l)
         }

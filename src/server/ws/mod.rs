@@ -98,6 +98,35 @@ impl Default for WsConfig {
     }
 }
 
+impl WsConfig {
+    /// What each path asks of a client, for the start line (counts only, never a secret):
+    /// `/twilio signed (1 auth token), /fork open, /audiohook refused (no API key)`.
+    pub fn access_summary(&self) -> String {
+        let n = |k: usize, one: &str| format!("{k} {one}{}", if k == 1 { "" } else { "s" });
+        let twilio = match self.twilio_auth_tokens.len() {
+            0 => "open".to_string(),
+            k => format!("signed ({})", n(k, "auth token")),
+        };
+        let fork = match self.fork_basic_auth.len() {
+            0 => "open".to_string(),
+            k => format!("Basic credentials ({})", n(k, "pair")),
+        };
+        let secrets = self.audiohook_client_secrets.len();
+        let plain = self
+            .audiohook_api_keys
+            .iter()
+            .filter(|k| self.audiohook_client_secrets.get(k).is_none())
+            .count();
+        let audiohook = match (plain, secrets) {
+            (0, 0) => "refused (no API key)".to_string(),
+            (p, 0) => n(p, "API key"),
+            (0, s) => format!("signed ({})", n(s, "key")),
+            (p, s) => format!("{}, signed for {}", n(p + s, "API key"), s),
+        };
+        format!("/twilio {twilio}, /fork {fork}, /audiohook {audiohook}")
+    }
+}
+
 /// Why a WebSocket connection ended other than by its protocol's own end (logged;
 /// the call's events say what it lost).
 #[derive(Debug, thiserror::Error)]
@@ -464,6 +493,31 @@ async fn text_before_start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_line_says_what_each_path_asks_and_no_secret() {
+        assert_eq!(
+            WsConfig::default().access_summary(),
+            "/twilio open, /fork open, /audiohook refused (no API key)"
+        );
+        let cfg = WsConfig {
+            twilio_auth_tokens: vec!["tok-secret".into()],
+            fork_basic_auth: vec!["u:pw-secret".into(), "v:pw2".into()],
+            audiohook_api_keys: vec!["key-a".into(), "key-b".into()],
+            audiohook_client_secrets: audiohook::ClientSecrets::parse(&[
+                "key-b:c2VjcmV0".to_string()
+            ])
+            .unwrap(),
+            ..WsConfig::default()
+        };
+        let line = cfg.access_summary();
+        assert_eq!(
+            line,
+            "/twilio signed (1 auth token), /fork Basic credentials (2 pairs), \
+             /audiohook 2 API keys, signed for 1"
+        );
+        assert!(!line.contains("secret") && !line.contains("key-"), "{line}");
+    }
 
     #[test]
     fn routes_by_path_and_query() {
