@@ -117,14 +117,6 @@ pub enum Unadmitted {
 }
 
 impl Unadmitted {
-    /// A short label for the log.
-    pub fn label(self) -> &'static str {
-        match self {
-            Unadmitted::Key => "key",
-            Unadmitted::Signature(r) => r.label(),
-        }
-    }
-
     /// The `callmood_client_faults_total` fault it counts as.
     pub fn fault(self) -> &'static str {
         match self {

@@ -21,6 +21,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
+use crate::server::security::constant_time_eq;
 
 /// Whether the request's `Authorization: Basic` credentials are one of `accepted`
 /// (`user:password` each), compared in time independent of where they differ.
@@ -46,12 +47,7 @@ pub fn basic_auth_ok(
     // Every entry is compared, so the time does not tell which one matched.
     accepted
         .iter()
-        .fold(false, |ok, a| same_bytes(a.as_bytes(), &given) | ok)
-}
-
-/// Equal bytes, in time that depends on the lengths alone.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+        .fold(false, |ok, a| constant_time_eq(a.as_bytes(), &given) | ok)
 }
 
 /// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).

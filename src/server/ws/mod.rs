@@ -216,6 +216,51 @@ pub async fn serve(listener: TcpListener, calls: Arc<Calls>, cfg: WsConfig, acce
     }
 }
 
+/// Why an upgrade request lacked its path's credential (answered 401, logged, counted).
+struct Unauthorized {
+    /// The `callmood_client_faults_total` fault.
+    fault: &'static str,
+    /// What the client is told.
+    answer: &'static str,
+    /// What the log says.
+    reason: String,
+}
+
+/// Checks the credential `route` asks for, where one is configured: AudioHook's API key
+/// and signature, Twilio's `X-Twilio-Signature`, the audio fork's Basic credentials.
+fn admit(route: &Route, req: &Request, cfg: &WsConfig) -> Result<(), Unauthorized> {
+    match route {
+        Route::AudioHook => {
+            audiohook::admit(req, cfg, signature::unix_now_s()).map_err(|why| Unauthorized {
+                fault: why.fault(),
+                answer: why.answer(),
+                reason: why.to_string(),
+            })
+        }
+        Route::Twilio if !cfg.twilio_auth_tokens.is_empty() => {
+            let public = cfg.twilio_public_url.as_deref();
+            twilio_signature::verify(req, &cfg.twilio_auth_tokens, public).map_err(|why| {
+                Unauthorized {
+                    fault: "twilio_signature",
+                    answer: "missing or invalid X-Twilio-Signature",
+                    reason: why.to_string(),
+                }
+            })
+        }
+        Route::Fork { .. }
+            if !cfg.fork_basic_auth.is_empty()
+                && !fork::basic_auth_ok(req, &cfg.fork_basic_auth) =>
+        {
+            Err(Unauthorized {
+                fault: "fork_auth",
+                answer: "missing or unknown Basic credentials",
+                reason: "missing or unknown Basic credentials".into(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One connection: the TLS handshake if the listener has TLS, the WebSocket handshake
 /// (404 for an unknown path, 401 for AudioHook without a known key or, where the key has a
 /// client secret, without a valid signature, and for Twilio without a valid
@@ -238,34 +283,11 @@ async fn connection(
             .path_and_query()
             .map_or(req.uri().path(), |p| p.as_str());
         let parsed = Route::parse(target);
-        if let Some((Route::AudioHook, _)) = parsed {
-            if let Err(why) = audiohook::admit(req, cfg, signature::unix_now_s()) {
-                tracing::info!(reason = why.label(), "AudioHook upgrade refused: {why}");
-                calls.metrics().client_fault(why.fault());
-                return Err(refuse(StatusCode::UNAUTHORIZED, why.answer()));
-            }
-        }
-        if let Some((Route::Twilio, _)) = parsed {
-            if !cfg.twilio_auth_tokens.is_empty() {
-                let public = cfg.twilio_public_url.as_deref();
-                if let Err(why) = twilio_signature::verify(req, &cfg.twilio_auth_tokens, public) {
-                    tracing::info!("Twilio stream upgrade refused: {why}");
-                    calls.metrics().client_fault("twilio_signature");
-                    return Err(refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "missing or invalid X-Twilio-Signature",
-                    ));
-                }
-            }
-        }
-        if let Some((Route::Fork { .. }, _)) = parsed {
-            if !cfg.fork_basic_auth.is_empty() && !fork::basic_auth_ok(req, &cfg.fork_basic_auth) {
-                tracing::info!("audio fork upgrade refused: missing or unknown Basic credentials");
-                calls.metrics().client_fault("fork_auth");
-                return Err(refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "missing or unknown Basic credentials",
-                ));
+        if let Some((r, _)) = &parsed {
+            if let Err(no) = admit(r, req, cfg) {
+                tracing::info!(fault = no.fault, "WebSocket upgrade refused: {}", no.reason);
+                calls.metrics().client_fault(no.fault);
+                return Err(refuse(StatusCode::UNAUTHORIZED, no.answer));
             }
         }
         match parsed {

@@ -77,24 +77,6 @@ pub enum Refusal {
     Replay,
 }
 
-impl Refusal {
-    /// A short label for logs and metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Refusal::Unsigned => "unsigned",
-            Refusal::Malformed => "malformed",
-            Refusal::NotCovered => "not_covered",
-            Refusal::Component => "component",
-            Refusal::KeyId => "keyid",
-            Refusal::Nonce => "nonce",
-            Refusal::Algorithm => "algorithm",
-            Refusal::Time => "time",
-            Refusal::Mismatch => "mismatch",
-            Refusal::Replay => "replay",
-        }
-    }
-}
-
 /// Nonces of verified requests, each until its signature could no longer be accepted.
 #[derive(Debug, Default)]
 pub struct Nonces {
@@ -249,15 +231,10 @@ pub fn verify(
     }
 
     // The signature base, and the HMAC over it.
-    let mut base = String::new();
-    for name in &names {
-        base.push_str(&format!("\"{name}\": {}\n", component(req, name)?));
-    }
     let params = single_member(label, entry).ok_or(Refusal::Malformed)?;
-    base.push_str(&format!("\"@signature-params\": {params}"));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Refusal::Mismatch)?;
-    mac.update(base.as_bytes());
-    mac.verify_slice(sig).map_err(|_| Refusal::Mismatch)?;
+    mac(secret, &signature_base(req, &names, &params)?)
+        .verify_slice(sig)
+        .map_err(|_| Refusal::Mismatch)?;
 
     let until = expires.map_or(created + MAX_AGE_S + MAX_SKEW_S, |e| {
         e.min(created + MAX_AGE_S) + MAX_SKEW_S
@@ -266,6 +243,24 @@ pub fn verify(
         return Err(Refusal::Replay);
     }
     Ok(())
+}
+
+/// The signature base of RFC 9421 section 2.5: a line `"name": value` for each covered
+/// component of `req`, then `"@signature-params": ` and the serialised parameters.
+fn signature_base(req: &Request, names: &[&str], params: &str) -> Result<String, Refusal> {
+    let mut base = String::new();
+    for name in names {
+        base.push_str(&format!("\"{name}\": {}\n", component(req, name)?));
+    }
+    base.push_str(&format!("\"@signature-params\": {params}"));
+    Ok(base)
+}
+
+/// HMAC-SHA256 of `base` under `secret`.
+fn mac(secret: &[u8], base: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(base.as_bytes());
+    mac
 }
 
 /// `entry` serialised as a dictionary member's value (the inner list and its parameters).
@@ -300,15 +295,10 @@ pub fn sign(req: &mut Request, api_key: &str, secret: &[u8], nonce: &str, create
         "({covered});keyid=\"{api_key}\";nonce=\"{nonce}\";alg=\"hmac-sha256\";created={created};expires={}",
         created + MAX_AGE_S
     );
-    let mut base = String::new();
-    for name in REQUIRED {
-        let value = component(req, name).unwrap_or_default();
-        base.push_str(&format!("\"{name}\": {value}\n"));
-    }
-    base.push_str(&format!("\"@signature-params\": {params}"));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(base.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let base = signature_base(req, &REQUIRED, &params)
+        .expect("the request carries every header the signature covers");
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(mac(secret, &base).finalize().into_bytes());
     let h = req.headers_mut();
     h.insert(
         "signature-input",

@@ -14,6 +14,13 @@ use tokio_tungstenite::tungstenite::handshake::server::Request;
 
 /// Twilio's signature of `url` (and form `params`, sorted here by name) under `auth_token`.
 pub fn sign(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(mac(auth_token, url, params).finalize().into_bytes())
+}
+
+/// The HMAC-SHA1 under `auth_token` of `url` and then each of `params`' names and values,
+/// sorted by name, as Twilio computes it.
+fn mac(auth_token: &str, url: &str, params: &[(&str, &str)]) -> Hmac<Sha1> {
     let mut params = params.to_vec();
     params.sort_unstable();
     let mut mac =
@@ -23,7 +30,7 @@ pub fn sign(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String {
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
     }
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// The URL Twilio signed for this upgrade request: `public_url` (the `wss://` origin the
@@ -88,10 +95,7 @@ pub fn verify(
     let url = signed_url(req, public_url).ok_or(Refusal::Mismatch)?;
     for url in port_variants(&url) {
         for token in auth_tokens {
-            let mut mac =
-                Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-            mac.update(url.as_bytes());
-            if mac.verify_slice(&given).is_ok() {
+            if mac(token, &url, &[]).verify_slice(&given).is_ok() {
                 return Ok(());
             }
         }
