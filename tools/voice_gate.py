@@ -19,6 +19,9 @@ With `--round baseline`, the round on how much an unfamiliar voice's own baselin
 (models/README.md, "An unfamiliar voice's own baseline"): F as trained, scored with the
 baseline mean's prior weight K g(u_bar), u_bar the mean unfamiliarity of the speaker's
 utterances before this one, the variance's prior weight K as trained.
+With `--round nap`, the nuisance attribute projection round (models/README.md, "Removing the
+calm voices' own variety"): F trained and scored on features from which the top k directions
+of the calm per-speaker means (training RAVDESS speakers and the even readers) are removed.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -55,7 +58,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     a = ap.parse_args()
@@ -729,7 +732,124 @@ def main_baseline():
     print('secs', round(time.time() - t0))
 
 
-if ROUND == 'baseline':
+# --- the nuisance projection round ------------------------------------------------------------
+
+NAP_K = [8, 16, 32]
+SPK_COND = {}
+for _i in range(N):
+    SPK_COND.setdefault((spk[_i], cond[_i]), []).append(_i)
+
+
+def nap_basis(speakers, mu, sd, kmax):
+    """Top `kmax` right singular vectors of the centred per-speaker-and-condition means of
+    the speakers' calm (class 0) utterances, in population-standardised units."""
+    S = []
+    for s_ in sorted(speakers):
+        for c in ('clean', 'telephony'):
+            rows = [i for i in SPK_COND.get((s_, c), []) if cls[i] == 0]
+            if rows:
+                z = (X[rows] - mu) / sd
+                z = np.clip(np.where(np.isfinite(z), z, 0.0), -ZC, ZC)
+                S.append(z.mean(0))
+    S = np.array(S)
+    S = S - S.mean(0)
+    _, sv, Vt = np.linalg.svd(S, full_matrices=False)
+    share = (sv ** 2).cumsum() / (sv ** 2).sum()
+    return Vt[:kmax].T, len(S), share
+
+
+def projected(U, mu, sd):
+    """X with the directions U removed (in standardised units), NaN kept where it was."""
+    s_ = (X - mu) / sd
+    nan = ~np.isfinite(s_)
+    s0 = np.where(nan, 0.0, s_)
+    s1 = s0 - (np.clip(s0, -ZC, ZC) @ U) @ U.T
+    return np.where(nan, np.nan, mu + sd * s1)
+
+
+def with_x(Xn, fn):
+    global X
+    X0 = X
+    X = Xn
+    try:
+        return fn()
+    finally:
+        X = X0
+
+
+def nap_models(train_speakers, nuisance_speakers):
+    """{name: (model, mu, sd, X)} for F and each N<k>, trained on `train_speakers`."""
+    rows = np.array([i for i in range(N) if spk[i] in train_speakers])
+    mu, sd = population(rows)
+    Ub, n, share = nap_basis(nuisance_speakers, mu, sd, max(NAP_K))
+    out = {'F': (train_f(train_speakers)[0]['F'],) + population(rows) + (X,)}
+    for k in NAP_K:
+        Xk = projected(Ub[:, :k], mu, sd)
+        def go():
+            m, mu2, sd2, _ = train_f(train_speakers)
+            return m['F'], mu2, sd2
+        out[f'N{k}'] = with_x(Xk, go) + (Xk,)
+    return out, n, [round(float(share[k - 1]), 3) for k in NAP_K]
+
+
+def main_nap():
+    t0 = time.time()
+    conds = ('clean', 'telephony')
+    rav = set(spk[corpus == 'ravdess'])
+    names = ['F'] + [f'N{k}' for k in NAP_K]
+    res = {k: {} for k in names}
+    acc = {}
+    for f in folds_ravdess():
+        ms, n, share = nap_models(rav - f, (rav - f) | RS_A)
+        for name, (m, mu, sd, Xn) in ms.items():
+            for c in conds:
+                for mo in ('cold', 'running', 'calm'):
+                    L, y, _ = with_x(Xn, lambda: score({'F': m}, f, mu, sd, c, mo))
+                    acc.setdefault((name, c, mo), []).append((L['F'], y))
+        print('fold done', round(time.time() - t0), 'means', n, 'variance share', share, flush=True)
+    for (name, c, mo), v in acc.items():
+        L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
+        res[name][f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
+    ms, n, share = nap_models(rav, rav | RS_A)
+    print('full model: means', n, 'variance share', share, flush=True)
+    for name, (m, mu, sd, Xn) in ms.items():
+        r = res[name]
+        for h in ('tess', 'savee'):
+            hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
+            for c in conds:
+                for mo in ('cold', 'running'):
+                    L, y, _ = with_x(Xn, lambda: score({'F': m}, hs, mu, sd, c, mo))
+                    r[f'{h}_{c}_{mo}'] = round(uar(y, L['F'].argmax(1)), 3)
+                    pr = L['F'].argmax(1)
+                    r[f'{h}_{c}_{mo}_recall'] = [round(float((pr[y == j] == j).mean()), 2) for j in range(5)]
+                    r[f'{h}_{c}_{mo}_predicted'] = [round(float((pr == j).mean()), 2) for j in range(5)]
+        for c in conds:
+            for mo in ('cold', 'running'):
+                L, y, _ = with_x(Xn, lambda: score({'F': m}, RS_B, mu, sd, c, mo))
+                top = L['F'].argmax(1)
+                r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
+                r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
+                r[f'read_{c}_{mo}_top_fearful'] = round(float((top == 4).mean()), 3)
+    F = res['F']
+    for k in names:
+        r = res[k]
+        r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
+                                                  for c in conds for mo in ('cold', 'running')])), 3)
+        r['read_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_{mo}_top_angry'] for c in conds
+                                                        for mo in ('cold', 'running')])), 3)
+    for k in names:
+        r = res[k]
+        r['rule'] = {
+            'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),
+            'b': bool(r['mean_left_out'] >= F['mean_left_out']),
+            'c': bool(r['read_top_angry_mean'] <= F['read_top_angry_mean'] / 2)}
+        print(k, json.dumps(r), flush=True)
+    print('secs', round(time.time() - t0))
+
+
+if ROUND == 'nap':
+    main_nap()
+elif ROUND == 'baseline':
     main_baseline()
 elif ROUND == 'calibrate':
     main_calibrate()
