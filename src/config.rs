@@ -293,7 +293,8 @@ pub struct SecuritySection {
     /// are refused before their recording is read). Default: only `server.max_recordings`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_max_recordings: Option<usize>,
-    /// With `auth_tokens`: the tenant that owns AudioSocket and WebSocket media calls.
+    /// With `auth_tokens`: the tenant that owns AudioSocket and WebSocket media calls whose
+    /// credential no token file line maps (`cert:`, `twilio:`, `audiohook:`, `fork:`).
     /// Default: none, so no RPC reaches them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_tenant: Option<String>,

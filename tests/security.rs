@@ -77,7 +77,7 @@ async fn start(
 
 /// A server on loopback with these security settings.
 async fn start_with(security: SecurityConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    start_serving(security, None, None).await
+    start_serving(security, None, None, Default::default()).await
 }
 
 /// A server on loopback with these security settings, and AudioSocket and WebSocket
@@ -86,10 +86,14 @@ async fn start_serving(
     security: SecurityConfig,
     audiosocket: Option<tokio::net::TcpListener>,
     websocket: Option<tokio::net::TcpListener>,
+    ws: callmood::server::ws::WsConfig,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = config(addr, security);
+    let cfg = ServeConfig {
+        ws,
+        ..config(addr, security)
+    };
     let analyzer = Analyzer {
         plan: DspPlan::new(),
         asr: None,
@@ -123,8 +127,8 @@ async fn start_media(
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let media_addr = l.local_addr().unwrap();
     let (addr, stop) = match media {
-        Media::AudioSocket => start_serving(security, Some(l), None).await,
-        Media::WebSocket => start_serving(security, None, Some(l)).await,
+        Media::AudioSocket => start_serving(security, Some(l), None, Default::default()).await,
+        Media::WebSocket => start_serving(security, None, Some(l), Default::default()).await,
     };
     (addr, media_addr, stop)
 }
@@ -699,6 +703,102 @@ fn tone_frames() -> Vec<Vec<u8>> {
         .chunks(160)
         .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
         .collect()
+}
+
+/// A WebSocket media client's proved credential named in the token file (`fork:USER
+/// TENANT`) starts its calls as that tenant's: each tenant watches its own fork call, the
+/// other tenant and the media tenant are refused as for an id nobody has, two tenants' forks
+/// with one call id are two calls with their own audio, and a credential the file does not
+/// name still belongs to the media tenant.
+#[tokio::test]
+async fn websocket_media_credentials_named_in_the_token_file_are_their_tenants() {
+    use base64::Engine;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "{TOKEN_A} acme\n{TOKEN_B} globex\n{TOKEN_MEDIA} media\n\
+             fork:acme-fs acme\nfork:globex-fs globex\n"
+        ),
+    )
+    .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = l.local_addr().unwrap();
+    let ws = callmood::server::ws::WsConfig {
+        fork_basic_auth: vec![
+            "acme-fs:pass-a".into(),
+            "globex-fs:pass-b".into(),
+            "lab-fs:pass-c".into(),
+        ],
+        ..Default::default()
+    };
+    let security = SecurityConfig {
+        auth_tokens: Some(tokens),
+        media_tenant: Some("media".into()),
+        ..Default::default()
+    };
+    let (addr, _stop) = start_serving(security, None, Some(l), ws).await;
+    let fork = |creds: &str, call_id: &str| {
+        let mut req = format!("ws://{ws_addr}/fork")
+            .into_client_request()
+            .unwrap();
+        let basic = base64::engine::general_purpose::STANDARD.encode(creds);
+        req.headers_mut()
+            .insert("Authorization", format!("Basic {basic}").parse().unwrap());
+        let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
+        async move {
+            let (mut sock, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            sock.send(Message::Text(meta.into())).await.unwrap();
+            sock
+        }
+    };
+    let mut acme_sock = fork("acme-fs:pass-a", "same-id").await;
+    let mut globex_sock = fork("globex-fs:pass-b", "same-id").await;
+    let mut lab_sock = fork("lab-fs:pass-c", "lab-1").await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut b = client(addr, Some(TOKEN_B)).await;
+    let mut m = client(addr, Some(TOKEN_MEDIA)).await;
+    let acme_events = a.watch_call(watch("same-id")).await.unwrap().into_inner();
+    let globex_events = b.watch_call(watch("same-id")).await.unwrap().into_inner();
+    let lab_events = m.watch_call(watch("lab-1")).await.unwrap().into_inner();
+    // The media tenant does not own the mapped credentials' calls, nor acme the lab's.
+    for (c, id) in [(&mut m, "same-id"), (&mut a, "lab-1")] {
+        let e = c.watch_call(watch(id)).await.unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{id}");
+        assert!(e.message().contains("no such call of this tenant"), "{e:?}");
+    }
+    // Acme's fork sends 200 ms, globex's 600 ms, the lab's 400 ms: each summary counts
+    // its own socket's audio alone.
+    let frames = tone_frames();
+    for (sock, times) in [
+        (&mut acme_sock, 1),
+        (&mut globex_sock, 3),
+        (&mut lab_sock, 2),
+    ] {
+        for _ in 0..times {
+            for f in &frames {
+                sock.send(Message::Binary(f.clone().into())).await.unwrap();
+            }
+        }
+        sock.close(None).await.unwrap();
+    }
+    for (events, id, ms) in [
+        (acme_events, "same-id", 200),
+        (globex_events, "same-id", 600),
+        (lab_events, "lab-1", 400),
+    ] {
+        let s = to_summary(events, id).await;
+        assert_eq!(s.legs.len(), 1, "{id}: one leg, its own");
+        let heard = s.duration_ms;
+        assert!(
+            heard.abs_diff(ms) <= 40,
+            "{id}: {heard} ms heard where its socket sent {ms} ms"
+        );
+    }
 }
 
 #[tokio::test]

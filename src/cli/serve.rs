@@ -120,7 +120,7 @@ pub struct SecurityArgs {
     /// With --auth-tokens: calls in flight per tenant at most.
     #[arg(long, env = "CALLMOOD_TENANT_MAX_CALLS")]
     pub tenant_max_calls: Option<usize>,
-    /// With --auth-tokens: the tenant that owns calls coming over AudioSocket and WebSocket media (no tenant, so no RPC reaches them, if unset).
+    /// With --auth-tokens: the tenant that owns calls coming over AudioSocket and WebSocket media whose credential the token file does not map (no tenant, so no RPC reaches them, if unset).
     #[arg(long, env = "CALLMOOD_MEDIA_TENANT")]
     pub media_tenant: Option<String>,
     /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.

@@ -34,7 +34,9 @@ use crate::core::cidr::{self, Cidr};
 use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
-use crate::server::security::{check_call_id, Auth, CertTenant, Tenant, TenantCounts, TenantSlot};
+use crate::server::security::{
+    check_call_id, Auth, CertTenant, MediaCredential, Tenant, TenantCounts, TenantSlot,
+};
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 use crate::server::tls::{Accept, MediaStream};
@@ -446,6 +448,22 @@ impl Calls {
     /// the live call with its id among the media tenant's calls, or starts one.
     pub async fn join(self: &Arc<Self>, req: LegRequest) -> Result<Leg, ServerError> {
         self.join_as(self.media_tenant.clone(), req).await
+    }
+
+    /// Admits a leg of a WebSocket media client that proved `credential` before its
+    /// upgrade: as the tenant the token file maps that credential to (read now, so a
+    /// SIGHUP reload counts from the next socket), else as the media tenant.
+    pub async fn join_media(
+        self: &Arc<Self>,
+        credential: Option<&MediaCredential>,
+        req: LegRequest,
+    ) -> Result<Leg, ServerError> {
+        let mapped = match (&self.auth, credential) {
+            (Some(auth), Some(c)) => auth.tokens().media_tenant(c),
+            _ => None,
+        };
+        self.join_as(mapped.or_else(|| self.media_tenant.clone()), req)
+            .await
     }
 
     /// Admits a leg of `tenant`: joins that tenant's live call with its id, or starts one.

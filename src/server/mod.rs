@@ -256,10 +256,11 @@ pub async fn serve_on(
         Some(a) => {
             let t = a.tokens();
             eprintln!(
-                "callmood: authentication on: {} tokens and {} client certificate names of {} \
-                 tenants from {} (reloaded on SIGHUP)",
+                "callmood: authentication on: {} tokens, {} client certificate names and {} \
+                 media credentials of {} tenants from {} (reloaded on SIGHUP)",
                 t.len(),
                 t.cert_names(),
+                t.media_credentials(),
                 t.tenants(),
                 a.path().display()
             );

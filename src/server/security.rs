@@ -9,6 +9,11 @@
 //! refused with its line number, never its text (a line may hold a token). The file is
 //! read at start and again on SIGHUP; a reload that fails keeps the tokens in use.
 //!
+//! Lines `audiohook:API_KEY TENANT`, `twilio:AUTH_TOKEN TENANT` and `fork:USER TENANT` map
+//! a WebSocket media client's credential, once its protocol has proved it (`ws.*`
+//! settings), to the tenant whose calls its media joins; without such a line a media call
+//! belongs to `security.media_tenant` as AudioSocket's do.
+//!
 //! A request with both a token and a mapped certificate must name one tenant with both;
 //! a token that is wrong, or that names another tenant than the certificate, is refused
 //! whatever the certificate says.
@@ -215,6 +220,46 @@ pub enum TokenFileError {
 
 /// The prefix of a token file line that maps a client certificate, not a token.
 const CERT_PREFIX: &str = "cert:";
+/// Longest media credential of an `audiohook:`, `twilio:` or `fork:` line, bytes.
+const MAX_MEDIA_ID_BYTES: usize = 256;
+
+/// The WebSocket media protocols whose proved credentials a token file can map to tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    /// An AudioHook `X-API-KEY` (signed, where it has a client secret).
+    AudioHook,
+    /// The Twilio auth token that verified the `X-Twilio-Signature`.
+    Twilio,
+    /// The user name of the audio fork's accepted HTTP Basic credentials.
+    Fork,
+}
+
+impl MediaKind {
+    const ALL: [MediaKind; 3] = [MediaKind::AudioHook, MediaKind::Twilio, MediaKind::Fork];
+
+    /// Its token file prefix.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            MediaKind::AudioHook => "audiohook:",
+            MediaKind::Twilio => "twilio:",
+            MediaKind::Fork => "fork:",
+        }
+    }
+}
+
+/// A WebSocket media client's credential, as its protocol proved it before the upgrade.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MediaCredential {
+    pub kind: MediaKind,
+    /// The API key, auth token or user name (a secret for the first two: never logged).
+    pub id: String,
+}
+
+impl std::fmt::Debug for MediaCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaCredential({:?}, [hidden])", self.kind)
+    }
+}
 /// Longest certificate name of a `cert:NAME` line, bytes (a DNS name's limit).
 const MAX_CERT_NAME_BYTES: usize = 253;
 
@@ -224,6 +269,7 @@ const MAX_CERT_NAME_BYTES: usize = 253;
 pub struct Tokens {
     entries: Vec<(Vec<u8>, Tenant)>,
     certs: Vec<(String, Tenant)>,
+    media: Vec<(MediaKind, Vec<u8>, Tenant)>,
 }
 
 /// What a client certificate's names say of its tenant.
@@ -247,6 +293,7 @@ impl Tokens {
         };
         let mut entries: Vec<(Vec<u8>, Tenant)> = Vec::new();
         let mut certs: Vec<(String, Tenant)> = Vec::new();
+        let mut media: Vec<(MediaKind, Vec<u8>, Tenant)> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -260,6 +307,23 @@ impl Tokens {
                 ));
             };
             let cert = token.strip_prefix(CERT_PREFIX);
+            let media_id = MediaKind::ALL
+                .iter()
+                .find_map(|&k| token.strip_prefix(k.prefix()).map(|id| (k, id)));
+            if let Some((kind, id)) = media_id {
+                if id.is_empty() || id.len() > MAX_MEDIA_ID_BYTES {
+                    return Err(err(i + 1, "media credential: 1 to 256 characters expected"));
+                }
+                if media
+                    .iter()
+                    .any(|(k, m, _)| *k == kind && m == id.as_bytes())
+                {
+                    return Err(err(
+                        i + 1,
+                        "the same media credential is on an earlier line",
+                    ));
+                }
+            }
             match cert {
                 Some(name) => {
                     if name.is_empty() || name.len() > MAX_CERT_NAME_BYTES {
@@ -272,7 +336,7 @@ impl Tokens {
                         ));
                     }
                 }
-                None if token.len() < MIN_TOKEN_BYTES => {
+                None if media_id.is_none() && token.len() < MIN_TOKEN_BYTES => {
                     return Err(err(i + 1, "token shorter than 16 characters"));
                 }
                 None => {}
@@ -291,6 +355,10 @@ impl Tokens {
                 certs.push((name.to_string(), Tenant::from(tenant)));
                 continue;
             }
+            if let Some((kind, id)) = media_id {
+                media.push((kind, id.as_bytes().to_vec(), Tenant::from(tenant)));
+                continue;
+            }
             if entries.iter().any(|(t, _)| t == token.as_bytes()) {
                 return Err(err(i + 1, "the same token is on an earlier line"));
             }
@@ -301,7 +369,11 @@ impl Tokens {
                 path: path.to_path_buf(),
             });
         }
-        Ok(Self { entries, certs })
+        Ok(Self {
+            entries,
+            certs,
+            media,
+        })
     }
 
     /// Reads and parses a token file.
@@ -351,6 +423,23 @@ impl Tokens {
         self.cert_tenant(&cert_names(leaf))
     }
 
+    /// The tenant a WebSocket media client's proved credential is mapped to, if any. Every
+    /// line of its kind is compared in full, in time that depends on lengths only.
+    pub fn media_tenant(&self, credential: &MediaCredential) -> Option<Tenant> {
+        let mut found = None;
+        for (kind, id, tenant) in &self.media {
+            if *kind == credential.kind && constant_time_eq(id, credential.id.as_bytes()) {
+                found = Some(tenant.clone());
+            }
+        }
+        found
+    }
+
+    /// How many media credentials are mapped.
+    pub fn media_credentials(&self) -> usize {
+        self.media.len()
+    }
+
     /// How many tokens there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -369,7 +458,11 @@ impl Tokens {
     /// How many distinct tenants there are.
     pub fn tenants(&self) -> usize {
         let tokens = self.entries.iter().map(|(_, t)| &**t);
-        let mut names: Vec<&str> = tokens.chain(self.certs.iter().map(|(_, t)| &**t)).collect();
+        let media = self.media.iter().map(|(_, _, t)| &**t);
+        let mut names: Vec<&str> = tokens
+            .chain(self.certs.iter().map(|(_, t)| &**t))
+            .chain(media)
+            .collect();
         names.sort_unstable();
         names.dedup();
         names.len()
@@ -535,6 +628,52 @@ mod tests {
 
     fn parse(text: &str) -> Result<Tokens, TokenFileError> {
         Tokens::parse(text, Path::new("tokens.txt"))
+    }
+
+    #[test]
+    fn token_file_maps_media_credentials_to_tenants() {
+        let t = parse(&format!(
+            "{A} acme\ntwilio:0123456789abcdef0123456789abcdef acme\n\
+             audiohook:globex-key globex\nfork:fs1 acme\nfork:globex-key globex\n"
+        ))
+        .unwrap();
+        assert_eq!((t.len(), t.media_credentials(), t.tenants()), (1, 4, 2));
+        let of = |kind, id: &str| {
+            t.media_tenant(&MediaCredential {
+                kind,
+                id: id.into(),
+            })
+        };
+        let twilio = "0123456789abcdef0123456789abcdef";
+        assert_eq!(of(MediaKind::Twilio, twilio).as_deref(), Some("acme"));
+        assert_eq!(
+            of(MediaKind::AudioHook, "globex-key").as_deref(),
+            Some("globex")
+        );
+        assert_eq!(of(MediaKind::Fork, "fs1").as_deref(), Some("acme"));
+        // Kinds do not mix: the fork user `globex-key` is not the AudioHook key.
+        assert_eq!(of(MediaKind::Fork, "globex-key").as_deref(), Some("globex"));
+        assert_eq!(of(MediaKind::AudioHook, "fs1"), None);
+        assert_eq!(of(MediaKind::Twilio, &twilio[1..]), None);
+        // A media line is no bearer token.
+        assert_eq!(t.tenant(format!("twilio:{twilio}").as_bytes()), None);
+        assert_eq!(t.tenant(twilio.as_bytes()), None);
+        let e = |text: &str| parse(&format!("{A} acme\n{text}")).unwrap_err().to_string();
+        assert_eq!(
+            e("fork: acme"),
+            "token file tokens.txt, line 2: media credential: 1 to 256 characters expected"
+        );
+        assert_eq!(
+            e("fork:a acme\nfork:a globex"),
+            "token file tokens.txt, line 3: the same media credential is on an earlier line"
+        );
+        assert!(e(&format!("twilio:{} acme", "x".repeat(257))).contains("1 to 256 characters"));
+        // The secret never shows in the Debug form either.
+        let c = MediaCredential {
+            kind: MediaKind::Twilio,
+            id: twilio.into(),
+        };
+        assert!(!format!("{c:?}").contains(twilio));
     }
 
     #[test]

@@ -45,6 +45,7 @@ use crate::core::codec::{g711, Encoding};
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, Role};
 use crate::server::legs::{Calls, Leg};
+use crate::server::security::{constant_time_eq, MediaCredential};
 use crate::server::session::Input;
 
 /// AudioHook's rate, Hz.
@@ -91,9 +92,16 @@ impl ClientSecrets {
         Ok(ClientSecrets(out))
     }
 
-    /// The secret of `key`, if it has one.
+    /// The secret of `key`, if it has one. Every key is compared in full, in time that
+    /// depends on lengths only (a key is a bearer secret too).
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0.get(key).map(Vec::as_slice)
+        let mut found = None;
+        for (k, secret) in &self.0 {
+            if constant_time_eq(k.as_bytes(), key.as_bytes()) {
+                found = Some(secret.as_slice());
+            }
+        }
+        found
     }
 
     /// How many keys have a secret.
@@ -137,7 +145,7 @@ impl Unadmitted {
 /// Whether an AudioHook upgrade request may go on, at Unix time `now_s`: its `X-API-KEY`
 /// is one of `cfg`'s keys or has a client secret, and where it has one, the request is
 /// signed with it ([`signature::verify`]).
-pub fn admit(req: &Request, cfg: &super::WsConfig, now_s: i64) -> Result<(), Unadmitted> {
+pub fn admit(req: &Request, cfg: &super::WsConfig, now_s: i64) -> Result<String, Unadmitted> {
     let key = req
         .headers()
         .get("x-api-key")
@@ -146,10 +154,15 @@ pub fn admit(req: &Request, cfg: &super::WsConfig, now_s: i64) -> Result<(), Una
     match cfg.audiohook_client_secrets.get(key) {
         Some(secret) => {
             signature::verify(req, key, secret, now_s, &cfg.audiohook_nonces)?;
-            Ok(())
+            Ok(key.to_string())
         }
-        None if cfg.audiohook_api_keys.iter().any(|ok| ok == key) => Ok(()),
-        None => Err(Unadmitted::Key),
+        None => {
+            // Every key is compared, so the time does not tell which one matched.
+            let known = cfg.audiohook_api_keys.iter().fold(false, |found, ok| {
+                constant_time_eq(ok.as_bytes(), key.as_bytes()) | found
+            });
+            known.then(|| key.to_string()).ok_or(Unadmitted::Key)
+        }
     }
 }
 
@@ -286,6 +299,7 @@ pub(super) async fn run(
     mut ws: MediaWs,
     calls: &Arc<Calls>,
     path_id: Option<String>,
+    credential: Option<&MediaCredential>,
 ) -> Result<(), WsError> {
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
@@ -335,7 +349,7 @@ pub(super) async fn run(
             jitter_ms: RtpSettings::for_encoding(Encoding::Mulaw).jitter_ms, // unused: no RTP
         })
         .collect();
-    let legs = match join_tracks(calls, &call_id, &tracks, Transport::AudioHook).await {
+    let legs = match join_tracks(calls, &call_id, &tracks, Transport::AudioHook, credential).await {
         Ok(l) => l,
         Err(e) => {
             let bye = n.message(

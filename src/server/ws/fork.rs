@@ -21,18 +21,19 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
-use crate::server::security::constant_time_eq;
+use crate::server::security::{constant_time_eq, MediaCredential};
 
-/// Whether the request's `Authorization: Basic` credentials are one of `accepted`
-/// (`user:password` each), compared in time independent of where they differ.
+/// The user name of the request's `Authorization: Basic` credentials if they are one of
+/// `accepted` (`user:password` each, compared in time independent of where they differ),
+/// else None.
 /// `mod_audio_fork` sends them from the channel variables `MOD_AUDIO_BASIC_AUTH_USERNAME`
 /// and `MOD_AUDIO_BASIC_AUTH_PASSWORD`, jambonz `listen` from its `wsAuth`.
-pub fn basic_auth_ok(
+pub fn basic_auth_user(
     req: &tokio_tungstenite::tungstenite::handshake::server::Request,
     accepted: &[String],
-) -> bool {
+) -> Option<String> {
     use base64::Engine;
-    let Some(given) = req
+    let given = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -40,14 +41,20 @@ pub fn basic_auth_ok(
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
         })
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-    else {
-        return false;
-    };
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())?;
     // Every entry is compared, so the time does not tell which one matched.
-    accepted
-        .iter()
-        .fold(false, |ok, a| constant_time_eq(a.as_bytes(), &given) | ok)
+    let matched = accepted.iter().fold(None, |found, a| {
+        if constant_time_eq(a.as_bytes(), &given) {
+            Some(a)
+        } else {
+            found
+        }
+    });
+    matched.map(|a| {
+        a.split_once(':')
+            .map_or(a.as_str(), |(user, _)| user)
+            .to_string()
+    })
 }
 
 /// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).
@@ -110,6 +117,7 @@ pub(super) async fn run(
     calls: &Arc<Calls>,
     events: bool,
     path_id: Option<String>,
+    credential: Option<&MediaCredential>,
 ) -> Result<(), WsError> {
     let (sink, mut ws) = ws.split();
     let join = calls.config().join_timeout;
@@ -129,7 +137,7 @@ pub(super) async fn run(
         _ => vec![track(Role::Caller)],
     };
     let call_id = path_id.unwrap_or(meta.call_id);
-    let legs = join_tracks(calls, &call_id, &tracks, Transport::AudioFork).await?;
+    let legs = join_tracks(calls, &call_id, &tracks, Transport::AudioFork, credential).await?;
     let writer = if events {
         let rx = legs[0].call.clone().watch();
         Some(tokio::spawn(send_events(rx, sink)))
@@ -220,14 +228,15 @@ mod tests {
         };
         // base64("fs1:pa55:word") = ZnMxOnBhNTU6d29yZA==, base64("jambonz:other") =
         // amFtYm9uejpvdGhlcg==, base64("fs1:wrong") = ZnMxOndyb25n.
-        assert!(basic_auth_ok(
-            &req(Some("Basic ZnMxOnBhNTU6d29yZA==")),
-            &accepted
-        ));
-        assert!(basic_auth_ok(
-            &req(Some("basic  amFtYm9uejpvdGhlcg== ")),
-            &accepted
-        ));
+        // The user of the pair that matched is the credential a token file maps.
+        assert_eq!(
+            basic_auth_user(&req(Some("Basic ZnMxOnBhNTU6d29yZA==")), &accepted).as_deref(),
+            Some("fs1")
+        );
+        assert_eq!(
+            basic_auth_user(&req(Some("basic  amFtYm9uejpvdGhlcg== ")), &accepted).as_deref(),
+            Some("jambonz")
+        );
         for bad in [
             None,
             Some("Basic ZnMxOndyb25n"),
@@ -235,12 +244,12 @@ mod tests {
             Some("Basic not-base64!"),
             Some("Basic"),
         ] {
-            assert!(!basic_auth_ok(&req(bad), &accepted), "{bad:?}");
+            assert_eq!(basic_auth_user(&req(bad), &accepted), None, "{bad:?}");
         }
-        assert!(!basic_auth_ok(
-            &req(Some("Basic ZnMxOnBhNTU6d29yZA==")),
-            &[]
-        ));
+        assert_eq!(
+            basic_auth_user(&req(Some("Basic ZnMxOnBhNTU6d29yZA==")), &[]),
+            None
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{self, Role};
 use crate::server::legs::{Calls, Leg, LegRequest};
 use crate::server::limits::LivePace;
-use crate::server::security::check_call_id;
+use crate::server::security::{check_call_id, MediaCredential, MediaKind};
 use crate::server::session::Input;
 use crate::server::status::ServerError;
 use crate::server::tls::{Accept, MediaStream};
@@ -228,36 +228,45 @@ struct Unauthorized {
 
 /// Checks the credential `route` asks for, where one is configured: AudioHook's API key
 /// and signature, Twilio's `X-Twilio-Signature`, the audio fork's Basic credentials.
-fn admit(route: &Route, req: &Request, cfg: &WsConfig) -> Result<(), Unauthorized> {
+/// Returns the credential the request proved (None on a path configured open), which a
+/// token file may map to a tenant ([`Calls::join_media`]).
+fn admit(
+    route: &Route,
+    req: &Request,
+    cfg: &WsConfig,
+) -> Result<Option<MediaCredential>, Unauthorized> {
+    let proved = |kind, id: String| Ok(Some(MediaCredential { kind, id }));
     match route {
-        Route::AudioHook => {
-            audiohook::admit(req, cfg, signature::unix_now_s()).map_err(|why| Unauthorized {
+        Route::AudioHook => match audiohook::admit(req, cfg, signature::unix_now_s()) {
+            Ok(key) => proved(MediaKind::AudioHook, key),
+            Err(why) => Err(Unauthorized {
                 fault: why.fault(),
                 answer: why.answer(),
                 reason: why.to_string(),
-            })
-        }
+            }),
+        },
         Route::Twilio if !cfg.twilio_auth_tokens.is_empty() => {
             let public = cfg.twilio_public_url.as_deref();
-            twilio_signature::verify(req, &cfg.twilio_auth_tokens, public).map_err(|why| {
-                Unauthorized {
+            match twilio_signature::verify(req, &cfg.twilio_auth_tokens, public) {
+                Ok(i) => proved(MediaKind::Twilio, cfg.twilio_auth_tokens[i].clone()),
+                Err(why) => Err(Unauthorized {
                     fault: "twilio_signature",
                     answer: "missing or invalid X-Twilio-Signature",
                     reason: why.to_string(),
-                }
-            })
+                }),
+            }
         }
-        Route::Fork { .. }
-            if !cfg.fork_basic_auth.is_empty()
-                && !fork::basic_auth_ok(req, &cfg.fork_basic_auth) =>
-        {
-            Err(Unauthorized {
-                fault: "fork_auth",
-                answer: "missing or unknown Basic credentials",
-                reason: "missing or unknown Basic credentials".into(),
-            })
+        Route::Fork { .. } if !cfg.fork_basic_auth.is_empty() => {
+            match fork::basic_auth_user(req, &cfg.fork_basic_auth) {
+                Some(user) => proved(MediaKind::Fork, user),
+                None => Err(Unauthorized {
+                    fault: "fork_auth",
+                    answer: "missing or unknown Basic credentials",
+                    reason: "missing or unknown Basic credentials".into(),
+                }),
+            }
         }
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -275,6 +284,7 @@ async fn connection(
 ) -> Result<(), WsError> {
     let mut route = None;
     let mut path_id = None;
+    let mut credential = None;
     // The callback's type is tungstenite's: its error is the HTTP response to send.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -284,10 +294,13 @@ async fn connection(
             .map_or(req.uri().path(), |p| p.as_str());
         let parsed = Route::parse(target);
         if let Some((r, _)) = &parsed {
-            if let Err(no) = admit(r, req, cfg) {
-                tracing::info!(fault = no.fault, "WebSocket upgrade refused: {}", no.reason);
-                calls.metrics().client_fault(no.fault);
-                return Err(refuse(StatusCode::UNAUTHORIZED, no.answer));
+            match admit(r, req, cfg) {
+                Ok(c) => credential = c,
+                Err(no) => {
+                    tracing::info!(fault = no.fault, "WebSocket upgrade refused: {}", no.reason);
+                    calls.metrics().client_fault(no.fault);
+                    return Err(refuse(StatusCode::UNAUTHORIZED, no.answer));
+                }
             }
         }
         match parsed {
@@ -320,9 +333,11 @@ async fn connection(
                 secs: join.as_secs(),
             })??;
     match route {
-        Some(Route::Twilio) => twilio::run(ws, calls, cfg, path_id).await,
-        Some(Route::Fork { events }) => fork::run(ws, calls, events, path_id).await,
-        Some(Route::AudioHook) => audiohook::run(ws, calls, path_id).await,
+        Some(Route::Twilio) => twilio::run(ws, calls, cfg, path_id, credential.as_ref()).await,
+        Some(Route::Fork { events }) => {
+            fork::run(ws, calls, events, path_id, credential.as_ref()).await
+        }
+        Some(Route::AudioHook) => audiohook::run(ws, calls, path_id, credential.as_ref()).await,
         None => Ok(()), // the callback refused: no upgrade happened
     }
 }
@@ -373,12 +388,14 @@ struct Track {
 }
 
 /// Joins a socket's tracks as legs of call `call_id`, in order (the first starts the
-/// call and takes its place under the cap). A failed join ends the legs joined before it.
+/// call and takes its place under the cap), among the calls of the tenant `credential` is
+/// mapped to ([`Calls::join_media`]). A failed join ends the legs joined before it.
 async fn join_tracks(
     calls: &Arc<Calls>,
     call_id: &str,
     tracks: &[Track],
     transport: Transport,
+    credential: Option<&MediaCredential>,
 ) -> Result<Vec<Leg>, WsError> {
     let mut legs = Vec::with_capacity(tracks.len());
     for t in tracks {
@@ -394,7 +411,7 @@ async fn join_tracks(
             transport,
             options: proto::CallOptions::default(),
         };
-        match calls.join(req).await {
+        match calls.join_media(credential, req).await {
             Ok(leg) => legs.push(leg),
             Err(e) => {
                 end_legs(legs).await;

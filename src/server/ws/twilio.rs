@@ -27,6 +27,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp;
 use crate::proto::Role;
 use crate::server::legs::{Calls, Leg};
+use crate::server::security::MediaCredential;
 use crate::server::session::{now_ms, Input, TICK};
 
 /// Media Streams' one audio format: 8 kHz.
@@ -266,6 +267,7 @@ pub(super) async fn run(
     calls: &Arc<Calls>,
     cfg: &WsConfig,
     path_id: Option<String>,
+    credential: Option<&MediaCredential>,
 ) -> Result<(), WsError> {
     let join = calls.config().join_timeout;
     let idle = calls.config().idle_timeout;
@@ -290,7 +292,8 @@ pub(super) async fn run(
                 let call_id = path_id
                     .as_deref()
                     .unwrap_or_else(|| start.call_id(cfg.twilio_call_id_param.as_deref()));
-                let legs = join_tracks(calls, call_id, &specs, Transport::TwilioWs).await?;
+                let legs =
+                    join_tracks(calls, call_id, &specs, Transport::TwilioWs, credential).await?;
                 let mut by_track = [None; 2];
                 for (i, &t) in tracks.iter().enumerate() {
                     by_track[t] = Some(i);

@@ -82,7 +82,7 @@ pub fn verify(
     req: &Request,
     auth_tokens: &[String],
     public_url: Option<&str>,
-) -> Result<(), Refusal> {
+) -> Result<usize, Refusal> {
     let given = req
         .headers()
         .get("x-twilio-signature")
@@ -94,9 +94,9 @@ pub fn verify(
         .map_err(|_| Refusal::Mismatch)?;
     let url = signed_url(req, public_url).ok_or(Refusal::Mismatch)?;
     for url in port_variants(&url) {
-        for token in auth_tokens {
+        for (i, token) in auth_tokens.iter().enumerate() {
             if mac(token, &url, &[]).verify_slice(&given).is_ok() {
-                return Ok(());
+                return Ok(i);
             }
         }
     }
@@ -160,22 +160,22 @@ mod tests {
         let tokens = vec!["other-token".to_string(), "12345".to_string()];
         let plain = "pM+Fyl76CH3HI37VUDSe34y6R+k="; // wss://callmood.example.com/twilio
         let req = upgrade("/twilio", "callmood.example.com", Some(plain));
-        assert_eq!(verify(&req, &tokens, None), Ok(()));
+        assert_eq!(verify(&req, &tokens, None), Ok(1));
         let req = upgrade("/twilio", "callmood.example.com:443", Some(plain));
         assert_eq!(
             verify(&req, &tokens, None),
-            Ok(()),
+            Ok(1),
             "port given, signed without"
         );
         let ported = "jr2ee3kqbgXl5rCp4MU8Lr/PD8w="; // wss://callmood.example.com:443/twilio/CA42
         let req = upgrade("/twilio/CA42", "callmood.example.com", Some(ported));
-        assert_eq!(verify(&req, &tokens, None), Ok(()), "signed with the port");
+        assert_eq!(verify(&req, &tokens, None), Ok(1), "signed with the port");
         // Behind a proxy that rewrites Host: the configured public URL is what was signed.
         let req = upgrade("/twilio", "127.0.0.1:8080", Some(plain));
         assert_eq!(verify(&req, &tokens, None), Err(Refusal::Mismatch));
         assert_eq!(
             verify(&req, &tokens, Some("wss://callmood.example.com")),
-            Ok(())
+            Ok(1)
         );
     }
 
