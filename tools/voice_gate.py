@@ -35,6 +35,7 @@ CL = ['neutral', 'happy', 'angry', 'sad', 'fearful']
 HEADER = []
 U0 = 0.0  # the temperature round's unfamiliarity floor (--u0)
 COLD = False  # --cold: the third temperature round (b, the cold-start term)
+NAP_KS = '8,16,32'  # --k: the nap round's numbers of directions
 
 
 def load(path, corpus):
@@ -61,8 +62,10 @@ def all_data():
     ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
+    ap.add_argument('--k', default='8,16,32', help='nap round: the numbers of directions removed')
     a = ap.parse_args()
-    global ROUND, U0, COLD
+    global ROUND, U0, COLD, NAP_KS
+    NAP_KS = a.k
     ROUND = a.round
     U0 = a.u0
     COLD = a.cold
@@ -734,7 +737,7 @@ def main_baseline():
 
 # --- the nuisance projection round ------------------------------------------------------------
 
-NAP_K = [8, 16, 32]
+NAP_K = [int(k) for k in NAP_KS.split(',')]
 SPK_COND = {}
 for _i in range(N):
     SPK_COND.setdefault((spk[_i], cond[_i]), []).append(_i)
