@@ -572,6 +572,49 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("\"uar_running\""), "{stdout}");
 
+    // Recorded calls instead of a manifest: each channel of each WAV is one speaker.
+    let calls = dir.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    let (left, right) = (
+        load_wav(&dir.path().join("clip00.wav")),
+        load_wav(&dir.path().join("clip07.wav")),
+    );
+    let stereo: Vec<f32> = left.iter().zip(&right).flat_map(|(l, r)| [*l, *r]).collect();
+    write_stereo_wav(&calls.join("call-1.wav"), &stereo);
+    std::fs::write(calls.join("notes.txt"), "not audio").unwrap();
+    let from_calls = |calm_calls: &std::path::Path| {
+        run(callmood()
+            .args(["calibrate", "--min-utterances", "2", "--model"])
+            .arg(&model)
+            .arg("--calm-calls")
+            .arg(calm_calls)
+            .arg("--out")
+            .arg(&out))
+    };
+    let (ok, stdout, stderr) = from_calls(&calls);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("of 2 speakers (2 clips, as recorded) onto the training's telephony"),
+        "{stdout}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        m["calibration"]["source"].as_str().unwrap().ends_with("calls"),
+        "{}",
+        m["calibration"]
+    );
+    let no_wav = dir.path().join("no-wav");
+    std::fs::create_dir(&no_wav).unwrap();
+    std::fs::write(no_wav.join("call.mp3"), "not a WAV").unwrap();
+    let (ok, _, stderr) = from_calls(&no_wav);
+    assert!(
+        !ok && stderr.contains("no .wav file in the directory"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = from_calls(&calls.join("notes.txt"));
+    assert!(!ok && stderr.contains("notes.txt"), "{stderr}");
+
     let (ok, _, stderr) = calibrate(&["--onto", "studio"]);
     assert!(
         !ok && stderr.contains("--onto studio") && stderr.contains("`telephony`"),

@@ -114,3 +114,84 @@ ws = {
 }
 for name, text in ws.items():
     put("ws_messages", name, text.encode())
+
+# --- ws_upgrade ------------------------------------------------------------------
+# The input is [public URL choice, request target \n header lines...]; the target's
+# configuration (fuzz_targets/ws_upgrade.rs): AudioHook key SIGNED_KEY with the client
+# secret SECRET (the AudioHook protocol's documented example's), a plain key, Twilio tokens
+# "12345" and another, Basic pairs freeswitch:pa55word and jambonz:s3cret:with:colons, the
+# checks made at Unix time NOW (one second after the documented example's `created`).
+import base64, hashlib, hmac
+
+SIGNED_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"
+SECRET = base64.b64decode("TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU=")
+PLAIN_KEY = "plain-audiohook-key-0123456789"
+NOW = 1_641_013_201
+COVERED = ["@request-target", "@authority", "audiohook-organization-id",
+           "audiohook-session-id", "audiohook-correlation-id", "x-api-key"]
+
+def upgrade(choice, target, headers):
+    ws = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+          ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+    lines = [target] + ["%s: %s" % h for h in headers + ws]
+    return bytes([choice]) + "\r\n".join(lines).encode()
+
+def audiohook_signature(target, headers, key, secret, nonce, created, expires):
+    """Signature-Input and Signature as signature.rs signs (RFC 9421, HMAC-SHA256)."""
+    h = {n.lower(): v for n, v in headers}
+    value = {"@request-target": target, "@authority": h["host"].lower()}
+    params = "(%s);keyid=\"%s\";nonce=\"%s\";alg=\"hmac-sha256\";created=%d;expires=%d" % (
+        " ".join('"%s"' % c for c in COVERED), key, nonce, created, expires)
+    base = "".join('"%s": %s\n' % (c, value.get(c, h.get(c))) for c in COVERED)
+    base += '"@signature-params": ' + params
+    sig = base64.b64encode(hmac.new(secret, base.encode(), hashlib.sha256).digest()).decode()
+    return [("Signature-Input", "sig1=" + params), ("Signature", "sig1=:%s:" % sig)]
+
+ah_headers = [("Host", "audiohook.example.com"),
+              ("Audiohook-Organization-Id", "d7934305-0972-4844-938e-9060eef73d05"),
+              ("Audiohook-Correlation-Id", "e160e428-53e2-487c-977d-96989bf5c99d"),
+              ("Audiohook-Session-Id", "30b0e395-84d3-4570-ac13-9a62d8f514c0"),
+              ("X-API-KEY", SIGNED_KEY)]
+# The documented example, whose signature signature.rs's unit test checks: this code must
+# give it too.
+doc_sig = audiohook_signature("/api/v1/voicebiometrics/ws", ah_headers, SIGNED_KEY, SECRET,
+                              "VGhpc0lzQVVuaXF1ZU5vbmNl", 1641013200, 3282026430)
+assert doc_sig[1][1] == "sig1=:NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=:", doc_sig
+put("ws_upgrade", "audiohook_documented",
+    upgrade(0, "/api/v1/voicebiometrics/ws", ah_headers + doc_sig))
+# Signed here, on callmood's path, created NOW and expiring 10 s later.
+put("ws_upgrade", "audiohook_signed",
+    upgrade(0, "/audiohook/c-42", ah_headers + audiohook_signature(
+        "/audiohook/c-42", ah_headers, SIGNED_KEY, SECRET, "MDEyMzQ1Njc4OWFiY2RlZmdoaWo",
+        NOW, NOW + 10)))
+put("ws_upgrade", "audiohook_plain_key",
+    upgrade(0, "/audiohook", [("Host", "callmood.example.com"), ("X-API-KEY", PLAIN_KEY)]))
+
+def twilio_signature(token, url):
+    return base64.b64encode(hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()).decode()
+
+# Signed for wss:// and the Host (second token); and, behind a proxy that rewrites Host,
+# for the public URL (choice 1: wss://callmood.example.com), signed with :443.
+put("ws_upgrade", "twilio_signed",
+    upgrade(0, "/twilio/CA42", [("Host", "callmood.example.com"), ("X-Twilio-Signature",
+        twilio_signature("f00dfeedf00dfeedf00dfeedf00dfeed",
+                         "wss://callmood.example.com/twilio/CA42"))]))
+assert twilio_signature("12345", "wss://callmood.example.com/twilio") == \
+    "pM+Fyl76CH3HI37VUDSe34y6R+k="  # twilio_signature.rs's unit test
+put("ws_upgrade", "twilio_signed_public_url",
+    upgrade(1, "/twilio", [("Host", "127.0.0.1:8080"), ("X-Twilio-Signature",
+        twilio_signature("12345", "wss://callmood.example.com:443/twilio"))]))
+put("ws_upgrade", "fork_basic",
+    upgrade(0, "/fork?events=1", [("Host", "callmood.example.com"), ("Authorization",
+        "Basic " + base64.b64encode(b"jambonz:s3cret:with:colons").decode())]))
+# Malformed: a Signature-Input that is no dictionary, a Signature that is no byte
+# sequence, a Twilio signature that is not base64, Basic credentials that are not base64
+# under a lower-case scheme, and a second X-API-KEY.
+put("ws_upgrade", "malformed_signature",
+    upgrade(0, "/audiohook", [("Host", "audiohook.example.com"), ("X-API-KEY", SIGNED_KEY),
+        ("Signature-Input", 'sig1=("@request-target" "@authority";keyid=1'),
+        ("Signature", "sig1=NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=")]))
+put("ws_upgrade", "malformed_twilio_basic",
+    upgrade(2, "/twilio?x=%41&y", [("Host", "CallMood.example.com:443"),
+        ("X-Twilio-Signature", "not base64!"), ("authorization", "basic ??=="),
+        ("X-API-KEY", PLAIN_KEY), ("X-API-KEY", "another")]))

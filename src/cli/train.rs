@@ -115,8 +115,14 @@ pub struct CalibrateArgs {
     /// Calm speech of the line: a directory with manifest.csv (file,speaker,gender; WAV or
     /// FLAC), every clip taken as calm, whatever else the manifest says. Repeatable. Use
     /// calls or turns you know to be calm, from many speakers.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "calm_calls")]
     pub calm: Vec<PathBuf>,
+    /// Calm recorded calls of the line: a WAV file (PCM, μ-law or A-law; one channel per
+    /// party, as `analyze` reads calls) or a directory of them (its `.wav` files, not its
+    /// subdirectories). Each channel of each file counts as one speaker. Repeatable; with or
+    /// without --calm.
+    #[arg(long)]
+    pub calm_calls: Vec<PathBuf>,
     /// The training's neutral speech the line is mapped onto: `telephony` (a phone line)
     /// or `clean` (wideband audio).
     #[arg(long, default_value = "telephony")]
@@ -596,6 +602,59 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
     })
 }
 
+/// The channels of the recorded calls `paths` names (WAV files, or directories of them),
+/// each as a calm clip of its own speaker (`FILE#CHANNEL`) with its audio at 16 kHz.
+fn calm_calls(
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
+    use crate::train::corpus::{to_16k, Audio, Clip};
+    let is_wav = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("--calm-calls {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_wav(p))
+                .collect();
+            if in_dir.is_empty() {
+                bail!("--calm-calls {}: no .wav file in the directory", path.display());
+            }
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let wav = crate::core::codec::wav::read_wav_file(&file)
+            .with_context(|| format!("--calm-calls {}", file.display()))?;
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        for (i, samples) in wav.samples.into_iter().enumerate() {
+            let audio = to_16k(&Audio {
+                rate_hz: wav.sample_rate,
+                samples,
+            })
+            .map_err(|e| anyhow::anyhow!("--calm-calls {}: {e}", file.display()))?;
+            let clip = Clip {
+                path: file.clone(),
+                speaker: format!("{name}#{}", i + 1),
+                gender: String::new(),
+                label: "calm".into(),
+                class: 0,
+                corpus: "calls".into(),
+                assumed_neutral: true,
+            };
+            out.push((clip, audio));
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     use crate::emotion::voice::{Calibration, VoiceModel};
     use crate::train::dataset::{self, Condition};
@@ -618,8 +677,16 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
                 .join(", ")
         ),
     };
-    let corpus = read_training_labels(&[], &a.calm)?;
-    let loaded = load_audio(&corpus);
+    let mut corpus = if a.calm.is_empty() {
+        crate::train::corpus::Corpus::default()
+    } else {
+        read_training_labels(&[], &a.calm)?
+    };
+    let mut loaded = load_audio(&corpus);
+    for (clip, audio) in calm_calls(&a.calm_calls)? {
+        corpus.clips.push(clip);
+        loaded.audio.push(Some(audio));
+    }
     let condition = if a.telephony {
         Condition::Telephony
     } else {
@@ -689,6 +756,7 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         source: a
             .calm
             .iter()
+            .chain(&a.calm_calls)
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
