@@ -579,7 +579,11 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
         load_wav(&dir.path().join("clip00.wav")),
         load_wav(&dir.path().join("clip07.wav")),
     );
-    let stereo: Vec<f32> = left.iter().zip(&right).flat_map(|(l, r)| [*l, *r]).collect();
+    let stereo: Vec<f32> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(l, r)| [*l, *r])
+        .collect();
     write_stereo_wav(&calls.join("call-1.wav"), &stereo);
     std::fs::write(calls.join("notes.txt"), "not audio").unwrap();
     let from_calls = |calm_calls: &std::path::Path| {
@@ -600,7 +604,10 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert!(
-        m["calibration"]["source"].as_str().unwrap().ends_with("calls"),
+        m["calibration"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("calls"),
         "{}",
         m["calibration"]
     );

@@ -181,11 +181,15 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
             } else {
                 Some(Arc::new(a.asr.load()?))
             };
+            let voice = a.emotion.load()?;
+            if let Some(note) = voice.as_ref().and_then(|v| v.uncalibrated_note()) {
+                eprintln!("callmood: {note}");
+            }
             // One analyzer for all files: one Whisper pool shared by the calls in flight.
             Engine::Local(Analyzer {
                 plan: DspPlan::new(),
                 asr,
-                voice: a.emotion.load()?,
+                voice,
                 words: a.emotion.load_words()?,
                 // Counted, never served: `analyze` has no metrics endpoint.
                 metrics: Default::default(),

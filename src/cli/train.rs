@@ -604,9 +604,7 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
 
 /// The channels of the recorded calls `paths` names (WAV files, or directories of them),
 /// each as a calm clip of its own speaker (`FILE#CHANNEL`) with its audio at 16 kHz.
-fn calm_calls(
-    paths: &[PathBuf],
-) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
+fn calm_calls(paths: &[PathBuf]) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
     use crate::train::corpus::{to_16k, Audio, Clip};
     let is_wav = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
     let mut files = Vec::new();
@@ -618,7 +616,10 @@ fn calm_calls(
                 .filter(|p| p.is_file() && is_wav(p))
                 .collect();
             if in_dir.is_empty() {
-                bail!("--calm-calls {}: no .wav file in the directory", path.display());
+                bail!(
+                    "--calm-calls {}: no .wav file in the directory",
+                    path.display()
+                );
             }
             in_dir.sort();
             files.extend(in_dir);
