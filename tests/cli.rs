@@ -550,14 +550,16 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
             .arg(&out)
             .args(extra))
     };
-    let (ok, stdout, stderr) = calibrate(&["--min-utterances", "2", "--telephony"]);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("of 2 speakers (3 clips, telephony (simulated line)) onto the training's telephony neutral speech"),
-        "{stdout}"
+    // A run that succeeded, saying `said`: the model it wrote.
+    let written = |(ok, stdout, stderr): (bool, String, String), said: &str| {
+        assert!(ok && stdout.contains(said), "{stdout}\n{stderr}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let m = written(
+        calibrate(&["--min-utterances", "2", "--telephony"]),
+        "of 2 speakers (3 clips, telephony (simulated line)) onto the training's telephony neutral speech",
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let c = &m["calibration"];
     assert!(c["calm"]["utterances"].as_u64().unwrap() >= 3, "{c}");
     assert_eq!(c["neutral"]["condition"], "telephony");
@@ -595,14 +597,10 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
             .arg("--out")
             .arg(&out))
     };
-    let (ok, stdout, stderr) = from_calls(&calls);
-    assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("of 2 speakers (2 clips, as recorded) onto the training's telephony"),
-        "{stdout}"
+    let m = written(
+        from_calls(&calls),
+        "of 2 speakers (2 clips, as recorded) onto the training's telephony",
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert!(
         m["calibration"]["source"]
             .as_str()
