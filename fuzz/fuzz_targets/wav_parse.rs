@@ -15,8 +15,8 @@
 
 use callmood::call::MAX_CHANNELS;
 use callmood::core::codec::wav::parse_wav;
-use callmood::train::corpus::{to_16k, Audio};
 use callmood::core::dsp::resample::Resampler;
+use callmood::train::corpus::{to_16k, Audio};
 use callmood::SAMPLE_RATE;
 use libfuzzer_sys::fuzz_target;
 

@@ -139,11 +139,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(p) = m.position.as_deref() {
             duration(p);
         }
-        if let Some(c) = m
-            .parameters
-            .get("conversationId")
-            .and_then(|c| c.as_str())
-        {
+        if let Some(c) = m.parameters.get("conversationId").and_then(|c| c.as_str()) {
             call_id(c);
         }
     }
