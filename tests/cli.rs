@@ -611,12 +611,9 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
     );
     let no_wav = dir.path().join("no-wav");
     std::fs::create_dir(&no_wav).unwrap();
-    std::fs::write(no_wav.join("call.mp3"), "not a WAV").unwrap();
+    std::fs::write(no_wav.join("call.txt"), "not a recording").unwrap();
     let (ok, _, stderr) = from_calls(&no_wav);
-    assert!(
-        !ok && stderr.contains("no .wav file in the directory"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("no recording (.wav,"), "{stderr}");
     let (ok, _, stderr) = from_calls(&calls.join("notes.txt"));
     assert!(!ok && stderr.contains("notes.txt"), "{stderr}");
 

@@ -117,10 +117,10 @@ pub struct CalibrateArgs {
     /// calls or turns you know to be calm, from many speakers.
     #[arg(long, required_unless_present = "calm_calls")]
     pub calm: Vec<PathBuf>,
-    /// Calm recorded calls of the line: a WAV file (PCM, μ-law or A-law; one channel per
-    /// party, as `analyze` reads calls) or a directory of them (its `.wav` files, not its
-    /// subdirectories). Each channel of each file counts as one speaker. Repeatable; with or
-    /// without --calm.
+    /// Calm recorded calls of the line: a recording (WAV, FLAC, MP3, Ogg Vorbis or Opus,
+    /// one channel per party, as `analyze` reads calls) or a directory of them (its files
+    /// with those extensions, not its subdirectories). Each channel of each file counts as
+    /// one speaker. Repeatable; with or without --calm.
     #[arg(long)]
     pub calm_calls: Vec<PathBuf>,
     /// The training's neutral speech the line is mapped onto: `telephony` (a phone line)
@@ -602,22 +602,23 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
     })
 }
 
-/// The channels of the recorded calls `paths` names (WAV files, or directories of them),
+/// The channels of the recorded calls `paths` names (recordings, or directories of them),
 /// each as a calm clip of its own speaker (`FILE#CHANNEL`) with its audio at 16 kHz.
 fn calm_calls(paths: &[PathBuf]) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
+    use crate::core::codec::audio_file::{has_recording_extension, read_audio_file};
     use crate::train::corpus::{to_16k, Audio, Clip};
-    let is_wav = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
             let mut in_dir: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("--calm-calls {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_wav(p))
+                .filter(|p| p.is_file() && has_recording_extension(p))
                 .collect();
             if in_dir.is_empty() {
                 bail!(
-                    "--calm-calls {}: no .wav file in the directory",
+                    "--calm-calls {}: no recording (.wav, .flac, .mp3, .ogg, .oga, .opus) in \
+                     the directory",
                     path.display()
                 );
             }
@@ -629,8 +630,8 @@ fn calm_calls(paths: &[PathBuf]) -> anyhow::Result<Vec<(crate::train::corpus::Cl
     }
     let mut out = Vec::new();
     for file in files {
-        let wav = crate::core::codec::wav::read_wav_file(&file)
-            .with_context(|| format!("--calm-calls {}", file.display()))?;
+        let wav =
+            read_audio_file(&file).with_context(|| format!("--calm-calls {}", file.display()))?;
         let name = file.file_name().map_or_else(
             || file.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
