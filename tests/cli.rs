@@ -573,6 +573,17 @@ fn calibrate_writes_a_model_mapped_to_the_line() {
         .arg(&out));
     assert!(ok, "{stderr}");
     assert!(stdout.contains("\"uar_running\""), "{stdout}");
+    // `analyze` says at start when its voice model is not calibrated to the line, and
+    // only then.
+    for (m, says) in [(&model, true), (&out, false)] {
+        let (ok, _, stderr) = run(callmood()
+            .args(["analyze", "--no-transcript", "--emotion-model"])
+            .arg(m)
+            .arg(dir.path().join("clip00.wav")));
+        assert!(ok, "{stderr}");
+        let note = format!("{} not calibrated to this line", m.display());
+        assert_eq!(stderr.contains(&note), says, "{stderr}");
+    }
 
     // Recorded calls instead of a manifest: each channel of each WAV is one speaker.
     let calls = dir.path().join("calls");

@@ -182,8 +182,10 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
                 Some(Arc::new(a.asr.load()?))
             };
             let voice = a.emotion.load()?;
-            if let Some(note) = voice.as_ref().and_then(|v| v.uncalibrated_note()) {
-                eprintln!("callmood: {note}");
+            if let (Some(v), Some(path)) = (&voice, a.emotion.path()) {
+                if let Some(note) = v.uncalibrated_note(&path) {
+                    eprintln!("callmood: {note}");
+                }
             }
             // One analyzer for all files: one Whisper pool shared by the calls in flight.
             Engine::Local(Analyzer {

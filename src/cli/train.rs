@@ -602,19 +602,23 @@ fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
     })
 }
 
-/// The channels of the recorded calls `paths` names (recordings, or directories of them),
-/// each as a calm clip of its own speaker (`FILE#CHANNEL`) with its audio at 16 kHz.
-fn calm_calls(paths: &[PathBuf]) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
-    use crate::core::codec::audio_file::{has_recording_extension, read_audio_file};
-    use crate::train::corpus::{to_16k, Audio, Clip};
+/// The recorded calls `paths` names (recordings, or the recordings of directories, sorted).
+fn calm_call_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    use crate::core::codec::audio_file::has_recording_extension;
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut in_dir: Vec<PathBuf> = std::fs::read_dir(path)
+            let mut in_dir = Vec::new();
+            for entry in std::fs::read_dir(path)
                 .with_context(|| format!("--calm-calls {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && has_recording_extension(p))
-                .collect();
+            {
+                let p = entry
+                    .with_context(|| format!("--calm-calls {}", path.display()))?
+                    .path();
+                if p.is_file() && has_recording_extension(&p) {
+                    in_dir.push(p);
+                }
+            }
             if in_dir.is_empty() {
                 bail!(
                     "--calm-calls {}: no recording (.wav, .flac, .mp3, .ogg, .oga, .opus) in \
@@ -628,31 +632,32 @@ fn calm_calls(paths: &[PathBuf]) -> anyhow::Result<Vec<(crate::train::corpus::Cl
             files.push(path.clone());
         }
     }
+    Ok(files)
+}
+
+/// The channels of recorded call `file`, each as a calm clip of its own speaker
+/// (`PATH#CHANNEL`) with its audio at 16 kHz.
+fn calm_call(file: &Path) -> anyhow::Result<Vec<(crate::train::corpus::Clip, Vec<f32>)>> {
+    use crate::core::codec::audio_file::read_audio_file;
+    use crate::train::corpus::{to_16k, Audio, Clip};
+    let wav = read_audio_file(file).with_context(|| format!("--calm-calls {}", file.display()))?;
     let mut out = Vec::new();
-    for file in files {
-        let wav =
-            read_audio_file(&file).with_context(|| format!("--calm-calls {}", file.display()))?;
-        let name = file.file_name().map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        for (i, samples) in wav.samples.into_iter().enumerate() {
-            let audio = to_16k(&Audio {
-                rate_hz: wav.sample_rate,
-                samples,
-            })
-            .map_err(|e| anyhow::anyhow!("--calm-calls {}: {e}", file.display()))?;
-            let clip = Clip {
-                path: file.clone(),
-                speaker: format!("{name}#{}", i + 1),
-                gender: String::new(),
-                label: "calm".into(),
-                class: 0,
-                corpus: "calls".into(),
-                assumed_neutral: true,
-            };
-            out.push((clip, audio));
-        }
+    for (i, samples) in wav.samples.into_iter().enumerate() {
+        let audio = to_16k(&Audio {
+            rate_hz: wav.sample_rate,
+            samples,
+        })
+        .map_err(|e| anyhow::anyhow!("--calm-calls {}: {e}", file.display()))?;
+        let clip = Clip {
+            path: file.to_path_buf(),
+            speaker: format!("{}#{}", file.display(), i + 1),
+            gender: String::new(),
+            label: "calm".into(),
+            class: 0,
+            corpus: "calls".into(),
+            assumed_neutral: true,
+        };
+        out.push((clip, audio));
     }
     Ok(out)
 }
@@ -684,11 +689,8 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     } else {
         read_training_labels(&[], &a.calm)?
     };
-    let mut loaded = load_audio(&corpus);
-    for (clip, audio) in calm_calls(&a.calm_calls)? {
-        corpus.clips.push(clip);
-        loaded.audio.push(Some(audio));
-    }
+    let loaded = load_audio(&corpus);
+    let calls = calm_call_files(&a.calm_calls)?;
     let condition = if a.telephony {
         Condition::Telephony
     } else {
@@ -704,11 +706,24 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         "as recorded"
     };
     eprintln!(
-        "callmood: extracting voice features of {} calm clips ({heard})",
-        corpus.clips.len()
+        "callmood: extracting voice features of {} calm clips and {} calm calls ({heard})",
+        corpus.clips.len(),
+        calls.len()
     );
-    let features =
-        dataset::clip_features(&DspPlan::new(), &encoder, &loaded.audio, condition, None);
+    let plan = DspPlan::new();
+    let mut features = dataset::clip_features(&plan, &encoder, &loaded.audio, condition, None);
+    drop(loaded);
+    // A call at a time, so that only one call's audio is held; each channel keeps its own
+    // place in the clip numbering (the line noise of --telephony is seeded by it).
+    for file in &calls {
+        let (clips, audio): (Vec<_>, Vec<_>) = calm_call(file)?.into_iter().unzip();
+        let audio: Vec<Option<Vec<f32>>> = audio.into_iter().map(Some).collect();
+        let first = corpus.clips.len();
+        features.extend(dataset::clip_features_from(
+            &plan, &encoder, &audio, condition, None, first,
+        ));
+        corpus.clips.extend(clips);
+    }
     let data = dataset::clip_data(&corpus, features);
     let clips: Vec<&crate::train::voice::ClipData> =
         data.iter().filter(|c| !c.utterances.is_empty()).collect();

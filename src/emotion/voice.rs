@@ -481,16 +481,22 @@ impl VoiceModel {
         self.softmax.validate(N_VOICE, N_CLASSES)
     }
 
-    /// A line for the start of `serve` and `analyze` when this model could be calibrated to
-    /// the line and is not: uncalibrated, the shipped model reads 4 in 10 utterances of
-    /// ordinary calm readers as angry (models/README.md, "Calm-speech calibration").
-    pub fn uncalibrated_note(&self) -> Option<&'static str> {
-        (self.calibration.is_none() && !self.neutral.is_empty()).then_some(
-            "voice emotion model not calibrated to this line: on ordinary calm voices the \
-             shipped model reads about 4 utterances in 10 as angry; calibrate it from calm \
-             calls of the line (`callmood calibrate --calm-calls DIR --out FILE`, then \
-             --emotion-model FILE; README, Calibrating to a line)",
-        )
+    /// A line for the start of `serve` and `analyze` when this model, loaded from `path`,
+    /// could be calibrated to the line and is not: uncalibrated, the shipped model reads 4
+    /// in 10 utterances of ordinary calm readers as angry (models/README.md, "Calm-speech
+    /// calibration").
+    pub fn uncalibrated_note(&self, path: &std::path::Path) -> Option<String> {
+        (self.calibration.is_none() && !self.neutral.is_empty()).then(|| {
+            format!(
+                "voice emotion model {} not calibrated to this line (uncalibrated, the shipped \
+                 model reads about 4 utterances in 10 of ordinary calm voices as angry); \
+                 calibrate it from calm calls of the line: `callmood calibrate --model {} \
+                 --calm-calls DIR --out FILE`, then --emotion-model FILE (README, Calibrating \
+                 to a line)",
+                path.display(),
+                path.display()
+            )
+        })
     }
 
     /// What the model reads of an utterance's raw features: mapped by the model's
@@ -860,18 +866,16 @@ mod tests {
         m.calibration.as_mut().unwrap().calm.sd[3] = 0.0;
         assert!(m.validate().unwrap_err().contains("calm"));
         // Only a model that could be calibrated and is not says so at start.
-        assert_eq!(m.uncalibrated_note(), None, "calibrated");
+        let path = std::path::Path::new("models/v.json");
+        assert_eq!(m.uncalibrated_note(path), None, "calibrated");
         m.calibration = None;
-        assert_eq!(
-            m.uncalibrated_note(),
-            None,
-            "no neutral statistics: cannot be"
-        );
+        assert_eq!(m.uncalibrated_note(path), None, "no neutral statistics");
         m.neutral = vec![stats(10.0, 2.0)];
-        assert!(m
-            .uncalibrated_note()
-            .unwrap()
-            .contains("callmood calibrate"));
+        let note = m.uncalibrated_note(path).unwrap();
+        assert!(
+            note.contains("callmood calibrate --model models/v.json"),
+            "{note}"
+        );
         m.neutral[0].mean.pop();
         assert!(m.validate().unwrap_err().contains("neutral reference"));
     }

@@ -450,20 +450,17 @@ impl Calls {
         self.join_as(self.media_tenant.clone(), req).await
     }
 
-    /// Admits a leg of a WebSocket media client that proved `credential` before its
-    /// upgrade: as the tenant the token file maps that credential to (read now, so a
-    /// SIGHUP reload counts from the next socket), else as the media tenant.
-    pub async fn join_media(
-        self: &Arc<Self>,
-        credential: Option<&MediaCredential>,
-        req: LegRequest,
-    ) -> Result<Leg, ServerError> {
+    /// The tenant of a WebSocket media client that proved `credential` before its upgrade:
+    /// the one the token file maps that credential to (the file as it is now: a SIGHUP
+    /// reload counts from the next socket that joins), else the media tenant. A socket
+    /// asks once and joins every one of its tracks as that tenant
+    /// ([`Calls::join_as`]), so a reload between its tracks cannot split it.
+    pub fn media_tenant_of(&self, credential: Option<&MediaCredential>) -> Option<Tenant> {
         let mapped = match (&self.auth, credential) {
             (Some(auth), Some(c)) => auth.tokens().media_tenant(c),
             _ => None,
         };
-        self.join_as(mapped.or_else(|| self.media_tenant.clone()), req)
-            .await
+        mapped.or_else(|| self.media_tenant.clone())
     }
 
     /// Admits a leg of `tenant`: joins that tenant's live call with its id, or starts one.

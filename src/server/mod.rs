@@ -150,8 +150,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
-    if let Some(note) = voice.as_ref().and_then(|v| v.uncalibrated_note()) {
-        eprintln!("callmood: {note}");
+    if let (Some(v), Some(path)) = (&voice, &cfg.emotion_model) {
+        if let Some(note) = v.uncalibrated_note(path) {
+            eprintln!("callmood: {note}");
+        }
     }
     if let Some(c) = voice.as_ref().and_then(|v| v.calibration.as_ref()) {
         tracing::info!(

@@ -264,12 +264,23 @@ impl std::fmt::Debug for MediaCredential {
 const MAX_CERT_NAME_BYTES: usize = 253;
 
 /// The tokens of a token file, each with its tenant, and the client certificate names
-/// mapped to tenants.
-#[derive(Debug)]
+/// mapped to tenants. Its `Debug` shows counts alone (the file holds secrets).
 pub struct Tokens {
     entries: Vec<(Vec<u8>, Tenant)>,
     certs: Vec<(String, Tenant)>,
     media: Vec<(MediaKind, Vec<u8>, Tenant)>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tokens({} tokens, {} certificate names, {} media credentials)",
+            self.entries.len(),
+            self.certs.len(),
+            self.media.len()
+        )
+    }
 }
 
 /// What a client certificate's names say of its tenant.
@@ -312,7 +323,7 @@ impl Tokens {
                 .find_map(|&k| token.strip_prefix(k.prefix()).map(|id| (k, id)));
             if let Some((kind, id)) = media_id {
                 if id.is_empty() || id.len() > MAX_MEDIA_ID_BYTES {
-                    return Err(err(i + 1, "media credential: 1 to 256 characters expected"));
+                    return Err(err(i + 1, "media credential: 1 to 256 bytes expected"));
                 }
                 if media
                     .iter()
@@ -494,13 +505,11 @@ impl Auth {
         }))
     }
 
-    /// Reads the file again; on error the tokens in use stay. Returns the new tokens'
-    /// count.
-    pub fn reload(&self) -> Result<usize, TokenFileError> {
+    /// Reads the file again; on error the tokens in use stay. Returns the new tokens.
+    pub fn reload(&self) -> Result<Arc<Tokens>, TokenFileError> {
         let tokens = Arc::new(Tokens::read(&self.path)?);
-        let n = tokens.len();
-        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens;
-        Ok(n)
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens.clone();
+        Ok(tokens)
     }
 
     /// The tokens in use.
@@ -604,8 +613,12 @@ pub async fn reload_on_sighup(auth: Arc<Auth>) {
         };
         while hup.recv().await.is_some() {
             match auth.reload() {
-                Ok(n) => eprintln!(
-                    "callmood: SIGHUP: {n} tokens reloaded from {}",
+                Ok(t) => eprintln!(
+                    "callmood: SIGHUP: {} tokens, {} client certificate names and {} media \
+                     credentials reloaded from {}",
+                    t.len(),
+                    t.cert_names(),
+                    t.media_credentials(),
                     auth.path().display()
                 ),
                 Err(e) => eprintln!("callmood: SIGHUP: {e}; the tokens in use stay"),
@@ -661,19 +674,20 @@ mod tests {
         let e = |text: &str| parse(&format!("{A} acme\n{text}")).unwrap_err().to_string();
         assert_eq!(
             e("fork: acme"),
-            "token file tokens.txt, line 2: media credential: 1 to 256 characters expected"
+            "token file tokens.txt, line 2: media credential: 1 to 256 bytes expected"
         );
         assert_eq!(
             e("fork:a acme\nfork:a globex"),
             "token file tokens.txt, line 3: the same media credential is on an earlier line"
         );
-        assert!(e(&format!("twilio:{} acme", "x".repeat(257))).contains("1 to 256 characters"));
+        assert!(e(&format!("twilio:{} acme", "x".repeat(257))).contains("1 to 256 bytes"));
         // The secret never shows in the Debug form either.
         let c = MediaCredential {
             kind: MediaKind::Twilio,
             id: twilio.into(),
         };
         assert!(!format!("{c:?}").contains(twilio));
+        assert!(!format!("{t:?}").contains(twilio) && !format!("{t:?}").contains(A));
     }
 
     #[test]
@@ -811,7 +825,7 @@ mod tests {
         std::fs::write(&path, format!("{A} acme\n")).unwrap();
         let auth = Auth::load(&path).unwrap();
         std::fs::write(&path, format!("{B} globex\n")).unwrap();
-        assert_eq!(auth.reload().unwrap(), 1);
+        assert_eq!(auth.reload().unwrap().len(), 1);
         assert!(auth.tokens().tenant(A.as_bytes()).is_none());
         assert_eq!(
             auth.tokens().tenant(B.as_bytes()).as_deref(),

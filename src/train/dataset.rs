@@ -101,9 +101,23 @@ pub fn clip_features(
     condition: Condition,
     crop: Option<u64>,
 ) -> Vec<Vec<VoiceVector>> {
+    clip_features_from(plan, encoder, audio, condition, crop, 0)
+}
+
+/// [`clip_features`] of clips numbered from `first` (the number seeds each clip's line
+/// noise and crop), for a corpus whose audio is read a part at a time.
+pub fn clip_features_from(
+    plan: &Arc<DspPlan>,
+    encoder: &Arc<Encoder>,
+    audio: &[Option<Vec<f32>>],
+    condition: Condition,
+    crop: Option<u64>,
+    first: usize,
+) -> Vec<Vec<VoiceVector>> {
     audio
         .par_iter()
         .enumerate()
+        .map(|(k, a)| (first + k, a))
         .map(|(i, a)| match a {
             Some(a) => run_as_call(
                 plan.clone(),

@@ -229,7 +229,7 @@ struct Unauthorized {
 /// Checks the credential `route` asks for, where one is configured: AudioHook's API key
 /// and signature, Twilio's `X-Twilio-Signature`, the audio fork's Basic credentials.
 /// Returns the credential the request proved (None on a path configured open), which a
-/// token file may map to a tenant ([`Calls::join_media`]).
+/// token file may map to a tenant ([`Calls::media_tenant_of`]).
 fn admit(
     route: &Route,
     req: &Request,
@@ -389,7 +389,7 @@ struct Track {
 
 /// Joins a socket's tracks as legs of call `call_id`, in order (the first starts the
 /// call and takes its place under the cap), among the calls of the tenant `credential` is
-/// mapped to ([`Calls::join_media`]). A failed join ends the legs joined before it.
+/// mapped to ([`Calls::media_tenant_of`]). A failed join ends the legs joined before it.
 async fn join_tracks(
     calls: &Arc<Calls>,
     call_id: &str,
@@ -398,6 +398,8 @@ async fn join_tracks(
     credential: Option<&MediaCredential>,
 ) -> Result<Vec<Leg>, WsError> {
     let mut legs = Vec::with_capacity(tracks.len());
+    // Once for the socket: every track joins the same tenant's call.
+    let tenant = calls.media_tenant_of(credential);
     for t in tracks {
         let req = LegRequest {
             call_id: call_id.to_string(),
@@ -411,7 +413,7 @@ async fn join_tracks(
             transport,
             options: proto::CallOptions::default(),
         };
-        match calls.join_media(credential, req).await {
+        match calls.join_as(tenant.clone(), req).await {
             Ok(leg) => legs.push(leg),
             Err(e) => {
                 end_legs(legs).await;
@@ -532,6 +534,75 @@ async fn text_before_start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each route's check gives back the credential of its own kind (which a token file
+    /// maps to a tenant), Twilio the token that verified, and an open path none.
+    #[test]
+    fn admit_returns_the_proved_credential_of_the_route() {
+        use base64::Engine;
+        let req = |target: &str, headers: &[(&str, &str)]| {
+            let mut b = Request::builder()
+                .uri(target)
+                .header("Host", "callmood.example.com");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let open = WsConfig {
+            audiohook_api_keys: vec!["hook-key".into()],
+            ..WsConfig::default()
+        };
+        let fork = Route::Fork { events: false };
+        for route in [Route::Twilio, fork.clone()] {
+            assert_eq!(admit(&route, &req("/x", &[]), &open).ok(), Some(None));
+        }
+        let cfg = WsConfig {
+            twilio_auth_tokens: vec!["other-token".into(), "12345".into()],
+            fork_basic_auth: vec!["fs1:pa55".into()],
+            ..open
+        };
+        let proved = |route: &Route, r: Request| admit(route, &r, &cfg).ok().flatten();
+        // The signature of wss://callmood.example.com/twilio under token 12345 (Python's hmac).
+        let twilio = req(
+            "/twilio",
+            &[("X-Twilio-Signature", "pM+Fyl76CH3HI37VUDSe34y6R+k=")],
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("fs1:pa55")
+        );
+        let want = |kind, id: &str| {
+            Some(MediaCredential {
+                kind,
+                id: id.into(),
+            })
+        };
+        assert_eq!(
+            proved(&Route::Twilio, twilio),
+            want(MediaKind::Twilio, "12345")
+        );
+        assert_eq!(
+            proved(&fork, req("/fork", &[("Authorization", &basic)])),
+            want(MediaKind::Fork, "fs1")
+        );
+        assert_eq!(
+            proved(
+                &Route::AudioHook,
+                req("/audiohook", &[("X-API-KEY", "hook-key")])
+            ),
+            want(MediaKind::AudioHook, "hook-key")
+        );
+        // Configured and not proved: refused, never a credential.
+        assert!(admit(&Route::Twilio, &req("/twilio", &[]), &cfg).is_err());
+        assert!(admit(&fork, &req("/fork", &[]), &cfg).is_err());
+        assert!(admit(
+            &Route::AudioHook,
+            &req("/audiohook", &[("X-API-KEY", "nope")]),
+            &cfg
+        )
+        .is_err());
+    }
 
     #[test]
     fn the_start_line_says_what_each_path_asks_and_no_secret() {
