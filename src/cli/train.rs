@@ -430,7 +430,8 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|&c| {
                     eprintln!("callmood: extracting voice features ({})", c.name());
-                    let features = dataset::clip_features(&plan, &encoder, &loaded.audio, c, None);
+                    let features =
+                        dataset::clip_features(&plan, &encoder, &loaded.audio, c, None, 0);
                     dataset::clip_data(&corpus, features)
                 })
                 .collect();
@@ -480,7 +481,8 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
                     "callmood: extracting voice features ({}, excerpts {k})",
                     c.name()
                 );
-                let f = dataset::clip_features(&plan, &encoder, &loaded.audio, c, Some(k as u64));
+                let f =
+                    dataset::clip_features(&plan, &encoder, &loaded.audio, c, Some(k as u64), 0);
                 crop_data.push(dataset::clip_data(&corpus, f));
             }
         }
@@ -711,7 +713,7 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         calls.len()
     );
     let plan = DspPlan::new();
-    let mut features = dataset::clip_features(&plan, &encoder, &loaded.audio, condition, None);
+    let mut features = dataset::clip_features(&plan, &encoder, &loaded.audio, condition, None, 0);
     drop(loaded);
     // A call at a time, so that only one call's audio is held; each channel keeps its own
     // place in the clip numbering (the line noise of --telephony is seeded by it).
@@ -719,7 +721,7 @@ pub(super) fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
         let (clips, audio): (Vec<_>, Vec<_>) = calm_call(file)?.into_iter().unzip();
         let audio: Vec<Option<Vec<f32>>> = audio.into_iter().map(Some).collect();
         let first = corpus.clips.len();
-        features.extend(dataset::clip_features_from(
+        features.extend(dataset::clip_features(
             &plan, &encoder, &audio, condition, None, first,
         ));
         corpus.clips.extend(clips);

@@ -93,20 +93,10 @@ pub fn load(corpus: &Corpus) -> LoadedAudio {
 /// Each clip alone through the call core (no model, `encoder` set): the raw voice
 /// features of its utterances. Empty for clips that failed to load or held no utterance.
 /// With `crop` set, each clip is first cut to an excerpt of its speech
-/// ([`crate::train::degrade::crop_speech`], seeded by `crop` and the clip's index).
+/// ([`crate::train::degrade::crop_speech`], seeded by `crop` and the clip's index). Clips
+/// are numbered from `first` (the number seeds each clip's line noise and crop), so that a
+/// corpus read a part at a time gives the features it gives read at once.
 pub fn clip_features(
-    plan: &Arc<DspPlan>,
-    encoder: &Arc<Encoder>,
-    audio: &[Option<Vec<f32>>],
-    condition: Condition,
-    crop: Option<u64>,
-) -> Vec<Vec<VoiceVector>> {
-    clip_features_from(plan, encoder, audio, condition, crop, 0)
-}
-
-/// [`clip_features`] of clips numbered from `first` (the number seeds each clip's line
-/// noise and crop), for a corpus whose audio is read a part at a time.
-pub fn clip_features_from(
     plan: &Arc<DspPlan>,
     encoder: &Arc<Encoder>,
     audio: &[Option<Vec<f32>>],
