@@ -269,6 +269,21 @@ pub async fn serve_on(
                 t.tenants(),
                 a.path().display()
             );
+            for (kind, n) in
+                t.unaccepted_media(|k, id| cfg.ws_addr.is_some() && cfg.ws.accepts(k, id))
+            {
+                eprintln!(
+                    "callmood: warning: {n} `{}` lines of {} name a credential {}: they can \
+                     never match",
+                    kind.prefix(),
+                    a.path().display(),
+                    if cfg.ws_addr.is_some() {
+                        "the WebSocket media settings do not accept"
+                    } else {
+                        "for WebSocket media, which is off"
+                    }
+                );
+            }
         }
         None => eprintln!("callmood: authentication off: any client may use every call"),
     }

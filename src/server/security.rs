@@ -451,6 +451,25 @@ impl Tokens {
         self.media.len()
     }
 
+    /// How many media lines of each kind name a credential that `accepted` says its
+    /// protocol does not accept: such a line can never match (the upgrade is refused first).
+    pub fn unaccepted_media(
+        &self,
+        accepted: impl Fn(MediaKind, &[u8]) -> bool,
+    ) -> Vec<(MediaKind, usize)> {
+        MediaKind::ALL
+            .iter()
+            .filter_map(|&k| {
+                let n = self
+                    .media
+                    .iter()
+                    .filter(|(kind, id, _)| *kind == k && !accepted(k, id))
+                    .count();
+                (n > 0).then_some((k, n))
+            })
+            .collect()
+    }
+
     /// How many tokens there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -659,6 +678,16 @@ mod tests {
         };
         let twilio = "0123456789abcdef0123456789abcdef";
         assert_eq!(of(MediaKind::Twilio, twilio).as_deref(), Some("acme"));
+        // Lines whose credential the protocol does not accept are counted by kind.
+        let accepted = |k, id: &[u8]| k == MediaKind::Fork && id == b"fs1";
+        assert_eq!(
+            t.unaccepted_media(accepted),
+            [
+                (MediaKind::AudioHook, 1),
+                (MediaKind::Twilio, 1),
+                (MediaKind::Fork, 1)
+            ]
+        );
         assert_eq!(
             of(MediaKind::AudioHook, "globex-key").as_deref(),
             Some("globex")

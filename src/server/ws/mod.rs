@@ -99,6 +99,25 @@ impl Default for WsConfig {
 }
 
 impl WsConfig {
+    /// Whether these settings accept `id` as a credential of `kind` (a Twilio auth token,
+    /// an AudioHook API key, an audio fork user): a token file line naming one they do not
+    /// can never match. For start-up checks, not in constant time.
+    pub fn accepts(&self, kind: MediaKind, id: &[u8]) -> bool {
+        let is = |s: &str| s.as_bytes() == id;
+        match kind {
+            MediaKind::Twilio => self.twilio_auth_tokens.iter().any(|t| is(t)),
+            MediaKind::AudioHook => {
+                self.audiohook_api_keys.iter().any(|k| is(k))
+                    || std::str::from_utf8(id)
+                        .is_ok_and(|k| self.audiohook_client_secrets.get(k).is_some())
+            }
+            MediaKind::Fork => self
+                .fork_basic_auth
+                .iter()
+                .any(|p| is(p.split_once(':').map_or(p.as_str(), |(user, _)| user))),
+        }
+    }
+
     /// What each path asks of a client, for the start line (counts only, never a secret):
     /// `/twilio signed (1 auth token), /fork open, /audiohook refused (no API key)`.
     pub fn access_summary(&self) -> String {
@@ -534,6 +553,36 @@ async fn text_before_start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accepts_names_the_credentials_each_protocol_takes() {
+        let cfg = WsConfig {
+            audiohook_api_keys: vec!["hook-key".into()],
+            audiohook_client_secrets: audiohook::ClientSecrets::parse(&[
+                "signed-key:c2VjcmV0".into()
+            ])
+            .unwrap(),
+            twilio_auth_tokens: vec!["12345".into()],
+            fork_basic_auth: vec!["fs1:pa:55".into()],
+            ..WsConfig::default()
+        };
+        for (kind, id) in [
+            (MediaKind::AudioHook, "hook-key"),
+            (MediaKind::AudioHook, "signed-key"),
+            (MediaKind::Twilio, "12345"),
+            (MediaKind::Fork, "fs1"),
+        ] {
+            assert!(cfg.accepts(kind, id.as_bytes()), "{kind:?} {id}");
+        }
+        for (kind, id) in [
+            (MediaKind::Fork, "hook-key"),
+            (MediaKind::Twilio, "1234"),
+            (MediaKind::Fork, "fs1:pa"),
+            (MediaKind::AudioHook, "12345"),
+        ] {
+            assert!(!cfg.accepts(kind, id.as_bytes()), "{kind:?} {id}");
+        }
+    }
 
     /// Each route's check gives back the credential of its own kind (which a token file
     /// maps to a tenant), Twilio the token that verified, and an open path none.
