@@ -261,11 +261,8 @@ pub async fn serve_on(
         Some(a) => {
             let t = a.tokens();
             eprintln!(
-                "callmood: authentication on: {} tokens, {} client certificate names and {} \
-                 media credentials of {} tenants from {} (reloaded on SIGHUP)",
-                t.len(),
-                t.cert_names(),
-                t.media_credentials(),
+                "callmood: authentication on: {} of {} tenants from {} (reloaded on SIGHUP)",
+                t.summary(),
                 t.tenants(),
                 a.path().display()
             );

@@ -399,13 +399,11 @@ impl Tokens {
     /// The tenant of `token`. Every entry is compared in full, in time that depends on
     /// lengths only, so timing tells nothing of how much of a token was right.
     pub fn tenant(&self, token: &[u8]) -> Option<Tenant> {
-        let mut found = None;
-        for (t, tenant) in &self.entries {
-            if constant_time_eq(t, token) {
-                found = Some(tenant.clone());
-            }
-        }
-        found
+        let entries = self
+            .entries
+            .iter()
+            .map(|(t, tenant)| (t.as_slice(), tenant));
+        constant_time_find(entries, token).cloned()
     }
 
     /// The tenant of a client certificate with these names (its DNS names and common
@@ -437,18 +435,24 @@ impl Tokens {
     /// The tenant a WebSocket media client's proved credential is mapped to, if any. Every
     /// line of its kind is compared in full, in time that depends on lengths only.
     pub fn media_tenant(&self, credential: &MediaCredential) -> Option<Tenant> {
-        let mut found = None;
-        for (kind, id, tenant) in &self.media {
-            if *kind == credential.kind && constant_time_eq(id, credential.id.as_bytes()) {
-                found = Some(tenant.clone());
-            }
-        }
-        found
+        let of_kind = self.media.iter().filter(|(k, _, _)| *k == credential.kind);
+        let entries = of_kind.map(|(_, id, tenant)| (id.as_slice(), tenant));
+        constant_time_find(entries, credential.id.as_bytes()).cloned()
     }
 
     /// How many media credentials are mapped.
     pub fn media_credentials(&self) -> usize {
         self.media.len()
+    }
+
+    /// What the file holds, counts only, for the start and reload lines.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} tokens, {} client certificate names and {} media credentials",
+            self.len(),
+            self.cert_names(),
+            self.media_credentials()
+        )
     }
 
     /// How many media lines of each kind name a credential that `accepted` says its
@@ -497,6 +501,21 @@ impl Tokens {
         names.dedup();
         names.len()
     }
+}
+
+/// The value of the entry whose key is `given`. Every key is compared in full, in time that
+/// depends on lengths alone, so timing tells nothing of which entry, if any, matched.
+pub(crate) fn constant_time_find<'a, T>(
+    entries: impl IntoIterator<Item = (&'a [u8], T)>,
+    given: &[u8],
+) -> Option<T> {
+    let mut found = None;
+    for (key, value) in entries {
+        if constant_time_eq(key, given) {
+            found = Some(value);
+        }
+    }
+    found
 }
 
 /// Equal bytes, in time that depends on the lengths alone.
@@ -633,11 +652,8 @@ pub async fn reload_on_sighup(auth: Arc<Auth>) {
         while hup.recv().await.is_some() {
             match auth.reload() {
                 Ok(t) => eprintln!(
-                    "callmood: SIGHUP: {} tokens, {} client certificate names and {} media \
-                     credentials reloaded from {}",
-                    t.len(),
-                    t.cert_names(),
-                    t.media_credentials(),
+                    "callmood: SIGHUP: {} reloaded from {}",
+                    t.summary(),
                     auth.path().display()
                 ),
                 Err(e) => eprintln!("callmood: SIGHUP: {e}; the tokens in use stay"),

@@ -45,7 +45,7 @@ use crate::core::codec::{g711, Encoding};
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, Role};
 use crate::server::legs::{Calls, Leg};
-use crate::server::security::{constant_time_eq, MediaCredential};
+use crate::server::security::{constant_time_find, MediaCredential};
 use crate::server::session::Input;
 
 /// AudioHook's rate, Hz.
@@ -95,13 +95,11 @@ impl ClientSecrets {
     /// The secret of `key`, if it has one. Every key is compared in full, in time that
     /// depends on lengths only (a key is a bearer secret too).
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        let mut found = None;
-        for (k, secret) in &self.0 {
-            if constant_time_eq(k.as_bytes(), key.as_bytes()) {
-                found = Some(secret.as_slice());
-            }
-        }
-        found
+        let entries = self
+            .0
+            .iter()
+            .map(|(k, secret)| (k.as_bytes(), secret.as_slice()));
+        constant_time_find(entries, key.as_bytes())
     }
 
     /// How many keys have a secret.
@@ -157,11 +155,10 @@ pub fn admit(req: &Request, cfg: &super::WsConfig, now_s: i64) -> Result<String,
             Ok(key.to_string())
         }
         None => {
-            // Every key is compared, so the time does not tell which one matched.
-            let known = cfg.audiohook_api_keys.iter().fold(false, |found, ok| {
-                constant_time_eq(ok.as_bytes(), key.as_bytes()) | found
-            });
-            known.then(|| key.to_string()).ok_or(Unadmitted::Key)
+            let keys = cfg.audiohook_api_keys.iter().map(|k| (k.as_bytes(), ()));
+            constant_time_find(keys, key.as_bytes())
+                .map(|()| key.to_string())
+                .ok_or(Unadmitted::Key)
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
-use crate::server::security::{constant_time_eq, MediaCredential};
+use crate::server::security::{constant_time_find, MediaCredential};
 
 /// The user name of the request's `Authorization: Basic` credentials if they are one of
 /// `accepted` (`user:password` each, compared in time independent of where they differ),
@@ -42,19 +42,13 @@ pub fn basic_auth_user(
             scheme.eq_ignore_ascii_case("basic").then_some(rest.trim())
         })
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())?;
-    // Every entry is compared, so the time does not tell which one matched.
-    let matched = accepted.iter().fold(None, |found, a| {
-        if constant_time_eq(a.as_bytes(), &given) {
-            Some(a)
-        } else {
-            found
-        }
-    });
-    matched.map(|a| {
-        a.split_once(':')
-            .map_or(a.as_str(), |(user, _)| user)
-            .to_string()
-    })
+    let pairs = accepted.iter().map(|a| (a.as_bytes(), a));
+    constant_time_find(pairs, &given).map(|a| user_of(a).to_string())
+}
+
+/// The user of an accepted `user:password` pair (split at its first `:`).
+pub fn user_of(pair: &str) -> &str {
+    pair.split_once(':').map_or(pair, |(user, _)| user)
 }
 
 /// Sample rate when the metadata names none, Hz (`mod_audio_fork`'s `8k`).

@@ -111,10 +111,7 @@ impl WsConfig {
                     || std::str::from_utf8(id)
                         .is_ok_and(|k| self.audiohook_client_secrets.get(k).is_some())
             }
-            MediaKind::Fork => self
-                .fork_basic_auth
-                .iter()
-                .any(|p| is(p.split_once(':').map_or(p.as_str(), |(user, _)| user))),
+            MediaKind::Fork => self.fork_basic_auth.iter().any(|p| is(fork::user_of(p))),
         }
     }
 
