@@ -96,6 +96,9 @@ pub struct AsrArgs {
     /// stay timely when the recogniser is behind. Recordings always wait.
     #[arg(long, env = "CALLMOOD_MAX_QUEUE_WAIT", default_value_t = AsrConfig::default().max_queue_wait_s)]
     pub max_queue_wait: f32,
+    /// Seconds of silence before each utterance packed into one Whisper window (0..=5).
+    #[arg(long, env = "CALLMOOD_GAP_S", default_value_t = AsrConfig::default().gap_s)]
+    pub gap_s: f32,
 }
 
 impl AsrArgs {
@@ -107,6 +110,7 @@ impl AsrArgs {
             threads_per_worker: self.threads,
             queue_capacity: self.queue,
             max_queue_wait_s: self.max_queue_wait,
+            gap_s: self.gap_s,
             ..AsrConfig::default()
         };
         match cfg.validate() {
@@ -128,6 +132,7 @@ impl AsrArgs {
                 "--max-queue-wait",
                 self.max_queue_wait.to_string(),
             ),
+            ("gap_s", "--gap-s", self.gap_s.to_string()),
         ];
         for (field, flag, value) in flags {
             if let Some(rest) = m.strip_prefix(field).filter(|r| r.starts_with(' ')) {
@@ -199,10 +204,20 @@ mod tests {
     #[test]
     fn asr_flags_make_the_pool_config() {
         assert_eq!(config(&[]).unwrap(), AsrConfig::default());
-        let c = config(&["--workers", "3", "--threads", "1", "--queue", "5"]).unwrap();
+        let c = config(&[
+            "--workers",
+            "3",
+            "--threads",
+            "1",
+            "--queue",
+            "5",
+            "--gap-s",
+            "0.5",
+        ])
+        .unwrap();
         assert_eq!(
-            (c.workers, c.threads_per_worker, c.queue_capacity),
-            (3, 1, 5)
+            (c.workers, c.threads_per_worker, c.queue_capacity, c.gap_s),
+            (3, 1, 5, 0.5)
         );
     }
 
@@ -220,6 +235,7 @@ mod tests {
                 &["--max-queue-wait", "inf"],
                 "--max-queue-wait must be > 0, got inf",
             ),
+            (&["--gap-s", "9"], "--gap-s must be in 0..=5, got 9"),
         ] {
             let e = config(args).unwrap_err().to_string();
             assert_eq!(e, want, "{args:?}");

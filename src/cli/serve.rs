@@ -263,6 +263,7 @@ impl ServeArgs {
             "threads" => asr.threads_per_worker = asr.threads;
             "queue" => asr.queue_capacity = asr.queue;
             "max_queue_wait" => asr.max_queue_wait_s = asr.max_queue_wait;
+            "gap_s" => asr.gap_s = asr.gap_s;
             "pack_across_calls" => asr.pack_across_calls = self.pack_across_calls;
             "rtp_addr" => legs.rtp_addr = self.rtp_addr;
             "advertise_addr" => legs.advertise_addr = self.advertise_addr.clone();
