@@ -928,6 +928,14 @@ impl Config {
                 return needs("media_tenant", "auth_tokens");
             }
         }
+        if let Some(t) = &sec.media_tenant {
+            if !crate::server::security::valid_tenant_name(t) {
+                return Err((
+                    "security.media_tenant".to_string(),
+                    "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected".to_string(),
+                ));
+            }
+        }
         if let Some(n) = sec.tenant_max_calls {
             at_least_1("security.tenant_max_calls", n as u64)?;
         }
@@ -1114,6 +1122,11 @@ mod tests {
         assert_eq!(
             e("[security]\ntls_key = \"k.pem\"\n"),
             "callmood.toml: security.tls_key = \"k.pem\": needs security.tls_cert"
+        );
+        assert_eq!(
+            e("[security]\nauth_tokens = \"t\"\nmedia_tenant = \"pbx one\"\n"),
+            "callmood.toml: security.media_tenant = \"pbx one\": \
+             tenant name: at most 64 of A-Z a-z 0-9 . _ - expected"
         );
         assert_eq!(
             e("[legs]\naudiosocket_tls = true\n"),

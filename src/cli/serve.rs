@@ -311,7 +311,7 @@ mod tests {
             "rtp-ports" => "5000-5001",
             "rtp-allow" => "127.0.0.0/8,::1",
             "workers" | "threads" | "queue" | "max-calls" | "tenant-max-calls" => "2",
-            "max-queue-wait" | "leg-idle-timeout" | "drain-timeout" => "5",
+            "max-queue-wait" | "leg-idle-timeout" | "drain-timeout" | "gap-s" => "5",
             "model" | "emotion-model" | "text-model" | "lexicon" | "auth-tokens" | "tls-cert"
             | "tls-key" | "tls-client-ca" => "some/file",
             "twilio-call-id-param" | "audiohook-api-key" | "media-tenant" => "x",

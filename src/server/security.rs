@@ -294,6 +294,41 @@ pub enum CertTenant {
     Ambiguous,
 }
 
+/// What the first field of a token file's line is, by its prefix.
+#[derive(Clone, Copy)]
+enum LineKey<'a> {
+    /// A bearer token.
+    Token(&'a str),
+    /// `cert:NAME`: a client certificate name.
+    Cert(&'a str),
+    /// `twilio:`, `audiohook:` or `fork:` and a WebSocket media credential.
+    Media(MediaKind, &'a str),
+}
+
+impl<'a> LineKey<'a> {
+    fn of(field: &'a str) -> Self {
+        if let Some(name) = field.strip_prefix(CERT_PREFIX) {
+            return LineKey::Cert(name);
+        }
+        MediaKind::ALL
+            .iter()
+            .find_map(|&k| {
+                field
+                    .strip_prefix(k.prefix())
+                    .map(|id| LineKey::Media(k, id))
+            })
+            .unwrap_or(LineKey::Token(field))
+    }
+}
+
+/// A tenant name: at most 64 of A-Z a-z 0-9 . _ - (token files and `security.media_tenant`).
+pub fn valid_tenant_name(name: &str) -> bool {
+    name.len() <= MAX_TENANT_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 impl Tokens {
     /// Parses a token file's text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, TokenFileError> {
@@ -317,63 +352,46 @@ impl Tokens {
                     "expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields",
                 ));
             };
-            let cert = token.strip_prefix(CERT_PREFIX);
-            let media_id = MediaKind::ALL
-                .iter()
-                .find_map(|&k| token.strip_prefix(k.prefix()).map(|id| (k, id)));
-            if let Some((kind, id)) = media_id {
-                if id.is_empty() || id.len() > MAX_MEDIA_ID_BYTES {
-                    return Err(err(i + 1, "media credential: 1 to 256 bytes expected"));
+            let key = LineKey::of(token);
+            // The key's own checks first, then the tenant's, so the error names the first
+            // fault of the line.
+            let fault = match key {
+                LineKey::Cert(name) if name.is_empty() || name.len() > MAX_CERT_NAME_BYTES => {
+                    Some("certificate name: 1 to 253 characters expected")
                 }
-                if media
-                    .iter()
-                    .any(|(k, m, _)| *k == kind && m == id.as_bytes())
+                LineKey::Cert(name) if certs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) => {
+                    Some("the same certificate name is on an earlier line")
+                }
+                LineKey::Media(_, id) if id.is_empty() || id.len() > MAX_MEDIA_ID_BYTES => {
+                    Some("media credential: 1 to 256 bytes expected")
+                }
+                LineKey::Media(kind, id)
+                    if media
+                        .iter()
+                        .any(|(k, m, _)| *k == kind && m == id.as_bytes()) =>
                 {
-                    return Err(err(
-                        i + 1,
-                        "the same media credential is on an earlier line",
-                    ));
+                    Some("the same media credential is on an earlier line")
                 }
-            }
-            match cert {
-                Some(name) => {
-                    if name.is_empty() || name.len() > MAX_CERT_NAME_BYTES {
-                        return Err(err(i + 1, "certificate name: 1 to 253 characters expected"));
-                    }
-                    if certs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                        return Err(err(
-                            i + 1,
-                            "the same certificate name is on an earlier line",
-                        ));
-                    }
+                LineKey::Token(t) if t.len() < MIN_TOKEN_BYTES => {
+                    Some("token shorter than 16 characters")
                 }
-                None if media_id.is_none() && token.len() < MIN_TOKEN_BYTES => {
-                    return Err(err(i + 1, "token shorter than 16 characters"));
+                _ if !valid_tenant_name(tenant) => {
+                    Some("tenant name: at most 64 of A-Z a-z 0-9 . _ - expected")
                 }
-                None => {}
+                LineKey::Token(t) if entries.iter().any(|(e, _)| e == t.as_bytes()) => {
+                    Some("the same token is on an earlier line")
+                }
+                _ => None,
+            };
+            if let Some(why) = fault {
+                return Err(err(i + 1, why));
             }
-            if tenant.len() > MAX_TENANT_BYTES
-                || !tenant
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            {
-                return Err(err(
-                    i + 1,
-                    "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected",
-                ));
+            let tenant = Tenant::from(tenant);
+            match key {
+                LineKey::Token(t) => entries.push((t.as_bytes().to_vec(), tenant)),
+                LineKey::Cert(name) => certs.push((name.to_string(), tenant)),
+                LineKey::Media(kind, id) => media.push((kind, id.as_bytes().to_vec(), tenant)),
             }
-            if let Some(name) = cert {
-                certs.push((name.to_string(), Tenant::from(tenant)));
-                continue;
-            }
-            if let Some((kind, id)) = media_id {
-                media.push((kind, id.as_bytes().to_vec(), Tenant::from(tenant)));
-                continue;
-            }
-            if entries.iter().any(|(t, _)| t == token.as_bytes()) {
-                return Err(err(i + 1, "the same token is on an earlier line"));
-            }
-            entries.push((token.as_bytes().to_vec(), Tenant::from(tenant)));
         }
         if entries.is_empty() && certs.is_empty() {
             return Err(TokenFileError::Empty {
