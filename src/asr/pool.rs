@@ -46,7 +46,10 @@
 //! came back as the agent's question): a piece of at least three words that are an earlier
 //! piece's of the window is decoded again alone, with every piece after it
 //! ([`AsrStats::repeat_redecodes`]), so neither another party's nor another call's words
-//! are handed to it. Where even shared
+//! are handed to it. A garbled piece can spread into its neighbours through that context:
+//! a piece whose words' mean confidence in the shared window is under [`LOW_CONFIDENCE`] is
+//! decoded again alone and keeps whichever run it was surer of
+//! ([`AsrStats::low_confidence_redecodes`]). Where even shared
 //! decoder context between calls is unwanted, `pack_across_calls = false` keeps every
 //! window to one group.
 //!
@@ -240,6 +243,9 @@ pub struct AsrStats {
     /// Pieces decoded again alone because their window repeated an earlier piece's words
     /// (module docs, "What jobs in one window share").
     pub repeat_redecodes: u64,
+    /// Pieces decoded again alone because their words' mean confidence in a shared window
+    /// was under [`LOW_CONFIDENCE`] (module docs, "What jobs in one window share").
+    pub low_confidence_redecodes: u64,
 }
 
 #[derive(Default)]
@@ -249,6 +255,7 @@ struct Counters {
     audio_ms: AtomicU64,
     straddling_words: AtomicU64,
     repeat_redecodes: AtomicU64,
+    low_confidence_redecodes: AtomicU64,
     displaced: AtomicU64,
 }
 
@@ -552,6 +559,10 @@ impl AsrPool {
             straddling_words: self.counters.straddling_words.load(Ordering::Relaxed),
             displaced: self.counters.displaced.load(Ordering::Relaxed),
             repeat_redecodes: self.counters.repeat_redecodes.load(Ordering::Relaxed),
+            low_confidence_redecodes: self
+                .counters
+                .low_confidence_redecodes
+                .load(Ordering::Relaxed),
         }
     }
 
@@ -749,8 +760,11 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
                     .repeat_redecodes
                     .fetch_add(split.redecoded, Ordering::Relaxed);
                 counters
+                    .low_confidence_redecodes
+                    .fetch_add(split.low_confidence, Ordering::Relaxed);
+                counters
                     .windows
-                    .fetch_add(split.redecoded, Ordering::Relaxed);
+                    .fetch_add(split.redecoded + split.low_confidence, Ordering::Relaxed);
                 for ((_, job), words) in to_run.into_iter().zip(split.words) {
                     answer(job, Ok(words));
                 }
@@ -795,6 +809,9 @@ pub struct Split {
     pub straddling: u64,
     /// Pieces decoded again alone because the window repeated an earlier piece's words.
     pub redecoded: u64,
+    /// Pieces decoded again alone because their words' mean confidence was under
+    /// [`LOW_CONFIDENCE`] (whether or not the piece's own run was then kept).
+    pub low_confidence: u64,
 }
 
 /// Like [`transcribe_packed`], with each clip's group (`groups[i]` for `clips[i]`): words are
@@ -811,7 +828,8 @@ pub fn transcribe_packed_groups(
     let (audio, spans) = pack(clips, gap_samples);
     let segments = tr.transcribe_segments(&audio)?;
     let mut split = split_segments_by_group(segments, &spans, groups);
-    if let Some(first) = repeated_piece(&split.words) {
+    let repeated = repeated_piece(&split.words);
+    if let Some(first) = repeated {
         // Whisper repeated an earlier piece's words here, and tends to stop after doing so:
         // this piece and every later one are decoded again, each alone.
         for (i, clip) in clips.iter().enumerate().skip(first) {
@@ -821,7 +839,37 @@ pub fn transcribe_packed_groups(
             split.redecoded += 1;
         }
     }
+    if clips.len() > 1 {
+        // A piece Whisper was unsure of in company (often one that a neighbour's garbled
+        // words spread into) is decoded alone, and keeps whichever run it was surer of.
+        let shared = repeated.unwrap_or(clips.len());
+        for (i, clip) in clips.iter().enumerate().take(shared) {
+            let packed = mean_confidence(&split.words[i]);
+            if packed >= LOW_CONFIDENCE {
+                continue;
+            }
+            let alone = transcribe_packed(tr, &[clip], gap_samples)?
+                .pop()
+                .unwrap_or_default();
+            split.low_confidence += 1;
+            if mean_confidence(&alone) > packed {
+                split.words[i] = alone;
+            }
+        }
+    }
     Ok(split)
+}
+
+/// Below this mean word confidence, a piece of a shared window is decoded again alone
+/// (docs/measurements.md, "A piece Whisper is unsure of in company").
+pub const LOW_CONFIDENCE: f32 = 0.5;
+
+/// The mean of the words' confidences; 0 for no words.
+fn mean_confidence(words: &[Word]) -> f32 {
+    if words.is_empty() {
+        return 0.0;
+    }
+    words.iter().map(|w| w.confidence).sum::<f32>() / words.len() as f32
 }
 
 /// Fewest words a piece must have for its repeating an earlier piece to count: short
@@ -905,6 +953,7 @@ pub fn split_segments_by_group(
         words: vec![Vec::new(); spans.len()],
         straddling: 0,
         redecoded: 0,
+        low_confidence: 0,
     };
     if spans.is_empty() {
         return split;
@@ -1365,6 +1414,18 @@ mod tests {
         );
         assert_eq!(repeated_piece(&[w(q), w("five two nine nine")]), None);
         assert_eq!(repeated_piece(&[w(q)]), None);
+    }
+
+    #[test]
+    fn a_piece_without_words_counts_as_no_confidence() {
+        let mut a = word("yes", 0, 100);
+        a.confidence = 0.2;
+        let mut b = word("no", 100, 200);
+        b.confidence = 0.6;
+        assert_eq!(mean_confidence(&[]), 0.0);
+        assert!((mean_confidence(&[a.clone(), b]) - 0.4).abs() < 1e-6);
+        // Under the bar: decoded again alone when it shares a window.
+        assert!(mean_confidence(&[a]) < LOW_CONFIDENCE);
     }
 
     #[test]

@@ -221,10 +221,11 @@ pub(super) fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
         let s = pool.stats();
         eprintln!(
             "callmood: recogniser: {} jobs in {} Whisper runs ({} pieces decoded again alone \
-             after a repeated piece), {:.1} s of audio",
+             after a repeated piece, {} for low confidence), {:.1} s of audio",
             s.jobs,
             s.windows,
             s.repeat_redecodes,
+            s.low_confidence_redecodes,
             s.audio_ms as f64 / 1000.0
         );
     }

@@ -23,6 +23,7 @@
 //! | `callmood_asr_audio_seconds_total` | counter | |
 //! | `callmood_asr_straddling_words_total` | counter | |
 //! | `callmood_asr_repeat_redecodes_total` | counter | |
+//! | `callmood_asr_low_confidence_redecodes_total` | counter | |
 //! | `callmood_draining` | gauge | |
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub struct Metrics {
     asr_audio: Counter,
     asr_straddling: IntCounter,
     asr_repeats: IntCounter,
+    asr_low_confidence: IntCounter,
     draining: IntGauge,
     /// Held while a scrape adds the recogniser's counts (two at once would add twice).
     refresh: std::sync::Mutex<()>,
@@ -234,6 +236,14 @@ impl Metrics {
                 ))
                 .expect("valid"),
             ),
+            asr_low_confidence: reg(
+                &r,
+                IntCounter::with_opts(opts(
+                    "callmood_asr_low_confidence_redecodes_total",
+                    "Pieces of a shared window decoded again alone because Whisper was unsure of their words there.",
+                ))
+                .expect("valid"),
+            ),
             draining: reg(
                 &r,
                 IntGauge::with_opts(opts(
@@ -344,6 +354,10 @@ impl Metrics {
                 .inc_by(s.straddling_words.saturating_sub(self.asr_straddling.get()));
             self.asr_repeats
                 .inc_by(s.repeat_redecodes.saturating_sub(self.asr_repeats.get()));
+            self.asr_low_confidence.inc_by(
+                s.low_confidence_redecodes
+                    .saturating_sub(self.asr_low_confidence.get()),
+            );
             add(&self.asr_queue_wait, s.queue_wait_us as f64 / 1e6);
         }
         let mut out = Vec::new();
