@@ -75,7 +75,10 @@ def main():
                 voice, rate = VOICES[i % len(VOICES)]
                 raw = os.path.join(tmp, f"{i}.raw.wav")
                 wav = os.path.join(tmp, f"c{i}.wav")
-                subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", raw, text],
+                txt = os.path.join(tmp, f"{i}.txt")
+                with open(txt, "w") as f:
+                    f.write(text + "\n")  # a file, so a row starting with "-" is no option
+                subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", raw, "-f", txt],
                                check=True)
                 subprocess.run(["sox", "-q", "-G", "-R", raw, "-r", "8000", "-c", "1", "-e",
                                 "u-law", wav, "pad", "0.5", "0.5"], check=True)
