@@ -36,6 +36,13 @@ pub struct TrainTextArgs {
     /// The n-gram table has 2^bits buckets.
     #[arg(long, default_value_t = TEXT_BITS)]
     pub bits: u32,
+    /// More training rows in GoEmotions' format with its label ids, such as Whisper's
+    /// transcripts of spoken rows (`tools/asr_text_data.py`); added to train.tsv's rows.
+    #[arg(long)]
+    pub asr_train: Option<PathBuf>,
+    /// How many times each --asr-train row is added (its weight against train.tsv's rows).
+    #[arg(long, default_value_t = 1, requires = "asr_train")]
+    pub asr_train_repeat: usize,
 }
 
 /// Settings of the shipped model (chosen on GoEmotions dev; see models/README.md).
@@ -94,17 +101,44 @@ pub enum EvalFormat {
 /// Trains on train.tsv, calibrates and measures on dev.tsv, writes the model.
 pub fn train_text(a: TrainTextArgs) -> anyhow::Result<()> {
     let lexicon = TextLexicon::load(&a.lexicon)?;
-    let (train, train_stats) = text_train::read_goemotions_rows(&a.goemotions, "train.tsv")?;
+    let (mut train, train_stats) = text_train::read_goemotions_rows(&a.goemotions, "train.tsv")?;
+    let mut extra_note = String::new();
+    if let Some(path) = &a.asr_train {
+        if a.asr_train_repeat == 0 {
+            anyhow::bail!("--asr-train-repeat must be at least 1");
+        }
+        let (rows, stats) = text_train::read_goemotions_rows_file(&a.goemotions, path)?;
+        extra_note = format!(
+            "; plus {} rows of {} ({} in the five classes), each {} times",
+            rows.len(),
+            path.display(),
+            stats.kept.iter().sum::<usize>(),
+            a.asr_train_repeat
+        );
+        for _ in 0..a.asr_train_repeat {
+            train.extend(rows.iter().cloned());
+        }
+    }
     let (dev, dev_stats) = text_train::read_goemotions_rows(&a.goemotions, "dev.tsv")?;
     let provenance = TextProvenance {
-        corpus: "GoEmotions, Ekman grouping (Demszky et al. 2020; Apache-2.0): train.tsv to fit, \
-                 dev.tsv for the temperature and the figures"
-            .into(),
-        command: format!(
-            "callmood train-text --goemotions {} --out {}",
-            a.goemotions.display(),
-            a.out.display()
+        corpus: format!(
+            "GoEmotions, Ekman grouping (Demszky et al. 2020; Apache-2.0): train.tsv to fit, \
+             dev.tsv for the temperature and the figures{extra_note}"
         ),
+        command: match &a.asr_train {
+            None => format!(
+                "callmood train-text --goemotions {} --out {}",
+                a.goemotions.display(),
+                a.out.display()
+            ),
+            Some(p) => format!(
+                "callmood train-text --goemotions {} --asr-train {} --asr-train-repeat {} --out {}",
+                a.goemotions.display(),
+                p.display(),
+                a.asr_train_repeat,
+                a.out.display()
+            ),
+        },
         label_mapping: format!(
             "{GOEMOTIONS_MAPPING} Left out: train {} mixed, {} surprise only; dev {} mixed, {} \
              surprise only.",
@@ -259,4 +293,71 @@ fn print_eval(e: &TextEval, name: &str, format: EvalFormat) -> anyhow::Result<()
         writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy GoEmotions directory (Ekman labels) and a transcripts file beside it.
+    fn toy(dir: &std::path::Path) -> PathBuf {
+        let go = dir.join("go");
+        std::fs::create_dir(&go).unwrap();
+        std::fs::write(
+            go.join("labels.txt"),
+            "anger\ndisgust\nfear\njoy\nneutral\nsadness\nsurprise\n",
+        )
+        .unwrap();
+        let rows = "all fine thanks\t4\ta\nlovely wonderful\t3\tb\nfurious outrageous\t0\tc\n\
+                    grief heartbroken\t5\td\nscared terrified\t2\te\n";
+        std::fs::write(go.join("train.tsv"), rows.repeat(8)).unwrap();
+        std::fs::write(go.join("dev.tsv"), rows).unwrap();
+        let asr = dir.join("asr.tsv");
+        std::fs::write(
+            &asr,
+            "Furious. Outrageous!\t0\tasr-1\nAll fine, thanks.\t4\tasr-2\n",
+        )
+        .unwrap();
+        go
+    }
+
+    fn args(go: PathBuf, out: PathBuf, asr: Option<PathBuf>, repeat: usize) -> TrainTextArgs {
+        TrainTextArgs {
+            goemotions: go,
+            out,
+            lexicon: PathBuf::from(DEFAULT_LEXICON_DIR),
+            l2: TEXT_L2,
+            epochs: 2,
+            learning_rate: TEXT_LEARNING_RATE,
+            bits: 10,
+            asr_train: asr,
+            asr_train_repeat: repeat,
+        }
+    }
+
+    #[test]
+    fn transcripts_join_the_training_rows_and_the_provenance_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let go = toy(dir.path());
+        let (asr, out) = (dir.path().join("asr.tsv"), dir.path().join("m.json"));
+        train_text(args(go.clone(), out.clone(), Some(asr.clone()), 3)).unwrap();
+        let m: TextModel = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert!(
+            m.provenance.corpus.ends_with(&format!(
+                "plus 2 rows of {} (2 in the five classes), each 3 times",
+                asr.display()
+            )),
+            "{}",
+            m.provenance.corpus
+        );
+        assert!(m.provenance.command.contains("--asr-train-repeat 3"));
+
+        let e = train_text(args(go.clone(), out.clone(), Some(asr), 0)).unwrap_err();
+        assert_eq!(e.to_string(), "--asr-train-repeat must be at least 1");
+        // A label id labels.txt does not have names the file and the line.
+        let bad = dir.path().join("bad.tsv");
+        std::fs::write(&bad, "hello\t9\tx\n").unwrap();
+        let e = train_text(args(go, out, Some(bad.clone()), 1)).unwrap_err();
+        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+    }
 }

@@ -188,6 +188,20 @@ pub fn read_goemotions_rows(
     parse_goemotions_rows(&read(&dir.join(split))?, &read_labels(dir)?, split)
 }
 
+/// Reads a file in a GoEmotions split's format (`text<TAB>label ids<TAB>id`) whose label ids
+/// are those of the GoEmotions directory `dir`'s `labels.txt`: for example Whisper's
+/// transcripts of spoken rows (`tools/asr_text_data.py`).
+pub fn read_goemotions_rows_file(
+    dir: &Path,
+    file: &Path,
+) -> Result<(Vec<GoRow>, SplitStats), TextError> {
+    parse_goemotions_rows(
+        &read(file)?,
+        &read_labels(dir)?,
+        &file.display().to_string(),
+    )
+}
+
 fn read_labels(dir: &Path) -> Result<Vec<String>, TextError> {
     Ok(read(&dir.join("labels.txt"))?
         .lines()
