@@ -219,22 +219,27 @@ impl Finisher {
         }
         // The cue's own utterance is in the window too: "which card one you like" is the
         // agent's "which card would you like", with a digit word Whisper made of it.
+        // Read before redaction: a cue can hold a number word ("the last three digits"),
+        // which redaction turns into a tag.
         let cue_here = self.opts.payment_window_ms > 0 && holds_payment_cue(u);
         let mut this = ctx.with_all_numbers(all_numbers || in_window || cue_here);
         let kinds = redact_utterance_with(u, &mut this);
         *ctx = this.with_all_numbers(all_numbers);
         *end_ms = u.end_ms;
-        self.payment_window(u, in_window && !kinds.is_empty());
+        // After it: a card, code, expiry or SSN found in it is a cue as well.
+        let cue = cue_here || holds_payment_cue(u);
+        self.payment_window(u, cue, in_window && !kinds.is_empty());
     }
 
-    /// Opens or extends the payment window after a redacted utterance; `held_number`: it
-    /// was inside the window and a number was redacted in it.
-    fn payment_window(&mut self, u: &proto::Utterance, held_number: bool) {
+    /// Opens or extends the payment window after a redacted utterance; `cue`: it held a
+    /// payment cue before redaction or a tag of one after; `held_number`: it was inside the
+    /// window and a number was redacted in it.
+    fn payment_window(&mut self, u: &proto::Utterance, cue: bool, held_number: bool) {
         let len = self.opts.payment_window_ms;
         if len == 0 {
             return;
         }
-        if holds_payment_cue(u) {
+        if cue {
             let until_ms = self
                 .payment
                 .map_or(0, |w| w.until_ms)
@@ -454,6 +459,21 @@ mod tests {
         );
         say(&mut off, Role::Caller, 500, &["card", "number"]);
         assert_eq!(say(&mut off, Role::Caller, 1_500, &["4111"]), "4111");
+    }
+
+    /// A cue that holds a number word opens the window although redaction turns that word
+    /// into a tag: the window is decided on the words as Whisper wrote them.
+    #[test]
+    fn a_cue_with_a_number_in_it_still_opens_the_window() {
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let cue: Vec<&str> = "And the last three digits on the signature strip."
+            .split(' ')
+            .collect();
+        assert_eq!(
+            say(&mut f, Role::Agent, 300, &cue),
+            "And the last [NUMBER] digits on the signature strip."
+        );
+        assert_eq!(say(&mut f, Role::Caller, 4_500, &["2-8-4."]), "[NUMBER]");
     }
 
     /// The payment window: the agent's cue protects the caller's answer, whatever Whisper

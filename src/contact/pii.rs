@@ -685,8 +685,12 @@ fn keys(words: &[&str]) -> Vec<Keys> {
                 "code" | "codes" => k.cvv = !CODE_NOT_CVV.contains(&prev(1)),
                 // "three digits on the back", "the back of the card"
                 "back" => k.cvv = (prev(1) == "the" && prev(2) == "on") || next == "of",
+                // "the three digits on the back", "the last three digits on the signature
+                // strip"; but "the last four digits" (of a card or an SSN) is how callers
+                // are asked to confirm who they are, and no secret
                 "digits" | "digit" => {
-                    k.cvv = ["three", "3", "four", "4"].contains(&prev(1)) && prev(2) != "last"
+                    k.cvv = ["three", "3"].contains(&prev(1))
+                        || (["four", "4"].contains(&prev(1)) && prev(2) != "last")
                 }
                 // "PIN" as Whisper mishears it ("My BIN is", "my DIN ...")
                 "bin" | "din" => k.cvv = ["my", "your", "the"].contains(&prev(1)),
@@ -2444,6 +2448,10 @@ mod tests {
         ("CVC: 4567", "CVC: [CVV]"),
         ("security code one two three", "security code [CVV]"),
         ("the three digits on the back are 7 3 7", "the three digits on the back are [CVV]"),
+        (
+            "the last three digits on the signature strip, 2 8 4",
+            "the last three digits on the signature strip, [CVV]",
+        ),
         ("on the back it says 321", "on the back it says [CVV]"),
         ("the code on the back of the card is 919", "the code on the back of the card is [CVV]"),
         ("security code is double seven one", "security code is [CVV]"),
