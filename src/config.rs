@@ -929,10 +929,11 @@ impl Config {
             }
         }
         if let Some(t) = &sec.media_tenant {
-            if !crate::server::security::valid_tenant_name(t) {
+            use crate::server::security::{valid_tenant_name, TENANT_NAME_RULE};
+            if !valid_tenant_name(t) {
                 return Err((
                     "security.media_tenant".to_string(),
-                    "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected".to_string(),
+                    TENANT_NAME_RULE.to_string(),
                 ));
             }
         }

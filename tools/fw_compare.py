@@ -15,7 +15,6 @@ zero to twenty as digits, against the clips' transcripts joined in order.
 """
 import argparse
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -85,8 +84,7 @@ def main():
             out = subprocess.run([a.bin, "analyze", "--no-emotion", rec], check=True,
                                  capture_output=True, text=True).stdout
             wall = time.time() - t0
-            hyp = [w for line in out.splitlines() if line.strip()
-                   for w in words(json.loads(line).get("utterance", {}).get("transcript", ""))]
+            hyp = loadtest_wer.analyze_words(out)
             e = edits(ref, hyp)
             print(f"callmood analyze --no-emotion, run {run + 1}: {wall:.1f} s wall "
                   f"(model load included), WER {100 * e / len(ref):.2f} % ({e} of {len(ref)})")

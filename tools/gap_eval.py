@@ -12,7 +12,6 @@ punctuation dropped, number words as digits).
 """
 import argparse
 import csv
-import json
 import os
 import socket
 import statistics
@@ -55,8 +54,7 @@ def run(binary, gap, rec, port, tmp):
     finally:
         srv.terminate()
         srv.wait()
-    hyp = [w for line in out.splitlines() if line.strip()
-           for w in loadtest_wer.words(json.loads(line).get("utterance", {}).get("transcript", ""))]
+    hyp = loadtest_wer.analyze_words(out)
     return cpu, wall, hyp
 
 

@@ -19,7 +19,6 @@ transcripts in order (lower case, punctuation dropped, number words as digits).
 """
 import argparse
 import csv
-import json
 import os
 import re
 import statistics
@@ -96,8 +95,7 @@ def profile(binary, gap, files):
 def wer(binary, gap, rec, ref):
     out = subprocess.run([binary, "analyze", "--no-emotion", "--gap-s", str(gap), rec],
                          check=True, capture_output=True, text=True).stdout
-    hyp = [w for line in out.splitlines() if line.strip()
-           for w in loadtest_wer.words(json.loads(line).get("utterance", {}).get("transcript", ""))]
+    hyp = loadtest_wer.analyze_words(out)
     return loadtest_wer.edits(ref, hyp)
 
 

@@ -41,6 +41,13 @@ def words(text):
     return [NUMBER_WORDS.get(w, w) for w in ws] if DIGITS else ws
 
 
+def analyze_words(out):
+    """The words of every `utterance` event's transcript in `callmood analyze`'s JSON lines
+    `out`, in output order (fw_compare.py, gap_eval.py, gap_round2.py)."""
+    return [w for line in out.splitlines() if line.strip()
+            for w in words(json.loads(line).get("utterance", {}).get("transcript", ""))]
+
+
 def load(path):
     calls = defaultdict(list)
     with open(path) as f:

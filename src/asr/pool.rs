@@ -833,9 +833,7 @@ pub fn transcribe_packed_groups(
         // Whisper repeated an earlier piece's words here, and tends to stop after doing so:
         // this piece and every later one are decoded again, each alone.
         for (i, clip) in clips.iter().enumerate().skip(first) {
-            split.words[i] = transcribe_packed(tr, &[clip], gap_samples)?
-                .pop()
-                .unwrap_or_default();
+            split.words[i] = transcribe_alone(tr, clip, gap_samples)?;
             split.redecoded += 1;
         }
     }
@@ -848,9 +846,7 @@ pub fn transcribe_packed_groups(
             if packed >= LOW_CONFIDENCE {
                 continue;
             }
-            let alone = transcribe_packed(tr, &[clip], gap_samples)?
-                .pop()
-                .unwrap_or_default();
+            let alone = transcribe_alone(tr, clip, gap_samples)?;
             split.low_confidence += 1;
             if mean_confidence(&alone) > packed {
                 split.words[i] = alone;
@@ -858,6 +854,18 @@ pub fn transcribe_packed_groups(
         }
     }
     Ok(split)
+}
+
+/// One piece decoded alone in its own window, its gap before it, as the two re-decode rules
+/// above do.
+fn transcribe_alone(
+    tr: &mut Transcriber,
+    clip: &[f32],
+    gap_samples: usize,
+) -> Result<Vec<Word>, AsrError> {
+    Ok(transcribe_packed(tr, &[clip], gap_samples)?
+        .pop()
+        .unwrap_or_default())
 }
 
 /// Below this mean word confidence, a piece of a shared window is decoded again alone

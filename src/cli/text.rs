@@ -125,20 +125,16 @@ pub fn train_text(a: TrainTextArgs) -> anyhow::Result<()> {
             "GoEmotions, Ekman grouping (Demszky et al. 2020; Apache-2.0): train.tsv to fit, \
              dev.tsv for the temperature and the figures{extra_note}"
         ),
-        command: match &a.asr_train {
-            None => format!(
-                "callmood train-text --goemotions {} --out {}",
-                a.goemotions.display(),
-                a.out.display()
-            ),
-            Some(p) => format!(
-                "callmood train-text --goemotions {} --asr-train {} --asr-train-repeat {} --out {}",
-                a.goemotions.display(),
+        command: format!(
+            "callmood train-text --goemotions {}{} --out {}",
+            a.goemotions.display(),
+            a.asr_train.as_ref().map_or(String::new(), |p| format!(
+                " --asr-train {} --asr-train-repeat {}",
                 p.display(),
-                a.asr_train_repeat,
-                a.out.display()
-            ),
-        },
+                a.asr_train_repeat
+            )),
+            a.out.display()
+        ),
         label_mapping: format!(
             "{GOEMOTIONS_MAPPING} Left out: train {} mixed, {} surprise only; dev {} mixed, {} \
              surprise only.",

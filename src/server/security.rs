@@ -321,6 +321,9 @@ impl<'a> LineKey<'a> {
     }
 }
 
+/// What [`valid_tenant_name`] asks, as its errors say it.
+pub const TENANT_NAME_RULE: &str = "tenant name: at most 64 of A-Z a-z 0-9 . _ - expected";
+
 /// A tenant name: at most 64 of A-Z a-z 0-9 . _ - (token files and `security.media_tenant`).
 pub fn valid_tenant_name(name: &str) -> bool {
     name.len() <= MAX_TENANT_BYTES
@@ -375,9 +378,7 @@ impl Tokens {
                 LineKey::Token(t) if t.len() < MIN_TOKEN_BYTES => {
                     Some("token shorter than 16 characters")
                 }
-                _ if !valid_tenant_name(tenant) => {
-                    Some("tenant name: at most 64 of A-Z a-z 0-9 . _ - expected")
-                }
+                _ if !valid_tenant_name(tenant) => Some(TENANT_NAME_RULE),
                 LineKey::Token(t) if entries.iter().any(|(e, _)| e == t.as_bytes()) => {
                     Some("the same token is on an earlier line")
                 }
