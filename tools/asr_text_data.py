@@ -59,11 +59,15 @@ def main():
     ap.add_argument("--split", default="train.tsv")
     ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--max-rows", type=int, default=None,
+                    help="stop after the first N rows of the seeded order (whole runs of 100)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "callmood"))
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     labels = [l.strip() for l in open(os.path.join(a.goemotions, "labels.txt")) if l.strip()]
     rows = rows_of(os.path.join(a.goemotions, a.split), labels, a.per_class, a.seed)
+    if a.max_rows is not None:
+        rows = rows[:a.max_rows]
     tmp = tempfile.mkdtemp()
     kept = empty = 0
     with open(a.out, "w") as out:
