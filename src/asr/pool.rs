@@ -388,6 +388,25 @@ impl std::fmt::Debug for AsrPool {
     }
 }
 
+/// What to say when `workers` recognisers of `threads` whisper.cpp threads each would run on
+/// fewer `cores`: ggml's threads spin while they wait for each other at every step of a
+/// window, so a thread that has lost its core holds up the others. Measured on 2 cores
+/// (docs/measurements.md, "More whisper.cpp threads than cores"): 42 short clips through
+/// `analyze` took 27 s with 2 workers of 1 thread and had not finished after 240 s with 2
+/// of 2. `None` when the threads fit.
+pub fn oversubscription(workers: usize, threads: usize, cores: usize) -> Option<String> {
+    let total = workers.saturating_mul(threads);
+    (total > cores).then(|| {
+        format!(
+            "{workers} recogniser worker(s) × {threads} thread(s) = {total} whisper.cpp threads on \
+             {cores} core(s): whisper.cpp's threads spin while they wait for each other, so \
+             every window can take many times longer; keep workers × threads at or under the \
+             cores (--workers, --threads), and give each of several callmood processes on one \
+             machine its share"
+        )
+    })
+}
+
 impl AsrPool {
     /// Loads the model once and starts `cfg.workers` threads.
     pub fn new(model_path: &Path, cfg: AsrConfig) -> Result<Self, AsrError> {
@@ -399,6 +418,10 @@ impl AsrPool {
     /// Starts the workers on an already loaded model.
     pub fn with_model(model: Arc<WhisperModel>, cfg: AsrConfig) -> Result<Self, AsrError> {
         cfg.validate()?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(warning) = oversubscription(cfg.workers, cfg.threads_per_worker, cores) {
+            tracing::warn!("{warning}");
+        }
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState::new(cfg.queue_capacity)),
             not_empty: Condvar::new(),
@@ -1019,6 +1042,18 @@ mod tests {
             end_ms,
             confidence: 0.9,
         }
+    }
+
+    #[test]
+    fn more_threads_than_cores_is_named_and_fitting_ones_are_not() {
+        assert_eq!(oversubscription(1, 2, 2), None);
+        assert_eq!(oversubscription(2, 1, 2), None);
+        assert_eq!(oversubscription(1, 1, 1), None);
+        let w = oversubscription(2, 2, 2).expect("4 threads on 2 cores");
+        assert!(w.contains("= 4 whisper.cpp threads on 2 core(s)"), "{w}");
+        assert!(w.contains("--workers, --threads"), "{w}");
+        assert!(oversubscription(1, 2, 1).is_some());
+        assert!(oversubscription(usize::MAX, 2, 64).is_some());
     }
 
     #[test]
