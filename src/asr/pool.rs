@@ -392,7 +392,7 @@ impl std::fmt::Debug for AsrPool {
 /// fewer `cores`: ggml's threads spin while they wait for each other at every step of a
 /// window, so a thread that has lost its core holds up the others. Measured on 2 cores
 /// (docs/measurements.md, "More whisper.cpp threads than cores"): 42 short clips through
-/// `analyze` took 27 s with 2 workers of 1 thread and had not finished after 240 s with 2
+/// `analyze` took 28 s with 2 workers of 1 thread and had not finished after 240 s with 2
 /// of 2. `None` when the threads fit.
 pub fn oversubscription(workers: usize, threads: usize, cores: usize) -> Option<String> {
     let total = workers.saturating_mul(threads);
