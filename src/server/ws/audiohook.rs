@@ -17,7 +17,8 @@
 //! session is ended with `disconnect` (reason `error`), as the reference server does. A
 //! second `open` is counted and ignored. Each server message carries its own `seq` and
 //! the last `clientseq` seen. Each `Alert` of the call goes to the client as an `event`
-//! message (entity type `callmood.alert`, data the alert as `analyze` writes it).
+//! message (one entity in its `entities` list, type `callmood.alert`, data the alert as
+//! `analyze` writes it).
 //! A key given a client secret (`ws.audiohook_client_secrets`) is accepted only on an
 //! upgrade request signed with it (HTTP message signatures, [`super::signature`]): an
 //! unsigned, wrongly signed, stale or replayed request gets HTTP 401 before the upgrade.
@@ -278,6 +279,32 @@ fn numbering_error(m: &ClientMsg, n: &Numbering) -> Option<String> {
     None
 }
 
+/// How long callmood waits, after its `disconnect`, for the client's `close`.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// After callmood's `disconnect`: the client always ends the session itself (so the
+/// protocol says), with a `close` that is answered `closed`; audio and any other
+/// message meanwhile are let be. Gives up after [`CLOSE_WAIT`], or when the client
+/// goes first.
+async fn close_transaction(ws: &mut MediaWs, n: &mut Numbering) {
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    loop {
+        let text = match next_message(ws, deadline, CLOSE_WAIT, true).await {
+            Ok(Next::Message(WsMessage::Text(t))) => t,
+            Ok(Next::Message(_)) => continue,
+            Ok(Next::Closed) | Err(_) => return,
+        };
+        match parse(&text) {
+            Ok(m) if m.kind == "close" => {
+                n.clientseq = m.seq;
+                let _ = ws.send(n.message("closed", json!({}))).await;
+                return;
+            }
+            _ => continue,
+        }
+    }
+}
+
 /// The client message types of protocol v2 besides `open`.
 const CLIENT_TYPES: [&str; 7] = [
     "close",
@@ -315,7 +342,10 @@ pub(super) async fn run(
                 let Some(media) = choose_media(&m.parameters) else {
                     let info = "no PCMU 8000 Hz offer with external/internal channels";
                     let bye = n.message("disconnect", json!({"reason": "error", "info": info}));
-                    let _ = ws.send(bye).await;
+                    if ws.send(bye).await.is_ok() {
+                        close_transaction(&mut ws, &mut n).await;
+                    }
+                    let _ = ws.close(None).await;
                     return Err(WsError::BadStart(info.into()));
                 };
                 break ((m, n), media);
@@ -353,7 +383,10 @@ pub(super) async fn run(
                 "disconnect",
                 json!({"reason": "error", "info": e.to_string()}),
             );
-            let _ = ws.send(bye).await;
+            if ws.send(bye).await.is_ok() {
+                close_transaction(&mut ws, &mut n).await;
+            }
+            let _ = ws.close(None).await;
             return Err(e);
         }
     };
@@ -395,8 +428,10 @@ pub(super) async fn run(
                         tracing::info!(call = %call_id, "alert not sent: the client asked to wait (429)");
                         continue;
                     }
+                    // `entities` is a list (the protocol's `EventParameters`); a lone
+                    // `entity` was an early draft's shape that clients now refuse.
                     let entity = json!({"type": "callmood.alert", "data": alert});
-                    ws.send(n.message("event", json!({"entity": entity})))
+                    ws.send(n.message("event", json!({"entities": [entity]})))
                         .await?;
                     continue;
                 }
@@ -407,6 +442,7 @@ pub(super) async fn run(
                 Step::Closed => {
                     let bye = json!({"reason": "completed"});
                     ws.send(n.message("disconnect", bye)).await?;
+                    close_transaction(&mut ws, &mut n).await;
                     return Ok(());
                 }
                 Step::Socket(m) => m,
@@ -444,6 +480,7 @@ pub(super) async fn run(
                 count_malformed(&legs[0], 1).await;
                 let bye = json!({"reason": "error", "info": info});
                 ws.send(n.message("disconnect", bye)).await?;
+                close_transaction(&mut ws, &mut n).await;
                 return Err(WsError::BadStart(info));
             }
             n.clientseq = m.seq;

@@ -178,9 +178,16 @@ pub(super) async fn run(
     }
     .await;
     end_legs(legs).await;
-    if let Some(w) = writer {
-        // The call's last events come after its audio; the peer may still read them.
-        let _ = tokio::time::timeout(EVENTS_AFTER_END, w).await;
+    if let Some(mut w) = writer {
+        // The call's last events come after its audio; the peer may still read them, for
+        // a while: a peer that stops reading must not hold the socket and the call's
+        // events any longer.
+        if tokio::time::timeout(EVENTS_AFTER_END, &mut w)
+            .await
+            .is_err()
+        {
+            w.abort();
+        }
     }
     result
 }
@@ -195,10 +202,15 @@ async fn send_events(
         if !matches!(ev.event, Some(Event::Alert(_) | Event::Utterance(_))) {
             continue;
         }
-        let Ok(json) = serde_json::to_string(&ev) else {
+        let Ok(serde_json::Value::Object(mut json)) = serde_json::to_value(&ev) else {
             continue;
         };
-        if sink.send(WsMessage::Text(json.into())).await.is_err() {
+        // mod_audio_fork takes only text frames with a `type` (any other it logs in full
+        // at ERROR level, transcript and all); `json` is the type it hands on whole, as
+        // the event `mod_audio_fork::json`.
+        json.insert("type".into(), "json".into());
+        let text = serde_json::Value::Object(json).to_string();
+        if sink.send(WsMessage::Text(text.into())).await.is_err() {
             return;
         }
     }

@@ -1,5 +1,5 @@
-//! Twilio Media Streams (`/twilio`), and the platforms that speak its protocol
-//! (Telnyx, SignalWire, Fonoster, ...): JSON text frames `connected`, `start`, `media`,
+//! Twilio Media Streams (`/twilio`), and the platforms that copy its frames as they are
+//! (SignalWire, ...; not Telnyx, whose `start` differs): JSON text frames `connected`, `start`, `media`,
 //! `dtmf`, `mark`, `stop`. The inbound track is the caller, the outbound track the agent;
 //! each is a leg of the call named by `start.callSid` (or by a `customParameters` value,
 //! [`super::WsConfig::twilio_call_id_param`]).
