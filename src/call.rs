@@ -69,6 +69,10 @@ pub enum CallError {
     EmptyMessage,
     #[error("no message for {secs} s: the call was ended")]
     IdleTimeout { secs: u64 },
+    /// The call's work stopped before its summary without saying why (a bug, not the
+    /// client's fault): the call ends with this error, never as if it had succeeded.
+    #[error("the call's analysis stopped unexpectedly; see the server's log")]
+    Stopped,
     #[error("audio: {source}")]
     Resample {
         channel_id: u32,

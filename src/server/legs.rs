@@ -484,33 +484,34 @@ impl Calls {
                 self.analyzer.metrics.call_refused("draining");
                 return Err(ServerError::Draining);
             }
-            let live = calls
-                .get(&key)
-                .filter(|c| lock(&c.state).input.is_some())
-                .cloned();
-            match live {
-                Some(call) => {
-                    let mut st = lock(&call.state);
-                    if st.legs.len() >= MAX_CHANNELS {
-                        return Err(ServerError::TooManyLegs {
-                            call_id: req.call_id.clone(),
-                            max: MAX_CHANNELS,
-                        });
-                    }
-                    let channel_id = st.legs.len() as u32;
-                    let role = pick_role(req.role, &st.legs);
-                    let close = Arc::new(Notify::new());
-                    st.legs.push(LegState {
-                        channel_id,
-                        role,
-                        open: true,
-                        close: close.clone(),
-                    });
-                    let input = st.input.clone().expect("checked above");
-                    let spec = spec(channel_id, role, &req);
-                    drop(st);
-                    (call, input, close, spec, true)
+            // A live call (its input still open) takes the leg; the input is read under
+            // the same lock of the call's state that adds the leg, since a call's last
+            // leg can end it (`Leg::end`, `collect`) without the calls lock.
+            let joined = calls.get(&key).cloned().and_then(|call| {
+                let mut st = lock(&call.state);
+                let input = st.input.clone()?;
+                if st.legs.len() >= MAX_CHANNELS {
+                    return Some(Err(ServerError::TooManyLegs {
+                        call_id: req.call_id.clone(),
+                        max: MAX_CHANNELS,
+                    }));
                 }
+                let channel_id = st.legs.len() as u32;
+                let role = pick_role(req.role, &st.legs);
+                let close = Arc::new(Notify::new());
+                st.legs.push(LegState {
+                    channel_id,
+                    role,
+                    open: true,
+                    close: close.clone(),
+                });
+                let spec = spec(channel_id, role, &req);
+                drop(st);
+                Some(Ok((call, input, close, spec)))
+            });
+            match joined {
+                Some(Ok((call, input, close, spec))) => (call, input, close, spec, true),
+                Some(Err(e)) => return Err(e),
                 None => {
                     let permit = self.permit(key.tenant.as_ref())?;
                     let role = pick_role(req.role, &[]);

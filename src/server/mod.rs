@@ -77,6 +77,10 @@ pub const DEFAULT_MAX_RECORDINGS: usize = 4;
 /// stream (`StreamCall`, AudioSocket, WebSocket) is read no further until the clock
 /// catches up; RTP over UDP, which cannot be held back, is dropped beyond it.
 pub const DEFAULT_MAX_AHEAD: Duration = Duration::from_secs(10);
+/// How often the gRPC server pings a connection that has been quiet (HTTP/2 PING).
+pub const GRPC_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection, and its calls, end.
+pub const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default: how long a drain waits for the calls in flight to finish and deliver
 /// their summaries before the service stops anyway.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -350,7 +354,12 @@ pub async fn serve_on(
         }
         let _ = drained_tx.send(());
     };
-    let mut builder = tonic::transport::Server::builder();
+    // A peer that vanished without a reset (a dead NAT entry, a pulled cable) would hold
+    // its calls' slots as long as their input waits on it; HTTP/2 pings find it:
+    // unanswered for GRPC_KEEPALIVE_TIMEOUT, the connection and its calls end.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT));
     match &cfg.security.tls {
         Some(tls) => {
             builder = builder.tls_config(tls.server_config()?)?;

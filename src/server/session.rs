@@ -13,7 +13,7 @@
 //! at its next input and the call's memory is freed. A slow listener slows the call's
 //! input (every channel is bounded); a recogniser worker never waits on a call, since
 //! each job's reply has its place in the pump reserved before the job is queued.
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -160,6 +160,75 @@ enum PumpMsg {
     },
     Error(CallError),
     Done(proto::CallSummary),
+}
+
+/// What became of an utterance's transcription.
+enum Answer {
+    Words(Result<Vec<Word>, AsrError>),
+    /// Never queued: the recogniser's queue was full.
+    Dropped,
+}
+
+/// The utterances a pump has not finished yet, in the order they ended, each with the
+/// recogniser's answer once it came: one is handed out only when every earlier one has
+/// been, whichever answer comes first.
+struct InOrder<T> {
+    waiting: VecDeque<(String, T, Option<Answer>)>,
+}
+
+impl<T> InOrder<T> {
+    fn new() -> Self {
+        Self {
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// An utterance that ended, waiting for its answer.
+    fn push(&mut self, id: String, item: T) {
+        self.waiting.push_back((id, item, None));
+    }
+
+    /// The answer for the waiting utterance `id`; false (and ignored) when none such waits.
+    fn answer(&mut self, id: &str, a: Answer) -> bool {
+        match self.waiting.iter_mut().find(|w| w.0 == id) {
+            Some(w) => {
+                w.2 = Some(a);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The oldest utterance, once it has its answer.
+    fn next_ready(&mut self) -> Option<(String, T, Answer)> {
+        self.waiting.front()?.2.as_ref()?;
+        let (id, item, answer) = self.waiting.pop_front()?;
+        Some((id, item, answer?))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
+/// Sends the finisher's events to the listener, draining `out`; `since`: when the audio
+/// behind them arrived. Err when the listener is gone.
+async fn send_events(
+    out: &mut Vec<Event>,
+    since: Option<Arrived>,
+    call_id: &str,
+    tx: &mpsc::Sender<Result<CallEvent, CallError>>,
+    metrics: &Metrics,
+) -> Result<(), ()> {
+    for e in out.drain(..) {
+        metrics.event_sent(&e, since);
+        let ev = CallEvent {
+            call_id: call_id.to_string(),
+            event: Some(e),
+        };
+        tx.send(Ok(ev)).await.map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 /// The call thread's side of the pump.
@@ -354,10 +423,20 @@ fn call_thread(
         if last {
             if let Some(pool) = asr.as_deref() {
                 pack.flush(pool, group, &pump);
+                // Cancelled while that flush waited for room in the queue: what it queued
+                // goes unrun too (the loop's own check comes only with the next input).
+                if abort.load(Ordering::Relaxed) {
+                    pool.cancel_group(Some(group));
+                }
             }
         }
         if let Err(e) = r {
             packets.report(&core, metrics);
+            // The call ends with an error and no more of its events: its queued words
+            // would be for no one.
+            if let Some(pool) = asr.as_deref() {
+                pool.cancel_group(Some(group));
+            }
             pump.send(PumpMsg::Error(e));
             return;
         }
@@ -490,7 +569,12 @@ async fn pump(
             pool.cancel_group(Some(*group));
         }
     };
-    let mut pending: HashMap<String, (Box<Ended>, Arrived)> = HashMap::new();
+    // The utterances not finished yet, in the order they ended: each is finished only
+    // once every earlier one is, whichever answer comes first (two recogniser workers, or
+    // an utterance dropped while an earlier one waits), because redaction and alerts
+    // read each utterance in the light of the ones before it (a cue in one, the digits in
+    // the next).
+    let mut pending: InOrder<(Box<Ended>, Arrived)> = InOrder::new();
     let mut summary: Option<proto::CallSummary> = None;
     let mut out: Vec<Event> = Vec::new();
     loop {
@@ -503,6 +587,16 @@ async fn pump(
         let Some(msg) = msg else {
             if tx.is_closed() {
                 gone();
+            } else if !abort.load(Ordering::Relaxed) {
+                // The call thread went without its summary or an error, and no one
+                // stopped it (it panicked): the listener must not take the call for a
+                // finished one.
+                tracing::error!(call = %call_id, "the call's thread stopped before its summary");
+                let _ = tx.send(Err(CallError::Stopped)).await;
+                abort.store(true, Ordering::Relaxed);
+                if let Some((pool, group)) = &jobs {
+                    pool.cancel_group(Some(*group));
+                }
             }
             return;
         };
@@ -514,35 +608,18 @@ async fn pump(
                 since = Some(t);
                 finisher.prosody(p, &mut out)
             }
-            PumpMsg::Pending(e, t) => {
-                pending.insert(e.utterance.utterance_id.clone(), (e, t));
-            }
+            PumpMsg::Pending(e, t) => pending.push(e.utterance.utterance_id.clone(), (e, t)),
+            // A transcript lost is counted when it is known to be, not when its turn to be
+            // finished comes.
             PumpMsg::Words(id, r) => {
-                if let Some((e, t)) = pending.remove(&id) {
-                    since = Some(t);
-                    let recognised = match r {
-                        Ok(w) => Recognised::Words(w),
-                        // The recogniser is behind (or this call took more than its share
-                        // of it): sent without words, as when the queue is full, and counted
-                        // with those.
-                        Err(err @ (AsrError::Expired { .. } | AsrError::Displaced)) => {
-                            tracing::debug!(utterance = %id, error = %err, "transcription skipped");
-                            metrics.transcript_dropped();
-                            Recognised::Skipped
-                        }
-                        Err(err) => {
-                            tracing::warn!(utterance = %id, error = %err, "transcription failed");
-                            Recognised::Failed
-                        }
-                    };
-                    finisher.utterance(*e, recognised, &mut out);
+                let lost = matches!(r, Err(AsrError::Expired { .. } | AsrError::Displaced));
+                if pending.answer(&id, Answer::Words(r)) && lost {
+                    metrics.transcript_dropped();
                 }
             }
             PumpMsg::Dropped(id) => {
-                if let Some((e, t)) = pending.remove(&id) {
-                    since = Some(t);
+                if pending.answer(&id, Answer::Dropped) {
                     metrics.transcript_dropped();
-                    finisher.utterance(*e, Recognised::Skipped, &mut out);
                 }
             }
             PumpMsg::Dtmf(d) => out.push(Event::Dtmf(d)),
@@ -550,13 +627,33 @@ async fn pump(
             PumpMsg::Error(e) => failed = Some(e),
             PumpMsg::Done(s) => summary = Some(s),
         };
-        for e in out.drain(..) {
-            metrics.event_sent(&e, since);
-            let ev = CallEvent {
-                call_id: call_id.clone(),
-                event: Some(e),
+        if send_events(&mut out, since, &call_id, &tx, &metrics)
+            .await
+            .is_err()
+        {
+            gone();
+            return;
+        }
+        while let Some((id, (ended, arrived), answer)) = pending.next_ready() {
+            let recognised = match answer {
+                Answer::Words(Ok(w)) => Recognised::Words(w),
+                // The recogniser is behind (or this call took more than its share of it):
+                // sent without words, as when the queue is full, and counted with those.
+                Answer::Words(Err(err @ (AsrError::Expired { .. } | AsrError::Displaced))) => {
+                    tracing::debug!(utterance = %id, error = %err, "transcription skipped");
+                    Recognised::Skipped
+                }
+                Answer::Words(Err(err)) => {
+                    tracing::warn!(utterance = %id, error = %err, "transcription failed");
+                    Recognised::Failed
+                }
+                Answer::Dropped => Recognised::Skipped,
             };
-            if tx.send(Ok(ev)).await.is_err() {
+            finisher.utterance(*ended, recognised, &mut out);
+            if send_events(&mut out, Some(arrived), &call_id, &tx, &metrics)
+                .await
+                .is_err()
+            {
                 gone();
                 return;
             }
@@ -602,5 +699,44 @@ pub async fn feed_recording(handle: CallHandle, channels: Vec<Vec<f32>>, sample_
             }
         }
         pos += step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(q: &mut InOrder<u32>) -> Vec<(String, u32, bool)> {
+        std::iter::from_fn(|| q.next_ready())
+            .map(|(id, n, a)| (id, n, matches!(a, Answer::Dropped)))
+            .collect()
+    }
+
+    #[test]
+    fn utterances_are_finished_in_the_order_they_ended_whatever_answers_first() {
+        let mut q = InOrder::new();
+        for (i, id) in ["u0000", "u0001", "u0002"].into_iter().enumerate() {
+            q.push(id.to_string(), i as u32);
+        }
+        // The second and third answer first (another worker, a full queue): nothing
+        // may go before the first.
+        assert!(q.answer("u0002", Answer::Dropped));
+        assert!(q.answer("u0001", Answer::Words(Ok(Vec::new()))));
+        assert!(ids(&mut q).is_empty());
+        assert!(q.answer("u0000", Answer::Words(Ok(Vec::new()))));
+        assert_eq!(
+            ids(&mut q),
+            vec![
+                ("u0000".to_string(), 0, false),
+                ("u0001".to_string(), 1, false),
+                ("u0002".to_string(), 2, true),
+            ]
+        );
+        assert!(q.is_empty());
+        // An answer for no waiting utterance changes nothing.
+        q.push("u0003".to_string(), 3);
+        assert!(!q.answer("u9999", Answer::Dropped));
+        assert!(ids(&mut q).is_empty());
+        assert!(!q.is_empty());
     }
 }

@@ -128,6 +128,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
         ServerError::Call(c) => match c {
             CallError::CallTooLong { .. } => Status::resource_exhausted(msg),
             CallError::IdleTimeout { .. } => Status::deadline_exceeded(msg),
+            CallError::Stopped => Status::internal(msg),
             CallError::ConfigFirst
             | CallError::ConfigTwice
             | CallError::EmptyMessage
