@@ -51,8 +51,10 @@ use crate::server::session::Input;
 
 /// AudioHook's rate, Hz.
 const RATE_HZ: u32 = 8000;
-/// Longest gap (`discarded`, `resumed`) filled with silence at once, ms.
-const MAX_FILL_MS: u64 = 60_000;
+/// Longest gap (`discarded`, `resumed`) filled with silence at once, ms: a hold or a
+/// secure pause for payment lasts minutes; the bound keeps a client from making an
+/// hours-long call of one message.
+const MAX_FILL_MS: u64 = 15 * 60_000;
 /// How long `event` messages are held back after a 429 without `retryAfter`, ms.
 const DEFAULT_RETRY_MS: u64 = 1000;
 
