@@ -1003,6 +1003,9 @@ async fn collect(
     }
 }
 
+/// Events a `WatchCall` copies out of a call's history at a time.
+const WATCH_BATCH: usize = 64;
+
 impl LiveCall {
     /// The call's events from its start (or the oldest kept), then live ones
     /// until it ends; a failed call ends the stream with its status.
@@ -1012,18 +1015,30 @@ impl LiveCall {
             let mut changed = self.changed.subscribe();
             let mut next = 0usize;
             loop {
-                let (batch, end) = {
+                // A bounded batch at a time: a watcher that does not read holds at most
+                // WATCH_BATCH copied events beside its channel, not the whole history.
+                let (batch, end, more) = {
                     let h = lock(&self.history);
                     next = next.max(h.base);
-                    let batch: Vec<CallEvent> =
-                        h.events.iter().skip(next - h.base).cloned().collect();
-                    (batch, h.end.clone())
+                    let from = (next - h.base).min(h.events.len());
+                    let batch: Vec<CallEvent> = h
+                        .events
+                        .iter()
+                        .skip(from)
+                        .take(WATCH_BATCH)
+                        .cloned()
+                        .collect();
+                    let more = h.events.len() - from > batch.len();
+                    (batch, h.end.clone(), more)
                 };
                 next += batch.len();
                 for ev in batch {
                     if tx.send(Ok(ev)).await.is_err() {
                         return; // the watcher left; the call goes on
                     }
+                }
+                if more {
+                    continue;
                 }
                 if let Some(end) = end {
                     if let Err(s) = end {
@@ -1048,6 +1063,56 @@ impl LiveCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(i: usize) -> CallEvent {
+        CallEvent {
+            call_id: format!("e{i}"),
+            event: None,
+        }
+    }
+
+    /// A watcher copies the history a batch at a time and still gets every event, in
+    /// order, then the live ones, then the end.
+    #[tokio::test]
+    async fn a_watcher_gets_a_long_history_in_order_then_live_events_then_the_end() {
+        let n = WATCH_BATCH * 3 + 5;
+        let (changed, _) = watch::channel(0u64);
+        let call = Arc::new(LiveCall {
+            call_id: "c".into(),
+            key: CallKey {
+                tenant: None,
+                call_id: "c".into(),
+            },
+            state: Mutex::new(CallState {
+                input: None,
+                legs: Vec::new(),
+            }),
+            history: Mutex::new(History {
+                events: (0..n).map(event).collect(),
+                base: 0,
+                end: None,
+            }),
+            changed,
+        });
+        let mut rx = call.clone().watch();
+        for i in 0..n {
+            let ev = rx.recv().await.expect("an event").expect("not an error");
+            assert_eq!(ev.call_id, format!("e{i}"));
+        }
+        {
+            let mut h = lock(&call.history);
+            h.events.push_back(event(n));
+            h.end = Some(Ok(()));
+        }
+        call.changed.send_replace(1);
+        let ev = rx
+            .recv()
+            .await
+            .expect("the live event")
+            .expect("not an error");
+        assert_eq!(ev.call_id, format!("e{n}"));
+        assert!(rx.recv().await.is_none(), "the stream ends with the call");
+    }
 
     #[test]
     fn the_advertised_host_is_the_flag_else_a_bound_address_else_nothing() {
