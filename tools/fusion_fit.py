@@ -265,19 +265,49 @@ def calm_reference(rows):
     return [sum(math.log(max(r["words"][c], 1e-9)) for r in calm) / len(calm) for c in range(5)]
 
 
-def fuse7(row, ref, e, b0, b1, words=None):
-    """Seventh round: the voice mixed with uniform by e * u (an unfamiliar voice's
-    probabilities floored, its top label kept), the words' log-ratio against `ref` (ln r)
-    weighed by b0 + b1 * u."""
+def fuse_mixed(row, ref, e, b0, b1, k=None, words=None):
+    """Seventh and eighth rounds: the voice mixed with uniform by e * u (an unfamiliar
+    voice's probabilities floored, its top label kept), the words' log-ratio against `ref`
+    (ln r) weighed by b0 + b1 * u. With k (eighth round) the words count only as evidence
+    for an emotional class (the positive part of their log-ratio) and k times their neutral
+    log-ratio; without it (seventh round), in full."""
     w = words if words is not None else row["words"]
     u = min(max(row["unfamiliarity"], 0.0), 1.0)
     eps = e * u
     beta = b0 + b1 * u
-    z = [math.log(max((1 - eps) * v + eps / 5, 1e-9)) + beta * (math.log(max(p, 1e-9)) - q)
-         for v, p, q in zip(row["voice"], w, ref)]
+    z = []
+    for c, (v, p, q) in enumerate(zip(row["voice"], w, ref)):
+        lr = math.log(max(p, 1e-9)) - q
+        if k is not None:
+            lr = k * lr if c == 0 else max(0.0, lr)
+        z.append(math.log(max((1 - eps) * v + eps / 5, 1e-9)) + beta * lr)
     m = max(z)
     x = [math.exp(t - m) for t in z]
     return [t / sum(x) for t in x]
+
+
+def select_and_test(rows, settings):
+    """Chooses among `settings` ((label, fused(row, words=None)) pairs) on the fit halves:
+    the lowest mean NLL over ravdess, spoken, read and acted among those passing checks6
+    there; then the chosen one is adopted only if it passes checks6 on the test halves."""
+    fit = split_sets(rows, "fit", True)
+    best = None
+    for label, f in settings:
+        table = table_for(fit, {"voice": None, "words": None, "today": TODAY, "chosen": f})
+        if not all(ok for _, ok in checks6(table)):
+            continue
+        score = sum(sum(-math.log(max(f(r)[CLASSES.index(r["label"])], 1e-12))
+                        for r in v) / len(v) for v in fit.values()) / len(fit)
+        print(f"passes on the fit halves: {label}, mean fit NLL {score:.4f}")
+        if best is None or score < best[0]:
+            best = (score, label, f)
+    if best is None:
+        print("no setting passes the tests on the fit halves: not adopted")
+        return None
+    _, label, f = best
+    print(f"chosen: {label}")
+    _, test = both_halves(rows, f, checks6)
+    return test
 
 
 E7 = [0.0, 0.5, 1.0]
@@ -286,49 +316,14 @@ B1_7 = [0.0, 0.5, 1.0, 2.0]
 
 
 def seventh_round(rows):
-    """Grid (e, b0, b1) with the calm-speech reference; chosen on the fit halves (lowest mean
-    NLL over ravdess, spoken, read, acted among the settings passing checks6 there), adopted
-    only if it passes checks6 on the test halves."""
+    """Grid (e, b0, b1) with the calm-speech reference (select_and_test)."""
     ref = calm_reference(rows)
-    fit = split_sets(rows, "fit", True)
-    best = None
-    for e in E7:
-        for b0 in B0_7:
-            for b1 in B1_7:
-                f = lambda r, words=None, c=(e, b0, b1): fuse7(r, ref, *c, words=words)
-                table = table_for(fit, {"voice": None, "words": None, "today": TODAY, "chosen": f})
-                if not all(ok for _, ok in checks6(table)):
-                    continue
-                score = sum(sum(-math.log(max(f(r)[CLASSES.index(r["label"])], 1e-12))
-                                for r in v) / len(v) for v in fit.values()) / len(fit)
-                print(f"passes on the fit halves: e {e}, b0 {b0}, b1 {b1}, mean fit NLL {score:.4f}")
-                if best is None or score < best[0]:
-                    best = (score, (e, b0, b1))
-    if best is None:
-        print("no setting passes the tests on the fit halves: not adopted")
-        return
-    e, b0, b1 = best[1]
-    print(f"chosen: e {e}, b0 {b0}, b1 {b1}")
-    _, test = both_halves(rows, lambda r, words=None: fuse7(r, ref, e, b0, b1, words=words), checks6)
-    print("adopt" if test else "not adopted")
-
-
-def fuse8(row, ref, e, b0, b1, k, words=None):
-    """Eighth round: the voice mixed with uniform by e * u, as in the seventh; the words
-    weighed by b0 + b1 * u, only as evidence for an emotional class (the positive part of
-    their log-ratio against `ref`, ln r) and k times their neutral log-ratio."""
-    w = words if words is not None else row["words"]
-    u = min(max(row["unfamiliarity"], 0.0), 1.0)
-    eps = e * u
-    beta = b0 + b1 * u
-    z = []
-    for c, (v, p, q) in enumerate(zip(row["voice"], w, ref)):
-        lr = math.log(max(p, 1e-9)) - q
-        lr = k * lr if c == 0 else max(0.0, lr)
-        z.append(math.log(max((1 - eps) * v + eps / 5, 1e-9)) + beta * lr)
-    m = max(z)
-    x = [math.exp(t - m) for t in z]
-    return [t / sum(x) for t in x]
+    settings = [(f"e {e}, b0 {b0}, b1 {b1}",
+                 lambda r, words=None, c=(e, b0, b1): fuse_mixed(r, ref, *c, words=words))
+                for e in E7 for b0 in B0_7 for b1 in B1_7]
+    test = select_and_test(rows, settings)
+    if test is not None:
+        print("adopt" if test else "not adopted")
 
 
 E8 = [0.5, 1.0]
@@ -338,38 +333,17 @@ K8 = [0.0, 0.5]
 
 
 def eighth_round(rows):
-    """Grid (reference R1 or R2, e, b0, b1, k); chosen on the fit halves (lowest mean NLL
-    over ravdess, spoken, read, acted among the settings passing checks6 there), adopted
-    only if it passes checks6 on the test halves (models/README.md, "An eighth round")."""
+    """Grid (reference R1 or R2, e, b0, b1, k), the words one-sided (select_and_test;
+    models/README.md, "An eighth round")."""
     refs = {"R1": [math.log(0.2)] * 5, "R2": calm_reference(rows)}
-    fit = split_sets(rows, "fit", True)
-    best = None
-    for rname, ref in refs.items():
-        for e in E8:
-            for b0 in B0_8:
-                for b1 in B1_8:
-                    for k in K8:
-                        c = (e, b0, b1, k)
-                        f = lambda r, words=None, ref=ref, c=c: fuse8(r, ref, *c, words=words)
-                        table = table_for(fit, {"voice": None, "words": None, "today": TODAY,
-                                                "chosen": f})
-                        if not all(ok for _, ok in checks6(table)):
-                            continue
-                        score = sum(sum(-math.log(max(f(r)[CLASSES.index(r["label"])], 1e-12))
-                                        for r in v) / len(v) for v in fit.values()) / len(fit)
-                        print(f"passes on the fit halves: {rname}, e {e}, b0 {b0}, b1 {b1},"
-                              f" k {k}, mean fit NLL {score:.4f}")
-                        if best is None or score < best[0]:
-                            best = (score, rname, c)
-    if best is None:
-        print("no setting passes the tests on the fit halves: not adopted")
-        return
-    _, rname, c = best
-    ref = refs[rname]
-    print(f"chosen: {rname}, e {c[0]}, b0 {c[1]}, b1 {c[2]}, k {c[3]}")
-    _, test = both_halves(rows, lambda r, words=None: fuse8(r, ref, *c, words=words), checks6)
-    print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
-
+    settings = [(f"{rname}, e {e}, b0 {b0}, b1 {b1}, k {k}",
+                 lambda r, words=None, ref=ref, c=(e, b0, b1, k):
+                 fuse_mixed(r, ref, *c, words=words))
+                for rname, ref in refs.items()
+                for e in E8 for b0 in B0_8 for b1 in B1_8 for k in K8]
+    test = select_and_test(rows, settings)
+    if test is not None:
+        print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
 
 if __name__ == "__main__":
     main()
