@@ -727,7 +727,6 @@ async fn healthy_twilio_call(ws_addr: SocketAddr, call_sid: &str, audio: &[u8]) 
     send(&mut ws, json!({"event": "stop"})).await;
 }
 
-/// Whether the server ends the socket (a close frame or EOF) within `within`.
 /// The client's side of the close transaction after the server's `disconnect` (the
 /// client always ends an AudioHook session): audio sent meanwhile is let be, `close` is
 /// answered `closed`, then the server ends the socket.
@@ -747,6 +746,7 @@ async fn close_after_disconnect(ws: &mut Ws, seq: u64, bye: &Value) {
     assert!(ended_by_server(ws, Duration::from_secs(5)).await);
 }
 
+/// Whether the server ends the socket (a close frame or EOF) within `within`.
 async fn ended_by_server(ws: &mut Ws, within: Duration) -> bool {
     tokio::time::timeout(within, async {
         loop {

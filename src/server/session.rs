@@ -558,15 +558,20 @@ async fn pump(
     jobs: Option<(Arc<AsrPool>, u64)>,
 ) {
     let metrics = call.metrics();
-    // The listener is gone: stop the call's work, and take its queued recogniser jobs
-    // off the queue now (the call thread may be waiting for room there, and would see
-    // the abort only after the jobs ahead of it had run).
-    let gone = || {
-        if !abort.swap(true, Ordering::Relaxed) {
-            metrics.client_fault("listener_gone");
-        }
+    // Stops the call's work, and takes its queued recogniser jobs off the queue now (the
+    // call thread may be waiting for room there, and would see the abort only after the
+    // jobs ahead of it had run); whether it had been stopped already.
+    let stop = || {
+        let was = abort.swap(true, Ordering::Relaxed);
         if let Some((pool, group)) = &jobs {
             pool.cancel_group(Some(*group));
+        }
+        was
+    };
+    // The listener is gone.
+    let gone = || {
+        if !stop() {
+            metrics.client_fault("listener_gone");
         }
     };
     // The utterances not finished yet, in the order they ended: each is finished only
@@ -593,10 +598,7 @@ async fn pump(
                 // finished one.
                 tracing::error!(call = %call_id, "the call's thread stopped before its summary");
                 let _ = tx.send(Err(CallError::Stopped)).await;
-                abort.store(true, Ordering::Relaxed);
-                if let Some((pool, group)) = &jobs {
-                    pool.cancel_group(Some(*group));
-                }
+                stop();
             }
             return;
         };

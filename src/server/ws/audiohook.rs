@@ -284,6 +284,14 @@ fn numbering_error(m: &ClientMsg, n: &Numbering) -> Option<String> {
 /// How long callmood waits, after its `disconnect`, for the client's `close`.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
+/// Ends the session from callmood's side: `disconnect` with `parameters`, then the close
+/// transaction ([`close_transaction`]). Err only when the `disconnect` could not be sent.
+async fn disconnect(ws: &mut MediaWs, n: &mut Numbering, parameters: Value) -> Result<(), WsError> {
+    ws.send(n.message("disconnect", parameters)).await?;
+    close_transaction(ws, n).await;
+    Ok(())
+}
+
 /// After callmood's `disconnect`: the client always ends the session itself (so the
 /// protocol says), with a `close` that is answered `closed`; audio and any other
 /// message meanwhile are let be. Gives up after [`CLOSE_WAIT`], or when the client
@@ -343,10 +351,8 @@ pub(super) async fn run(
                 };
                 let Some(media) = choose_media(&m.parameters) else {
                     let info = "no PCMU 8000 Hz offer with external/internal channels";
-                    let bye = n.message("disconnect", json!({"reason": "error", "info": info}));
-                    if ws.send(bye).await.is_ok() {
-                        close_transaction(&mut ws, &mut n).await;
-                    }
+                    let bye = json!({"reason": "error", "info": info});
+                    let _ = disconnect(&mut ws, &mut n, bye).await;
                     let _ = ws.close(None).await;
                     return Err(WsError::BadStart(info.into()));
                 };
@@ -381,13 +387,8 @@ pub(super) async fn run(
     let legs = match join_tracks(calls, &call_id, &tracks, Transport::AudioHook, credential).await {
         Ok(l) => l,
         Err(e) => {
-            let bye = n.message(
-                "disconnect",
-                json!({"reason": "error", "info": e.to_string()}),
-            );
-            if ws.send(bye).await.is_ok() {
-                close_transaction(&mut ws, &mut n).await;
-            }
+            let bye = json!({"reason": "error", "info": e.to_string()});
+            let _ = disconnect(&mut ws, &mut n, bye).await;
             let _ = ws.close(None).await;
             return Err(e);
         }
@@ -442,9 +443,7 @@ pub(super) async fn run(
                     continue;
                 }
                 Step::Closed => {
-                    let bye = json!({"reason": "completed"});
-                    ws.send(n.message("disconnect", bye)).await?;
-                    close_transaction(&mut ws, &mut n).await;
+                    disconnect(&mut ws, &mut n, json!({"reason": "completed"})).await?;
                     return Ok(());
                 }
                 Step::Socket(m) => m,
@@ -480,9 +479,7 @@ pub(super) async fn run(
             });
             if let Some(info) = broken {
                 count_malformed(&legs[0], 1).await;
-                let bye = json!({"reason": "error", "info": info});
-                ws.send(n.message("disconnect", bye)).await?;
-                close_transaction(&mut ws, &mut n).await;
+                disconnect(&mut ws, &mut n, json!({"reason": "error", "info": info})).await?;
                 return Err(WsError::BadStart(info));
             }
             n.clientseq = m.seq;
