@@ -9,6 +9,12 @@
 #   tools/loadtest_table.sh [--callmood PATH] [--calls "1 2 4 8 12 16"] [--call WAV]
 #                           [--port N] [--transcripts DIR] [-- SERVE-FLAGS...]
 #
+# The Whisper runs column is the server's own count, read from its /metrics before it is
+# stopped: windows (callmood_asr_windows_total, every run of the model), of which pieces
+# decoded again alone because a window repeated an earlier piece's words
+# (callmood_asr_repeat_redecodes_total) and because Whisper was unsure of them
+# (callmood_asr_low_confidence_redecodes_total). The server gets --metrics-addr on PORT+1.
+#
 # The last column is the pooled WER of the row's calls against the first row's call (run
 # it with 1 call first): tools/loadtest_wer.py on the `loadtest --transcripts` files, which
 # stay in DIR when --transcripts is given.
@@ -52,10 +58,11 @@ ticks=$(getconf CLK_TCK)
 cpu_s() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 
 echo "== $(date -u +%FT%TZ)  $(nproc) CPUs  $CALLMOOD serve ${SERVE_FLAGS[*]:-}"
-echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS | WER vs the first row |"
-echo "|---:|---:|---|---|---:|---:|---|---:|---:|"
+echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS | Whisper runs (repeat / low-confidence re-decodes) | WER vs the first row |"
+echo "|---:|---:|---|---|---:|---:|---|---:|---|---:|"
 for n in $CALLS; do
-  "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 "${SERVE_FLAGS[@]}" \
+  "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 \
+    --metrics-addr "127.0.0.1:$((PORT + 1))" "${SERVE_FLAGS[@]}" \
     >"$tmp/serve.log" 2>&1 &
   server=$!
   # Ready when the port accepts a connection (the models load first).
@@ -72,14 +79,22 @@ for n in $CALLS; do
   t1=$(date +%s.%N)
   cpu1=$(cpu_s "$server")
   hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status")
+  python3 - "$((PORT + 1))" >"$tmp/runs" <<'EOF'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+v = {l.split()[0]: float(l.split()[1]) for l in text.splitlines() if l and not l.startswith("#")}
+g = lambda k: int(v.get(f"callmood_asr_{k}_total", 0))
+print(f"{g('windows')} ({g('repeat_redecodes')} / {g('low_confidence_redecodes')})")
+EOF
   kill "$server"; wait "$server" 2>/dev/null || true
   server=""
   if [ -z "$first" ]; then first=$n; wer="(reference)"; else
     wer=$(python3 tools/loadtest_wer.py "$TDIR/$first.jsonl" "$TDIR/$n.jsonl" --calls="$n" --cell)
   fi
-  python3 - "$tmp/report.json" "$n" "$load" "$cpu0" "$cpu1" "$t0" "$t1" "$hwm_kb" "$wer" <<'EOF'
+  python3 - "$tmp/report.json" "$n" "$load" "$cpu0" "$cpu1" "$t0" "$t1" "$hwm_kb" "$wer" \
+    "$(cat "$tmp/runs")" <<'EOF'
 import json, sys
-path, n, load, cpu0, cpu1, t0, t1, hwm_kb, wer = sys.argv[1:]
+path, n, load, cpu0, cpu1, t0, t1, hwm_kb, wer, runs = sys.argv[1:]
 r = json.load(open(path))
 s = lambda ms: f"{ms / 1000:.2f}"
 p, f = r["prosody"], r["full"]
@@ -87,6 +102,6 @@ cpu = float(cpu1) - float(cpu0)
 cores = cpu / (float(t1) - float(t0))
 print(f"| {n} | {load} | {s(p['p50_ms'])} / {s(p['p95_ms'])} s | "
       f"{s(f['p50_ms'])} / {s(f['p95_ms'])} s ({s(f['max_ms'])}) | {r['transcripts_dropped']} | "
-      f"{r['completed']} of {r['calls']} | {cpu:.1f} ({cores:.2f}) | {int(hwm_kb) / 1024:.0f} MiB | {wer} |")
+      f"{r['completed']} of {r['calls']} | {cpu:.1f} ({cores:.2f}) | {int(hwm_kb) / 1024:.0f} MiB | {runs} | {wer} |")
 EOF
 done

@@ -851,7 +851,7 @@ pub fn transcribe_packed_groups(
     let (audio, spans) = pack(clips, gap_samples);
     let segments = tr.transcribe_segments(&audio)?;
     let mut split = split_segments_by_group(segments, &spans, groups);
-    let repeated = repeated_piece(&split.words);
+    let repeated = repeated_piece(&split.words, clips);
     if let Some(first) = repeated {
         // Whisper repeated an earlier piece's words here, and tends to stop after doing so:
         // this piece and every later one are decoded again, each alone.
@@ -910,8 +910,9 @@ const REPEAT_MIN_WORDS: usize = 3;
 /// The first piece of a packed window whose words (lower case, letters and digits only, at
 /// least [`REPEAT_MIN_WORDS`]) are those of an earlier piece of the window: Whisper
 /// repeating itself across the gap (docs/measurements.md, "A repeated piece in a packed
-/// window").
-fn repeated_piece(words: &[Vec<Word>]) -> Option<usize> {
+/// window"). Not when that earlier piece is the same audio ([`same_audio`]: one recorded
+/// prompt played twice, or into two calls), whose words are rightly the same.
+fn repeated_piece(words: &[Vec<Word>], clips: &[&[f32]]) -> Option<usize> {
     let key = |ws: &[Word]| -> Vec<String> {
         ws.iter()
             .flat_map(|w| {
@@ -924,7 +925,62 @@ fn repeated_piece(words: &[Vec<Word>]) -> Option<usize> {
             .collect()
     };
     let keys: Vec<Vec<String>> = words.iter().map(|w| key(w)).collect();
-    (1..keys.len()).find(|&i| keys[i].len() >= REPEAT_MIN_WORDS && keys[..i].contains(&keys[i]))
+    (1..keys.len()).find(|&i| {
+        let earlier: Vec<usize> = (0..i).filter(|&j| keys[j] == keys[i]).collect();
+        keys[i].len() >= REPEAT_MIN_WORDS
+            && !earlier.is_empty()
+            && !earlier
+                .iter()
+                .any(|&j| same_audio(clips[i], clips[j], SAME_AUDIO_MIN_CORRELATION))
+    })
+}
+
+/// Normalised cross-correlation at or above which two pieces are the same audio
+/// ([`same_audio`]).
+const SAME_AUDIO_MIN_CORRELATION: f32 = 0.9;
+
+/// Whether `a` and `b` are the same recording, perhaps cut a little differently: lengths
+/// within 20 % of each other, and a lag at which their cross-correlation, over the
+/// square root of the product of their energies, is at least `min`. Copies of one clip cut
+/// at other samples give nearly 1; two takes of one sentence, even by one voice, share no
+/// waveform and give far less (under 0.3 in the tests), so the test does not take a
+/// sentence said twice, or said in two calls, for one recording.
+pub fn same_audio(a: &[f32], b: &[f32], min: f32) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.is_empty() || (short.len() as f32) < 0.8 * long.len() as f32 {
+        return false;
+    }
+    let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>();
+    let norm = (energy(a) * energy(b)).sqrt();
+    if norm <= 0.0 {
+        return false;
+    }
+    max_cross_correlation(a, b) / norm >= f64::from(min)
+}
+
+/// The largest value of the cross-correlation of `a` and `b` over every lag (by FFT).
+fn max_cross_correlation(a: &[f32], b: &[f32]) -> f64 {
+    use realfft::num_complex::Complex;
+    let n = (a.len() + b.len()).next_power_of_two();
+    let mut planner = realfft::RealFftPlanner::<f64>::new();
+    let fwd = planner.plan_fft_forward(n);
+    let inv = planner.plan_fft_inverse(n);
+    let spectrum = |x: &[f32]| -> Vec<Complex<f64>> {
+        let mut buf = fwd.make_input_vec();
+        for (d, s) in buf.iter_mut().zip(x) {
+            *d = f64::from(*s);
+        }
+        let mut out = fwd.make_output_vec();
+        // The lengths are the plan's own, so this cannot fail.
+        let _ = fwd.process(&mut buf, &mut out);
+        out
+    };
+    let (fa, fb) = (spectrum(a), spectrum(b));
+    let mut product: Vec<Complex<f64>> = fa.iter().zip(&fb).map(|(x, y)| x * y.conj()).collect();
+    let mut corr = inv.make_output_vec();
+    let _ = inv.process(&mut product, &mut corr);
+    // The inverse is unnormalised: every value is n times the correlation.
+    corr.iter().fold(f64::MIN, |m, v| m.max(*v)) / n as f64
 }
 
 /// Concatenates clips, each preceded by `gap_samples` of silence; returns the audio and each
@@ -1423,12 +1479,54 @@ mod tests {
         assert!(take_batch(&q, &across()).is_none());
     }
 
-    /// Between clips of two groups a word must start inside its clip and not reach the
-    /// other clip: one that starts in the gap (before or after), or runs into the next
-    /// group's clip, is dropped and counted; a tail in the gap is kept. Between clips of one
-    /// group the late-time tolerance holds as before.
+    /// Speech-like test audio: a voiced sound (harmonics of a pitch that glides from `f0`
+    /// by `glide` Hz over the clip) plus noise, under a syllable-rate envelope; `seed`
+    /// picks the noise.
+    fn voiced(seconds: f32, f0: f32, glide: f32, seed: u64) -> Vec<f32> {
+        let mut rng = crate::core::rng::SplitMix64::new(seed);
+        let n = (seconds * crate::SAMPLE_RATE as f32) as usize;
+        let mut phase = 0.0f32;
+        (0..n)
+            .map(|i| {
+                let t = i as f32 / crate::SAMPLE_RATE as f32;
+                let f = f0 + glide * t / seconds;
+                phase += 2.0 * std::f32::consts::PI * f / crate::SAMPLE_RATE as f32;
+                let tone: f32 = (1..=8).map(|h| (phase * h as f32).sin() / h as f32).sum();
+                let envelope = (std::f32::consts::PI * 4.0 * t).sin().abs();
+                envelope * (0.2 * tone + 0.05 * rng.normal())
+            })
+            .collect()
+    }
+
+    /// Copies of one clip are the same audio, however they were cut and whatever their
+    /// level; other noise, another pitch contour or a clip of another length are not.
+    #[test]
+    fn the_same_audio_is_told_from_a_sentence_said_again() {
+        let a = voiced(2.0, 120.0, 30.0, 1);
+        // Cut 37 samples later and 200 samples shorter, at half the level.
+        let b: Vec<f32> = a[37..a.len() - 200].iter().map(|v| v * 0.5).collect();
+        assert!(same_audio(&a, &b, SAME_AUDIO_MIN_CORRELATION));
+        assert!(same_audio(&b, &a, SAME_AUDIO_MIN_CORRELATION));
+        // Said again: the same envelope and nearly the same pitch, other breath noise.
+        let again = voiced(2.0, 122.0, 26.0, 2);
+        assert!(!same_audio(&a, &again, 0.3));
+        // The first half of a clip is not the clip.
+        assert!(!same_audio(
+            &a,
+            &a[..a.len() / 2],
+            SAME_AUDIO_MIN_CORRELATION
+        ));
+        assert!(!same_audio(&a, &[], SAME_AUDIO_MIN_CORRELATION));
+        assert!(!same_audio(
+            &a,
+            &vec![0.0; a.len()],
+            SAME_AUDIO_MIN_CORRELATION
+        ));
+    }
+
     /// A piece whose words are an earlier piece's of the window is a repetition; short
-    /// replies and different words are not.
+    /// replies and different words are not, nor a piece that is the earlier piece's audio
+    /// again (a recorded prompt played twice).
     #[test]
     fn a_piece_repeating_an_earlier_one_is_found() {
         let w = |t: &str| -> Vec<Word> {
@@ -1441,22 +1539,35 @@ mod tests {
                 })
                 .collect()
         };
+        let audio: Vec<Vec<f32>> = (0..3)
+            .map(|k| voiced(1.5, 110.0 + 9.0 * k as f32, 20.0, k))
+            .collect();
+        let clips: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
         let q = "Please read me the current number.";
         assert_eq!(
-            repeated_piece(&[w(q), w("please read me the current number")]),
+            repeated_piece(&[w(q), w("please read me the current number")], &clips[..2]),
             Some(1)
         );
         assert_eq!(
-            repeated_piece(&[w(q), w("four one one one"), w(q)]),
+            repeated_piece(&[w(q), w("four one one one"), w(q)], &clips),
             Some(2)
         );
         assert_eq!(
-            repeated_piece(&[w("Thank you."), w("thank you")]),
+            repeated_piece(&[w("Thank you."), w("thank you")], &clips[..2]),
             None,
             "short"
         );
-        assert_eq!(repeated_piece(&[w(q), w("five two nine nine")]), None);
-        assert_eq!(repeated_piece(&[w(q)]), None);
+        assert_eq!(
+            repeated_piece(&[w(q), w("five two nine nine")], &clips[..2]),
+            None
+        );
+        assert_eq!(repeated_piece(&[w(q)], &clips[..1]), None);
+        // The third piece is the first one's audio again, so its words are its own.
+        let replayed = [clips[0], clips[1], &clips[0][80..]];
+        assert_eq!(
+            repeated_piece(&[w(q), w("four one one one"), w(q)], &replayed),
+            None
+        );
     }
 
     #[test]
@@ -1471,6 +1582,10 @@ mod tests {
         assert!(mean_confidence(&[a]) < LOW_CONFIDENCE);
     }
 
+    /// Between clips of two groups a word must start inside its clip and not reach the
+    /// other clip: one that starts in the gap (before or after), or runs into the next
+    /// group's clip, is dropped and counted; a tail in the gap is kept. Between clips of one
+    /// group the late-time tolerance holds as before.
     #[test]
     fn words_straddling_a_boundary_between_groups_are_dropped() {
         // clip 0: 1000..3000 ms, gap, clip 1: 4000..6000 ms, gap, clip 2: 7000..9000 ms.
