@@ -9,7 +9,10 @@ digit of its secret survives; digits that belong to the sentence but are not sec
 of "order twelve") are taken out first.
 
     tools/pii_spoken_eval.py [--bin target/release/callmood] [--all-voices] [--keep DIR]
-        [--redact-all-numbers] [-- MORE ANALYZE FLAGS]
+        [--redact-all-numbers] [--cases FILE] [--voices dev|held-out] [-- MORE ANALYZE FLAGS]
+
+`--cases tools/pii_heldout_cases.tsv --voices held-out` runs the held-out set: 20 cases
+in phrasings and 4 voices the rules were not developed on (written before their first run).
 
 sox runs in repeatable mode (-R), so the clips are the same bytes every run (before
 2026-12-06 sox's dither made each run's audio, and so Whisper's words, differ a little).
@@ -60,6 +63,22 @@ CASES = [
 ]
 
 VOICES = [("en-us", 140), ("en-gb", 180), ("en+f3", 140), ("en-us", 180), ("en-gb", 140), ("en+f3", 180)]
+# Voices the rules were not developed on, for held-out cases (--voices held-out).
+HELD_OUT_VOICES = [("en-gb-scotland", 150), ("en-029", 170), ("en-us-nyc", 150), ("en-gb-x-rp+f2", 170)]
+
+
+def read_cases(path):
+    """Cases from a TSV file: name, utterances separated by " | ", secret, non-secret digits."""
+    cases = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            cols = line.rstrip("\n").split("\t")
+            cols += [""] * (4 - len(cols))
+            name, utterances, secret, other = cols[:4]
+            cases.append((name, [u.strip() for u in utterances.split(" | ")], secret, other))
+    return cases
 
 UNITS = {"zero": "0", "oh": "0", "o": "0", "nought": "0", "one": "1", "two": "2", "three": "3",
          "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
@@ -134,15 +153,21 @@ def main():
     ap.add_argument("--keep", help="keep the audio and the JSON output in this directory")
     ap.add_argument("--redact-all-numbers", action="store_true",
                     help="run analyze with --redact-all-numbers (every number redacted)")
+    ap.add_argument("--cases", help="read the cases from this TSV file (e.g. tools/pii_heldout_cases.tsv)")
+    ap.add_argument("--voices", choices=["dev", "held-out"], default="dev",
+                    help="the voices the rules were developed on, or others")
     ap.add_argument("flags", nargs="*", help="more flags for analyze (after --)")
     args = ap.parse_args()
+    cases = read_cases(args.cases) if args.cases else CASES
+    voices = HELD_OUT_VOICES if args.voices == "held-out" else VOICES
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-spoken-")
     os.makedirs(tmp, exist_ok=True)
     clips = {}
-    for i, (name, parts, secret, other) in enumerate(CASES):
-        combos = range(len(VOICES)) if args.all_voices else [i % len(VOICES), (i + 3) % len(VOICES)]
+    for i, (name, parts, secret, other) in enumerate(cases):
+        half = len(voices) // 2
+        combos = range(len(voices)) if args.all_voices else [i % len(voices), (i + half) % len(voices)]
         for c in combos:
-            voice, rate = VOICES[c]
+            voice, rate = voices[c]
             stem = f"{name}_{voice.replace('+', '')}_{rate}"
             wav = os.path.join(tmp, stem + ".wav")
             speak(parts, voice, rate, wav, tmp)
