@@ -372,6 +372,40 @@ async fn each_tenant_has_its_own_cap_on_calls_in_flight() {
     }
 }
 
+/// RTP ports are not handed out in order: were they, tenant B could send RTP to the port
+/// after its own leg's, be latched as the sender of A's next leg, and put its audio in A's
+/// call. Eight legs in a row do not take eight ports in a row (by chance: under 1 in 10^18
+/// over the 500 even ports of the range).
+#[tokio::test]
+async fn the_next_rtp_port_cannot_be_guessed_from_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(dir.path(), None).await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut ports = Vec::new();
+    for k in 0..8 {
+        let leg = a
+            .open_rtp_leg(rtp_leg(&format!("p{k}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            (42000..=42999).contains(&leg.port) && leg.port % 2 == 0,
+            "{leg:?}"
+        );
+        ports.push(leg.port);
+    }
+    let in_order = ports.windows(2).all(|w| w[1] == w[0] + 2);
+    assert!(!in_order, "ports handed out in order: {ports:?}");
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ports.len(),
+        "a port handed out twice: {ports:?}"
+    );
+}
+
 #[tokio::test]
 async fn call_ids_are_limited_and_never_echoed_in_full() {
     let dir = tempfile::tempdir().unwrap();
@@ -1154,4 +1188,101 @@ async fn client_certificates_named_in_the_token_file_are_their_tenants() {
     conn.flush().await.unwrap();
     let summary = to_summary(events, id).await;
     assert_eq!(summary.legs[0].packets_received, frames.len() as u64);
+}
+
+/// A voiced sound at 8 kHz as 16-bit little-endian PCM in 20 ms frames: `ms` of a 150 Hz
+/// buzz (harmonics falling off) whose level rises and falls four times a second, as
+/// syllables do, then `ms` of silence, so the segmenter ends an utterance.
+fn voiced_frames(ms: usize) -> Vec<Vec<u8>> {
+    let n = ms * 8;
+    let samples: Vec<i16> = (0..2 * n)
+        .map(|i| {
+            if i >= n {
+                return 0;
+            }
+            let t = i as f32 / 8000.0;
+            let buzz: f32 = (1..=12)
+                .map(|h| (2.0 * std::f32::consts::PI * 150.0 * h as f32 * t).sin() / h as f32)
+                .sum();
+            let syllables = 0.3 + 0.7 * (std::f32::consts::PI * 4.0 * t).sin().abs();
+            (6000.0 * syllables * buzz) as i16
+        })
+        .collect();
+    samples
+        .chunks(160)
+        .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
+        .collect()
+}
+
+type WsReader = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// How many utterances came back on a fork socket until none came for 300 ms.
+async fn utterances_back(rx: &mut WsReader) -> usize {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut n = 0;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(300), rx.next()).await {
+        if let Message::Text(t) = m {
+            n += usize::from(t.contains("\"utterance\""));
+        }
+    }
+    n
+}
+
+/// On a server with tokens, a socket on an open `/fork` (no Basic credentials configured)
+/// that asks for events gets them for a call its own track started, and none for a call it
+/// joined (the media tenant's call of that id, which holds other clients' words): no
+/// utterance of the call reaches it, though the socket that started the call gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN_A} acme\n")).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = l.local_addr().unwrap();
+    let security = SecurityConfig {
+        auth_tokens: Some(tokens),
+        media_tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    let (_addr, _stop) = start_serving(security, None, Some(l), Default::default()).await;
+    let open = |path: &'static str| async move {
+        let url = format!("ws://{ws_addr}{path}");
+        let (mut sock, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let meta = r#"{"callId":"shared","sampleRate":8000,"channels":1}"#;
+        sock.send(Message::Text(meta.into())).await.unwrap();
+        sock.split()
+    };
+    let (mut first_tx, mut first_rx) = open("/fork?events=1").await;
+    // The second socket joins only once the first one's call is live.
+    first_tx
+        .send(Message::Binary(vec![0u8; 320].into()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut joined_tx, mut joined_rx) = open("/fork?events=1").await;
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    let (mut from_first, mut from_joined) = (0, 0);
+    // Both sockets speak, twice, each time reading what came back.
+    for _ in 0..2 {
+        for f in voiced_frames(1500) {
+            ticks.tick().await;
+            first_tx
+                .send(Message::Binary(f.clone().into()))
+                .await
+                .unwrap();
+            joined_tx.send(Message::Binary(f.into())).await.unwrap();
+        }
+        from_first += utterances_back(&mut first_rx).await;
+        from_joined += utterances_back(&mut joined_rx).await;
+    }
+    assert!(
+        from_first > 0,
+        "the socket that started the call gets its utterances"
+    );
+    assert_eq!(from_joined, 0, "the socket that joined gets none");
 }

@@ -663,6 +663,64 @@ async fn leg_requests_are_checked() {
     assert_ne!(p1, p2);
 }
 
+/// `OpenRtpLeg.allow_from`: the leg takes RTP from the networks it names only, on a server
+/// that allows every sender, so a stranger who sends to the port first is not latched in
+/// the PBX's place (dropped and counted as not allowed); a malformed entry is refused by
+/// its index. Real UDP on loopback: the leg names 127.0.0.1, a socket on 127.0.0.2 sends
+/// first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_takes_rtp_only_from_the_networks_it_names() {
+    let srv = start_servers_allowing(8, None, None, Vec::new()).await;
+    let mut c = client(srv.grpc).await;
+    let request = |allow: &[&str]| proto::OpenRtpLegRequest {
+        call_id: "named-source".into(),
+        role: proto::Role::Caller as i32,
+        encoding: proto::Encoding::Mulaw as i32,
+        allow_from: allow.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    };
+    let e = c
+        .open_rtp_leg(request(&["127.0.0.1", "10.1.2.3/8"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("allow_from[1]: \"10.1.2.3/8\""),
+        "{e:?}"
+    );
+    let long = "x".repeat(10_000);
+    let e = c.open_rtp_leg(request(&[&long])).await.unwrap_err();
+    assert!(e.message().len() < 200, "{}", e.message().len());
+    let port = c
+        .open_rtp_leg(request(&["127.0.0.1"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .port as u16;
+    let events = watch(srv.grpc, "named-source");
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..10u16 {
+        let pkt = rtp::build(i == 0, 0, 500 + i, 160 * u32::from(i), 77, &[0xff; 160]);
+        stranger.send_to(&pkt, to).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_rtp(&pbx, to, &[0xff; 8000], 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.close_leg(proto::CloseLegRequest {
+        call_id: "named-source".into(),
+        channel_id: 0,
+    })
+    .await
+    .unwrap();
+    let events = events.await.unwrap();
+    let l = leg(summary(&events), 0);
+    assert_eq!(l.packets_not_allowed, 10, "{l:?}");
+    assert_eq!(l.packets_foreign_source, 0, "{l:?}");
+    assert_eq!(l.packets_received, 50, "{l:?}");
+}
+
 /// `--rtp-allow`: datagrams from outside the allowed networks are dropped and counted, and
 /// never latched onto; the allowed sender's audio goes through. Real UDP on loopback: the
 /// leg allows 127.0.0.1 only, a socket bound to 127.0.0.2 sends first.

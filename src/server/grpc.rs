@@ -11,11 +11,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
 use super::limits::{stream_fault, LivePace, RecordingSlot};
-use super::security::{check_call_id, tenant_of, Auth, Tenant};
+use super::security::{check_call_id, shown, tenant_of, Auth, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
+use crate::core::cidr::Cidr;
 use crate::core::codec;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::call_analyzer_server::CallAnalyzer;
@@ -163,6 +164,33 @@ fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
     metrics.client_fault(fault);
 }
 
+/// Most networks one `OpenRtpLeg` may name in `allow_from`.
+const MAX_ALLOW_FROM: usize = 16;
+
+/// `OpenRtpLeg.allow_from` read as networks; a malformed entry is refused by its index,
+/// showing no more of it than [`shown`] does.
+fn allow_from(entries: &[String]) -> Result<Vec<Cidr>, Status> {
+    if entries.len() > MAX_ALLOW_FROM {
+        return Err(Status::invalid_argument(format!(
+            "allow_from: {} networks, at most {MAX_ALLOW_FROM}",
+            entries.len()
+        )));
+    }
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.parse::<Cidr>().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "allow_from[{i}]: {:?} is not a network (CIDR such as 10.0.0.0/8, or an \
+                     address, with no host bits below its prefix)",
+                    shown(e)
+                ))
+            })
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl CallAnalyzer for Service {
     type StreamCallStream = EventStream;
@@ -193,10 +221,12 @@ impl CallAnalyzer for Service {
             jitter_buffer_ms: r.jitter_buffer_ms,
         })
         .map_err(|e| Status::invalid_argument(format!("{}: {e}", e.field().in_open_rtp_leg())))?;
+        let allow_from = allow_from(&r.allow_from)?;
         let (channel_id, port) = self
             .legs
             .open_rtp_leg(
                 tenant,
+                allow_from,
                 LegRequest {
                     call_id: r.call_id.clone(),
                     role: spec.role,

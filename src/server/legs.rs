@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -241,7 +241,6 @@ pub struct Calls {
     auth: Option<Arc<Auth>>,
     /// A call id got its first leg (wakes `WatchCall`s waiting for it).
     appeared: Notify,
-    next_port: AtomicU32,
     /// Set once the service drains: new calls and legs are refused, and each
     /// `StreamCall` ends its call where its audio has come to.
     draining: watch::Sender<bool>,
@@ -278,6 +277,20 @@ pub struct Leg {
     spec: ChannelSpec,
 }
 
+/// 32 bits no client can foresee: SipHash under the process's random keys (std's
+/// `RandomState`, seeded from the operating system, its keys moved on at each call) of
+/// the time. Not for cryptography; enough that the next RTP port cannot be guessed.
+fn unpredictable_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -311,7 +324,6 @@ impl Calls {
             media_tenant: None,
             auth: None,
             appeared: Notify::new(),
-            next_port: AtomicU32::new(0),
             draining: watch::channel(false).0,
             watchers: Arc::new(AtomicUsize::new(0)),
         })
@@ -461,6 +473,11 @@ impl Calls {
             _ => None,
         };
         mapped.or_else(|| self.media_tenant.clone())
+    }
+
+    /// Whether the server has a token file (`security.auth_tokens`).
+    pub fn has_tokens(&self) -> bool {
+        self.auth.is_some()
     }
 
     /// Admits a leg of `tenant`: joins that tenant's live call with its id, or starts one.
@@ -654,10 +671,12 @@ impl Calls {
     }
 
     /// Opens an RTP/UDP leg: binds a port from the range and starts its task.
-    /// `tenant`'s leg joins (or starts) that tenant's call with the id.
+    /// `tenant`'s leg joins (or starts) that tenant's call with the id. `allow_from`
+    /// (empty: any): the networks the leg takes RTP from, within `rtp_allow`.
     pub async fn open_rtp_leg(
         self: &Arc<Self>,
         tenant: Option<Tenant>,
+        allow_from: Vec<Cidr>,
         req: LegRequest,
     ) -> Result<(u32, u16), ServerError> {
         check_call_id(&req.call_id)?;
@@ -671,15 +690,17 @@ impl Calls {
             socket,
             leg,
             self.cfg.idle_timeout,
-            self.cfg.rtp_allow.clone(),
+            [self.cfg.rtp_allow.clone(), allow_from],
             pace,
         ));
         Ok((channel_id, port))
     }
 
-    /// Binds the next free even port of the range (RTP on even ports, the
-    /// odd one above left for the sender's RTCP, as RFC 3550 §11 suggests),
-    /// going round the range so recently closed ports rest.
+    /// Binds a free even port of the range (RTP on even ports, the odd one above left for
+    /// the sender's RTCP, as RFC 3550 §11 suggests): the first free one from an
+    /// unpredictable place in the range. Handed out in order, the next leg's port could be
+    /// guessed, and a client that sent RTP to it first would be latched as that leg's
+    /// sender, its audio in someone else's call.
     async fn bind_port(&self) -> Result<UdpSocket, ServerError> {
         let (lo, hi) = (
             *self.cfg.rtp_ports.start() as u32,
@@ -691,11 +712,10 @@ impl Calls {
         } else {
             0
         };
-        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+        let start = unpredictable_u32();
         for k in 0..n {
-            let port = first_even + 2 * ((start + k) % n);
+            let port = first_even + 2 * (start.wrapping_add(k) % n);
             if let Ok(s) = UdpSocket::bind(SocketAddr::new(self.cfg.rtp_addr, port as u16)).await {
-                self.next_port.store(start + k + 1, Ordering::Relaxed);
                 return Ok(s);
             }
         }
@@ -893,12 +913,14 @@ impl Leg {
 
 /// Reads one RTP leg's UDP port until it is closed, idle or the call ends.
 /// Audio more than `max_ahead` ahead of the leg's wall clock (from its first audio
-/// packet) is dropped and counted ([`LivePace::admit_datagram`]).
+/// packet) is dropped and counted ([`LivePace::admit_datagram`]). A datagram from outside
+/// either of the `allow` lists (the server's, the leg's; empty allows all) is dropped and
+/// counted as not allowed.
 async fn run_udp_leg(
     socket: UdpSocket,
     leg: Leg,
     idle: Duration,
-    allow: Vec<Cidr>,
+    allow: [Vec<Cidr>; 2],
     mut pace: LivePace,
 ) {
     let id = leg.channel_id;
@@ -910,7 +932,7 @@ async fn run_udp_leg(
     loop {
         let input = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
-                Ok((_, from)) if !cidr::allowed(&allow, from.ip()) => {
+                Ok((_, from)) if !allow.iter().all(|a| cidr::allowed(a, from.ip())) => {
                     Input::NotAllowed { channel_id: id }
                 }
                 Ok((n, from)) => {

@@ -218,6 +218,10 @@ pub enum TokenFileError {
     Empty { path: PathBuf },
 }
 
+/// Why a token file whose last line has no newline is refused (see [`Tokens::parse`]).
+const UNENDED_LAST_LINE: &str = "the last line does not end with a newline: the file may be \
+     only partly written (write a new file and rename it into place)";
+
 /// The prefix of a token file line that maps a client certificate, not a token.
 const CERT_PREFIX: &str = "cert:";
 /// Longest media credential of an `audiohook:`, `twilio:` or `fork:` line, bytes.
@@ -340,6 +344,12 @@ impl Tokens {
             line,
             why,
         };
+        // A file caught half-written (a reload while an editor or a deploy tool writes it
+        // in place) may end inside a line: `T2 acme-eu` cut to `T2 acme` would give T2 to
+        // another tenant, and every line after the cut would be gone. Every line must end.
+        if !text.is_empty() && !text.ends_with('\n') {
+            return Err(err(text.lines().count(), UNENDED_LAST_LINE));
+        }
         let mut entries: Vec<(Vec<u8>, Tenant)> = Vec::new();
         let mut certs: Vec<(String, Tenant)> = Vec::new();
         let mut media: Vec<(MediaKind, Vec<u8>, Tenant)> = Vec::new();
@@ -735,7 +745,11 @@ mod tests {
         // A media line is no bearer token.
         assert_eq!(t.tenant(format!("twilio:{twilio}").as_bytes()), None);
         assert_eq!(t.tenant(twilio.as_bytes()), None);
-        let e = |text: &str| parse(&format!("{A} acme\n{text}")).unwrap_err().to_string();
+        let e = |text: &str| {
+            parse(&format!("{A} acme\n{text}\n"))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             e("fork: acme"),
             "token file tokens.txt, line 2: media credential: 1 to 256 bytes expected"
@@ -804,7 +818,7 @@ mod tests {
                 "certificate name: 1 to 253 characters expected",
             ),
             (
-                "cert:",
+                "cert:\n",
                 "expected `TOKEN TENANT` or `cert:NAME TENANT`, two fields",
             ),
             (
@@ -879,6 +893,23 @@ mod tests {
             parse("# nothing\n\n").unwrap_err(),
             TokenFileError::Empty { .. }
         ));
+    }
+
+    /// A file cut inside its last line (caught while being written) is refused whole, not
+    /// read as far as it goes: `B acme-eu` cut to `B acme` must not give B to acme.
+    #[test]
+    fn a_file_cut_inside_a_line_is_refused() {
+        let full = format!("{A} acme\n{B} acme-eu\n");
+        assert!(parse(&full).is_ok());
+        let cut = &full[..full.len() - 4];
+        assert!(cut.ends_with(" acme"));
+        let e = parse(cut).unwrap_err();
+        assert!(
+            matches!(e, TokenFileError::Line { line: 2, why, .. } if why == UNENDED_LAST_LINE),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("bbbb"), "{e}");
+        assert!(parse(&format!("{A} acme\n# end")).is_err());
     }
 
     #[test]

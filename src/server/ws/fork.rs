@@ -21,7 +21,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp::leg::RtpSettings;
 use crate::proto::{call_event::Event, CallEvent, Role};
 use crate::server::legs::Calls;
-use crate::server::security::{constant_time_find, MediaCredential};
+use crate::server::security::{constant_time_find, shown, MediaCredential};
 
 /// The user name of the request's `Authorization: Basic` credentials if they are one of
 /// `accepted` (`user:password` each, compared in time independent of where they differ),
@@ -86,15 +86,22 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
         None => DEFAULT_RATE_HZ,
         Some(x) => number(x)
             .filter(|r| (8000..=48_000).contains(r))
-            .ok_or_else(|| format!("sample rate {x} (8000-48000 Hz)"))? as u32,
+            .ok_or_else(|| format!("sample rate {} (8000-48000 Hz)", shown(&x.to_string())))?
+            as u32,
     };
     let channels = match (field(&["channels"]), field(&["mixType", "mix_type"])) {
         (Some(x), _) => number(x)
             .filter(|c| matches!(c, 1 | 2))
-            .ok_or_else(|| format!("channels {x} (1 or 2)"))? as usize,
+            .ok_or_else(|| format!("channels {} (1 or 2)", shown(&x.to_string())))?
+            as usize,
         (None, Some(Value::String(m))) if m == "stereo" => 2,
         (None, Some(Value::String(m))) if m == "mono" || m == "mixed" => 1,
-        (None, Some(m)) => return Err(format!("mix type {m} (mono, mixed or stereo)")),
+        (None, Some(m)) => {
+            return Err(format!(
+                "mix type {} (mono, mixed or stereo)",
+                shown(&m.to_string())
+            ))
+        }
         (None, None) => 1,
     };
     Ok(Metadata {
@@ -132,6 +139,12 @@ pub(super) async fn run(
     };
     let call_id = path_id.unwrap_or(meta.call_id);
     let legs = join_tracks(calls, &call_id, &tracks, Transport::AudioFork, credential).await?;
+    // On a server with tokens, a socket that proved no credential (an open `/fork`) gets
+    // the events of a call its own first track started, never of one it joined: that call
+    // (the media tenant's, perhaps an RTP call of a token holder) holds other clients'
+    // words. It gets no events then, and no error, which would say the id is live.
+    let started = legs[0].channel_id == 0;
+    let events = events && (credential.is_some() || !calls.has_tokens() || started);
     let writer = if events {
         let rx = legs[0].call.clone().watch();
         Some(tokio::spawn(send_events(rx, sink)))

@@ -27,7 +27,7 @@ use crate::core::codec::Encoding;
 use crate::core::rtp;
 use crate::proto::Role;
 use crate::server::legs::{Calls, Leg};
-use crate::server::security::MediaCredential;
+use crate::server::security::{shown, MediaCredential};
 use crate::server::session::{now_ms, Input, TICK};
 
 /// Media Streams' one audio format: 8 kHz.
@@ -161,8 +161,10 @@ impl Start {
                 || f.channels != 1
             {
                 return Err(format!(
-                    "media format {} {} Hz x{} (only audio/x-mulaw 8000 Hz mono)",
-                    f.encoding, f.sample_rate, f.channels
+                    "media format {:?} {} Hz x{} (only audio/x-mulaw 8000 Hz mono)",
+                    shown(&f.encoding),
+                    f.sample_rate,
+                    f.channels
                 ));
             }
         }
@@ -171,7 +173,7 @@ impl Start {
         }
         let mut out = Vec::new();
         for t in &self.tracks {
-            let i = track_index(t).ok_or_else(|| format!("unknown track {t:?}"))?;
+            let i = track_index(t).ok_or_else(|| format!("unknown track {:?}", shown(t)))?;
             if !out.contains(&i) {
                 out.push(i);
             }
