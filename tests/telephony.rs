@@ -697,28 +697,7 @@ async fn a_leg_takes_rtp_only_from_the_networks_it_names() {
         .unwrap()
         .into_inner()
         .port as u16;
-    let events = watch(srv.grpc, "named-source");
-    let to = SocketAddr::from(([127, 0, 0, 1], port));
-    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    let pbx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    for i in 0..10u16 {
-        let pkt = rtp::build(i == 0, 0, 500 + i, 160 * u32::from(i), 77, &[0xff; 160]);
-        stranger.send_to(&pkt, to).await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    send_rtp(&pbx, to, &[0xff; 8000], 1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    c.close_leg(proto::CloseLegRequest {
-        call_id: "named-source".into(),
-        channel_id: 0,
-    })
-    .await
-    .unwrap();
-    let events = events.await.unwrap();
-    let l = leg(summary(&events), 0);
-    assert_eq!(l.packets_not_allowed, 10, "{l:?}");
-    assert_eq!(l.packets_foreign_source, 0, "{l:?}");
-    assert_eq!(l.packets_received, 50, "{l:?}");
+    outsider_first_is_kept_out(&mut c, srv.grpc, "named-source", port).await;
 }
 
 /// `--rtp-allow`: datagrams from outside the allowed networks are dropped and counted, and
@@ -730,21 +709,27 @@ async fn rtp_from_outside_the_allowed_networks_is_dropped_and_counted() {
     let srv = start_servers_allowing(8, None, None, allow).await;
     let mut c = client(srv.grpc).await;
     let (_, port) = open_leg(&mut c, "allow-list", proto::Role::Caller).await;
-    let events = watch(srv.grpc, "allow-list");
+    outsider_first_is_kept_out(&mut c, srv.grpc, "allow-list", port).await;
+}
+
+/// Sends 10 valid RTP packets to the leg on `port` of `call_id` from 127.0.0.2, then one
+/// second of μ-law silence from 127.0.0.1, closes the leg and checks that the outsider's
+/// packets were dropped as not allowed (never latched onto: were they, the insider would be
+/// foreign) and the insider's all received.
+async fn outsider_first_is_kept_out(c: &mut Client, grpc: SocketAddr, call_id: &str, port: u16) {
+    let events = watch(grpc, call_id);
     let to = SocketAddr::from(([127, 0, 0, 1], port));
     let outsider = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let insider = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    // Valid RTP from the outsider first: were it latched onto, the insider would be foreign.
     for i in 0..10u16 {
         let pkt = rtp::build(i == 0, 0, 500 + i, 160 * u32::from(i), 77, &[0xff; 160]);
         outsider.send_to(&pkt, to).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // One second of μ-law silence from the allowed sender.
     send_rtp(&insider, to, &[0xff; 8000], 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.close_leg(proto::CloseLegRequest {
-        call_id: "allow-list".into(),
+        call_id: call_id.into(),
         channel_id: 0,
     })
     .await
