@@ -1286,3 +1286,51 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
     );
     assert_eq!(from_joined, 0, "the socket that joined gets none");
 }
+
+/// A reload of the token file that takes a token away ends the `WatchCall` streams opened
+/// with it (`UNAUTHENTICATED`), and the token is refused from then on, while a watcher
+/// whose token stays goes on to the call's summary. The reload is a real SIGHUP to this
+/// process, sent until the server has seen it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_the_watch_streams_it_opened() {
+    use tokio::signal::unix::{signal, SignalKind};
+    const KEPT: &str = "acme-kept-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN_A} acme\n{KEPT} acme\n")).unwrap();
+    // This process must not die of a SIGHUP that comes before the server listens for it.
+    let _ours = signal(SignalKind::hangup()).unwrap();
+    let (addr, _stop) = start_with(SecurityConfig {
+        auth_tokens: Some(tokens.clone()),
+        ..Default::default()
+    })
+    .await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut kept = client(addr, Some(KEPT)).await;
+    a.open_rtp_leg(rtp_leg("rv")).await.unwrap();
+    let mut revoked = a.watch_call(watch("rv")).await.unwrap().into_inner();
+    let staying = kept.watch_call(watch("rv")).await.unwrap().into_inner();
+    // The new file is written beside the old one and renamed into place.
+    let new = dir.path().join("tokens.new");
+    std::fs::write(&new, format!("{KEPT} acme\n")).unwrap();
+    std::fs::rename(&new, &tokens).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        assert!(Instant::now() < deadline, "the stream outlived the reload");
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        match tokio::time::timeout(Duration::from_millis(300), revoked.message()).await {
+            Err(_) => continue,
+            Ok(r) => break r,
+        }
+    };
+    let e = ended.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    let e = a.watch_call(watch("rv")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    kept.close_leg(close("rv", 0)).await.unwrap();
+    to_summary(staying, "rv").await;
+}

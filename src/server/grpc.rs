@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
 use super::limits::{stream_fault, LivePace, RecordingSlot};
-use super::security::{check_call_id, shown, tenant_of, Auth, Tenant};
+use super::security::{caller_of, check_call_id, shown, tenant_of, Auth, Caller, Tenant};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
@@ -33,6 +33,8 @@ pub struct Service {
     max_message_bytes: usize,
     max_ahead: Duration,
     legs: Arc<Calls>,
+    /// The token file, if any: a `WatchCall` ends when a reload takes its token away.
+    auth: Option<Arc<Auth>>,
 }
 
 impl Service {
@@ -60,7 +62,7 @@ impl Service {
                 .payment_window_ms
                 .unwrap_or(crate::contact::finish::PAYMENT_WINDOW_MS),
         )
-        .with_auth(auth);
+        .with_auth(auth.clone());
         Self {
             analyzer,
             settings: cfg.call.clone(),
@@ -69,6 +71,7 @@ impl Service {
             max_message_bytes: cfg.max_message_bytes,
             max_ahead: cfg.max_ahead,
             legs,
+            auth,
         }
     }
 
@@ -162,6 +165,54 @@ fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
         _ => "stream_broken",
     };
     metrics.client_fault(fault);
+}
+
+/// `events`, ended with `UNAUTHENTICATED` as soon as a reload of the token file leaves
+/// `caller`'s token (or certificate) naming no tenant, or another one: a client whose token
+/// was revoked must not go on reading a call's transcripts.
+fn revocable(events: EventStream, auth: Arc<Auth>, caller: Caller) -> EventStream {
+    struct State {
+        events: EventStream,
+        // None once the token file's watch is gone (the server is stopping).
+        reloads: Option<tokio::sync::watch::Receiver<u64>>,
+        ended: bool,
+    }
+    let state = State {
+        events,
+        reloads: Some(auth.reloads()),
+        ended: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, move |mut st| {
+        let (auth, caller) = (auth.clone(), caller.clone());
+        async move {
+            if st.ended {
+                return None;
+            }
+            loop {
+                let reload = async {
+                    match st.reloads.as_mut() {
+                        Some(r) => r.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    item = st.events.next() => return item.map(|i| (i, st)),
+                    reloaded = reload => {
+                        if !reloaded {
+                            st.reloads = None;
+                        } else if !caller.still_valid(&auth.tokens()) {
+                            st.ended = true;
+                            let revoked = Status::unauthenticated(
+                                "the token of this stream was revoked by a reload of the \
+                                 token file",
+                            );
+                            return Some((Err(revoked), st));
+                        }
+                    }
+                }
+            }
+        }
+    }))
 }
 
 /// Most networks one `OpenRtpLeg` may name in `allow_from`.
@@ -265,6 +316,7 @@ impl CallAnalyzer for Service {
         request: Request<proto::WatchCallRequest>,
     ) -> Result<Response<Self::WatchCallStream>, Status> {
         let tenant = tenant_of(&request);
+        let caller = caller_of(&request);
         let r = request.into_inner();
         if r.call_id.is_empty() {
             return Err(status(ServerError::CallIdRequired));
@@ -276,12 +328,14 @@ impl CallAnalyzer for Service {
             .await
             .map_err(status)?;
         let watcher = self.legs.watcher();
-        Ok(Response::new(Box::pin(
-            ReceiverStream::new(call.watch()).map(move |r| {
-                let _counted = &watcher;
-                r.map_err(status)
-            }),
-        )))
+        let events: EventStream = Box::pin(ReceiverStream::new(call.watch()).map(move |r| {
+            let _counted = &watcher;
+            r.map_err(status)
+        }));
+        Ok(Response::new(match (&self.auth, caller) {
+            (Some(auth), Some(caller)) => revocable(events, auth.clone(), caller),
+            _ => events,
+        }))
     }
 
     async fn stream_call(

@@ -135,7 +135,7 @@ where
             return Either::Left(self.small.call(req));
         }
         // Set by the `Authenticate` interceptor, which runs first.
-        let tenant = req.extensions().get::<Caller>().map(|c| c.0.clone());
+        let tenant = req.extensions().get::<Caller>().map(|c| c.tenant.clone());
         match self.recordings.try_take(tenant.as_ref()) {
             Ok(slot) => {
                 req.extensions_mut().insert(slot);

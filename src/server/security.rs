@@ -560,6 +560,9 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct Auth {
     path: PathBuf,
     tokens: RwLock<Arc<Tokens>>,
+    /// Bumped by every reload that took, for streams that must end when their
+    /// credential no longer names their tenant ([`Caller::still_valid`]).
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl Auth {
@@ -569,6 +572,7 @@ impl Auth {
         Ok(Arc::new(Self {
             path: path.to_path_buf(),
             tokens: RwLock::new(Arc::new(tokens)),
+            reloads: tokio::sync::watch::channel(0).0,
         }))
     }
 
@@ -576,7 +580,13 @@ impl Auth {
     pub fn reload(&self) -> Result<Arc<Tokens>, TokenFileError> {
         let tokens = Arc::new(Tokens::read(&self.path)?);
         *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens.clone();
+        self.reloads.send_modify(|n| *n += 1);
         Ok(tokens)
+    }
+
+    /// Changes with every reload that took.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     /// The tokens in use.
@@ -593,13 +603,55 @@ impl Auth {
     }
 }
 
-/// The tenant a request was authenticated as, put in its extensions by [`Authenticate`].
-#[derive(Clone, Debug)]
-pub struct Caller(pub Tenant);
+/// The tenant a request was authenticated as, put in its extensions by [`Authenticate`],
+/// with what it proved (kept to check it again after a reload, never shown).
+#[derive(Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    token: Option<Vec<u8>>,
+    leaf: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caller {
+    /// Whether what the request proved still names its tenant under `tokens` (after a
+    /// reload that removed its token, or gave it to another tenant, it does not).
+    pub fn still_valid(&self, tokens: &Tokens) -> bool {
+        decide(tokens, self.token.as_deref(), self.leaf.as_deref()).as_ref() == Some(&self.tenant)
+    }
+}
 
 /// The tenant of an authenticated request; `None` when the service runs without tokens.
 pub fn tenant_of<T>(req: &Request<T>) -> Option<Tenant> {
-    req.extensions().get::<Caller>().map(|c| c.0.clone())
+    req.extensions().get::<Caller>().map(|c| c.tenant.clone())
+}
+
+/// The caller of an authenticated request; `None` when the service runs without tokens.
+pub fn caller_of<T>(req: &Request<T>) -> Option<Caller> {
+    req.extensions().get::<Caller>().cloned()
+}
+
+/// The tenant a bearer token (`Some` when the request had an `authorization` header:
+/// the token, empty when it was no bearer token) and a client certificate (its leaf, DER)
+/// name together under `tokens`, if they agree on one.
+fn decide(tokens: &Tokens, token: Option<&[u8]>, leaf: Option<&[u8]>) -> Option<Tenant> {
+    let by_token = token.map(|t| tokens.tenant(t));
+    let by_cert = leaf.map_or(CertTenant::Unmapped, |l| tokens.leaf_tenant(l));
+    match (by_token, by_cert) {
+        // A token given must be right and agree with the certificate.
+        (Some(None), _) | (_, CertTenant::Ambiguous) => None,
+        (Some(Some(t)), CertTenant::Tenant(c)) => (t == c).then_some(t),
+        (Some(Some(t)), CertTenant::Unmapped) => Some(t),
+        (None, CertTenant::Tenant(c)) => Some(c),
+        (None, CertTenant::Unmapped) => None,
+    }
 }
 
 /// Checks `authorization: Bearer TOKEN`, or a client certificate mapped by a
@@ -614,24 +666,22 @@ impl tonic::service::Interceptor for Authenticate {
             return Ok(req);
         };
         let tokens = auth.tokens();
-        let by_token = req
-            .metadata()
-            .get("authorization")
-            .map(|v| bearer_token(v.as_bytes()).and_then(|t| tokens.tenant(t.trim_ascii())));
-        let by_cert = req
+        // A header that is no bearer token counts as a wrong token (empty: no tenant's).
+        let token: Option<Vec<u8>> = req.metadata().get("authorization").map(|v| {
+            bearer_token(v.as_bytes())
+                .map(|t| t.trim_ascii().to_vec())
+                .unwrap_or_default()
+        });
+        let leaf: Option<Vec<u8>> = req
             .peer_certs()
-            .and_then(|certs| certs.first().map(|leaf| tokens.leaf_tenant(leaf)))
-            .unwrap_or(CertTenant::Unmapped);
-        let tenant = match (by_token, by_cert) {
-            // A token given must be right and agree with the certificate.
-            (Some(None), _) | (_, CertTenant::Ambiguous) => None,
-            (Some(Some(t)), CertTenant::Tenant(c)) => (t == c).then_some(t),
-            (Some(Some(t)), CertTenant::Unmapped) => Some(t),
-            (None, CertTenant::Tenant(c)) => Some(c),
-            (None, CertTenant::Unmapped) => None,
-        }
-        .ok_or_else(|| status(ServerError::Unauthenticated))?;
-        req.extensions_mut().insert(Caller(tenant));
+            .and_then(|certs| certs.first().map(|leaf| leaf.as_ref().to_vec()));
+        let tenant = decide(&tokens, token.as_deref(), leaf.as_deref())
+            .ok_or_else(|| status(ServerError::Unauthenticated))?;
+        req.extensions_mut().insert(Caller {
+            tenant,
+            token,
+            leaf,
+        });
         Ok(req)
     }
 }
