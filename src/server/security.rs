@@ -605,18 +605,22 @@ impl Auth {
 
 /// The tenant a request was authenticated as, put in its extensions by [`Authenticate`],
 /// with what it proved (kept to check it again after a reload, never shown).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Caller {
     pub tenant: Tenant,
+    proof: Proof,
+}
+
+/// The bearer token and the client certificate (leaf, DER) a request presented.
+#[derive(Clone)]
+struct Proof {
     token: Option<Vec<u8>>,
     leaf: Option<Vec<u8>>,
 }
 
-impl std::fmt::Debug for Caller {
+impl std::fmt::Debug for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller")
-            .field("tenant", &self.tenant)
-            .finish_non_exhaustive()
+        f.write_str("<hidden>")
     }
 }
 
@@ -624,7 +628,8 @@ impl Caller {
     /// Whether what the request proved still names its tenant under `tokens` (after a
     /// reload that removed its token, or gave it to another tenant, it does not).
     pub fn still_valid(&self, tokens: &Tokens) -> bool {
-        decide(tokens, self.token.as_deref(), self.leaf.as_deref()).as_ref() == Some(&self.tenant)
+        let Proof { token, leaf } = &self.proof;
+        decide(tokens, token.as_deref(), leaf.as_deref()).as_ref() == Some(&self.tenant)
     }
 }
 
@@ -679,8 +684,7 @@ impl tonic::service::Interceptor for Authenticate {
             .ok_or_else(|| status(ServerError::Unauthenticated))?;
         req.extensions_mut().insert(Caller {
             tenant,
-            token,
-            leaf,
+            proof: Proof { token, leaf },
         });
         Ok(req)
     }
