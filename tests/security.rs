@@ -728,15 +728,20 @@ async fn to_summary(
     summary.expect("a summary")
 }
 
+/// 8 kHz samples as 16-bit little-endian PCM in 20 ms frames.
+fn pcm_frames(samples: &[i16]) -> Vec<Vec<u8>> {
+    samples
+        .chunks(160)
+        .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
+        .collect()
+}
+
 /// 200 ms of a 440 Hz tone at 8 kHz as 16-bit little-endian PCM, in 20 ms frames.
 fn tone_frames() -> Vec<Vec<u8>> {
     let samples: Vec<i16> = (0..1600)
         .map(|n| (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 8000.0).sin()) as i16)
         .collect();
-    samples
-        .chunks(160)
-        .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
-        .collect()
+    pcm_frames(&samples)
 }
 
 /// A WebSocket media client's proved credential named in the token file (`fork:USER
@@ -1208,10 +1213,7 @@ fn voiced_frames(ms: usize) -> Vec<Vec<u8>> {
             (6000.0 * syllables * buzz) as i16
         })
         .collect();
-    samples
-        .chunks(160)
-        .map(|c| c.iter().flat_map(|s| s.to_le_bytes()).collect())
-        .collect()
+    pcm_frames(&samples)
 }
 
 type WsReader = futures_util::stream::SplitStream<

@@ -163,8 +163,8 @@ def main():
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-spoken-")
     os.makedirs(tmp, exist_ok=True)
     clips = {}
+    half = len(voices) // 2
     for i, (name, parts, secret, other) in enumerate(cases):
-        half = len(voices) // 2
         combos = range(len(voices)) if args.all_voices else [i % len(voices), (i + half) % len(voices)]
         for c in combos:
             voice, rate = voices[c]

@@ -926,10 +926,12 @@ fn repeated_piece(words: &[Vec<Word>], clips: &[&[f32]]) -> Option<usize> {
     };
     let keys: Vec<Vec<String>> = words.iter().map(|w| key(w)).collect();
     (1..keys.len()).find(|&i| {
-        let earlier: Vec<usize> = (0..i).filter(|&j| keys[j] == keys[i]).collect();
-        keys[i].len() >= REPEAT_MIN_WORDS
-            && !earlier.is_empty()
-            && !earlier
+        if keys[i].len() < REPEAT_MIN_WORDS {
+            return false;
+        }
+        let same_words: Vec<usize> = (0..i).filter(|&j| keys[j] == keys[i]).collect();
+        !same_words.is_empty()
+            && !same_words
                 .iter()
                 .any(|&j| same_audio(clips[i], clips[j], SAME_AUDIO_MIN_CORRELATION))
     })
@@ -945,7 +947,7 @@ const SAME_AUDIO_MIN_CORRELATION: f32 = 0.9;
 /// at other samples give nearly 1; two takes of one sentence, even by one voice, share no
 /// waveform and give far less (under 0.3 in the tests), so the test does not take a
 /// sentence said twice, or said in two calls, for one recording.
-pub fn same_audio(a: &[f32], b: &[f32], min: f32) -> bool {
+fn same_audio(a: &[f32], b: &[f32], min: f32) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if short.is_empty() || (short.len() as f32) < 0.8 * long.len() as f32 {
         return false;

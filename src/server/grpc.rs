@@ -173,13 +173,13 @@ fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
 fn revocable(events: EventStream, auth: Arc<Auth>, caller: Caller) -> EventStream {
     struct State {
         events: EventStream,
-        // None once the token file's watch is gone (the server is stopping).
-        reloads: Option<tokio::sync::watch::Receiver<u64>>,
+        // Its sender lives in `auth`, which this stream holds: it never closes.
+        reloads: tokio::sync::watch::Receiver<u64>,
         ended: bool,
     }
     let state = State {
         events,
-        reloads: Some(auth.reloads()),
+        reloads: auth.reloads(),
         ended: false,
     };
     Box::pin(futures_util::stream::unfold(state, move |mut st| {
@@ -189,18 +189,14 @@ fn revocable(events: EventStream, auth: Arc<Auth>, caller: Caller) -> EventStrea
                 return None;
             }
             loop {
-                let reload = async {
-                    match st.reloads.as_mut() {
-                        Some(r) => r.changed().await.is_ok(),
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
                     item = st.events.next() => return item.map(|i| (i, st)),
-                    reloaded = reload => {
-                        if !reloaded {
-                            st.reloads = None;
-                        } else if !caller.still_valid(&auth.tokens()) {
+                    reloaded = st.reloads.changed() => {
+                        if reloaded.is_err() {
+                            // Cannot happen (above); were it to, the events go on alone.
+                            return st.events.next().await.map(|i| (i, st));
+                        }
+                        if !caller.still_valid(&auth.tokens()) {
                             st.ended = true;
                             let revoked = Status::unauthenticated(
                                 "the token of this stream was revoked by a reload of the \

@@ -277,18 +277,14 @@ pub struct Leg {
     spec: ChannelSpec,
 }
 
-/// 32 bits no client can foresee: SipHash under the process's random keys (std's
-/// `RandomState`, seeded from the operating system, its keys moved on at each call) of
-/// the time. Not for cryptography; enough that the next RTP port cannot be guessed.
+/// 32 bits no client can foresee: the SipHash of nothing under std's `RandomState` keys,
+/// which are drawn from the operating system and differ from one `RandomState` to the
+/// next. Not for cryptography; enough that the next RTP port cannot be guessed.
 fn unpredictable_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() as u32
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
