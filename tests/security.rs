@@ -1233,6 +1233,24 @@ async fn utterances_back(rx: &mut WsReader) -> usize {
     n
 }
 
+/// A server with the token `TOKEN_A` of acme, the media tenant, and WebSocket media with
+/// `/fork` open (no Basic credentials): its gRPC and WebSocket addresses.
+async fn start_with_open_fork(
+    dir: &Path,
+) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN_A} acme\n")).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = l.local_addr().unwrap();
+    let security = SecurityConfig {
+        auth_tokens: Some(tokens),
+        media_tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    let (addr, stop) = start_serving(security, None, Some(l), Default::default()).await;
+    (addr, ws_addr, stop)
+}
+
 /// On a server with tokens, a socket on an open `/fork` (no Basic credentials configured)
 /// that asks for events gets them for a call its own track started, and none for a call it
 /// joined (the media tenant's call of that id, which holds other clients' words): no
@@ -1242,16 +1260,7 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN_A} acme\n")).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = l.local_addr().unwrap();
-    let security = SecurityConfig {
-        auth_tokens: Some(tokens),
-        media_tenant: Some("acme".into()),
-        ..Default::default()
-    };
-    let (_addr, _stop) = start_serving(security, None, Some(l), Default::default()).await;
+    let (_addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
     let open = |path: &'static str| async move {
         let url = format!("ws://{ws_addr}{path}");
         let (mut sock, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -1289,12 +1298,52 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
     assert_eq!(from_joined, 0, "the socket that joined gets none");
 }
 
-/// A reload of the token file that takes a token away ends the `WatchCall` streams opened
-/// with it (`UNAUTHENTICATED`), and the token is refused from then on, while a watcher
-/// whose token stays goes on to the call's summary. The reload is a real SIGHUP to this
-/// process, sent until the server has seen it.
+/// With tokens, media that proved no credential (an open `/fork`) cannot join a call of the
+/// media tenant that a token holder started, knowing only its id: it is refused (the
+/// socket closed, counted), while such a socket that names an id of its own starts its
+/// call, which the media tenant's token watches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_ends_the_watch_streams_it_opened() {
+async fn open_media_cannot_join_a_call_a_token_holder_started() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    a.open_rtp_leg(rtp_leg("shared")).await.unwrap();
+    let open = |call_id: &'static str| async move {
+        let url = format!("ws://{ws_addr}/fork");
+        let (mut sock, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
+        sock.send(Message::Text(meta.into())).await.unwrap();
+        sock
+    };
+    let mut intruder = open("shared").await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match intruder.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket joined the token holder's call");
+    let mut own = open("own").await;
+    own.send(Message::Binary(vec![0u8; 320].into()))
+        .await
+        .unwrap();
+    a.watch_call(watch("own")).await.unwrap();
+    a.close_leg(close("shared", 0)).await.unwrap();
+    let e = a.close_leg(close("shared", 1)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "no leg 1 joined: {e:?}");
+}
+
+/// A reload of the token file that takes a token away ends what was opened with it: its
+/// `WatchCall` and `StreamCall` streams (`UNAUTHENTICATED`) and its RTP legs, and the token
+/// is refused from then on, while a leg and a watcher whose token stays go on to the call's
+/// summary. The reload is a real SIGHUP to this process, sent until the server has seen it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_the_streams_and_legs_it_opened() {
     use tokio::signal::unix::{signal, SignalKind};
     const KEPT: &str = "acme-kept-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
@@ -1310,6 +1359,14 @@ async fn a_revoked_token_ends_the_watch_streams_it_opened() {
     let mut a = client(addr, Some(TOKEN_A)).await;
     let mut kept = client(addr, Some(KEPT)).await;
     a.open_rtp_leg(rtp_leg("rv")).await.unwrap();
+    kept.open_rtp_leg(rtp_leg("rv")).await.unwrap();
+    let (audio, rx) = tokio::sync::mpsc::channel(1);
+    audio.send(mulaw_config("sc", 0, 1)).await.unwrap();
+    let mut streamed = a
+        .stream_call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let mut revoked = a.watch_call(watch("rv")).await.unwrap().into_inner();
     let staying = kept.watch_call(watch("rv")).await.unwrap().into_inner();
     // The new file is written beside the old one and renamed into place.
@@ -1333,6 +1390,14 @@ async fn a_revoked_token_ends_the_watch_streams_it_opened() {
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     let e = a.watch_call(watch("rv")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-    kept.close_leg(close("rv", 0)).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), streamed.message())
+        .await
+        .expect("the StreamCall outlived the reload")
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    // The revoked token's leg (0) has ended: closing the kept one's ends the call, which
+    // would otherwise wait for leg 0's 30 s idle timeout, past `to_summary`'s 10 s.
+    kept.close_leg(close("rv", 1)).await.unwrap();
     to_summary(staying, "rv").await;
+    drop(audio);
 }

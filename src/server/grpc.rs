@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::legs::{CallPermit, Calls, LegRequest};
 use super::limits::{stream_fault, LivePace, RecordingSlot};
-use super::security::{caller_of, check_call_id, shown, tenant_of, Auth, Caller, Tenant};
+use super::security::{
+    check_call_id, revocation_of, revoked, shown, tenant_of, Auth, Revocation, Tenant,
+};
 use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
@@ -159,6 +161,8 @@ fn into_stream_or_broken(
 /// Counts what a client did wrong, by [`super::metrics::Metrics::client_fault`]'s labels.
 fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
     let fault = match e {
+        // The server's decision, not the client's fault.
+        ServerError::Revoked => return,
         ServerError::MessageTooLarge { .. } => "message_too_large",
         ServerError::ChunkTooLong { .. } => "chunk_too_long",
         ServerError::ConfigTimeout { .. } => "config_timeout",
@@ -168,45 +172,15 @@ fn count_fault(metrics: &super::metrics::Metrics, e: &ServerError) {
 }
 
 /// `events`, ended with `UNAUTHENTICATED` as soon as a reload of the token file leaves
-/// `caller`'s token (or certificate) naming no tenant, or another one: a client whose token
-/// was revoked must not go on reading a call's transcripts.
-fn revocable(events: EventStream, auth: Arc<Auth>, caller: Caller) -> EventStream {
-    struct State {
-        events: EventStream,
-        // Its sender lives in `auth`, which this stream holds: it never closes.
-        reloads: tokio::sync::watch::Receiver<u64>,
-        ended: bool,
-    }
-    let state = State {
-        events,
-        reloads: auth.reloads(),
-        ended: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, move |mut st| {
-        let (auth, caller) = (auth.clone(), caller.clone());
-        async move {
-            if st.ended {
-                return None;
-            }
-            loop {
-                tokio::select! {
-                    item = st.events.next() => return item.map(|i| (i, st)),
-                    reloaded = st.reloads.changed() => {
-                        if reloaded.is_err() {
-                            // Cannot happen (above); were it to, the events go on alone.
-                            return st.events.next().await.map(|i| (i, st));
-                        }
-                        if !caller.still_valid(&auth.tokens()) {
-                            st.ended = true;
-                            let revoked = Status::unauthenticated(
-                                "the token of this stream was revoked by a reload of the \
-                                 token file",
-                            );
-                            return Some((Err(revoked), st));
-                        }
-                    }
-                }
-            }
+/// the caller's token (or certificate) naming no tenant, or another one: a client whose
+/// token was revoked must not go on reading a call's transcripts.
+fn revocable(events: EventStream, revocation: Revocation) -> EventStream {
+    let state = Some((events, revocation));
+    Box::pin(futures_util::stream::unfold(state, |st| async move {
+        let (mut events, mut revocation) = st?;
+        tokio::select! {
+            item = events.next() => item.map(|i| (i, Some((events, revocation)))),
+            _ = revocation.revoked() => Some((Err(status(ServerError::Revoked)), None)),
         }
     }))
 }
@@ -249,6 +223,7 @@ impl CallAnalyzer for Service {
         request: Request<proto::OpenRtpLegRequest>,
     ) -> Result<Response<proto::OpenRtpLegResponse>, Status> {
         let tenant = tenant_of(&request);
+        let revocation = revocation_of(self.auth.as_ref(), &request);
         let r = request.into_inner();
         check_call_id(&r.call_id).map_err(status)?;
         check_language(&r.language).map_err(status)?;
@@ -274,6 +249,7 @@ impl CallAnalyzer for Service {
             .open_rtp_leg(
                 tenant,
                 allow_from,
+                revocation,
                 LegRequest {
                     call_id: r.call_id.clone(),
                     role: spec.role,
@@ -282,6 +258,7 @@ impl CallAnalyzer for Service {
                     rtp: spec.rtp,
                     transport: Transport::RtpUdp,
                     options: r.options.unwrap_or_default(),
+                    proved: true,
                 },
             )
             .await
@@ -312,7 +289,7 @@ impl CallAnalyzer for Service {
         request: Request<proto::WatchCallRequest>,
     ) -> Result<Response<Self::WatchCallStream>, Status> {
         let tenant = tenant_of(&request);
-        let caller = caller_of(&request);
+        let revocation = revocation_of(self.auth.as_ref(), &request);
         let r = request.into_inner();
         if r.call_id.is_empty() {
             return Err(status(ServerError::CallIdRequired));
@@ -328,9 +305,9 @@ impl CallAnalyzer for Service {
             let _counted = &watcher;
             r.map_err(status)
         }));
-        Ok(Response::new(match (&self.auth, caller) {
-            (Some(auth), Some(caller)) => revocable(events, auth.clone(), caller),
-            _ => events,
+        Ok(Response::new(match revocation {
+            Some(r) => revocable(events, r),
+            None => events,
         }))
     }
 
@@ -342,6 +319,7 @@ impl CallAnalyzer for Service {
             .legs
             .permit(tenant_of(&request).as_ref())
             .map_err(status)?;
+        let mut revocation = revocation_of(self.auth.as_ref(), &request);
         let metrics = self.analyzer.metrics.clone();
         let max_bytes = self.max_message_bytes;
         let refuse = |e: ServerError| {
@@ -400,6 +378,12 @@ impl CallAnalyzer for Service {
                     // The service drains: the call ends here, as at a half-close, and
                     // finishes with its summary.
                     _ = drained(&mut drain) => return,
+                    // The token that opened the stream was revoked: the call ends at
+                    // once, without a summary.
+                    _ = revoked(&mut revocation) => {
+                        tracing::info!("token revoked: call aborted");
+                        return broken(ServerError::Revoked);
+                    }
                     _ = tick(&mut ticks, last_message + idle) => {
                         if last_message.elapsed() >= idle {
                             let secs = idle.as_secs();

@@ -35,7 +35,8 @@ use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
 use crate::server::security::{
-    check_call_id, Auth, CertTenant, MediaCredential, Tenant, TenantCounts, TenantSlot,
+    check_call_id, revoked, Auth, CertTenant, MediaCredential, Revocation, Tenant, TenantCounts,
+    TenantSlot,
 };
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
@@ -172,6 +173,11 @@ pub struct LegRequest {
     pub rtp: crate::core::rtp::leg::RtpSettings,
     pub transport: Transport,
     pub options: proto::CallOptions,
+    /// Whether the client proved who it is: a bearer token or mapped certificate
+    /// (`OpenRtpLeg`), a verified TLS client certificate (AudioSocket), a WebSocket media
+    /// credential. With tokens on, a leg that proved nothing joins only calls that such
+    /// legs started ([`ServerError::OpenMediaRefused`]).
+    pub proved: bool,
 }
 
 /// The events of one call so far.
@@ -213,6 +219,8 @@ pub struct LiveCall {
     history: Mutex<History>,
     /// Bumped on every new event (and at the end): watchers wait on it.
     changed: watch::Sender<u64>,
+    /// Its first leg proved who it was ([`LegRequest::proved`]).
+    started_proved: bool,
 }
 
 /// The live calls of joined legs, by call id.
@@ -503,6 +511,15 @@ impl Calls {
             let joined = calls.get(&key).cloned().and_then(|call| {
                 let mut st = lock(&call.state);
                 let input = st.input.clone()?;
+                // Media that proved nothing (an open `/fork`, plain AudioSocket) would
+                // otherwise add its audio to the media tenant's calls that a token holder
+                // or a credentialed PBX started, knowing no more than the call id.
+                if self.auth.is_some() && !req.proved && call.started_proved {
+                    self.analyzer.metrics.call_refused("open_media_join");
+                    return Some(Err(ServerError::OpenMediaRefused {
+                        call_id: req.call_id.clone(),
+                    }));
+                }
                 if st.legs.len() >= MAX_CHANNELS {
                     return Some(Err(ServerError::TooManyLegs {
                         call_id: req.call_id.clone(),
@@ -554,6 +571,7 @@ impl Calls {
                         }),
                         history: Mutex::new(History::default()),
                         changed,
+                        started_proved: req.proved,
                     });
                     calls.insert(key, call.clone());
                     tokio::spawn(collect(self.clone(), call.clone(), handle, events, permit));
@@ -673,6 +691,7 @@ impl Calls {
         self: &Arc<Self>,
         tenant: Option<Tenant>,
         allow_from: Vec<Cidr>,
+        revocation: Option<Revocation>,
         req: LegRequest,
     ) -> Result<(u32, u16), ServerError> {
         check_call_id(&req.call_id)?;
@@ -688,6 +707,7 @@ impl Calls {
             self.cfg.idle_timeout,
             [self.cfg.rtp_allow.clone(), allow_from],
             pace,
+            revocation,
         ));
         Ok((channel_id, port))
     }
@@ -790,6 +810,7 @@ impl Calls {
                     rtp: crate::core::rtp::leg::RtpSettings::for_encoding(Encoding::Linear16),
                     transport: Transport::AudioSocket,
                     options: proto::CallOptions::default(),
+                    proved: stream.client_cert().is_some(),
                 },
             )
             .await?;
@@ -918,6 +939,7 @@ async fn run_udp_leg(
     idle: Duration,
     allow: [Vec<Cidr>; 2],
     mut pace: LivePace,
+    mut revocation: Option<Revocation>,
 ) {
     let id = leg.channel_id;
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -963,6 +985,12 @@ async fn run_udp_leg(
                 Input::Tick { now_ms: now_ms() }
             }
             _ = leg.close.notified() => break,
+            // The token that opened the leg was revoked: the leg ends (the call goes on
+            // with its other legs, or finishes with its summary).
+            _ = revoked(&mut revocation) => {
+                tracing::info!(call = %leg.call.call_id, channel_id = id, "RTP leg ended: its token was revoked");
+                break;
+            }
         };
         if leg.input.send(input).await.is_err() {
             break;
@@ -1111,6 +1139,7 @@ mod tests {
                 end: None,
             }),
             changed,
+            started_proved: false,
         });
         let mut rx = call.clone().watch();
         for i in 0..n {

@@ -633,6 +633,55 @@ impl Caller {
     }
 }
 
+/// One caller's credential watched across reloads of the token file: a stream or leg that
+/// a revoked token opened must not go on ([`Revocation::revoked`]).
+pub struct Revocation {
+    auth: Arc<Auth>,
+    caller: Caller,
+    reloads: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Revocation {
+    /// Watches `caller` under `auth`. The first look is at once, so a reload between the
+    /// request's check and this one is not missed.
+    pub fn new(auth: Arc<Auth>, caller: Caller) -> Self {
+        let mut reloads = auth.reloads();
+        reloads.mark_changed();
+        Self {
+            auth,
+            caller,
+            reloads,
+        }
+    }
+
+    /// Resolves once the token file in use (after a reload) no longer names the caller's
+    /// tenant for what it proved. Cancel-safe.
+    pub async fn revoked(&mut self) {
+        loop {
+            if self.reloads.changed().await.is_err() {
+                // The sender lives in `auth`, which this holds: cannot happen.
+                return std::future::pending().await;
+            }
+            if !self.caller.still_valid(&self.auth.tokens()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves when `r` is revoked; never when there is none (a server without tokens).
+pub async fn revoked(r: &mut Option<Revocation>) {
+    match r {
+        Some(r) => r.revoked().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The revocation watch of an authenticated request; `None` without tokens.
+pub fn revocation_of<T>(auth: Option<&Arc<Auth>>, req: &Request<T>) -> Option<Revocation> {
+    Some(Revocation::new(auth?.clone(), caller_of(req)?))
+}
+
 /// The tenant of an authenticated request; `None` when the service runs without tokens.
 pub fn tenant_of<T>(req: &Request<T>) -> Option<Tenant> {
     req.extensions().get::<Caller>().map(|c| c.tenant.clone())

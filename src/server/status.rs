@@ -72,6 +72,14 @@ pub enum ServerError {
     /// message never repeats what was sent).
     #[error("authorization: a valid `Bearer` token is required")]
     Unauthenticated,
+    /// A reload of the token file took away the token (or certificate) that opened this
+    /// stream or leg.
+    #[error("the token of this stream was revoked by a reload of the token file")]
+    Revoked,
+    /// With tokens: a WebSocket or AudioSocket leg that proved no credential named a call
+    /// that a client with credentials started (the media tenant's RTP call, say).
+    #[error("call {call_id:?}: started by a client with credentials; media that proved none may not join it")]
+    OpenMediaRefused { call_id: String },
     /// A call id that is too long or holds other characters than ids may (shown cut
     /// short).
     #[error("call_id: {why} ({bytes} bytes; at most 128 of A-Z a-z 0-9 . _ : @ + = -): {shown:?}")]
@@ -142,8 +150,10 @@ pub fn status(e: impl Into<ServerError>) -> Status {
             | CallError::ChannelEnded(_)
             | CallError::Resample { .. } => Status::invalid_argument(msg),
         },
-        ServerError::Unauthenticated => Status::unauthenticated(msg),
-        ServerError::NotPermitted { .. } => Status::permission_denied(msg),
+        ServerError::Unauthenticated | ServerError::Revoked => Status::unauthenticated(msg),
+        ServerError::NotPermitted { .. } | ServerError::OpenMediaRefused { .. } => {
+            Status::permission_denied(msg)
+        }
         ServerError::CallsInFlight { .. }
         | ServerError::BadAudio(AudioFileError::TooLong { .. })
         | ServerError::TenantCallsInFlight { .. }

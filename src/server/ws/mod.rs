@@ -428,6 +428,7 @@ async fn join_tracks(
             },
             transport,
             options: proto::CallOptions::default(),
+            proved: credential.is_some(),
         };
         match calls.join_as(tenant.clone(), req).await {
             Ok(leg) => legs.push(leg),
