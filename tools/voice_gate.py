@@ -22,6 +22,10 @@ utterances before this one, the variance's prior weight K as trained.
 With `--round nap`, the nuisance attribute projection round (models/README.md, "Removing the
 calm voices' own variety"): F trained and scored on features from which the top k directions
 of the calm per-speaker means (training RAVDESS speakers and the even readers) are removed.
+With `--round blocks`, the round on later encoder blocks (models/README.md, "Later encoder
+blocks"): dumps of a build with all four tiny.en blocks (`enc0`..`enc3`), F trained on the DSP
+functionals and blocks 1-2 as shipped, against the same with blocks 3-4, block 4 alone and
+all four.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -59,7 +63,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap', 'blocks'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     ap.add_argument('--k', default='8,16,32', help='nap round: the numbers of directions removed')
@@ -850,7 +854,76 @@ def main_nap():
     print('secs', round(time.time() - t0))
 
 
-if ROUND == 'nap':
+# --- the blocks round ---------------------------------------------------------------------------
+
+BLOCK_SETS = {'F': ('enc0', 'enc1'), 'E34': ('enc2', 'enc3'), 'E4': ('enc3',),
+              'E1234': ('enc0', 'enc1', 'enc2', 'enc3')}
+
+
+def with_cols(prefixes, fn):
+    """Runs `fn` with X (and the encoder mask) cut to the DSP functionals and the encoder
+    blocks named by `prefixes`."""
+    global X, ENC
+    keep = np.array([not n.startswith('enc') or n.split('_')[0] in prefixes for n in HEADER])
+    X0, E0 = X, ENC
+    X, ENC = X0[:, keep], E0[keep]
+    try:
+        return fn()
+    finally:
+        X, ENC = X0, E0
+
+
+def main_blocks():
+    t0 = time.time()
+    conds = ('clean', 'telephony')
+    rav = set(spk[corpus == 'ravdess'])
+    res = {}
+    for name, prefixes in BLOCK_SETS.items():
+        r = res[name] = {'features': int(sum(1 for n in HEADER if not n.startswith('enc')
+                                             or n.split('_')[0] in prefixes))}
+        def run():
+            acc = {}
+            for f in folds_ravdess():
+                m, mu, sd, _ = train_f(rav - f)
+                for c in conds:
+                    for mo in ('cold', 'running', 'calm'):
+                        L, y, _ = score(m, f, mu, sd, c, mo)
+                        acc.setdefault((c, mo), []).append((L['F'], y))
+            for (c, mo), v in acc.items():
+                L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
+                r[f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
+            m, mu, sd, _ = train_f(rav)
+            for h in ('tess', 'savee'):
+                hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
+                for c in conds:
+                    for mo in ('cold', 'running'):
+                        L, y, _ = score(m, hs, mu, sd, c, mo)
+                        r[f'{h}_{c}_{mo}'] = round(uar(y, L['F'].argmax(1)), 3)
+            for c in conds:
+                for mo in ('cold', 'running'):
+                    L, y, _ = score(m, RS_B, mu, sd, c, mo)
+                    top = L['F'].argmax(1)
+                    r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
+                    r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
+        with_cols(prefixes, run)
+        r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
+                                                  for c in conds for mo in ('cold', 'running')])), 3)
+        r['read_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_{mo}_top_angry'] for c in conds
+                                                        for mo in ('cold', 'running')])), 3)
+        print(name, 'done', round(time.time() - t0), flush=True)
+    F = res['F']
+    for name, r in res.items():
+        r['rule'] = {
+            'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),
+            'b': bool(r['mean_left_out'] >= F['mean_left_out']),
+            'c': bool(r['read_top_angry_mean'] <= F['read_top_angry_mean'] / 2)}
+        print(name, json.dumps(r), flush=True)
+    print('secs', round(time.time() - t0))
+
+
+if ROUND == 'blocks':
+    main_blocks()
+elif ROUND == 'nap':
     main_nap()
 elif ROUND == 'baseline':
     main_baseline()
