@@ -25,7 +25,8 @@ of the calm per-speaker means (training RAVDESS speakers and the even readers) a
 With `--round blocks`, the round on later encoder blocks (models/README.md, "Later encoder
 blocks"): dumps of a build with all four tiny.en blocks (`enc0`..`enc3`), F trained on the DSP
 functionals and blocks 1-2 as shipped, against the same with blocks 3-4, block 4 alone and
-all four.
+all four. With `--round blocks-nap`, F (blocks 1-2) against the projection round's N<k> (`--k`)
+on all four blocks' features.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -63,7 +64,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap', 'blocks'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap', 'blocks', 'blocks-nap'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     ap.add_argument('--k', default='8,16,32', help='nap round: the numbers of directions removed')
@@ -799,7 +800,8 @@ def nap_models(train_speakers, nuisance_speakers):
     return out, n, [round(float(share[k - 1]), 3) for k in NAP_K]
 
 
-def main_nap():
+def main_nap(ref=None):
+    """The projection round; its tests against `ref` when given, else the unprojected F."""
     t0 = time.time()
     conds = ('clean', 'telephony')
     rav = set(spk[corpus == 'ravdess'])
@@ -837,21 +839,28 @@ def main_nap():
                 r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
                 r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
                 r[f'read_{c}_{mo}_top_fearful'] = round(float((top == 4).mean()), 3)
-    F = res['F']
     for k in names:
-        r = res[k]
-        r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
-                                                  for c in conds for mo in ('cold', 'running')])), 3)
-        r['read_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_{mo}_top_angry'] for c in conds
-                                                        for mo in ('cold', 'running')])), 3)
-    for k in names:
-        r = res[k]
+        summarise(res[k])
+    judge(res, res['F'] if ref is None else ref)
+    print('secs', round(time.time() - t0))
+
+
+def summarise(r, conds=('clean', 'telephony')):
+    """The rule's two means: left-out UAR and the readers' top-`angry` share."""
+    r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
+                                              for c in conds for mo in ('cold', 'running')])), 3)
+    r['read_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_{mo}_top_angry'] for c in conds
+                                                    for mo in ('cold', 'running')])), 3)
+
+
+def judge(res, F, conds=('clean', 'telephony')):
+    """The projection round's three tests of every candidate against the reference F."""
+    for k, r in res.items():
         r['rule'] = {
             'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),
             'b': bool(r['mean_left_out'] >= F['mean_left_out']),
             'c': bool(r['read_top_angry_mean'] <= F['read_top_angry_mean'] / 2)}
         print(k, json.dumps(r), flush=True)
-    print('secs', round(time.time() - t0))
 
 
 # --- the blocks round ---------------------------------------------------------------------------
@@ -906,22 +915,22 @@ def main_blocks():
                     r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
                     r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
         with_cols(prefixes, run)
-        r['mean_left_out'] = round(float(np.mean([r[f'{h}_{c}_{mo}'] for h in ('tess', 'savee')
-                                                  for c in conds for mo in ('cold', 'running')])), 3)
-        r['read_top_angry_mean'] = round(float(np.mean([r[f'read_{c}_{mo}_top_angry'] for c in conds
-                                                        for mo in ('cold', 'running')])), 3)
+        summarise(r)
         print(name, 'done', round(time.time() - t0), flush=True)
-    F = res['F']
-    for name, r in res.items():
-        r['rule'] = {
-            'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),
-            'b': bool(r['mean_left_out'] >= F['mean_left_out']),
-            'c': bool(r['read_top_angry_mean'] <= F['read_top_angry_mean'] / 2)}
-        print(name, json.dumps(r), flush=True)
+        if ROUND == 'blocks-nap':
+            break
+    if ROUND == 'blocks-nap':
+        # F as the reference; the projection on all four blocks' features as candidates
+        print('reference F', json.dumps(res['F']), flush=True)
+        print("below, 'F' is all four blocks unprojected (E1234); the tests are against the "
+              'reference F (blocks 1-2)', flush=True)
+        with_cols(BLOCK_SETS['E1234'], lambda: main_nap(ref=res['F']))
+        return
+    judge(res, res['F'])
     print('secs', round(time.time() - t0))
 
 
-if ROUND == 'blocks':
+if ROUND in ('blocks', 'blocks-nap'):
     main_blocks()
 elif ROUND == 'nap':
     main_nap()
