@@ -1301,9 +1301,10 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
 /// With tokens, media that proved no credential (an open `/fork`) cannot join a call of the
 /// media tenant that a token holder started, knowing only its id: it is refused (the
 /// socket closed, counted), while such a socket that names an id of its own starts its
-/// call, which the media tenant's token watches.
+/// call, which the media tenant's token watches; and a token holder's leg cannot join that
+/// call, whose starter would hear its words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_media_cannot_join_a_call_a_token_holder_started() {
+async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
@@ -1333,6 +1334,8 @@ async fn open_media_cannot_join_a_call_a_token_holder_started() {
         .await
         .unwrap();
     a.watch_call(watch("own")).await.unwrap();
+    let e = a.open_rtp_leg(rtp_leg("own")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     a.close_leg(close("shared", 0)).await.unwrap();
     let e = a.close_leg(close("shared", 1)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "no leg 1 joined: {e:?}");

@@ -175,8 +175,8 @@ pub struct LegRequest {
     pub options: proto::CallOptions,
     /// Whether the client proved who it is: a bearer token or mapped certificate
     /// (`OpenRtpLeg`), a verified TLS client certificate (AudioSocket), a WebSocket media
-    /// credential. With tokens on, a leg that proved nothing joins only calls that such
-    /// legs started ([`ServerError::OpenMediaRefused`]).
+    /// credential. With tokens on, a leg joins only a call whose first leg proved as much
+    /// ([`ServerError::MixedCredentials`]).
     pub proved: bool,
 }
 
@@ -513,11 +513,13 @@ impl Calls {
                 let input = st.input.clone()?;
                 // Media that proved nothing (an open `/fork`, plain AudioSocket) would
                 // otherwise add its audio to the media tenant's calls that a token holder
-                // or a credentialed PBX started, knowing no more than the call id.
-                if self.auth.is_some() && !req.proved && call.started_proved {
-                    self.analyzer.metrics.call_refused("open_media_join");
-                    return Some(Err(ServerError::OpenMediaRefused {
+                // or a credentialed PBX started, knowing no more than the call id; or,
+                // having started a call of that id first, hear their legs' words.
+                if self.auth.is_some() && req.proved != call.started_proved {
+                    self.analyzer.metrics.call_refused("mixed_credentials");
+                    return Some(Err(ServerError::MixedCredentials {
                         call_id: req.call_id.clone(),
+                        proved: req.proved,
                     }));
                 }
                 if st.legs.len() >= MAX_CHANNELS {

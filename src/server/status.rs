@@ -76,10 +76,16 @@ pub enum ServerError {
     /// stream or leg.
     #[error("the token of this stream was revoked by a reload of the token file")]
     Revoked,
-    /// With tokens: a WebSocket or AudioSocket leg that proved no credential named a call
-    /// that a client with credentials started (the media tenant's RTP call, say).
-    #[error("call {call_id:?}: started by a client with credentials; media that proved none may not join it")]
-    OpenMediaRefused { call_id: String },
+    /// With tokens: a leg named a call whose first leg proved a credential when it proved
+    /// none (an open `/fork` naming a token holder's RTP call), or the other way round. A
+    /// call's legs all prove who they are or none does, so media that proved nothing can
+    /// neither add audio to an authenticated client's call nor hear one join its own.
+    #[error("call {call_id:?}: {}", if *.proved {
+        "started by media that proved no credential; a leg with credentials may not join it"
+    } else {
+        "started by a client with credentials; media that proved none may not join it"
+    })]
+    MixedCredentials { call_id: String, proved: bool },
     /// A call id that is too long or holds other characters than ids may (shown cut
     /// short).
     #[error("call_id: {why} ({bytes} bytes; at most 128 of A-Z a-z 0-9 . _ : @ + = -): {shown:?}")]
@@ -151,7 +157,7 @@ pub fn status(e: impl Into<ServerError>) -> Status {
             | CallError::Resample { .. } => Status::invalid_argument(msg),
         },
         ServerError::Unauthenticated | ServerError::Revoked => Status::unauthenticated(msg),
-        ServerError::NotPermitted { .. } | ServerError::OpenMediaRefused { .. } => {
+        ServerError::NotPermitted { .. } | ServerError::MixedCredentials { .. } => {
             Status::permission_denied(msg)
         }
         ServerError::CallsInFlight { .. }

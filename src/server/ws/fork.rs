@@ -141,8 +141,9 @@ pub(super) async fn run(
     let legs = join_tracks(calls, &call_id, &tracks, Transport::AudioFork, credential).await?;
     // On a server with tokens, a socket that proved no credential (an open `/fork`) gets
     // the events of a call its own first track started, never of one it joined: that call
-    // (the media tenant's, perhaps an RTP call of a token holder) holds other clients'
-    // words. It gets no events then, and no error, which would say the id is live.
+    // (another such socket's) holds other clients' words. It gets no events then, and no
+    // error. A call that legs with credentials started it cannot join at all, nor can
+    // such legs join its call (`Calls::join_as`).
     let started = legs[0].channel_id == 0;
     let events = events && (credential.is_some() || !calls.has_tokens() || started);
     let writer = if events {
