@@ -1216,9 +1216,9 @@ fn voiced_frames(ms: usize) -> Vec<Vec<u8>> {
     pcm_frames(&samples)
 }
 
-type WsReader = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
+type WsSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type WsReader = futures_util::stream::SplitStream<WsSocket>;
 
 /// How many utterances came back on a fork socket until none came for 300 ms.
 async fn utterances_back(rx: &mut WsReader) -> usize {
@@ -1305,7 +1305,7 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
 /// call, whose starter would hear its words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_takes_legs_with_credentials_or_without_never_both() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let (addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
@@ -1319,16 +1319,10 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
         sock
     };
     let mut intruder = open("shared").await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match intruder.next().await {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the socket joined the token holder's call");
+    assert!(
+        closed(&mut intruder).await,
+        "the socket joined the token holder's call"
+    );
     let mut own = open("own").await;
     own.send(Message::Binary(vec![0u8; 320].into()))
         .await
@@ -1339,6 +1333,29 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     a.close_leg(close("shared", 0)).await.unwrap();
     let e = a.close_leg(close("shared", 1)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "no leg 1 joined: {e:?}");
+    // Ended, the call is kept a while for late watchers: a socket without credentials
+    // naming it does not replace it (and feed those watchers) either.
+    let mut late = open("shared").await;
+    assert!(
+        closed(&mut late).await,
+        "the socket replaced the ended call"
+    );
+}
+
+/// Whether the server closes the socket within 5 s.
+async fn closed(sock: &mut WsSocket) -> bool {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match sock.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 /// A reload of the token file that takes a token away ends what was opened with it: its

@@ -319,7 +319,10 @@ impl CallAnalyzer for Service {
             .legs
             .permit(tenant_of(&request).as_ref())
             .map_err(status)?;
+        // One watch for the input loop (the call aborted), one for the events (which go on
+        // after the client's half-close).
         let mut revocation = revocation_of(self.auth.as_ref(), &request);
+        let events_revocation = revocation_of(self.auth.as_ref(), &request);
         let metrics = self.analyzer.metrics.clone();
         let max_bytes = self.max_message_bytes;
         let refuse = |e: ServerError| {
@@ -352,7 +355,7 @@ impl CallAnalyzer for Service {
         let call_id = call_id_or_new(&cfg.call_id).map_err(status)?;
         let (handle, events) = self
             .analyzer
-            .start_call(call_id, &specs, opts)
+            .start_call(call_id.clone(), &specs, opts)
             .map_err(status)?;
         let idle = self.idle_timeout;
         let mut drain = self.legs.drain_signal();
@@ -381,7 +384,7 @@ impl CallAnalyzer for Service {
                     // The token that opened the stream was revoked: the call ends at
                     // once, without a summary.
                     _ = revoked(&mut revocation) => {
-                        tracing::info!("token revoked: call aborted");
+                        tracing::info!(call = %call_id, "token revoked: call aborted");
                         return broken(ServerError::Revoked);
                     }
                     _ = tick(&mut ticks, last_message + idle) => {
@@ -456,9 +459,13 @@ impl CallAnalyzer for Service {
                 }
             }
         });
-        Ok(Response::new(into_stream_or_broken(
-            events, permit, broken_rx,
-        )))
+        let events = into_stream_or_broken(events, permit, broken_rx);
+        // After the client's half-close the loop above has returned; the events (the
+        // summary among them) must still stop at a revocation.
+        Ok(Response::new(match events_revocation {
+            Some(r) => revocable(events, r),
+            None => events,
+        }))
     }
 
     async fn analyze_recording(

@@ -509,12 +509,12 @@ impl Calls {
             // the same lock of the call's state that adds the leg, since a call's last
             // leg can end it (`Leg::end`, `collect`) without the calls lock.
             let joined = calls.get(&key).cloned().and_then(|call| {
-                let mut st = lock(&call.state);
-                let input = st.input.clone()?;
                 // Media that proved nothing (an open `/fork`, plain AudioSocket) would
                 // otherwise add its audio to the media tenant's calls that a token holder
                 // or a credentialed PBX started, knowing no more than the call id; or,
-                // having started a call of that id first, hear their legs' words.
+                // having started a call of that id first, hear their legs' words. Checked
+                // against an ended call kept for late watchers too: a leg of the other kind
+                // must not replace it and feed those watchers.
                 if self.auth.is_some() && req.proved != call.started_proved {
                     self.analyzer.metrics.call_refused("mixed_credentials");
                     return Some(Err(ServerError::MixedCredentials {
@@ -522,6 +522,8 @@ impl Calls {
                         proved: req.proved,
                     }));
                 }
+                let mut st = lock(&call.state);
+                let input = st.input.clone()?;
                 if st.legs.len() >= MAX_CHANNELS {
                     return Some(Err(ServerError::TooManyLegs {
                         call_id: req.call_id.clone(),
