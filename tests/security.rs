@@ -751,9 +751,7 @@ fn tone_frames() -> Vec<Vec<u8>> {
 /// name still belongs to the media tenant.
 #[tokio::test]
 async fn websocket_media_credentials_named_in_the_token_file_are_their_tenants() {
-    use base64::Engine;
     use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
@@ -781,20 +779,7 @@ async fn websocket_media_credentials_named_in_the_token_file_are_their_tenants()
         ..Default::default()
     };
     let (addr, _stop) = start_serving(security, None, Some(l), ws).await;
-    let fork = |creds: &str, call_id: &str| {
-        let mut req = format!("ws://{ws_addr}/fork")
-            .into_client_request()
-            .unwrap();
-        let basic = base64::engine::general_purpose::STANDARD.encode(creds);
-        req.headers_mut()
-            .insert("Authorization", format!("Basic {basic}").parse().unwrap());
-        let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
-        async move {
-            let (mut sock, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-            sock.send(Message::Text(meta.into())).await.unwrap();
-            sock
-        }
-    };
+    let fork = |creds: &'static str, call_id: &'static str| fork_socket(ws_addr, creds, call_id);
     let mut acme_sock = fork("acme-fs:pass-a", "same-id").await;
     let mut globex_sock = fork("globex-fs:pass-b", "same-id").await;
     let mut lab_sock = fork("lab-fs:pass-c", "lab-1").await;
@@ -1233,6 +1218,80 @@ async fn utterances_back(rx: &mut WsReader) -> usize {
     n
 }
 
+/// A `/fork` socket with HTTP Basic credentials `creds` that has named its call.
+async fn fork_socket(ws_addr: SocketAddr, creds: &str, call_id: &str) -> WsSocket {
+    use base64::Engine;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut req = format!("ws://{ws_addr}/fork")
+        .into_client_request()
+        .unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(creds);
+    req.headers_mut()
+        .insert("Authorization", format!("Basic {basic}").parse().unwrap());
+    let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
+    let (mut sock, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    sock.send(Message::Text(meta.into())).await.unwrap();
+    sock
+}
+
+/// Sends SIGHUP to this process every 300 ms until `done` resolves (the server has acted
+/// on a reload), for at most 10 s.
+async fn hup_until<T>(done: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(done);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "nothing came of the reload");
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        if let Ok(v) = tokio::time::timeout(Duration::from_millis(300), &mut done).await {
+            return v;
+        }
+    }
+}
+
+/// A reload of the token file that maps a WebSocket media credential elsewhere (here: to no
+/// tenant, so to the media tenant) ends the sockets it opened as the old tenant's, while a
+/// socket whose credential's tenant did not change goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_remaps_a_media_credential_ends_its_sockets() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN_A} acme\nfork:acme-fs acme\n")).unwrap();
+    // This process must not die of a SIGHUP that comes before the server listens for it.
+    let _ours = signal(SignalKind::hangup()).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = l.local_addr().unwrap();
+    let ws = callmood::server::ws::WsConfig {
+        fork_basic_auth: vec!["acme-fs:pass-a".into(), "lab-fs:pass-c".into()],
+        ..Default::default()
+    };
+    let security = SecurityConfig {
+        auth_tokens: Some(tokens.clone()),
+        media_tenant: Some("media".into()),
+        ..Default::default()
+    };
+    let (_addr, _stop) = start_serving(security, None, Some(l), ws).await;
+    let mut mapped = fork_socket(ws_addr, "acme-fs:pass-a", "m1").await;
+    let mut unmapped = fork_socket(ws_addr, "lab-fs:pass-c", "m2").await;
+    let new = dir.path().join("tokens.new");
+    std::fs::write(&new, format!("{TOKEN_A} acme\n")).unwrap();
+    std::fs::rename(&new, &tokens).unwrap();
+    assert!(
+        hup_until(closed(&mut mapped, Duration::from_secs(10))).await,
+        "the socket of the remapped credential outlived the reload"
+    );
+    assert!(
+        !closed(&mut unmapped, Duration::from_secs(1)).await,
+        "the socket whose tenant stayed was closed"
+    );
+}
+
 /// A server with the token `TOKEN_A` of acme, the media tenant, and WebSocket media with
 /// `/fork` open (no Basic credentials): its gRPC and WebSocket addresses.
 async fn start_with_open_fork(
@@ -1320,7 +1379,7 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     };
     let mut intruder = open("shared").await;
     assert!(
-        closed(&mut intruder).await,
+        closed(&mut intruder, Duration::from_secs(5)).await,
         "the socket joined the token holder's call"
     );
     let mut own = open("own").await;
@@ -1337,16 +1396,16 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     // naming it does not replace it (and feed those watchers) either.
     let mut late = open("shared").await;
     assert!(
-        closed(&mut late).await,
+        closed(&mut late, Duration::from_secs(5)).await,
         "the socket replaced the ended call"
     );
 }
 
-/// Whether the server closes the socket within 5 s.
-async fn closed(sock: &mut WsSocket) -> bool {
+/// Whether the server closes the socket within `within`.
+async fn closed(sock: &mut WsSocket, within: Duration) -> bool {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    tokio::time::timeout(Duration::from_secs(5), async {
+    tokio::time::timeout(within, async {
         loop {
             match sock.next().await {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -1393,19 +1452,7 @@ async fn a_revoked_token_ends_the_streams_and_legs_it_opened() {
     let new = dir.path().join("tokens.new");
     std::fs::write(&new, format!("{KEPT} acme\n")).unwrap();
     std::fs::rename(&new, &tokens).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ended = loop {
-        assert!(Instant::now() < deadline, "the stream outlived the reload");
-        let hup = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .unwrap();
-        assert!(hup.success());
-        match tokio::time::timeout(Duration::from_millis(300), revoked.message()).await {
-            Err(_) => continue,
-            Ok(r) => break r,
-        }
-    };
+    let ended = hup_until(revoked.message()).await;
     let e = ended.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     let e = a.watch_call(watch("rv")).await.unwrap_err();

@@ -40,7 +40,7 @@ use crate::server::security::{
 };
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
-use crate::server::tls::{Accept, MediaStream};
+use crate::server::tls::Accept;
 
 /// Default address RTP legs bind: every interface.
 pub const DEFAULT_RTP_ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
@@ -283,6 +283,18 @@ pub struct Leg {
     close: Arc<Notify>,
     /// The leg's channel as the call has it (encoding, rate, RTP settings).
     spec: ChannelSpec,
+    /// The watch that ends the leg when a reload maps its credential elsewhere
+    /// ([`Calls::end_on_remap`]), shared by a connection's legs; stopped with the last.
+    _remap: Option<Arc<AbortOnDrop>>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// 32 bits no client can foresee: the SipHash of nothing under std's `RandomState` keys,
@@ -358,8 +370,8 @@ impl Calls {
     /// The tenant of an AudioSocket connection: its client certificate's if the token
     /// file maps it, else the media tenant; an error for a certificate whose names map to
     /// two tenants (refused).
-    fn audiosocket_tenant(&self, stream: &MediaStream) -> Result<Option<Tenant>, ConnError> {
-        let (Some(auth), Some(cert)) = (&self.auth, stream.client_cert()) else {
+    fn audiosocket_tenant(&self, cert: Option<&[u8]>) -> Result<Option<Tenant>, ConnError> {
+        let (Some(auth), Some(cert)) = (&self.auth, cert) else {
             return Ok(self.media_tenant.clone());
         };
         match auth.tokens().leaf_tenant(cert) {
@@ -599,7 +611,43 @@ impl Calls {
             input,
             close,
             spec,
+            _remap: None,
         })
+    }
+
+    /// Ends `legs` (their transport sees them closed, as at `CloseLeg`) at the first
+    /// reload of the token file after which `same_tenant` is false: a media connection
+    /// whose credential a reload maps to another tenant, or to none, must not go on as the
+    /// old tenant's. The watch stops when the last of the legs is dropped; without a token
+    /// file there is none.
+    pub fn end_on_remap(
+        self: &Arc<Self>,
+        legs: &mut [Leg],
+        same_tenant: impl Fn(&Calls) -> bool + Send + 'static,
+    ) {
+        let Some(auth) = &self.auth else {
+            return;
+        };
+        let mut reloads = auth.reloads();
+        // The tenant was looked up before this: a reload since then counts.
+        reloads.mark_changed();
+        let closers: Vec<Arc<Notify>> = legs.iter().map(|l| l.close.clone()).collect();
+        let calls = self.clone();
+        let task = tokio::spawn(async move {
+            while reloads.changed().await.is_ok() {
+                if !same_tenant(&calls) {
+                    tracing::info!(
+                        "a reload of the token file remapped a media credential: its legs end"
+                    );
+                    closers.iter().for_each(|c| c.notify_one());
+                    return;
+                }
+            }
+        });
+        let guard = Arc::new(AbortOnDrop(task.abort_handle()));
+        for leg in legs {
+            leg._remap = Some(guard.clone());
+        }
     }
 
     /// The transports' settings.
@@ -787,7 +835,8 @@ impl Calls {
             .await
             .map_err(|_| no_uuid())?
             .map_err(ConnError::Tls)?;
-        let tenant = self.audiosocket_tenant(&stream)?;
+        let leaf: Option<Vec<u8>> = stream.client_cert().map(|c| c.to_vec());
+        let tenant = self.audiosocket_tenant(leaf.as_deref())?;
         let uuid = loop {
             match decoder.next_message() {
                 Ok(Some(Message::Uuid(id))) => break audiosocket::uuid_string(&id),
@@ -803,9 +852,9 @@ impl Calls {
             }
             decoder.push(&buf[..n]);
         };
-        let leg = self
+        let mut leg = self
             .join_as(
-                tenant,
+                tenant.clone(),
                 LegRequest {
                     call_id: uuid,
                     role: Role::Unspecified,
@@ -814,10 +863,15 @@ impl Calls {
                     rtp: crate::core::rtp::leg::RtpSettings::for_encoding(Encoding::Linear16),
                     transport: Transport::AudioSocket,
                     options: proto::CallOptions::default(),
-                    proved: stream.client_cert().is_some(),
+                    proved: leaf.is_some(),
                 },
             )
             .await?;
+        if leaf.is_some() {
+            self.end_on_remap(std::slice::from_mut(&mut leg), move |calls| {
+                calls.audiosocket_tenant(leaf.as_deref()).ok() == Some(tenant.clone())
+            });
+        }
         tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");
         let idle = self.cfg.idle_timeout;
         let id = leg.channel_id;

@@ -441,6 +441,11 @@ async fn join_tracks(
     if let Some(leg) = legs.first() {
         tracing::info!(call = %leg.call.call_id(), legs = legs.len(), ?transport, "WebSocket legs joined");
     }
+    if let Some(credential) = credential.cloned() {
+        calls.end_on_remap(&mut legs, move |calls| {
+            calls.media_tenant_of(Some(&credential)) == tenant
+        });
+    }
     Ok(legs)
 }
 
