@@ -1276,9 +1276,13 @@ async fn a_reload_that_remaps_a_media_credential_ends_its_sockets() {
         media_tenant: Some("media".into()),
         ..Default::default()
     };
-    let (_addr, _stop) = start_serving(security, None, Some(l), ws).await;
+    let (addr, _stop) = start_serving(security, None, Some(l), ws).await;
     let mut mapped = fork_socket(ws_addr, "acme-fs:pass-a", "m1").await;
     let mut unmapped = fork_socket(ws_addr, "lab-fs:pass-c", "m2").await;
+    // The mapped socket has joined, as acme's, before the file changes (WatchCall waits
+    // for the call a while).
+    let mut a = client(addr, Some(TOKEN_A)).await;
+    a.watch_call(watch("m1")).await.unwrap();
     let new = dir.path().join("tokens.new");
     std::fs::write(&new, format!("{TOKEN_A} acme\n")).unwrap();
     std::fs::rename(&new, &tokens).unwrap();

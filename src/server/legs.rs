@@ -479,8 +479,8 @@ impl Calls {
     }
 
     /// The tenant of a WebSocket media client that proved `credential` before its upgrade:
-    /// the one the token file maps that credential to (the file as it is now: a SIGHUP
-    /// reload counts from the next socket that joins), else the media tenant. A socket
+    /// the one the token file maps that credential to (the file as it is now; a reload that
+    /// changes it ends the socket, [`Calls::end_on_remap`]), else the media tenant. A socket
     /// asks once and joins every one of its tracks as that tenant
     /// ([`Calls::join_as`]), so a reload between its tracks cannot split it.
     pub fn media_tenant_of(&self, credential: Option<&MediaCredential>) -> Option<Tenant> {
@@ -632,13 +632,15 @@ impl Calls {
         // The tenant was looked up before this: a reload since then counts.
         reloads.mark_changed();
         let closers: Vec<Arc<Notify>> = legs.iter().map(|l| l.close.clone()).collect();
+        let call_id = legs
+            .first()
+            .map(|l| l.call.call_id.clone())
+            .unwrap_or_default();
         let calls = self.clone();
         let task = tokio::spawn(async move {
             while reloads.changed().await.is_ok() {
                 if !same_tenant(&calls) {
-                    tracing::info!(
-                        "a reload of the token file remapped a media credential: its legs end"
-                    );
+                    tracing::info!(call = %call_id, legs = closers.len(), "a reload of the token file remapped a media credential: its legs end");
                     closers.iter().for_each(|c| c.notify_one());
                     return;
                 }
