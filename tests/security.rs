@@ -903,6 +903,25 @@ fn audiosocket_call(uuid: &[u8; 16], frames: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
+/// A server with the token file `tokens`, TLS from `pki` (client certificates of its CA)
+/// for gRPC and AudioSocket, and the media tenant `media`: its gRPC and AudioSocket addresses.
+async fn start_tls_audiosocket(
+    tokens: &Path,
+    pki: &TestPki,
+) -> (SocketAddr, SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    start_media(
+        SecurityConfig {
+            auth_tokens: Some(tokens.to_path_buf()),
+            tls: Some(pki.files.clone()),
+            audiosocket_tls: true,
+            media_tenant: Some("media".into()),
+            ..Default::default()
+        },
+        Media::AudioSocket,
+    )
+    .await
+}
+
 /// An AudioSocket call over TLS with `pki`'s client certificate, as stunnel would send
 /// it: the UUID frame is sent now; the connection and the rest of the call (the audio, a
 /// hang-up) are returned.
@@ -1102,17 +1121,7 @@ async fn client_certificates_named_in_the_token_file_are_their_tenants() {
         ),
     )
     .unwrap();
-    let (addr, as_addr, _stop) = start_media(
-        SecurityConfig {
-            auth_tokens: Some(tokens),
-            tls: Some(pki.files.clone()),
-            audiosocket_tls: true,
-            media_tenant: Some("media".into()),
-            ..Default::default()
-        },
-        Media::AudioSocket,
-    )
-    .await;
+    let (addr, as_addr, _stop) = start_tls_audiosocket(&tokens, &pki).await;
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let url = format!("https://{addr}");
@@ -1294,6 +1303,42 @@ async fn a_reload_that_remaps_a_media_credential_ends_its_sockets() {
         !closed(&mut unmapped, Duration::from_secs(1)).await,
         "the socket whose tenant stayed was closed"
     );
+}
+
+/// The same for AudioSocket over TLS: a reload that takes its certificate's `cert:` line
+/// away (the connection then names the media tenant) ends the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_remaps_an_audiosocket_certificate_ends_its_connection() {
+    use tokio::io::AsyncReadExt;
+    use tokio::signal::unix::{signal, SignalKind};
+    // This process must not die of a SIGHUP that comes before the server listens for it.
+    let _ours = signal(SignalKind::hangup()).unwrap();
+    let pki = test_pki(true);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("cert:PBX.acme acme\n{TOKEN_MEDIA} media\n"),
+    )
+    .unwrap();
+    let (addr, as_addr, _stop) = start_tls_audiosocket(&tokens, &pki).await;
+    let id = "44444444-4444-4444-4444-444444444444";
+    let (mut conn, _rest) = tls_audiosocket_begin(as_addr, &pki, [0x44; 16], &tone_frames()).await;
+    // Joined, as acme's, before the file changes.
+    let mut acme = tls_client(addr, &pki).await;
+    acme.watch_call(watch(id)).await.unwrap();
+    let new = dir.path().join("tokens.new");
+    std::fs::write(&new, format!("{TOKEN_MEDIA} media\n")).unwrap();
+    std::fs::rename(&new, &tokens).unwrap();
+    let mut buf = [0u8; 64];
+    hup_until(async {
+        while let Ok(n) = conn.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A server with the token `TOKEN_A` of acme, the media tenant, and WebSocket media with
