@@ -779,7 +779,9 @@ async fn websocket_media_credentials_named_in_the_token_file_are_their_tenants()
         ..Default::default()
     };
     let (addr, _stop) = start_serving(security, None, Some(l), ws).await;
-    let fork = |creds: &'static str, call_id: &'static str| fork_socket(ws_addr, creds, call_id);
+    let fork = |creds: &'static str, call_id: &'static str| {
+        fork_socket(ws_addr, "/fork", Some(creds), call_id)
+    };
     let mut acme_sock = fork("acme-fs:pass-a", "same-id").await;
     let mut globex_sock = fork("globex-fs:pass-b", "same-id").await;
     let mut lab_sock = fork("lab-fs:pass-c", "lab-1").await;
@@ -1227,18 +1229,26 @@ async fn utterances_back(rx: &mut WsReader) -> usize {
     n
 }
 
-/// A `/fork` socket with HTTP Basic credentials `creds` that has named its call.
-async fn fork_socket(ws_addr: SocketAddr, creds: &str, call_id: &str) -> WsSocket {
+/// A socket on `path` (`/fork`, `/fork?events=1`), with HTTP Basic credentials `creds` if
+/// any, that has named its call.
+async fn fork_socket(
+    ws_addr: SocketAddr,
+    path: &str,
+    creds: Option<&str>,
+    call_id: &str,
+) -> WsSocket {
     use base64::Engine;
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
-    let mut req = format!("ws://{ws_addr}/fork")
+    let mut req = format!("ws://{ws_addr}{path}")
         .into_client_request()
         .unwrap();
-    let basic = base64::engine::general_purpose::STANDARD.encode(creds);
-    req.headers_mut()
-        .insert("Authorization", format!("Basic {basic}").parse().unwrap());
+    if let Some(creds) = creds {
+        let basic = base64::engine::general_purpose::STANDARD.encode(creds);
+        req.headers_mut()
+            .insert("Authorization", format!("Basic {basic}").parse().unwrap());
+    }
     let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
     let (mut sock, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     sock.send(Message::Text(meta.into())).await.unwrap();
@@ -1286,8 +1296,8 @@ async fn a_reload_that_remaps_a_media_credential_ends_its_sockets() {
         ..Default::default()
     };
     let (addr, _stop) = start_serving(security, None, Some(l), ws).await;
-    let mut mapped = fork_socket(ws_addr, "acme-fs:pass-a", "m1").await;
-    let mut unmapped = fork_socket(ws_addr, "lab-fs:pass-c", "m2").await;
+    let mut mapped = fork_socket(ws_addr, "/fork", Some("acme-fs:pass-a"), "m1").await;
+    let mut unmapped = fork_socket(ws_addr, "/fork", Some("lab-fs:pass-c"), "m2").await;
     // The mapped socket has joined, as acme's, before the file changes (WatchCall waits
     // for the call a while).
     let mut a = client(addr, Some(TOKEN_A)).await;
@@ -1370,11 +1380,7 @@ async fn an_open_fork_socket_reads_no_events_of_a_call_it_joined() {
     let dir = tempfile::tempdir().unwrap();
     let (_addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
     let open = |path: &'static str| async move {
-        let url = format!("ws://{ws_addr}{path}");
-        let (mut sock, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let meta = r#"{"callId":"shared","sampleRate":8000,"channels":1}"#;
-        sock.send(Message::Text(meta.into())).await.unwrap();
-        sock.split()
+        fork_socket(ws_addr, path, None, "shared").await.split()
     };
     let (mut first_tx, mut first_rx) = open("/fork?events=1").await;
     // The second socket joins only once the first one's call is live.
@@ -1419,13 +1425,7 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     let (addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
     let mut a = client(addr, Some(TOKEN_A)).await;
     a.open_rtp_leg(rtp_leg("shared")).await.unwrap();
-    let open = |call_id: &'static str| async move {
-        let url = format!("ws://{ws_addr}/fork");
-        let (mut sock, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let meta = format!(r#"{{"callId":"{call_id}","sampleRate":8000,"channels":1}}"#);
-        sock.send(Message::Text(meta.into())).await.unwrap();
-        sock
-    };
+    let open = |call_id: &'static str| fork_socket(ws_addr, "/fork", None, call_id);
     let mut intruder = open("shared").await;
     assert!(
         closed(&mut intruder, Duration::from_secs(5)).await,

@@ -35,8 +35,8 @@ use crate::core::codec::Encoding;
 use crate::proto::{self, CallEvent, Role};
 use crate::server::limits::LivePace;
 use crate::server::security::{
-    check_call_id, revoked, Auth, CertTenant, MediaCredential, Revocation, Tenant, TenantCounts,
-    TenantSlot,
+    check_call_id, revoked, until_broken, Auth, CertTenant, MediaCredential, Revocation, Tenant,
+    TenantCounts, TenantSlot,
 };
 use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
@@ -623,14 +623,13 @@ impl Calls {
     pub fn end_on_remap(
         self: &Arc<Self>,
         legs: &mut [Leg],
-        same_tenant: impl Fn(&Calls) -> bool + Send + 'static,
+        same_tenant: impl Fn(&Calls) -> bool + Send + Sync + 'static,
     ) {
         let Some(auth) = &self.auth else {
             return;
         };
+        // The tenant was looked up before this: a reload since then counts (`reloads`).
         let mut reloads = auth.reloads();
-        // The tenant was looked up before this: a reload since then counts.
-        reloads.mark_changed();
         let closers: Vec<Arc<Notify>> = legs.iter().map(|l| l.close.clone()).collect();
         let call_id = legs
             .first()
@@ -638,13 +637,9 @@ impl Calls {
             .unwrap_or_default();
         let calls = self.clone();
         let task = tokio::spawn(async move {
-            while reloads.changed().await.is_ok() {
-                if !same_tenant(&calls) {
-                    tracing::info!(call = %call_id, legs = closers.len(), "a reload of the token file remapped a media credential: its legs end");
-                    closers.iter().for_each(|c| c.notify_one());
-                    return;
-                }
-            }
+            until_broken(&mut reloads, || same_tenant(&calls)).await;
+            tracing::info!(call = %call_id, legs = closers.len(), "a reload of the token file remapped a media credential: its legs end");
+            closers.iter().for_each(|c| c.notify_one());
         });
         let guard = Arc::new(AbortOnDrop(task.abort_handle()));
         for leg in legs {
@@ -871,7 +866,7 @@ impl Calls {
             .await?;
         if leaf.is_some() {
             self.end_on_remap(std::slice::from_mut(&mut leg), move |calls| {
-                calls.audiosocket_tenant(leaf.as_deref()).ok() == Some(tenant.clone())
+                matches!(calls.audiosocket_tenant(leaf.as_deref()), Ok(t) if t == tenant)
             });
         }
         tracing::info!(call = %leg.call.call_id, channel_id = leg.channel_id, "AudioSocket leg joined");

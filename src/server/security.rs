@@ -584,9 +584,12 @@ impl Auth {
         Ok(tokens)
     }
 
-    /// Changes with every reload that took.
+    /// Changes with every reload that took. Its first `changed()` resolves at once, so a
+    /// watch made after a credential was checked also looks at a reload in between.
     pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.reloads.subscribe()
+        let mut reloads = self.reloads.subscribe();
+        reloads.mark_changed();
+        reloads
     }
 
     /// The tokens in use.
@@ -642,11 +645,9 @@ pub struct Revocation {
 }
 
 impl Revocation {
-    /// Watches `caller` under `auth`. The first look is at once, so a reload between the
-    /// request's check and this one is not missed.
+    /// Watches `caller` under `auth` (the first look is at once: [`Auth::reloads`]).
     pub fn new(auth: Arc<Auth>, caller: Caller) -> Self {
-        let mut reloads = auth.reloads();
-        reloads.mark_changed();
+        let reloads = auth.reloads();
         Self {
             auth,
             caller,
@@ -657,16 +658,28 @@ impl Revocation {
     /// Resolves once the token file in use (after a reload) no longer names the caller's
     /// tenant for what it proved. Cancel-safe.
     pub async fn revoked(&mut self) {
-        loop {
-            if self.reloads.changed().await.is_err() {
-                // The sender lives in `auth`, which this holds: cannot happen.
-                return std::future::pending().await;
-            }
-            if !self.caller.still_valid(&self.auth.tokens()) {
-                return;
-            }
+        let Self {
+            auth,
+            caller,
+            reloads,
+        } = self;
+        until_broken(reloads, || caller.still_valid(&auth.tokens())).await
+    }
+}
+
+/// Resolves at the first reload `reloads` sees ([`Auth::reloads`]) after which `holds` is
+/// false. Cancel-safe: the check runs in the poll that sees the reload.
+pub async fn until_broken(
+    reloads: &mut tokio::sync::watch::Receiver<u64>,
+    holds: impl Fn() -> bool,
+) {
+    while reloads.changed().await.is_ok() {
+        if !holds() {
+            return;
         }
     }
+    // The sender lives in the `Auth` whose receiver this is, which its watcher holds.
+    std::future::pending().await
 }
 
 /// Resolves when `r` is revoked; never when there is none (a server without tokens).
