@@ -13,6 +13,8 @@ of "order twelve") are taken out first.
 
 `--cases tools/pii_heldout_cases.tsv --voices held-out` runs the held-out set: 20 cases
 in phrasings and 4 voices the rules were not developed on (written before their first run).
+`--cases tools/pii_heldout2_cases.tsv --voices held-out-2` runs a second one, written after
+the first had been looked at in detail (2026-12-07).
 
 sox runs in repeatable mode (-R), so the clips are the same bytes every run (before
 2026-12-06 sox's dither made each run's audio, and so Whisper's words, differ a little).
@@ -65,6 +67,8 @@ CASES = [
 VOICES = [("en-us", 140), ("en-gb", 180), ("en+f3", 140), ("en-us", 180), ("en-gb", 140), ("en+f3", 180)]
 # Voices the rules were not developed on, for held-out cases (--voices held-out).
 HELD_OUT_VOICES = [("en-gb-scotland", 150), ("en-029", 170), ("en-us-nyc", 150), ("en-gb-x-rp+f2", 170)]
+# A second set, used by no other tool (--voices held-out-2, with tools/pii_heldout2_cases.tsv).
+HELD_OUT_2_VOICES = [("en-gb-x-gbclan", 160), ("en-us+Annie", 150), ("en-gb+aunty", 165), ("en-us+Mike", 175)]
 
 
 def read_cases(path):
@@ -154,12 +158,12 @@ def main():
     ap.add_argument("--redact-all-numbers", action="store_true",
                     help="run analyze with --redact-all-numbers (every number redacted)")
     ap.add_argument("--cases", help="read the cases from this TSV file (e.g. tools/pii_heldout_cases.tsv)")
-    ap.add_argument("--voices", choices=["dev", "held-out"], default="dev",
+    ap.add_argument("--voices", choices=["dev", "held-out", "held-out-2"], default="dev",
                     help="the voices the rules were developed on, or others")
     ap.add_argument("flags", nargs="*", help="more flags for analyze (after --)")
     args = ap.parse_args()
     cases = read_cases(args.cases) if args.cases else CASES
-    voices = HELD_OUT_VOICES if args.voices == "held-out" else VOICES
+    voices = {"dev": VOICES, "held-out": HELD_OUT_VOICES, "held-out-2": HELD_OUT_2_VOICES}[args.voices]
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-spoken-")
     os.makedirs(tmp, exist_ok=True)
     clips = {}
