@@ -310,9 +310,12 @@ pub struct SecuritySection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca: Option<PathBuf>,
     /// Every call's transcripts and words have every number redacted as `[NUMBER]`, secret
-    /// or not, and no client can turn redaction off (payment lines; calls over AudioSocket
-    /// and WebSocket media carry no `CallOptions` to ask for it). Default: false (a call
-    /// asks with `CallOptions.redact_all_numbers`).
+    /// or not, and no client can turn redaction off. Default: true (fail closed: on voices
+    /// Whisper garbles, the cue and length rules alone left card, code and SSN digits in
+    /// 14 of 40 held-out clips; README, "PII redaction"). False keeps ordinary numbers
+    /// (order numbers, amounts, times) and redacts only what those rules find; a call may
+    /// then still ask for every number with `CallOptions.redact_all_numbers`, or turn
+    /// redaction off.
     pub redact_all_numbers: bool,
     /// The payment window, seconds: after a payment cue in either party's words ("and the
     /// security code on the back?"), every number in that utterance and of either party in
@@ -331,7 +334,7 @@ impl Default for SecuritySection {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
-            redact_all_numbers: false,
+            redact_all_numbers: true,
             payment_window_s: crate::contact::finish::PAYMENT_WINDOW_MS / 1000,
         }
     }

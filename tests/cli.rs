@@ -816,3 +816,45 @@ fn bench_packing_profiles_a_packed_window() {
         "{total}"
     );
 }
+
+/// Every number is redacted by default (fail closed: a misheard cue lets the other rules
+/// miss a card digit): `analyze` of spoken card names ("eight of spades, four of clubs,
+/// seven of hearts") leaves `[NUMBER]` and no digit or number word, and
+/// `--redact-all-numbers=false` keeps them (no cue, short: no secret to the rules alone).
+#[test]
+fn analyze_redacts_every_number_unless_told_otherwise() {
+    let clip =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asr/cards-005.wav");
+    const NUMBER_WORDS: [&str; 10] = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    let transcript = |extra: &[&str]| -> String {
+        let (ok, stdout, stderr) = run(callmood()
+            .args(["analyze", "--no-emotion"])
+            .args(extra)
+            .arg(&clip)
+            .env("CALLMOOD_MODEL", model_path()));
+        assert!(ok, "{stderr}");
+        stdout
+            .lines()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.get("utterance")
+                    .map(|u| u["transcript"].as_str().unwrap_or("").to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let numbers = |t: &str| -> usize {
+        t.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(w))
+            .count()
+    };
+    let default = transcript(&[]);
+    assert!(default.matches("[NUMBER]").count() >= 2, "{default}");
+    assert_eq!(numbers(&default), 0, "{default}");
+    let kept = transcript(&["--redact-all-numbers=false"]);
+    assert!(numbers(&kept) >= 2, "{kept}");
+    assert!(!kept.contains("[NUMBER]"), "{kept}");
+}

@@ -88,7 +88,7 @@ def main():
                                 "u-law", wav, "pad", "0.5", "0.5"], check=True)
                 files.append(wav)
             words = {f"c{start + j}": [] for j in range(len(chunk))}
-            for ev in analyze(a.binary, files, "--no-emotion"):
+            for ev in analyze(a.binary, files, "--no-emotion", "--no-redaction"):
                 u = ev.get("utterance")
                 if u and u.get("transcript", "").strip() and ev.get("call_id") in words:
                     words[ev["call_id"]].append((u["start_ms"], u["transcript"].strip()))

@@ -81,7 +81,7 @@ def main():
               f"load {open('/proc/loadavg').read().split()[0]}")
         for run in range(a.runs):
             t0 = time.time()
-            out = subprocess.run([a.bin, "analyze", "--no-emotion", rec], check=True,
+            out = subprocess.run([a.bin, "analyze", "--no-emotion", "--no-redaction", rec], check=True,
                                  capture_output=True, text=True).stdout
             wall = time.time() - t0
             hyp = loadtest_wer.analyze_words(out)

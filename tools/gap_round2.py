@@ -93,7 +93,7 @@ def profile(binary, gap, files):
 
 
 def wer(binary, gap, rec, ref):
-    out = subprocess.run([binary, "analyze", "--no-emotion", "--gap-s", str(gap), rec],
+    out = subprocess.run([binary, "analyze", "--no-emotion", "--no-redaction", "--gap-s", str(gap), rec],
                          check=True, capture_output=True, text=True).stdout
     hyp = loadtest_wer.analyze_words(out)
     return loadtest_wer.edits(ref, hyp)

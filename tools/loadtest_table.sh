@@ -61,7 +61,8 @@ echo "== $(date -u +%FT%TZ)  $(nproc) CPUs  $CALLMOOD serve ${SERVE_FLAGS[*]:-}"
 echo "| calls | load avg (1 min) before | prosody p50 / p95 | full result p50 / p95 (max) | transcripts dropped | calls completed | server CPU s (cores) | peak RSS | Whisper runs (repeat / low-confidence re-decodes) | WER vs the first row |"
 echo "|---:|---:|---|---|---:|---:|---|---:|---|---:|"
 for n in $CALLS; do
-  "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 \
+  # Numbers kept (only the cue and length rules redact): the WER column counts them.
+  CALLMOOD_SECURITY__REDACT_ALL_NUMBERS=false "$CALLMOOD" serve --addr "127.0.0.1:$PORT" --max-calls 64 \
     --metrics-addr "127.0.0.1:$((PORT + 1))" "${SERVE_FLAGS[@]}" \
     >"$tmp/serve.log" 2>&1 &
   server=$!

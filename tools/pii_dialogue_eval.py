@@ -140,8 +140,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/callmood")
     ap.add_argument("--keep", help="keep the audio and the JSON output in this directory")
+    ap.add_argument("--redact-all-numbers", action="store_true",
+                    help="every number redacted (analyze's default since 2026-12-07); without "
+                         "it the tool measures the cue, length and payment-window rules alone")
     ap.add_argument("flags", nargs="*", help="more flags for analyze (after --)")
     args = ap.parse_args()
+    args.flags = ["--redact-all-numbers" if args.redact_all_numbers else "--redact-all-numbers=false",
+                  *args.flags]
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-dialogue-")
     os.makedirs(tmp, exist_ok=True)
     clips = {}

@@ -156,7 +156,9 @@ def main():
     ap.add_argument("--all-voices", action="store_true", help="every voice and rate per case (6x)")
     ap.add_argument("--keep", help="keep the audio and the JSON output in this directory")
     ap.add_argument("--redact-all-numbers", action="store_true",
-                    help="run analyze with --redact-all-numbers (every number redacted)")
+                    help="run analyze with --redact-all-numbers (every number redacted, analyze's "
+                         "default since 2026-12-07); without it the tool measures the cue, length "
+                         "and payment-window rules alone (--redact-all-numbers=false)")
     ap.add_argument("--cases", help="read the cases from this TSV file (e.g. tools/pii_heldout_cases.tsv)")
     ap.add_argument("--voices", choices=["dev", "held-out", "held-out-2"], default="dev",
                     help="the voices the rules were developed on, or others")
@@ -177,7 +179,7 @@ def main():
             speak(parts, voice, rate, wav, tmp)
             clips[stem] = (name, secret, other, wav)
     res = subprocess.run([args.bin, "analyze", "--no-emotion", "-j", "1",
-                          *(["--redact-all-numbers"] if args.redact_all_numbers else []), *args.flags, *[c[3] for c in clips.values()]],
+                          "--redact-all-numbers" if args.redact_all_numbers else "--redact-all-numbers=false", *args.flags, *[c[3] for c in clips.values()]],
                          capture_output=True, text=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)

@@ -247,7 +247,7 @@ def analyze_transcripts(stdout):
 
 
 def run_analyze(callmood, wav):
-    out, wall, cpu = run_timed([callmood, "analyze", wav])
+    out, wall, cpu = run_timed([callmood, "analyze", "--no-redaction", wav])
     texts = analyze_transcripts(out)
     return " ".join(texts.values()), wall, cpu
 

@@ -53,9 +53,22 @@ pub struct AnalyzeArgs {
     /// addresses in transcripts (they are redacted by default).
     #[arg(long)]
     pub no_redaction: bool,
-    /// Redact every number as `[NUMBER]` too, secret or not (digits, number words,
-    /// ordinals): for payment lines, where a misheard cue can let a card digit through.
-    #[arg(long, conflicts_with = "no_redaction")]
+    /// Redact every number as `[NUMBER]`, secret or not (digits, number words, ordinals):
+    /// the default, since a misheard cue can let a card digit through the other rules.
+    /// `--redact-all-numbers=false` keeps ordinary numbers (order numbers, amounts, times)
+    /// and redacts only what the cue, length and payment-window rules find, which left
+    /// digits of cards, codes and SSNs on voices Whisper garbles (README, "PII redaction").
+    /// With --server, the server's `security.redact_all_numbers` applies when it is on.
+    #[arg(
+        long,
+        conflicts_with = "no_redaction",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
     pub redact_all_numbers: bool,
     /// The payment window, seconds: after a payment cue in either party's words ("and the
     /// security code on the back?"), every number of either party in this long is redacted.

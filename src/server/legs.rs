@@ -332,7 +332,8 @@ impl Calls {
             max_ahead,
             settings,
             alerts,
-            redact_all_numbers: false,
+            // fail closed until the server's settings say otherwise (`with_redaction`)
+            redact_all_numbers: true,
             payment_window_ms: crate::contact::finish::PAYMENT_WINDOW_MS,
             calls: Mutex::new(HashMap::new()),
             tenant_calls: TenantCounts::default(),

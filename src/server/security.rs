@@ -86,8 +86,9 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 /// Longest tenant name, bytes.
 const MAX_TENANT_BYTES: usize = 64;
 
-/// Security settings of the service; the default is today's open service.
-#[derive(Clone, Debug, Default)]
+/// Security settings of the service; the default is an open service (no tokens, no TLS)
+/// that redacts every number (`security.redact_all_numbers`, on by default).
+#[derive(Clone, Debug)]
 pub struct SecurityConfig {
     /// Token file (`TOKEN TENANT` lines); `None`: no authentication.
     pub auth_tokens: Option<PathBuf>,
@@ -100,7 +101,8 @@ pub struct SecurityConfig {
     /// carry no token; `None`: no tenant, so with tokens no RPC can reach them.
     pub media_tenant: Option<String>,
     /// Every call redacts every number, and no client can turn redaction off
-    /// ([`crate::contact::finish::FinishOptions::on_server`]).
+    /// ([`crate::contact::finish::FinishOptions::on_server`]); the default. False: the
+    /// cue, length and payment-window rules alone, and a client may ask for more or none.
     pub redact_all_numbers: bool,
     /// The payment window of every call, ms (`security.payment_window_s`); `None`: the
     /// default ([`crate::contact::finish::PAYMENT_WINDOW_MS`]).
@@ -113,6 +115,23 @@ pub struct SecurityConfig {
     /// Serve AudioSocket over TLS with `tls`'s certificate (for a TLS-terminating proxy
     /// such as stunnel beside Asterisk); needs `tls`.
     pub audiosocket_tls: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            // fail closed: every number goes unless the operator says otherwise
+            redact_all_numbers: true,
+            payment_window_ms: None,
+            auth_tokens: None,
+            tenant_max_calls: None,
+            tenant_max_recordings: None,
+            media_tenant: None,
+            tls: None,
+            ws_plaintext: false,
+            audiosocket_tls: false,
+        }
+    }
 }
 
 /// PEM files of `serve --tls-cert/--tls-key/--tls-client-ca`.
