@@ -142,7 +142,7 @@ def main():
         by_call = {os.path.splitext(os.path.basename(it["wav"]))[0]: it for it in items}
         print(f"{items[0]['set']}: {len(items)} clips", file=sys.stderr, flush=True)
         voice = {}
-        for ev in analyze(a.binary, [it["wav"] for it in items], "--jobs", "2", *opts):
+        for ev in analyze(a.binary, [it["wav"] for it in items], "--jobs", "2", "--no-redaction", *opts):
             cid = ev["call_id"]
             if "utterance_prosody" in ev and "emotion" in ev["utterance_prosody"]:
                 u = ev["utterance_prosody"]

@@ -49,8 +49,9 @@ pub struct AnalyzeArgs {
     /// Skip transcription: prosody only, no model needed.
     #[arg(long)]
     pub no_transcript: bool,
-    /// Keep card numbers, codes, expiry dates, SSNs, phone numbers and e-mail
-    /// addresses in transcripts (they are redacted by default).
+    /// Keep card numbers, codes, expiry dates, SSNs, phone numbers, e-mail addresses
+    /// and every other number in transcripts (they are redacted by default). With
+    /// --server, only a server with `security.redact_all_numbers = false` allows it.
     #[arg(long)]
     pub no_redaction: bool,
     /// Redact every number as `[NUMBER]`, secret or not (digits, number words, ordinals):

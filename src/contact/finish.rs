@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::alerts::{AlertConfig, AlertCues, CallState};
 use super::join_words;
-use super::pii::{payment_cue, redact_utterance_with, RoleContext};
+use super::pii::{payment_cue, redact_utterance_with, PiiKind, RoleContext};
 use super::profile::Profile;
 use crate::asr::Word;
 use crate::call::Ended;
@@ -28,7 +28,12 @@ pub struct FinishOptions {
     pub disable_prosody_events: bool,
     /// Redact personal data in transcripts and words before they leave (the default).
     pub redact_pii: bool,
-    /// With `redact_pii`, every number too ([`RoleContext::all_numbers`]).
+    /// With `redact_pii`, every number too ([`RoleContext::all_numbers`]), and every
+    /// digit key pressed ([`Finisher::dtmf`]). Off in `FinishOptions::default()` and
+    /// [`FinishOptions::from_call_options`] (what a client asked for); the service's own
+    /// default is on: a server's calls get it from `security.redact_all_numbers`
+    /// ([`FinishOptions::on_server`]) and `analyze` from `--redact-all-numbers`, both
+    /// true unless the operator or user turns them off.
     pub redact_all_numbers: bool,
     /// With `redact_pii`, the payment window in ms (0: none). A payment cue in either
     /// party's utterance ([`payment_cue`]) opens it: that utterance and every later
@@ -253,6 +258,18 @@ impl Finisher {
             let cap = w.cue_end_ms.saturating_add(len.saturating_mul(2));
             w.until_ms = w.until_ms.max(dictating.min(cap));
         }
+    }
+
+    /// A key pressed on the phone: passed on, its digit as `[NUMBER]` wherever every number
+    /// is redacted (the call's setting, or inside the payment window), since a card typed
+    /// on the keypad is as secret as one spoken. `*`, `#` and `A`-`D` pass as they are.
+    pub fn dtmf(&mut self, mut d: proto::Dtmf, out: &mut Vec<Event>) {
+        let in_window = self.payment.is_some_and(|w| d.start_ms <= w.until_ms);
+        let every_number = self.opts.redact_all_numbers || in_window;
+        if self.opts.redact_pii && every_number && d.digit.chars().any(|c| c.is_ascii_digit()) {
+            d.digit = PiiKind::Number.tag().to_string();
+        }
+        out.push(Event::Dtmf(d));
     }
 
     /// The call's audio reached `ms`; `speaking`: someone is speaking then.
@@ -735,5 +752,90 @@ mod tests {
                 u.transcript
             );
         }
+    }
+
+    /// A digit key is `[NUMBER]` where every number goes (the call's setting, or inside the
+    /// payment window a spoken cue opened), and passes as it is elsewhere; `#` always does.
+    #[test]
+    fn digit_keys_are_redacted_where_every_number_is() {
+        let key = |digit: &str, start_ms: u32| proto::Dtmf {
+            digit: digit.into(),
+            start_ms,
+            ..Default::default()
+        };
+        let keys = |out: &[Event]| -> Vec<String> {
+            out.iter()
+                .filter_map(|e| match e {
+                    Event::Dtmf(d) => Some(d.digit.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let all = FinishOptions {
+            redact_all_numbers: true,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(all, Models::default());
+        let mut out = Vec::new();
+        f.dtmf(key("7", 500), &mut out);
+        f.dtmf(key("#", 700), &mut out);
+        assert_eq!(keys(&out), ["[NUMBER]", "#"]);
+
+        // The rules alone: a key outside a payment window passes; after "card number" the
+        // keys of the next 30 s do not.
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let mut out = Vec::new();
+        f.dtmf(key("1", 500), &mut out);
+        let cue = ["please", "key", "in", "your", "card", "number"];
+        let words = cue
+            .iter()
+            .enumerate()
+            .map(|(i, w)| word(w, i as u32 * 200, i as u32 * 200 + 150))
+            .collect();
+        f.utterance(
+            ended("u1", 1_000, 2_500),
+            Recognised::Words(words),
+            &mut out,
+        );
+        f.dtmf(key("4", 4_000), &mut out);
+        f.dtmf(key("4", 40_000), &mut out);
+        assert_eq!(keys(&out), ["1", "[NUMBER]", "4"]);
+    }
+
+    /// The words cue quotes the transcript as recognised: where every number goes, so do
+    /// the cue's ("words: 'third time'"); with the rules alone, a cue of an utterance that
+    /// held a secret loses its numbers too, and one of an utterance with none keeps them.
+    #[test]
+    fn the_words_cue_shows_no_number_the_transcript_hides() {
+        let cued = |text: &str, quoted: &str| proto::Utterance {
+            role: proto::Role::Caller as i32,
+            start_ms: 0,
+            end_ms: 2_000,
+            transcript: text.into(),
+            cues: vec![proto::Cue {
+                feature: "words".into(),
+                description: format!("words: '{quoted}'"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let all = FinishOptions {
+            redact_all_numbers: true,
+            ..FinishOptions::default()
+        };
+        let mut f = Finisher::new(all, Models::default());
+        let mut u = cued("this is the third time I have called", "third time");
+        f.redact(&mut u);
+        assert_eq!(u.cues[0].description, "words: [NUMBER] time'");
+
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let mut u = cued("my card is 4532 0151 1283 1432", "1432");
+        f.redact(&mut u);
+        assert!(!u.transcript.contains("1432"), "{}", u.transcript);
+        assert!(!u.cues[0].description.contains("1432"), "{:?}", u.cues);
+        let mut f = Finisher::new(FinishOptions::default(), Models::default());
+        let mut u = cued("this is the third time I have called", "third time");
+        f.redact(&mut u);
+        assert_eq!(u.cues[0].description, "words: 'third time'");
     }
 }

@@ -57,11 +57,12 @@
 //!     unit ("3 times") or named by a block word ("order 12"): it is most likely a misheard
 //!     piece of the secret ("Calm number four 111! ... the code is [CVV]").
 //!
-//! 11. Optionally (`CallOptions.redact_all_numbers`, `analyze --redact-all-numbers`, or
-//!     for every call of a server `security.redact_all_numbers`), every
+//! 11. By default (`security.redact_all_numbers` on a server, `analyze
+//!     --redact-all-numbers`, both on unless turned off; else a call's
+//!     `CallOptions.redact_all_numbers`), every
 //!     number at all: any word holding a digit, a number word or ordinal ("four",
 //!     "twenty", "fourth", "hundred"), and a sound-alike, "oh", "double" or "triple" next
-//!     to one, is `[NUMBER]` unless a rule above took it. For payment lines: when Whisper
+//!     to one, is `[NUMBER]` unless a rule above took it. Why it is the default: when Whisper
 //!     mishears the cue itself ("the security code" as "a pick-o"), rules 6–10 have nothing
 //!     to go on, and only this catches the digits; ordinary numbers go too.
 //!
@@ -195,8 +196,8 @@ pub struct RoleContext {
 }
 
 impl RoleContext {
-    /// A context that redacts every number, secret or not (module docs, rule 11): for
-    /// payment lines, where a number Whisper heard wrong must not leave either.
+    /// A context that redacts every number, secret or not (module docs, rule 11; the
+    /// service's default), so that a number Whisper heard wrong does not leave either.
     pub fn all_numbers() -> Self {
         Self {
             all_numbers: true,
@@ -369,6 +370,26 @@ pub fn redact_utterance(u: &mut proto::Utterance) -> Vec<PiiKind> {
 /// A transcript that differs from the words is redacted with the same incoming context; the
 /// context that goes on is the words'.
 pub fn redact_utterance_with(u: &mut proto::Utterance, ctx: &mut RoleContext) -> Vec<PiiKind> {
+    let every_number = ctx.all_numbers;
+    let kinds = redact_words_and_transcript(u, ctx);
+    if every_number || !kinds.is_empty() {
+        redact_words_cues(u);
+    }
+    kinds
+}
+
+/// The words cue quotes the transcript as it was recognised ("words: 'third time'",
+/// "words: '1432'" from the sentiment lexicon): in an utterance where every number goes,
+/// or where anything was redacted, every number in it goes too, so that no cue shows what
+/// the transcript hides.
+fn redact_words_cues(u: &mut proto::Utterance) {
+    for c in u.cues.iter_mut().filter(|c| c.feature == "words") {
+        c.description = redact_text_with(&c.description, &mut RoleContext::all_numbers()).0;
+    }
+}
+
+/// [`redact_utterance_with`] of the words and the transcript.
+fn redact_words_and_transcript(u: &mut proto::Utterance, ctx: &mut RoleContext) -> Vec<PiiKind> {
     if u.words.is_empty() {
         let (text, kinds) = redact_text_with(&u.transcript, ctx);
         u.transcript = text;

@@ -624,7 +624,7 @@ async fn pump(
                     metrics.transcript_dropped();
                 }
             }
-            PumpMsg::Dtmf(d) => out.push(Event::Dtmf(d)),
+            PumpMsg::Dtmf(d) => finisher.dtmf(d, &mut out),
             PumpMsg::Clock { ms, speaking } => finisher.clock(ms, speaking, &mut out),
             PumpMsg::Error(e) => failed = Some(e),
             PumpMsg::Done(s) => summary = Some(s),
