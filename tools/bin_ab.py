@@ -13,7 +13,6 @@ The reference is the 100 Common Voice transcripts of `tools/fw_compare.py`'s rec
 (read from ../shared/data), number words as digits, as that tool counts them.
 """
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -22,17 +21,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fw_compare  # noqa: E402  (its recording's clips and transcripts)
 import loadtest_wer  # noqa: E402
 
 loadtest_wer.DIGITS = True
 
 
 def reference(data):
-    refs = []
-    with open(os.path.join(data, "read-speech", "manifest.csv")) as f:
-        for r in csv.DictReader(f):
-            if r["transcript"].strip():
-                refs.append(r["transcript"])
+    _, refs = fw_compare.transcribed_clips(data)
     return [w for r in refs for w in loadtest_wer.words(r)]
 
 

@@ -30,13 +30,19 @@ loadtest_wer.DIGITS = True
 words, edits = loadtest_wer.words, loadtest_wer.edits
 
 
-def recording(data, tmp):
+def transcribed_clips(data):
+    """The read-speech clips that have transcripts, in manifest order, and their transcripts."""
     clips, refs = [], []
     with open(os.path.join(data, "read-speech", "manifest.csv")) as f:
         for r in csv.DictReader(f):
             if r["transcript"].strip():
                 clips.append(os.path.join(data, "read-speech", r["file"]))
                 refs.append(r["transcript"])
+    return clips, refs
+
+
+def recording(data, tmp):
+    clips, refs = transcribed_clips(data)
     parts = []
     for i, c in enumerate(clips):
         p = os.path.join(tmp, f"p{i:03d}.wav")

@@ -210,7 +210,7 @@ impl Finisher {
     fn redact(&mut self, u: &mut proto::Utterance) {
         let all_numbers = self.opts.redact_all_numbers;
         let fresh = RoleContext::default().with_all_numbers(all_numbers);
-        let in_window = self.payment.is_some_and(|w| u.start_ms <= w.until_ms);
+        let in_window = self.in_payment_window(u.start_ms);
         let at = match self.pii.iter().position(|p| p.0 == u.role) {
             Some(i) => i,
             None => {
@@ -234,6 +234,11 @@ impl Finisher {
         // After it: a card, code, expiry or SSN found in it is a cue as well.
         let cue = cue_here || holds_payment_cue(u);
         self.payment_window(u, cue, in_window && !kinds.is_empty());
+    }
+
+    /// Whether something that starts at `ms` falls inside the call's payment window.
+    fn in_payment_window(&self, ms: u32) -> bool {
+        self.payment.is_some_and(|w| ms <= w.until_ms)
     }
 
     /// Opens or extends the payment window after a redacted utterance; `cue`: it held a
@@ -264,8 +269,7 @@ impl Finisher {
     /// is redacted (the call's setting, or inside the payment window), since a card typed
     /// on the keypad is as secret as one spoken. `*`, `#` and `A`-`D` pass as they are.
     pub fn dtmf(&mut self, mut d: proto::Dtmf, out: &mut Vec<Event>) {
-        let in_window = self.payment.is_some_and(|w| d.start_ms <= w.until_ms);
-        let every_number = self.opts.redact_all_numbers || in_window;
+        let every_number = self.opts.redact_all_numbers || self.in_payment_window(d.start_ms);
         if self.opts.redact_pii && every_number && d.digit.chars().any(|c| c.is_ascii_digit()) {
             d.digit = PiiKind::Number.tag().to_string();
         }
