@@ -20,6 +20,8 @@ Standard library only.
                                                    # with uniform, words weighed by it)
   python3 tools/fusion_fit.py F.jsonl --round 8    # eighth round (the words only as evidence
                                                    # for an emotion, over a mixed voice)
+  python3 tools/fusion_fit.py F.jsonl --round 9    # ninth round (the words weighed by the
+                                                   # voice's own neutral probability too)
 
 Second round: TESS and SAVEE are split by speaker as well (ACTED_FIT), and the setting is the
 lowest mean fit NLL over ravdess, spoken, read and acted among those that pass tests (1)-(4)
@@ -154,7 +156,7 @@ def print_table(table):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
-    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5, 6, 7, 8])
+    ap.add_argument("--round", type=int, default=1, choices=[1, 2, 3, 5, 6, 7, 8, 9])
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.data)]
     if a.round == 5:
@@ -165,6 +167,8 @@ def main():
         return seventh_round(rows)
     if a.round == 8:
         return eighth_round(rows)
+    if a.round == 9:
+        return ninth_round(rows)
     second = a.round >= 2
     acted_vs = "voice" if a.round == 3 else "today"
     fit = split_sets(rows, "fit", second)
@@ -265,16 +269,17 @@ def calm_reference(rows):
     return [sum(math.log(max(r["words"][c], 1e-9)) for r in calm) / len(calm) for c in range(5)]
 
 
-def fuse_mixed(row, ref, e, b0, b1, k=None, words=None):
-    """Seventh and eighth rounds: the voice mixed with uniform by e * u (an unfamiliar
+def fuse_mixed(row, ref, e, b0, b1, k=None, words=None, b2=0.0):
+    """Seventh to ninth rounds: the voice mixed with uniform by e * u (an unfamiliar
     voice's probabilities floored, its top label kept), the words' log-ratio against `ref`
-    (ln r) weighed by b0 + b1 * u. With k (eighth round) the words count only as evidence
-    for an emotional class (the positive part of their log-ratio) and k times their neutral
+    (ln r) weighed by b0 + b1 * u + b2 * n, n the voice's own neutral probability (b2: the
+    ninth round). With k (eighth and ninth rounds) the words count only as evidence for an
+    emotional class (the positive part of their log-ratio) and k times their neutral
     log-ratio; without it (seventh round), in full."""
     w = words if words is not None else row["words"]
     u = min(max(row["unfamiliarity"], 0.0), 1.0)
     eps = e * u
-    beta = b0 + b1 * u
+    beta = b0 + b1 * u + b2 * row["voice"][0]
     z = []
     for c, (v, p, q) in enumerate(zip(row["voice"], w, ref)):
         lr = math.log(max(p, 1e-9)) - q
@@ -344,6 +349,27 @@ def eighth_round(rows):
     test = select_and_test(rows, settings)
     if test is not None:
         print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
+
+E9 = [0.0, 0.5]
+B0_9 = [0.0, 0.5]
+B1_9 = [0.0, 1.0]
+B2_9 = [1.0, 2.0, 3.0, 4.0]
+K9 = [0.0, 0.5]
+
+
+def ninth_round(rows):
+    """Grid (reference R1 or R2, e, b0, b1, b2 > 0, k): the words' weight grows with the
+    voice's own neutral probability (select_and_test; models/README.md, "A ninth round")."""
+    refs = {"R1": [math.log(0.2)] * 5, "R2": calm_reference(rows)}
+    settings = [(f"{rname}, e {e}, b0 {b0}, b1 {b1}, b2 {b2}, k {k}",
+                 lambda r, words=None, ref=ref, c=(e, b0, b1, k), b2=b2:
+                 fuse_mixed(r, ref, *c, words=words, b2=b2))
+                for rname, ref in refs.items()
+                for e in E9 for b0 in B0_9 for b1 in B1_9 for b2 in B2_9 for k in K9]
+    test = select_and_test(rows, settings)
+    if test is not None:
+        print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
+
 
 if __name__ == "__main__":
     main()

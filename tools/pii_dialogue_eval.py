@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pii_spoken_eval import digits_in, outputs, surviving  # noqa: E402
+from pii_spoken_eval import digits_in, outputs, redaction_flags, surviving  # noqa: E402
 
 AGENT_VOICE = ("en-us", 160)
 CALLER_VOICES = [("en-gb-scotland", 150), ("en-us+m3", 170), ("en-gb-x-rp", 140),
@@ -145,8 +145,7 @@ def main():
                          "it the tool measures the cue, length and payment-window rules alone")
     ap.add_argument("flags", nargs="*", help="more flags for analyze (after --)")
     args = ap.parse_args()
-    args.flags = ["--redact-all-numbers" if args.redact_all_numbers else "--redact-all-numbers=false",
-                  *args.flags]
+    args.flags = redaction_flags(args)
     tmp = args.keep or tempfile.mkdtemp(prefix="pii-dialogue-")
     os.makedirs(tmp, exist_ok=True)
     clips = {}

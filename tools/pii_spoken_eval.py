@@ -150,6 +150,15 @@ def speak(text_parts, voice, rate, wav, tmp):
     subprocess.run(["sox", "-R", joined, "-r", "8000", "-c", "1", "-e", "u-law", wav], check=True)
 
 
+def redaction_flags(args):
+    """analyze's flags: the chosen redaction, then the user's own; `-- --no-redaction` turns
+    redaction off (analyze refuses it beside --redact-all-numbers, so that flag is left out)."""
+    if "--no-redaction" in args.flags:
+        return list(args.flags)
+    return ["--redact-all-numbers" if args.redact_all_numbers else "--redact-all-numbers=false",
+            *args.flags]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/callmood")
@@ -179,7 +188,7 @@ def main():
             speak(parts, voice, rate, wav, tmp)
             clips[stem] = (name, secret, other, wav)
     res = subprocess.run([args.bin, "analyze", "--no-emotion", "-j", "1",
-                          "--redact-all-numbers" if args.redact_all_numbers else "--redact-all-numbers=false", *args.flags, *[c[3] for c in clips.values()]],
+                          *redaction_flags(args), *[c[3] for c in clips.values()]],
                          capture_output=True, text=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
