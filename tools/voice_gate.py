@@ -27,6 +27,10 @@ blocks"): dumps of a build with all four tiny.en blocks (`enc0`..`enc3`), F trai
 functionals and blocks 1-2 as shipped, against the same with blocks 3-4, block 4 alone and
 all four. With `--round blocks-nap`, F (blocks 1-2) against the projection round's N<k> (`--k`)
 on all four blocks' features.
+With `--round neutral-auc` (models/README.md, "Ordinary readers as neutral, judged by how well
+left-out emotions are still told apart"): the same dumps cut to blocks 1-2 (today's features),
+F against RAVDESS plus the even readers as neutral at 5, 10 and 25 % of the neutral class's
+weight, the left-out corpora judged by macro one-vs-rest ROC AUC as well as UAR.
 """
 import csv, sys, time, json, itertools, zlib
 import numpy as np
@@ -64,7 +68,7 @@ def all_data():
     ap = argparse.ArgumentParser()
     for c in ('ravdess', 'tess', 'savee', 'read'):
         ap.add_argument('--' + c, required=True)
-    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap', 'blocks', 'blocks-nap'])
+    ap.add_argument('--round', default='gate', choices=['gate', 'calibrate', 'temperature', 'baseline', 'nap', 'blocks', 'blocks-nap', 'neutral-auc'])
     ap.add_argument('--u0', type=float, default=0.0, help='temperature round: unfamiliarity floor')
     ap.add_argument('--cold', action='store_true', help='temperature round: the cold-start term (third round)')
     ap.add_argument('--k', default='8,16,32', help='nap round: the numbers of directions removed')
@@ -930,7 +934,92 @@ def main_blocks():
     print('secs', round(time.time() - t0))
 
 
-if ROUND in ('blocks', 'blocks-nap'):
+# --- readers as neutral, judged by ROC AUC ---------------------------------------------------
+
+NEUTRAL_SHARES = {'F': 0.0, 'N5': 0.05, 'N10': 0.10, 'N25': 0.25}
+
+
+def auc_macro(y, p):
+    """Mean over the classes present of the one-vs-rest ROC AUC of each class's probability."""
+    from sklearn.metrics import roc_auc_score
+    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in range(5)
+                          if (y == c).any() and (y != c).any()]))
+
+
+def train_neutral(speakers, share):
+    """F's recipe on `speakers`, the even readers added as neutral at `share` (none at 0)."""
+    if share > 0:
+        speakers = speakers | RS_A
+    rows = np.array([i for i in range(N) if spk[i] in speakers])
+    mu, sd = population(rows)
+    Z, Y, W = build(speakers, mu, sd, weighting='clip', rs_share=share)
+    return {'F': fit_cols(Z, Y, W, None)}, mu, sd
+
+
+def main_neutral_auc():
+    t0 = time.time()
+    conds = ('clean', 'telephony')
+    rav = set(spk[corpus == 'ravdess'])
+    res = {}
+    for name, share in NEUTRAL_SHARES.items():
+        r = res[name] = {'share': share}
+
+        def run():
+            acc = {}
+            for f in folds_ravdess():
+                m, mu, sd = train_neutral(rav - f, share)
+                for c in conds:
+                    for mo in ('cold', 'running', 'calm'):
+                        L, y, _ = score(m, f, mu, sd, c, mo)
+                        acc.setdefault((c, mo), []).append((L['F'], y))
+            oof = [(L, y) for (c, mo), v in acc.items() if mo != 'calm' for L, y in v]
+            T = fit_temperature(np.vstack([a for a, b in oof]), np.concatenate([b for a, b in oof]))
+            r['T'] = round(float(T), 2)
+            for (c, mo), v in acc.items():
+                L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
+                r[f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
+            m, mu, sd = train_neutral(rav, share)
+            for h in ('tess', 'savee'):
+                hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
+                for c in conds:
+                    for mo in ('cold', 'running'):
+                        L, y, _ = score(m, hs, mu, sd, c, mo)
+                        p = softmax(L['F'], T)
+                        r[f'{h}_{c}_{mo}'] = round(uar(y, p.argmax(1)), 3)
+                        r[f'{h}_{c}_{mo}_auc'] = round(auc_macro(y, softmax(L['F'])), 3)
+                        r[f'{h}_{c}_{mo}_ece'] = round(ece(p, y), 3)
+                        r[f'{h}_{c}_{mo}_angry_recall'] = round(float((p.argmax(1)[y == 2] == 2).mean()), 3)
+                        r[f'{h}_{c}_{mo}_neutral_recall'] = round(float((p.argmax(1)[y == 0] == 0).mean()), 3)
+            for c in conds:
+                for mo in ('cold', 'running'):
+                    L, y, _ = score(m, RS_B, mu, sd, c, mo)
+                    top = L['F'].argmax(1)
+                    r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
+                    r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
+        with_cols(BLOCK_SETS['F'], run)
+        summarise(r)
+        cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
+        r['mean_left_out_auc'] = round(float(np.mean([r[f'{h}_{c}_{mo}_auc'] for h, c, mo in cells])), 3)
+        r['mean_left_out_ece'] = round(float(np.mean([r[f'{h}_{c}_{mo}_ece'] for h, c, mo in cells])), 3)
+        print(name, 'done', round(time.time() - t0), flush=True)
+    F = res['F']
+    cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
+    for k, r in res.items():
+        r['rule'] = {
+            'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),
+            "b'": bool(r['mean_left_out_auc'] >= F['mean_left_out_auc'] - 0.01 and
+                       all(r[f'{h}_{c}_{mo}_auc'] >= F[f'{h}_{c}_{mo}_auc'] - 0.03 for h, c, mo in cells)),
+            'c': bool(r['read_top_angry_mean'] <= F['read_top_angry_mean'] / 2)}
+        print(k, json.dumps(r), flush=True)
+    ok = [k for k, r in res.items() if k != 'F' and all(r['rule'].values())]
+    best = min(ok, key=lambda k: res[k]['read_top_angry_mean']) if ok else None
+    print('passing:', ok, '-> to the Rust build:', best if best else 'none: nothing adopted')
+    print('secs', round(time.time() - t0))
+
+
+if ROUND == 'neutral-auc':
+    main_neutral_auc()
+elif ROUND in ('blocks', 'blocks-nap'):
     main_blocks()
 elif ROUND == 'nap':
     main_nap()
