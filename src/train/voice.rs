@@ -16,9 +16,9 @@
 //! Training sees all three: every training clip once cold, each training speaker's clips
 //! in several shuffled orders with the running baseline, and in calm-first orders (neutral
 //! here includes calm, which maps to it). Cross-validation holds out whole speakers:
-//! speakers sorted by gender, then id, are dealt round robin into the folds, so every fold
-//! holds out both genders where it can and no training set lacks the held-out speakers'
-//! gender.
+//! each corpus's speakers sorted by gender, then id, are dealt round robin into the folds, so
+//! every fold holds out both genders where it can, no training set lacks the held-out
+//! speakers' gender, and a corpus's folds are the same whatever is trained beside it.
 
 use std::collections::BTreeMap;
 
@@ -54,7 +54,7 @@ pub struct ClipData {
 /// Training settings.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
-    /// Cross-validation folds (speakers by gender then id, round robin).
+    /// Cross-validation folds (each corpus's speakers by gender then id, round robin).
     pub folds: usize,
     /// Shuffled orders of each training speaker's clips.
     pub permutations: usize,
@@ -729,21 +729,27 @@ pub fn predict_speaker(model: &VoiceModel, clips: &[&ClipData], seed: u64) -> Pr
     out
 }
 
-/// The cross-validation fold of each speaker: speakers sorted by (gender, id) and dealt round
-/// robin into `folds` folds.
+/// The cross-validation fold of each speaker: each corpus's speakers sorted by (gender, id)
+/// and dealt round robin into `folds` folds from the first, so that a speaker's fold does not
+/// depend on which other corpora are trained with it (adding calm readers to RAVDESS leaves
+/// RAVDESS's folds, and so its figures, comparable with RAVDESS trained alone).
 pub fn speaker_folds(sets: &[Vec<&ClipData>], folds: usize) -> BTreeMap<String, usize> {
-    let mut speakers: Vec<(&str, &str)> = sets
-        .iter()
-        .flatten()
-        .map(|c| (c.gender.as_str(), c.speaker.as_str()))
-        .collect();
-    speakers.sort();
-    speakers.dedup();
-    speakers
-        .into_iter()
-        .enumerate()
-        .map(|(i, (_, s))| (s.to_string(), i % folds.max(1)))
-        .collect()
+    let mut by_corpus: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for c in sets.iter().flatten() {
+        by_corpus
+            .entry(c.corpus.as_str())
+            .or_default()
+            .push((c.gender.as_str(), c.speaker.as_str()));
+    }
+    let mut out = BTreeMap::new();
+    for mut speakers in by_corpus.into_values() {
+        speakers.sort();
+        speakers.dedup();
+        for (i, (_, s)) in speakers.into_iter().enumerate() {
+            out.insert(s.to_string(), i % folds.max(1));
+        }
+    }
+    out
 }
 
 /// Cross-validated figures per condition and protocol.
@@ -1091,6 +1097,26 @@ mod tests {
             genders.dedup();
             assert_eq!(genders, ["F", "M"], "fold {f}");
         }
+    }
+
+    /// Another corpus trained beside one leaves that one's folds as they were alone.
+    #[test]
+    fn another_corpus_leaves_the_folds_as_they_were() {
+        let data = synthetic(8);
+        let alone: Vec<&ClipData> = data.iter().collect();
+        let before = speaker_folds(&[alone], 6);
+        let mut readers = synthetic(5);
+        for c in &mut readers {
+            c.corpus = "readers".into();
+            c.speaker = format!("readers/{}", c.speaker);
+            c.gender = "F".into();
+        }
+        let both: Vec<&ClipData> = data.iter().chain(readers.iter()).collect();
+        let after = speaker_folds(&[both], 6);
+        for (s, f) in &before {
+            assert_eq!(after[s], *f, "{s}");
+        }
+        assert_eq!(after.len(), before.len() + 5);
     }
 
     #[test]
