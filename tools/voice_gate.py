@@ -886,39 +886,51 @@ def with_cols(prefixes, fn):
         X, ENC = X0, E0
 
 
-def main_blocks():
-    t0 = time.time()
+def candidate_figures(r, train, left_out_extra=None):
+    """Into `r`: F-style model `train(speakers) -> (models, mu, sd)`'s RAVDESS cross-validated
+    UAR per condition and protocol, TESS's and SAVEE's left-out UAR (one model on every RAVDESS
+    speaker) and the odd readers' top-`angry` and top-`neutral` shares. `left_out_extra(r, key,
+    logits, labels, T)`, with T fitted on the RAVDESS out-of-fold logits, adds figures per
+    left-out cell."""
     conds = ('clean', 'telephony')
     rav = set(spk[corpus == 'ravdess'])
+    acc = {}
+    for f in folds_ravdess():
+        m, mu, sd = train(rav - f)
+        for c in conds:
+            for mo in ('cold', 'running', 'calm'):
+                L, y, _ = score(m, f, mu, sd, c, mo)
+                acc.setdefault((c, mo), []).append((L['F'], y))
+    for (c, mo), v in acc.items():
+        L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
+        r[f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
+    oof = [(L, y) for (c, mo), v in acc.items() if mo != 'calm' for L, y in v]
+    T = fit_temperature(np.vstack([a for a, b in oof]), np.concatenate([b for a, b in oof]))
+    m, mu, sd = train(rav)
+    for h in ('tess', 'savee'):
+        hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
+        for c in conds:
+            for mo in ('cold', 'running'):
+                L, y, _ = score(m, hs, mu, sd, c, mo)
+                r[f'{h}_{c}_{mo}'] = round(uar(y, L['F'].argmax(1)), 3)
+                if left_out_extra:
+                    left_out_extra(r, f'{h}_{c}_{mo}', L['F'], y, T)
+    for c in conds:
+        for mo in ('cold', 'running'):
+            L, y, _ = score(m, RS_B, mu, sd, c, mo)
+            top = L['F'].argmax(1)
+            r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
+            r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
+    return T
+
+
+def main_blocks():
+    t0 = time.time()
     res = {}
     for name, prefixes in BLOCK_SETS.items():
         r = res[name] = {'features': int(sum(1 for n in HEADER if not n.startswith('enc')
                                              or n.split('_')[0] in prefixes))}
-        def run():
-            acc = {}
-            for f in folds_ravdess():
-                m, mu, sd, _ = train_f(rav - f)
-                for c in conds:
-                    for mo in ('cold', 'running', 'calm'):
-                        L, y, _ = score(m, f, mu, sd, c, mo)
-                        acc.setdefault((c, mo), []).append((L['F'], y))
-            for (c, mo), v in acc.items():
-                L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
-                r[f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
-            m, mu, sd, _ = train_f(rav)
-            for h in ('tess', 'savee'):
-                hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
-                for c in conds:
-                    for mo in ('cold', 'running'):
-                        L, y, _ = score(m, hs, mu, sd, c, mo)
-                        r[f'{h}_{c}_{mo}'] = round(uar(y, L['F'].argmax(1)), 3)
-            for c in conds:
-                for mo in ('cold', 'running'):
-                    L, y, _ = score(m, RS_B, mu, sd, c, mo)
-                    top = L['F'].argmax(1)
-                    r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
-                    r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
-        with_cols(prefixes, run)
+        with_cols(prefixes, lambda: candidate_figures(r, lambda s_: train_f(s_)[:3]))
         summarise(r)
         print(name, 'done', round(time.time() - t0), flush=True)
         if ROUND == 'blocks-nap':
@@ -959,44 +971,20 @@ def train_neutral(speakers, share):
 def main_neutral_auc():
     t0 = time.time()
     conds = ('clean', 'telephony')
-    rav = set(spk[corpus == 'ravdess'])
     res = {}
     for name, share in NEUTRAL_SHARES.items():
         r = res[name] = {'share': share}
 
-        def run():
-            acc = {}
-            for f in folds_ravdess():
-                m, mu, sd = train_neutral(rav - f, share)
-                for c in conds:
-                    for mo in ('cold', 'running', 'calm'):
-                        L, y, _ = score(m, f, mu, sd, c, mo)
-                        acc.setdefault((c, mo), []).append((L['F'], y))
-            oof = [(L, y) for (c, mo), v in acc.items() if mo != 'calm' for L, y in v]
-            T = fit_temperature(np.vstack([a for a, b in oof]), np.concatenate([b for a, b in oof]))
-            r['T'] = round(float(T), 2)
-            for (c, mo), v in acc.items():
-                L = np.vstack([a for a, b in v]); y = np.concatenate([b for a, b in v])
-                r[f'rav_{c}_{mo}'] = round(uar(y, L.argmax(1)), 3)
-            m, mu, sd = train_neutral(rav, share)
-            for h in ('tess', 'savee'):
-                hs = set(s_ for s_ in set(spk) if s_.startswith(h + ':'))
-                for c in conds:
-                    for mo in ('cold', 'running'):
-                        L, y, _ = score(m, hs, mu, sd, c, mo)
-                        p = softmax(L['F'], T)
-                        r[f'{h}_{c}_{mo}'] = round(uar(y, p.argmax(1)), 3)
-                        r[f'{h}_{c}_{mo}_auc'] = round(auc_macro(y, softmax(L['F'])), 3)
-                        r[f'{h}_{c}_{mo}_ece'] = round(ece(p, y), 3)
-                        r[f'{h}_{c}_{mo}_angry_recall'] = round(float((p.argmax(1)[y == 2] == 2).mean()), 3)
-                        r[f'{h}_{c}_{mo}_neutral_recall'] = round(float((p.argmax(1)[y == 0] == 0).mean()), 3)
-            for c in conds:
-                for mo in ('cold', 'running'):
-                    L, y, _ = score(m, RS_B, mu, sd, c, mo)
-                    top = L['F'].argmax(1)
-                    r[f'read_{c}_{mo}_top_angry'] = round(float((top == 2).mean()), 3)
-                    r[f'read_{c}_{mo}_top_neutral'] = round(float((top == 0).mean()), 3)
-        with_cols(BLOCK_SETS['F'], run)
+        def extra(r, key, L, y, T):
+            p = softmax(L, T)
+            r[f'{key}_auc'] = round(auc_macro(y, softmax(L)), 3)
+            r[f'{key}_ece'] = round(ece(p, y), 3)
+            r[f'{key}_angry_recall'] = round(float((p.argmax(1)[y == 2] == 2).mean()), 3)
+            r[f'{key}_neutral_recall'] = round(float((p.argmax(1)[y == 0] == 0).mean()), 3)
+
+        T = with_cols(BLOCK_SETS['F'], lambda: candidate_figures(
+            r, lambda s_: train_neutral(s_, share), extra))
+        r['T'] = round(float(T), 2)
         summarise(r)
         cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
         r['mean_left_out_auc'] = round(float(np.mean([r[f'{h}_{c}_{mo}_auc'] for h, c, mo in cells])), 3)

@@ -570,9 +570,17 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
         licence: if single {
             "inherits the training corpus licence (RAVDESS: CC BY-NC-SA 4.0, non-commercial)".into()
         } else {
-            "inherits the licences of every training corpus (RAVDESS CC BY-NC-SA 4.0, TESS \
-             CC BY-NC-ND 4.0, SAVEE research only: non-commercial; see models/README.md)"
-                .into()
+            let each: Vec<String> = a
+                .corpus
+                .iter()
+                .chain(&a.neutral_corpus)
+                .map(|d| corpus_licence(d))
+                .collect();
+            format!(
+                "inherits the licences of every training corpus: {}; non-commercial where any \
+                 of them is (see models/README.md)",
+                each.join("; ")
+            )
         },
         command: std::env::args().collect::<Vec<_>>().join(" "),
         clips: sets.first().map_or(0, Vec::len),
@@ -594,6 +602,45 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
 
 /// How a model file at `out` names the encoder file: by file name when both sit in the
 /// same directory (as in `models/`), else by absolute path.
+/// One training corpus's licence for a model's provenance: the `licence` column of its
+/// manifest where it has one (with `source`), else the licence of a corpus this project
+/// knows by its directory's name, else "licence not stated".
+fn corpus_licence(dir: &Path) -> String {
+    let name = dir.display().to_string();
+    let stated = csv::Reader::from_path(dir.join("manifest.csv"))
+        .ok()
+        .and_then(|mut r| {
+            let h = r.headers().ok()?.clone();
+            let lic = h.iter().position(|c| c == "licence")?;
+            let src = h.iter().position(|c| c == "source");
+            let mut seen: Vec<String> = Vec::new();
+            for row in r.records().flatten() {
+                let l = row.get(lic).unwrap_or("").trim();
+                let s = src.and_then(|k| row.get(k)).unwrap_or("").trim();
+                let one = if s.is_empty() {
+                    l.to_string()
+                } else {
+                    format!("{s} {l}")
+                };
+                if !l.is_empty() && !seen.contains(&one) {
+                    seen.push(one);
+                }
+            }
+            (!seen.is_empty()).then(|| seen.join(", "))
+        });
+    let lower = name.to_lowercase();
+    let known = if lower.contains("ravdess") {
+        "RAVDESS CC BY-NC-SA 4.0"
+    } else if lower.contains("tess") {
+        "TESS CC BY-NC-ND 4.0"
+    } else if lower.contains("savee") {
+        "SAVEE research use only"
+    } else {
+        "licence not stated"
+    };
+    format!("{name}: {}", stated.as_deref().unwrap_or(known))
+}
+
 fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
     let abs =
         |p: &Path| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
@@ -823,4 +870,40 @@ pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::corpus_licence;
+
+    /// A manifest's own `licence` column (with `source`) names the licence; a corpus without
+    /// one is named by its directory where the project knows it, and otherwise said so.
+    #[test]
+    fn a_corpus_licence_comes_from_its_manifest_or_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = dir.path().join("readers");
+        std::fs::create_dir(&readers).unwrap();
+        std::fs::write(
+            readers.join("manifest.csv"),
+            "file,speaker,gender,source,licence\n\
+             a.flac,s1,F,LibriSpeech,CC BY 4.0\n\
+             b.flac,s2,M,LibriSpeech,CC BY 4.0\n\
+             c.flac,s3,M,Common Voice,CC0 1.0\n",
+        )
+        .unwrap();
+        let l = corpus_licence(&readers);
+        assert!(
+            l.ends_with("readers: LibriSpeech CC BY 4.0, Common Voice CC0 1.0"),
+            "{l}"
+        );
+        let ravdess = dir.path().join("ravdess-train");
+        std::fs::create_dir(&ravdess).unwrap();
+        std::fs::write(
+            ravdess.join("manifest.csv"),
+            "file,speaker,gender,emotion\n",
+        )
+        .unwrap();
+        assert!(corpus_licence(&ravdess).ends_with("ravdess-train: RAVDESS CC BY-NC-SA 4.0"));
+        assert!(corpus_licence(&dir.path().join("elsewhere")).ends_with("licence not stated"));
+    }
 }

@@ -482,17 +482,16 @@ impl VoiceModel {
     }
 
     /// A line for the start of `serve` and `analyze` when this model, loaded from `path`,
-    /// could be calibrated to the line and is not: uncalibrated, the shipped model reads 4
-    /// in 10 utterances of ordinary calm readers as angry (models/README.md, "Calm-speech
-    /// calibration").
+    /// could be calibrated to the line and is not: a line whose calm voices sound unlike the
+    /// training's can read them as angry (a model trained on RAVDESS alone read 4 in 10
+    /// ordinary calm readers as angry; models/README.md, "Calm-speech calibration").
     pub fn uncalibrated_note(&self, path: &std::path::Path) -> Option<String> {
         (self.calibration.is_none() && !self.neutral.is_empty()).then(|| {
             format!(
-                "voice emotion model {} not calibrated to this line (uncalibrated, the shipped \
-                 model reads about 4 utterances in 10 of ordinary calm voices as angry); \
-                 calibrate it from calm calls of the line: `callmood calibrate --model {} \
-                 --calm-calls DIR --out FILE`, then --emotion-model FILE (README, Calibrating \
-                 to a line)",
+                "voice emotion model {} not calibrated to this line (calm voices unlike the \
+                 training's can read as angry); if calm callers read as angry, calibrate it \
+                 from calm calls of the line: `callmood calibrate --model {} --calm-calls DIR \
+                 --out FILE`, then --emotion-model FILE (README, Calibrating to a line)",
                 path.display(),
                 path.display()
             )
