@@ -337,18 +337,25 @@ B1_8 = [0.0, 1.0, 2.0]
 K8 = [0.0, 0.5]
 
 
-def eighth_round(rows):
-    """Grid (reference R1 or R2, e, b0, b1, k), the words one-sided (select_and_test;
-    models/README.md, "An eighth round")."""
+def one_sided_round(rows, es, b0s, b1s, ks, b2s=(0.0,)):
+    """Grid (reference R1 or R2, e, b0, b1, b2, k) of fuse_mixed with the words one-sided
+    (select_and_test): the eighth round (b2 0) and the ninth (b2 > 0)."""
     refs = {"R1": [math.log(0.2)] * 5, "R2": calm_reference(rows)}
-    settings = [(f"{rname}, e {e}, b0 {b0}, b1 {b1}, k {k}",
-                 lambda r, words=None, ref=ref, c=(e, b0, b1, k):
-                 fuse_mixed(r, ref, *c, words=words))
+    settings = [(f"{rname}, e {e}, b0 {b0}, b1 {b1}" + (f", b2 {b2}" if b2 else "") + f", k {k}",
+                 lambda r, words=None, ref=ref, c=(e, b0, b1, k), b2=b2:
+                 fuse_mixed(r, ref, *c, words=words, b2=b2))
                 for rname, ref in refs.items()
-                for e in E8 for b0 in B0_8 for b1 in B1_8 for k in K8]
+                for e in es for b0 in b0s for b1 in b1s for b2 in b2s for k in ks]
     test = select_and_test(rows, settings)
     if test is not None:
         print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
+
+
+def eighth_round(rows):
+    """The words only as evidence for an emotion, over a mixed voice (models/README.md, "An
+    eighth round")."""
+    one_sided_round(rows, E8, B0_8, B1_8, K8)
+
 
 E9 = [0.0, 0.5]
 B0_9 = [0.0, 0.5]
@@ -358,17 +365,9 @@ K9 = [0.0, 0.5]
 
 
 def ninth_round(rows):
-    """Grid (reference R1 or R2, e, b0, b1, b2 > 0, k): the words' weight grows with the
-    voice's own neutral probability (select_and_test; models/README.md, "A ninth round")."""
-    refs = {"R1": [math.log(0.2)] * 5, "R2": calm_reference(rows)}
-    settings = [(f"{rname}, e {e}, b0 {b0}, b1 {b1}, b2 {b2}, k {k}",
-                 lambda r, words=None, ref=ref, c=(e, b0, b1, k), b2=b2:
-                 fuse_mixed(r, ref, *c, words=words, b2=b2))
-                for rname, ref in refs.items()
-                for e in E9 for b0 in B0_9 for b1 in B1_9 for b2 in B2_9 for k in K9]
-    test = select_and_test(rows, settings)
-    if test is not None:
-        print("adopt (on to tests 6 and 7 through the service)" if test else "not adopted")
+    """The words' weight grows with the voice's own neutral probability, b2 > 0
+    (models/README.md, "A ninth round")."""
+    one_sided_round(rows, E9, B0_9, B1_9, K9, B2_9)
 
 
 if __name__ == "__main__":

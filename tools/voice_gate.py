@@ -532,10 +532,14 @@ def main_calibrate():
 A_GRID = [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8]
 
 
-def train_f(speakers):
+def train_f(speakers, share=0.0):
+    """F on `speakers`; with `share` > 0 the even readers join as neutral data holding that
+    share of the neutral class's weight (the neutral-auc round)."""
+    if share > 0:
+        speakers = speakers | RS_A
     rows = np.array([i for i in range(N) if spk[i] in speakers])
     mu, sd = population(rows)
-    Z, Y, W = build(speakers, mu, sd, weighting='clip', rs_share=0.0)
+    Z, Y, W = build(speakers, mu, sd, weighting='clip', rs_share=share)
     return {'F': fit_cols(Z, Y, W, None)}, mu, sd, familiarity(rows, mu, sd)
 
 
@@ -958,19 +962,10 @@ def auc_macro(y, p):
                           if (y == c).any() and (y != c).any()]))
 
 
-def train_neutral(speakers, share):
-    """F's recipe on `speakers`, the even readers added as neutral at `share` (none at 0)."""
-    if share > 0:
-        speakers = speakers | RS_A
-    rows = np.array([i for i in range(N) if spk[i] in speakers])
-    mu, sd = population(rows)
-    Z, Y, W = build(speakers, mu, sd, weighting='clip', rs_share=share)
-    return {'F': fit_cols(Z, Y, W, None)}, mu, sd
-
-
 def main_neutral_auc():
     t0 = time.time()
     conds = ('clean', 'telephony')
+    cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
     res = {}
     for name, share in NEUTRAL_SHARES.items():
         r = res[name] = {'share': share}
@@ -983,15 +978,13 @@ def main_neutral_auc():
             r[f'{key}_neutral_recall'] = round(float((p.argmax(1)[y == 0] == 0).mean()), 3)
 
         T = with_cols(BLOCK_SETS['F'], lambda: candidate_figures(
-            r, lambda s_: train_neutral(s_, share), extra))
+            r, lambda s_: train_f(s_, share)[:3], extra))
         r['T'] = round(float(T), 2)
         summarise(r)
-        cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
         r['mean_left_out_auc'] = round(float(np.mean([r[f'{h}_{c}_{mo}_auc'] for h, c, mo in cells])), 3)
         r['mean_left_out_ece'] = round(float(np.mean([r[f'{h}_{c}_{mo}_ece'] for h, c, mo in cells])), 3)
         print(name, 'done', round(time.time() - t0), flush=True)
     F = res['F']
-    cells = [(h, c, mo) for h in ('tess', 'savee') for c in conds for mo in ('cold', 'running')]
     for k, r in res.items():
         r['rule'] = {
             'a': bool(all(r[f'rav_{c}_running'] >= F[f'rav_{c}_running'] - 0.02 for c in conds)),

@@ -600,8 +600,6 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a model file at `out` names the encoder file: by file name when both sit in the
-/// same directory (as in `models/`), else by absolute path.
 /// One training corpus's licence for a model's provenance: the `licence` column of its
 /// manifest where it has one (with `source`), else the licence of a corpus this project
 /// knows by its directory's name, else "licence not stated".
@@ -641,6 +639,8 @@ fn corpus_licence(dir: &Path) -> String {
     format!("{name}: {}", stated.as_deref().unwrap_or(known))
 }
 
+/// How a model file at `out` names the encoder file: by file name when both sit in the
+/// same directory (as in `models/`), else by absolute path.
 fn encoder_reference(encoder: &Path, out: &Path) -> anyhow::Result<String> {
     let abs =
         |p: &Path| std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
