@@ -23,6 +23,12 @@ the other sets are transcribed by Whisper. Each set's utterances are appended to
 soon as it is done.
 
   python3 tools/fusion_data.py --data ../shared/data --ravdess-model M0112.json --out F.jsonl
+
+With --words-from OLD.jsonl (an earlier run with the same sets and settings) only the voice is
+scored anew: every clip runs without Whisper, and each utterance takes its transcript and
+words-model scores from OLD, matched by set, call and utterance id. The utterances of each set
+must match OLD's one for one or the tool stops. For a new voice model, the words unchanged;
+the rows then carry no `fused` (the binary's own fusion needs the transcript).
 """
 import argparse, csv, json, os, random, subprocess, sys, tempfile
 
@@ -97,18 +103,41 @@ def words_scores(binary, texts, tmp):
     return rows[0], rows[1:]
 
 
+def reuse_words(rows, old, name):
+    """Gives each of `rows` (voice scored anew) the transcript and words scores of the same
+    utterance in an earlier run; stops unless the set's utterances match one for one."""
+    keys = {(r["set"], r["call"], r["utterance"]) for r in rows}
+    before = {k for k in old if k[0] == name}
+    if keys != before:
+        sys.exit(f"{name}: {len(keys - before)} utterances not in --words-from, "
+                 f"{len(before - keys)} of it not found again; the runs differ")
+    for r in rows:
+        o = old[(r["set"], r["call"], r["utterance"])]
+        for field in ("transcript", "words", "frustration", "words_prior"):
+            r[field] = o[field]
+        del r["fused"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--ravdess-model", required=True, help="voice model trained on actors 01-12")
+    ap.add_argument("--voice-model", help="voice model of the other sets (default: the shipped one)")
     ap.add_argument("--per-class", type=int, default=50)
     ap.add_argument("--tess-step", type=int, default=8)
     ap.add_argument("--savee-step", type=int, default=3)
     ap.add_argument("--sets", default="ravdess,spoken,read,tess,savee")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/callmood"))
+    ap.add_argument("--words-from", help="reuse this earlier run's transcripts and words scores")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    old = None
+    if a.words_from:
+        old = {}
+        for line in open(a.words_from):
+            r = json.loads(line)
+            old[(r["set"], r["call"], r["utterance"])] = r
     tmp = tempfile.mkdtemp()
     sets = a.sets.split(",")
     groups = []  # (items, analyze options)
@@ -142,6 +171,10 @@ def main():
         by_call = {os.path.splitext(os.path.basename(it["wav"]))[0]: it for it in items}
         print(f"{items[0]['set']}: {len(items)} clips", file=sys.stderr, flush=True)
         voice = {}
+        if old is not None and "--no-transcript" not in opts:
+            opts = opts + ["--no-transcript"]
+        if a.voice_model and "--emotion-model" not in opts:
+            opts = opts + ["--emotion-model", os.path.abspath(a.voice_model)]
         for ev in analyze(a.binary, [it["wav"] for it in items], "--jobs", "2", "--no-redaction", *opts):
             cid = ev["call_id"]
             if "utterance_prosody" in ev and "emotion" in ev["utterance_prosody"]:
@@ -160,12 +193,16 @@ def main():
                              "voice": [v.get(c, 0.0) for c in CLASSES],
                              "unfamiliarity": v.get("unfamiliarity", 0.0),
                              "fused": [u["emotion"].get(c, 0.0) for c in CLASSES]})
-        prior, scores = words_scores(a.binary, [r["transcript"] for r in rows], tmp)
-        with open(a.out, "a") as f:
+        if old is not None:
+            reuse_words(rows, old, items[0]["set"])
+        else:
+            prior, scores = words_scores(a.binary, [r["transcript"] for r in rows], tmp)
             for r, sc in zip(rows, scores):
                 r["words"] = sc["probs"]
                 r["frustration"] = sc.get("frustration", 0.0)
                 r["words_prior"] = prior["probs"]
+        with open(a.out, "a") as f:
+            for r in rows:
                 f.write(json.dumps(r) + "\n")
         total += len(rows)
         print(f"{items[0]['set']}: {len(rows)} utterances", file=sys.stderr, flush=True)
