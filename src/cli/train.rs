@@ -530,22 +530,21 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
+    let scope = if a.neutral_corpus.is_empty() {
+        String::new()
+    } else {
+        " (labelled corpora; the --neutral-corpus speakers left out)".to_string()
+    };
     for (cond, protocols) in &cv.order_spread {
         for (protocol, o) in protocols {
-            use crate::train::voice::mean_min_max;
-            let (u, g) = (mean_min_max(&o.uar), mean_min_max(&o.gender_gap));
-            writeln!(
-                out,
-                "{cond}, {protocol}, over {} orders: UAR mean {:.3} ({:.3}–{:.3}), \
-                 gender gap mean {:.1} ({:.1}–{:.1}) points",
-                o.uar.len(),
-                u.0,
-                u.1,
-                u.2,
-                100.0 * g.0,
-                100.0 * g.1,
-                100.0 * g.2
-            )?;
+            write_order_spread(&mut out, &format!("{cond}, {protocol}{scope}"), o)?;
+        }
+    }
+    for (cond, corpora) in &cv.order_spread_by_corpus {
+        for (corpus, protocols) in corpora {
+            for (protocol, o) in protocols {
+                write_order_spread(&mut out, &format!("{cond}, {protocol}, {corpus} only"), o)?;
+            }
         }
     }
     let all: Vec<Vec<&ClipData>> = sets.iter().chain(&train_only).cloned().collect();
@@ -870,6 +869,28 @@ pub(super) fn eval(a: EvalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line of how a protocol's figures move with the order of the clips alone.
+fn write_order_spread(
+    out: &mut impl Write,
+    what: &str,
+    o: &crate::train::voice::OrderSpread,
+) -> std::io::Result<()> {
+    use crate::train::voice::mean_min_max;
+    let (u, g) = (mean_min_max(&o.uar), mean_min_max(&o.gender_gap));
+    writeln!(
+        out,
+        "{what}, over {} orders: UAR mean {:.3} ({:.3}–{:.3}), \
+         gender gap mean {:.1} ({:.1}–{:.1}) points",
+        o.uar.len(),
+        u.0,
+        u.1,
+        u.2,
+        100.0 * g.0,
+        100.0 * g.1,
+        100.0 * g.2
+    )
 }
 
 #[cfg(test)]

@@ -762,8 +762,14 @@ pub struct CvReport {
     pub results: BTreeMap<String, BTreeMap<String, Scored>>,
     /// The temperature fitted on the out-of-fold predictions.
     pub temperature: f32,
-    /// `condition → protocol (running, calm_first) → ` the figures of each order.
+    /// `condition → protocol (running, calm_first) → ` the figures of each order, over the
+    /// labelled corpora's speakers only: a --neutral-corpus's speakers (one class, many
+    /// voices) would swamp the UAR and gender gap of the emotional ones.
     pub order_spread: BTreeMap<String, BTreeMap<String, OrderSpread>>,
+    /// With two or more labelled corpora: `condition → corpus → protocol →` the figures of
+    /// each order, each corpus's speakers alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub order_spread_by_corpus: BTreeMap<String, BTreeMap<String, BTreeMap<String, OrderSpread>>>,
     /// With several corpora: `condition → corpus → protocol → figures` of the same
     /// out-of-fold predictions, each corpus's speakers alone.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -780,14 +786,9 @@ pub fn corpus_of(speaker: &str) -> &str {
     speaker.split_once('/').map_or("", |(c, _)| c)
 }
 
-/// Scores every labelled corpus with a model trained without it: `corpus → condition →
-/// protocol → figures`, at `temperature`. Empty with fewer than two labelled corpora.
-pub fn leave_one_corpus_out(
-    sets: &[Vec<&ClipData>],
-    names: &[&str],
-    cfg: &TrainConfig,
-    temperature: f32,
-) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, Scored>>> {
+/// The corpora with labelled clips (not a --neutral-corpus's), sorted; `""` for one corpus
+/// alone.
+fn labelled_corpora<'a>(sets: &[Vec<&'a ClipData>]) -> Vec<&'a str> {
     let mut labelled: Vec<&str> = sets
         .iter()
         .flatten()
@@ -796,6 +797,18 @@ pub fn leave_one_corpus_out(
         .collect();
     labelled.sort();
     labelled.dedup();
+    labelled
+}
+
+/// Scores every labelled corpus with a model trained without it: `corpus → condition →
+/// protocol → figures`, at `temperature`. Empty with fewer than two labelled corpora.
+pub fn leave_one_corpus_out(
+    sets: &[Vec<&ClipData>],
+    names: &[&str],
+    cfg: &TrainConfig,
+    temperature: f32,
+) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, Scored>>> {
+    let labelled = labelled_corpora(sets);
     if labelled.len() < 2 {
         return BTreeMap::new();
     }
@@ -934,11 +947,31 @@ pub fn cross_validate(
         ..CvReport::default()
     };
     // The temperature moves no top label, so the spread is taken before it.
+    let labelled = labelled_corpora(sets);
     for (k, (pp, ee)) in preds.iter().zip(&extra).enumerate() {
-        let entry = report.order_spread.entry(names[k].to_string()).or_default();
         for p in std::iter::once(pp).chain(ee) {
             for (name, q) in [("running", &p.running), ("calm_first", &p.calm_first)] {
-                entry.entry(name.into()).or_default().push(&q.score());
+                let of_labelled = q.filter(|s| labelled.contains(&corpus_of(s)));
+                report
+                    .order_spread
+                    .entry(names[k].to_string())
+                    .or_default()
+                    .entry(name.into())
+                    .or_default()
+                    .push(&of_labelled.score());
+                if labelled.len() > 1 {
+                    for &c in &labelled {
+                        report
+                            .order_spread_by_corpus
+                            .entry(names[k].to_string())
+                            .or_default()
+                            .entry(c.to_string())
+                            .or_default()
+                            .entry(name.into())
+                            .or_default()
+                            .push(&q.filter(|s| corpus_of(s) == c).score());
+                    }
+                }
             }
         }
     }
@@ -1117,6 +1150,52 @@ mod tests {
             assert_eq!(after[s], *f, "{s}");
         }
         assert_eq!(after.len(), before.len() + 5);
+    }
+
+    /// The spread over orders is the labelled corpus's own: readers scored beside it (one
+    /// class, many voices) are left out of it.
+    #[test]
+    fn order_spread_leaves_out_the_neutral_corpus() {
+        let mut data = synthetic(8);
+        for c in &mut data {
+            c.corpus = "acted".into();
+            c.speaker = format!("acted/{}", c.speaker);
+        }
+        let mut readers = synthetic(4);
+        for c in &mut readers {
+            c.corpus = "readers".into();
+            c.speaker = format!("readers/{}", c.speaker);
+            c.class = 0;
+            c.assumed_neutral = true;
+        }
+        let set: Vec<&ClipData> = data.iter().chain(readers.iter()).collect();
+        let cfg = TrainConfig {
+            folds: 4,
+            permutations: 1,
+            eval_orders: 2,
+            fit: FitConfig {
+                iterations: 80,
+                ..TrainConfig::default().fit
+            },
+            ..TrainConfig::default()
+        };
+        let r = cross_validate(&[set], &["clean"], &[], &cfg);
+        let spread = &r.order_spread["clean"]["running"];
+        assert_eq!(spread.uar.len(), 2);
+        // The temperature moves no top label: the first order is the acted corpus's figure.
+        let acted = &r.by_corpus["clean"]["acted"]["running"];
+        assert!(
+            (spread.uar[0] - acted.uar).abs() < 1e-6,
+            "{spread:?} {acted:?}"
+        );
+        assert!((spread.gender_gap[0] - acted.gender_gap).abs() < 1e-6);
+        let pooled = &r.results["clean"]["running"];
+        assert!(
+            (pooled.uar - acted.uar).abs() > 1e-6,
+            "the readers count in the pooled figure"
+        );
+        // One labelled corpus: no per-corpus spread.
+        assert!(r.order_spread_by_corpus.is_empty());
     }
 
     #[test]
