@@ -786,6 +786,16 @@ pub fn corpus_of(speaker: &str) -> &str {
     speaker.split_once('/').map_or("", |(c, _)| c)
 }
 
+/// Adds `p`'s figures to the spread of `protocol` in a condition's (or corpus's) entry.
+fn push_spread(
+    entry: std::collections::btree_map::Entry<'_, String, BTreeMap<String, OrderSpread>>,
+    protocol: &str,
+    p: &Predictions,
+) {
+    let spread = entry.or_default().entry(protocol.to_string()).or_default();
+    spread.push(&p.score());
+}
+
 /// The corpora with labelled clips (not a --neutral-corpus's), sorted; `""` for one corpus
 /// alone.
 fn labelled_corpora<'a>(sets: &[Vec<&'a ClipData>]) -> Vec<&'a str> {
@@ -952,24 +962,13 @@ pub fn cross_validate(
         for p in std::iter::once(pp).chain(ee) {
             for (name, q) in [("running", &p.running), ("calm_first", &p.calm_first)] {
                 let of_labelled = q.filter(|s| labelled.contains(&corpus_of(s)));
-                report
-                    .order_spread
-                    .entry(names[k].to_string())
-                    .or_default()
-                    .entry(name.into())
-                    .or_default()
-                    .push(&of_labelled.score());
+                let cond = names[k].to_string();
+                push_spread(report.order_spread.entry(cond.clone()), name, &of_labelled);
                 if labelled.len() > 1 {
                     for &c in &labelled {
-                        report
-                            .order_spread_by_corpus
-                            .entry(names[k].to_string())
-                            .or_default()
-                            .entry(c.to_string())
-                            .or_default()
-                            .entry(name.into())
-                            .or_default()
-                            .push(&q.filter(|s| corpus_of(s) == c).score());
+                        let by = report.order_spread_by_corpus.entry(cond.clone());
+                        let of = q.filter(|s| corpus_of(s) == c);
+                        push_spread(by.or_default().entry(c.to_string()), name, &of);
                     }
                 }
             }
@@ -1034,19 +1033,24 @@ mod tests {
         out
     }
 
+    /// Four folds, `permutations` shuffled orders, `iterations` steps: a small test setup.
+    fn four_fold_config(permutations: usize, iterations: usize) -> TrainConfig {
+        TrainConfig {
+            folds: 4,
+            permutations,
+            fit: FitConfig {
+                iterations,
+                ..TrainConfig::default().fit
+            },
+            ..TrainConfig::default()
+        }
+    }
+
     #[test]
     fn running_baseline_learns_what_cold_start_cannot() {
         let data = synthetic(12);
         let set: Vec<&ClipData> = data.iter().collect();
-        let cfg = TrainConfig {
-            folds: 4,
-            permutations: 2,
-            fit: FitConfig {
-                iterations: 300,
-                ..TrainConfig::default().fit
-            },
-            ..TrainConfig::default()
-        };
+        let cfg = four_fold_config(2, 300);
         let r = cross_validate(&[set], &["clean"], &[], &cfg);
         let res = &r.results["clean"];
         assert!(res["running"].uar > 0.45, "{res:?}");
@@ -1170,14 +1174,8 @@ mod tests {
         }
         let set: Vec<&ClipData> = data.iter().chain(readers.iter()).collect();
         let cfg = TrainConfig {
-            folds: 4,
-            permutations: 1,
             eval_orders: 2,
-            fit: FitConfig {
-                iterations: 80,
-                ..TrainConfig::default().fit
-            },
-            ..TrainConfig::default()
+            ..four_fold_config(1, 80)
         };
         let r = cross_validate(&[set], &["clean"], &[], &cfg);
         let spread = &r.order_spread["clean"]["running"];
