@@ -531,9 +531,9 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     writeln!(out, "calibration temperature {:.3}", cv.temperature)?;
     let scope = if a.neutral_corpus.is_empty() {
-        String::new()
+        ""
     } else {
-        " (labelled corpora; the --neutral-corpus speakers left out)".to_string()
+        " (labelled corpora; the --neutral-corpus speakers left out)"
     };
     for (cond, protocols) in &cv.order_spread {
         for (protocol, o) in protocols {
@@ -604,16 +604,15 @@ pub(super) fn train(a: TrainArgs) -> anyhow::Result<()> {
 /// knows by its directory's name, else "licence not stated".
 fn corpus_licence(dir: &Path) -> String {
     let name = dir.display().to_string();
-    let stated = csv::Reader::from_path(dir.join("manifest.csv"))
+    let stated = crate::train::corpus::open_manifest(dir)
         .ok()
-        .and_then(|mut r| {
-            let h = r.headers().ok()?.clone();
+        .and_then(|(_, mut r, h)| {
             let lic = h.iter().position(|c| c == "licence")?;
             let src = h.iter().position(|c| c == "source");
             let mut seen: Vec<String> = Vec::new();
             for row in r.records().flatten() {
-                let l = row.get(lic).unwrap_or("").trim();
-                let s = src.and_then(|k| row.get(k)).unwrap_or("").trim();
+                let l = row.get(lic).unwrap_or("");
+                let s = src.and_then(|k| row.get(k)).unwrap_or("");
                 let one = if s.is_empty() {
                     l.to_string()
                 } else {

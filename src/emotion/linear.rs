@@ -114,8 +114,7 @@ fn cosine_decay(step: usize, iterations: usize) -> f32 {
 
 /// Fits a [`Softmax`] to rows `x` (all the same length) with labels `y` in `0..classes`,
 /// by full-batch Adam (its step decayed along a half cosine) on the weighted cross-entropy
-/// plus L2. Deterministic: zero start,
-/// no sampling. Inputs are expected roughly standardised.
+/// plus L2. Deterministic: zero start, no sampling. Inputs are expected roughly standardised.
 pub fn fit(x: &[Vec<f32>], y: &[usize], classes: usize, cfg: &FitConfig) -> Softmax {
     fit_weighted(x, y, None, classes, cfg)
 }

@@ -959,10 +959,10 @@ pub fn cross_validate(
     // The temperature moves no top label, so the spread is taken before it.
     let labelled = labelled_corpora(sets);
     for (k, (pp, ee)) in preds.iter().zip(&extra).enumerate() {
+        let cond = names[k].to_string();
         for p in std::iter::once(pp).chain(ee) {
             for (name, q) in [("running", &p.running), ("calm_first", &p.calm_first)] {
                 let of_labelled = q.filter(|s| labelled.contains(&corpus_of(s)));
-                let cond = names[k].to_string();
                 push_spread(report.order_spread.entry(cond.clone()), name, &of_labelled);
                 if labelled.len() > 1 {
                     for &c in &labelled {
