@@ -9,16 +9,19 @@ recording and wrap around), per channel, and compared word for word with the sam
 recording's and channel's transcript played alone. Lower case, punctuation dropped.
 
     python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl [--calls=N] [--digits] [--json | --cell]
-    python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl --calls=N --reference=REF.tsv [--digits]
+    python3 tools/loadtest_wer.py ALONE.jsonl LOAD.jsonl --calls=N --reference=REF.tsv[,REF2.tsv...] [--digits]
 
 --calls=N: the calls of the load run (default: the highest call index seen, plus one); a
 call with no line (it heard nothing) then counts as all its words deleted. --cell: the
 pooled WER alone, as a table cell (tools/loadtest_table.sh). --digits: number words zero to
 twenty count as their digits ("ten" = "10"), so that Whisper writing a number another way
 in another window is no error. --reference=REF.tsv (`CHANNEL<TAB>text` lines in the
-recording's order; tools/make_call_reference.tsv is the call of tools/make_call.sh): WER of
-the call alone and of the calls under load against what was said, and the difference (the
-issue's bar), instead of the distance between the two.
+recording's order; tools/make_call_reference.tsv is the call of tools/make_call.sh; with
+several recordings one file each, comma-separated, in the recordings' order, as
+tools/make_calls.py writes them): WER of the calls alone and of the calls under load
+against what was said, and the difference (the issue's bar), instead of the distance
+between the two. ALONE then holds each recording played alone as call k = recording k
+(tools/loadtest_table.sh --alone).
 
 Prints a line per call under load (its edits, the reference's words, its WER) and the pooled
 WER (all edits over all reference words). The pooled figure bounds how far the WER of calls
@@ -116,25 +119,34 @@ def main(argv):
           f"({n_calls} calls)")
 
 
-def absolute(path, alone_path, alone, under, n_calls, recordings):
-    """WER against the reference of each channel (`CHANNEL<TAB>text` lines, in the
-    recording's order; one recording), alone and under load, and their difference."""
-    if len(recordings) != 1:
-        sys.exit("--reference takes one recording")
-    ref = defaultdict(list)
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                ch, text = line.rstrip("\n").split("\t", 1)
-                ref[int(ch)].extend(words(text))
-    rec = recordings[0]
-    e_alone = sum(edits(r, alone.get((rec, ch), [])) for ch, r in ref.items())
-    n = sum(len(r) for r in ref.values())
-    e_load = sum(edits(r, under.get((call, rec, ch), []))
-                 for call in range(n_calls) for ch, r in ref.items())
-    w_alone, w_load = e_alone / n, e_load / (n * n_calls)
+def absolute(paths, alone_path, alone, under, n_calls, recordings):
+    """WER against what was said in each recording (`CHANNEL<TAB>text` lines, in the
+    recording's order; one file per recording, comma-separated, recording k's k-th), alone
+    and under load, and their difference."""
+    paths = paths.split(",")
+    if len(paths) != len(recordings):
+        sys.exit(f"--reference names {len(paths)} files for {len(recordings)} recordings")
+    refs = {}
+    for rec, path in zip(recordings, paths):
+        ref = defaultdict(list)
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    ch, text = line.rstrip("\n").split("\t", 1)
+                    ref[int(ch)].extend(words(text))
+        refs[rec] = ref
+    e_alone = sum(edits(r, alone.get((rec, ch), []))
+                  for rec in recordings for ch, r in refs[rec].items())
+    n = sum(len(r) for rec in recordings for r in refs[rec].values())
+    e_load = n_load = 0
+    for call in range(n_calls):
+        rec = recordings[call % len(recordings)]
+        for ch, r in refs[rec].items():
+            e_load += edits(r, under.get((call, rec, ch), []))
+            n_load += len(r)
+    w_alone, w_load = e_alone / n, e_load / n_load
     print(f"against the reference: alone {100 * w_alone:.2f} % ({e_alone} of {n}), "
-          f"under load {100 * w_load:.2f} % ({e_load} of {n * n_calls}), "
+          f"under load {100 * w_load:.2f} % ({e_load} of {n_load}), "
           f"difference {100 * (w_load - w_alone):+.2f} points")
 
 
