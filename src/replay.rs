@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::asr::pool::SHARED_SCOPE;
 use crate::call::{CallError, CallSettings};
 use crate::contact::alerts::AlertConfig;
 use crate::contact::finish::FinishOptions;
@@ -586,6 +587,7 @@ pub async fn analyze_recording(
             disable_transcript: finish.disable_transcript || analyzer.asr.is_none(),
             ..finish
         },
+        pack_scope: SHARED_SCOPE,
     };
     let (handle, mut events) = analyzer.start_call(call_id, &specs, opts)?;
     tokio::spawn(session::feed_recording(

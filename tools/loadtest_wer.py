@@ -135,16 +135,17 @@ def absolute(paths, alone_path, alone, under, n_calls, recordings):
                     ch, text = line.rstrip("\n").split("\t", 1)
                     ref[int(ch)].extend(words(text))
         refs[rec] = ref
-    e_alone = sum(edits(r, alone.get((rec, ch), []))
-                  for rec in recordings for ch, r in refs[rec].items())
-    n = sum(len(r) for rec in recordings for r in refs[rec].values())
-    e_load = n_load = 0
+    # Alone and under load over the same recordings: those the load run played, each as
+    # often as it played them (with fewer calls than recordings, the first ones).
+    e_alone = e_load = n = 0
     for call in range(n_calls):
         rec = recordings[call % len(recordings)]
         for ch, r in refs[rec].items():
+            e_alone += edits(r, alone.get((rec, ch), []))
             e_load += edits(r, under.get((call, rec, ch), []))
-            n_load += len(r)
-    w_alone, w_load = e_alone / n, e_load / n_load
+            n += len(r)
+    w_alone, w_load = e_alone / n, e_load / n
+    n_load = n
     print(f"against the reference: alone {100 * w_alone:.2f} % ({e_alone} of {n}), "
           f"under load {100 * w_load:.2f} % ({e_load} of {n_load}), "
           f"difference {100 * (w_load - w_alone):+.2f} points")

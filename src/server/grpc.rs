@@ -14,7 +14,7 @@ use super::limits::{stream_fault, LivePace, RecordingSlot};
 use super::security::{
     check_call_id, revocation_of, revoked, shown, tenant_of, Auth, Revocation, Tenant,
 };
-use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use super::session::{self, pack_scope, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
@@ -86,12 +86,14 @@ impl Service {
         &self,
         o: Option<&proto::CallOptions>,
         backpressure: AsrBackpressure,
+        tenant: Option<&Tenant>,
     ) -> SessionOptions {
         SessionOptions {
             settings: self.settings.clone(),
             backpressure,
             joining: None,
             finish: self.legs.finish_options(o),
+            pack_scope: pack_scope(tenant),
         }
     }
 }
@@ -315,10 +317,8 @@ impl CallAnalyzer for Service {
         &self,
         request: Request<Streaming<proto::StreamCallRequest>>,
     ) -> Result<Response<Self::StreamCallStream>, Status> {
-        let permit = self
-            .legs
-            .permit(tenant_of(&request).as_ref())
-            .map_err(status)?;
+        let tenant = tenant_of(&request);
+        let permit = self.legs.permit(tenant.as_ref()).map_err(status)?;
         // One watch for the input loop (the call aborted), one for the events (which go on
         // after the client's half-close).
         let mut revocation = revocation_of(self.auth.as_ref(), &request);
@@ -351,7 +351,7 @@ impl CallAnalyzer for Service {
             .map(ChannelSpec::from_proto)
             .collect::<Result<Vec<_>, _>>()
             .map_err(status)?;
-        let opts = self.options(cfg.options.as_ref(), AsrBackpressure::Drop);
+        let opts = self.options(cfg.options.as_ref(), AsrBackpressure::Drop, tenant.as_ref());
         let call_id = call_id_or_new(&cfg.call_id).map_err(status)?;
         let (handle, events) = self
             .analyzer
@@ -475,10 +475,8 @@ impl CallAnalyzer for Service {
         // Taken by `SizedRpcs` before the body was read; held until the events end and
         // the audio is fed, so that no more recordings than the cap are in memory.
         let slot = request.extensions().get::<RecordingSlot>().cloned();
-        let permit = self
-            .legs
-            .permit(tenant_of(&request).as_ref())
-            .map_err(status)?;
+        let tenant = tenant_of(&request);
+        let permit = self.legs.permit(tenant.as_ref()).map_err(status)?;
         let req = request.into_inner();
         let call_id = call_id_or_new(&req.call_id).map_err(status)?;
         check_language(&req.language).map_err(status)?;
@@ -505,7 +503,7 @@ impl CallAnalyzer for Service {
             None => return Err(status(ServerError::NoRecording)),
         };
         let specs = crate::call::recording_channels(channels.len(), rate, left);
-        let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait);
+        let opts = self.options(req.options.as_ref(), AsrBackpressure::Wait, tenant.as_ref());
         let (handle, events) = self
             .analyzer
             .start_call(call_id, &specs, opts)
