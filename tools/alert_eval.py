@@ -18,6 +18,10 @@ Use a model that has not seen the corpus's speakers, e.g. train on RAVDESS actor
 and stitch calls from actors 13-18:
 
     python3 tools/alert_eval.py --corpus DIR_13_18 --emotion-model MODEL_01_12.json
+
+--escalate-angry T runs the calls with `alerts.escalate_angry` = T (the
+`CALLMOOD_ALERTS__ESCALATE_ANGRY` variable `analyze` reads), for a threshold round; the naive
+rule's line then uses T too.
 """
 import argparse
 import csv
@@ -83,6 +87,8 @@ def main():
     ap.add_argument("--no-line", dest="line", action="store_false", help="keep 16 kHz, no phone line")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ap.add_argument("--escalate-angry", type=float, default=None,
+                    help="alerts.escalate_angry for these calls (default: the service's)")
     a = ap.parse_args()
 
     rows = list(csv.DictReader(open(os.path.join(a.corpus, "manifest.csv"))))
@@ -113,6 +119,8 @@ def main():
         sys.exit("no calls could be built")
     files = [os.path.join(tmp, c + ".wav") for c in calls]
     try:
+        if a.escalate_angry is not None:
+            os.environ["CALLMOOD_ALERTS__ESCALATE_ANGRY"] = str(a.escalate_angry)
         events = analyze(a.binary, files, "--no-transcript", *model_option(a.emotion_model))
     finally:
         shutil.rmtree(tmp)
@@ -127,6 +135,7 @@ def main():
     res = {s: {"calls": 0, "alerted_calm_part": 0, "alerted_angry_part": 0, "naive_calm_part": 0,
                "naive_angry_part": 0, "alert_at_angry_utterance": [], "utterances": 0}
            for s in ("calm", "escalating")}
+    naive = 0.5 if a.escalate_angry is None else a.escalate_angry
     for cid, (scenario, _speaker, spans, first_angry) in calls.items():
         r = res[scenario]
         r["calls"] += 1
@@ -141,9 +150,9 @@ def main():
             # Which angry utterance (1-based) had ended when the first alert came.
             r["alert_at_angry_utterance"].append(
                 sum(1 for mid, end, _ in utts[cid] if in_angry(mid) and end <= min(late)))
-        if any(p >= 0.5 and not in_angry(mid) for mid, _, p in utts[cid]):
+        if any(p >= naive and not in_angry(mid) for mid, _, p in utts[cid]):
             r["naive_calm_part"] += 1
-        if any(p >= 0.5 and in_angry(mid) for mid, _, p in utts[cid]):
+        if any(p >= naive and in_angry(mid) for mid, _, p in utts[cid]):
             r["naive_angry_part"] += 1
     if a.json:
         print(json.dumps(res))
@@ -156,7 +165,7 @@ def main():
     at = e["alert_at_angry_utterance"]
     med = f" (median: after angry utterance {statistics.median(at):g})" if at else ""
     print(f"escalating calls alerted during the anger: {e['alerted_angry_part']} of {e['calls']}{med}")
-    print(f"naive rule (one utterance angry >= 0.5): fires on {c['naive_calm_part']} of {c['calls']} calm calls, "
+    print(f"naive rule (one utterance angry >= {naive:g}): fires on {c['naive_calm_part']} of {c['calls']} calm calls, "
           f"on {e['naive_calm_part']} of {e['calls']} escalating calls before the anger, "
           f"on {e['naive_angry_part']} of {e['calls']} during it")
 
