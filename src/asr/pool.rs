@@ -264,12 +264,12 @@ struct Counters {
 pub type PackGroup = Option<u64>;
 
 /// Which live calls may share a window when [`AsrConfig::pack_across_calls`] is on: only
-/// calls of equal scope (the server gives each tenant its own, so no tenant's words are
-/// another's decoder context). Calls submitted without one are in [`SHARED_SCOPE`].
-pub type PackScope = u64;
+/// calls of equal scope. The server uses the call's tenant, so no tenant's words are
+/// another's decoder context; calls without a tenant are in [`SHARED_SCOPE`].
+pub type PackScope = Option<Arc<str>>;
 
 /// The scope of live jobs submitted without one ([`AsrPool::try_submit_in`]).
-pub const SHARED_SCOPE: PackScope = 0;
+pub const SHARED_SCOPE: PackScope = None;
 
 struct Queued {
     group: PackGroup,
@@ -462,12 +462,12 @@ impl AsrPool {
     }
 
     /// `job` as queued now, with its deadline.
-    fn enqueued(&self, group: PackGroup, job: AsrJob, live: bool) -> Queued {
+    fn enqueued(&self, group: PackGroup, scope: PackScope, job: AsrJob, live: bool) -> Queued {
         let queued = Instant::now();
         let wait = Duration::from_secs_f32(self.cfg.max_queue_wait_s);
         Queued {
             group,
-            scope: SHARED_SCOPE,
+            scope,
             job,
             live,
             queued,
@@ -509,9 +509,10 @@ impl AsrPool {
                 return Err(job);
             }
         }
-        let mut queued = self.enqueued(group, job, true);
-        queued.scope = scope;
-        st.push(queued, self.cfg.gap_samples());
+        st.push(
+            self.enqueued(group, scope, job, true),
+            self.cfg.gap_samples(),
+        );
         drop(st);
         self.queue.not_empty.notify_one();
         if let Some(q) = displaced {
@@ -560,7 +561,7 @@ impl AsrPool {
             return Err(AsrError::PoolClosed);
         }
         for job in jobs {
-            st.push(self.enqueued(group, job, false), 0);
+            st.push(self.enqueued(group, SHARED_SCOPE, job, false), 0);
         }
         drop(st);
         self.queue.not_empty.notify_all();
@@ -701,8 +702,8 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
 /// window was a recording's and live jobs wait; else the first live job in fair order (the
 /// smallest start tag, the older of equal tags); else the oldest recording job. Then the
 /// other jobs that fit: for a live window with [`AsrConfig::pack_across_calls`], live jobs
-/// of any group of the first's [`PackScope`] in fair order; otherwise the later jobs of the first's kind and group in
-/// queue order. A group's job that does not fit closes the group for this window, so a
+/// of any group of the first's [`PackScope`] in fair order; otherwise the later jobs of
+/// the first's kind and group in queue order. A group's job that does not fit closes the group for this window, so a
 /// group's jobs are never reordered (a call's start tags rise in queue order).
 fn plan_window(
     jobs: &VecDeque<Queued>,
@@ -1333,13 +1334,20 @@ mod tests {
 
     /// Packed across calls, a window holds the calls of one scope (tenant) only: the
     /// other tenant's jobs, though they fit and are older, wait for a window of their own.
+    /// A tenant's calls share a scope however their names were made.
     #[test]
     fn calls_of_different_scopes_never_share_a_window() {
         let (a, b, c, d) = (Some(1), Some(2), Some(3), Some(4));
         let q = empty_queue();
-        for (group, scope) in [(a, 7), (b, 9), (c, 7), (d, 9), (a, 7)] {
+        for (group, scope) in [
+            (a, "acme"),
+            (b, "globex"),
+            (c, "acme"),
+            (d, "globex"),
+            (a, "acme"),
+        ] {
             let mut job = queued(group, 2.0, true, Instant::now());
-            job.scope = scope;
+            job.scope = Some(Arc::from(scope.to_string()));
             q.lock().push(job, GAP);
         }
         q.lock().closed = true;
@@ -1354,6 +1362,7 @@ mod tests {
         );
         assert!(take_batch(&q, &cfg).is_none());
     }
+
     /// Whether the next window holds a job of `group`.
     fn next_window_has(q: &Queue, cfg: &AsrConfig, group: PackGroup) -> bool {
         let batch = take_batch(q, cfg).map(pieces).unwrap_or_default();

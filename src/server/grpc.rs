@@ -14,7 +14,7 @@ use super::limits::{stream_fault, LivePace, RecordingSlot};
 use super::security::{
     check_call_id, revocation_of, revoked, shown, tenant_of, Auth, Revocation, Tenant,
 };
-use super::session::{self, pack_scope, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
+use super::session::{self, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use super::status::{status, ServerError};
 use super::ServeConfig;
 use crate::call::{check_language, CallError, CallSettings, ChannelSpec, Transport};
@@ -93,7 +93,7 @@ impl Service {
             backpressure,
             joining: None,
             finish: self.legs.finish_options(o),
-            pack_scope: pack_scope(tenant),
+            pack_scope: tenant.cloned(),
         }
     }
 }

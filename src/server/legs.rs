@@ -38,9 +38,7 @@ use crate::server::security::{
     check_call_id, revoked, until_broken, Auth, CertTenant, MediaCredential, Revocation, Tenant,
     TenantCounts, TenantSlot,
 };
-use crate::server::session::{
-    now_ms, pack_scope, Analyzer, AsrBackpressure, Input, SessionOptions, TICK,
-};
+use crate::server::session::{now_ms, Analyzer, AsrBackpressure, Input, SessionOptions, TICK};
 use crate::server::status::ServerError;
 use crate::server::tls::Accept;
 
@@ -569,7 +567,7 @@ impl Calls {
                         backpressure: AsrBackpressure::Drop,
                         joining: Some(req.transport),
                         finish: self.finish_options(Some(&req.options)),
-                        pack_scope: pack_scope(key.tenant.as_ref()),
+                        pack_scope: key.tenant.clone(),
                     };
                     let spec = spec(0, role, &req);
                     let (handle, events) =

@@ -13,14 +13,14 @@
 //! at its next input and the call's memory is freed. A slow listener slows the call's
 //! input (every channel is bounded); a recogniser worker never waits on a call, since
 //! each job's reply has its place in the pump reserved before the job is queued.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::asr::pool::{PackScope, SHARED_SCOPE};
+use crate::asr::pool::PackScope;
 use crate::asr::{AsrError, AsrJob, AsrPool, Word};
 use crate::call::{CallCore, CallError, CallSettings, ChannelSpec, Ended, Transport};
 use crate::contact::finish::{FinishOptions, Finisher, Models, Recognised};
@@ -29,7 +29,6 @@ use crate::emotion::voice::VoiceModel;
 use crate::emotion::Words;
 use crate::proto::{self, call_event::Event, CallEvent};
 use crate::server::metrics::{CallGuard, Metrics, PacketCounts};
-use crate::server::security::Tenant;
 
 /// Inputs queued per call before the sender waits (backpressure), messages.
 pub const INPUT_QUEUE: usize = 64;
@@ -116,24 +115,9 @@ pub struct SessionOptions {
     /// How its utterances are finished: transcript, prosody events, redaction, alerts.
     pub finish: FinishOptions,
     /// Which other live calls its utterances may share a Whisper window with when
-    /// `asr.pack_across_calls` is on: its tenant's ([`pack_scope`]).
+    /// `asr.pack_across_calls` is on: its tenant's (the tenant itself; `None` without
+    /// authentication), so that no two tenants' calls share a window.
     pub pack_scope: PackScope,
-}
-
-/// The packing scope of a tenant's calls: one per tenant, [`SHARED_SCOPE`] without
-/// authentication (no tenant), so that packing across calls never puts two tenants' calls
-/// in one Whisper window (their words would be each other's decoder context).
-pub fn pack_scope(tenant: Option<&Tenant>) -> PackScope {
-    static SCOPES: OnceLock<Mutex<HashMap<Tenant, PackScope>>> = OnceLock::new();
-    let Some(tenant) = tenant else {
-        return SHARED_SCOPE;
-    };
-    let mut scopes = SCOPES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let next = SHARED_SCOPE + 1 + scopes.len() as PackScope;
-    *scopes.entry(tenant.clone()).or_insert(next)
 }
 
 /// Shared, process-wide analysis resources.
@@ -559,7 +543,7 @@ fn dispatch(
         match opts.backpressure {
             AsrBackpressure::Drop => {
                 if pool
-                    .try_submit_scoped(Some(group), opts.pack_scope, job)
+                    .try_submit_scoped(Some(group), opts.pack_scope.clone(), job)
                     .is_err()
                 {
                     pump.send(PumpMsg::Dropped(id));
@@ -731,19 +715,6 @@ pub async fn feed_recording(handle: CallHandle, channels: Vec<Vec<f32>>, sample_
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Each tenant's calls get a packing scope of their own, the same every time, and none
-    /// is the scope of calls without a tenant.
-    #[test]
-    fn each_tenant_packs_in_a_scope_of_its_own() {
-        let (acme, globex) = (Tenant::from("acme-scope"), Tenant::from("globex-scope"));
-        let a = pack_scope(Some(&acme));
-        assert_eq!(pack_scope(Some(&Tenant::from("acme-scope"))), a);
-        assert_ne!(pack_scope(Some(&globex)), a);
-        assert_ne!(a, SHARED_SCOPE);
-        assert_ne!(pack_scope(Some(&globex)), SHARED_SCOPE);
-        assert_eq!(pack_scope(None), SHARED_SCOPE);
-    }
 
     fn ids(q: &mut InOrder<u32>) -> Vec<(String, u32, bool)> {
         std::iter::from_fn(|| q.next_ready())
