@@ -186,15 +186,22 @@ async fn real_rtp_senders_clean_and_through_a_lossy_proxy() {
         .success());
     let (dropped, duplicated, dropped_bytes) = proxy_task.await.unwrap();
     eprintln!("senders done at {:?}", t0.elapsed());
-    // The senders are done: close the legs (the idle timeout would too).
+    // The senders are done: close the legs. A leg whose sender finished more
+    // than the idle timeout (3 s here) before the other's has been ended by
+    // it already (on a loaded machine GStreamer can trail ffmpeg by that
+    // much), and CloseLeg then says so: either way the leg ends whole.
     for id in ["ffmpeg-clean", "gst-lossy"] {
         let ch = if id == "gst-lossy" { lossy_ch } else { 0 };
-        c.close_leg(proto::CloseLegRequest {
-            call_id: id.into(),
-            channel_id: ch,
-        })
-        .await
-        .unwrap();
+        let closed = c
+            .close_leg(proto::CloseLegRequest {
+                call_id: id.into(),
+                channel_id: ch,
+            })
+            .await;
+        if let Err(e) = closed {
+            assert_eq!(e.code(), tonic::Code::NotFound, "{id}: {e}");
+            eprintln!("{id}: already ended by the idle timeout");
+        }
     }
     let clean = clean_events.await.unwrap();
     let lossy = lossy_events.await.unwrap();
