@@ -169,7 +169,13 @@ pub fn fuse_with(
     text: Option<&TextEvidence>,
     who: &str,
 ) -> (Emotion, Vec<Cue>) {
-    let u = voice.unfamiliar.clamp(0.0, 1.0);
+    // A model file whose familiarity statistics are degenerate must not turn every
+    // probability into NaN: such a voice counts as familiar.
+    let u = if voice.unfamiliar.is_finite() {
+        voice.unfamiliar.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let trust = 1.0 - params.unfamiliar_damping * u;
     let mix = params.unfamiliar_mix * u;
     let mut logp: [f32; N_CLASSES] = voice
@@ -506,6 +512,9 @@ mod tests {
         assert_eq!(unfamiliar.top_label, familiar.top_label);
         let want = 0.5 * s.probs[2] + 0.1;
         assert!((unfamiliar.angry - want).abs() < 1e-5, "{unfamiliar:?}");
+        s.unfamiliar = f32::NAN;
+        let (nan, _) = fuse(&m, &s, None, "caller");
+        assert_eq!(nan.angry, familiar.angry, "{nan:?}");
     }
 
     #[test]
