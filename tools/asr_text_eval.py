@@ -10,7 +10,8 @@ espeak-ng's default voice, 8 kHz mu-law, each clip its own call through `callmoo
 which holds each utterance's transcript and the voice's own probabilities. Each model scores
 the same transcripts (`callmood eval-text --per-line --model M`); printed per model:
 - words alone, per clip (all the clip's utterances' words as one text) and per utterance;
-- the shipped fusion (R0, beta 1, gamma 0: tools/fusion_fit.py's `today`) with that words model,
+- the fusion shipped until 2026-12-07 (R0, beta 1, gamma 0: tools/fusion_fit.py's `today`; the
+  service's fusion since is checked by tools/fusion_parity.py) with that words model,
   per utterance, and its share of utterances whose top label is `angry`;
 each as five-class UAR with the per-class recall.
 """
@@ -78,7 +79,7 @@ def main():
         print(f"{m}:")
         print(f"  words alone, per clip:      UAR {uar(clip_pairs):.3f} ({recall(clip_pairs)})")
         print(f"  words alone, per utterance: UAR {uar(utt_pairs):.3f} ({recall(utt_pairs)})")
-        print(f"  shipped fusion, per utterance: UAR {uar(fused_pairs):.3f} "
+        print(f"  fusion before 2026-12-07, per utterance: UAR {uar(fused_pairs):.3f} "
               f"({recall(fused_pairs)}); top angry {100 * angry:.1f} %")
     voice_pairs = [(CLASSES.index(r["label"]), argmax(r["voice"])) for r in rows]
     print(f"voice alone, per utterance: UAR {uar(voice_pairs):.3f} ({recall(voice_pairs)})")

@@ -703,8 +703,9 @@ fn take_batch(queue: &Queue, cfg: &AsrConfig) -> Option<Batch> {
 /// smallest start tag, the older of equal tags); else the oldest recording job. Then the
 /// other jobs that fit: for a live window with [`AsrConfig::pack_across_calls`], live jobs
 /// of any group of the first's [`PackScope`] in fair order; otherwise the later jobs of
-/// the first's kind and group in queue order. A group's job that does not fit closes the group for this window, so a
-/// group's jobs are never reordered (a call's start tags rise in queue order).
+/// the first's kind and group in queue order. A group's job that does not fit closes the
+/// group for this window, so a group's jobs are never reordered (a call's start tags rise
+/// in queue order).
 fn plan_window(
     jobs: &VecDeque<Queued>,
     now: Instant,
