@@ -6,7 +6,7 @@
 //! parallel without locks or model copies.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 
 use whisper_rs::{
     DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
@@ -45,6 +45,11 @@ pub struct Segment {
 pub struct WhisperModel {
     ctx: WhisperContext,
     path: PathBuf,
+    /// Token ids [`Transcriber::transcribe_pieces`] never decodes: whisper.cpp's
+    /// non-speech list (with and without a leading space), " -" and " '".
+    suppressed: OnceLock<Vec<usize>>,
+    /// The token " ", kept from opening a piece.
+    space: OnceLock<Option<usize>>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -103,12 +108,99 @@ impl WhisperModel {
         Ok(Arc::new(WhisperModel {
             ctx,
             path: path.to_path_buf(),
+            suppressed: OnceLock::new(),
+            space: OnceLock::new(),
         }))
     }
 
     /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The text tokens' ids and bytes (every id below end-of-text).
+    fn text_tokens(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        (0..self.ctx.token_eot())
+            .filter_map(|t| Some((t as usize, self.ctx.token_to_bytes(t).ok()?)))
+    }
+
+    fn suppressed(&self) -> &[usize] {
+        self.suppressed.get_or_init(|| {
+            const NON_SPEECH: &[&str] = &[
+                "\"",
+                "#",
+                "(",
+                ")",
+                "*",
+                "+",
+                "/",
+                ":",
+                ";",
+                "<",
+                "=",
+                ">",
+                "@",
+                "[",
+                "\\",
+                "]",
+                "^",
+                "_",
+                "`",
+                "{",
+                "|",
+                "}",
+                "~",
+                "「",
+                "」",
+                "『",
+                "』",
+                "<<",
+                ">>",
+                "<<<",
+                ">>>",
+                "--",
+                "---",
+                "-(",
+                "-[",
+                "('",
+                "(\"",
+                "((",
+                "))",
+                "(((",
+                ")))",
+                "[[",
+                "]]",
+                "{{",
+                "}}",
+                "♪♪",
+                "♪♪♪",
+                "♩",
+                "♪",
+                "♫",
+                "♬",
+                "♭",
+                "♮",
+                "♯",
+            ];
+            self.text_tokens()
+                .filter(|(_, b)| {
+                    let b = b.strip_prefix(b" ").unwrap_or(b);
+                    NON_SPEECH.iter().any(|n| n.as_bytes() == b)
+                })
+                .map(|(t, _)| t)
+                .chain(
+                    self.text_tokens()
+                        .filter(|(_, b)| *b == b" -" || *b == b" '")
+                        .map(|(t, _)| t),
+                )
+                .collect()
+        })
+    }
+
+    fn space_token(&self) -> Option<usize> {
+        *self
+            .space
+            .get_or_init(|| self.text_tokens().find(|(_, b)| *b == b" ").map(|(t, _)| t))
     }
 }
 
@@ -175,6 +267,301 @@ impl Transcriber {
             .full(params, &input)
             .map_err(|e| AsrError::Whisper(e.to_string()))?;
         Ok(self.segments(audio_ms))
+    }
+
+    /// Each piece of a packed window decoded on its own over one encoder pass: the window's
+    /// log-mel and encoder run once, then for every piece (`spans`, sample ranges of
+    /// `audio_16k`) the decoder starts afresh, forced to begin at the piece's first
+    /// timestamp, and stops at end-of-text or at a timestamp past the piece (half the gap
+    /// after it). No piece's words are another's decoder context. Greedy, without
+    /// temperature fallback; Whisper's timestamp rules (pairs, never decreasing, a
+    /// timestamp when they are likelier than any word). Word times are interpolated inside
+    /// each segment by the tokens' lengths, ms from the start of their piece. A word whose
+    /// interpolated start lies past its piece's end is dropped and counted.
+    pub fn transcribe_pieces(
+        &mut self,
+        audio_16k: &[f32],
+        spans: &[std::ops::Range<usize>],
+        gap_samples: usize,
+    ) -> Result<Vec<PieceWords>, AsrError> {
+        let whisper = |e: whisper_rs::WhisperError| AsrError::Whisper(e.to_string());
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = padded(audio_16k);
+        let threads = self.threads;
+        self.state = new_state(&self.model)?;
+        self.state.pcm_to_mel(&input, threads).map_err(whisper)?;
+        self.state.encode(0, threads).map_err(whisper)?;
+        let ctx = &self.model.ctx;
+        let (eot, sot, beg) = (ctx.token_eot(), ctx.token_sot(), ctx.token_beg());
+        let n_vocab = usize::try_from(ctx.n_vocab()).unwrap_or(0);
+        let suppressed = self.model.suppressed();
+        // 20 ms per timestamp step; the last is 30 s.
+        let ts_of = |sample: usize| (sample / (SAMPLES_PER_MS * 20)) as i32;
+        let half_gap = gap_samples / 2;
+        let mut out = Vec::with_capacity(spans.len());
+        let mut raw = Vec::with_capacity(spans.len());
+        for span in spans {
+            let first_ts = ts_of(span.start.saturating_sub(half_gap)).min(1500);
+            let last_ts = ts_of(span.end + half_gap).min(1500);
+            let end_ts = ts_of(span.end);
+            let max_tokens = 16 + 8 * (span.len() / crate::SAMPLE_RATE as usize + 1);
+            let mut seq = vec![beg + first_ts];
+            // One token per call: whisper.cpp keeps the logits of a batch's last token in
+            // its last row, and whisper-rs reads the first.
+            self.state.decode(&[sot], 0, threads).map_err(whisper)?;
+            self.state
+                .decode(&[beg + first_ts], 1, threads)
+                .map_err(whisper)?;
+            // (token, p, segment index); segments as (start ts, end ts).
+            let mut texts: Vec<(i32, f32, usize, i32)> = Vec::new();
+            let mut segments: Vec<(i32, Option<i32>)> = vec![(first_ts, None)];
+            let mut logprob_sum = 0.0f64;
+            let mut ran_past = false;
+            for n_past in 2..2 + max_tokens {
+                let mut logits = self.state.get_logits().map_err(whisper)?.to_vec();
+                logits.truncate(n_vocab);
+                // Where the decoder is: its likeliest timestamp before any rule.
+                let here = logits[beg as usize..]
+                    .iter()
+                    .enumerate()
+                    .max_by(|x, y| x.1.total_cmp(y.1))
+                    .map_or(0, |(i, _)| i as i32);
+                for &t in suppressed.iter() {
+                    logits[t] = f32::NEG_INFINITY;
+                }
+                for t in (eot + 1)..beg {
+                    logits[t as usize] = f32::NEG_INFINITY;
+                }
+                if texts.is_empty() && seq.len() == 1 {
+                    // suppress_blank: no empty start.
+                    logits[eot as usize] = f32::NEG_INFINITY;
+                    if let Some(space) = self.model.space_token() {
+                        logits[space] = f32::NEG_INFINITY;
+                    }
+                }
+                let last_is_ts = seq.last().is_some_and(|&t| t >= beg);
+                let pen_is_ts = seq.len() < 2 || seq[seq.len() - 2] >= beg;
+                let b = beg as usize;
+                if last_is_ts {
+                    if pen_is_ts {
+                        logits[b..].fill(f32::NEG_INFINITY);
+                    } else {
+                        logits[..eot as usize].fill(f32::NEG_INFINITY);
+                    }
+                }
+                if let Some(&last) = seq.iter().rev().find(|&&t| t >= beg) {
+                    let min = if last_is_ts && !pen_is_ts {
+                        last
+                    } else {
+                        last + 1
+                    };
+                    let min = (min - beg) as usize;
+                    logits[b..(b + min).min(n_vocab)].fill(f32::NEG_INFINITY);
+                }
+                let logprobs = log_softmax(&logits);
+                let ts_lp = log_sum_exp(&logprobs[b..]);
+                let text_max = logprobs[..b]
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let pick_ts = ts_lp > text_max;
+                let range = if pick_ts { b..n_vocab } else { 0..b };
+                let Some((tok, lp)) = range
+                    .map(|i| (i, logprobs[i]))
+                    .filter(|(_, lp)| lp.is_finite())
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                else {
+                    break;
+                };
+                let tok = tok as i32;
+                if tok == eot {
+                    break;
+                }
+                logprob_sum += f64::from(lp);
+                if tok >= beg {
+                    let t = tok - beg;
+                    if last_is_ts && !pen_is_ts {
+                        // A new segment starting past the piece: the next piece's speech.
+                        if t >= end_ts {
+                            break;
+                        }
+                        segments.push((t, None));
+                    } else {
+                        if let Some(s) = segments.last_mut() {
+                            s.1 = Some(t);
+                        }
+                        if t > last_ts {
+                            ran_past = true;
+                            break;
+                        }
+                    }
+                    seq.push(tok);
+                } else {
+                    // Two words' worth of the decoder placing itself past the piece: the
+                    // next piece's speech, decoded on without a timestamp between.
+                    if here > last_ts && texts.last().is_some_and(|t| t.3 > last_ts) {
+                        texts.pop();
+                        ran_past = true;
+                        break;
+                    }
+                    texts.push((tok, lp.exp(), segments.len() - 1, here));
+                    seq.push(tok);
+                }
+                self.state
+                    .decode(&[tok], n_past, threads)
+                    .map_err(whisper)?;
+            }
+            let n_tokens = seq.len().saturating_sub(1);
+            raw.push((
+                texts,
+                segments,
+                ran_past,
+                if n_tokens == 0 {
+                    0.0
+                } else {
+                    (logprob_sum / n_tokens as f64) as f32
+                },
+            ));
+        }
+        // What a piece decoded on into the next piece (or back from the previous one) is
+        // that piece's own opening (closing) words: cut it where they meet.
+        let mut cut = vec![0usize; raw.len()];
+        for k in 0..raw.len() {
+            let words_k = self.norm_words(&raw[k].0);
+            if let Some(next) = raw.get(k + 1) {
+                let words_n = self.norm_words(&next.0);
+                // All of this piece's words again in the next is the next reading back
+                // into this one (cut from it below), not this one running on.
+                if let Some(l) =
+                    overlap(&words_k, &words_n, raw[k].2).filter(|&l| l < words_k.len())
+                {
+                    let from = words_k[words_k.len() - l].1;
+                    cut[k] += raw[k].0.len() - from;
+                    raw[k].0.truncate(from);
+                }
+            }
+            if k > 0 {
+                let words_k = self.norm_words(&raw[k].0);
+                let words_p = self.norm_words(&raw[k - 1].0);
+                if let Some(l) = overlap(&words_p, &words_k, false) {
+                    let to = words_k.get(l).map_or(raw[k].0.len(), |w| w.1);
+                    cut[k] += to;
+                    raw[k].0.drain(..to);
+                }
+            }
+        }
+        for ((texts, segments, _, mean_logprob), (span, cut)) in
+            raw.into_iter().zip(spans.iter().zip(cut))
+        {
+            let end_ts = ts_of(span.end);
+            let (words, dropped) = self.piece_words(&texts, &segments, span, end_ts);
+            out.push(PieceWords {
+                words,
+                dropped: dropped + usize::from(cut > 0),
+                mean_logprob,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A piece's words, lower case, letters and digits only (empty ones left out), each
+    /// with the index of its first token in `texts`.
+    fn norm_words(&self, texts: &[(i32, f32, usize, i32)]) -> Vec<(String, usize)> {
+        let mut words: Vec<(String, usize)> = Vec::new();
+        for (i, &(tok, ..)) in texts.iter().enumerate() {
+            let bytes = self.model.ctx.token_to_bytes(tok).unwrap_or(b"");
+            let text = String::from_utf8_lossy(bytes);
+            let norm: String = text
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect();
+            match words.last_mut() {
+                Some(w) if !text.starts_with(' ') => w.0.push_str(&norm),
+                _ => words.push((norm, i)),
+            }
+        }
+        words.retain(|w| !w.0.is_empty());
+        words
+    }
+
+    /// The words of one piece ([`Transcriber::transcribe_pieces`]): text tokens with times
+    /// interpolated inside their segment by byte length, ms from the piece's start; words
+    /// starting past the piece's end dropped (their count second).
+    fn piece_words(
+        &self,
+        texts: &[(i32, f32, usize, i32)],
+        segments: &[(i32, Option<i32>)],
+        span: &std::ops::Range<usize>,
+        end_ts: i32,
+    ) -> (Vec<Word>, usize) {
+        let ctx = &self.model.ctx;
+        let start_ms = (span.start / SAMPLES_PER_MS) as f64;
+        let len_ms = (span.len() / SAMPLES_PER_MS) as f64;
+        let mut pieces = Vec::with_capacity(texts.len());
+        for (si, &(s0, s1)) in segments.iter().enumerate() {
+            let toks: Vec<(Vec<u8>, f32)> = texts
+                .iter()
+                .filter(|t| t.2 == si)
+                .filter_map(|&(tok, p, _, _)| ctx.token_to_bytes(tok).ok().map(|b| (b.to_vec(), p)))
+                .collect();
+            if toks.is_empty() {
+                continue;
+            }
+            let t0 = f64::from(s0) * 20.0;
+            let t1 = f64::from(s1.unwrap_or(end_ts).max(s0)) * 20.0;
+            let total: usize = toks.iter().map(|t| t.0.len().max(1)).sum();
+            let mut acc = 0usize;
+            for (bytes, p) in toks {
+                let a = t0 + (t1 - t0) * acc as f64 / total as f64;
+                acc += bytes.len().max(1);
+                let b = t0 + (t1 - t0) * acc as f64 / total as f64;
+                pieces.push((bytes, a, b, p));
+            }
+        }
+        let mut dropped = 0;
+        let mut kept = Vec::with_capacity(pieces.len());
+        for (bytes, a, b, p) in pieces {
+            let rel = |t: f64| (t - start_ms).clamp(0.0, len_ms).round() as u32;
+            kept.push((
+                TokenPiece {
+                    bytes,
+                    start_ms: rel(a),
+                    end_ms: rel(b),
+                    p,
+                },
+                a - start_ms > len_ms,
+            ));
+        }
+        // A word is dropped when its first token starts past the piece.
+        let mut tokens = Vec::new();
+        let mut word: Vec<TokenPiece> = Vec::new();
+        let mut word_past = false;
+        for (t, past) in kept.into_iter().chain([(
+            TokenPiece {
+                bytes: b" ".to_vec(),
+                start_ms: 0,
+                end_ms: 0,
+                p: 0.0,
+            },
+            false,
+        )]) {
+            if t.bytes.first() == Some(&b' ') && !word.is_empty() {
+                if word_past {
+                    dropped += 1;
+                    word.clear();
+                } else {
+                    tokens.append(&mut word);
+                }
+            }
+            if word.is_empty() {
+                word_past = past;
+            }
+            word.push(t);
+        }
+        (tokens_to_words(&tokens), dropped)
     }
 
     /// Where the time of one run over `audio_16k` (at most one 30 s window) goes, each
@@ -306,4 +693,85 @@ pub struct RunProfile {
     pub greedy_s: f64,
     /// The same as `full_s` on the model loaded without DTW.
     pub no_dtw_s: f64,
+}
+
+/// One piece's words from [`Transcriber::transcribe_pieces`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PieceWords {
+    /// The words, ms from the start of the piece.
+    pub words: Vec<Word>,
+    /// Words dropped because they started past the piece's end.
+    pub dropped: usize,
+    /// Mean log-probability of the piece's decoded tokens (0 when none).
+    pub mean_logprob: f32,
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .map(|&l| f64::from((l - max).exp()))
+        .sum::<f64>();
+    let log_sum = max + sum.ln() as f32;
+    logits.iter().map(|&l| l - log_sum).collect()
+}
+
+fn log_sum_exp(v: &[f32]) -> f32 {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return f32::NEG_INFINITY;
+    }
+    max + v.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
+}
+
+/// The longest run of words that ends `a` and opens `b`, in words: at least two, or one
+/// when `one` (`a` was stopped running past its piece) or when it is all of `a` or `b`.
+fn overlap(a: &[(String, usize)], b: &[(String, usize)], one: bool) -> Option<usize> {
+    let max = a.len().min(b.len());
+    (1..=max).rev().find(|&l| {
+        let long_enough = l >= 2 || one || a.len() == 1 || b.len() == 1;
+        long_enough
+            && a[a.len() - l..]
+                .iter()
+                .zip(&b[..l])
+                .all(|(x, y)| x.0 == y.0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<(String, usize)> {
+        text.split(' ')
+            .enumerate()
+            .map(|(i, w)| (w.into(), i))
+            .collect()
+    }
+
+    #[test]
+    fn a_piece_running_on_meets_the_next_pieces_opening() {
+        let a = words("we call them lifts we usually parked");
+        let b = words("we usually parked our motorcycles");
+        assert_eq!(overlap(&a, &b, false), Some(3));
+        // One shared word counts only for a piece stopped running past its end, or where
+        // it is all of one piece.
+        let a = words("from ferris how");
+        let b = words("how do i know");
+        assert_eq!(overlap(&a, &b, false), None);
+        assert_eq!(overlap(&a, &b, true), Some(1));
+        assert_eq!(overlap(&words("one"), &words("one more"), false), Some(1));
+        assert_eq!(overlap(&words("a b c"), &words("x y"), true), None);
+        assert_eq!(overlap(&[], &words("x"), true), None);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one_and_ignores_masked_logits() {
+        let lp = log_softmax(&[1.0, 2.0, f32::NEG_INFINITY, 0.5]);
+        let total: f32 = lp.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5, "{total}");
+        assert_eq!(lp[2], f32::NEG_INFINITY);
+        assert!((log_sum_exp(&lp) - 0.0).abs() < 1e-5);
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+    }
 }

@@ -19,7 +19,7 @@ pub mod quant;
 pub mod wer;
 pub mod words;
 
-pub use engine::{Segment, Transcriber, WhisperModel};
+pub use engine::{PieceWords, Segment, Transcriber, WhisperModel};
 pub use pool::{AsrConfig, AsrJob, AsrPool};
 
 /// One recognised word.

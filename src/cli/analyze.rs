@@ -144,6 +144,13 @@ pub struct BenchPackingArgs {
     /// times, temperature fallback (one worker, --threads threads).
     #[arg(long)]
     pub profile: bool,
+    /// Instead, pack the files into windows as --profile does, every file its own call,
+    /// and compare three ways of transcribing them against REFS (one transcript per line,
+    /// in the files' order): each file alone; each window in one run split by word times
+    /// as across calls today; each window's pieces decoded one by one over one encoder
+    /// pass. Prints each way's WER and CPU seconds.
+    #[arg(long, value_name = "REFS")]
+    pub compare_pieces: Option<PathBuf>,
     #[command(flatten)]
     pub asr: AsrArgs,
 }
@@ -303,6 +310,9 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
     if a.profile {
         return profile_windows(&a, &cfg, &clips, speech_s);
     }
+    if let Some(refs) = &a.compare_pieces {
+        return compare_pieces(&a, &cfg, &clips, refs);
+    }
     let pool = a.asr.load()?;
     println!(
         "{} utterances, {speech_s:.1} s of speech; --workers {} --threads {}",
@@ -372,6 +382,127 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The clips packed into windows in order, as the pool packs a recording: as many as fit
+/// in one window, `gap` samples before each. Each window's clip indices.
+fn windows_of(clips: &[Vec<f32>], window: usize, gap: usize) -> Vec<Vec<usize>> {
+    let mut windows: Vec<Vec<usize>> = Vec::new();
+    let mut len = 0;
+    for (i, c) in clips.iter().enumerate() {
+        match windows.last_mut() {
+            Some(w) if len + gap + c.len() <= window => w.push(i),
+            _ => {
+                windows.push(vec![i]);
+                len = 0;
+            }
+        }
+        len += gap + c.len();
+    }
+    windows
+}
+
+/// `bench-packing --compare-pieces REFS`: alone, packed and split by word times (every
+/// clip its own call), packed and decoded piece by piece; WER against REFS and CPU s.
+fn compare_pieces(
+    a: &BenchPackingArgs,
+    cfg: &crate::asr::AsrConfig,
+    clips: &[Vec<f32>],
+    refs: &Path,
+) -> anyhow::Result<()> {
+    use crate::asr::pool::{pack, split_segments_by_group};
+    use crate::asr::{Transcriber, WhisperModel, Word};
+    let refs: Vec<String> = std::fs::read_to_string(refs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", refs.display()))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if refs.len() != clips.len() {
+        bail!("{} transcripts for {} files", refs.len(), clips.len());
+    }
+    let (window, gap) = (cfg.window_samples(), cfg.gap_samples());
+    let windows = windows_of(clips, window, gap);
+    let model = WhisperModel::load(a.asr.require_model()?)?;
+    let mut tr = Transcriber::new(model, a.asr.threads)?;
+    let text = |w: &[Word]| {
+        w.iter()
+            .map(|w| w.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let score = |hyps: &[String]| {
+        let (mut e, mut n) = (0, 0);
+        for (r, h) in refs.iter().zip(hyps) {
+            let (de, dn) = crate::asr::wer::word_errors(r, h);
+            e += de;
+            n += dn;
+        }
+        100.0 * e as f64 / n.max(1) as f64
+    };
+    println!(
+        "{} utterances in {} windows (gap {:.2} s); --threads {}",
+        clips.len(),
+        windows.len(),
+        gap as f64 / 16_000.0,
+        a.asr.threads
+    );
+    let packed_windows: Vec<_> = windows
+        .iter()
+        .map(|w| {
+            let parts: Vec<&[f32]> = w.iter().map(|&i| clips[i].as_slice()).collect();
+            pack(&parts, gap)
+        })
+        .collect();
+    for round in 1..=a.rounds {
+        let cpu0 = process_cpu_s()?;
+        let alone: Vec<String> = clips
+            .iter()
+            .map(|c| tr.transcribe(c).map(|w| text(&w)))
+            .collect::<Result<_, _>>()?;
+        let cpu1 = process_cpu_s()?;
+        let mut packed = vec![String::new(); clips.len()];
+        let mut straddling = 0;
+        for (w, (audio, spans)) in windows.iter().zip(&packed_windows) {
+            let groups: Vec<_> = w.iter().map(|&i| Some(i as u64)).collect();
+            let split = split_segments_by_group(tr.transcribe_segments(audio)?, spans, &groups);
+            straddling += split.straddling;
+            for (&i, words) in w.iter().zip(&split.words) {
+                packed[i] = text(words);
+            }
+        }
+        let cpu2 = process_cpu_s()?;
+        let mut pieces = vec![String::new(); clips.len()];
+        let mut dropped = 0;
+        for (w, (audio, spans)) in windows.iter().zip(&packed_windows) {
+            for (&i, p) in w.iter().zip(tr.transcribe_pieces(audio, spans, gap)?) {
+                dropped += p.dropped;
+                pieces[i] = text(&p.words);
+            }
+        }
+        let cpu3 = process_cpu_s()?;
+        println!(
+            "round {round}: alone WER {:.2} % cpu {:.1} s | packed, split by word times WER \
+             {:.2} % cpu {:.1} s ({straddling} straddling) | packed, piece by piece WER {:.2} % \
+             cpu {:.1} s ({dropped} dropped)",
+            score(&alone),
+            cpu1 - cpu0,
+            score(&packed),
+            cpu2 - cpu1,
+            score(&pieces),
+            cpu3 - cpu2,
+        );
+        if round == 1 {
+            for (i, r) in refs.iter().enumerate() {
+                if packed[i] != alone[i] || pieces[i] != alone[i] {
+                    println!(
+                        "  #{i}\n    ref    {r}\n    alone  {}\n    packed {}\n    pieces {}",
+                        alone[i], packed[i], pieces[i]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `bench-packing --profile`: the clips packed into windows in order (as many as fit in
 /// one window, the pool's gap before each), each window's run timed by part
 /// ([`crate::asr::Transcriber::profile`]), `--rounds` times; per window and in all.
@@ -384,19 +515,13 @@ fn profile_windows(
     use crate::asr::pool::pack;
     use crate::asr::{Transcriber, WhisperModel};
     let (window, gap) = (cfg.window_samples(), cfg.gap_samples());
-    let mut windows: Vec<Vec<&[f32]>> = Vec::new();
-    let mut len = 0;
-    for c in clips {
-        match windows.last_mut() {
-            Some(w) if len + gap + c.len() <= window => w.push(c),
-            _ => {
-                windows.push(vec![c.as_slice()]);
-                len = 0;
-            }
-        }
-        len += gap + c.len();
-    }
-    let windows: Vec<Vec<f32>> = windows.iter().map(|w| pack(w, gap).0).collect();
+    let windows: Vec<Vec<f32>> = windows_of(clips, window, gap)
+        .iter()
+        .map(|w| {
+            let parts: Vec<&[f32]> = w.iter().map(|&i| clips[i].as_slice()).collect();
+            pack(&parts, gap).0
+        })
+        .collect();
     let path = a.asr.require_model()?;
     let model = WhisperModel::load(path)?;
     let no_dtw = WhisperModel::load_with(path, false)?;
