@@ -108,6 +108,10 @@ impl FusionParams {
 /// Voice cues reported per utterance at most.
 pub const MAX_VOICE_CUES: usize = 3;
 
+/// The least push a cue must give its label to be listed: one that shows as +0.00 (the
+/// QA report's two decimals) explains nothing.
+pub const MIN_CUE_WEIGHT: f32 = 0.005;
+
 /// What the words side contributes to one utterance.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TextEvidence {
@@ -201,7 +205,9 @@ pub fn fuse_with(
     if let (Some(t), Some(p)) = (words, push) {
         let push = p[top];
         let quoted: Vec<String> = t.phrases.iter().take(4).map(|p| format!("'{p}'")).collect();
-        if !quoted.is_empty() {
+        // The words explain the label only where they pushed toward it: calm words (which
+        // push nothing) or words of another class are no reason for it.
+        if !quoted.is_empty() && push >= MIN_CUE_WEIGHT {
             cues.push(Cue {
                 feature: "words".into(),
                 value: t.evidence,
@@ -221,7 +227,7 @@ pub fn fuse_with(
 pub fn voice_cues(model: &VoiceModel, s: &VoiceScore, class: usize, who: &str) -> Vec<Cue> {
     let contrib = model.contributions(s, class);
     let mut cues: Vec<Cue> = (0..N_PROSODIC)
-        .filter(|&j| contrib[j] > 0.0 && s.raw[j].is_finite())
+        .filter(|&j| contrib[j] >= MIN_CUE_WEIGHT && s.raw[j].is_finite())
         .map(|j| Cue {
             feature: PROSODIC_FEATURES[j].to_string(),
             value: s.raw[j],
@@ -233,7 +239,7 @@ pub fn voice_cues(model: &VoiceModel, s: &VoiceScore, class: usize, who: &str) -
         .filter(|&j| is_embedding(j))
         .map(|j| contrib[j])
         .sum();
-    if learned > 0.0 {
+    if learned >= MIN_CUE_WEIGHT {
         cues.push(Cue {
             feature: "voice_embedding".into(),
             value: learned,
@@ -461,8 +467,10 @@ mod tests {
             (e.neutral, e.angry, e.top_label.as_str()),
             (voice_only.neutral, voice_only.angry, "angry")
         );
-        let w = cues.iter().find(|c| c.feature == "words").unwrap();
-        assert_eq!(w.weight, 0.0, "calm words push nothing: {cues:?}");
+        assert!(
+            cues.iter().all(|c| c.feature != "words"),
+            "calm words push nothing, so they are no cue: {cues:?}"
+        );
 
         // A flat voice, half unfamiliar (espeak-ng's is wholly so): it leans to neutral and
         // hears nothing else. Sad words decide.

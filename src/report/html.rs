@@ -305,13 +305,33 @@ fn alert_chips(d: &CallDigest) -> String {
 fn worst_cell(d: &CallDigest) -> String {
     match &d.worst {
         None => "<span class=\"muted\">–</span>".into(),
-        Some(w) => format!(
-            "<span class=\"emo e-{label}\">{label} {pct:.0}%</span><small>{role} · {at}</small>",
-            label = escape(&w.label),
-            pct = w.score * 100.0,
-            role = role_name(w.role),
-            at = clock(w.start_ms)
-        ),
+        Some(w) => {
+            // The worst moment is the highest negative probability, which need not be the
+            // utterance's label: say what it was read as when it differs, so that "angry
+            // 32%" on an utterance read as neutral is not taken for an angry one.
+            let read_as = d
+                .utterances
+                .iter()
+                .find(|u| u.utterance_id == w.utterance_id)
+                .and_then(|u| u.emotion.as_ref())
+                .filter(|e| !e.top_label.is_empty() && e.top_label != w.label)
+                .map(|e| {
+                    format!(
+                        "<small>read as {} {:.0}%</small>",
+                        escape(&e.top_label),
+                        e.top_confidence * 100.0
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "<span class=\"emo e-{label}\">{label} {pct:.0}%</span>{read_as}<small>{role} · \
+                 {at}</small>",
+                label = escape(&w.label),
+                pct = w.score * 100.0,
+                role = role_name(w.role),
+                at = clock(w.start_ms)
+            )
+        }
     }
 }
 
@@ -503,6 +523,24 @@ mod tests {
         for needle in ["src=", "<link", "@import", "url("] {
             assert!(!page.contains(needle), "{needle}");
         }
+    }
+
+    /// The worst moment's cell names the utterance's own label where it is not the
+    /// negative class that peaked, and only there.
+    #[test]
+    fn worst_moment_says_what_its_utterance_was_read_as() {
+        let calm = call("calm", "fine thanks", 0.32);
+        let Ok(d) = &calm.result else { panic!() };
+        let cell = worst_cell(d);
+        assert!(cell.contains("angry 32%"), "{cell}");
+        assert!(cell.contains("read as neutral 68%"), "{cell}");
+        let angry = call("angry", "this is absurd", 0.9);
+        let Ok(d) = &angry.result else { panic!() };
+        let cell = worst_cell(d);
+        assert!(
+            cell.contains("angry 90%") && !cell.contains("read as"),
+            "{cell}"
+        );
     }
 
     #[test]

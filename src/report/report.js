@@ -10,11 +10,16 @@
   var SVGNS = 'http://www.w3.org/2000/svg';
   var CLASSES = ['neutral', 'happy', 'angry', 'sad', 'fearful'];
   var METRICS = {
-    negative: { label: 'Negative', title: 'P(angry) + P(fearful) + P(sad)', lo: 0, hi: 1,
-      f: function (e) { return e.angry + e.fearful + e.sad; } },
-    angry: { label: 'Angry', title: 'P(angry)', lo: 0, hi: 1, f: function (e) { return e.angry; } },
-    fearful: { label: 'Fearful', title: 'P(fearful)', lo: 0, hi: 1, f: function (e) { return e.fearful; } },
-    sad: { label: 'Sad', title: 'P(sad)', lo: 0, hi: 1, f: function (e) { return e.sad; } },
+    // chance: what a model that knows nothing gives (1 in 5 per class): an unsure
+    // utterance sits near it, so 55 % "negative" is less than chance, not a warning.
+    negative: { label: 'Negative', title: 'P(angry) + P(fearful) + P(sad); 60 % is chance (3 of 5 classes)',
+      lo: 0, hi: 1, chance: 0.6, f: function (e) { return e.angry + e.fearful + e.sad; } },
+    angry: { label: 'Angry', title: 'P(angry); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+      f: function (e) { return e.angry; } },
+    fearful: { label: 'Fearful', title: 'P(fearful); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+      f: function (e) { return e.fearful; } },
+    sad: { label: 'Sad', title: 'P(sad); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+      f: function (e) { return e.sad; } },
     valence: { label: 'Valence', title: 'valence (−1 negative … +1 positive)', lo: -1, hi: 1,
       f: function (e) { return e.valence; } },
     arousal: { label: 'Arousal', title: 'arousal (−1 calm … +1 excited)', lo: -1, hi: 1,
@@ -247,6 +252,13 @@
       t.textContent = m.lo < 0 ? (v > 0 ? '+' : v < 0 ? '−' : '') + Math.abs(v) : Math.round(v * 100) + '%';
       svg.appendChild(t);
     });
+    if (m.chance !== undefined) {
+      svg.appendChild(title(s('line', { x1: L, x2: W - R, y1: y(m.chance), y2: y(m.chance), 'class': 'chance-line' }),
+        'chance: ' + pct(m.chance)));
+      var ct = s('text', { x: W - R - 4, y: y(m.chance) - 4, 'text-anchor': 'end', 'class': 'chance-label' });
+      ct.textContent = 'chance';
+      svg.appendChild(ct);
+    }
     var yt = s('text', { x: 12, y: T + PH / 2, 'class': 'axis-title', 'text-anchor': 'middle', transform: 'rotate(-90 12 ' + (T + PH / 2) + ')' });
     yt.textContent = m.label;
     svg.appendChild(yt);
@@ -392,6 +404,10 @@
         ul.appendChild(li);
       });
       d.appendChild(ul);
+    } else if (u.emo) {
+      d.appendChild(h('h4', '', 'Why'));
+      d.appendChild(h('p', 'muted', 'No feature of the voice or the words pushed this label noticeably: ' +
+        'it is what the model gives a voice close to its baseline.'));
     }
     markSelection();
     if (scrollList) scrollTranscript('[data-u="' + cssId(id) + '"]');

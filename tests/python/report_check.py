@@ -89,6 +89,8 @@ def main():
             out["calls"][name] = {
                 "points": points.count(),
                 "transcript_rows": page.locator("#transcript li[data-u]").count(),
+                # the default metric (negative emotion) draws where chance lies
+                "chance_lines": page.locator("#timeline .chance-line").count(),
                 "clicked": clicked,
             }
         browser.close()
