@@ -300,7 +300,6 @@ impl Transcriber {
         // 20 ms per timestamp step; the last is 30 s.
         let ts_of = |sample: usize| (sample / (SAMPLES_PER_MS * 20)) as i32;
         let half_gap = gap_samples / 2;
-        let mut out = Vec::with_capacity(spans.len());
         let mut raw = Vec::with_capacity(spans.len());
         for span in spans {
             let first_ts = ts_of(span.start.saturating_sub(half_gap)).min(1500);
@@ -427,7 +426,7 @@ impl Transcriber {
         }
         // What a piece decoded on into the next piece (or back from the previous one) is
         // that piece's own opening (closing) words: cut it where they meet.
-        let mut cut = vec![0usize; raw.len()];
+        let mut cut = vec![false; raw.len()];
         for k in 0..raw.len() {
             let words_k = self.norm_words(&raw[k].0);
             if let Some(next) = raw.get(k + 1) {
@@ -437,9 +436,8 @@ impl Transcriber {
                 if let Some(l) =
                     overlap(&words_k, &words_n, raw[k].2).filter(|&l| l < words_k.len())
                 {
-                    let from = words_k[words_k.len() - l].1;
-                    cut[k] += raw[k].0.len() - from;
-                    raw[k].0.truncate(from);
+                    raw[k].0.truncate(words_k[words_k.len() - l].1);
+                    cut[k] = true;
                 }
             }
             if k > 0 {
@@ -447,23 +445,23 @@ impl Transcriber {
                 let words_p = self.norm_words(&raw[k - 1].0);
                 if let Some(l) = overlap(&words_p, &words_k, false) {
                     let to = words_k.get(l).map_or(raw[k].0.len(), |w| w.1);
-                    cut[k] += to;
                     raw[k].0.drain(..to);
+                    cut[k] = true;
                 }
             }
         }
-        for ((texts, segments, _, mean_logprob), (span, cut)) in
-            raw.into_iter().zip(spans.iter().zip(cut))
-        {
-            let end_ts = ts_of(span.end);
-            let (words, dropped) = self.piece_words(&texts, &segments, span, end_ts);
-            out.push(PieceWords {
-                words,
-                dropped: dropped + usize::from(cut > 0),
-                mean_logprob,
-            });
-        }
-        Ok(out)
+        Ok(raw
+            .into_iter()
+            .zip(spans.iter().zip(cut))
+            .map(|((texts, segments, _, mean_logprob), (span, cut))| {
+                let (words, dropped) = self.piece_words(&texts, &segments, span, ts_of(span.end));
+                PieceWords {
+                    words,
+                    dropped: dropped + usize::from(cut),
+                    mean_logprob,
+                }
+            })
+            .collect())
     }
 
     /// A piece's words, lower case, letters and digits only (empty ones left out), each
@@ -535,31 +533,19 @@ impl Transcriber {
                 a - start_ms > len_ms,
             ));
         }
-        // A word is dropped when its first token starts past the piece.
-        let mut tokens = Vec::new();
-        let mut word: Vec<TokenPiece> = Vec::new();
-        let mut word_past = false;
-        for (t, past) in kept.into_iter().chain([(
-            TokenPiece {
-                bytes: b" ".to_vec(),
-                start_ms: 0,
-                end_ms: 0,
-                p: 0.0,
-            },
-            false,
-        )]) {
-            if t.bytes.first() == Some(&b' ') && !word.is_empty() {
-                if word_past {
-                    dropped += 1;
-                    word.clear();
-                } else {
-                    tokens.append(&mut word);
-                }
+        // A word (its tokens from one that opens with a space to the next such) is dropped
+        // when its first token starts past the piece.
+        let starts: Vec<usize> = (0..kept.len())
+            .filter(|&i| i == 0 || kept[i].0.bytes.first() == Some(&b' '))
+            .collect();
+        let mut tokens = Vec::with_capacity(kept.len());
+        for (w, &start) in starts.iter().enumerate() {
+            let end = starts.get(w + 1).copied().unwrap_or(kept.len());
+            if kept[start].1 {
+                dropped += 1;
+            } else {
+                tokens.extend(kept[start..end].iter().map(|(t, _)| t.clone()));
             }
-            if word.is_empty() {
-                word_past = past;
-            }
-            word.push(t);
         }
         (tokens_to_words(&tokens), dropped)
     }

@@ -382,9 +382,13 @@ pub(super) fn bench_packing(a: BenchPackingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One packed window: its clips' indices, its audio and each clip's span in it.
+type PackedWindow = (Vec<usize>, Vec<f32>, Vec<std::ops::Range<usize>>);
+
 /// The clips packed into windows in order, as the pool packs a recording: as many as fit
-/// in one window, `gap` samples before each. Each window's clip indices.
-fn windows_of(clips: &[Vec<f32>], window: usize, gap: usize) -> Vec<Vec<usize>> {
+/// in one window, `gap` samples before each.
+fn windows_of(clips: &[Vec<f32>], window: usize, gap: usize) -> Vec<PackedWindow> {
+    use crate::asr::pool::pack;
     let mut windows: Vec<Vec<usize>> = Vec::new();
     let mut len = 0;
     for (i, c) in clips.iter().enumerate() {
@@ -398,6 +402,13 @@ fn windows_of(clips: &[Vec<f32>], window: usize, gap: usize) -> Vec<Vec<usize>> 
         len += gap + c.len();
     }
     windows
+        .into_iter()
+        .map(|w| {
+            let parts: Vec<&[f32]> = w.iter().map(|&i| clips[i].as_slice()).collect();
+            let (audio, spans) = pack(&parts, gap);
+            (w, audio, spans)
+        })
+        .collect()
 }
 
 /// `bench-packing --compare-pieces REFS`: alone, packed and split by word times (every
@@ -408,7 +419,7 @@ fn compare_pieces(
     clips: &[Vec<f32>],
     refs: &Path,
 ) -> anyhow::Result<()> {
-    use crate::asr::pool::{pack, split_segments_by_group};
+    use crate::asr::pool::split_segments_by_group;
     use crate::asr::{Transcriber, WhisperModel, Word};
     let refs: Vec<String> = std::fs::read_to_string(refs)
         .map_err(|e| anyhow::anyhow!("{}: {e}", refs.display()))?
@@ -444,13 +455,6 @@ fn compare_pieces(
         gap as f64 / 16_000.0,
         a.asr.threads
     );
-    let packed_windows: Vec<_> = windows
-        .iter()
-        .map(|w| {
-            let parts: Vec<&[f32]> = w.iter().map(|&i| clips[i].as_slice()).collect();
-            pack(&parts, gap)
-        })
-        .collect();
     for round in 1..=a.rounds {
         let cpu0 = process_cpu_s()?;
         let alone: Vec<String> = clips
@@ -460,7 +464,7 @@ fn compare_pieces(
         let cpu1 = process_cpu_s()?;
         let mut packed = vec![String::new(); clips.len()];
         let mut straddling = 0;
-        for (w, (audio, spans)) in windows.iter().zip(&packed_windows) {
+        for (w, audio, spans) in &windows {
             let groups: Vec<_> = w.iter().map(|&i| Some(i as u64)).collect();
             let split = split_segments_by_group(tr.transcribe_segments(audio)?, spans, &groups);
             straddling += split.straddling;
@@ -471,7 +475,7 @@ fn compare_pieces(
         let cpu2 = process_cpu_s()?;
         let mut pieces = vec![String::new(); clips.len()];
         let mut dropped = 0;
-        for (w, (audio, spans)) in windows.iter().zip(&packed_windows) {
+        for (w, audio, spans) in &windows {
             for (&i, p) in w.iter().zip(tr.transcribe_pieces(audio, spans, gap)?) {
                 dropped += p.dropped;
                 pieces[i] = text(&p.words);
@@ -512,15 +516,11 @@ fn profile_windows(
     clips: &[Vec<f32>],
     speech_s: f64,
 ) -> anyhow::Result<()> {
-    use crate::asr::pool::pack;
     use crate::asr::{Transcriber, WhisperModel};
     let (window, gap) = (cfg.window_samples(), cfg.gap_samples());
     let windows: Vec<Vec<f32>> = windows_of(clips, window, gap)
-        .iter()
-        .map(|w| {
-            let parts: Vec<&[f32]> = w.iter().map(|&i| clips[i].as_slice()).collect();
-            pack(&parts, gap).0
-        })
+        .into_iter()
+        .map(|(_, audio, _)| audio)
         .collect();
     let path = a.asr.require_model()?;
     let model = WhisperModel::load(path)?;

@@ -255,7 +255,7 @@
     if (m.chance !== undefined) {
       svg.appendChild(title(s('line', { x1: L, x2: W - R, y1: y(m.chance), y2: y(m.chance), 'class': 'chance-line' }),
         'chance: ' + pct(m.chance)));
-      var ct = s('text', { x: W - R - 4, y: y(m.chance) - 4, 'text-anchor': 'end', 'class': 'chance-label' });
+      var ct = s('text', { x: W - R - 4, y: y(m.chance) - 4, 'text-anchor': 'end' });
       ct.textContent = 'chance';
       svg.appendChild(ct);
     }
