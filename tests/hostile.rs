@@ -461,12 +461,7 @@ async fn twilio_burst(addr: SocketAddr, call_sid: &str, secs: usize) -> Duration
 async fn open_leg(server: &Server, call_id: &str) -> (u32, SocketAddr) {
     let r = client(server.grpc)
         .await
-        .open_rtp_leg(proto::OpenRtpLegRequest {
-            call_id: call_id.into(),
-            role: proto::Role::Caller as i32,
-            encoding: proto::Encoding::Mulaw as i32,
-            ..Default::default()
-        })
+        .open_rtp_leg(mulaw_caller_leg(call_id))
         .await
         .unwrap()
         .into_inner();

@@ -187,6 +187,12 @@ fn report_in_chromium_lists_calls_by_risk_and_shows_the_clicked_utterance() {
         // 60 % negative is chance (3 of 5 classes), drawn so an unsure utterance near it
         // does not read as a warning.
         assert_eq!(shown["chance_lines"], 1, "{}", c.name);
+        assert_eq!(
+            shown["timeline_label"],
+            "Emotion over time: P(angry) + P(fearful) + P(sad); 60 % is chance (3 of 5 classes)",
+            "{}",
+            c.name
+        );
         let clicked = shown["clicked"].as_array().unwrap();
         assert_eq!(clicked.len(), d.utterances.len());
         for click in clicked {

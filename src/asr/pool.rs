@@ -246,6 +246,10 @@ pub struct AsrStats {
     /// Pieces decoded again alone because their words' mean confidence in a shared window
     /// was under [`LOW_CONFIDENCE`] (module docs, "What jobs in one window share").
     pub low_confidence_redecodes: u64,
+    /// Windows that held pieces of two or more groups (calls): what packing across calls
+    /// ([`AsrConfig::pack_across_calls`]) made. Never counts a window of two
+    /// [`PackScope`]s (tenants), which the pool does not make.
+    pub shared_windows: u64,
 }
 
 #[derive(Default)]
@@ -257,6 +261,7 @@ struct Counters {
     repeat_redecodes: AtomicU64,
     low_confidence_redecodes: AtomicU64,
     displaced: AtomicU64,
+    shared_windows: AtomicU64,
 }
 
 /// Which jobs may share a Whisper window: only jobs with equal groups are packed together.
@@ -611,6 +616,7 @@ impl AsrPool {
                 .counters
                 .low_confidence_redecodes
                 .load(Ordering::Relaxed),
+            shared_windows: self.counters.shared_windows.load(Ordering::Relaxed),
         }
     }
 
@@ -794,6 +800,9 @@ fn worker_loop(queue: &Queue, mut tr: Transcriber, cfg: &AsrConfig, counters: &C
         }
         let clips: Vec<&[f32]> = to_run.iter().map(|(_, j)| j.audio.as_slice()).collect();
         let groups: Vec<PackGroup> = to_run.iter().map(|(g, _)| *g).collect();
+        if groups.iter().any(|g| *g != groups[0]) {
+            counters.shared_windows.fetch_add(1, Ordering::Relaxed);
+        }
         let audio_ms: u64 = clips
             .iter()
             .map(|c| (c.len() * 1000 / crate::SAMPLE_RATE as usize) as u64)

@@ -12,19 +12,24 @@
   var METRICS = {
     // chance: what a model that knows nothing gives (1 in 5 per class): an unsure
     // utterance sits near it, so 55 % "negative" is less than chance, not a warning.
-    negative: { label: 'Negative', title: 'P(angry) + P(fearful) + P(sad); 60 % is chance (3 of 5 classes)',
+    // A metric's title says where its chance lies (metricTitle), from `chance` itself.
+    negative: { label: 'Negative', title: 'P(angry) + P(fearful) + P(sad)', why: '3 of 5 classes',
       lo: 0, hi: 1, chance: 0.6, f: function (e) { return e.angry + e.fearful + e.sad; } },
-    angry: { label: 'Angry', title: 'P(angry); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+    angry: { label: 'Angry', title: 'P(angry)', lo: 0, hi: 1, chance: 0.2,
       f: function (e) { return e.angry; } },
-    fearful: { label: 'Fearful', title: 'P(fearful); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+    fearful: { label: 'Fearful', title: 'P(fearful)', lo: 0, hi: 1, chance: 0.2,
       f: function (e) { return e.fearful; } },
-    sad: { label: 'Sad', title: 'P(sad); 20 % is chance', lo: 0, hi: 1, chance: 0.2,
+    sad: { label: 'Sad', title: 'P(sad)', lo: 0, hi: 1, chance: 0.2,
       f: function (e) { return e.sad; } },
     valence: { label: 'Valence', title: 'valence (−1 negative … +1 positive)', lo: -1, hi: 1,
       f: function (e) { return e.valence; } },
     arousal: { label: 'Arousal', title: 'arousal (−1 calm … +1 excited)', lo: -1, hi: 1,
       f: function (e) { return e.arousal; } }
   };
+  function metricTitle(m) {
+    if (m.chance === undefined) return m.title;
+    return m.title + '; ' + Math.round(m.chance * 100) + ' % is chance' + (m.why ? ' (' + m.why + ')' : '');
+  }
   var state = { call: null, metric: 'negative', sel: null };
 
   function h(tag, cls, text) {
@@ -95,7 +100,7 @@
     Object.keys(METRICS).forEach(function (k) {
       var b = h('button', '', METRICS[k].label);
       b.type = 'button';
-      b.title = METRICS[k].title;
+      b.title = metricTitle(METRICS[k]);
       b.setAttribute('data-metric', k);
       b.setAttribute('aria-pressed', String(k === state.metric));
       b.addEventListener('click', function () {
@@ -242,7 +247,7 @@
     var x = function (ms) { return L + (W - L - R) * ms / end; };
     var y = function (v) { return T + PH * (1 - (Math.min(m.hi, Math.max(m.lo, v)) - m.lo) / (m.hi - m.lo)); };
     var svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img' });
-    svg.setAttribute('aria-label', 'Emotion over time: ' + m.title);
+    svg.setAttribute('aria-label', 'Emotion over time: ' + metricTitle(m));
 
     // grid and y axis
     var ticks = m.lo < 0 ? [-1, -0.5, 0, 0.5, 1] : [0, 0.25, 0.5, 0.75, 1];

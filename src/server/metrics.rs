@@ -24,6 +24,7 @@
 //! | `callmood_asr_straddling_words_total` | counter | |
 //! | `callmood_asr_repeat_redecodes_total` | counter | |
 //! | `callmood_asr_low_confidence_redecodes_total` | counter | |
+//! | `callmood_asr_shared_windows_total` | counter | |
 //! | `callmood_draining` | gauge | |
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub struct Metrics {
     asr_windows: IntCounter,
     asr_audio: Counter,
     asr_straddling: IntCounter,
+    asr_shared_windows: IntCounter,
     asr_repeats: IntCounter,
     asr_low_confidence: IntCounter,
     draining: IntGauge,
@@ -228,6 +230,14 @@ impl Metrics {
                 ))
                 .expect("valid"),
             ),
+            asr_shared_windows: reg(
+                &r,
+                IntCounter::with_opts(opts(
+                    "callmood_asr_shared_windows_total",
+                    "Windows that held pieces of two or more calls (packing across calls, one tenant's).",
+                ))
+                .expect("valid"),
+            ),
             asr_repeats: reg(
                 &r,
                 IntCounter::with_opts(opts(
@@ -352,6 +362,10 @@ impl Metrics {
             add(&self.asr_audio, s.audio_ms as f64 / 1000.0);
             self.asr_straddling
                 .inc_by(s.straddling_words.saturating_sub(self.asr_straddling.get()));
+            self.asr_shared_windows.inc_by(
+                s.shared_windows
+                    .saturating_sub(self.asr_shared_windows.get()),
+            );
             self.asr_repeats
                 .inc_by(s.repeat_redecodes.saturating_sub(self.asr_repeats.get()));
             self.asr_low_confidence.inc_by(

@@ -455,6 +455,16 @@ pub fn write_stereo_wav(path: &Path, interleaved: &[f32]) {
     w.finalize().unwrap();
 }
 
+/// An `OpenRtpLeg` request for a μ-law caller leg of call `call_id`.
+pub fn mulaw_caller_leg(call_id: &str) -> callmood::proto::OpenRtpLegRequest {
+    callmood::proto::OpenRtpLegRequest {
+        call_id: call_id.into(),
+        role: callmood::proto::Role::Caller as i32,
+        encoding: callmood::proto::Encoding::Mulaw as i32,
+        ..Default::default()
+    }
+}
+
 /// Watches a call (`WatchCall`) and collects its events until the summary.
 pub fn watch(
     addr: SocketAddr,

@@ -91,6 +91,7 @@ def main():
                 "transcript_rows": page.locator("#transcript li[data-u]").count(),
                 # the default metric (negative emotion) draws where chance lies
                 "chance_lines": page.locator("#timeline .chance-line").count(),
+                "timeline_label": page.locator("#timeline svg").first.get_attribute("aria-label"),
                 "clicked": clicked,
             }
         browser.close()
