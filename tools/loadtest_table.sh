@@ -57,6 +57,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 SERVE_FLAGS=("$@")
+if [ -n "$REFERENCE" ] && [ -z "$ALONE" ]; then
+  # The WER against what was said is given alone and under load, side by side.
+  echo "$0: --reference needs --alone or --alone-from FILE (the calls played alone)" >&2
+  exit 2
+fi
 tmp=$(mktemp -d)
 server=""
 cleanup() {
