@@ -1,5 +1,7 @@
 //! Issue 20: tokens and tenants, call id limits (and TLS). The server runs in-process
 //! without any model (prosody only): no audio needs to be understood here.
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,8 +13,8 @@ use callmood::proto::{self, stream_call_request, StreamCallRequest};
 use callmood::server::security::SecurityConfig;
 use callmood::server::session::Analyzer;
 use callmood::server::{serve_on, ServeConfig};
+use common::{token_client, AddToken};
 use tokio_rustls::rustls;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
@@ -133,28 +135,6 @@ async fn start_media(
     (addr, media_addr, stop)
 }
 
-/// Adds the token to each request.
-type AddToken = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
-type Client = CallAnalyzerClient<InterceptedService<Channel, AddToken>>;
-
-/// A client that sends `authorization: Bearer TOKEN` (or nothing, for `None`).
-async fn client(addr: SocketAddr, token: Option<&str>) -> Client {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let header: Option<tonic::metadata::AsciiMetadataValue> =
-        token.map(|t| format!("Bearer {t}").parse().unwrap());
-    let add: AddToken = Box::new(move |mut req: Request<()>| {
-        if let Some(h) = &header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
-    });
-    CallAnalyzerClient::with_interceptor(channel, add)
-}
-
 fn rtp_leg(call_id: &str) -> proto::OpenRtpLegRequest {
     proto::OpenRtpLegRequest {
         call_id: call_id.into(),
@@ -198,7 +178,7 @@ async fn requests_without_a_known_token_are_unauthenticated() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), None).await;
     for token in [None, Some("acme-0123456789abcdeX"), Some("")] {
-        let mut c = client(addr, token).await;
+        let mut c = token_client(addr, token).await;
         let e = c.watch_call(watch("c1")).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e:?}");
         assert_eq!(
@@ -239,7 +219,7 @@ async fn requests_without_a_known_token_are_unauthenticated() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     // The token itself is the whole secret: a right token opens the door.
-    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
     a.open_rtp_leg(rtp_leg("c1")).await.unwrap();
     a.close_leg(close("c1", 0)).await.unwrap();
 }
@@ -248,8 +228,8 @@ async fn requests_without_a_known_token_are_unauthenticated() {
 async fn another_tenants_call_is_out_of_reach_and_looks_like_no_call() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), None).await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
-    let mut b = client(addr, Some(TOKEN_B)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
+    let mut b = token_client(addr, Some(TOKEN_B)).await;
     let leg = a
         .open_rtp_leg(rtp_leg("shared-1"))
         .await
@@ -335,8 +315,8 @@ async fn another_tenants_call_is_out_of_reach_and_looks_like_no_call() {
 async fn each_tenant_has_its_own_cap_on_calls_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), Some(2)).await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
-    let mut b = client(addr, Some(TOKEN_B)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
+    let mut b = token_client(addr, Some(TOKEN_B)).await;
     a.open_rtp_leg(rtp_leg("a1")).await.unwrap();
     a.open_rtp_leg(rtp_leg("a2")).await.unwrap();
     // A second leg of a call in flight is no new call.
@@ -380,7 +360,7 @@ async fn each_tenant_has_its_own_cap_on_calls_in_flight() {
 async fn the_next_rtp_port_cannot_be_guessed_from_the_last() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), None).await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
     let mut ports = Vec::new();
     for k in 0..8 {
         let leg = a
@@ -410,7 +390,7 @@ async fn the_next_rtp_port_cannot_be_guessed_from_the_last() {
 async fn call_ids_are_limited_and_never_echoed_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = start(dir.path(), None).await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
     // 1 MB: under the 1 MiB message limit, so that the id check answers.
     let huge = "x".repeat(1_000_000);
     let check = |e: Status| {
@@ -580,8 +560,8 @@ async fn calls_of_transports_without_tokens_belong_to_the_media_tenant() {
     let mut frames = vec![0x01, 0, 16];
     frames.extend(&uuid);
     conn.write_all(&frames).await.unwrap();
-    let mut a = client(addr, Some(TOKEN_A)).await;
-    let mut b = client(addr, Some(TOKEN_B)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
+    let mut b = token_client(addr, Some(TOKEN_B)).await;
     let mut watched = a.watch_call(watch(id)).await.unwrap().into_inner();
     let e = b.watch_call(watch(id)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
@@ -785,9 +765,9 @@ async fn websocket_media_credentials_named_in_the_token_file_are_their_tenants()
     let mut acme_sock = fork("acme-fs:pass-a", "same-id").await;
     let mut globex_sock = fork("globex-fs:pass-b", "same-id").await;
     let mut lab_sock = fork("lab-fs:pass-c", "lab-1").await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
-    let mut b = client(addr, Some(TOKEN_B)).await;
-    let mut m = client(addr, Some(TOKEN_MEDIA)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
+    let mut b = token_client(addr, Some(TOKEN_B)).await;
+    let mut m = token_client(addr, Some(TOKEN_MEDIA)).await;
     let acme_events = a.watch_call(watch("same-id")).await.unwrap().into_inner();
     let globex_events = b.watch_call(watch("same-id")).await.unwrap().into_inner();
     let lab_events = m.watch_call(watch("lab-1")).await.unwrap().into_inner();
@@ -1011,7 +991,7 @@ async fn audiosocket_tls_takes_tls_clients_with_a_certificate_of_the_client_ca_o
 #[tokio::test]
 async fn unknown_enum_values_are_refused_naming_the_field() {
     let (addr, _stop) = start_with(SecurityConfig::default()).await;
-    let mut c = client(addr, None).await;
+    let mut c = token_client(addr, None).await;
     let check = |e: Status, field: &str| {
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert!(
@@ -1300,7 +1280,7 @@ async fn a_reload_that_remaps_a_media_credential_ends_its_sockets() {
     let mut unmapped = fork_socket(ws_addr, "/fork", Some("lab-fs:pass-c"), "m2").await;
     // The mapped socket has joined, as acme's, before the file changes (WatchCall waits
     // for the call a while).
-    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
     a.watch_call(watch("m1")).await.unwrap();
     let new = dir.path().join("tokens.new");
     std::fs::write(&new, format!("{TOKEN_A} acme\n")).unwrap();
@@ -1423,7 +1403,7 @@ async fn a_call_takes_legs_with_credentials_or_without_never_both() {
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let (addr, ws_addr, _stop) = start_with_open_fork(dir.path()).await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
     a.open_rtp_leg(rtp_leg("shared")).await.unwrap();
     let open = |call_id: &'static str| fork_socket(ws_addr, "/fork", None, call_id);
     let mut intruder = open("shared").await;
@@ -1484,8 +1464,8 @@ async fn a_revoked_token_ends_the_streams_and_legs_it_opened() {
         ..Default::default()
     })
     .await;
-    let mut a = client(addr, Some(TOKEN_A)).await;
-    let mut kept = client(addr, Some(KEPT)).await;
+    let mut a = token_client(addr, Some(TOKEN_A)).await;
+    let mut kept = token_client(addr, Some(KEPT)).await;
     a.open_rtp_leg(rtp_leg("rv")).await.unwrap();
     kept.open_rtp_leg(rtp_leg("rv")).await.unwrap();
     let (audio, rx) = tokio::sync::mpsc::channel(1);

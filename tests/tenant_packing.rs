@@ -32,30 +32,6 @@ fn mulaw_caller_call(call_id: &str, channel_id: u32) -> proto::StreamCallRequest
     }
 }
 
-/// A gRPC client that sends `authorization: Bearer TOKEN` with every request.
-type TokenClient = callmood::proto::call_analyzer_client::CallAnalyzerClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>,
-    >,
->;
-
-async fn token_client(addr: SocketAddr, token: &str) -> TokenClient {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let header: tonic::metadata::AsciiMetadataValue = format!("Bearer {token}").parse().unwrap();
-    callmood::proto::call_analyzer_client::CallAnalyzerClient::with_interceptor(
-        channel,
-        Box::new(move |mut req: tonic::Request<()>| {
-            req.metadata_mut().insert("authorization", header.clone());
-            Ok(req)
-        }),
-    )
-}
-
 /// Issue 19: packing across calls is scoped by tenant through the service, on both ways
 /// in. With `asr.pack_across_calls` on and two tenants' tokens, a `StreamCall` of tenant
 /// acme and an RTP leg (`OpenRtpLeg`) of acme, streamed at once ten times faster than
@@ -89,7 +65,7 @@ async fn two_tenants_calls_never_share_a_window() {
     for (round, rtp_token, same_tenant) in [(0, ACME, true), (1, GLOBEX, false)] {
         let before = pool.stats();
         // The RTP leg of `rtp_token`'s tenant, watched by that tenant.
-        let mut rtp_client = token_client(s.grpc, rtp_token).await;
+        let mut rtp_client = token_client(s.grpc, Some(rtp_token)).await;
         let rtp_call = format!("rtp-{round}");
         let opened = rtp_client
             .open_rtp_leg(mulaw_caller_leg(&rtp_call))
@@ -137,7 +113,7 @@ async fn two_tenants_calls_never_share_a_window() {
                 }
             }
         });
-        let mut acme = token_client(s.grpc, ACME).await;
+        let mut acme = token_client(s.grpc, Some(ACME)).await;
         let reply = acme.stream_call(ReceiverStream::new(rx)).await.unwrap();
         let grpc_events = collect(reply.into_inner()).await.unwrap();
         rtp_sender.await.unwrap();

@@ -354,24 +354,15 @@ impl Metrics {
             self.asr_queue_depth.set(pool.queued() as i64);
             let s = pool.stats();
             // Counters only go up: add what the pool counted since the last scrape.
-            self.asr_jobs
-                .inc_by(s.jobs.saturating_sub(self.asr_jobs.get()));
-            self.asr_windows
-                .inc_by(s.windows.saturating_sub(self.asr_windows.get()));
+            let up = |c: &IntCounter, total: u64| c.inc_by(total.saturating_sub(c.get()));
             let add = |c: &Counter, total: f64| c.inc_by((total - c.get()).max(0.0));
+            up(&self.asr_jobs, s.jobs);
+            up(&self.asr_windows, s.windows);
             add(&self.asr_audio, s.audio_ms as f64 / 1000.0);
-            self.asr_straddling
-                .inc_by(s.straddling_words.saturating_sub(self.asr_straddling.get()));
-            self.asr_shared_windows.inc_by(
-                s.shared_windows
-                    .saturating_sub(self.asr_shared_windows.get()),
-            );
-            self.asr_repeats
-                .inc_by(s.repeat_redecodes.saturating_sub(self.asr_repeats.get()));
-            self.asr_low_confidence.inc_by(
-                s.low_confidence_redecodes
-                    .saturating_sub(self.asr_low_confidence.get()),
-            );
+            up(&self.asr_straddling, s.straddling_words);
+            up(&self.asr_shared_windows, s.shared_windows);
+            up(&self.asr_repeats, s.repeat_redecodes);
+            up(&self.asr_low_confidence, s.low_confidence_redecodes);
             add(&self.asr_queue_wait, s.queue_wait_us as f64 / 1e6);
         }
         let mut out = Vec::new();

@@ -91,6 +91,32 @@ pub async fn client(addr: SocketAddr) -> Client {
     Client::connect(format!("http://{addr}")).await.unwrap()
 }
 
+/// Adds a token (or another `authorization` value) to each request.
+pub type AddToken =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+/// A gRPC client of the service that sends a token with every request.
+pub type TokenClient =
+    Client_<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AddToken>>;
+type Client_<T> = callmood::proto::call_analyzer_client::CallAnalyzerClient<T>;
+
+/// A client that sends `authorization: Bearer TOKEN` (or nothing, for `None`).
+pub async fn token_client(addr: SocketAddr, token: Option<&str>) -> TokenClient {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let header: Option<tonic::metadata::AsciiMetadataValue> =
+        token.map(|t| format!("Bearer {t}").parse().unwrap());
+    let add: AddToken = Box::new(move |mut req: tonic::Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    callmood::proto::call_analyzer_client::CallAnalyzerClient::with_interceptor(channel, add)
+}
+
 /// The `callmood` binary of this build.
 pub fn callmood() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_callmood"))
